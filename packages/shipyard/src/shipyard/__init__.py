@@ -1,0 +1,95 @@
+"""Shipyard: a durable task engine with Trigger.dev v4 semantics, for Python.
+
+Example::
+
+    from shipyard import task, metadata, logger
+
+    @task(id="hello")
+    async def hello(payload: dict) -> str:
+        logger.info("greeting", name=payload["name"])
+        metadata.set("greeted", True)
+        return f"Hello {payload['name']}"
+"""
+
+from shipyard.engine.registry import configure
+from shipyard.engine.runs import RunStatus
+from shipyard.errors import (
+    AbortTaskRunError,
+    ApiError,
+    BatchTooLargeError,
+    ConfigError,
+    DuplicateTaskError,
+    IdempotencyKeyError,
+    InvalidDurationError,
+    MetadataTooLargeError,
+    NotInRunError,
+    PayloadTooLargeError,
+    RunNotFoundError,
+    SerializationError,
+    ShipyardError,
+    SubtaskUnwrapError,
+    TaskPayloadParsedError,
+    TooManyTagsError,
+    UnknownTaskError,
+    ValidationError,
+)
+from shipyard.retry_policy import RetryOptions
+from shipyard.sdk.batch import batch
+from shipyard.sdk.context import Context
+from shipyard.sdk.handles import BatchHandle, BatchResult, Result, RunHandle, TaskRunError
+from shipyard.sdk.idempotency import IdempotencyKey, idempotency_keys
+from shipyard.sdk.locals import locals
+from shipyard.sdk.logger import logger
+from shipyard.sdk.metadata import metadata
+from shipyard.sdk.retry import retry
+from shipyard.sdk.runs import Run, runs
+from shipyard.sdk.tags import tags
+from shipyard.sdk.task import Task, schema_task, task
+from shipyard.sdk.tasks import tasks
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AbortTaskRunError",
+    "ApiError",
+    "BatchHandle",
+    "BatchResult",
+    "BatchTooLargeError",
+    "ConfigError",
+    "Context",
+    "DuplicateTaskError",
+    "IdempotencyKey",
+    "IdempotencyKeyError",
+    "InvalidDurationError",
+    "MetadataTooLargeError",
+    "NotInRunError",
+    "PayloadTooLargeError",
+    "Result",
+    "RetryOptions",
+    "Run",
+    "RunHandle",
+    "RunNotFoundError",
+    "RunStatus",
+    "SerializationError",
+    "ShipyardError",
+    "SubtaskUnwrapError",
+    "Task",
+    "TaskPayloadParsedError",
+    "TaskRunError",
+    "TooManyTagsError",
+    "UnknownTaskError",
+    "ValidationError",
+    "__version__",
+    "batch",
+    "configure",
+    "idempotency_keys",
+    "locals",
+    "logger",
+    "metadata",
+    "retry",
+    "runs",
+    "schema_task",
+    "tags",
+    "task",
+    "tasks",
+]

@@ -1,0 +1,1 @@
+"""The ``shipyard`` command line (typer), noun-verb: ``shipyard runs list``."""

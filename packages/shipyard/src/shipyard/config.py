@@ -1,0 +1,205 @@
+"""Typed settings, read once from defaults, ``[tool.shipyard]``, ``SHIPYARD_<NAME>`` and code.
+
+Precedence, lowest first: field defaults → ``[tool.shipyard]`` in the project's root
+``pyproject.toml`` → environment variables ``SHIPYARD_<FIELD_NAME_UPPERCASE>`` →
+``shipyard.configure(...)`` in code. Every process that uses the same project root and
+environment reaches the same store, so an app process that triggers runs and the worker that
+executes them agree without extra wiring.
+
+Example::
+
+    import shipyard
+    shipyard.configure(database_url="sqlite:///tmp/app.db", environment="staging")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from shipyard.errors import ConfigError
+
+ENV_PREFIX = "SHIPYARD_"
+
+
+class Settings(BaseModel):
+    """Everything Shipyard can be configured with. Each field maps to ``SHIPYARD_<NAME>``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    project_root: Path = Field(
+        default_factory=Path.cwd,
+        description="Folder holding pyproject.toml, trigger/ and .shipyard/.",
+    )
+    database_url: str = Field(
+        default="sqlite:///.shipyard/shipyard.db",
+        description="sqlite:///relative/or/absolute.db (relative to the project root), "
+        "or postgresql://... for many worker machines.",
+    )
+    environment: str = Field(
+        default="development",
+        description="development, staging, production or preview/<branch>.",
+    )
+    dirs: list[str] = Field(
+        default_factory=lambda: ["trigger"],
+        description="Folders (relative to the project root) whose modules define tasks.",
+    )
+    secret_key: str | None = Field(
+        default=None,
+        description="Secret key of this environment; signs public access tokens. In development "
+        "a random key is created in .shipyard/secret_key when unset.",
+    )
+    retries_enabled_in_dev: bool = Field(
+        default=True, description="Retry failed attempts in the development environment."
+    )
+    retries_default: dict[str, Any] = Field(
+        default_factory=lambda: {
+            "max_attempts": 3,
+            "min_timeout_ms": 1000,
+            "max_timeout_ms": 10000,
+            "factor": 2,
+            "randomize": True,
+        },
+        description="Retry options for tasks that set no retry of their own.",
+    )
+    max_duration: int | None = Field(
+        default=None, description="Default max_duration (seconds) of an attempt; none = no limit."
+    )
+    worker_concurrency: int = Field(
+        default=25, ge=1, le=10_000, description="Attempts one worker runs at once."
+    )
+    heartbeat_interval: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds between lease heartbeats; a lease lasts 3 heartbeat intervals.",
+    )
+    poll_interval: float = Field(
+        default=0.5,
+        gt=0,
+        description="Seconds between backup polls for runs when no wake-up arrives.",
+    )
+    shutdown_grace: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds running attempts get to finish after SIGTERM before release.",
+    )
+    server_host: str = Field(default="127.0.0.1", description="Engine server bind address.")
+    server_port: int = Field(default=3030, description="Engine server port.")
+    log_level: str = Field(default="info", description="debug, info, warning or error.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgres://")):
+            raise ValueError(
+                f"database_url must start with sqlite:/// or postgresql://, got {value[:12]!r}…"
+            )
+        return value
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a claimed run stays owned without a heartbeat."""
+        return 3 * self.heartbeat_interval
+
+    @property
+    def state_dir(self) -> Path:
+        """``.shipyard/`` under the project root: the SQLite file, the dev secret key."""
+        return self.project_root / ".shipyard"
+
+    def sqlite_path(self) -> Path:
+        """The SQLite database file this configuration points at."""
+        raw = self.database_url.removeprefix("sqlite://")
+        # sqlite:///rel/path → "/rel/path" relative; sqlite:////abs/path → "//abs/path" absolute.
+        if raw.startswith("//"):
+            return Path(raw[1:])
+        path = Path(raw.removeprefix("/"))
+        return path if path.is_absolute() else self.project_root / path
+
+    def resolved_secret_key(self) -> str:
+        """The environment's secret key; in development one is created on first use."""
+        if self.secret_key:
+            return self.secret_key
+        if self.environment != "development":
+            raise ConfigError(
+                "SHIPYARD_SECRET_KEY must be set outside the development environment "
+                f"(environment is {self.environment!r})."
+            )
+        path = self.state_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        import secrets
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = "sk_dev_" + secrets.token_urlsafe(32)
+        # O_EXCL: when two processes start at once, the first key written wins for both.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key)
+        return key
+
+
+def find_project_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above ``start`` whose pyproject.toml has ``[tool.shipyard]``."""
+    if explicit := os.environ.get(ENV_PREFIX + "PROJECT_ROOT"):
+        return Path(explicit).resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file() and "[tool.shipyard]" in pyproject.read_text(errors="replace"):
+            return folder
+    return here
+
+
+def _pyproject_section(root: Path) -> dict[str, Any]:
+    pyproject = root / "pyproject.toml"
+    if not pyproject.is_file():
+        return {}
+    try:
+        data = tomllib.loads(pyproject.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{pyproject} is not valid TOML: {exc}") from exc
+    section = data.get("tool", {}).get("shipyard", {})
+    return dict(section) if isinstance(section, dict) else {}
+
+
+def _env_values() -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, field in Settings.model_fields.items():
+        raw = os.environ.get(ENV_PREFIX + name.upper())
+        if raw is None or raw == "":
+            continue
+        annotation = str(field.annotation)
+        if "list" in annotation or "dict" in annotation:
+            try:
+                values[name] = json.loads(raw)
+            except json.JSONDecodeError:
+                values[name] = [part.strip() for part in raw.split(",") if part.strip()]
+        else:
+            values[name] = raw
+    return values
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from pyproject, environment and ``overrides`` (highest precedence)."""
+    root = Path(overrides.get("project_root") or find_project_root())
+    merged: dict[str, Any] = {"project_root": root}
+    merged.update(_pyproject_section(root))
+    merged.update(_env_values())
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    merged["project_root"] = Path(merged["project_root"]).resolve()
+    try:
+        return Settings(**merged)
+    except PydanticValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"Invalid Shipyard settings: {problems}") from exc

@@ -1,0 +1,1 @@
+"""Domain operations, independent of the storage backend."""

@@ -1,0 +1,404 @@
+"""The engine: domain operations over a store — trigger, batch, wait, cancel, replay.
+
+The public API (``my_task.trigger``, ``runs.cancel`` …), the worker, the CLI and the HTTP
+server all go through one :class:`Engine`; none of them talks to the store directly for a
+domain decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jwt
+
+from shipyard.config import Settings
+from shipyard.engine.options import TriggerOptions, parse_options
+from shipyard.engine.runs import FINAL_STATUSES, IDEMPOTENCY_RELEASE_STATUSES, RunStatus
+from shipyard.errors import (
+    BatchTooLargeError,
+    NotInRunError,
+    PayloadTooLargeError,
+    RunNotFoundError,
+    RunTimeoutError,
+    UnknownTaskError,
+    ValidationError,
+)
+from shipyard.ids import new_id
+from shipyard.jsonutil import byte_size, dumps, loads
+from shipyard.sdk.context import current_scope
+from shipyard.sdk.handles import BatchHandle, BatchResult, Result, RunHandle, TaskRunError
+from shipyard.sdk.task import TaskRegistry, registry
+from shipyard.store import Store, open_store
+from shipyard.store.protocol import (
+    BatchInsertParams,
+    RunCancelParams,
+    RunInsertParams,
+)
+from shipyard.store.records import RunRecord
+
+PAYLOAD_MAX_BYTES = 3 * 1024 * 1024
+OUTPUT_MAX_BYTES = 10 * 1024 * 1024
+BATCH_MAX_ITEMS = 1000
+HANDLE_TOKEN_TTL_S = 3600
+
+
+def wall_ms() -> int:
+    """The real clock, in epoch milliseconds."""
+    return int(time.time() * 1000)
+
+
+class Engine:
+    """Domain operations for one environment over one store.
+
+    Example::
+
+        engine = Engine(load_settings())
+        await engine.start()
+        handle = await engine.trigger("send-email", {"to": "a@b.c"}, {})
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store | None = None,
+        *,
+        clock: Callable[[], int] = wall_ms,
+        tasks: TaskRegistry = registry,
+    ) -> None:
+        self.settings = settings
+        self.environment = settings.environment
+        self.store: Store = store or open_store(settings)
+        self.clock = clock
+        self.tasks = tasks
+        self._started = False
+        self._start_lock = asyncio.Lock()
+        self._known_tasks: tuple[float, set[str]] = (0.0, set())
+        self._secret: str | None = None
+        self._finish_waiters: dict[str, list[asyncio.Future[None]]] = {}
+
+    async def start(self) -> None:
+        """Apply pending migrations (once per engine)."""
+        if self._started:
+            return
+        async with self._start_lock:
+            if not self._started:
+                await self.store.migrate()
+                self._started = True
+
+    async def close(self) -> None:
+        """Close the store."""
+        await self.store.close()
+
+    # -- triggering -----------------------------------------------------------------------
+
+    async def _check_known(self, task_ids: set[str]) -> None:
+        local = {t for t in task_ids if self.tasks.get(t) is not None}
+        missing = task_ids - local
+        if not missing:
+            return
+        checked_at, known = self._known_tasks
+        if missing <= known:
+            return
+        if time.monotonic() - checked_at > 0.05 or not missing <= known:
+            records = await self.store.task_list(self.environment)
+            known = {r.id for r in records}
+            self._known_tasks = (time.monotonic(), known)
+        still = sorted(missing - known)
+        if still:
+            every = sorted(known | set(self.tasks.ids()))
+            raise UnknownTaskError(
+                f"Unknown task '{still[0]}' in environment '{self.environment}': no worker has "
+                f"registered it and this process does not define it. Known tasks: "
+                f"{', '.join(every) if every else '(none yet: start a worker)'}.",
+                task_id=still[0],
+                known=every,
+            )
+
+    def _encode_payload(self, payload: Any) -> str:
+        text = dumps(payload, what="Payload")
+        size = byte_size(text)
+        if size > PAYLOAD_MAX_BYTES:
+            raise PayloadTooLargeError(
+                f"Payload is {size:,} bytes; the limit is {PAYLOAD_MAX_BYTES:,} bytes (3 MiB).",
+                limit=PAYLOAD_MAX_BYTES,
+                size=size,
+            )
+        return text
+
+    def _insert_params(
+        self,
+        task_id: str,
+        payload_text: str,
+        opts: TriggerOptions,
+        now: int,
+        *,
+        trigger_function: str,
+        batch_id: str | None = None,
+        batch_index: int | None = None,
+    ) -> RunInsertParams:
+        scope = current_scope()
+        parent_id = root_id = None
+        depth = 0
+        if scope is not None:
+            parent_id = scope.ctx.run.id
+            root_id = scope.ctx.run.root_id or scope.ctx.run.id
+            depth = scope.ctx.run.depth + 1
+        definition = self.tasks.get(task_id)
+        return RunInsertParams(
+            id=new_id("run"),
+            environment=self.environment,
+            task_id=task_id,
+            status=RunStatus.QUEUED,
+            payload=payload_text,
+            queue=definition.queue_name if definition else f"task/{task_id}",
+            queued_at=now,
+            created_at=now,
+            metadata=opts.metadata,
+            tags=opts.tags,
+            priority_ms=opts.priority_ms,
+            max_attempts=opts.max_attempts,
+            idempotency_key=opts.idempotency_key,
+            idempotency_key_expires_at=(
+                now + opts.idempotency_key_ttl_ms if opts.idempotency_key else None
+            ),
+            parent_run_id=parent_id,
+            root_run_id=root_id,
+            depth=depth,
+            batch_id=batch_id,
+            batch_index=batch_index,
+            machine=opts.machine,
+            max_duration_s=opts.max_duration,
+            trigger_function=trigger_function,
+            idempotency_release_statuses=frozenset(str(s) for s in IDEMPOTENCY_RELEASE_STATUSES),
+        )
+
+    async def trigger(
+        self,
+        task_id: str,
+        payload: Any,
+        options: Mapping[str, Any],
+        *,
+        trigger_function: str = "trigger",
+    ) -> RunHandle:
+        """Create a run (or return the one its idempotency key points at)."""
+        opts = parse_options(options)
+        payload_text = self._encode_payload(payload)
+        await self.start()
+        await self._check_known({task_id})
+        params = self._insert_params(
+            task_id, payload_text, opts, self.clock(), trigger_function=trigger_function
+        )
+        result = await self.store.run_insert(params)
+        if not result.cached:
+            await self.store.ready_notify(self.environment)
+        return RunHandle(
+            id=result.run.id,
+            task_identifier=task_id,
+            is_cached=result.cached,
+            public_access_token=self.public_token([f"read:runs:{result.run.id}"]),
+        )
+
+    async def batch_trigger(
+        self,
+        entries: Sequence[Mapping[str, Any]],
+        options: Mapping[str, Any],
+        *,
+        trigger_function: str = "batchTrigger",
+    ) -> BatchHandle:
+        """Create one run per entry (``{"task", "payload", "options"}``) in one transaction."""
+        if len(entries) > BATCH_MAX_ITEMS:
+            raise BatchTooLargeError(
+                f"A batch can have at most {BATCH_MAX_ITEMS:,} items; got {len(entries):,}.",
+                limit=BATCH_MAX_ITEMS,
+                size=len(entries),
+            )
+        if not entries:
+            raise ValidationError("A batch needs at least one item.")
+        batch_options = dict(options)
+        batch_key = batch_options.pop("idempotency_key", None)
+        now = self.clock()
+        batch_id = new_id("batch")
+        params: list[RunInsertParams] = []
+        for index, entry in enumerate(entries):
+            item_options = {**batch_options, **(entry.get("options") or {})}
+            if batch_key is not None and "idempotency_key" not in item_options:
+                # A batch-level key applies to items without their own as key + index.
+                item_options["idempotency_key"] = [*_key_parts(batch_key), str(index)]
+            opts = parse_options(item_options)
+            params.append(
+                self._insert_params(
+                    str(entry["task"]),
+                    self._encode_payload(entry.get("payload")),
+                    opts,
+                    now,
+                    trigger_function=trigger_function,
+                    batch_id=batch_id,
+                    batch_index=index,
+                )
+            )
+        await self.start()
+        await self._check_known({p.task_id for p in params})
+        results = await self.store.run_insert_many(
+            params,
+            BatchInsertParams(
+                id=batch_id,
+                environment=self.environment,
+                idempotency_key=None,
+                created_at=now,
+            ),
+        )
+        await self.store.ready_notify(self.environment)
+        return BatchHandle(
+            batch_id=batch_id,
+            run_count=len(results),
+            runs=tuple(r.run.id for r in results),
+            public_access_token=self.public_token([f"read:batch:{batch_id}"]),
+        )
+
+    # -- waiting for runs -----------------------------------------------------------------
+
+    def run_finished(self, run_ids: Sequence[str]) -> None:
+        """Wake in-process waiters of these runs (called by a worker after finishing them)."""
+        for run_id in run_ids:
+            for future in self._finish_waiters.pop(run_id, []):
+                if not future.done():
+                    future.get_loop().call_soon_threadsafe(_resolve, future)
+
+    async def wait_for_final(self, run_id: str, timeout: float | None = None) -> RunRecord:
+        """Wait until the run reaches a final status; poll, woken early in process."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        interval = 0.02
+        while True:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._finish_waiters.setdefault(run_id, []).append(future)
+            run = await self.store.run_get(self.environment, run_id)
+            if run is None:
+                raise RunNotFoundError(f"Run {run_id} not found.", run_id=run_id)
+            if RunStatus(run.status).is_final:
+                return run
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise RunTimeoutError(
+                    f"Run {run_id} did not finish within {timeout} s (status {run.status}).",
+                    run_id=run_id,
+                )
+            wait = interval if remaining is None else min(interval, remaining)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(future), wait)
+            interval = min(interval * 1.5, 0.5)
+
+    async def trigger_and_wait(
+        self, task_id: str, payload: Any, options: Mapping[str, Any]
+    ) -> Result:
+        """Trigger a child run and wait for its result. Only inside a run.
+
+        The parent keeps its worker slot while it waits (durable, slot-releasing waits
+        arrive with waitpoints).
+        """
+        scope = current_scope()
+        if scope is None:
+            raise NotInRunError(
+                "trigger_and_wait can only be called inside a running task; "
+                "use trigger() and runs.poll() elsewhere."
+            )
+        handle = await self.trigger(task_id, payload, options, trigger_function="triggerAndWait")
+        run = await self.wait_for_final(handle.id)
+        return result_of(run)
+
+    async def batch_trigger_and_wait(
+        self, entries: Sequence[Mapping[str, Any]], options: Mapping[str, Any]
+    ) -> BatchResult:
+        """Trigger many child runs and wait for all; results in input order."""
+        if current_scope() is None:
+            raise NotInRunError("batch_trigger_and_wait can only be called inside a running task.")
+        batch = await self.batch_trigger(entries, options, trigger_function="batchTriggerAndWait")
+        results = []
+        for run_id in batch.runs:
+            results.append(result_of(await self.wait_for_final(run_id)))
+        return BatchResult(id=batch.batch_id, runs=tuple(results))
+
+    # -- managing runs --------------------------------------------------------------------
+
+    async def get_run(self, run_id: str) -> RunRecord:
+        """A run by id, or :class:`RunNotFoundError`."""
+        await self.start()
+        run = await self.store.run_get(self.environment, run_id)
+        if run is None:
+            raise RunNotFoundError(
+                f"Run {run_id} not found in environment '{self.environment}'.", run_id=run_id
+            )
+        return run
+
+    async def cancel(self, run_id: str) -> RunRecord:
+        """Cancel a run and its non-final children. A final run is returned unchanged."""
+        run = await self.get_run(run_id)
+        if RunStatus(run.status).is_final:
+            return run
+        canceled = await self.store.run_cancel(
+            RunCancelParams(
+                environment=self.environment,
+                run_id=run_id,
+                now=self.clock(),
+                final_statuses=frozenset(str(s) for s in FINAL_STATUSES),
+                error=dumps(
+                    {"name": "TaskRunCanceled", "message": "The run was canceled.", "stack": ""}
+                ),
+            )
+        )
+        # Executing workers notice on their next ownership check; ring so it is soon.
+        await self.store.ready_notify(self.environment)
+        self.run_finished(canceled)
+        return await self.get_run(run_id)
+
+    async def replay(self, run_id: str) -> RunHandle:
+        """A new run of the same task with the same payload, tags and options."""
+        run = await self.get_run(run_id)
+        options: dict[str, Any] = {"tags": loads(run.tags)}
+        if run.machine:
+            options["machine"] = run.machine
+        if run.max_duration_s:
+            options["max_duration"] = run.max_duration_s
+        return await self.trigger(run.task_id, loads(run.payload), options)
+
+    # -- tokens ---------------------------------------------------------------------------
+
+    def public_token(self, scopes: list[str], expires_in_s: int = HANDLE_TOKEN_TTL_S) -> str:
+        """A JWT granting ``scopes`` in this environment for ``expires_in_s`` seconds."""
+        if self._secret is None:
+            self._secret = self.settings.resolved_secret_key()
+        now = int(time.time())
+        claims = {"sub": self.environment, "scopes": scopes, "iat": now, "exp": now + expires_in_s}
+        return jwt.encode(claims, self._secret, algorithm="HS256")
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _key_parts(key: Any) -> list[str]:
+    return [key] if isinstance(key, str) else [str(k) for k in key]
+
+
+def error_of(run: RunRecord) -> TaskRunError | None:
+    """The run's recorded error as a :class:`TaskRunError`."""
+    data = loads(run.error)
+    if not data:
+        return None
+    return TaskRunError(
+        name=str(data.get("name", "Error")),
+        message=str(data.get("message", "")),
+        stack=str(data.get("stack", "")),
+    )
+
+
+def result_of(run: RunRecord) -> Result:
+    """A finished run as a :class:`Result`."""
+    if run.status == RunStatus.COMPLETED:
+        return Result(ok=True, id=run.id, task_identifier=run.task_id, output=loads(run.output))
+    error = error_of(run) or TaskRunError(name=run.status, message=f"Run ended {run.status}.")
+    return Result(ok=False, id=run.id, task_identifier=run.task_id, error=error)

@@ -1,0 +1,215 @@
+"""Every error Shipyard raises, under one base class.
+
+Each error has a stable ``code`` (reused by the HTTP API) and carries structured context
+(``run_id``, ``task_id``, the limit exceeded) as attributes, so callers can act on it
+without parsing the message.
+
+The tree::
+
+    ShipyardError
+    ├── ConfigError                    settings, .env or pyproject are invalid
+    ├── ValidationError                bad input to a public call; nothing was written
+    │   ├── PayloadTooLargeError       payload / output over its byte limit
+    │   ├── MetadataTooLargeError      metadata over 256 KiB
+    │   ├── TooManyTagsError           more than 10 tags, or a tag over 128 chars
+    │   ├── BatchTooLargeError         more than 1,000 items in one batch
+    │   ├── InvalidDurationError       a duration string the grammar does not accept
+    │   ├── SerializationError         a payload that is not JSON-serialisable
+    │   └── IdempotencyKeyError        a key over 2,048 chars, or a scope without context
+    ├── UnknownTaskError               triggering a task id nobody defined or registered
+    ├── DuplicateTaskError             two tasks with one id (names both files)
+    ├── RunNotFoundError               no run with that id in this environment
+    ├── BatchNotFoundError             no batch with that id in this environment
+    ├── IllegalTransitionError         a run status change the state machine forbids
+    ├── NotInRunError                  a call that only works inside a run, made outside one
+    ├── StaleAttemptError              a completion fenced out (its attempt lost its lease)
+    ├── SubtaskUnwrapError             ``Result.unwrap()`` on a failed child run
+    ├── RunTimeoutError                ``runs.poll`` gave up before the run finished
+    └── TaskError                      raised inside task code to steer retries
+        ├── AbortTaskRunError          fail now, no retries (hooks still run)
+        ├── TaskPayloadParsedError     schema_task payload failed validation (no retry, no hooks)
+        ├── MaxDurationExceededError   an attempt ran past max_duration (TIMED_OUT)
+        └── ApiError                   an HTTP error from retry.fetch (4xx except 408/429 is final)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ShipyardError(Exception):
+    """Base class of every Shipyard error. ``code`` is stable across versions."""
+
+    code = "SHIPYARD_ERROR"
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context = context
+        for key, value in context.items():
+            setattr(self, key, value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as the HTTP API reports it."""
+        return {"code": self.code, "message": self.message, **self.context}
+
+
+class ConfigError(ShipyardError):
+    """Settings, ``.env`` or ``[tool.shipyard]`` could not be read or are invalid."""
+
+    code = "CONFIG_ERROR"
+
+
+class ValidationError(ShipyardError):
+    """Bad input to a public call. Nothing was written."""
+
+    code = "VALIDATION_ERROR"
+
+
+class PayloadTooLargeError(ValidationError):
+    """A payload or output is over its byte limit (``limit`` and ``size`` in bytes)."""
+
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class MetadataTooLargeError(ValidationError):
+    """Run metadata would be over 256 KiB (``limit`` and ``size`` in bytes)."""
+
+    code = "METADATA_TOO_LARGE"
+
+
+class TooManyTagsError(ValidationError):
+    """More than 10 tags on a run, or one tag longer than 128 characters."""
+
+    code = "INVALID_TAGS"
+
+
+class BatchTooLargeError(ValidationError):
+    """More than 1,000 items in one batch."""
+
+    code = "BATCH_TOO_LARGE"
+
+
+class InvalidDurationError(ValidationError):
+    """A duration string that does not match ``^(\\d+(w|d|hr|h|m|s))+$``."""
+
+    code = "INVALID_DURATION"
+
+
+class SerializationError(ValidationError):
+    """A payload, output or metadata value that is not JSON-serialisable."""
+
+    code = "NOT_SERIALIZABLE"
+
+
+class IdempotencyKeyError(ValidationError):
+    """An idempotency key that is too long, or a reset that lacks the context to rebuild it."""
+
+    code = "INVALID_IDEMPOTENCY_KEY"
+
+
+class UnknownTaskError(ShipyardError):
+    """No task with this id is defined here or registered by any worker."""
+
+    code = "UNKNOWN_TASK"
+
+
+class DuplicateTaskError(ShipyardError):
+    """Two tasks were defined with the same id."""
+
+    code = "DUPLICATE_TASK"
+
+
+class RunNotFoundError(ShipyardError):
+    """No run with that id exists in this environment."""
+
+    code = "RUN_NOT_FOUND"
+
+
+class BatchNotFoundError(ShipyardError):
+    """No batch with that id exists in this environment."""
+
+    code = "BATCH_NOT_FOUND"
+
+
+class IllegalTransitionError(ShipyardError):
+    """A run status change that the state machine does not allow."""
+
+    code = "ILLEGAL_TRANSITION"
+
+
+class NotInRunError(ShipyardError):
+    """A call that only works inside a running task was made outside one."""
+
+    code = "NOT_IN_RUN"
+
+
+class StaleAttemptError(ShipyardError):
+    """A completion from an attempt that no longer holds the run (fenced by attempt number)."""
+
+    code = "STALE_ATTEMPT"
+
+
+class SubtaskUnwrapError(ShipyardError):
+    """``Result.unwrap()`` was called on a child run that did not succeed."""
+
+    code = "SUBTASK_UNWRAP"
+
+    def __init__(self, run_id: str, task_id: str, cause: Any) -> None:
+        message = f"Child run {run_id} of task '{task_id}' did not succeed: {cause}"
+        super().__init__(message, run_id=run_id, task_id=task_id)
+        self.cause = cause
+
+
+class RunTimeoutError(ShipyardError):
+    """Waiting for a run to finish took longer than allowed."""
+
+    code = "RUN_TIMEOUT"
+
+
+class TaskError(ShipyardError):
+    """Base of the errors task code raises to steer what happens to the run."""
+
+    code = "TASK_ERROR"
+    retryable = True
+
+
+class AbortTaskRunError(TaskError):
+    """Fail this run now without retrying. ``on_failure`` and ``on_complete`` still run.
+
+    Example::
+
+        if not payload.get("user_id"):
+            raise AbortTaskRunError("user_id is required")
+    """
+
+    code = "ABORT_TASK_RUN"
+    retryable = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+class TaskPayloadParsedError(TaskError):
+    """A ``schema_task`` payload failed validation when the run started."""
+
+    code = "TASK_PAYLOAD_PARSED_ERROR"
+    retryable = False
+
+
+class MaxDurationExceededError(TaskError):
+    """An attempt ran longer than its ``max_duration``; the run ends TIMED_OUT."""
+
+    code = "MAX_DURATION_EXCEEDED"
+    retryable = False
+
+
+class ApiError(TaskError):
+    """An HTTP error response. 4xx other than 408 and 429 is not retried."""
+
+    code = "API_ERROR"
+
+    def __init__(self, message: str, *, status: int, headers: dict[str, str] | None = None):
+        super().__init__(message, status=status)
+        self.headers = headers or {}
+        self.retryable = not (400 <= status < 500) or status in (408, 429)

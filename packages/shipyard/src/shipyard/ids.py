@@ -1,0 +1,111 @@
+"""Friendly, sortable ids: ``<prefix>_<26 chars>``.
+
+The 26 characters are a ULID in lowercase Crockford base32: a 48-bit millisecond timestamp
+followed by 80 random bits. Within one process ids are strictly increasing, even when many are
+made in the same millisecond (the random part is incremented instead of redrawn), so sorting
+ids sorts by creation order.
+
+Example::
+
+    >>> run_id = new_id("run")
+    >>> run_id.startswith("run_") and len(run_id) == 30
+    True
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+import time
+
+from shipyard.errors import ValidationError
+
+__all__ = ["id_timestamp_ms", "new_id"]
+
+# Lowercase Crockford base32; digits sort before letters in ASCII, so string order = value order.
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+_DECODE = {char: index for index, char in enumerate(_ALPHABET)}
+_TIME_CHARS = 10
+_RANDOM_CHARS = 16
+_ULID_CHARS = _TIME_CHARS + _RANDOM_CHARS
+_RANDOM_BITS = 80
+_MAX_RANDOM = (1 << _RANDOM_BITS) - 1
+_MAX_TIME = (1 << 48) - 1
+_PREFIX = re.compile(r"^[a-z][a-z0-9]*$")
+
+_lock = threading.Lock()
+_last_ms = -1
+_last_random = 0
+
+
+def _encode(value: int, length: int) -> str:
+    chars = []
+    for _ in range(length):
+        value, digit = divmod(value, 32)
+        chars.append(_ALPHABET[digit])
+    return "".join(reversed(chars))
+
+
+def _next_ulid_parts() -> tuple[int, int]:
+    global _last_ms, _last_random
+    with _lock:
+        now = time.time_ns() // 1_000_000
+        # A clock that steps backwards must not break ordering: keep using the last ms.
+        if now <= _last_ms:
+            now = _last_ms
+            rnd = _last_random + 1
+            if rnd > _MAX_RANDOM:
+                now += 1
+                rnd = secrets.randbits(_RANDOM_BITS)
+        else:
+            rnd = secrets.randbits(_RANDOM_BITS)
+        _last_ms, _last_random = now, rnd
+        return now, rnd
+
+
+def new_id(prefix: str) -> str:
+    """Return a new id ``"<prefix>_<ulid>"``; later ids sort after earlier ones.
+
+    Shipyard uses the prefixes ``run``, ``batch``, ``waitpoint``, ``sched``, ``queue`` and
+    ``worker``. Thread-safe.
+
+    Raises:
+        ValidationError: ``prefix`` is not lowercase letters and digits starting with a letter.
+
+    Example::
+
+        >>> new_id("batch")[:6]
+        'batch_'
+    """
+    if not _PREFIX.match(prefix):
+        raise ValidationError(
+            f"Invalid id prefix {prefix!r}: use lowercase letters and digits, e.g. 'run'",
+            prefix=prefix,
+        )
+    ms, rnd = _next_ulid_parts()
+    if ms > _MAX_TIME:
+        raise ValidationError("The clock is past the year 10889; ULIDs cannot encode it")
+    return f"{prefix}_{_encode(ms, _TIME_CHARS)}{_encode(rnd, _RANDOM_CHARS)}"
+
+
+def id_timestamp_ms(id: str) -> int:
+    """The creation time (epoch milliseconds) encoded in an id made by :func:`new_id`.
+
+    Raises:
+        ValidationError: ``id`` does not end in ``_`` plus 26 base32 characters.
+
+    Example::
+
+        >>> import time
+        >>> abs(id_timestamp_ms(new_id("run")) - time.time() * 1000) < 1000
+        True
+    """
+    _, sep, ulid = id.rpartition("_")
+    ulid = ulid.lower()
+    if not sep or len(ulid) != _ULID_CHARS or any(char not in _DECODE for char in ulid):
+        raise ValidationError(f"Not a Shipyard id: {id!r}", id=id)
+    value = 0
+    for char in ulid[:_TIME_CHARS]:
+        value = value * 32 + _DECODE[char]
+    return value

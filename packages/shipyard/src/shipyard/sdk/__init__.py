@@ -1,0 +1,1 @@
+"""What task code and app code call. Re-exported from :mod:`shipyard`."""

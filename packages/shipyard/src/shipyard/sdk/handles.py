@@ -1,0 +1,76 @@
+"""What triggering returns: run and batch handles, and the results of waiting for runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from shipyard.errors import SubtaskUnwrapError
+
+
+@dataclass(frozen=True, slots=True)
+class RunHandle:
+    """A triggered run. ``is_cached`` is True when an idempotency key matched an existing run.
+
+    ``public_access_token`` is a JWT that can read only this run, valid for 1 hour.
+    """
+
+    id: str
+    task_identifier: str
+    is_cached: bool = False
+    public_access_token: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchHandle:
+    """A triggered batch; ``runs`` are the run ids in input order."""
+
+    batch_id: str
+    run_count: int
+    runs: tuple[str, ...] = ()
+    public_access_token: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRunError:
+    """A failed run's error as recorded: ``{name, message, stack}``."""
+
+    name: str
+    message: str
+    stack: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The outcome of a child run: ``ok`` with ``output``, or not ok with ``error``.
+
+    Example::
+
+        result = await child.trigger_and_wait({"n": 1})
+        if result.ok:
+            print(result.output)
+        value = result.unwrap()  # raises SubtaskUnwrapError if the child failed
+    """
+
+    ok: bool
+    id: str
+    task_identifier: str
+    output: Any = None
+    error: TaskRunError | None = None
+
+    def unwrap(self) -> Any:
+        """The output, or raise :class:`SubtaskUnwrapError` with the child's error."""
+        if self.ok:
+            return self.output
+        raise SubtaskUnwrapError(self.id, self.task_identifier, self.error)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """The outcome of ``batch_trigger_and_wait``: one :class:`Result` per item, in order."""
+
+    id: str
+    runs: tuple[Result, ...]

@@ -1,0 +1,43 @@
+"""Tags on the current run: ``await tags.add("user_123")`` inside a task.
+
+A run has at most 10 tags; adding past that is logged and ignored (SEMANTICS §2.2).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from shipyard.engine.options import MAX_TAGS, validate_tags
+from shipyard.sdk.context import require_scope
+from shipyard.store.protocol import RunTagsAddParams
+
+log = logging.getLogger("shipyard.task")
+
+
+class _Tags:
+    async def add(self, tags: str | Sequence[str]) -> list[str]:
+        """Add tags to the current run; returns the run's tags afterwards."""
+        scope = require_scope("tags.add")
+        new = [t for t in validate_tags(tags) if t not in scope.tags]
+        room = MAX_TAGS - len(scope.tags)
+        if len(new) > room:
+            log.warning(
+                "%s: a run can have at most %d tags; ignoring %s",
+                scope.ctx.run.id,
+                MAX_TAGS,
+                ", ".join(new[room:]),
+            )
+        result = await scope.engine.store.run_tags_add(
+            RunTagsAddParams(
+                run_id=scope.ctx.run.id,
+                tags=new[: max(room, 0)],
+                max_tags=MAX_TAGS,
+                now=scope.engine.clock(),
+            )
+        )
+        scope.tags = list(result)
+        return list(result)
+
+
+tags = _Tags()

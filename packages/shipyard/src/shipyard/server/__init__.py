@@ -1,0 +1,1 @@
+"""The engine server: HTTP API, realtime and dashboard (FastAPI)."""

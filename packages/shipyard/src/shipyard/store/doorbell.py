@@ -1,0 +1,81 @@
+"""Cross-process wake-ups for the SQLite store: a UDP datagram on the loopback interface.
+
+SQLite has no LISTEN/NOTIFY. Each worker binds a UDP socket on 127.0.0.1 and records its port
+in ``workers``; a process that makes runs ready sends one empty datagram to each live worker.
+A lost datagram costs at most the worker's backup poll interval, so delivery need not be
+reliable, and a doorbell costs a few microseconds instead of a 1 ms poll loop per worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+
+
+class Doorbell:
+    """Sends wake-up datagrams. Never raises: a dead port is simply skipped."""
+
+    def __init__(self) -> None:
+        self._sock: socket.socket | None = None
+
+    def ring(self, ports: list[int]) -> None:
+        """Send one datagram to each port on 127.0.0.1."""
+        if not ports:
+            return
+        if self._sock is None:
+            self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self._sock.setblocking(False)
+        for port in ports:
+            with contextlib.suppress(OSError):
+                self._sock.sendto(b"!", ("127.0.0.1", port))
+
+    def close(self) -> None:
+        """Close the sending socket."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, event: asyncio.Event) -> None:
+        self.event = event
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        self.event.set()
+
+
+class DoorbellListener:
+    """Receives wake-ups; :meth:`wait` returns early when one arrives."""
+
+    def __init__(self, transport: asyncio.DatagramTransport, event: asyncio.Event) -> None:
+        self._transport = transport
+        self._event = event
+        self.port: int | None = transport.get_extra_info("sockname")[1]
+
+    @classmethod
+    async def start(cls) -> DoorbellListener:
+        """Bind an ephemeral UDP port on 127.0.0.1."""
+        event = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Protocol(event), local_addr=("127.0.0.1", 0)
+        )
+        return cls(transport, event)
+
+    def poke(self) -> None:
+        """Wake the waiter from inside this process."""
+        self._event.set()
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait for a ring or ``timeout`` seconds; True if rung."""
+        if not self._event.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), timeout)
+        rung = self._event.is_set()
+        self._event.clear()
+        return rung
+
+    def close(self) -> None:
+        """Stop listening."""
+        self._transport.close()

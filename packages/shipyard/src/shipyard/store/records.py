@@ -1,0 +1,158 @@
+"""Rows as the store returns them: plain data, JSON columns still as text.
+
+The engine decodes JSON lazily (a worker that only needs a run's id and attempt number never
+parses its payload), which is why ``payload``, ``output``, ``error``, ``metadata`` and ``tags``
+stay strings here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class RunRecord:
+    """One row of ``runs``. Times are epoch milliseconds."""
+
+    id: str
+    environment: str
+    task_id: str
+    status: str
+    payload: str | None
+    output: str | None
+    error: str | None
+    metadata: str
+    tags: str
+    queue: str
+    concurrency_key: str | None
+    priority_ms: int
+    queued_at: int
+    sort_key: int
+    available_at: int
+    delay_until: int | None
+    ttl_ms: int | None
+    attempt_number: int
+    max_attempts: int | None
+    lease_owner: str | None
+    lease_expires_at: int | None
+    idempotency_key: str | None
+    idempotency_key_expires_at: int | None
+    debounce_key: str | None
+    parent_run_id: str | None
+    root_run_id: str | None
+    depth: int
+    batch_id: str | None
+    batch_index: int | None
+    schedule_id: str | None
+    completion_waitpoint_id: str | None
+    machine: str | None
+    max_duration_s: int | None
+    version: str | None
+    trigger_function: str
+    is_test: int
+    created_at: int
+    updated_at: int
+    started_at: int | None
+    finished_at: int | None
+    expired_at: int | None
+
+    @classmethod
+    def from_row(cls, names: list[str], row: tuple[Any, ...]) -> RunRecord:
+        """Build from a cursor row; extra columns (a later migration) are ignored."""
+        values = dict(zip(names, row, strict=True))
+        return cls(**{name: values[name] for name in _RUN_FIELDS})
+
+
+_RUN_FIELDS = tuple(RunRecord.__dataclass_fields__)
+
+
+@dataclass(slots=True)
+class AttemptRecord:
+    """One row of ``attempts``: an execution of a run by a worker."""
+
+    run_id: str
+    number: int
+    status: str
+    worker_id: str
+    started_at: int
+    finished_at: int | None
+    error: str | None
+
+
+@dataclass(slots=True)
+class BatchRecord:
+    """One row of ``batches``."""
+
+    id: str
+    environment: str
+    status: str
+    run_count: int
+    idempotency_key: str | None
+    created_at: int
+    completed_at: int | None
+
+
+@dataclass(slots=True)
+class RunEventRecord:
+    """One entry of the change feed: a log line, span, metadata change, tag or status change."""
+
+    id: int
+    run_id: str
+    ts: int
+    kind: str
+    level: str | None
+    message: str
+    attributes: str | None
+
+
+@dataclass(slots=True)
+class TaskRecord:
+    """A task as a worker registered it: what triggering by id checks against."""
+
+    environment: str
+    id: str
+    file_path: str
+    queue: str
+    max_attempts: int
+    retry: str | None
+    max_duration_s: int | None
+    machine: str | None
+    description: str | None
+    payload_schema: str | None
+    worker_id: str
+    updated_at: int
+
+
+@dataclass(slots=True)
+class WorkerRecord:
+    """A worker process and where to ring it when runs become ready."""
+
+    id: str
+    environment: str
+    host: str
+    pid: int
+    doorbell_port: int | None
+    started_at: int
+    heartbeat_at: int
+    stopped_at: int | None
+
+
+@dataclass(slots=True)
+class NewEvent:
+    """A run event to append (the store assigns its id)."""
+
+    run_id: str
+    ts: int
+    kind: str
+    message: str
+    level: str | None = None
+    attributes: str | None = None
+
+
+@dataclass(slots=True)
+class Page:
+    """One page of a cursor-paginated listing."""
+
+    items: list[RunRecord] = field(default_factory=list)
+    next_cursor: str | None = None

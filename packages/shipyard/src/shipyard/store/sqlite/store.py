@@ -1,0 +1,752 @@
+"""SQLite implementation of the store protocol.
+
+One connection lives on one dedicated thread; every async method hops to that thread, so the
+event loop never blocks on disk and calls from one process are serialised without locks.
+Writers across processes take the database lock with ``BEGIN IMMEDIATE``. SQLite's built-in
+busy handler sleeps in coarse steps (1, 2, 5, 10 … 100 ms), which ruins tail latency, so the
+busy timeout is 0 and :meth:`_write` retries with sub-millisecond sleeps instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from shipyard.errors import ShipyardError
+from shipyard.store.doorbell import Doorbell, DoorbellListener
+from shipyard.store.protocol import (
+    BatchInsertParams,
+    ReapedRun,
+    RunCancelParams,
+    RunClaimParams,
+    RunFinishParams,
+    RunInsertParams,
+    RunInsertResult,
+    RunListParams,
+    RunMetadataParams,
+    RunOwnership,
+    RunReapParams,
+    RunReleaseParams,
+    RunTagsAddParams,
+    TaskRegisterParams,
+    WorkerHeartbeatParams,
+)
+from shipyard.store.queries import load_queries, migration_files
+from shipyard.store.records import (
+    AttemptRecord,
+    BatchRecord,
+    NewEvent,
+    Page,
+    RunEventRecord,
+    RunRecord,
+    TaskRecord,
+    WorkerRecord,
+)
+
+T = TypeVar("T")
+
+_HERE = Path(__file__).parent
+_Q = load_queries(_HERE / "queries.sql")
+_LOCK_WAIT_SECONDS = 30.0
+
+
+class DatabaseBusyError(ShipyardError):
+    """The SQLite database stayed locked by another process for too long."""
+
+    code = "DATABASE_BUSY"
+
+
+class SqliteStore:
+    """Store backed by one SQLite file.
+
+    Example::
+
+        store = SqliteStore(Path(".shipyard/shipyard.db"))
+        await store.migrate()
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shipyard-sqlite")
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+        self._doorbell = Doorbell()
+        self._live_ports: tuple[float, list[int]] = (0.0, [])
+        # The heartbeat thread has a connection of its own: it must not queue behind the
+        # store thread, which may be busy with a large batch.
+        self._heartbeat_conn: sqlite3.Connection | None = None
+        self._heartbeat_lock = threading.Lock()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
+        conn.execute("PRAGMA busy_timeout = 0")
+        _retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"))
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = OFF")
+        return conn
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise ShipyardError("The store is closed.")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(self._db()))
+
+    def _write(self, conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction, waiting for the lock."""
+        _retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
+        try:
+            result = body(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        _retry_busy(lambda: conn.execute("COMMIT"))
+        return result
+
+    async def close(self) -> None:
+        """Close connections and the store thread. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+
+        def _close() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, _close)
+        self._executor.shutdown(wait=True)
+        with self._heartbeat_lock:
+            if self._heartbeat_conn is not None:
+                self._heartbeat_conn.close()
+                self._heartbeat_conn = None
+        self._doorbell.close()
+
+    # -- migrations ---------------------------------------------------------------------------
+
+    async def migrate(self) -> list[str]:
+        """Apply pending numbered migrations in one write transaction each."""
+
+        def _migrate(conn: sqlite3.Connection) -> list[str]:
+            def _apply(conn: sqlite3.Connection) -> list[str]:
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS shipyard_migrations "
+                    "(name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)"
+                )
+                done = {row[0] for row in conn.execute("SELECT name FROM shipyard_migrations")}
+                applied = []
+                for file in migration_files(_HERE / "migrations"):
+                    if file.name in done:
+                        continue
+                    for statement in _split_statements(file.read_text()):
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO shipyard_migrations (name, applied_at) VALUES (?, ?)",
+                        (file.name, int(time.time() * 1000)),
+                    )
+                    applied.append(file.name)
+                return applied
+
+            return self._write(conn, _apply)
+
+        return await self._run(_migrate)
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    def _insert_one(self, conn: sqlite3.Connection, params: RunInsertParams) -> RunInsertResult:
+        row = _insert_row(params)
+        cursor = conn.execute(_Q["run_insert"], row)
+        if cursor.rowcount == 1:
+            for tag in params.tags:
+                conn.execute(_Q["run_tag_insert"], {"run_id": params.id, "tag": tag})
+            return RunInsertResult(_run_by_id(conn, params.id), cached=False)
+        existing = _fetch_run(
+            conn,
+            _Q["run_get_by_idempotency_key"],
+            {
+                "environment": params.environment,
+                "task_id": params.task_id,
+                "idempotency_key": params.idempotency_key,
+            },
+        )
+        if existing is None:
+            raise ShipyardError(f"Run id collision on insert: {params.id}")
+        expired = (
+            existing.idempotency_key_expires_at is not None
+            and existing.idempotency_key_expires_at <= params.created_at
+        )
+        if not expired and existing.status not in params.idempotency_release_statuses:
+            return RunInsertResult(existing, cached=True)
+        conn.execute(_Q["run_clear_idempotency_key"], {"id": existing.id, "now": params.created_at})
+        conn.execute(_Q["run_insert"], row)
+        for tag in params.tags:
+            conn.execute(_Q["run_tag_insert"], {"run_id": params.id, "tag": tag})
+        return RunInsertResult(_run_by_id(conn, params.id), cached=False)
+
+    async def run_insert(self, params: RunInsertParams) -> RunInsertResult:
+        """Create a run, or return the live run holding the same idempotency key."""
+        return await self._run(lambda c: self._write(c, lambda c: self._insert_one(c, params)))
+
+    async def run_insert_many(
+        self, params: Sequence[RunInsertParams], batch: BatchInsertParams | None = None
+    ) -> list[RunInsertResult]:
+        """Create many runs (and their batch) in one transaction, in order."""
+
+        def _body(conn: sqlite3.Connection) -> list[RunInsertResult]:
+            if batch is not None:
+                conn.execute(
+                    _Q["batch_insert"],
+                    {
+                        "id": batch.id,
+                        "environment": batch.environment,
+                        "run_count": len(params),
+                        "idempotency_key": batch.idempotency_key,
+                        "created_at": batch.created_at,
+                    },
+                )
+            results: list[RunInsertResult] = []
+            plain = [p for p in params if p.idempotency_key is None and not p.tags]
+            if len(plain) == len(params):
+                # The common bulk case: no keys to resolve, so one executemany suffices.
+                conn.executemany(_Q["run_insert"], [_insert_row(p) for p in params])
+                names, rows = _select_many(conn, [p.id for p in params])
+                by_id = {r.id: r for r in (RunRecord.from_row(names, row) for row in rows)}
+                return [RunInsertResult(by_id[p.id], cached=False) for p in params]
+            for item in params:
+                results.append(self._insert_one(conn, item))
+            return results
+
+        return await self._run(lambda c: self._write(c, _body))
+
+    async def run_get(self, environment: str, run_id: str) -> RunRecord | None:
+        """One run by id, or None."""
+        return await self._run(
+            lambda c: _fetch_run(c, _Q["run_get"], {"environment": environment, "id": run_id})
+        )
+
+    async def run_list(self, params: RunListParams) -> Page:
+        """Runs newest first, filtered, one page at a time."""
+
+        def _list(conn: sqlite3.Connection) -> Page:
+            cursor = conn.execute(
+                _Q["run_list"],
+                {
+                    "environment": params.environment,
+                    "cursor": params.cursor,
+                    "statuses": json.dumps(list(params.statuses)) if params.statuses else None,
+                    "task_ids": json.dumps(list(params.task_ids)) if params.task_ids else None,
+                    "tag": params.tag,
+                    "batch_id": params.batch_id,
+                    "created_from": params.created_from,
+                    "created_to": params.created_to,
+                    "limit": params.limit + 1,
+                },
+            )
+            names = [d[0] for d in cursor.description]
+            items = [RunRecord.from_row(names, row) for row in cursor.fetchall()]
+            more = len(items) > params.limit
+            items = items[: params.limit]
+            return Page(items=items, next_cursor=items[-1].id if more and items else None)
+
+        return await self._run(_list)
+
+    async def run_claim(self, params: RunClaimParams) -> list[RunRecord]:
+        """Atomically take up to ``limit`` ready runs, oldest priority-adjusted first."""
+        if params.limit <= 0 or not params.task_ids:
+            return []
+        task_ids = json.dumps(list(params.task_ids))
+
+        def _body(conn: sqlite3.Connection) -> list[RunRecord]:
+            cursor = conn.execute(
+                _Q["run_claim"],
+                {
+                    "environment": params.environment,
+                    "worker_id": params.worker_id,
+                    "task_ids": task_ids,
+                    "limit": params.limit,
+                    "now": params.now,
+                    "lease_expires_at": params.lease_expires_at,
+                },
+            )
+            names = [d[0] for d in cursor.description]
+            runs = [RunRecord.from_row(names, row) for row in cursor.fetchall()]
+            if runs:
+                conn.executemany(
+                    _Q["attempt_insert"],
+                    [
+                        {
+                            "run_id": r.id,
+                            "number": r.attempt_number,
+                            "worker_id": params.worker_id,
+                            "now": params.now,
+                        }
+                        for r in runs
+                    ],
+                )
+            runs.sort(key=lambda r: r.sort_key)
+            return runs
+
+        def _claim(conn: sqlite3.Connection) -> list[RunRecord]:
+            # Peek without the write lock first: an idle poll must not serialise every writer.
+            if not _has_ready(conn, params.environment, params.now, task_ids):
+                return []
+            return self._write(conn, _body)
+
+        return await self._run(_claim)
+
+    async def run_finish_many(self, params: Sequence[RunFinishParams]) -> list[bool]:
+        """Record the end of attempts; False where the fence rejected a stale attempt."""
+        if not params:
+            return []
+
+        def _body(conn: sqlite3.Connection) -> list[bool]:
+            accepted: list[bool] = []
+            events: list[dict[str, Any]] = []
+            for p in params:
+                values = {
+                    "run_id": p.run_id,
+                    "attempt_number": p.attempt_number,
+                    "worker_id": p.worker_id,
+                    "status": p.status,
+                    "attempt_status": p.attempt_status,
+                    "now": p.now,
+                    "output": p.output,
+                    "error": p.error,
+                    "retry_at": p.retry_at,
+                }
+                ok = conn.execute(_Q["run_finish"], values).rowcount == 1
+                accepted.append(ok)
+                if not ok:
+                    continue
+                conn.execute(_Q["attempt_finish"], values)
+                events.extend(_event_row(e) for e in p.events)
+            if events:
+                conn.executemany(_Q["run_event_insert"], events)
+            return accepted
+
+        return await self._run(lambda c: self._write(c, _body))
+
+    async def run_release(self, params: RunReleaseParams) -> bool:
+        """Give a claimed run back to the queue without counting the attempt."""
+
+        def _body(conn: sqlite3.Connection) -> bool:
+            values = {
+                "run_id": params.run_id,
+                "attempt_number": params.attempt_number,
+                "worker_id": params.worker_id,
+                "now": params.now,
+            }
+            if conn.execute(_Q["run_release"], values).rowcount != 1:
+                return False
+            conn.execute(_Q["attempt_release"], values)
+            return True
+
+        return await self._run(lambda c: self._write(c, _body))
+
+    async def run_reap_expired(self, params: RunReapParams) -> list[ReapedRun]:
+        """Take back runs whose worker stopped heartbeating."""
+
+        def _body(conn: sqlite3.Connection) -> list[ReapedRun]:
+            rows = conn.execute(
+                _Q["run_reap_expired"],
+                {
+                    "environment": params.environment,
+                    "now": params.now,
+                    "crash_error": params.crash_error,
+                },
+            ).fetchall()
+            reaped = [ReapedRun(run_id=r[0], attempt_number=r[1], status=r[2]) for r in rows]
+            conn.executemany(
+                _Q["attempt_crash"],
+                [
+                    {
+                        "run_id": r.run_id,
+                        "attempt_number": r.attempt_number,
+                        "now": params.now,
+                        "crash_error": params.crash_error,
+                    }
+                    for r in reaped
+                ],
+            )
+            return reaped
+
+        return await self._run(lambda c: self._write(c, _body))
+
+    async def run_cancel(self, params: RunCancelParams) -> list[str]:
+        """Cancel a non-final run and its non-final descendants; return the ids canceled."""
+
+        def _body(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                _Q["run_cancel"],
+                {
+                    "environment": params.environment,
+                    "run_id": params.run_id,
+                    "now": params.now,
+                    "error": params.error,
+                    "final_statuses": json.dumps(sorted(params.final_statuses)),
+                },
+            ).fetchall()
+            ids = [r[0] for r in rows]
+            conn.executemany(_Q["attempt_cancel"], [{"run_id": i, "now": params.now} for i in ids])
+            conn.executemany(
+                _Q["run_event_insert"],
+                [
+                    _event_row(NewEvent(run_id=i, ts=params.now, kind="status", message="CANCELED"))
+                    for i in ids
+                ],
+            )
+            return ids
+
+        return await self._run(lambda c: self._write(c, _body))
+
+    async def run_ownership(self, run_ids: Sequence[str]) -> list[RunOwnership]:
+        """Status, attempt and owner of the given runs (for a worker's fence check)."""
+        ids = json.dumps(list(run_ids))
+
+        def _get(conn: sqlite3.Connection) -> list[RunOwnership]:
+            rows = conn.execute(_Q["run_ownership"], {"ids": ids}).fetchall()
+            return [RunOwnership(r[0], r[1], r[2], r[3]) for r in rows]
+
+        return await self._run(_get)
+
+    async def run_metadata_update(self, params: RunMetadataParams) -> str:
+        """Read-modify-write a run's metadata in one transaction; return the new JSON."""
+
+        def _body(conn: sqlite3.Connection) -> str:
+            row = conn.execute(_Q["run_metadata_get"], {"run_id": params.run_id}).fetchone()
+            if row is None:
+                from shipyard.errors import RunNotFoundError
+
+                raise RunNotFoundError(f"Run {params.run_id} not found.", run_id=params.run_id)
+            new = params.mutate(row[0])
+            conn.execute(
+                _Q["run_metadata_set"],
+                {"run_id": params.run_id, "metadata": new, "now": params.now},
+            )
+            if params.event is not None:
+                conn.execute(_Q["run_event_insert"], _event_row(params.event))
+            return new
+
+        return await self._run(lambda c: self._write(c, _body))
+
+    async def run_tags_add(self, params: RunTagsAddParams) -> list[str]:
+        """Add tags to a run (deduplicated, capped); return its tags."""
+
+        def _body(conn: sqlite3.Connection) -> list[str]:
+            row = conn.execute(_Q["run_tags_get"], {"run_id": params.run_id}).fetchone()
+            if row is None:
+                return []
+            tags: list[str] = json.loads(row[0])
+            added: list[str] = []
+            for tag in params.tags:
+                if tag not in tags and len(tags) < params.max_tags:
+                    tags.append(tag)
+                    added.append(tag)
+            if added:
+                conn.execute(
+                    _Q["run_tags_set"],
+                    {"run_id": params.run_id, "tags": json.dumps(tags), "now": params.now},
+                )
+                for tag in added:
+                    conn.execute(_Q["run_tag_insert"], {"run_id": params.run_id, "tag": tag})
+                conn.execute(
+                    _Q["run_event_insert"],
+                    _event_row(
+                        NewEvent(
+                            run_id=params.run_id,
+                            ts=params.now,
+                            kind="tag",
+                            message=",".join(added),
+                        )
+                    ),
+                )
+            return tags
+
+        return await self._run(lambda c: self._write(c, _body))
+
+    async def run_events_append(self, events: Sequence[NewEvent]) -> None:
+        """Append logs, spans and other events in order."""
+        if not events:
+            return
+        rows = [_event_row(e) for e in events]
+        await self._run(
+            lambda c: self._write(c, lambda c: c.executemany(_Q["run_event_insert"], rows))
+        )
+
+    async def run_events_list(
+        self, run_id: str, after_id: int = 0, limit: int = 1000
+    ) -> list[RunEventRecord]:
+        """A run's events after ``after_id``, oldest first."""
+
+        def _get(conn: sqlite3.Connection) -> list[RunEventRecord]:
+            rows = conn.execute(
+                _Q["run_events_list"], {"run_id": run_id, "after_id": after_id, "limit": limit}
+            ).fetchall()
+            return [RunEventRecord(*row) for row in rows]
+
+        return await self._run(_get)
+
+    async def attempt_list(self, run_id: str) -> list[AttemptRecord]:
+        """A run's attempts, in order."""
+
+        def _get(conn: sqlite3.Connection) -> list[AttemptRecord]:
+            rows = conn.execute(_Q["attempt_list"], {"run_id": run_id}).fetchall()
+            return [AttemptRecord(*row) for row in rows]
+
+        return await self._run(_get)
+
+    # -- batches, keys, tasks, workers --------------------------------------------------------
+
+    async def batch_get(self, environment: str, batch_id: str) -> BatchRecord | None:
+        """One batch by id, or None."""
+
+        def _get(conn: sqlite3.Connection) -> BatchRecord | None:
+            row = conn.execute(
+                _Q["batch_get"], {"environment": environment, "id": batch_id}
+            ).fetchone()
+            return BatchRecord(*row) if row else None
+
+        return await self._run(_get)
+
+    async def batch_runs(self, batch_id: str) -> list[RunRecord]:
+        """A batch's runs in input order."""
+
+        def _get(conn: sqlite3.Connection) -> list[RunRecord]:
+            cursor = conn.execute(_Q["batch_runs"], {"batch_id": batch_id})
+            names = [d[0] for d in cursor.description]
+            return [RunRecord.from_row(names, row) for row in cursor.fetchall()]
+
+        return await self._run(_get)
+
+    async def idempotency_key_reset(self, environment: str, task_id: str, key: str) -> int:
+        """Clear a key on every run of a task that holds it; return how many."""
+        now = int(time.time() * 1000)
+        values = {"environment": environment, "task_id": task_id, "key": key, "now": now}
+        return await self._run(
+            lambda c: self._write(
+                c, lambda c: c.execute(_Q["idempotency_key_reset"], values).rowcount
+            )
+        )
+
+    async def task_register(self, params: TaskRegisterParams) -> None:
+        """Record a worker and the tasks it can execute."""
+        w = params.worker
+
+        def _body(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                _Q["worker_upsert"],
+                {
+                    "id": w.id,
+                    "environment": w.environment,
+                    "host": w.host,
+                    "pid": w.pid,
+                    "doorbell_port": w.doorbell_port,
+                    "started_at": w.started_at,
+                    "heartbeat_at": w.heartbeat_at,
+                },
+            )
+            conn.executemany(
+                _Q["task_upsert"],
+                [
+                    {
+                        "environment": t.environment,
+                        "id": t.id,
+                        "file_path": t.file_path,
+                        "queue": t.queue,
+                        "max_attempts": t.max_attempts,
+                        "retry": t.retry,
+                        "max_duration_s": t.max_duration_s,
+                        "machine": t.machine,
+                        "description": t.description,
+                        "payload_schema": t.payload_schema,
+                        "worker_id": t.worker_id,
+                        "updated_at": t.updated_at,
+                    }
+                    for t in params.tasks
+                ],
+            )
+
+        await self._run(lambda c: self._write(c, _body))
+
+    async def task_list(self, environment: str) -> list[TaskRecord]:
+        """Every task any worker of the environment registered."""
+
+        def _get(conn: sqlite3.Connection) -> list[TaskRecord]:
+            rows = conn.execute(_Q["task_list"], {"environment": environment}).fetchall()
+            return [TaskRecord(*row) for row in rows]
+
+        return await self._run(_get)
+
+    async def worker_list_live(self, environment: str, since: int) -> list[WorkerRecord]:
+        """Workers that heartbeated at or after ``since`` and have not stopped."""
+
+        def _get(conn: sqlite3.Connection) -> list[WorkerRecord]:
+            rows = conn.execute(
+                _Q["worker_list_live"], {"environment": environment, "since": since}
+            ).fetchall()
+            return [WorkerRecord(*row) for row in rows]
+
+        return await self._run(_get)
+
+    async def worker_stop(self, worker_id: str, now: int) -> None:
+        """Mark a worker as stopped."""
+        values = {"worker_id": worker_id, "now": now}
+        await self._run(lambda c: self._write(c, lambda c: c.execute(_Q["worker_stop"], values)))
+
+    def worker_heartbeat(self, params: WorkerHeartbeatParams) -> int:
+        """Blocking, callable from any thread: extend the worker's leases; return how many."""
+        values = {
+            "worker_id": params.worker_id,
+            "now": params.now,
+            "lease_expires_at": params.lease_expires_at,
+        }
+        with self._heartbeat_lock:
+            if self._closed:
+                return 0
+            if self._heartbeat_conn is None:
+                self._heartbeat_conn = self._connect()
+            conn = self._heartbeat_conn
+
+            def _body(conn: sqlite3.Connection) -> int:
+                conn.execute(_Q["worker_heartbeat"], values)
+                return conn.execute(_Q["worker_heartbeat_runs"], values).rowcount
+
+            return self._write(conn, _body)
+
+    # -- wake-ups -----------------------------------------------------------------------------
+
+    async def ready_listen(self) -> DoorbellListener:
+        """Start listening for "runs are ready" rings; the listener's port goes in workers."""
+        return await DoorbellListener.start()
+
+    async def ready_notify(self, environment: str) -> None:
+        """Ring every live worker of the environment: runs are ready to claim."""
+        checked_at, ports = self._live_ports
+        now = time.monotonic()
+        if now - checked_at > 1.0:
+            since = int(time.time() * 1000) - 60_000
+            workers = await self.worker_list_live(environment, since)
+            ports = [w.doorbell_port for w in workers if w.doorbell_port]
+            self._live_ports = (now, ports)
+        self._doorbell.ring(ports)
+
+
+# -- module helpers (pure functions over a connection) -----------------------------------------
+
+
+def _retry_busy(fn: Callable[[], T]) -> T:
+    deadline = time.monotonic() + _LOCK_WAIT_SECONDS
+    pause = 0.0002
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as exc:
+            message = str(exc)
+            if "locked" not in message and "busy" not in message:
+                raise
+            if time.monotonic() > deadline:
+                raise DatabaseBusyError(
+                    f"The SQLite database stayed locked for {_LOCK_WAIT_SECONDS:.0f} s; "
+                    "another process holds a long write transaction."
+                ) from exc
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.005)
+
+
+def _split_statements(script: str) -> list[str]:
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statement = buffer.strip()
+            if statement and not all(
+                part.strip().startswith("--") or not part.strip() for part in statement.splitlines()
+            ):
+                statements.append(statement)
+            buffer = ""
+    return statements
+
+
+def _insert_row(p: RunInsertParams) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "environment": p.environment,
+        "task_id": p.task_id,
+        "status": p.status,
+        "payload": p.payload,
+        "metadata": p.metadata,
+        "tags": json.dumps(list(p.tags)),
+        "queue": p.queue,
+        "concurrency_key": p.concurrency_key,
+        "priority_ms": p.priority_ms,
+        "queued_at": p.queued_at,
+        "sort_key": p.queued_at - p.priority_ms,
+        "available_at": p.available_at if p.available_at is not None else p.queued_at,
+        "delay_until": p.delay_until,
+        "ttl_ms": p.ttl_ms,
+        "max_attempts": p.max_attempts,
+        "idempotency_key": p.idempotency_key,
+        "idempotency_key_expires_at": p.idempotency_key_expires_at,
+        "parent_run_id": p.parent_run_id,
+        "root_run_id": p.root_run_id,
+        "depth": p.depth,
+        "batch_id": p.batch_id,
+        "batch_index": p.batch_index,
+        "machine": p.machine,
+        "max_duration_s": p.max_duration_s,
+        "trigger_function": p.trigger_function,
+        "is_test": int(p.is_test),
+        "created_at": p.created_at,
+    }
+
+
+def _event_row(e: NewEvent) -> dict[str, Any]:
+    return {
+        "run_id": e.run_id,
+        "ts": e.ts,
+        "kind": e.kind,
+        "level": e.level,
+        "message": e.message,
+        "attributes": e.attributes,
+    }
+
+
+def _fetch_run(conn: sqlite3.Connection, sql: str, values: dict[str, Any]) -> RunRecord | None:
+    cursor = conn.execute(sql, values)
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return RunRecord.from_row([d[0] for d in cursor.description], row)
+
+
+def _run_by_id(conn: sqlite3.Connection, run_id: str) -> RunRecord:
+    run = _fetch_run(conn, _Q["run_get_by_id"], {"id": run_id})
+    assert run is not None
+    return run
+
+
+def _select_many(conn: sqlite3.Connection, ids: list[str]) -> tuple[list[str], list[Any]]:
+    cursor = conn.execute(_Q["runs_by_ids"], {"ids": json.dumps(ids)})
+    return [d[0] for d in cursor.description], cursor.fetchall()
+
+
+def _has_ready(conn: sqlite3.Connection, environment: str, now: int, task_ids: str) -> bool:
+    row = conn.execute(
+        _Q["run_ready_exists"], {"environment": environment, "now": now, "task_ids": task_ids}
+    ).fetchone()
+    return row is not None

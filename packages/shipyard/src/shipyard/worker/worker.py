@@ -1,0 +1,462 @@
+"""The worker: claims runs it has free slots for, executes them, and reports how they ended.
+
+Loops, all on one event loop, plus the heartbeat thread:
+
+* **claim** — when slots are free, claim up to that many ready runs in one transaction;
+  otherwise sleep until a wake-up (doorbell/NOTIFY), a freed slot, or the backup poll.
+* **finish** — attempts that ended are written in batches (one transaction per batch), fenced
+  by attempt number; only then are their slots freed.
+* **housekeeping** — flushes metadata and logs every second, checks that each executing run is
+  still ours (canceled runs get ``on_cancel``; runs taken over after a lost lease are dropped),
+  and reaps expired leases of other, dead workers.
+
+On stop, claiming ends, running attempts get ``grace`` seconds, and what is still running is
+released back to the queue without counting the attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from shipyard.engine.engine import Engine
+from shipyard.engine.retries import serialize_error
+from shipyard.engine.runs import RunStatus
+from shipyard.ids import new_id
+from shipyard.jsonutil import dumps, loads
+from shipyard.sdk.context import RunScope
+from shipyard.sdk.metadata import flush_scope
+from shipyard.sdk.task import Task, TaskRegistry, registry
+from shipyard.store.protocol import (
+    ReadyListener,
+    RunClaimParams,
+    RunFinishParams,
+    RunReapParams,
+    RunReleaseParams,
+    TaskRegisterParams,
+)
+from shipyard.store.records import NewEvent, RunRecord, TaskRecord, WorkerRecord
+from shipyard.worker.executor import (
+    AttemptControl,
+    AttemptOutcome,
+    build_context,
+    retries_disabled,
+    retry_options,
+    run_attempt,
+)
+from shipyard.worker.heartbeat import Heartbeat
+
+log = logging.getLogger("shipyard.worker")
+
+_WORKER_LOST = {
+    "name": "TaskRunHeartbeatTimeout",
+    "message": "The worker executing this run stopped heartbeating (crashed or killed).",
+    "stack": "",
+    "code": "TASK_RUN_HEARTBEAT_TIMEOUT",
+}
+
+
+@dataclass(eq=False)
+class _Active:
+    run: RunRecord
+    task: Task
+    scope: RunScope
+    control: AttemptControl = field(default_factory=AttemptControl)
+    handle: asyncio.Task[None] | None = None
+
+
+class Worker:
+    """Executes runs of the tasks in ``tasks``.
+
+    Example::
+
+        worker = Worker(engine, concurrency=10)
+        await worker.start()
+        ...
+        await worker.stop(grace=30)
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        tasks: TaskRegistry = registry,
+        concurrency: int | None = None,
+        heartbeat_interval: float | None = None,
+        poll_interval: float | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        settings = engine.settings
+        self.engine = engine
+        self.store = engine.store
+        self.tasks = tasks
+        self.concurrency = concurrency or settings.worker_concurrency
+        self.heartbeat_interval = heartbeat_interval or settings.heartbeat_interval
+        self.poll_interval = poll_interval or settings.poll_interval
+        self.lease_ms = int(3 * self.heartbeat_interval * 1000)
+        self.id = worker_id or new_id("worker")
+        self._active: dict[str, _Active] = {}
+        self._pending: list[tuple[_Active, AttemptOutcome]] = []
+        self._pending_event = asyncio.Event()
+        self._stopping = False
+        self._listener: ReadyListener | None = None
+        self._loops: list[asyncio.Task[None]] = []
+        self._threads = ThreadPoolExecutor(
+            max_workers=self.concurrency, thread_name_prefix="shipyard-task"
+        )
+        self._heartbeat = Heartbeat(
+            self.store, self.id, self.heartbeat_interval, self.lease_ms, engine.clock
+        )
+        self._task_ids: list[str] = []
+        self.completed = 0
+
+    @property
+    def active_count(self) -> int:
+        """Attempts executing or waiting to be written."""
+        return len(self._active)
+
+    async def start(self) -> None:
+        """Register tasks and start claiming."""
+        await self.engine.start()
+        self._listener = await self.store.ready_listen()
+        await self.register()
+        self._heartbeat.start()
+        self._loops = [
+            asyncio.create_task(self._claim_loop(), name="shipyard-claim"),
+            asyncio.create_task(self._finish_loop(), name="shipyard-finish"),
+            asyncio.create_task(self._housekeeping_loop(), name="shipyard-housekeeping"),
+        ]
+        log.info(
+            "worker %s started: %d tasks, concurrency %d, environment %s",
+            self.id,
+            len(self._task_ids),
+            self.concurrency,
+            self.engine.environment,
+        )
+
+    async def register(self) -> None:
+        """Record this worker and its tasks (so triggering by id knows them)."""
+        now = self.engine.clock()
+        definitions = self.tasks.all()
+        self._task_ids = [t.id for t in definitions]
+        records = [self._task_record(t, now) for t in definitions]
+        await self.store.task_register(
+            TaskRegisterParams(
+                worker=WorkerRecord(
+                    id=self.id,
+                    environment=self.engine.environment,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    doorbell_port=self._listener.port if self._listener else None,
+                    started_at=now,
+                    heartbeat_at=now,
+                    stopped_at=None,
+                ),
+                tasks=records,
+            )
+        )
+
+    def _task_record(self, task: Task, now: int) -> TaskRecord:
+        options = retry_options(self.engine, task)
+        return TaskRecord(
+            environment=self.engine.environment,
+            id=task.id,
+            file_path=task.file_path,
+            queue=task.queue_name,
+            max_attempts=1 if retries_disabled(self.engine) else options.max_attempts,
+            retry=dumps(
+                {
+                    "max_attempts": options.max_attempts,
+                    "factor": options.factor,
+                    "min_timeout_ms": options.min_timeout_ms,
+                    "max_timeout_ms": options.max_timeout_ms,
+                    "randomize": options.randomize,
+                }
+            ),
+            max_duration_s=task.max_duration,
+            machine=task.machine,
+            description=task.description,
+            payload_schema=dumps(task.schema.model_json_schema()) if task.schema else None,
+            worker_id=self.id,
+            updated_at=now,
+        )
+
+    # -- claiming -------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        assert self._listener is not None
+        while not self._stopping:
+            free = self.concurrency - len(self._active)
+            claimed: list[RunRecord] = []
+            if free > 0:
+                try:
+                    now = self.engine.clock()
+                    claimed = await self.store.run_claim(
+                        RunClaimParams(
+                            environment=self.engine.environment,
+                            worker_id=self.id,
+                            task_ids=self._task_ids,
+                            limit=free,
+                            now=now,
+                            lease_expires_at=now + self.lease_ms,
+                        )
+                    )
+                except Exception as exc:
+                    log.error("claiming runs failed: %s (retrying)", exc)
+                    await asyncio.sleep(self.poll_interval)
+                    continue
+                for run in claimed:
+                    self._spawn(run)
+            if claimed and len(claimed) < free:
+                # Took what was ready; more may come with the next wake-up.
+                await self._listener.wait(self.poll_interval)
+            elif not claimed:
+                await self._listener.wait(self.poll_interval)
+
+    def _spawn(self, run: RunRecord) -> None:
+        task = self.tasks.get(run.task_id)
+        assert task is not None, run.task_id
+        now = self.engine.clock()
+        ctx = build_context(self.engine, task, run, now)
+        scope = RunScope(
+            ctx=ctx,
+            engine=self.engine,
+            metadata=loads(run.metadata) or {},
+            tags=list(ctx.run.tags),
+        )
+        active = _Active(run=run, task=task, scope=scope)
+        self._active[run.id] = active
+        active.handle = asyncio.create_task(self._execute(active), name=f"shipyard-{run.id}")
+
+    async def _execute(self, active: _Active) -> None:
+        try:
+            outcome = await run_attempt(
+                self.engine, active.task, active.run, active.scope, active.control, self._threads
+            )
+        except BaseException as exc:  # a bug in the executor must not lose the run
+            if isinstance(exc, asyncio.CancelledError) and active.control.reason:
+                outcome = AttemptOutcome(status=None, attempt_status="RELEASED")
+            else:
+                log.exception("executor failed for %s", active.run.id)
+                outcome = AttemptOutcome(
+                    status=RunStatus.SYSTEM_FAILURE,
+                    attempt_status="FAILED",
+                    error=dumps(serialize_error(exc)),
+                )
+        if outcome.status is None:
+            self._active.pop(active.run.id, None)
+            self._poke()
+            return
+        self._pending.append((active, outcome))
+        self._pending_event.set()
+
+    def _poke(self) -> None:
+        if self._listener is not None:
+            self._listener.poke()
+
+    # -- finishing ------------------------------------------------------------------------
+
+    async def _finish_loop(self) -> None:
+        while True:
+            await self._pending_event.wait()
+            self._pending_event.clear()
+            await self._flush_finished()
+
+    async def _flush_finished(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            params = []
+            for active, outcome in batch:
+                assert outcome.status is not None
+                events = _drain_events(active.scope)
+                if (
+                    active.scope.pending_metadata
+                    or active.scope.pending_parent_metadata
+                    or (active.scope.pending_root_metadata)
+                ):
+                    try:
+                        await flush_scope(active.scope)
+                    except Exception as exc:
+                        log.error("final metadata flush of %s failed: %s", active.run.id, exc)
+                now = self.engine.clock()
+                events.append(
+                    NewEvent(run_id=active.run.id, ts=now, kind="status", message=outcome.status)
+                )
+                params.append(
+                    RunFinishParams(
+                        run_id=active.run.id,
+                        attempt_number=active.run.attempt_number,
+                        worker_id=self.id,
+                        status=outcome.status,
+                        attempt_status=outcome.attempt_status,
+                        now=now,
+                        output=outcome.output,
+                        error=outcome.error,
+                        retry_at=outcome.retry_at,
+                        events=events,
+                    )
+                )
+            accepted = await self._write_finished(params)
+            finished_ids = []
+            for (active, outcome), ok in zip(batch, accepted, strict=True):
+                self._active.pop(active.run.id, None)
+                if not ok:
+                    log.warning(
+                        "%s attempt %d: result rejected, the run is no longer ours "
+                        "(canceled or taken over after a lost lease)",
+                        active.run.id,
+                        active.run.attempt_number,
+                    )
+                    continue
+                self.completed += 1
+                if outcome.status != RunStatus.QUEUED:
+                    finished_ids.append(active.run.id)
+                log.info(
+                    "%s %s attempt %d → %s",
+                    active.run.id,
+                    active.task.id,
+                    active.run.attempt_number,
+                    outcome.status,
+                )
+            if finished_ids:
+                self.engine.run_finished(finished_ids)
+            if any(o.status == RunStatus.QUEUED for _, o in batch):
+                await self.store.ready_notify(self.engine.environment)
+            self._poke()
+
+    async def _write_finished(self, params: list[RunFinishParams]) -> list[bool]:
+        delay = 0.1
+        while True:
+            try:
+                return await self.store.run_finish_many(params)
+            except Exception as exc:
+                # Results stay in memory until the database takes them; the attempt-number
+                # fence makes a late write safe.
+                log.error("writing %d results failed: %s (retrying)", len(params), exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    # -- housekeeping ---------------------------------------------------------------------
+
+    async def _housekeeping_loop(self) -> None:
+        tick = 0
+        interval = min(0.25, self.heartbeat_interval)
+        reap_every = max(1, int((self.lease_ms / 2000) / interval))
+        flush_every = max(1, int(1.0 / interval))
+        while True:
+            await asyncio.sleep(interval)
+            tick += 1
+            try:
+                await self._check_ownership()
+                if tick % flush_every == 0:
+                    await self._flush_running()
+                if tick % reap_every == 0:
+                    await self.reap()
+            except Exception as exc:
+                log.error("worker housekeeping failed: %s", exc)
+
+    async def _check_ownership(self) -> None:
+        running = {rid: a for rid, a in self._active.items() if a.control.reason is None}
+        if not running:
+            return
+        for row in await self.store.run_ownership(list(running)):
+            active = running.get(row.run_id)
+            if active is None or active.handle is None or active.handle.done():
+                continue
+            ours = (
+                row.status == RunStatus.EXECUTING
+                and row.attempt_number == active.run.attempt_number
+                and row.lease_owner == self.id
+            )
+            if ours:
+                continue
+            canceled = row.status == RunStatus.CANCELED and row.lease_owner == self.id
+            active.control.reason = "canceled" if canceled else "lost"
+            log.info("%s: %s; stopping its attempt", row.run_id, active.control.reason)
+            active.handle.cancel()
+
+    async def _flush_running(self) -> None:
+        for active in list(self._active.values()):
+            events = _drain_events(active.scope)
+            if events:
+                await self.store.run_events_append(events)
+            await flush_scope(active.scope)
+
+    async def reap(self) -> int:
+        """Take back runs whose worker stopped heartbeating; returns how many."""
+        reaped = await self.store.run_reap_expired(
+            RunReapParams(
+                environment=self.engine.environment,
+                now=self.engine.clock(),
+                crash_error=dumps(_WORKER_LOST),
+            )
+        )
+        if reaped:
+            log.warning(
+                "reaped %d run(s) from lost workers: %s",
+                len(reaped),
+                ", ".join(f"{r.run_id}→{r.status}" for r in reaped),
+            )
+            self.engine.run_finished([r.run_id for r in reaped if r.status != "QUEUED"])
+            await self.store.ready_notify(self.engine.environment)
+        return len(reaped)
+
+    # -- stopping -------------------------------------------------------------------------
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop claiming, give running attempts ``grace`` s, release the rest. Idempotent."""
+        if self._stopping:
+            return
+        self._stopping = True
+        grace = self.engine.settings.shutdown_grace if grace is None else grace
+        self._poke()
+        handles = [a.handle for a in self._active.values() if a.handle is not None]
+        if handles:
+            log.info("waiting up to %.0f s for %d running attempt(s)", grace, len(handles))
+            _, still = await asyncio.wait(handles, timeout=grace) if grace > 0 else (set(), handles)
+            to_release = [a for a in self._active.values() if a.handle in still]
+            for active in to_release:
+                active.control.reason = "released"
+                assert active.handle is not None
+                active.handle.cancel()
+            if to_release:
+                await asyncio.wait([a.handle for a in to_release if a.handle is not None])
+                for active in to_release:
+                    released = await self.store.run_release(
+                        RunReleaseParams(
+                            run_id=active.run.id,
+                            attempt_number=active.run.attempt_number,
+                            worker_id=self.id,
+                            now=self.engine.clock(),
+                        )
+                    )
+                    log.info(
+                        "%s released back to the queue%s",
+                        active.run.id,
+                        "" if released else " (already taken)",
+                    )
+                await self.store.ready_notify(self.engine.environment)
+        await self._flush_finished()
+        for loop_task in self._loops:
+            loop_task.cancel()
+        for loop_task in self._loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop_task
+        self._heartbeat.stop()
+        with contextlib.suppress(Exception):
+            await self.store.worker_stop(self.id, self.engine.clock())
+        if self._listener is not None:
+            self._listener.close()
+        self._threads.shutdown(wait=False, cancel_futures=True)
+        log.info("worker %s stopped", self.id)
+
+
+def _drain_events(scope: RunScope) -> list[NewEvent]:
+    with scope.lock:
+        events, scope.pending_events = scope.pending_events, []
+    return events

@@ -1,0 +1,100 @@
+"""Tests for shipyard.ids: sortable ULID-style ids."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from unittest import mock
+
+import pytest
+from shipyard import ids
+from shipyard.errors import ValidationError
+from shipyard.ids import id_timestamp_ms, new_id
+
+_ID = re.compile(r"^([a-z]+)_[0-9a-hjkmnp-tv-z]{26}$")
+
+
+@pytest.mark.parametrize("prefix", ["run", "batch", "waitpoint", "sched", "queue", "worker"])
+def test_shape(prefix: str) -> None:
+    value = new_id(prefix)
+    match = _ID.match(value)
+    assert match is not None
+    assert match.group(1) == prefix
+    assert len(value) == len(prefix) + 27
+
+
+def test_timestamp_round_trip() -> None:
+    before = time.time_ns() // 1_000_000
+    value = new_id("run")
+    after = time.time_ns() // 1_000_000
+    assert before <= id_timestamp_ms(value) <= after
+
+
+def test_known_encoding() -> None:
+    fixed_ms = 1_700_000_000_000
+    with (
+        mock.patch.object(ids, "_last_ms", -1),
+        mock.patch("shipyard.ids.time.time_ns", return_value=fixed_ms * 1_000_000),
+        mock.patch("shipyard.ids.secrets.randbits", return_value=0),
+    ):
+        first = new_id("run")
+        second = new_id("run")
+    assert first == "run_01hf7yat00" + "0" * 16
+    assert second == "run_01hf7yat00" + "0" * 15 + "1"
+    assert id_timestamp_ms(first) == fixed_ms
+
+
+def test_monotonic_within_same_ms() -> None:
+    generated = [new_id("run") for _ in range(5_000)]
+    assert generated == sorted(generated)
+    assert len(set(generated)) == len(generated)
+
+
+def test_monotonic_when_clock_goes_backwards() -> None:
+    first = new_id("run")
+    with mock.patch("shipyard.ids.time.time_ns", return_value=0):
+        second = new_id("run")
+    assert second > first
+    assert id_timestamp_ms(second) == id_timestamp_ms(first)
+
+
+def test_random_overflow_moves_to_next_ms() -> None:
+    fixed_ms = 1_700_000_000_000
+    with (
+        mock.patch.object(ids, "_last_ms", fixed_ms),
+        mock.patch.object(ids, "_last_random", (1 << 80) - 1),
+        mock.patch("shipyard.ids.time.time_ns", return_value=fixed_ms * 1_000_000),
+    ):
+        value = new_id("run")
+    assert id_timestamp_ms(value) == fixed_ms + 1
+
+
+def test_thread_safe_and_unique() -> None:
+    results: list[list[str]] = [[] for _ in range(8)]
+
+    def work(bucket: list[str]) -> None:
+        for _ in range(1_000):
+            bucket.append(new_id("sched"))
+
+    threads = [threading.Thread(target=work, args=(bucket,)) for bucket in results]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    everything = [value for bucket in results for value in bucket]
+    assert len(set(everything)) == 8_000
+    for bucket in results:
+        assert bucket == sorted(bucket)
+
+
+@pytest.mark.parametrize("prefix", ["", "Run", "run_x", "1run", "run-x"])
+def test_bad_prefix(prefix: str) -> None:
+    with pytest.raises(ValidationError, match="Invalid id prefix"):
+        new_id(prefix)
+
+
+@pytest.mark.parametrize("value", ["run", "run_abc", "run_" + "u" * 26, "_" + "0" * 25])
+def test_id_timestamp_rejects_non_ids(value: str) -> None:
+    with pytest.raises(ValidationError, match="Not a Shipyard id"):
+        id_timestamp_ms(value)

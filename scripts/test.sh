@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it: formatting, lint, types, tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
+uv sync --frozen
+uv run ruff format --check .
+uv run ruff check .
+uv run mypy
+uv run pytest "$@"
