@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 
 import pytest
+
 from shipyard.durations import format_duration_ms, parse_duration_ms, resolve_time
 from shipyard.errors import InvalidDurationError
 

@@ -8,6 +8,7 @@ import time
 from unittest import mock
 
 import pytest
+
 from shipyard import ids
 from shipyard.errors import ValidationError
 from shipyard.ids import id_timestamp_ms, new_id

@@ -7,6 +7,7 @@ import math
 
 import pytest
 from pydantic import BaseModel
+
 from shipyard.errors import SerializationError
 from shipyard.jsonutil import byte_size, dumps, loads
 

@@ -8,6 +8,7 @@ import random
 from typing import Any
 
 import pytest
+
 from shipyard.errors import MetadataTooLargeError, SerializationError, ValidationError
 from shipyard.metadata_ops import (
     METADATA_MAX_BYTES,

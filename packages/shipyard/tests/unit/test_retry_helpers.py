@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from shipyard.errors import AbortTaskRunError, ApiError, ValidationError
 from shipyard.sdk.retry import on_throw, retry
 

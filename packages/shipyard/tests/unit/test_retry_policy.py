@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from shipyard.errors import ValidationError
 from shipyard.retry_policy import MAX_ATTEMPTS_CAP, RetryOptions, backoff_delay_ms
 

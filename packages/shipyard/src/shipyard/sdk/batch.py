@@ -45,6 +45,8 @@ def _entries(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 class _Batch:
+    """Trigger and inspect batches of runs across tasks."""
+
     async def trigger(self, items: Sequence[Mapping[str, Any]], **options: Any) -> BatchHandle:
         """Trigger runs of several tasks (``{"id", "payload", "options"}`` each, ≤ 1,000)."""
         from shipyard.engine.registry import get_engine

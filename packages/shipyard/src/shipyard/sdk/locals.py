@@ -32,6 +32,8 @@ class LocalKey(Generic[T]):
 
 
 class _Locals:
+    """Create keys and get/set attempt-local values."""
+
     def create(self, name: str) -> LocalKey[Any]:
         """A new key; each call makes a distinct key even for the same name."""
         return LocalKey(name)

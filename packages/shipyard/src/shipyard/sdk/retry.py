@@ -124,6 +124,10 @@ async def on_throw(
         max_timeout_ms=max_timeout_ms,
         randomize=randomize,
     )
+    return await _run_with_retries(fn, options)
+
+
+async def _run_with_retries(fn: Callable[[int], Awaitable[T] | T], options: RetryOptions) -> T:
     attempt = 1
     while True:
         try:
@@ -477,14 +481,14 @@ class _Retry:
         randomize: bool = True,
     ) -> T:
         """Same as the module-level :func:`on_throw`."""
-        return await on_throw(
-            fn,
+        options = RetryOptions(
             max_attempts=max_attempts,
-            factor=factor,
+            factor=float(factor) if isinstance(factor, int) else factor,
             min_timeout_ms=min_timeout_ms,
             max_timeout_ms=max_timeout_ms,
             randomize=randomize,
         )
+        return await _run_with_retries(fn, options)
 
     fetch = staticmethod(fetch)
 

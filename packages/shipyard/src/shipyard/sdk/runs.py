@@ -222,6 +222,8 @@ def _to_ms(value: datetime.datetime | int | float | None) -> int | None:
 
 
 class _Runs:
+    """Retrieve, list, cancel, replay and poll runs."""
+
     async def retrieve(self, run: str | RunHandle) -> Run:
         """The full run, with payload, output, error and attempts."""
         from shipyard.engine.registry import get_engine

@@ -16,6 +16,8 @@ log = logging.getLogger("shipyard.task")
 
 
 class _Tags:
+    """Add tags to the current run."""
+
     async def add(self, tags: str | Sequence[str]) -> list[str]:
         """Add tags to the current run; returns the run's tags afterwards."""
         scope = require_scope("tags.add")

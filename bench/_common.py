@@ -1,0 +1,161 @@
+"""Shared plumbing of the Shipyard benchmarks (same methodology as /work/shared/peers-bench).
+
+Each benchmark gets a fresh temp folder holding the SQLite file and the task-side records.
+The benchmark process imports ``tasks.noop`` itself (so ``noop`` is known before any worker
+registered it) and drives the default engine; workers are ``python -m shipyard worker``
+processes, each in its own session, killed by process group with bounded waits.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+PAD = "x" * 60  # payload JSON ~= 100 bytes, as in peers-bench
+
+
+def make_payload(i: int, ts: float | None = None) -> dict[str, Any]:
+    return {"i": i, "ts": time.time() if ts is None else ts, "pad": PAD}
+
+
+class Env:
+    """A fresh temp dir: database, task records, worker logs; sets the SHIPYARD_* variables."""
+
+    def __init__(self, name: str) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix=f"shipyard-bench-{name}-"))
+        self.db = self.dir / "shipyard.db"
+        self.rec = self.dir / "rec"
+        self.rec.mkdir()
+        os.environ.update(
+            SHIPYARD_PROJECT_ROOT=str(BENCH_DIR),
+            SHIPYARD_DIRS="tasks",
+            SHIPYARD_DATABASE_URL=f"sqlite:///{self.db}",
+            SHIPYARD_SECRET_KEY="bench-secret-key-bench-secret-key",
+            SHIPYARD_LOG_LEVEL="warning",
+            BENCH_REC=str(self.rec),
+        )
+        if str(BENCH_DIR) not in sys.path:
+            sys.path.insert(0, str(BENCH_DIR))
+
+    def engine(self) -> Any:
+        import shipyard
+        from shipyard.engine.registry import get_engine
+
+        import tasks.noop  # noqa: F401  (defines "noop" in this process)
+
+        shipyard.configure(database_url=f"sqlite:///{self.db}", project_root=str(BENCH_DIR))
+        return get_engine()
+
+    def records(self) -> list[tuple[int, float, float]]:
+        rows = []
+        for path in glob.glob(str(self.rec / "rec-*.txt")):
+            with open(path) as f:
+                for line in f:
+                    p = line.split()
+                    if len(p) == 3:
+                        rows.append((int(p[0]), float(p[1]), float(p[2])))
+        return rows
+
+    def connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.db, timeout=5)
+        conn.execute("PRAGMA busy_timeout = 5000")
+        return conn
+
+    def count_completed(self, conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT count(*) FROM runs WHERE status = 'COMPLETED'").fetchone()
+        return int(row[0])
+
+    def verify_once(self, conn: sqlite3.Connection, expected: int) -> dict[str, Any]:
+        """Every run COMPLETED, with exactly one attempt, executed exactly once (task records)."""
+        runs = conn.execute("SELECT count(*), sum(status = 'COMPLETED') FROM runs").fetchone()
+        multi = conn.execute(
+            "SELECT count(*) FROM (SELECT run_id FROM attempts GROUP BY run_id HAVING count(*) != 1)"
+        ).fetchone()[0]
+        attempts = conn.execute("SELECT count(*) FROM attempts").fetchone()[0]
+        recs = [r[0] for r in self.records()]
+        return {
+            "runs": runs[0],
+            "completed": runs[1] or 0,
+            "attempts": attempts,
+            "runs_with_attempts_ne_1": multi,
+            "executions": len(recs),
+            "distinct_executions": len(set(recs)),
+            "exactly_once": runs[0] == expected
+            and (runs[1] or 0) == expected
+            and attempts == expected
+            and multi == 0
+            and len(recs) == expected
+            and len(set(recs)) == expected,
+        }
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Workers:
+    """Worker processes, each in its own session so the whole tree can be killed by PGID."""
+
+    def __init__(self, env: Env, count: int, concurrency: int, extra: list[str] | None = None):
+        cmd = [sys.executable, "-m", "shipyard", "worker", "--concurrency", str(concurrency)]
+        cmd += extra or []
+        self.log = open(env.dir / "workers.log", "ab")  # noqa: SIM115
+        self.procs = [
+            subprocess.Popen(
+                cmd,
+                cwd=BENCH_DIR,
+                env=dict(os.environ),
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            for _ in range(count)
+        ]
+        self.env = env
+
+    def alive(self) -> bool:
+        return all(p.poll() is None for p in self.procs)
+
+    def stop(self) -> None:
+        for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+            for p in self.procs:
+                try:
+                    os.killpg(p.pid, sig)
+                except ProcessLookupError:
+                    pass
+            end = time.time() + wait
+            while time.time() < end and any(p.poll() is None for p in self.procs):
+                time.sleep(0.02)
+            if all(p.poll() is not None for p in self.procs):
+                break
+        self.log.close()
+
+    def log_tail(self) -> str:
+        try:
+            return (self.env.dir / "workers.log").read_text()[-2000:]
+        except OSError:
+            return ""
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    v = sorted(values)
+    k = (len(v) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def emit(result: dict[str, Any], human: str) -> None:
+    print(json.dumps(result), flush=True)
+    print(human, flush=True)

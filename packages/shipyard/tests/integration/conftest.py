@@ -1,0 +1,80 @@
+"""Helpers for the integration tests: polling a condition, and engines with custom settings.
+
+Tests here use a real SQLite file and a real in-process worker (fixtures from
+``tests/conftest.py``); nothing is mocked. Outcomes are awaited with
+``engine.wait_for_final`` or by polling a condition, never with a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shipyard.config import load_settings
+from shipyard.engine.engine import Engine
+from shipyard.engine.registry import set_engine
+from shipyard.worker.worker import Worker
+
+Condition = Callable[[], Any]
+
+
+async def _wait_until(condition: Condition, timeout: float = 5.0, interval: float = 0.02) -> Any:
+    """Poll ``condition`` (sync or async) until it returns a truthy value; return that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if isinstance(value, Awaitable):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
+
+
+@pytest.fixture
+def wait_until() -> Callable[..., Awaitable[Any]]:
+    """``await wait_until(lambda: cond, timeout=5)``: poll until truthy."""
+    return _wait_until
+
+
+@pytest.fixture
+async def custom_engine(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Engine]]]:
+    """``await custom_engine(**settings)``: an engine (installed as default) plus a worker.
+
+    Settings default to the same fast values as the shared ``settings`` fixture; keyword
+    arguments override them (e.g. ``retries_enabled_in_dev=False``).
+    """
+    engines: list[Engine] = []
+    workers: list[Worker] = []
+
+    async def make(**overrides: Any) -> Engine:
+        (tmp_path / "trigger").mkdir(exist_ok=True)
+        values: dict[str, Any] = {
+            "project_root": tmp_path,
+            "database_url": f"sqlite:///{tmp_path / 'custom.db'}",
+            "heartbeat_interval": 0.2,
+            "poll_interval": 0.1,
+            "retries_default": {"max_attempts": 3, "min_timeout_ms": 10, "max_timeout_ms": 50},
+        }
+        values.update(overrides)
+        engine = Engine(load_settings(**values))
+        await engine.start()
+        set_engine(engine)
+        engines.append(engine)
+        worker = Worker(engine, concurrency=5)
+        await worker.start()
+        workers.append(worker)
+        return engine
+
+    yield make
+    for worker in workers:
+        await worker.stop(grace=0)
+    set_engine(None)
+    for engine in engines:
+        await engine.close()
