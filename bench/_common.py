@@ -8,6 +8,7 @@ processes, each in its own session, killed by process group with bounded waits.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -49,10 +50,10 @@ class Env:
             sys.path.insert(0, str(BENCH_DIR))
 
     def engine(self) -> Any:
+        import tasks.noop  # noqa: F401  (defines "noop" in this process)
+
         import shipyard
         from shipyard.engine.registry import get_engine
-
-        import tasks.noop  # noqa: F401  (defines "noop" in this process)
 
         shipyard.configure(database_url=f"sqlite:///{self.db}", project_root=str(BENCH_DIR))
         return get_engine()
@@ -80,7 +81,8 @@ class Env:
         """Every run COMPLETED, with exactly one attempt, executed exactly once (task records)."""
         runs = conn.execute("SELECT count(*), sum(status = 'COMPLETED') FROM runs").fetchone()
         multi = conn.execute(
-            "SELECT count(*) FROM (SELECT run_id FROM attempts GROUP BY run_id HAVING count(*) != 1)"
+            "SELECT count(*) FROM "
+            "(SELECT run_id FROM attempts GROUP BY run_id HAVING count(*) != 1)"
         ).fetchone()[0]
         attempts = conn.execute("SELECT count(*) FROM attempts").fetchone()[0]
         recs = [r[0] for r in self.records()]
@@ -129,10 +131,8 @@ class Workers:
     def stop(self) -> None:
         for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
             for p in self.procs:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(p.pid, sig)
-                except ProcessLookupError:
-                    pass
             end = time.time() + wait
             while time.time() < end and any(p.poll() is None for p in self.procs):
                 time.sleep(0.02)

@@ -60,7 +60,9 @@ def main() -> None:
         workers.stop()
     starts = sorted(r[1] for r in env.records())
     span = starts[-1] - starts[0] if len(starts) > 1 else 0.0
-    db_first, db_last = conn.execute("SELECT min(started_at), max(started_at) FROM attempts").fetchone()
+    db_first, db_last = conn.execute(
+        "SELECT min(started_at), max(started_at) FROM attempts"
+    ).fetchone()
     db_span = ((db_last or 0) - (db_first or 0)) / 1000
     check = env.verify_once(conn, a.runs)
     conn.close()

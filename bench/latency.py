@@ -53,7 +53,7 @@ def main() -> None:
                 late += 1
             await engine.trigger("noop", make_payload(k), {})
         took = time.time() - t0
-        while env.count_completed(conn) < count + 1 and time.time() < deadline:
+        while env.count_completed(conn) < count + 1 and time.time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         await engine.close()
         return {"warmup_s": warm, "took": took, "late": late}

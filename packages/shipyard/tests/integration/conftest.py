@@ -47,6 +47,7 @@ def wait_until() -> Callable[..., Awaitable[Any]]:
 async def custom_engine(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Engine]]]:
     """``await custom_engine(**settings)``: an engine (installed as default) plus a worker.
 
+    Define the test's tasks first: the worker registers the tasks that exist when it starts.
     Settings default to the same fast values as the shared ``settings`` fixture; keyword
     arguments override them (e.g. ``retries_enabled_in_dev=False``).
     """

@@ -13,8 +13,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import jwt
-
 from shipyard.config import Settings
 from shipyard.engine.options import TriggerOptions, parse_options
 from shipyard.engine.runs import FINAL_STATUSES, IDEMPOTENCY_RELEASE_STATUSES, RunStatus
@@ -44,6 +42,7 @@ PAYLOAD_MAX_BYTES = 3 * 1024 * 1024
 OUTPUT_MAX_BYTES = 10 * 1024 * 1024
 BATCH_MAX_ITEMS = 1000
 HANDLE_TOKEN_TTL_S = 3600
+_RELEASE_STATUSES = frozenset(str(s) for s in IDEMPOTENCY_RELEASE_STATUSES)
 
 
 def wall_ms() -> int:
@@ -173,7 +172,7 @@ class Engine:
             machine=opts.machine,
             max_duration_s=opts.max_duration,
             trigger_function=trigger_function,
-            idempotency_release_statuses=frozenset(str(s) for s in IDEMPOTENCY_RELEASE_STATUSES),
+            idempotency_release_statuses=_RELEASE_STATUSES,
         )
 
     async def trigger(
@@ -195,11 +194,18 @@ class Engine:
         result = await self.store.run_insert(params)
         if not result.cached:
             await self.store.ready_notify(self.environment)
+        # Signing a JWT costs more than the insert: the handle signs on first read, with the
+        # claims (and secret) fixed now, so the token is the same as if signed here.
+        secret = self._secret_key()
+        run_id = result.run.id
+        issued = int(time.time())
         return RunHandle(
-            id=result.run.id,
-            task_identifier=task_id,
-            is_cached=result.cached,
-            public_access_token=self.public_token([f"read:runs:{result.run.id}"]),
+            run_id,
+            task_id,
+            result.cached,
+            token_factory=lambda: _sign(
+                self.environment, [f"read:runs:{run_id}"], issued, HANDLE_TOKEN_TTL_S, secret
+            ),
         )
 
     async def batch_trigger(
@@ -223,12 +229,18 @@ class Engine:
         now = self.clock()
         batch_id = new_id("batch")
         params: list[RunInsertParams] = []
+        # Items without options of their own share one parse of the batch options.
+        shared = parse_options(batch_options) if batch_key is None else None
         for index, entry in enumerate(entries):
-            item_options = {**batch_options, **(entry.get("options") or {})}
-            if batch_key is not None and "idempotency_key" not in item_options:
-                # A batch-level key applies to items without their own as key + index.
-                item_options["idempotency_key"] = [*_key_parts(batch_key), str(index)]
-            opts = parse_options(item_options)
+            own = entry.get("options")
+            if shared is not None and not own:
+                opts = shared
+            else:
+                item_options = {**batch_options, **(own or {})}
+                if batch_key is not None and "idempotency_key" not in item_options:
+                    # A batch-level key applies to items without their own as key + index.
+                    item_options["idempotency_key"] = [*_key_parts(batch_key), str(index)]
+                opts = parse_options(item_options)
             params.append(
                 self._insert_params(
                     str(entry["task"]),
@@ -368,11 +380,19 @@ class Engine:
 
     def public_token(self, scopes: list[str], expires_in_s: int = HANDLE_TOKEN_TTL_S) -> str:
         """A JWT granting ``scopes`` in this environment for ``expires_in_s`` seconds."""
+        return _sign(self.environment, scopes, int(time.time()), expires_in_s, self._secret_key())
+
+    def _secret_key(self) -> str:
         if self._secret is None:
             self._secret = self.settings.resolved_secret_key()
-        now = int(time.time())
-        claims = {"sub": self.environment, "scopes": scopes, "iat": now, "exp": now + expires_in_s}
-        return jwt.encode(claims, self._secret, algorithm="HS256")
+        return self._secret
+
+
+def _sign(environment: str, scopes: list[str], now: int, expires_in_s: int, secret: str) -> str:
+    import jwt  # imported on first use: it pulls in cryptography (slow CLI start)
+
+    claims = {"sub": environment, "scopes": scopes, "iat": now, "exp": now + expires_in_s}
+    return jwt.encode(claims, secret, algorithm="HS256")
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

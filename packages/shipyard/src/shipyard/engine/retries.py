@@ -8,6 +8,7 @@ retried after the backoff delay (or what ``catch_error`` asked for, still bounde
 
 from __future__ import annotations
 
+import dataclasses
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -58,9 +59,11 @@ def decide(
         return RetryDecision(None, f"attempt {attempt} of {max_attempts}")
     if override_delay_ms is not None:
         return RetryDecision(max(0, override_delay_ms), "catch_error chose the delay")
-    delay = backoff_delay_ms(options, attempt)
+    # The run's max_attempts (per-trigger override included) bounds the run; the options only
+    # shape the delay, so their own max_attempts must not stop a retry the run still allows.
+    delay = backoff_delay_ms(dataclasses.replace(options, max_attempts=max_attempts), attempt)
     if delay is None:
-        return RetryDecision(None, f"attempt {attempt} of {options.max_attempts}")
+        return RetryDecision(None, f"attempt {attempt} of {max_attempts}")
     return RetryDecision(delay, "backoff")
 
 

@@ -2,23 +2,53 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from shipyard.errors import SubtaskUnwrapError
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class RunHandle:
     """A triggered run. ``is_cached`` is True when an idempotency key matched an existing run.
 
-    ``public_access_token`` is a JWT that can read only this run, valid for 1 hour.
+    ``public_access_token`` is a JWT that can read only this run, valid for 1 hour from the
+    trigger. The engine signs it lazily, on first read (signing costs more than the insert).
     """
 
     id: str
     task_identifier: str
-    is_cached: bool = False
-    public_access_token: str = field(default="", repr=False)
+    is_cached: bool
+    _token: str | None = field(repr=False, compare=False)
+    _mint: Callable[[], str] | None = field(repr=False, compare=False)
+
+    def __init__(
+        self,
+        id: str,
+        task_identifier: str,
+        is_cached: bool = False,
+        public_access_token: str = "",
+        *,
+        token_factory: Callable[[], str] | None = None,
+    ) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "id", id)
+        setattr_(self, "task_identifier", task_identifier)
+        setattr_(self, "is_cached", is_cached)
+        setattr_(self, "_token", None if token_factory is not None else public_access_token)
+        setattr_(self, "_mint", token_factory)
+
+    @property
+    def public_access_token(self) -> str:
+        """A JWT that can read only this run (signed on first access, then cached)."""
+        token = self._token
+        if token is None:
+            mint = self._mint
+            token = mint() if mint is not None else ""
+            object.__setattr__(self, "_token", token)
+            object.__setattr__(self, "_mint", None)
+        return token
 
 
 @dataclass(frozen=True, slots=True)

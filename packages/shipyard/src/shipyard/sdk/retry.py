@@ -34,12 +34,13 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar, cast, overload
-
-import httpx
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 from shipyard.errors import ApiError, TaskError, ValidationError
 from shipyard.retry_policy import RetryOptions, backoff_delay_ms
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["DEFAULT_BY_STATUS", "FETCH_MAX_ATTEMPTS", "fetch", "on_throw", "retry"]
 
@@ -58,8 +59,14 @@ _HEADERS_FIELDS = frozenset(
 _RESET_FORMATS = ("unix_timestamp", "unix_timestamp_in_ms", "iso_8601", "delta_seconds")
 ResetFormat = Literal["unix_timestamp", "unix_timestamp_in_ms", "iso_8601", "delta_seconds"]
 
-# Retried like connection failures: the request may never have reached the server.
-_TRANSIENT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+
+def _transient_errors() -> tuple[type[Exception], ...]:
+    # Retried like connection failures: the request may never have reached the server.
+    # httpx is imported here, not at module level: it costs ~1 s of CLI start-up.
+    import httpx
+
+    return (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
 def _is_retryable_error(exc: Exception) -> bool:
@@ -393,6 +400,8 @@ async def fetch(
             by_status={"429": {"strategy": "headers"}, "500-599": {"max_attempts": 5}},
         )
     """
+    import httpx
+
     method = method.upper()
     rules = [_parse_rule(key, spec) for key, spec in (by_status or DEFAULT_BY_STATUS).items()]
     conn_options = _connection_options(connection_error)
@@ -421,7 +430,7 @@ async def _fetch_with(
     while True:
         try:
             response = await client.request(method, url, **request_kwargs)
-        except _TRANSIENT_ERRORS:
+        except _transient_errors():
             delay = backoff_delay_ms(conn_options, attempt)
             if delay is None or attempt >= FETCH_MAX_ATTEMPTS:
                 raise

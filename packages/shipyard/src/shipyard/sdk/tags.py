@@ -21,7 +21,11 @@ class _Tags:
     async def add(self, tags: str | Sequence[str]) -> list[str]:
         """Add tags to the current run; returns the run's tags afterwards."""
         scope = require_scope("tags.add")
-        new = [t for t in validate_tags(tags) if t not in scope.tags]
+        # Validate each tag (type, length) but not the count: past 10 is ignored, not an error.
+        items = [tags] if isinstance(tags, str) else list(tags)
+        new: list[str] = []
+        for item in items:
+            new.extend(t for t in validate_tags([item]) if t not in scope.tags and t not in new)
         room = MAX_TAGS - len(scope.tags)
         if len(new) > room:
             log.warning(

@@ -103,6 +103,9 @@ class Worker:
         self._active: dict[str, _Active] = {}
         self._pending: list[tuple[_Active, AttemptOutcome]] = []
         self._pending_event = asyncio.Event()
+        # stop() and the finish loop both flush; one at a time, or stop() could return while
+        # the loop's write is in flight and then cancel it (losing a finished attempt).
+        self._flush_lock = asyncio.Lock()
         self._stopping = False
         self._listener: ReadyListener | None = None
         self._loops: list[asyncio.Task[None]] = []
@@ -268,6 +271,10 @@ class Worker:
             await self._flush_finished()
 
     async def _flush_finished(self) -> None:
+        async with self._flush_lock:
+            await self._flush_pending()
+
+    async def _flush_pending(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
             params = []

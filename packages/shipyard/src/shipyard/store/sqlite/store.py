@@ -10,12 +10,14 @@ busy timeout is 0 and :meth:`_write` retries with sub-millisecond sleeps instead
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import queue
+import re
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -54,6 +56,9 @@ T = TypeVar("T")
 
 _HERE = Path(__file__).parent
 _Q = load_queries(_HERE / "queries.sql")
+# run_insert with ? placeholders, and the parameter name of each (for executemany).
+_RUN_INSERT_NAMES = re.findall(r":(\w+)", _Q["run_insert"])
+_RUN_INSERT_POSITIONAL = re.sub(r":(\w+)", "?", _Q["run_insert"])
 _LOCK_WAIT_SECONDS = 30.0
 
 
@@ -75,7 +80,7 @@ class SqliteStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shipyard-sqlite")
+        self._thread = _StoreThread()
         self._conn: sqlite3.Connection | None = None
         self._closed = False
         self._doorbell = Doorbell()
@@ -104,8 +109,7 @@ class SqliteStore:
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed:
             raise ShipyardError("The store is closed.")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(self._db()))
+        return await self._thread.call(lambda: fn(self._db()))
 
     def _write(self, conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction, waiting for the lock."""
@@ -129,8 +133,8 @@ class SqliteStore:
                 self._conn.close()
                 self._conn = None
 
-        await asyncio.get_running_loop().run_in_executor(self._executor, _close)
-        self._executor.shutdown(wait=True)
+        await self._thread.call(_close)
+        self._thread.shutdown()
         with self._heartbeat_lock:
             if self._heartbeat_conn is not None:
                 self._heartbeat_conn.close()
@@ -170,11 +174,12 @@ class SqliteStore:
 
     def _insert_one(self, conn: sqlite3.Connection, params: RunInsertParams) -> RunInsertResult:
         row = _insert_row(params)
-        cursor = conn.execute(_Q["run_insert"], row)
-        if cursor.rowcount == 1:
+        values = [row[n] for n in _RUN_INSERT_NAMES]
+        if conn.execute(_RUN_INSERT_POSITIONAL, values).rowcount == 1:
             for tag in params.tags:
                 conn.execute(_Q["run_tag_insert"], {"run_id": params.id, "tag": tag})
-            return RunInsertResult(_run_by_id(conn, params.id), cached=False)
+            # The new row is exactly its insert values plus the column defaults.
+            return RunInsertResult(_inserted_record(row), cached=False)
         existing = _fetch_run(
             conn,
             _Q["run_get_by_idempotency_key"],
@@ -223,10 +228,16 @@ class SqliteStore:
             plain = [p for p in params if p.idempotency_key is None and not p.tags]
             if len(plain) == len(params):
                 # The common bulk case: no keys to resolve, so one executemany suffices.
-                conn.executemany(_Q["run_insert"], [_insert_row(p) for p in params])
-                names, rows = _select_many(conn, [p.id for p in params])
-                by_id = {r.id: r for r in (RunRecord.from_row(names, row) for row in rows)}
-                return [RunInsertResult(by_id[p.id], cached=False) for p in params]
+                rows = [_insert_row(p) for p in params]
+                # Positional binding: a third cheaper than 29 named look-ups per row.
+                cursor = conn.executemany(
+                    _RUN_INSERT_POSITIONAL, [[row[n] for n in _RUN_INSERT_NAMES] for row in rows]
+                )
+                if cursor.rowcount != len(rows):
+                    raise ShipyardError("Run id collision on batch insert.")
+                # No key, no conflict: each new row is exactly its insert values plus the
+                # column defaults, so the records are built without reading them back.
+                return [RunInsertResult(_inserted_record(row), cached=False) for row in rows]
             for item in params:
                 results.append(self._insert_one(conn, item))
             return results
@@ -283,8 +294,7 @@ class SqliteStore:
                     "lease_expires_at": params.lease_expires_at,
                 },
             )
-            names = [d[0] for d in cursor.description]
-            runs = [RunRecord.from_row(names, row) for row in cursor.fetchall()]
+            runs = _records(cursor)(cursor.fetchall())
             if runs:
                 conn.executemany(
                     _Q["attempt_insert"],
@@ -646,6 +656,85 @@ class SqliteStore:
         self._doorbell.ring(ports)
 
 
+class _StoreThread:
+    """The one thread that owns the store's connection.
+
+    A bare queue and ``call_soon_threadsafe`` instead of ``run_in_executor``: the hop is on
+    every store call, and this halves its cost (one queue put and one loop wake-up).
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def _ensure_started(self) -> None:
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    thread = threading.Thread(
+                        target=self._main, name="shipyard-sqlite", daemon=True
+                    )
+                    thread.start()
+                    self._thread = thread
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the store thread; in submission order."""
+        self._ensure_started()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put((fn, future, loop))
+        return await future
+
+    def _main(self) -> None:
+        get = self._queue.get
+        while True:
+            job = get()
+            if job is None:
+                return
+            fn, future, loop = job
+            if future.cancelled():
+                continue
+            try:
+                result = fn()
+            except BaseException as exc:
+                _deliver(loop, future, None, exc)
+            else:
+                _deliver(loop, future, result, None)
+
+    def shutdown(self) -> None:
+        """Finish queued work and stop the thread."""
+        if self._thread is not None:
+            self._queue.put(None)
+            if self._thread is not threading.current_thread():
+                self._thread.join()
+
+
+_Job = tuple[Callable[[], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+
+
+def _deliver(
+    loop: asyncio.AbstractEventLoop,
+    future: asyncio.Future[Any],
+    result: Any,
+    error: BaseException | None,
+) -> None:
+    # RuntimeError: the loop closed while the call ran, so nobody is waiting.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(_set_future, future, result, error)
+
+
+def _set_future(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        if isinstance(error, StopIteration):  # a future cannot carry StopIteration
+            error = RuntimeError(f"StopIteration raised on the store thread: {error}")
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
 # -- module helpers (pure functions over a connection) -----------------------------------------
 
 
@@ -731,18 +820,99 @@ def _fetch_run(conn: sqlite3.Connection, sql: str, values: dict[str, Any]) -> Ru
     row = cursor.fetchone()
     if row is None:
         return None
-    return RunRecord.from_row([d[0] for d in cursor.description], row)
+    return _records(cursor)([row])[0]
+
+
+_RUN_FIELDS = tuple(RunRecord.__dataclass_fields__)
+_RECORD_BUILDERS: dict[tuple[str, ...], Callable[[list[Any]], list[RunRecord]]] = {}
+_BUILDER_BY_SHAPE: dict[tuple[int, int], Callable[[list[Any]], list[RunRecord]]] = {}
+_BUILDER_NAMES: dict[tuple[int, int], Any] = {}
+
+
+def _records(cursor: sqlite3.Cursor) -> Callable[[list[Any]], list[RunRecord]]:
+    """A fast row → RunRecord builder for this cursor's columns (same as RunRecord.from_row)."""
+    description = cursor.description
+    key = (id(description[0][0]), len(description))
+    builder = _BUILDER_BY_SHAPE.get(key)
+    if builder is not None and _BUILDER_NAMES[key] == description:
+        return builder
+    names = tuple(d[0] for d in description)
+    builder = _RECORD_BUILDERS.get(names)
+    if builder is None:
+        if len(set(names)) != len(names) or not set(_RUN_FIELDS) <= set(names):
+            # Unusual column lists keep the general (checking) path.
+            name_list = list(names)
+
+            def builder(rows: list[Any]) -> list[RunRecord]:
+                return [RunRecord.from_row(name_list, row) for row in rows]
+        elif names[: len(_RUN_FIELDS)] == _RUN_FIELDS:
+            width = len(_RUN_FIELDS)
+
+            def builder(rows: list[Any]) -> list[RunRecord]:
+                return [RunRecord(*row[:width]) for row in rows]
+        else:
+            index = [names.index(f) for f in _RUN_FIELDS]
+
+            def builder(rows: list[Any]) -> list[RunRecord]:
+                return [RunRecord(*[row[i] for i in index]) for row in rows]
+
+        _RECORD_BUILDERS[names] = builder
+    _BUILDER_BY_SHAPE[key] = builder
+    _BUILDER_NAMES[key] = description
+    return builder
+
+
+def _inserted_record(row: dict[str, Any]) -> RunRecord:
+    """The record of a freshly inserted run: its insert values plus the column defaults."""
+    return RunRecord(
+        id=row["id"],
+        environment=row["environment"],
+        task_id=row["task_id"],
+        status=row["status"],
+        payload=row["payload"],
+        output=None,
+        error=None,
+        metadata=row["metadata"],
+        tags=row["tags"],
+        queue=row["queue"],
+        concurrency_key=row["concurrency_key"],
+        priority_ms=row["priority_ms"],
+        queued_at=row["queued_at"],
+        sort_key=row["sort_key"],
+        available_at=row["available_at"],
+        delay_until=row["delay_until"],
+        ttl_ms=row["ttl_ms"],
+        attempt_number=0,
+        max_attempts=row["max_attempts"],
+        lease_owner=None,
+        lease_expires_at=None,
+        idempotency_key=row["idempotency_key"],
+        idempotency_key_expires_at=row["idempotency_key_expires_at"],
+        debounce_key=None,
+        parent_run_id=row["parent_run_id"],
+        root_run_id=row["root_run_id"],
+        depth=row["depth"],
+        batch_id=row["batch_id"],
+        batch_index=row["batch_index"],
+        schedule_id=None,
+        completion_waitpoint_id=None,
+        machine=row["machine"],
+        max_duration_s=row["max_duration_s"],
+        version=None,
+        trigger_function=row["trigger_function"],
+        is_test=row["is_test"],
+        created_at=row["created_at"],
+        updated_at=row["created_at"],
+        started_at=None,
+        finished_at=None,
+        expired_at=None,
+    )
 
 
 def _run_by_id(conn: sqlite3.Connection, run_id: str) -> RunRecord:
     run = _fetch_run(conn, _Q["run_get_by_id"], {"id": run_id})
     assert run is not None
     return run
-
-
-def _select_many(conn: sqlite3.Connection, ids: list[str]) -> tuple[list[str], list[Any]]:
-    cursor = conn.execute(_Q["runs_by_ids"], {"ids": json.dumps(ids)})
-    return [d[0] for d in cursor.description], cursor.fetchall()
 
 
 def _has_ready(conn: sqlite3.Connection, environment: str, now: int, task_ids: str) -> bool:
