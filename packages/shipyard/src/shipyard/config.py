@@ -89,8 +89,21 @@ class Settings(BaseModel):
         ge=0,
         description="Seconds running attempts get to finish after SIGTERM before release.",
     )
+    wait_for_db: bool = Field(
+        default=False,
+        description="Wait for an unreachable PostgreSQL at start instead of failing after 10 s.",
+    )
     server_host: str = Field(default="127.0.0.1", description="Engine server bind address.")
     server_port: int = Field(default=3030, description="Engine server port.")
+    api_port: int = Field(
+        default=8787, ge=0, le=65535, description="Port of the app API in `shipyard dev`; 0 = off."
+    )
+    functions_port: int = Field(
+        default=54321,
+        ge=0,
+        le=65535,
+        description="Port of the functions (/functions/v1/<name>) in `shipyard dev`; 0 = off.",
+    )
     log_level: str = Field(default="info", description="debug, info, warning or error.")
 
     @field_validator("database_url")

@@ -11,20 +11,39 @@ from pathlib import Path
 import pytest
 
 from shipyard.store.protocol import Store
+from shipyard.store.postgres import PostgresStore
 from shipyard.store.sqlite import SqliteStore
+from shipyard.testing.postgres import databases, require_postgres
 
 
-async def _sqlite(tmp_path: Path) -> Store:
-    return SqliteStore(tmp_path / "conformance.db")
+async def _sqlite(tmp_path: Path) -> tuple[Store, Callable[[], Awaitable[None]]]:
+    async def cleanup() -> None:
+        return None
+
+    return SqliteStore(tmp_path / "conformance.db"), cleanup
 
 
-BACKENDS: dict[str, Callable[[Path], Awaitable[Store]]] = {"sqlite": _sqlite}
+async def _postgres(tmp_path: Path) -> tuple[Store, Callable[[], Awaitable[None]]]:
+    require_postgres()
+    url = await databases.create()
+
+    async def cleanup() -> None:
+        await databases.drop(url)
+
+    return PostgresStore(url), cleanup
+
+
+BACKENDS: dict[str, Callable[[Path], Awaitable[tuple[Store, Callable[[], Awaitable[None]]]]]] = {
+    "sqlite": _sqlite,
+    "postgres": _postgres,
+}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     """A migrated, empty store of each backend."""
-    instance = await BACKENDS[request.param](tmp_path)
+    instance, cleanup = await BACKENDS[request.param](tmp_path)
     await instance.migrate()
     yield instance
     await instance.close()
+    await cleanup()

@@ -370,11 +370,6 @@ async def test_combined_units_are_accepted_for_the_ttl(engine):
     assert record.idempotency_key_expires_at == record.created_at + 90 * 60 * 1000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: batch.retrieve lists runs by runs.batch_id, so an item resolved to an "
-    "existing run (duplicate or cached key) is missing from .runs while run_count counts it",
-)
 async def test_batch_retrieve_lists_every_item_even_when_keys_resolve_to_one_run(engine):
     @task(id="idem-batch-retrieve")
     async def idem_batch_retrieve(payload):

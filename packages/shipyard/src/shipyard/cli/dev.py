@@ -19,8 +19,10 @@ import uvicorn
 from shipyard.config import Settings
 from shipyard.discovery import discover
 from shipyard.engine.engine import Engine
+from shipyard.engine.registry import set_engine
 from shipyard.sdk.task import registry
 from shipyard.server.app import create_app
+from shipyard.tooling.apphost import start_app_servers
 
 log = logging.getLogger("shipyard.dev")
 RELOAD_GRACE_SECONDS = 5.0
@@ -70,6 +72,8 @@ async def run_dev(settings: Settings, *, concurrency: int | None, reload: bool) 
             await server_task
             raise SystemExit(f"Engine server could not start on port {settings.server_port}.")
         await asyncio.sleep(0.05)
+    set_engine(engine)  # the app API in this process triggers runs through this engine
+    app_servers = await start_app_servers(settings)
     worker = await _start_worker(settings, concurrency)
     base = f"http://{settings.server_host}:{settings.server_port}"
     print(
@@ -80,7 +84,8 @@ async def run_dev(settings: Settings, *, concurrency: int | None, reload: bool) 
         f"  worker         pid {worker.pid}, {len(registry.ids())} task(s): "
         f"{', '.join(registry.ids()) or '-'}\n"
         f"  hot reload     {'on' if reload else 'off'} ({', '.join(settings.dirs)})\n"
-        "Press Ctrl-C to stop.\n",
+        + "".join(f"  {s.label:<13}  {s.line}\n" for s in app_servers)
+        + "Press Ctrl-C to stop.\n",
         flush=True,
     )
     stop = asyncio.Event()
@@ -107,6 +112,8 @@ async def run_dev(settings: Settings, *, concurrency: int | None, reload: bool) 
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
     await _stop_worker(worker)
+    for app_server in app_servers:
+        await app_server.stop()
     server.should_exit = True
     await server_task
     await engine.close()

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from shipyard import __version__
 from shipyard.cli.output import console, fail, print_json
+from shipyard.cli.tooling import check_envs, deps
 from shipyard.config import Settings, load_settings
 from shipyard.errors import ShipyardError
 
@@ -369,6 +370,10 @@ def tasks_list(
     for t in found:
         table.add_row(t["id"], t["queue"], str(t["max_attempts"]), t["file"])
     console.print(table)
+
+
+app.command("check-envs")(check_envs)
+app.command("deps")(deps)
 
 
 def main() -> None:

@@ -183,7 +183,13 @@ class Engine:
         *,
         trigger_function: str = "trigger",
     ) -> RunHandle:
-        """Create a run (or return the one its idempotency key points at)."""
+        """Create a run (or return the one its idempotency key points at).
+
+        ``connection=`` (in ``options``) is the caller's psycopg connection: the run is
+        inserted in the caller's open transaction and exists only if it commits.
+        """
+        options = dict(options)
+        connection = options.pop("connection", None)
         opts = parse_options(options)
         payload_text = self._encode_payload(payload)
         await self.start()
@@ -191,9 +197,12 @@ class Engine:
         params = self._insert_params(
             task_id, payload_text, opts, self.clock(), trigger_function=trigger_function
         )
-        result = await self.store.run_insert(params)
-        if not result.cached:
-            await self.store.ready_notify(self.environment)
+        if connection is not None:
+            result = await self.store.run_insert(params, connection=connection)
+        else:
+            result = await self.store.run_insert(params)
+            if not result.cached:
+                await self.store.ready_notify(self.environment)
         # Signing a JWT costs more than the insert: the handle signs on first read, with the
         # claims (and secret) fixed now, so the token is the same as if signed here.
         secret = self._secret_key()

@@ -12,6 +12,7 @@ Example::
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -68,12 +69,11 @@ class _Batch:
         record = await engine.store.batch_get(engine.environment, batch_id)
         if record is None:
             raise BatchNotFoundError(f"Batch {batch_id} not found.", batch_id=batch_id)
-        run_records = await engine.store.batch_runs(batch_id)
         return BatchInfo(
             id=record.id,
             status=record.status,
             run_count=record.run_count,
-            runs=tuple(r.id for r in run_records),
+            runs=tuple(json.loads(record.run_ids)),
             created_at=datetime.datetime.fromtimestamp(record.created_at / 1000, datetime.UTC),
             completed_at=(
                 datetime.datetime.fromtimestamp(record.completed_at / 1000, datetime.UTC)

@@ -129,7 +129,14 @@ metadata = _Metadata()
 
 
 async def flush_scope(scope: RunScope) -> None:
-    """Write a run scope's queued metadata operations (own, parent, root) to the store."""
+    """Write a run scope's buffered events, then its queued metadata operations.
+
+    Events go first so that the change feed keeps the order the task emitted them in.
+    """
+    with scope.lock:
+        events, scope.pending_events = scope.pending_events, []
+    if events:
+        await scope.engine.store.run_events_append(events)
     with scope.lock:
         own, scope.pending_metadata = scope.pending_metadata, []
         parent, scope.pending_parent_metadata = scope.pending_parent_metadata, []

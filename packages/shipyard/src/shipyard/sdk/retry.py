@@ -60,7 +60,6 @@ _RESET_FORMATS = ("unix_timestamp", "unix_timestamp_in_ms", "iso_8601", "delta_s
 ResetFormat = Literal["unix_timestamp", "unix_timestamp_in_ms", "iso_8601", "delta_seconds"]
 
 
-
 def _transient_errors() -> tuple[type[Exception], ...]:
     # Retried like connection failures: the request may never have reached the server.
     # httpx is imported here, not at module level: it costs ~1 s of CLI start-up.

@@ -34,6 +34,9 @@ class _Tags:
                 MAX_TAGS,
                 ", ".join(new[room:]),
             )
+        from shipyard.sdk.metadata import flush_scope
+
+        await flush_scope(scope)  # earlier logs and metadata precede the tag event
         result = await scope.engine.store.run_tags_add(
             RunTagsAddParams(
                 run_id=scope.ctx.run.id,

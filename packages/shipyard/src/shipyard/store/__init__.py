@@ -21,10 +21,11 @@ def open_store(settings: Settings) -> Store:
         from shipyard.store.sqlite import SqliteStore
 
         return SqliteStore(settings.sqlite_path())
-    raise ConfigError(
-        "The PostgreSQL store is not available yet in this version "
-        f"(database_url=…@{url.split('@')[-1]}); use sqlite:///path.db."
-    )
+    if url.startswith(("postgresql://", "postgres://")):
+        from shipyard.store.postgres import PostgresStore
+
+        return PostgresStore(url, wait_for_db=settings.wait_for_db)
+    raise ConfigError(f"Unsupported database URL scheme in {url.split('://')[0]}://…")
 
 
 __all__ = ["Store", "open_store"]

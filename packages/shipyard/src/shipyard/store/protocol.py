@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from shipyard.store.records import (
     AttemptRecord,
@@ -246,8 +246,14 @@ class Store(Protocol):
         """Release connections and threads. Safe to call twice."""
         ...
 
-    async def run_insert(self, params: RunInsertParams) -> RunInsertResult:
-        """Create a run, or return the live run holding the same idempotency key."""
+    async def run_insert(
+        self, params: RunInsertParams, connection: Any | None = None
+    ) -> RunInsertResult:
+        """Create a run, or return the live run holding the same idempotency key.
+
+        ``connection`` is the caller's own database connection, inside its transaction: the
+        run then exists only if that transaction commits (PostgreSQL only).
+        """
         ...
 
     async def run_insert_many(

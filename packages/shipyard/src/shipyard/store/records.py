@@ -91,6 +91,7 @@ class BatchRecord:
     idempotency_key: str | None
     created_at: int
     completed_at: int | None
+    run_ids: str = "[]"
 
 
 @dataclass(slots=True)

@@ -280,16 +280,17 @@ class Worker:
             params = []
             for active, outcome in batch:
                 assert outcome.status is not None
-                events = _drain_events(active.scope)
                 if (
                     active.scope.pending_metadata
                     or active.scope.pending_parent_metadata
-                    or (active.scope.pending_root_metadata)
+                    or active.scope.pending_root_metadata
                 ):
                     try:
                         await flush_scope(active.scope)
                     except Exception as exc:
                         log.error("final metadata flush of %s failed: %s", active.run.id, exc)
+                # Logs emitted after the last metadata write travel with the result.
+                events = _drain_events(active.scope)
                 now = self.engine.clock()
                 events.append(
                     NewEvent(run_id=active.run.id, ts=now, kind="status", message=outcome.status)
@@ -389,9 +390,6 @@ class Worker:
 
     async def _flush_running(self) -> None:
         for active in list(self._active.values()):
-            events = _drain_events(active.scope)
-            if events:
-                await self.store.run_events_append(events)
             await flush_scope(active.scope)
 
     async def reap(self) -> int:

@@ -189,7 +189,8 @@ INSERT INTO batches (id, environment, status, run_count, idempotency_key, create
 VALUES (:id, :environment, 'COMPLETED', :run_count, :idempotency_key, :created_at, :created_at);
 
 -- name: batch_get
-SELECT id, environment, status, run_count, idempotency_key, created_at, completed_at
+SELECT id, environment, status, run_count, idempotency_key, created_at, completed_at,
+       run_ids
 FROM batches WHERE environment = :environment AND id = :id;
 
 -- name: batch_runs
@@ -247,3 +248,18 @@ WHERE environment = :environment
   AND available_at <= :now
   AND task_id IN (SELECT value FROM json_each(:task_ids))
 LIMIT 1;
+
+-- name: migrations_table
+CREATE TABLE IF NOT EXISTS shipyard_migrations (
+    name        TEXT PRIMARY KEY,
+    applied_at  INTEGER NOT NULL
+);
+
+-- name: migrations_applied
+SELECT name FROM shipyard_migrations;
+
+-- name: migration_record
+INSERT INTO shipyard_migrations (name, applied_at) VALUES (:name, :applied_at);
+
+-- name: batch_set_run_ids
+UPDATE batches SET run_ids = :run_ids WHERE id = :id;

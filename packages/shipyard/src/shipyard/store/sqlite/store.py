@@ -51,6 +51,7 @@ from shipyard.store.records import (
     TaskRecord,
     WorkerRecord,
 )
+from shipyard.store.rows import event_row, insert_row
 
 T = TypeVar("T")
 
@@ -148,11 +149,8 @@ class SqliteStore:
 
         def _migrate(conn: sqlite3.Connection) -> list[str]:
             def _apply(conn: sqlite3.Connection) -> list[str]:
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS shipyard_migrations "
-                    "(name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)"
-                )
-                done = {row[0] for row in conn.execute("SELECT name FROM shipyard_migrations")}
+                conn.execute(_Q["migrations_table"])
+                done = {row[0] for row in conn.execute(_Q["migrations_applied"])}
                 applied = []
                 for file in migration_files(_HERE / "migrations"):
                     if file.name in done:
@@ -160,8 +158,8 @@ class SqliteStore:
                     for statement in _split_statements(file.read_text()):
                         conn.execute(statement)
                     conn.execute(
-                        "INSERT INTO shipyard_migrations (name, applied_at) VALUES (?, ?)",
-                        (file.name, int(time.time() * 1000)),
+                        _Q["migration_record"],
+                        {"name": file.name, "applied_at": int(time.time() * 1000)},
                     )
                     applied.append(file.name)
                 return applied
@@ -173,7 +171,7 @@ class SqliteStore:
     # -- runs ---------------------------------------------------------------------------------
 
     def _insert_one(self, conn: sqlite3.Connection, params: RunInsertParams) -> RunInsertResult:
-        row = _insert_row(params)
+        row = insert_row(params)
         values = [row[n] for n in _RUN_INSERT_NAMES]
         if conn.execute(_RUN_INSERT_POSITIONAL, values).rowcount == 1:
             for tag in params.tags:
@@ -203,8 +201,17 @@ class SqliteStore:
             conn.execute(_Q["run_tag_insert"], {"run_id": params.id, "tag": tag})
         return RunInsertResult(_run_by_id(conn, params.id), cached=False)
 
-    async def run_insert(self, params: RunInsertParams) -> RunInsertResult:
+    async def run_insert(
+        self, params: RunInsertParams, connection: Any | None = None
+    ) -> RunInsertResult:
         """Create a run, or return the live run holding the same idempotency key."""
+        if connection is not None:
+            from shipyard.errors import ValidationError
+
+            raise ValidationError(
+                "trigger(..., connection=conn) joins the caller's PostgreSQL transaction; "
+                "the SQLite store has no shared connection to join."
+            )
         return await self._run(lambda c: self._write(c, lambda c: self._insert_one(c, params)))
 
     async def run_insert_many(
@@ -224,11 +231,10 @@ class SqliteStore:
                         "created_at": batch.created_at,
                     },
                 )
-            results: list[RunInsertResult] = []
             plain = [p for p in params if p.idempotency_key is None and not p.tags]
             if len(plain) == len(params):
                 # The common bulk case: no keys to resolve, so one executemany suffices.
-                rows = [_insert_row(p) for p in params]
+                rows = [insert_row(p) for p in params]
                 # Positional binding: a third cheaper than 29 named look-ups per row.
                 cursor = conn.executemany(
                     _RUN_INSERT_POSITIONAL, [[row[n] for n in _RUN_INSERT_NAMES] for row in rows]
@@ -237,9 +243,14 @@ class SqliteStore:
                     raise ShipyardError("Run id collision on batch insert.")
                 # No key, no conflict: each new row is exactly its insert values plus the
                 # column defaults, so the records are built without reading them back.
-                return [RunInsertResult(_inserted_record(row), cached=False) for row in rows]
-            for item in params:
-                results.append(self._insert_one(conn, item))
+                results = [RunInsertResult(_inserted_record(row), cached=False) for row in rows]
+            else:
+                results = [self._insert_one(conn, item) for item in params]
+            if batch is not None:
+                conn.execute(
+                    _Q["batch_set_run_ids"],
+                    {"id": batch.id, "run_ids": json.dumps([r.run.id for r in results])},
+                )
             return results
 
         return await self._run(lambda c: self._write(c, _body))
@@ -344,7 +355,7 @@ class SqliteStore:
                 if not ok:
                     continue
                 conn.execute(_Q["attempt_finish"], values)
-                events.extend(_event_row(e) for e in p.events)
+                events.extend(event_row(e) for e in p.events)
             if events:
                 conn.executemany(_Q["run_event_insert"], events)
             return accepted
@@ -416,7 +427,7 @@ class SqliteStore:
             conn.executemany(
                 _Q["run_event_insert"],
                 [
-                    _event_row(NewEvent(run_id=i, ts=params.now, kind="status", message="CANCELED"))
+                    event_row(NewEvent(run_id=i, ts=params.now, kind="status", message="CANCELED"))
                     for i in ids
                 ],
             )
@@ -449,7 +460,7 @@ class SqliteStore:
                 {"run_id": params.run_id, "metadata": new, "now": params.now},
             )
             if params.event is not None:
-                conn.execute(_Q["run_event_insert"], _event_row(params.event))
+                conn.execute(_Q["run_event_insert"], event_row(params.event))
             return new
 
         return await self._run(lambda c: self._write(c, _body))
@@ -476,7 +487,7 @@ class SqliteStore:
                     conn.execute(_Q["run_tag_insert"], {"run_id": params.run_id, "tag": tag})
                 conn.execute(
                     _Q["run_event_insert"],
-                    _event_row(
+                    event_row(
                         NewEvent(
                             run_id=params.run_id,
                             ts=params.now,
@@ -493,7 +504,7 @@ class SqliteStore:
         """Append logs, spans and other events in order."""
         if not events:
             return
-        rows = [_event_row(e) for e in events]
+        rows = [event_row(e) for e in events]
         await self._run(
             lambda c: self._write(c, lambda c: c.executemany(_Q["run_event_insert"], rows))
         )
@@ -769,50 +780,6 @@ def _split_statements(script: str) -> list[str]:
                 statements.append(statement)
             buffer = ""
     return statements
-
-
-def _insert_row(p: RunInsertParams) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "environment": p.environment,
-        "task_id": p.task_id,
-        "status": p.status,
-        "payload": p.payload,
-        "metadata": p.metadata,
-        "tags": json.dumps(list(p.tags)),
-        "queue": p.queue,
-        "concurrency_key": p.concurrency_key,
-        "priority_ms": p.priority_ms,
-        "queued_at": p.queued_at,
-        "sort_key": p.queued_at - p.priority_ms,
-        "available_at": p.available_at if p.available_at is not None else p.queued_at,
-        "delay_until": p.delay_until,
-        "ttl_ms": p.ttl_ms,
-        "max_attempts": p.max_attempts,
-        "idempotency_key": p.idempotency_key,
-        "idempotency_key_expires_at": p.idempotency_key_expires_at,
-        "parent_run_id": p.parent_run_id,
-        "root_run_id": p.root_run_id,
-        "depth": p.depth,
-        "batch_id": p.batch_id,
-        "batch_index": p.batch_index,
-        "machine": p.machine,
-        "max_duration_s": p.max_duration_s,
-        "trigger_function": p.trigger_function,
-        "is_test": int(p.is_test),
-        "created_at": p.created_at,
-    }
-
-
-def _event_row(e: NewEvent) -> dict[str, Any]:
-    return {
-        "run_id": e.run_id,
-        "ts": e.ts,
-        "kind": e.kind,
-        "level": e.level,
-        "message": e.message,
-        "attributes": e.attributes,
-    }
 
 
 def _fetch_run(conn: sqlite3.Connection, sql: str, values: dict[str, Any]) -> RunRecord | None:

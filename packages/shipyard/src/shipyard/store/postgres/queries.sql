@@ -1,0 +1,307 @@
+-- Named queries of the PostgreSQL store, loaded once. Values are always bound parameters
+-- (psycopg's %(name)s); lists travel as arrays.
+
+-- name: run_insert
+INSERT INTO runs (
+    id, environment, task_id, status, payload, metadata, tags, queue, concurrency_key,
+    priority_ms, queued_at, sort_key, available_at, delay_until, ttl_ms, max_attempts,
+    idempotency_key, idempotency_key_expires_at, parent_run_id, root_run_id, depth,
+    batch_id, batch_index, machine, max_duration_s, trigger_function, is_test,
+    created_at, updated_at
+) VALUES (
+    %(id)s, %(environment)s, %(task_id)s, %(status)s, %(payload)s, %(metadata)s, %(tags)s,
+    %(queue)s, %(concurrency_key)s, %(priority_ms)s, %(queued_at)s, %(sort_key)s,
+    %(available_at)s, %(delay_until)s, %(ttl_ms)s, %(max_attempts)s, %(idempotency_key)s,
+    %(idempotency_key_expires_at)s, %(parent_run_id)s, %(root_run_id)s, %(depth)s,
+    %(batch_id)s, %(batch_index)s, %(machine)s, %(max_duration_s)s, %(trigger_function)s,
+    %(is_test)s, %(created_at)s, %(created_at)s
+)
+ON CONFLICT DO NOTHING
+RETURNING *;
+
+-- name: run_tag_insert
+INSERT INTO run_tags (run_id, tag) VALUES (%(run_id)s, %(tag)s) ON CONFLICT DO NOTHING;
+
+-- name: run_get
+SELECT * FROM runs WHERE environment = %(environment)s AND id = %(id)s;
+
+-- name: runs_by_ids
+SELECT * FROM runs WHERE id = ANY(%(ids)s);
+
+-- name: run_get_by_idempotency_key
+SELECT * FROM runs
+WHERE environment = %(environment)s AND task_id = %(task_id)s
+  AND idempotency_key = %(idempotency_key)s;
+
+-- name: run_clear_idempotency_key
+UPDATE runs SET idempotency_key = NULL, idempotency_key_expires_at = NULL, updated_at = %(now)s
+WHERE id = %(id)s;
+
+-- name: run_list
+SELECT * FROM runs
+WHERE environment = %(environment)s
+  AND (%(cursor)s::text IS NULL OR id < %(cursor)s)
+  AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s))
+  AND (%(task_ids)s::text[] IS NULL OR task_id = ANY(%(task_ids)s))
+  AND (%(tag)s::text IS NULL OR id IN (SELECT run_id FROM run_tags WHERE tag = %(tag)s))
+  AND (%(batch_id)s::text IS NULL OR batch_id = %(batch_id)s)
+  AND (%(created_from)s::bigint IS NULL OR created_at >= %(created_from)s)
+  AND (%(created_to)s::bigint IS NULL OR created_at <= %(created_to)s)
+ORDER BY id DESC
+LIMIT %(limit)s;
+
+-- name: run_ready_exists
+SELECT 1 FROM runs
+WHERE environment = %(environment)s
+  AND status = 'QUEUED'
+  AND available_at <= %(now)s
+  AND task_id = ANY(%(task_ids)s)
+LIMIT 1;
+
+-- name: run_claim
+-- One statement: pick ready runs (skipping rows other workers hold), lease them, start their
+-- attempt. max_attempts is locked at the first claim from the task the worker registered.
+WITH ready AS (
+    SELECT id FROM runs
+    WHERE environment = %(environment)s
+      AND status = 'QUEUED'
+      AND available_at <= %(now)s
+      AND task_id = ANY(%(task_ids)s)
+    ORDER BY sort_key
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE runs r SET
+        status = 'EXECUTING',
+        attempt_number = r.attempt_number + 1,
+        lease_owner = %(worker_id)s,
+        lease_expires_at = %(lease_expires_at)s,
+        started_at = COALESCE(r.started_at, %(now)s),
+        updated_at = %(now)s,
+        max_attempts = COALESCE(
+            r.max_attempts,
+            (SELECT t.max_attempts FROM tasks t
+             WHERE t.environment = r.environment AND t.id = r.task_id)
+        )
+    FROM ready
+    WHERE r.id = ready.id
+    RETURNING r.*
+), started AS (
+    INSERT INTO attempts (run_id, number, status, worker_id, started_at)
+    SELECT id, attempt_number, 'EXECUTING', %(worker_id)s, %(now)s FROM claimed
+)
+SELECT * FROM claimed ORDER BY sort_key;
+
+-- name: run_finish_many
+-- Fenced by attempt number and lease owner: a stale attempt's row simply does not match.
+WITH input AS (
+    SELECT * FROM unnest(
+        %(run_ids)s::text[], %(attempt_numbers)s::bigint[], %(worker_ids)s::text[],
+        %(statuses)s::text[], %(attempt_statuses)s::text[], %(outputs)s::text[],
+        %(errors)s::text[], %(retry_ats)s::bigint[], %(nows)s::bigint[]
+    ) WITH ORDINALITY AS i(run_id, attempt_number, worker_id, status, attempt_status, output,
+                           error, retry_at, now, ord)
+), finished AS (
+    UPDATE runs r SET
+        status = i.status,
+        output = i.output,
+        error = i.error,
+        available_at = COALESCE(i.retry_at, r.available_at),
+        finished_at = CASE WHEN i.status = 'QUEUED' THEN NULL ELSE i.now END,
+        lease_owner = NULL,
+        lease_expires_at = NULL,
+        updated_at = i.now
+    FROM input i
+    WHERE r.id = i.run_id
+      AND r.status = 'EXECUTING'
+      AND r.attempt_number = i.attempt_number
+      AND r.lease_owner = i.worker_id
+    RETURNING r.id, i.ord, i.attempt_number, i.attempt_status, i.error, i.now
+), attempts_done AS (
+    UPDATE attempts a SET status = f.attempt_status, finished_at = f.now, error = f.error
+    FROM finished f
+    WHERE a.run_id = f.id AND a.number = f.attempt_number AND a.status = 'EXECUTING'
+)
+SELECT ord FROM finished;
+
+-- name: run_release
+-- A released attempt does not count: the attempt number goes back so the next claim reuses it.
+UPDATE runs SET
+    status = 'QUEUED',
+    attempt_number = attempt_number - 1,
+    available_at = %(now)s,
+    lease_owner = NULL,
+    lease_expires_at = NULL,
+    updated_at = %(now)s
+WHERE id = %(run_id)s
+  AND status = 'EXECUTING'
+  AND attempt_number = %(attempt_number)s
+  AND lease_owner = %(worker_id)s;
+
+-- name: attempt_release
+UPDATE attempts SET status = 'RELEASED', finished_at = %(now)s
+WHERE run_id = %(run_id)s AND number = %(attempt_number)s AND status = 'EXECUTING';
+
+-- name: run_reap_expired
+-- A lost worker's attempt counts as crashed; the run retries while attempts remain.
+WITH expired AS (
+    SELECT id FROM runs
+    WHERE environment = %(environment)s
+      AND status = 'EXECUTING'
+      AND lease_expires_at < %(now)s
+    FOR UPDATE SKIP LOCKED
+), reaped AS (
+    UPDATE runs r SET
+        status = CASE WHEN r.attempt_number >= COALESCE(r.max_attempts, 1)
+                      THEN 'CRASHED' ELSE 'QUEUED' END,
+        error = CASE WHEN r.attempt_number >= COALESCE(r.max_attempts, 1)
+                     THEN %(crash_error)s ELSE r.error END,
+        finished_at = CASE WHEN r.attempt_number >= COALESCE(r.max_attempts, 1)
+                           THEN %(now)s ELSE NULL END,
+        available_at = %(now)s,
+        lease_owner = NULL,
+        lease_expires_at = NULL,
+        updated_at = %(now)s
+    FROM expired
+    WHERE r.id = expired.id
+    RETURNING r.id, r.attempt_number, r.status
+), crashed AS (
+    UPDATE attempts a SET status = 'CRASHED', finished_at = %(now)s, error = %(crash_error)s
+    FROM reaped
+    WHERE a.run_id = reaped.id AND a.number = reaped.attempt_number AND a.status = 'EXECUTING'
+)
+SELECT id, attempt_number, status FROM reaped;
+
+-- name: run_cancel
+-- The lease owner is kept so the executing worker sees the cancel and runs on_cancel.
+WITH RECURSIVE tree(id) AS (
+    SELECT id FROM runs WHERE environment = %(environment)s AND id = %(run_id)s
+    UNION
+    SELECT r.id FROM runs r JOIN tree ON r.parent_run_id = tree.id
+), canceled AS (
+    UPDATE runs SET
+        status = 'CANCELED',
+        error = %(error)s,
+        finished_at = %(now)s,
+        lease_expires_at = NULL,
+        updated_at = %(now)s
+    WHERE id IN (SELECT id FROM tree)
+      AND status <> ALL(%(final_statuses)s)
+    RETURNING id
+), attempts_canceled AS (
+    UPDATE attempts SET status = 'CANCELED', finished_at = %(now)s
+    WHERE run_id IN (SELECT id FROM canceled) AND status = 'EXECUTING'
+), events AS (
+    INSERT INTO run_events (run_id, ts, kind, message)
+    SELECT id, %(now)s, 'status', 'CANCELED' FROM canceled
+)
+SELECT id FROM canceled;
+
+-- name: run_ownership
+SELECT id, status, attempt_number, lease_owner FROM runs WHERE id = ANY(%(ids)s);
+
+-- name: run_metadata_lock
+SELECT metadata FROM runs WHERE id = %(run_id)s FOR UPDATE;
+
+-- name: run_metadata_set
+UPDATE runs SET metadata = %(metadata)s, updated_at = %(now)s WHERE id = %(run_id)s;
+
+-- name: run_tags_lock
+SELECT tags FROM runs WHERE id = %(run_id)s FOR UPDATE;
+
+-- name: run_tags_set
+UPDATE runs SET tags = %(tags)s, updated_at = %(now)s WHERE id = %(run_id)s;
+
+-- name: run_event_insert
+INSERT INTO run_events (run_id, ts, kind, level, message, attributes)
+VALUES (%(run_id)s, %(ts)s, %(kind)s, %(level)s, %(message)s, %(attributes)s);
+
+-- name: run_events_list
+SELECT id, run_id, ts, kind, level, message, attributes FROM run_events
+WHERE run_id = %(run_id)s AND id > %(after_id)s
+ORDER BY id
+LIMIT %(limit)s;
+
+-- name: attempt_list
+SELECT run_id, number, status, worker_id, started_at, finished_at, error FROM attempts
+WHERE run_id = %(run_id)s
+ORDER BY id;
+
+-- name: batch_insert
+INSERT INTO batches (id, environment, status, run_count, idempotency_key, created_at, completed_at)
+VALUES (%(id)s, %(environment)s, 'COMPLETED', %(run_count)s, %(idempotency_key)s,
+        %(created_at)s, %(created_at)s);
+
+-- name: batch_get
+SELECT id, environment, status, run_count, idempotency_key, created_at, completed_at,
+       run_ids
+FROM batches WHERE environment = %(environment)s AND id = %(id)s;
+
+-- name: batch_runs
+SELECT * FROM runs WHERE batch_id = %(batch_id)s ORDER BY batch_index;
+
+-- name: idempotency_key_reset
+UPDATE runs SET idempotency_key = NULL, idempotency_key_expires_at = NULL, updated_at = %(now)s
+WHERE environment = %(environment)s AND task_id = %(task_id)s AND idempotency_key = %(key)s;
+
+-- name: worker_upsert
+INSERT INTO workers (id, environment, host, pid, doorbell_port, started_at, heartbeat_at,
+                     stopped_at)
+VALUES (%(id)s, %(environment)s, %(host)s, %(pid)s, %(doorbell_port)s, %(started_at)s,
+        %(heartbeat_at)s, NULL)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,
+    doorbell_port = excluded.doorbell_port, stopped_at = NULL;
+
+-- name: task_upsert
+INSERT INTO tasks (environment, id, file_path, queue, max_attempts, retry, max_duration_s,
+                   machine, description, payload_schema, worker_id, updated_at)
+VALUES (%(environment)s, %(id)s, %(file_path)s, %(queue)s, %(max_attempts)s, %(retry)s,
+        %(max_duration_s)s, %(machine)s, %(description)s, %(payload_schema)s, %(worker_id)s,
+        %(updated_at)s)
+ON CONFLICT (environment, id) DO UPDATE SET
+    file_path = excluded.file_path, queue = excluded.queue,
+    max_attempts = excluded.max_attempts, retry = excluded.retry,
+    max_duration_s = excluded.max_duration_s, machine = excluded.machine,
+    description = excluded.description, payload_schema = excluded.payload_schema,
+    worker_id = excluded.worker_id, updated_at = excluded.updated_at;
+
+-- name: task_list
+SELECT environment, id, file_path, queue, max_attempts, retry, max_duration_s, machine,
+       description, payload_schema, worker_id, updated_at
+FROM tasks WHERE environment = %(environment)s ORDER BY id;
+
+-- name: worker_list_live
+SELECT id, environment, host, pid, doorbell_port, started_at, heartbeat_at, stopped_at
+FROM workers
+WHERE environment = %(environment)s AND stopped_at IS NULL AND heartbeat_at >= %(since)s;
+
+-- name: worker_stop
+UPDATE workers SET stopped_at = %(now)s WHERE id = %(worker_id)s;
+
+-- name: worker_heartbeat_runs
+UPDATE runs SET lease_expires_at = %(lease_expires_at)s
+WHERE lease_owner = %(worker_id)s AND status = 'EXECUTING';
+
+-- name: worker_heartbeat
+UPDATE workers SET heartbeat_at = %(now)s WHERE id = %(worker_id)s;
+
+-- name: ready_notify
+SELECT pg_notify('shipyard_ready', %(environment)s);
+
+-- name: migrate_lock
+SELECT pg_advisory_xact_lock(7262026);
+
+-- name: migrations_table
+CREATE TABLE IF NOT EXISTS shipyard_migrations (
+    name        TEXT PRIMARY KEY,
+    applied_at  BIGINT NOT NULL
+);
+
+-- name: migrations_applied
+SELECT name FROM shipyard_migrations;
+
+-- name: migration_record
+INSERT INTO shipyard_migrations (name, applied_at) VALUES (%(name)s, %(applied_at)s);
+
+-- name: batch_set_run_ids
+UPDATE batches SET run_ids = %(run_ids)s WHERE id = %(id)s;

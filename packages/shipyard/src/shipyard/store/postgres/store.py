@@ -1,0 +1,647 @@
+"""PostgreSQL implementation of the store protocol (psycopg 3, async, pooled).
+
+Claims are one statement (``FOR UPDATE SKIP LOCKED`` in a CTE), completions one statement per
+batch (``unnest`` arrays), so a worker pays one round trip per batch rather than per run.
+Workers are woken by ``NOTIFY shipyard_ready`` (one per trigger call or batch, never one per
+row) and keep a backup poll for lost notifications. Heartbeats use a plain synchronous
+connection on the heartbeat thread, independent of the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from shipyard.errors import RunNotFoundError, ShipyardError
+from shipyard.store.protocol import (
+    BatchInsertParams,
+    ReapedRun,
+    RunCancelParams,
+    RunClaimParams,
+    RunFinishParams,
+    RunInsertParams,
+    RunInsertResult,
+    RunListParams,
+    RunMetadataParams,
+    RunOwnership,
+    RunReapParams,
+    RunReleaseParams,
+    RunTagsAddParams,
+    TaskRegisterParams,
+    WorkerHeartbeatParams,
+)
+from shipyard.store.queries import load_queries, migration_files
+from shipyard.store.records import (
+    AttemptRecord,
+    BatchRecord,
+    NewEvent,
+    Page,
+    RunEventRecord,
+    RunRecord,
+    TaskRecord,
+    WorkerRecord,
+)
+from shipyard.store.rows import event_row, insert_row
+
+log = logging.getLogger("shipyard.store")
+_HERE = Path(__file__).parent
+_Q = load_queries(_HERE / "queries.sql")
+CONNECT_TIMEOUT_SECONDS = 10.0
+
+
+class StoreUnavailableError(ShipyardError):
+    """The database could not be reached."""
+
+    code = "STORE_UNAVAILABLE"
+
+
+def describe_url(url: str) -> str:
+    """``host:port/dbname`` of a PostgreSQL URL, without user or password."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    port = parts.port or 5432
+    return f"{host}:{port}{parts.path or ''}"
+
+
+class PostgresStore:
+    """Store backed by PostgreSQL.
+
+    Example::
+
+        store = PostgresStore("postgresql://postgres@127.0.0.1:5432/app")
+        await store.migrate()
+    """
+
+    def __init__(self, url: str, *, max_connections: int = 10, wait_for_db: bool = False) -> None:
+        self.url = url
+        self._where = describe_url(url)
+        self._wait_for_db = wait_for_db
+        self._pool = AsyncConnectionPool(
+            url,
+            min_size=1,
+            max_size=max_connections,
+            open=False,
+            check=AsyncConnectionPool.check_connection,
+            kwargs={"autocommit": False},
+        )
+        self._opened = False
+        self._open_lock = asyncio.Lock()
+        self._closed = False
+        self._heartbeat_conn: psycopg.Connection[Any] | None = None
+        self._heartbeat_lock = threading.Lock()
+        self._listeners: list[PostgresListener] = []
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    async def _ensure_open(self) -> None:
+        if self._opened:
+            return
+        async with self._open_lock:
+            if self._opened:
+                return
+            while True:
+                try:
+                    await self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
+                    break
+                except PoolTimeout as exc:
+                    message = (
+                        f"Cannot reach PostgreSQL at {self._where} within "
+                        f"{CONNECT_TIMEOUT_SECONDS:.0f} s (is it running? is "
+                        "SHIPYARD_DATABASE_URL right?)."
+                    )
+                    if not self._wait_for_db:
+                        await self._pool.close()
+                        raise StoreUnavailableError(message, where=self._where) from exc
+                    log.warning("%s Waiting for it (--wait-for-db)…", message)
+            self._opened = True
+
+    async def close(self) -> None:
+        """Close the pool, listeners and the heartbeat connection. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        for listener in list(self._listeners):
+            listener.close()
+        if self._opened:
+            await self._pool.close()
+        with self._heartbeat_lock:
+            if self._heartbeat_conn is not None:
+                self._heartbeat_conn.close()
+                self._heartbeat_conn = None
+
+    async def _fetch_runs(self, sql: str, values: dict[str, Any]) -> list[RunRecord]:
+        await self._ensure_open()
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(sql, values)
+            return _runs(cursor.description, await cursor.fetchall())
+
+    async def _fetchall(self, sql: str, values: dict[str, Any]) -> list[tuple[Any, ...]]:
+        await self._ensure_open()
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(sql, values)
+            return await cursor.fetchall()
+
+    async def _execute(self, sql: str, values: dict[str, Any]) -> int:
+        await self._ensure_open()
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(sql, values)
+            return cursor.rowcount
+
+    # -- migrations ---------------------------------------------------------------------------
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations under an advisory lock (safe when processes race)."""
+        await self._ensure_open()
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute(_Q["migrate_lock"])
+            await conn.execute(_Q["migrations_table"])
+            cursor = await conn.execute(_Q["migrations_applied"])
+            done = {row[0] for row in await cursor.fetchall()}
+            applied = []
+            for file in migration_files(_HERE / "migrations"):
+                if file.name in done:
+                    continue
+                await conn.execute(file.read_text().encode())
+                await conn.execute(
+                    _Q["migration_record"],
+                    {"name": file.name, "applied_at": int(time.time() * 1000)},
+                )
+                applied.append(file.name)
+            return applied
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    async def _insert_one(
+        self, conn: psycopg.AsyncConnection[Any], params: RunInsertParams
+    ) -> RunInsertResult:
+        row = insert_row(params)
+        # Three rounds at most: a released key can be taken by a racing trigger between our
+        # clearing it and inserting, in which case the next round finds that live run.
+        for _ in range(3):
+            cursor = await conn.execute(_Q["run_insert"], row)
+            inserted = await cursor.fetchone()
+            if inserted is not None:
+                for tag in params.tags:
+                    await conn.execute(_Q["run_tag_insert"], {"run_id": params.id, "tag": tag})
+                names = [d.name for d in cursor.description or []]
+                return RunInsertResult(RunRecord.from_row(names, inserted), cached=False)
+            cursor = await conn.execute(
+                _Q["run_get_by_idempotency_key"],
+                {
+                    "environment": params.environment,
+                    "task_id": params.task_id,
+                    "idempotency_key": params.idempotency_key,
+                },
+            )
+            found = _runs(cursor.description, await cursor.fetchall())
+            if not found:
+                continue  # the holder released the key meanwhile: try again
+            existing = found[0]
+            expired = (
+                existing.idempotency_key_expires_at is not None
+                and existing.idempotency_key_expires_at <= params.created_at
+            )
+            if not expired and existing.status not in params.idempotency_release_statuses:
+                return RunInsertResult(existing, cached=True)
+            await conn.execute(
+                _Q["run_clear_idempotency_key"], {"id": existing.id, "now": params.created_at}
+            )
+        raise ShipyardError(f"Could not resolve idempotency key for run {params.id}.")
+
+    async def run_insert(
+        self, params: RunInsertParams, connection: psycopg.AsyncConnection[Any] | None = None
+    ) -> RunInsertResult:
+        """Create a run, or return the live run holding the same idempotency key.
+
+        With ``connection`` the insert joins the caller's transaction: the run exists only if
+        that transaction commits.
+        """
+        if connection is not None:
+            async with connection.transaction():
+                result = await self._insert_one(connection, params)
+                if not result.cached:
+                    # Delivered when (and only if) the caller's transaction commits.
+                    await connection.execute(
+                        _Q["ready_notify"], {"environment": params.environment}
+                    )
+                return result
+        await self._ensure_open()
+        async with self._pool.connection() as conn, conn.transaction():
+            return await self._insert_one(conn, params)
+
+    async def run_insert_many(
+        self, params: Sequence[RunInsertParams], batch: BatchInsertParams | None = None
+    ) -> list[RunInsertResult]:
+        """Create many runs (and their batch) in one transaction, in order."""
+        await self._ensure_open()
+        async with self._pool.connection() as conn, conn.transaction():
+            if batch is not None:
+                await conn.execute(
+                    _Q["batch_insert"],
+                    {
+                        "id": batch.id,
+                        "environment": batch.environment,
+                        "run_count": len(params),
+                        "idempotency_key": batch.idempotency_key,
+                        "created_at": batch.created_at,
+                    },
+                )
+            if all(p.idempotency_key is None and not p.tags for p in params):
+                async with conn.cursor() as cursor:
+                    await cursor.executemany(
+                        _Q["run_insert"], [insert_row(p) for p in params], returning=True
+                    )
+                    records: dict[str, RunRecord] = {}
+                    while True:
+                        names = [d.name for d in cursor.description or []]
+                        for row in await cursor.fetchall():
+                            record = RunRecord.from_row(names, row)
+                            records[record.id] = record
+                        if not cursor.nextset():
+                            break
+                results = [RunInsertResult(records[p.id], cached=False) for p in params]
+            else:
+                results = [await self._insert_one(conn, p) for p in params]
+            if batch is not None:
+                await conn.execute(
+                    _Q["batch_set_run_ids"],
+                    {"id": batch.id, "run_ids": json.dumps([r.run.id for r in results])},
+                )
+            return results
+
+    async def run_get(self, environment: str, run_id: str) -> RunRecord | None:
+        """One run by id, or None."""
+        found = await self._fetch_runs(_Q["run_get"], {"environment": environment, "id": run_id})
+        return found[0] if found else None
+
+    async def run_list(self, params: RunListParams) -> Page:
+        """Runs newest first, filtered, one page at a time."""
+        items = await self._fetch_runs(
+            _Q["run_list"],
+            {
+                "environment": params.environment,
+                "cursor": params.cursor,
+                "statuses": list(params.statuses) or None,
+                "task_ids": list(params.task_ids) or None,
+                "tag": params.tag,
+                "batch_id": params.batch_id,
+                "created_from": params.created_from,
+                "created_to": params.created_to,
+                "limit": params.limit + 1,
+            },
+        )
+        more = len(items) > params.limit
+        items = items[: params.limit]
+        return Page(items=items, next_cursor=items[-1].id if more and items else None)
+
+    async def run_claim(self, params: RunClaimParams) -> list[RunRecord]:
+        """Atomically take up to ``limit`` ready runs, oldest priority-adjusted first."""
+        if params.limit <= 0 or not params.task_ids:
+            return []
+        await self._ensure_open()
+        values = {
+            "environment": params.environment,
+            "worker_id": params.worker_id,
+            "task_ids": list(params.task_ids),
+            "limit": params.limit,
+            "now": params.now,
+            "lease_expires_at": params.lease_expires_at,
+        }
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(_Q["run_claim"], values)
+            return _runs(cursor.description, await cursor.fetchall())
+
+    async def run_finish_many(self, params: Sequence[RunFinishParams]) -> list[bool]:
+        """Record the end of attempts; False where the fence rejected a stale attempt."""
+        if not params:
+            return []
+        await self._ensure_open()
+        values = {
+            "run_ids": [p.run_id for p in params],
+            "attempt_numbers": [p.attempt_number for p in params],
+            "worker_ids": [p.worker_id for p in params],
+            "statuses": [p.status for p in params],
+            "attempt_statuses": [p.attempt_status for p in params],
+            "outputs": [p.output for p in params],
+            "errors": [p.error for p in params],
+            "retry_ats": [p.retry_at for p in params],
+            "nows": [p.now for p in params],
+        }
+        async with self._pool.connection() as conn, conn.transaction():
+            cursor = await conn.execute(_Q["run_finish_many"], values)
+            # ORDINALITY is 1-based; a row updated twice in one batch matches one input only.
+            accepted = {row[0] - 1 for row in await cursor.fetchall()}
+            events = [
+                event_row(e) for i, p in enumerate(params) if i in accepted for e in p.events
+            ]
+            if events:
+                async with conn.cursor() as cur:
+                    await cur.executemany(_Q["run_event_insert"], events)
+        return [i in accepted for i in range(len(params))]
+
+    async def run_release(self, params: RunReleaseParams) -> bool:
+        """Give a claimed run back to the queue without counting the attempt."""
+        await self._ensure_open()
+        values = {
+            "run_id": params.run_id,
+            "attempt_number": params.attempt_number,
+            "worker_id": params.worker_id,
+            "now": params.now,
+        }
+        async with self._pool.connection() as conn, conn.transaction():
+            cursor = await conn.execute(_Q["run_release"], values)
+            if cursor.rowcount != 1:
+                return False
+            await conn.execute(_Q["attempt_release"], values)
+            return True
+
+    async def run_reap_expired(self, params: RunReapParams) -> list[ReapedRun]:
+        """Take back runs whose worker stopped heartbeating."""
+        rows = await self._fetchall(
+            _Q["run_reap_expired"],
+            {
+                "environment": params.environment,
+                "now": params.now,
+                "crash_error": params.crash_error,
+            },
+        )
+        return [ReapedRun(run_id=r[0], attempt_number=r[1], status=r[2]) for r in rows]
+
+    async def run_cancel(self, params: RunCancelParams) -> list[str]:
+        """Cancel a non-final run and its non-final descendants; return the ids canceled."""
+        rows = await self._fetchall(
+            _Q["run_cancel"],
+            {
+                "environment": params.environment,
+                "run_id": params.run_id,
+                "now": params.now,
+                "error": params.error,
+                "final_statuses": sorted(params.final_statuses),
+            },
+        )
+        return [r[0] for r in rows]
+
+    async def run_ownership(self, run_ids: Sequence[str]) -> list[RunOwnership]:
+        """Status, attempt and owner of the given runs (for a worker's fence check)."""
+        rows = await self._fetchall(_Q["run_ownership"], {"ids": list(run_ids)})
+        return [RunOwnership(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def run_metadata_update(self, params: RunMetadataParams) -> str:
+        """Read-modify-write a run's metadata in one transaction; return the new JSON."""
+        await self._ensure_open()
+        async with self._pool.connection() as conn, conn.transaction():
+            cursor = await conn.execute(_Q["run_metadata_lock"], {"run_id": params.run_id})
+            row = await cursor.fetchone()
+            if row is None:
+                raise RunNotFoundError(f"Run {params.run_id} not found.", run_id=params.run_id)
+            new = params.mutate(row[0])
+            await conn.execute(
+                _Q["run_metadata_set"],
+                {"run_id": params.run_id, "metadata": new, "now": params.now},
+            )
+            if params.event is not None:
+                await conn.execute(_Q["run_event_insert"], event_row(params.event))
+            return new
+
+    async def run_tags_add(self, params: RunTagsAddParams) -> list[str]:
+        """Add tags to a run (deduplicated, capped); return its tags."""
+        await self._ensure_open()
+        async with self._pool.connection() as conn, conn.transaction():
+            cursor = await conn.execute(_Q["run_tags_lock"], {"run_id": params.run_id})
+            row = await cursor.fetchone()
+            if row is None:
+                return []
+            tags: list[str] = json.loads(row[0])
+            added = []
+            for tag in params.tags:
+                if tag not in tags and len(tags) < params.max_tags:
+                    tags.append(tag)
+                    added.append(tag)
+            if added:
+                await conn.execute(
+                    _Q["run_tags_set"],
+                    {"run_id": params.run_id, "tags": json.dumps(tags), "now": params.now},
+                )
+                for tag in added:
+                    await conn.execute(_Q["run_tag_insert"], {"run_id": params.run_id, "tag": tag})
+                await conn.execute(
+                    _Q["run_event_insert"],
+                    event_row(NewEvent(params.run_id, params.now, "tag", ",".join(added))),
+                )
+            return tags
+
+    async def run_events_append(self, events: Sequence[NewEvent]) -> None:
+        """Append logs, spans and other events in order."""
+        if not events:
+            return
+        await self._ensure_open()
+        async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            await cur.executemany(_Q["run_event_insert"], [event_row(e) for e in events])
+
+    async def run_events_list(
+        self, run_id: str, after_id: int = 0, limit: int = 1000
+    ) -> list[RunEventRecord]:
+        """A run's events after ``after_id``, oldest first."""
+        rows = await self._fetchall(
+            _Q["run_events_list"], {"run_id": run_id, "after_id": after_id, "limit": limit}
+        )
+        return [RunEventRecord(*row) for row in rows]
+
+    async def attempt_list(self, run_id: str) -> list[AttemptRecord]:
+        """A run's attempts, in order."""
+        rows = await self._fetchall(_Q["attempt_list"], {"run_id": run_id})
+        return [AttemptRecord(*row) for row in rows]
+
+    # -- batches, keys, tasks, workers --------------------------------------------------------
+
+    async def batch_get(self, environment: str, batch_id: str) -> BatchRecord | None:
+        """One batch by id, or None."""
+        rows = await self._fetchall(_Q["batch_get"], {"environment": environment, "id": batch_id})
+        return BatchRecord(*rows[0]) if rows else None
+
+    async def batch_runs(self, batch_id: str) -> list[RunRecord]:
+        """A batch's runs in input order."""
+        return await self._fetch_runs(_Q["batch_runs"], {"batch_id": batch_id})
+
+    async def idempotency_key_reset(self, environment: str, task_id: str, key: str) -> int:
+        """Clear a key on every run of a task that holds it; return how many."""
+        values = {
+            "environment": environment,
+            "task_id": task_id,
+            "key": key,
+            "now": int(time.time() * 1000),
+        }
+        return await self._execute(_Q["idempotency_key_reset"], values)
+
+    async def task_register(self, params: TaskRegisterParams) -> None:
+        """Record a worker and the tasks it can execute."""
+        w = params.worker
+        await self._ensure_open()
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                _Q["worker_upsert"],
+                {
+                    "id": w.id,
+                    "environment": w.environment,
+                    "host": w.host,
+                    "pid": w.pid,
+                    "doorbell_port": w.doorbell_port,
+                    "started_at": w.started_at,
+                    "heartbeat_at": w.heartbeat_at,
+                },
+            )
+            if params.tasks:
+                async with conn.cursor() as cur:
+                    await cur.executemany(
+                        _Q["task_upsert"],
+                        [
+                            {
+                                "environment": t.environment,
+                                "id": t.id,
+                                "file_path": t.file_path,
+                                "queue": t.queue,
+                                "max_attempts": t.max_attempts,
+                                "retry": t.retry,
+                                "max_duration_s": t.max_duration_s,
+                                "machine": t.machine,
+                                "description": t.description,
+                                "payload_schema": t.payload_schema,
+                                "worker_id": t.worker_id,
+                                "updated_at": t.updated_at,
+                            }
+                            for t in params.tasks
+                        ],
+                    )
+
+    async def task_list(self, environment: str) -> list[TaskRecord]:
+        """Every task any worker of the environment registered."""
+        rows = await self._fetchall(_Q["task_list"], {"environment": environment})
+        return [TaskRecord(*row) for row in rows]
+
+    async def worker_list_live(self, environment: str, since: int) -> list[WorkerRecord]:
+        """Workers that heartbeated at or after ``since`` and have not stopped."""
+        rows = await self._fetchall(
+            _Q["worker_list_live"], {"environment": environment, "since": since}
+        )
+        return [WorkerRecord(*row) for row in rows]
+
+    async def worker_stop(self, worker_id: str, now: int) -> None:
+        """Mark a worker as stopped."""
+        await self._execute(_Q["worker_stop"], {"worker_id": worker_id, "now": now})
+
+    def worker_heartbeat(self, params: WorkerHeartbeatParams) -> int:
+        """Blocking, callable from any thread: extend the worker's leases; return how many."""
+        values = {
+            "worker_id": params.worker_id,
+            "now": params.now,
+            "lease_expires_at": params.lease_expires_at,
+        }
+        with self._heartbeat_lock:
+            if self._closed:
+                return 0
+            if self._heartbeat_conn is None or self._heartbeat_conn.closed:
+                self._heartbeat_conn = psycopg.connect(
+                    self.url, connect_timeout=int(CONNECT_TIMEOUT_SECONDS)
+                )
+            conn = self._heartbeat_conn
+            try:
+                with conn.transaction():
+                    conn.execute(_Q["worker_heartbeat"], values)
+                    return conn.execute(_Q["worker_heartbeat_runs"], values).rowcount
+            except psycopg.OperationalError:
+                conn.close()
+                self._heartbeat_conn = None
+                raise
+
+    # -- wake-ups -----------------------------------------------------------------------------
+
+    async def ready_listen(self) -> PostgresListener:
+        """LISTEN for "runs are ready" on a dedicated connection (reconnects by itself)."""
+        listener = PostgresListener(self.url, self._listeners)
+        await listener.start()
+        self._listeners.append(listener)
+        return listener
+
+    async def ready_notify(self, environment: str) -> None:
+        """NOTIFY the environment's workers: runs are ready to claim."""
+        await self._execute(_Q["ready_notify"], {"environment": environment})
+
+
+class PostgresListener:
+    """A worker's LISTEN connection. A lost connection is re-established with backoff; the
+    worker's backup poll covers notifications missed meanwhile."""
+
+    port: int | None = None
+
+    def __init__(self, url: str, registry: list[PostgresListener]) -> None:
+        self._url = url
+        self._event = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._registry = registry
+
+    async def start(self) -> None:
+        """Start listening in the background."""
+        self._task = asyncio.create_task(self._run(), name="shipyard-listen")
+
+    async def _run(self) -> None:
+        delay = 0.2
+        failing = False
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    self._url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT_SECONDS)
+                )
+                async with conn:
+                    await conn.execute("LISTEN shipyard_ready")
+                    if failing:
+                        log.warning("LISTEN connection to PostgreSQL is back")
+                        failing = False
+                    delay = 0.2
+                    self._event.set()  # anything may have happened while we were away
+                    async for _ in conn.notifies():
+                        self._event.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not failing:
+                    log.error("LISTEN connection to PostgreSQL lost: %s (reconnecting)", exc)
+                    failing = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def poke(self) -> None:
+        """Wake the waiter from inside this process."""
+        self._event.set()
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait for a notification or ``timeout`` seconds; True if woken."""
+        if not self._event.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), timeout)
+        woken = self._event.is_set()
+        self._event.clear()
+        return woken
+
+    def close(self) -> None:
+        """Stop listening."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        if self in self._registry:
+            self._registry.remove(self)
+
+
+def _runs(description: Any, rows: list[tuple[Any, ...]]) -> list[RunRecord]:
+    names = [d.name for d in description or []]
+    return [RunRecord.from_row(names, row) for row in rows]

@@ -1,0 +1,123 @@
+"""Throwaway PostgreSQL databases for tests, cloned from a migrated template.
+
+``SHIPYARD_TEST_POSTGRES_URL`` names the server (default: the local ``postgres`` superuser on
+127.0.0.1:5432). When the server is unreachable, tests that need it are skipped with the
+reason — unless ``SHIPYARD_REQUIRE_POSTGRES=1`` (CI sets it), in which case they fail, so a CI
+run can never pass with them skipped.
+
+Example::
+
+    url = require_postgres()          # skip or fail if there is no server
+    db = await databases.create()     # a fresh, migrated database: postgresql://.../<name>
+    ...
+    await databases.drop(db)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from functools import cache
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def admin_url() -> str:
+    """The maintenance database URL tests connect to."""
+    return os.environ.get("SHIPYARD_TEST_POSTGRES_URL", DEFAULT_URL)
+
+
+def with_database(url: str, name: str) -> str:
+    """``url`` pointing at database ``name``."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+@cache
+def _reachable() -> str | None:
+    try:
+        with psycopg.connect(admin_url(), connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+        return None
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0]
+
+
+def require_postgres() -> str:
+    """The admin URL, or skip (fail under ``SHIPYARD_REQUIRE_POSTGRES=1``) without a server."""
+    import pytest
+
+    problem = _reachable()
+    if problem is not None:
+        where = urlsplit(admin_url()).netloc.split("@")[-1]
+        reason = f"PostgreSQL at {where} is not reachable: {problem}"
+        if os.environ.get("SHIPYARD_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"{reason} (SHIPYARD_REQUIRE_POSTGRES=1 forbids skipping)")
+        pytest.skip(reason)
+    return admin_url()
+
+
+def _migrations_digest() -> str:
+    from shipyard.store.postgres import store
+
+    folder = Path(store.__file__).parent / "migrations"
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*.sql")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+class TemplateDatabases:
+    """Creates databases from a template migrated once per migration set."""
+
+    def __init__(self) -> None:
+        self._template: str | None = None
+
+    async def _ensure_template(self) -> str:
+        if self._template is not None:
+            return self._template
+        from shipyard.store.postgres import PostgresStore
+
+        name = f"shipyard_tpl_{_migrations_digest()}"
+        async with await psycopg.AsyncConnection.connect(admin_url(), autocommit=True) as conn:
+            # Two test processes may build the template at once; the lock makes one wait.
+            await conn.execute("SELECT pg_advisory_lock(7262027)")
+            try:
+                cursor = await conn.execute(
+                    "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+                )
+                if await cursor.fetchone() is None:
+                    await conn.execute(f'CREATE DATABASE "{name}"')
+                    store = PostgresStore(with_database(admin_url(), name))
+                    try:
+                        await store.migrate()
+                    finally:
+                        await store.close()
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(7262027)")
+        self._template = name
+        return name
+
+    async def create(self) -> str:
+        """A fresh migrated database; returns its URL."""
+        template = await self._ensure_template()
+        name = f"shipyard_test_{secrets.token_hex(6)}"
+        async with await psycopg.AsyncConnection.connect(admin_url(), autocommit=True) as conn:
+            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        return with_database(admin_url(), name)
+
+    async def drop(self, url: str) -> None:
+        """Drop a database made by :meth:`create` (its connections are terminated)."""
+        name = urlsplit(url).path.lstrip("/")
+        if not name.startswith("shipyard_test_"):
+            raise ValueError(f"refusing to drop {name!r}: not a test database")
+        async with await psycopg.AsyncConnection.connect(admin_url(), autocommit=True) as conn:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+databases = TemplateDatabases()
