@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.store.protocol import Store
 from shipyard.store.postgres import PostgresStore
+from shipyard.store.protocol import Store
 from shipyard.store.sqlite import SqliteStore
 from shipyard.testing.postgres import databases, require_postgres
 

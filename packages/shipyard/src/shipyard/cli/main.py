@@ -113,6 +113,9 @@ def worker(
         float | None, typer.Option(help="Heartbeat interval; a lease is 3 of them.")
     ] = None,
     poll: Annotated[float | None, typer.Option(help="Backup poll interval in seconds.")] = None,
+    wait_for_db: Annotated[
+        bool, typer.Option("--wait-for-db", help="Wait for an unreachable database at start.")
+    ] = False,
 ) -> None:
     """Run a worker: import the task folders, claim and execute runs until stopped."""
     settings = _settings(
@@ -120,6 +123,7 @@ def worker(
         shutdown_grace=grace,
         heartbeat_interval=heartbeat,
         poll_interval=poll,
+        wait_for_db=wait_for_db or None,
     )
     setup_logging(settings.log_level)
     _run(lambda: run_worker(settings))

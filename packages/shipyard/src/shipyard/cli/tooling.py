@@ -76,7 +76,9 @@ def render_report(report: Report, console: Console, root: Path) -> None:
         f"{counts['error']} error(s)" + (f", {counts['skip']} skipped" if counts["skip"] else "")
     )
     if report.ok:
-        console.print("[green]Ready to deploy.[/]" if not counts["warn"] else "[green]No errors.[/]")
+        console.print(
+            "[green]Ready to deploy.[/]" if not counts["warn"] else "[green]No errors.[/]"
+        )
     else:
         console.print("[red]Fix the errors above before deploying.[/]")
     to_fix = [f for f in report.findings if f.level in (Level.ERROR, Level.WARN)]

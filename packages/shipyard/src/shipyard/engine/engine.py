@@ -197,12 +197,8 @@ class Engine:
         params = self._insert_params(
             task_id, payload_text, opts, self.clock(), trigger_function=trigger_function
         )
-        if connection is not None:
-            result = await self.store.run_insert(params, connection=connection)
-        else:
-            result = await self.store.run_insert(params)
-            if not result.cached:
-                await self.store.ready_notify(self.environment)
+        # The store wakes workers itself when the insert commits (one NOTIFY or doorbell).
+        result = await self.store.run_insert(params, connection=connection)
         # Signing a JWT costs more than the insert: the handle signs on first read, with the
         # claims (and secret) fixed now, so the token is the same as if signed here.
         secret = self._secret_key()
@@ -272,7 +268,6 @@ class Engine:
                 created_at=now,
             ),
         )
-        await self.store.ready_notify(self.environment)
         return BatchHandle(
             batch_id=batch_id,
             run_count=len(results),

@@ -252,14 +252,15 @@ class Store(Protocol):
         """Create a run, or return the live run holding the same idempotency key.
 
         ``connection`` is the caller's own database connection, inside its transaction: the
-        run then exists only if that transaction commits (PostgreSQL only).
+        run then exists only if that transaction commits (PostgreSQL only). A new run wakes
+        the environment's workers once the insert commits.
         """
         ...
 
     async def run_insert_many(
         self, params: Sequence[RunInsertParams], batch: BatchInsertParams | None = None
     ) -> list[RunInsertResult]:
-        """Create many runs (and their batch) in one transaction, in order."""
+        """Create many runs (and their batch) in one transaction, in order; wakes workers once."""
         ...
 
     async def run_get(self, environment: str, run_id: str) -> RunRecord | None:

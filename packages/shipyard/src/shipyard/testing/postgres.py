@@ -88,9 +88,7 @@ class TemplateDatabases:
             # Two test processes may build the template at once; the lock makes one wait.
             await conn.execute("SELECT pg_advisory_lock(7262027)")
             try:
-                cursor = await conn.execute(
-                    "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
-                )
+                cursor = await conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
                 if await cursor.fetchone() is None:
                     await conn.execute(f'CREATE DATABASE "{name}"')
                     store = PostgresStore(with_database(admin_url(), name))

@@ -8,7 +8,9 @@
   ``functions_port`` at ``/functions/v1/<name>`` (54321, the URL shape of
   ``supabase functions serve``).
 
-A port of 0 turns that server off; a project without ``apps/api`` or ``functions/`` simply has
+Before importing them, the values of the project's ``.env`` are added to the environment
+(variables already set win), as ``wrangler dev`` does with ``.dev.vars``. A port of 0 turns
+that server off; a project without ``apps/api`` or ``functions/`` simply has
 nothing to serve. A port already in use is reported and skipped, never fatal: the engine and
 worker still start.
 
@@ -26,6 +28,7 @@ import importlib
 import importlib.util
 import json
 import logging
+import os
 import socket
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -36,6 +39,7 @@ from typing import Any
 import uvicorn
 
 from shipyard.config import Settings
+from shipyard.tooling.dotenv import load_into_environ
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -188,6 +192,8 @@ async def start_app_servers(settings: Settings) -> list[AppServer]:
     root = settings.project_root
     host = settings.server_host
     started: list[AppServer] = []
+    # The apps read their configuration from the environment; give them the project's .env.
+    load_into_environ(root / ".env", os.environ)
     try:
         api = load_api_app(root) if settings.api_port else None
     except Exception as exc:  # a broken app must not stop the engine and worker

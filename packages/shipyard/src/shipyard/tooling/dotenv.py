@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import re
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,3 +102,19 @@ def read_dotenv(path: Path) -> DotEnv:
     env = parse_dotenv(path.read_text(encoding="utf-8", errors="replace"), source=path.name)
     env.files.append(path)
     return env
+
+
+def load_into_environ(path: Path, environ: MutableMapping[str, str]) -> list[str]:
+    """Copy ``path``'s values into ``environ`` without overriding what is already set.
+
+    Returns the names that were added; a missing file adds nothing. This is how
+    ``shipyard dev`` gives the app API its ``.env`` (as ``wrangler dev`` does with ``.dev.vars``).
+    """
+    if not path.is_file():
+        return []
+    added = []
+    for key, value in read_dotenv(path).values.items():
+        if key not in environ:
+            environ[key] = value
+            added.append(key)
+    return added

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -59,6 +60,40 @@ _WORKER_LOST = {
     "stack": "",
     "code": "TASK_RUN_HEARTBEAT_TIMEOUT",
 }
+
+
+class _Outage:
+    """Logs one line when the database becomes unreachable and one when it is back.
+
+    Every loop of the worker reports here, so an outage costs two log lines, not a stack
+    trace per poll.
+    """
+
+    def __init__(self) -> None:
+        self.down_since: float | None = None
+
+    def failed(self, what: str, exc: BaseException) -> float:
+        """Record a failure; returns how long the outage has lasted (seconds)."""
+        now = time.monotonic()
+        if self.down_since is None:
+            self.down_since = now
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            log.error(
+                "database unreachable while %s: %s — retrying with backoff; finished results "
+                "are kept in memory until it is back",
+                what,
+                first,
+            )
+        return now - self.down_since
+
+    def ok(self) -> None:
+        """Record a success; logs the recovery after an outage."""
+        if self.down_since is not None:
+            log.warning(
+                "database reachable again after %.1f s; resuming",
+                time.monotonic() - self.down_since,
+            )
+            self.down_since = None
 
 
 @dataclass(eq=False)
@@ -116,6 +151,7 @@ class Worker:
             self.store, self.id, self.heartbeat_interval, self.lease_ms, engine.clock
         )
         self._task_ids: list[str] = []
+        self._outage = _Outage()
         self.completed = 0
 
     @property
@@ -210,9 +246,10 @@ class Worker:
                         )
                     )
                 except Exception as exc:
-                    log.error("claiming runs failed: %s (retrying)", exc)
-                    await asyncio.sleep(self.poll_interval)
+                    down_for = self._outage.failed("claiming runs", exc)
+                    await asyncio.sleep(min(self.poll_interval * (1 + down_for), 2.0))
                     continue
+                self._outage.ok()
                 for run in claimed:
                     self._spawn(run)
             if claimed and len(claimed) < free:
@@ -341,13 +378,15 @@ class Worker:
         delay = 0.1
         while True:
             try:
-                return await self.store.run_finish_many(params)
+                accepted = await self.store.run_finish_many(params)
+                self._outage.ok()
+                return accepted
             except Exception as exc:
                 # Results stay in memory until the database takes them; the attempt-number
                 # fence makes a late write safe.
-                log.error("writing %d results failed: %s (retrying)", len(params), exc)
+                self._outage.failed(f"writing {len(params)} result(s)", exc)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, 2.0)
 
     # -- housekeeping ---------------------------------------------------------------------
 
@@ -366,7 +405,7 @@ class Worker:
                 if tick % reap_every == 0:
                     await self.reap()
             except Exception as exc:
-                log.error("worker housekeeping failed: %s", exc)
+                self._outage.failed("housekeeping", exc)
 
     async def _check_ownership(self) -> None:
         running = {rid: a for rid, a in self._active.items() if a.control.reason is None}

@@ -305,3 +305,31 @@ INSERT INTO shipyard_migrations (name, applied_at) VALUES (%(name)s, %(applied_a
 
 -- name: batch_set_run_ids
 UPDATE batches SET run_ids = %(run_ids)s WHERE id = %(id)s;
+
+-- name: run_insert_bulk
+-- Many runs without idempotency keys or tags in one statement (batch triggers).
+INSERT INTO runs (
+    id, environment, task_id, status, payload, metadata, tags, queue, concurrency_key,
+    priority_ms, queued_at, sort_key, available_at, delay_until, ttl_ms, max_attempts,
+    parent_run_id, root_run_id, depth, batch_id, batch_index, machine, max_duration_s,
+    trigger_function, is_test, created_at, updated_at
+)
+SELECT i.id, i.environment, i.task_id, i.status, i.payload, i.metadata, i.tags, i.queue,
+       i.concurrency_key, i.priority_ms, i.queued_at, i.sort_key, i.available_at,
+       i.delay_until, i.ttl_ms, i.max_attempts, i.parent_run_id, i.root_run_id, i.depth,
+       i.batch_id, i.batch_index, i.machine, i.max_duration_s, i.trigger_function, i.is_test,
+       i.created_at, i.created_at
+FROM unnest(
+    %(id)s::text[], %(environment)s::text[], %(task_id)s::text[], %(status)s::text[],
+    %(payload)s::text[], %(metadata)s::text[], %(tags)s::text[], %(queue)s::text[],
+    %(concurrency_key)s::text[], %(priority_ms)s::bigint[], %(queued_at)s::bigint[],
+    %(sort_key)s::bigint[], %(available_at)s::bigint[], %(delay_until)s::bigint[],
+    %(ttl_ms)s::bigint[], %(max_attempts)s::bigint[], %(parent_run_id)s::text[],
+    %(root_run_id)s::text[], %(depth)s::bigint[], %(batch_id)s::text[],
+    %(batch_index)s::bigint[], %(machine)s::text[], %(max_duration_s)s::bigint[],
+    %(trigger_function)s::text[], %(is_test)s::bigint[], %(created_at)s::bigint[]
+) AS i(id, environment, task_id, status, payload, metadata, tags, queue, concurrency_key,
+       priority_ms, queued_at, sort_key, available_at, delay_until, ttl_ms, max_attempts,
+       parent_run_id, root_run_id, depth, batch_id, batch_index, machine, max_duration_s,
+       trigger_function, is_test, created_at)
+RETURNING *;

@@ -92,7 +92,6 @@ class PostgresStore:
             min_size=1,
             max_size=max_connections,
             open=False,
-            check=AsyncConnectionPool.check_connection,
             kwargs={"autocommit": False},
         )
         self._opened = False
@@ -229,16 +228,20 @@ class PostgresStore:
         """
         if connection is not None:
             async with connection.transaction():
-                result = await self._insert_one(connection, params)
-                if not result.cached:
-                    # Delivered when (and only if) the caller's transaction commits.
-                    await connection.execute(
-                        _Q["ready_notify"], {"environment": params.environment}
-                    )
-                return result
+                return await self._insert_notify(connection, params)
         await self._ensure_open()
         async with self._pool.connection() as conn, conn.transaction():
-            return await self._insert_one(conn, params)
+            return await self._insert_notify(conn, params)
+
+    async def _insert_notify(
+        self, conn: psycopg.AsyncConnection[Any], params: RunInsertParams
+    ) -> RunInsertResult:
+        result = await self._insert_one(conn, params)
+        if not result.cached:
+            # NOTIFY is delivered when (and only if) the transaction commits, and costs no
+            # extra commit of its own.
+            await conn.execute(_Q["ready_notify"], {"environment": params.environment})
+        return result
 
     async def run_insert_many(
         self, params: Sequence[RunInsertParams], batch: BatchInsertParams | None = None
@@ -258,18 +261,10 @@ class PostgresStore:
                     },
                 )
             if all(p.idempotency_key is None and not p.tags for p in params):
-                async with conn.cursor() as cursor:
-                    await cursor.executemany(
-                        _Q["run_insert"], [insert_row(p) for p in params], returning=True
-                    )
-                    records: dict[str, RunRecord] = {}
-                    while True:
-                        names = [d.name for d in cursor.description or []]
-                        for row in await cursor.fetchall():
-                            record = RunRecord.from_row(names, row)
-                            records[record.id] = record
-                        if not cursor.nextset():
-                            break
+                rows = [insert_row(p) for p in params]
+                columns = {name: [row[name] for row in rows] for name in _BULK_COLUMNS}
+                cursor = await conn.execute(_Q["run_insert_bulk"], columns)
+                records = {r.id: r for r in _runs(cursor.description, await cursor.fetchall())}
                 results = [RunInsertResult(records[p.id], cached=False) for p in params]
             else:
                 results = [await self._insert_one(conn, p) for p in params]
@@ -278,6 +273,8 @@ class PostgresStore:
                     _Q["batch_set_run_ids"],
                     {"id": batch.id, "run_ids": json.dumps([r.run.id for r in results])},
                 )
+            if params:
+                await conn.execute(_Q["ready_notify"], {"environment": params[0].environment})
             return results
 
     async def run_get(self, environment: str, run_id: str) -> RunRecord | None:
@@ -342,9 +339,7 @@ class PostgresStore:
             cursor = await conn.execute(_Q["run_finish_many"], values)
             # ORDINALITY is 1-based; a row updated twice in one batch matches one input only.
             accepted = {row[0] - 1 for row in await cursor.fetchall()}
-            events = [
-                event_row(e) for i, p in enumerate(params) if i in accepted for e in p.events
-            ]
+            events = [event_row(e) for i, p in enumerate(params) if i in accepted for e in p.events]
             if events:
                 async with conn.cursor() as cur:
                     await cur.executemany(_Q["run_event_insert"], events)
@@ -640,6 +635,36 @@ class PostgresListener:
             self._task = None
         if self in self._registry:
             self._registry.remove(self)
+
+
+_BULK_COLUMNS = (
+    "id",
+    "environment",
+    "task_id",
+    "status",
+    "payload",
+    "metadata",
+    "tags",
+    "queue",
+    "concurrency_key",
+    "priority_ms",
+    "queued_at",
+    "sort_key",
+    "available_at",
+    "delay_until",
+    "ttl_ms",
+    "max_attempts",
+    "parent_run_id",
+    "root_run_id",
+    "depth",
+    "batch_id",
+    "batch_index",
+    "machine",
+    "max_duration_s",
+    "trigger_function",
+    "is_test",
+    "created_at",
+)
 
 
 def _runs(description: Any, rows: list[tuple[Any, ...]]) -> list[RunRecord]:

@@ -212,7 +212,10 @@ class SqliteStore:
                 "trigger(..., connection=conn) joins the caller's PostgreSQL transaction; "
                 "the SQLite store has no shared connection to join."
             )
-        return await self._run(lambda c: self._write(c, lambda c: self._insert_one(c, params)))
+        result = await self._run(lambda c: self._write(c, lambda c: self._insert_one(c, params)))
+        if not result.cached:
+            await self.ready_notify(params.environment)
+        return result
 
     async def run_insert_many(
         self, params: Sequence[RunInsertParams], batch: BatchInsertParams | None = None
@@ -253,7 +256,10 @@ class SqliteStore:
                 )
             return results
 
-        return await self._run(lambda c: self._write(c, _body))
+        results = await self._run(lambda c: self._write(c, _body))
+        if params:
+            await self.ready_notify(params[0].environment)
+        return results
 
     async def run_get(self, environment: str, run_id: str) -> RunRecord | None:
         """One run by id, or None."""
