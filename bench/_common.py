@@ -1,6 +1,9 @@
 """Shared plumbing of the Shipyard benchmarks (same methodology as /work/shared/peers-bench).
 
-Each benchmark gets a fresh temp folder holding the SQLite file and the task-side records.
+Each benchmark gets a fresh temp folder holding the task-side records and, with
+``--backend sqlite`` (the default), the SQLite file; with ``--backend postgres`` a fresh
+migrated database on the local server (``shipyard.testing.postgres.databases``, dropped at
+cleanup; ``SHIPYARD_TEST_POSTGRES_URL`` names another server).
 The benchmark process imports ``tasks.noop`` itself (so ``noop`` is known before any worker
 registered it) and drives the default engine; workers are ``python -m shipyard worker``
 processes, each in its own session, killed by process group with bounded waits.
@@ -8,6 +11,8 @@ processes, each in its own session, killed by process group with bounded waits.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
 import glob
 import json
@@ -30,18 +35,35 @@ def make_payload(i: int, ts: float | None = None) -> dict[str, Any]:
     return {"i": i, "ts": time.time() if ts is None else ts, "pad": PAD}
 
 
-class Env:
-    """A fresh temp dir: database, task records, worker logs; sets the SHIPYARD_* variables."""
+def add_backend_arg(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument(
+        "--backend",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="sqlite: fresh temp file; postgres: fresh database on the local server, dropped after",
+    )
 
-    def __init__(self, name: str) -> None:
+
+class Env:
+    """A fresh temp dir (task records, worker logs) and a fresh database; sets SHIPYARD_*."""
+
+    def __init__(self, name: str, backend: str = "sqlite") -> None:
+        self.backend = backend
         self.dir = Path(tempfile.mkdtemp(prefix=f"shipyard-bench-{name}-"))
         self.db = self.dir / "shipyard.db"
         self.rec = self.dir / "rec"
         self.rec.mkdir()
+        if backend == "postgres":
+            from shipyard.testing.postgres import databases
+
+            self.url = asyncio.run(databases.create())
+        else:
+            self.url = f"sqlite:///{self.db}"
+        self._conns: list[Any] = []
         os.environ.update(
             SHIPYARD_PROJECT_ROOT=str(BENCH_DIR),
             SHIPYARD_DIRS="tasks",
-            SHIPYARD_DATABASE_URL=f"sqlite:///{self.db}",
+            SHIPYARD_DATABASE_URL=self.url,
             SHIPYARD_SECRET_KEY="bench-secret-key-bench-secret-key",
             SHIPYARD_LOG_LEVEL="warning",
             BENCH_REC=str(self.rec),
@@ -55,7 +77,7 @@ class Env:
         import shipyard
         from shipyard.engine.registry import get_engine
 
-        shipyard.configure(database_url=f"sqlite:///{self.db}", project_root=str(BENCH_DIR))
+        shipyard.configure(database_url=self.url, project_root=str(BENCH_DIR))
         return get_engine()
 
     def records(self) -> list[tuple[int, float, float]]:
@@ -68,21 +90,33 @@ class Env:
                         rows.append((int(p[0]), float(p[1]), float(p[2])))
         return rows
 
-    def connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.db, timeout=5)
-        conn.execute("PRAGMA busy_timeout = 5000")
+    def connect(self) -> Any:
+        """A read connection (sqlite3, or psycopg in autocommit): ``conn.execute(sql).fetchone()``."""
+        if self.backend == "postgres":
+            import psycopg
+
+            conn: Any = psycopg.connect(self.url, autocommit=True)
+        else:
+            conn = sqlite3.connect(self.db, timeout=5)
+            conn.execute("PRAGMA busy_timeout = 5000")
+        self._conns.append(conn)
         return conn
 
-    def count_completed(self, conn: sqlite3.Connection) -> int:
+    def count_completed(self, conn: Any) -> int:
         row = conn.execute("SELECT count(*) FROM runs WHERE status = 'COMPLETED'").fetchone()
         return int(row[0])
 
-    def verify_once(self, conn: sqlite3.Connection, expected: int) -> dict[str, Any]:
+    def verify_once(self, conn: Any, expected: int) -> dict[str, Any]:
         """Every run COMPLETED, with exactly one attempt, executed exactly once (task records)."""
-        runs = conn.execute("SELECT count(*), sum(status = 'COMPLETED') FROM runs").fetchone()
+        if self.backend == "postgres":
+            runs = conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE status = 'COMPLETED') FROM runs"
+            ).fetchone()
+        else:
+            runs = conn.execute("SELECT count(*), sum(status = 'COMPLETED') FROM runs").fetchone()
         multi = conn.execute(
             "SELECT count(*) FROM "
-            "(SELECT run_id FROM attempts GROUP BY run_id HAVING count(*) != 1)"
+            "(SELECT run_id FROM attempts GROUP BY run_id HAVING count(*) != 1) AS m"
         ).fetchone()[0]
         attempts = conn.execute("SELECT count(*) FROM attempts").fetchone()[0]
         recs = [r[0] for r in self.records()]
@@ -101,7 +135,18 @@ class Env:
             and len(set(recs)) == expected,
         }
 
-    def cleanup(self) -> None:
+    def cleanup(self, keep: bool = False) -> None:
+        """Close our connections; drop the PostgreSQL database and the temp dir (unless keep)."""
+        for conn in self._conns:
+            with contextlib.suppress(Exception):
+                conn.close()
+        self._conns.clear()
+        if keep:
+            return
+        if self.backend == "postgres":
+            from shipyard.testing.postgres import databases
+
+            asyncio.run(databases.drop(self.url))
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -111,17 +156,19 @@ class Workers:
     def __init__(self, env: Env, count: int, concurrency: int, extra: list[str] | None = None):
         cmd = [sys.executable, "-m", "shipyard", "worker", "--concurrency", str(concurrency)]
         cmd += extra or []
+        # Profiling hook, e.g. BENCH_WORKER_WRAP="py-spy record -f raw -o /tmp/w-{i}.txt --"
+        wrap = os.environ.get("BENCH_WORKER_WRAP", "").split()
         self.log = open(env.dir / "workers.log", "ab")  # noqa: SIM115
         self.procs = [
             subprocess.Popen(
-                cmd,
+                [w.replace("{i}", str(i)) for w in wrap] + cmd,
                 cwd=BENCH_DIR,
                 env=dict(os.environ),
                 stdout=self.log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-            for _ in range(count)
+            for i in range(count)
         ]
         self.env = env
 

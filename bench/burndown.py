@@ -5,6 +5,7 @@ as peers-bench does; from the task-side records, and also from attempts.started_
 drain_wall_per_s = runs / (worker launch -> all COMPLETED), boot included, polled every 50 ms.
 
     uv run python bench/burndown.py --runs 10000 --workers 1 --concurrency 100
+    uv run python bench/burndown.py --backend postgres --workers 2
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import argparse
 import asyncio
 import time
 
-from _common import Env, Workers, emit, make_payload
+from _common import Env, Workers, add_backend_arg, emit, make_payload
 
 
 def main() -> None:
@@ -22,10 +23,18 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--concurrency", type=int, default=100)
     ap.add_argument("--timeout", type=float, default=110.0)
-    ap.add_argument("--keep", action="store_true", help="keep the temp folder")
+    ap.add_argument("--keep", action="store_true", help="keep the temp folder / database")
+    add_backend_arg(ap)
     a = ap.parse_args()
 
-    env = Env("burndown")
+    env = Env("burndown", a.backend)
+    try:
+        run(a, env)
+    finally:
+        env.cleanup(keep=a.keep)
+
+
+def run(a: argparse.Namespace, env: Env) -> None:
     engine = env.engine()
 
     async def enqueue() -> float:
@@ -68,6 +77,7 @@ def main() -> None:
     conn.close()
     result = {
         "bench": "burndown",
+        "backend": a.backend,
         "runs": a.runs,
         "workers": a.workers,
         "concurrency": a.concurrency,
@@ -81,12 +91,10 @@ def main() -> None:
     }
     emit(
         result,
-        f"burndown {a.runs} runs, {a.workers} worker proc(s) x concurrency {a.concurrency}: "
+        f"burndown [{a.backend}] {a.runs} runs, {a.workers} worker proc(s) x concurrency {a.concurrency}: "
         f"drain {result['drain_per_s']}/s (db {result['drain_db_per_s']}/s), "
         f"wall incl. boot {result['drain_wall_per_s']}/s, exactly once: {check['exactly_once']}",
     )
-    if not a.keep:
-        env.cleanup()
 
 
 if __name__ == "__main__":

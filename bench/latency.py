@@ -6,6 +6,7 @@ the task body records ``now - ts``. Reports p50/p95/p99/max over all runs, and v
 run COMPLETED exactly once.
 
     uv run python bench/latency.py --rate 100 --duration 20
+    uv run python bench/latency.py --backend postgres
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import argparse
 import asyncio
 import time
 
-from _common import Env, Workers, emit, make_payload, pct
+from _common import Env, Workers, add_backend_arg, emit, make_payload, pct
 
 
 def main() -> None:
@@ -23,9 +24,17 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=20)
     ap.add_argument("--concurrency", type=int, default=100)
     ap.add_argument("--timeout", type=float, default=110.0)
+    add_backend_arg(ap)
     a = ap.parse_args()
 
-    env = Env("latency")
+    env = Env("latency", a.backend)
+    try:
+        run(a, env)
+    finally:
+        env.cleanup()
+
+
+def run(a: argparse.Namespace, env: Env) -> None:
     engine = env.engine()
     count = int(a.rate * a.duration)
     workers = Workers(env, 1, a.concurrency)
@@ -68,6 +77,7 @@ def main() -> None:
     ms = {q: 1000 * (pct(lats, q) or 0.0) for q in (0.5, 0.95, 0.99)}
     result = {
         "bench": "latency",
+        "backend": a.backend,
         "rate": a.rate,
         "duration": a.duration,
         "sent": count,
@@ -82,11 +92,10 @@ def main() -> None:
     }
     emit(
         result,
-        f"latency at {a.rate:g} runs/s for {a.duration:g} s: p50 {result['p50_ms']} ms, "
+        f"latency [{a.backend}] at {a.rate:g} runs/s for {a.duration:g} s: p50 {result['p50_ms']} ms, "
         f"p95 {result['p95_ms']} ms, p99 {result['p99_ms']} ms (max {result['max_ms']} ms), "
         f"exactly once: {check['exactly_once']}",
     )
-    env.cleanup()
 
 
 if __name__ == "__main__":

@@ -24,13 +24,15 @@ def main() -> None:
             name = row["bench"]
             if name == "burndown":
                 name = f"burndown-{row['workers']}"
-            ok[name].append(bool(row.get("exactly_once", row.get("single_queued"))))
+            backend = row.get("backend", "sqlite")
+            key = f"{backend}/{name}"
+            ok[key].append(bool(row.get("exactly_once", row.get("single_queued"))))
             for metric in METRICS[name]:
                 if row.get(metric) is not None:
-                    values[(name, metric)].append(float(row[metric]))
+                    values[(key, metric)].append(float(row[metric]))
     for (name, metric), vs in values.items():
         print(
-            f"{name:20s} {metric:18s} median {statistics.median(vs):9.1f} "
+            f"{name:29s} {metric:18s} median {statistics.median(vs):9.1f} "
             f"[{min(vs):.1f}-{max(vs):.1f}] n={len(vs)} ok={all(ok[name])}"
         )
 

@@ -3,9 +3,10 @@
 * single: ``--runs`` ``engine.trigger`` calls awaited one at a time;
 * batch: ``--runs / 1000`` ``engine.batch_trigger`` calls of 1,000 entries each.
 
-Each mode gets a fresh SQLite file. The numbers are runs created per second of wall time.
+Each mode gets a fresh database (SQLite file, or PostgreSQL database with ``--backend postgres``). The numbers are runs created per second of wall time.
 
     uv run python bench/trigger_throughput.py --runs 10000
+    uv run python bench/trigger_throughput.py --backend postgres
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import argparse
 import asyncio
 import time
 
-from _common import Env, emit, make_payload
+from _common import Env, add_backend_arg, emit, make_payload
 
 
 async def _single(engine: object, n: int) -> float:
@@ -48,27 +49,33 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=10_000)
     ap.add_argument("--batch-size", type=int, default=1000)
     ap.add_argument("--mode", choices=["both", "single", "batch"], default="both")
+    add_backend_arg(ap)
     a = ap.parse_args()
-    result: dict[str, object] = {"bench": "trigger_throughput", "runs": a.runs}
+    result: dict[str, object] = {
+        "bench": "trigger_throughput",
+        "backend": a.backend,
+        "runs": a.runs,
+    }
     for mode in ("single", "batch"):
         if a.mode not in ("both", mode):
             continue
-        env = Env(f"trigger-{mode}")
-        engine = env.engine()
-        if mode == "single":
-            took = asyncio.run(_single(engine, a.runs))
-        else:
-            took = asyncio.run(_batch(engine, a.runs, a.batch_size))
-        conn = env.connect()
-        queued = conn.execute("SELECT count(*) FROM runs WHERE status = 'QUEUED'").fetchone()[0]
-        conn.close()
-        env.cleanup()
+        env = Env(f"trigger-{mode}", a.backend)
+        try:
+            engine = env.engine()
+            if mode == "single":
+                took = asyncio.run(_single(engine, a.runs))
+            else:
+                took = asyncio.run(_batch(engine, a.runs, a.batch_size))
+            conn = env.connect()
+            queued = conn.execute("SELECT count(*) FROM runs WHERE status = 'QUEUED'").fetchone()[0]
+        finally:
+            env.cleanup()
         result[f"{mode}_s"] = round(took, 3)
         result[f"{mode}_per_s"] = round(a.runs / took, 1)
         result[f"{mode}_queued"] = queued
     emit(
         result,
-        f"trigger {a.runs} runs: single {result.get('single_per_s')}/s, "
+        f"trigger [{a.backend}] {a.runs} runs: single {result.get('single_per_s')}/s, "
         f"batch of {a.batch_size} {result.get('batch_per_s')}/s",
     )
 

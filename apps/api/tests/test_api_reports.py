@@ -27,6 +27,7 @@ from shipyard.worker.worker import Worker
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ALICE = "11111111-1111-4111-8111-111111111111"
 BOB = "22222222-2222-4222-8222-222222222222"
+OTHER_SECRET = "another-secret-that-is-32-characters-or-more"
 ROWS = [
     {"label": "north", "value": 10},
     {"label": "south", "value": 4},
@@ -147,9 +148,7 @@ async def test_invalid_report_request_is_422(
         ({}, "Missing bearer token"),
         ({"Authorization": "Bearer not-a-jwt"}, "Invalid access token"),
         (
-            {
-                "Authorization": f"Bearer {user_token(ALICE, secret='another-secret-that-is-32-characters-or-more')}"
-            },
+            {"Authorization": f"Bearer {user_token(ALICE, secret=OTHER_SECRET)}"},
             "Invalid access token (InvalidSignatureError)",
         ),
         ({"Authorization": f"Bearer {user_token(ALICE, expires_in=-60)}"}, "has expired"),

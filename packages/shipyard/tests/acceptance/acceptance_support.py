@@ -336,3 +336,36 @@ def make_project(root: Path, procs: Procs) -> Project:
     (root / "trigger" / "__init__.py").write_text("")
     (root / "markers").mkdir(exist_ok=True)
     return Project(root=root, procs=procs)
+
+
+@dataclass
+class PgProject(Project):
+    """A temp project whose database is a fresh PostgreSQL database (``url``).
+
+    ``query`` takes the same ``?`` placeholders as :class:`Project` (translated to ``%s``),
+    so the helpers above (``run_row``, ``attempts``, ``wait_registered``…) work unchanged.
+    """
+
+    url: str = ""
+
+    @property
+    def database_url(self) -> str:
+        return self.url
+
+    def query(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> list[dict[str, Any]]:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        if not isinstance(params, Mapping):
+            sql = sql.replace("?", "%s")
+        with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+            cursor = conn.cursor(row_factory=dict_row)
+            cursor.execute(sql, params or None)  # type: ignore[arg-type]
+            return cursor.fetchall() if cursor.description else []
+
+    def scalar(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Any:
+        """The first column of the first row."""
+        rows = self.query(sql, params)
+        return next(iter(rows[0].values())) if rows else None

@@ -54,6 +54,9 @@ def setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    # The pool logs every discarded connection and failed reconnect as a warning; the worker
+    # reports a database outage itself, in one line when it starts and one when it ends.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 
 def _settings(**overrides: Any) -> Settings:

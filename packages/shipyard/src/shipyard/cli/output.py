@@ -18,7 +18,8 @@ err_console = Console(stderr=True)
 def fail(error: ShipyardError | str, code: int | None = None) -> NoReturn:
     """Print an error as one clear line and exit (2 for bad input, 1 otherwise)."""
     message = error.message if isinstance(error, ShipyardError) else error
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    # soft_wrap: one line even when stderr is not a terminal (rich wraps at 80 columns).
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     if code is None:
         code = 2 if isinstance(error, ValidationError | UnknownTaskError) else 1
     raise typer.Exit(code)

@@ -371,7 +371,12 @@ class Worker:
             if finished_ids:
                 self.engine.run_finished(finished_ids)
             if any(o.status == RunStatus.QUEUED for _, o in batch):
-                await self.store.ready_notify(self.engine.environment)
+                try:
+                    await self.store.ready_notify(self.engine.environment)
+                except Exception as exc:
+                    # The results are written; a lost wake-up only waits for the backup poll.
+                    # Raising here would end the finish loop and strand every later result.
+                    self._outage.failed("notifying workers", exc)
             self._poke()
 
     async def _write_finished(self, params: list[RunFinishParams]) -> list[bool]:
@@ -462,7 +467,10 @@ class Worker:
         handles = [a.handle for a in self._active.values() if a.handle is not None]
         if handles:
             log.info("waiting up to %.0f s for %d running attempt(s)", grace, len(handles))
-            _, still = await asyncio.wait(handles, timeout=grace) if grace > 0 else (set(), handles)
+            if grace > 0:
+                _, still = await asyncio.wait(handles, timeout=grace)
+            else:  # attempts that already ended are written below, not released
+                still = {h for h in handles if not h.done()}
             to_release = [a for a in self._active.values() if a.handle in still]
             for active in to_release:
                 active.control.reason = "released"

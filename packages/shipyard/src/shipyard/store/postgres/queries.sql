@@ -19,6 +19,34 @@ INSERT INTO runs (
 ON CONFLICT DO NOTHING
 RETURNING *;
 
+-- name: run_insert_notify
+-- The common trigger in one statement (one round trip, one commit in autocommit): insert the
+-- run and its tags, and NOTIFY in the same transaction, only if the row was inserted. No row
+-- back (an idempotency key conflict) means: resolve the key in a transaction (run_insert).
+WITH ins AS (
+    INSERT INTO runs (
+        id, environment, task_id, status, payload, metadata, tags, queue, concurrency_key,
+        priority_ms, queued_at, sort_key, available_at, delay_until, ttl_ms, max_attempts,
+        idempotency_key, idempotency_key_expires_at, parent_run_id, root_run_id, depth,
+        batch_id, batch_index, machine, max_duration_s, trigger_function, is_test,
+        created_at, updated_at
+    ) VALUES (
+        %(id)s, %(environment)s, %(task_id)s, %(status)s, %(payload)s, %(metadata)s, %(tags)s,
+        %(queue)s, %(concurrency_key)s, %(priority_ms)s, %(queued_at)s, %(sort_key)s,
+        %(available_at)s, %(delay_until)s, %(ttl_ms)s, %(max_attempts)s, %(idempotency_key)s,
+        %(idempotency_key_expires_at)s, %(parent_run_id)s, %(root_run_id)s, %(depth)s,
+        %(batch_id)s, %(batch_index)s, %(machine)s, %(max_duration_s)s, %(trigger_function)s,
+        %(is_test)s, %(created_at)s, %(created_at)s
+    )
+    ON CONFLICT DO NOTHING
+    RETURNING *
+), tagged AS (
+    INSERT INTO run_tags (run_id, tag)
+    SELECT ins.id, t.tag FROM ins, unnest(%(tag_list)s::text[]) AS t(tag)
+    ON CONFLICT DO NOTHING
+)
+SELECT ins.*, pg_notify('shipyard_ready', ins.environment) AS notified FROM ins;
+
 -- name: run_tag_insert
 INSERT INTO run_tags (run_id, tag) VALUES (%(run_id)s, %(tag)s) ON CONFLICT DO NOTHING;
 
@@ -94,13 +122,14 @@ SELECT * FROM claimed ORDER BY sort_key;
 
 -- name: run_finish_many
 -- Fenced by attempt number and lease owner: a stale attempt's row simply does not match.
+-- One statement (one transaction, one round trip in autocommit) per batch: runs, attempts and
+-- events. Inputs and events travel as one JSON array each: psycopg dumps Python lists into
+-- text arrays element by element in Python, while json.dumps is one C call.
 WITH input AS (
-    SELECT * FROM unnest(
-        %(run_ids)s::text[], %(attempt_numbers)s::bigint[], %(worker_ids)s::text[],
-        %(statuses)s::text[], %(attempt_statuses)s::text[], %(outputs)s::text[],
-        %(errors)s::text[], %(retry_ats)s::bigint[], %(nows)s::bigint[]
-    ) WITH ORDINALITY AS i(run_id, attempt_number, worker_id, status, attempt_status, output,
-                           error, retry_at, now, ord)
+    SELECT * FROM json_to_recordset(%(input)s::json) AS i(
+        ord bigint, run_id text, attempt_number bigint, worker_id text, status text,
+        attempt_status text, output text, error text, retry_at bigint, now bigint
+    )
 ), finished AS (
     UPDATE runs r SET
         status = i.status,
@@ -121,6 +150,17 @@ WITH input AS (
     UPDATE attempts a SET status = f.attempt_status, finished_at = f.now, error = f.error
     FROM finished f
     WHERE a.run_id = f.id AND a.number = f.attempt_number AND a.status = 'EXECUTING'
+), events AS (
+    -- The attempts' events (logs, then the status change), only for accepted inputs, in
+    -- order (seq); owner is the ord of the input each event belongs to.
+    INSERT INTO run_events (run_id, ts, kind, level, message, attributes)
+    SELECT e.run_id, e.ts, e.kind, e.level, e.message, e.attributes
+    FROM json_to_recordset(%(events)s::json) AS e(
+        seq bigint, owner bigint, run_id text, ts bigint, kind text, level text, message text,
+        attributes text
+    )
+    WHERE e.owner IN (SELECT ord FROM finished)
+    ORDER BY e.seq
 )
 SELECT ord FROM finished;
 
@@ -307,7 +347,8 @@ INSERT INTO shipyard_migrations (name, applied_at) VALUES (%(name)s, %(applied_a
 UPDATE batches SET run_ids = %(run_ids)s WHERE id = %(id)s;
 
 -- name: run_insert_bulk
--- Many runs without idempotency keys or tags in one statement (batch triggers).
+-- Many runs without idempotency keys or tags in one statement (batch triggers); the rows
+-- travel as one JSON array (one C json.dumps instead of 26 Python-dumped arrays).
 INSERT INTO runs (
     id, environment, task_id, status, payload, metadata, tags, queue, concurrency_key,
     priority_ms, queued_at, sort_key, available_at, delay_until, ttl_ms, max_attempts,
@@ -319,17 +360,12 @@ SELECT i.id, i.environment, i.task_id, i.status, i.payload, i.metadata, i.tags, 
        i.delay_until, i.ttl_ms, i.max_attempts, i.parent_run_id, i.root_run_id, i.depth,
        i.batch_id, i.batch_index, i.machine, i.max_duration_s, i.trigger_function, i.is_test,
        i.created_at, i.created_at
-FROM unnest(
-    %(id)s::text[], %(environment)s::text[], %(task_id)s::text[], %(status)s::text[],
-    %(payload)s::text[], %(metadata)s::text[], %(tags)s::text[], %(queue)s::text[],
-    %(concurrency_key)s::text[], %(priority_ms)s::bigint[], %(queued_at)s::bigint[],
-    %(sort_key)s::bigint[], %(available_at)s::bigint[], %(delay_until)s::bigint[],
-    %(ttl_ms)s::bigint[], %(max_attempts)s::bigint[], %(parent_run_id)s::text[],
-    %(root_run_id)s::text[], %(depth)s::bigint[], %(batch_id)s::text[],
-    %(batch_index)s::bigint[], %(machine)s::text[], %(max_duration_s)s::bigint[],
-    %(trigger_function)s::text[], %(is_test)s::bigint[], %(created_at)s::bigint[]
-) AS i(id, environment, task_id, status, payload, metadata, tags, queue, concurrency_key,
-       priority_ms, queued_at, sort_key, available_at, delay_until, ttl_ms, max_attempts,
-       parent_run_id, root_run_id, depth, batch_id, batch_index, machine, max_duration_s,
-       trigger_function, is_test, created_at)
+FROM json_to_recordset(%(rows)s::json) AS i(
+    id text, environment text, task_id text, status text, payload text, metadata text,
+    tags text, queue text, concurrency_key text, priority_ms bigint, queued_at bigint,
+    sort_key bigint, available_at bigint, delay_until bigint, ttl_ms bigint,
+    max_attempts bigint, parent_run_id text, root_run_id text, depth bigint, batch_id text,
+    batch_index bigint, machine text, max_duration_s bigint, trigger_function text,
+    is_test bigint, created_at bigint
+)
 RETURNING *;

@@ -1,7 +1,11 @@
 """PostgreSQL implementation of the store protocol (psycopg 3, async, pooled).
 
+Pooled connections run in autocommit: a one-statement operation (claim, completion batch,
+common trigger) is its own transaction and costs one round trip and one commit — no separate
+BEGIN/COMMIT round trips. Multi-statement operations use ``conn.transaction()``.
 Claims are one statement (``FOR UPDATE SKIP LOCKED`` in a CTE), completions one statement per
-batch (``unnest`` arrays), so a worker pays one round trip per batch rather than per run.
+batch (``unnest`` arrays, events included), so a worker pays one round trip per batch rather
+than per run.
 Workers are woken by ``NOTIFY shipyard_ready`` (one per trigger call or batch, never one per
 row) and keep a backup poll for lost notifications. Heartbeats use a plain synchronous
 connection on the heartbeat thread, independent of the event loop.
@@ -92,7 +96,8 @@ class PostgresStore:
             min_size=1,
             max_size=max_connections,
             open=False,
-            kwargs={"autocommit": False},
+            # One statement = one transaction, one round trip (see the module docstring).
+            kwargs={"autocommit": True},
         )
         self._opened = False
         self._open_lock = asyncio.Lock()
@@ -109,20 +114,35 @@ class PostgresStore:
         async with self._open_lock:
             if self._opened:
                 return
+            delay = 0.2
+            warned = False
             while True:
                 try:
+                    # One direct connection first: a refused or misconfigured database fails
+                    # at once with its reason, instead of the pool retrying (and logging each
+                    # retry) until its timeout.
+                    probe = await psycopg.AsyncConnection.connect(
+                        self.url, connect_timeout=int(CONNECT_TIMEOUT_SECONDS)
+                    )
+                    await probe.close()
                     await self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
                     break
-                except PoolTimeout as exc:
+                except (psycopg.OperationalError, PoolTimeout) as exc:
                     message = (
-                        f"Cannot reach PostgreSQL at {self._where} within "
-                        f"{CONNECT_TIMEOUT_SECONDS:.0f} s (is it running? is "
-                        "SHIPYARD_DATABASE_URL right?)."
+                        f"Cannot reach PostgreSQL at {self._where} ({_reason(exc)}); is it "
+                        "running, and is SHIPYARD_DATABASE_URL right?"
                     )
                     if not self._wait_for_db:
-                        await self._pool.close()
+                        with contextlib.suppress(Exception):
+                            await self._pool.close()
                         raise StoreUnavailableError(message, where=self._where) from exc
-                    log.warning("%s Waiting for it (--wait-for-db)…", message)
+                    if not warned:
+                        log.warning("%s Waiting for it (--wait-for-db)…", message)
+                        warned = True
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+            if warned:
+                log.warning("PostgreSQL at %s is reachable; starting", self._where)
             self._opened = True
 
     async def close(self) -> None:
@@ -230,8 +250,18 @@ class PostgresStore:
             async with connection.transaction():
                 return await self._insert_notify(connection, params)
         await self._ensure_open()
-        async with self._pool.connection() as conn, conn.transaction():
-            return await self._insert_notify(conn, params)
+        async with self._pool.connection() as conn:
+            # Fast path: insert + tags + NOTIFY in one autocommit statement.
+            row = insert_row(params)
+            row["tag_list"] = list(params.tags)
+            cursor = await conn.execute(_Q["run_insert_notify"], row)
+            inserted = await cursor.fetchone()
+            if inserted is not None:
+                names = [d.name for d in cursor.description or []]
+                return RunInsertResult(RunRecord.from_row(names, inserted), cached=False)
+            # The idempotency key is held: resolve it in a transaction.
+            async with conn.transaction():
+                return await self._insert_notify(conn, params)
 
     async def _insert_notify(
         self, conn: psycopg.AsyncConnection[Any], params: RunInsertParams
@@ -262,8 +292,7 @@ class PostgresStore:
                 )
             if all(p.idempotency_key is None and not p.tags for p in params):
                 rows = [insert_row(p) for p in params]
-                columns = {name: [row[name] for row in rows] for name in _BULK_COLUMNS}
-                cursor = await conn.execute(_Q["run_insert_bulk"], columns)
+                cursor = await conn.execute(_Q["run_insert_bulk"], {"rows": json.dumps(rows)})
                 records = {r.id: r for r in _runs(cursor.description, await cursor.fetchall())}
                 results = [RunInsertResult(records[p.id], cached=False) for p in params]
             else:
@@ -324,25 +353,42 @@ class PostgresStore:
         if not params:
             return []
         await self._ensure_open()
-        values = {
-            "run_ids": [p.run_id for p in params],
-            "attempt_numbers": [p.attempt_number for p in params],
-            "worker_ids": [p.worker_id for p in params],
-            "statuses": [p.status for p in params],
-            "attempt_statuses": [p.attempt_status for p in params],
-            "outputs": [p.output for p in params],
-            "errors": [p.error for p in params],
-            "retry_ats": [p.retry_at for p in params],
-            "nows": [p.now for p in params],
-        }
-        async with self._pool.connection() as conn, conn.transaction():
+        inputs = []
+        events = []
+        for i, p in enumerate(params, 1):
+            inputs.append(
+                {
+                    "ord": i,
+                    "run_id": p.run_id,
+                    "attempt_number": p.attempt_number,
+                    "worker_id": p.worker_id,
+                    "status": p.status,
+                    "attempt_status": p.attempt_status,
+                    "output": p.output,
+                    "error": p.error,
+                    "retry_at": p.retry_at,
+                    "now": p.now,
+                }
+            )
+            for e in p.events:
+                events.append(
+                    {
+                        "seq": len(events),
+                        "owner": i,
+                        "run_id": e.run_id,
+                        "ts": e.ts,
+                        "kind": e.kind,
+                        "level": e.level,
+                        "message": e.message,
+                        "attributes": e.attributes,
+                    }
+                )
+        values = {"input": json.dumps(inputs), "events": json.dumps(events)}
+        # One statement: runs, attempts and the accepted inputs' events in one transaction.
+        async with self._pool.connection() as conn:
             cursor = await conn.execute(_Q["run_finish_many"], values)
             # ORDINALITY is 1-based; a row updated twice in one batch matches one input only.
             accepted = {row[0] - 1 for row in await cursor.fetchall()}
-            events = [event_row(e) for i, p in enumerate(params) if i in accepted for e in p.events]
-            if events:
-                async with conn.cursor() as cur:
-                    await cur.executemany(_Q["run_event_insert"], events)
         return [i in accepted for i in range(len(params))]
 
     async def run_release(self, params: RunReleaseParams) -> bool:
@@ -637,34 +683,12 @@ class PostgresListener:
             self._registry.remove(self)
 
 
-_BULK_COLUMNS = (
-    "id",
-    "environment",
-    "task_id",
-    "status",
-    "payload",
-    "metadata",
-    "tags",
-    "queue",
-    "concurrency_key",
-    "priority_ms",
-    "queued_at",
-    "sort_key",
-    "available_at",
-    "delay_until",
-    "ttl_ms",
-    "max_attempts",
-    "parent_run_id",
-    "root_run_id",
-    "depth",
-    "batch_id",
-    "batch_index",
-    "machine",
-    "max_duration_s",
-    "trigger_function",
-    "is_test",
-    "created_at",
-)
+def _reason(exc: BaseException) -> str:
+    """The gist of a connection error: "Connection refused", "password authentication…"."""
+    if isinstance(exc, PoolTimeout):
+        return f"no connection within {CONNECT_TIMEOUT_SECONDS:.0f} s"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return first.rsplit(" failed: ", 1)[-1].strip() or first
 
 
 def _runs(description: Any, rows: list[tuple[Any, ...]]) -> list[RunRecord]:

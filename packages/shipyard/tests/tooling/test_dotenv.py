@@ -1,0 +1,57 @@
+"""The ``.env`` parser: the syntax docker compose, python-dotenv and wrangler accept."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from shipyard.tooling.dotenv import load_into_environ, parse_dotenv
+
+
+def test_syntax() -> None:
+    env = parse_dotenv(
+        "# comment\n"
+        "\n"
+        "PLAIN=value\n"
+        "SPACED = spaced value  \n"
+        "export EXPORTED=yes\n"
+        "INLINE=value # a comment\n"
+        "HASH=abc#def\n"
+        "SINGLE='lit $eral \\n # not a comment'\n"
+        'DOUBLE="line\\nbreak \\"quoted\\" # kept"  # comment\n'
+        "EMPTY=\n"
+        "EQUALS=a=b=c\n"
+        "PLAIN=overridden\n"
+    )
+    assert env.values == {
+        "PLAIN": "overridden",
+        "SPACED": "spaced value",
+        "EXPORTED": "yes",
+        "INLINE": "value",
+        "HASH": "abc#def",
+        "SINGLE": "lit $eral \\n # not a comment",
+        "DOUBLE": 'line\nbreak "quoted" # kept',
+        "EMPTY": "",
+        "EQUALS": "a=b=c",
+    }
+    assert env.problems == []
+
+
+def test_problems_name_the_line_not_the_value() -> None:
+    env = parse_dotenv("GOOD=1\nsecret-value-without-key\n1BAD=x\nOPEN='abc\n", source=".env")
+    assert env.values == {"GOOD": "1"}
+    assert env.problems == [
+        ".env line 2 is not KEY=value; it was skipped.",
+        ".env line 3 is not KEY=value; it was skipped.",
+        ".env line 4 (OPEN) has an unclosed quote; it was skipped.",
+    ]
+    assert not any("secret-value" in p for p in env.problems)
+
+
+def test_load_into_environ_never_overrides(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    path.write_text("A=from-file\nB=from-file\n")
+    environ = {"A": "from-shell"}
+    assert load_into_environ(path, environ) == ["B"]
+    assert environ == {"A": "from-shell", "B": "from-file"}
+    assert load_into_environ(tmp_path / "missing", dict(os.environ)) == []
