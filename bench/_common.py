@@ -91,7 +91,7 @@ class Env:
         return rows
 
     def connect(self) -> Any:
-        """A read connection (sqlite3, or psycopg in autocommit): ``conn.execute(sql).fetchone()``."""
+        """A read connection (sqlite3, or psycopg in autocommit); ``conn.execute(sql)`` works."""
         if self.backend == "postgres":
             import psycopg
 
@@ -146,7 +146,14 @@ class Env:
         if self.backend == "postgres":
             from shipyard.testing.postgres import databases
 
-            asyncio.run(databases.drop(self.url))
+            for attempt in range(5):  # the server may be restarting (someone else's test)
+                try:
+                    asyncio.run(databases.drop(self.url))
+                    break
+                except Exception as exc:
+                    if attempt == 4:
+                        print(f"could not drop {self.url}: {exc}", file=sys.stderr)
+                    time.sleep(1)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -204,5 +211,7 @@ def pct(values: list[float], q: float) -> float | None:
 
 
 def emit(result: dict[str, Any], human: str) -> None:
+    # Other work on the machine skews every number: keep the load next to the result.
+    result["loadavg_1m"] = round(os.getloadavg()[0], 2)
     print(json.dumps(result), flush=True)
     print(human, flush=True)

@@ -91,7 +91,8 @@ def run(a: argparse.Namespace, env: Env) -> None:
     }
     emit(
         result,
-        f"burndown [{a.backend}] {a.runs} runs, {a.workers} worker proc(s) x concurrency {a.concurrency}: "
+        f"burndown [{a.backend}] {a.runs} runs, "
+        f"{a.workers} worker proc(s) x concurrency {a.concurrency}: "
         f"drain {result['drain_per_s']}/s (db {result['drain_db_per_s']}/s), "
         f"wall incl. boot {result['drain_wall_per_s']}/s, exactly once: {check['exactly_once']}",
     )

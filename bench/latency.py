@@ -92,7 +92,8 @@ def run(a: argparse.Namespace, env: Env) -> None:
     }
     emit(
         result,
-        f"latency [{a.backend}] at {a.rate:g} runs/s for {a.duration:g} s: p50 {result['p50_ms']} ms, "
+        f"latency [{a.backend}] at {a.rate:g} runs/s for {a.duration:g} s: "
+        f"p50 {result['p50_ms']} ms, "
         f"p95 {result['p95_ms']} ms, p99 {result['p99_ms']} ms (max {result['max_ms']} ms), "
         f"exactly once: {check['exactly_once']}",
     )

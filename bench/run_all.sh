@@ -8,11 +8,16 @@ backend=${BACKEND:-sqlite}
 mkdir -p bench/results
 if [ "$backend" = sqlite ]; then tag=""; else tag="$backend-"; fi
 out=bench/results/raw-$tag$(date -u +%Y%m%dT%H%M%SZ).jsonl
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+# The first output line is the JSON result (no `| head -1`: a closed pipe made the script's
+# second print fail and, with pipefail, stopped the whole run).
+run() { timeout -k 5 120 uv run python "$@" --backend "$backend" >"$tmp"; head -1 "$tmp" >>"$out"; }
 for rep in $(seq "$reps"); do
   for w in 1 2; do
-    timeout -k 5 120 uv run python bench/burndown.py --backend "$backend" --runs 10000 --workers "$w" --concurrency 100 | head -1 >>"$out"
+    run bench/burndown.py --runs 10000 --workers "$w" --concurrency 100
   done
-  timeout -k 5 120 uv run python bench/trigger_throughput.py --backend "$backend" --runs 10000 | head -1 >>"$out"
-  timeout -k 5 120 uv run python bench/latency.py --backend "$backend" --rate 100 --duration 20 | head -1 >>"$out"
+  run bench/trigger_throughput.py --runs 10000
+  run bench/latency.py --rate 100 --duration 20
 done
 uv run python bench/summarize.py "$out"

@@ -17,6 +17,7 @@ from shipyard.engine.engine import Engine
 from shipyard.engine.registry import set_engine
 from shipyard.sdk.task import registry
 from shipyard.sdk.tasks import global_hooks
+from shipyard.testing.postgres import databases, require_postgres
 from shipyard.worker.worker import Worker
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -37,13 +38,26 @@ def isolated_registry() -> Iterator[None]:
         global_hooks._hooks[name].extend(hooks)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh database of each backend: a SQLite file, or a PostgreSQL database cloned from a
+    migrated template (skipped without a server, failed under SHIPYARD_REQUIRE_POSTGRES=1)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'shipyard.db'}"
+        return
+    require_postgres()
+    url = await databases.create()
+    yield url
+    await databases.drop(url)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings on a fresh SQLite file, with short heartbeats so lease tests run fast."""
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Settings on a fresh database, with short heartbeats so lease tests run fast."""
     (tmp_path / "trigger").mkdir(exist_ok=True)
     return load_settings(
         project_root=tmp_path,
-        database_url=f"sqlite:///{tmp_path / 'shipyard.db'}",
+        database_url=database_url,
         heartbeat_interval=0.2,
         poll_interval=0.1,
         retries_default={"max_attempts": 3, "min_timeout_ms": 10, "max_timeout_ms": 50},

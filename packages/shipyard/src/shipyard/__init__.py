@@ -24,12 +24,14 @@ from shipyard.errors import (
     MetadataTooLargeError,
     NotInRunError,
     PayloadTooLargeError,
+    RateLimitedError,
     RunNotFoundError,
     SerializationError,
     ShipyardError,
     SubtaskUnwrapError,
     TaskPayloadParsedError,
     TooManyTagsError,
+    UnknownQueueError,
     UnknownTaskError,
     ValidationError,
 )
@@ -41,6 +43,7 @@ from shipyard.sdk.idempotency import IdempotencyKey, idempotency_keys
 from shipyard.sdk.locals import locals
 from shipyard.sdk.logger import logger
 from shipyard.sdk.metadata import metadata
+from shipyard.sdk.queues import Queue, queue, queues
 from shipyard.sdk.retry import retry
 from shipyard.sdk.runs import Run, runs
 from shipyard.sdk.tags import tags
@@ -64,6 +67,8 @@ __all__ = [
     "MetadataTooLargeError",
     "NotInRunError",
     "PayloadTooLargeError",
+    "Queue",
+    "RateLimitedError",
     "Result",
     "RetryOptions",
     "Run",
@@ -77,6 +82,7 @@ __all__ = [
     "TaskPayloadParsedError",
     "TaskRunError",
     "TooManyTagsError",
+    "UnknownQueueError",
     "UnknownTaskError",
     "ValidationError",
     "__version__",
@@ -86,6 +92,8 @@ __all__ = [
     "locals",
     "logger",
     "metadata",
+    "queue",
+    "queues",
     "retry",
     "runs",
     "schema_task",

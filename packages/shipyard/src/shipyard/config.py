@@ -71,6 +71,32 @@ class Settings(BaseModel):
     max_duration: int | None = Field(
         default=None, description="Default max_duration (seconds) of an attempt; none = no limit."
     )
+    environment_concurrency_limit: int = Field(
+        default=100,
+        ge=0,
+        le=100_000,
+        description="Runs executing at once in this environment (per queue at most this).",
+    )
+    burst_factor: float = Field(
+        default=2.0,
+        ge=1.0,
+        description="The environment may run limit × burst_factor at once across queues.",
+    )
+    default_ttl: str | int | None = Field(
+        default=None,
+        description="TTL of runs that set none (duration or seconds; 0 = none). Unset: 10m in "
+        "development, none elsewhere.",
+    )
+    trigger_rate_limit: bool | None = Field(
+        default=None,
+        description="Token-bucket limit on triggers per environment. Unset: off in development, "
+        "on elsewhere.",
+    )
+    trigger_rate_bucket: int = Field(default=1200, ge=1, description="Bucket size (runs).")
+    trigger_rate_refill: int = Field(
+        default=100, ge=1, description="Runs added to the bucket per refill interval."
+    )
+    trigger_rate_interval: str = Field(default="10s", description="Refill interval (duration).")
     worker_concurrency: int = Field(
         default=25, ge=1, le=10_000, description="Attempts one worker runs at once."
     )
@@ -114,6 +140,22 @@ class Settings(BaseModel):
                 f"database_url must start with sqlite:/// or postgresql://, got {value[:12]!r}…"
             )
         return value
+
+    def default_ttl_ms(self) -> int | None:
+        """The TTL of runs that set none, in ms (None: no TTL)."""
+        from shipyard.durations import parse_duration_ms
+
+        value = self.default_ttl
+        if value is None:
+            return 600_000 if self.environment == "development" else None
+        ms = parse_duration_ms(value)
+        return ms or None
+
+    def rate_limit_enabled(self) -> bool:
+        """Whether triggers are rate limited in this environment."""
+        if self.trigger_rate_limit is None:
+            return self.environment != "development"
+        return self.trigger_rate_limit
 
     @property
     def lease_seconds(self) -> float:

@@ -54,7 +54,10 @@ def discover(settings: Settings, *, reload: bool = False) -> list[str]:
     names = []
     for path in task_files(settings):
         name = _module_name(path, settings.project_root)
-        if reload and name in sys.modules:
+        cached = sys.modules.get(name)
+        # A module of the same dotted name from another project root is a different module.
+        stale = cached is not None and Path(getattr(cached, "__file__", "") or "") != path
+        if (reload or stale) and cached is not None:
             del sys.modules[name]
         importlib.import_module(name)
         names.append(name)

@@ -17,6 +17,8 @@ The tree::
     │   ├── SerializationError         a payload that is not JSON-serialisable
     │   └── IdempotencyKeyError        a key over 2,048 chars, or a scope without context
     ├── UnknownTaskError               triggering a task id nobody defined or registered
+    ├── UnknownQueueError              a queue name no task or worker defines
+    ├── RateLimitedError               the environment's trigger rate limit (retry_after_ms)
     ├── DuplicateTaskError             two tasks with one id (names both files)
     ├── RunNotFoundError               no run with that id in this environment
     ├── BatchNotFoundError             no batch with that id in this environment
@@ -112,6 +114,22 @@ class UnknownTaskError(ShipyardError):
     """No task with this id is defined here or registered by any worker."""
 
     code = "UNKNOWN_TASK"
+
+
+class UnknownQueueError(ShipyardError):
+    """A trigger named a queue that no task in code or registered by a worker defines."""
+
+    code = "UNKNOWN_QUEUE"
+
+
+class RateLimitedError(ShipyardError):
+    """The environment's trigger rate limit was exceeded; retry after ``retry_after_ms``."""
+
+    code = "RATE_LIMITED"
+    retry_after_ms: int
+
+    def __init__(self, message: str, *, retry_after_ms: int) -> None:
+        super().__init__(message, retry_after_ms=retry_after_ms)
 
 
 class DuplicateTaskError(ShipyardError):

@@ -10,6 +10,7 @@ from shipyard.engine.runs import FINAL_STATUSES, IDEMPOTENCY_RELEASE_STATUSES
 from shipyard.ids import new_id
 from shipyard.store.protocol import (
     BatchInsertParams,
+    QueueUpsertParams,
     RunCancelParams,
     RunClaimParams,
     RunFinishParams,
@@ -59,6 +60,7 @@ async def register(store: Store, task_id: str = "t", max_attempts: int = 3) -> N
     await store.task_register(
         TaskRegisterParams(
             worker=WorkerRecord("w1", ENV, "host", 1, None, 0, 0, None),
+            queues=[QueueUpsertParams(ENV, f"task/{task_id}", None, 0)],
             tasks=[
                 TaskRecord(
                     ENV,

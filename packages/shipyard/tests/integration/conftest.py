@@ -44,7 +44,9 @@ def wait_until() -> Callable[..., Awaitable[Any]]:
 
 
 @pytest.fixture
-async def custom_engine(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Engine]]]:
+async def custom_engine(
+    tmp_path: Path, database_url: str
+) -> AsyncIterator[Callable[..., Awaitable[Engine]]]:
     """``await custom_engine(**settings)``: an engine (installed as default) plus a worker.
 
     Define the test's tasks first: the worker registers the tasks that exist when it starts.
@@ -58,7 +60,7 @@ async def custom_engine(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable
         (tmp_path / "trigger").mkdir(exist_ok=True)
         values: dict[str, Any] = {
             "project_root": tmp_path,
-            "database_url": f"sqlite:///{tmp_path / 'custom.db'}",
+            "database_url": database_url,
             "heartbeat_interval": 0.2,
             "poll_interval": 0.1,
             "retries_default": {"max_attempts": 3, "min_timeout_ms": 10, "max_timeout_ms": 50},

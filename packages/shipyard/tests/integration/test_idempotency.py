@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
+import psycopg
 import pytest
 
 from shipyard import (
@@ -20,6 +21,14 @@ from shipyard.engine.engine import Engine
 
 def _force_status(engine: Engine, run_id: str, status: str) -> None:
     """Put a run in a final status the test cannot cheaply reach by executing it."""
+    url = engine.settings.database_url
+    if url.startswith("postgresql"):
+        with psycopg.connect(url) as pg:
+            pg.execute(
+                "UPDATE runs SET status = %s, finished_at = updated_at WHERE id = %s",
+                (status, run_id),
+            )
+        return
     with sqlite3.connect(engine.settings.sqlite_path()) as conn:
         conn.execute(
             "UPDATE runs SET status = ?, finished_at = updated_at WHERE id = ?", (status, run_id)

@@ -13,6 +13,8 @@ import typer
 from rich.table import Table
 
 from shipyard import __version__
+from shipyard.cli.commitmsg import commit_msg
+from shipyard.cli.deploy import deploy_app
 from shipyard.cli.output import console, fail, print_json
 from shipyard.cli.tooling import check_envs, deps
 from shipyard.config import Settings, load_settings
@@ -381,6 +383,8 @@ def tasks_list(
 
 app.command("check-envs")(check_envs)
 app.command("deps")(deps)
+app.command("commit-msg")(commit_msg)
+app.add_typer(deploy_app, name="deploy")
 
 
 def main() -> None:

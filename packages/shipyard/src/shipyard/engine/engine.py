@@ -14,14 +14,17 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from shipyard.config import Settings
+from shipyard.durations import parse_duration_ms, resolve_time
 from shipyard.engine.options import TriggerOptions, parse_options
 from shipyard.engine.runs import FINAL_STATUSES, IDEMPOTENCY_RELEASE_STATUSES, RunStatus
 from shipyard.errors import (
     BatchTooLargeError,
     NotInRunError,
     PayloadTooLargeError,
+    RateLimitedError,
     RunNotFoundError,
     RunTimeoutError,
+    UnknownQueueError,
     UnknownTaskError,
     ValidationError,
 )
@@ -33,10 +36,12 @@ from shipyard.sdk.task import TaskRegistry, registry
 from shipyard.store import Store, open_store
 from shipyard.store.protocol import (
     BatchInsertParams,
+    RateTakeParams,
     RunCancelParams,
     RunInsertParams,
+    RunRescheduleParams,
 )
-from shipyard.store.records import RunRecord
+from shipyard.store.records import RunRecord, TaskRecord
 
 PAYLOAD_MAX_BYTES = 3 * 1024 * 1024
 OUTPUT_MAX_BYTES = 10 * 1024 * 1024
@@ -75,7 +80,7 @@ class Engine:
         self.tasks = tasks
         self._started = False
         self._start_lock = asyncio.Lock()
-        self._known_tasks: tuple[float, set[str]] = (0.0, set())
+        self._registered: dict[str, TaskRecord] = {}
         self._secret: str | None = None
         self._finish_waiters: dict[str, list[asyncio.Future[None]]] = {}
 
@@ -95,20 +100,16 @@ class Engine:
     # -- triggering -----------------------------------------------------------------------
 
     async def _check_known(self, task_ids: set[str]) -> None:
-        local = {t for t in task_ids if self.tasks.get(t) is not None}
-        missing = task_ids - local
-        if not missing:
+        """Every task must be defined here or registered by a worker (whose record is kept:
+        triggering by id uses the registered task's queue and TTL)."""
+        missing = {t for t in task_ids if self.tasks.get(t) is None}
+        if not missing or missing <= self._registered.keys():
             return
-        checked_at, known = self._known_tasks
-        if missing <= known:
-            return
-        if time.monotonic() - checked_at > 0.05 or not missing <= known:
-            records = await self.store.task_list(self.environment)
-            known = {r.id for r in records}
-            self._known_tasks = (time.monotonic(), known)
-        still = sorted(missing - known)
+        records = await self.store.task_list(self.environment)
+        self._registered = {r.id: r for r in records}
+        still = sorted(missing - self._registered.keys())
         if still:
-            every = sorted(known | set(self.tasks.ids()))
+            every = sorted(set(self._registered) | set(self.tasks.ids()))
             raise UnknownTaskError(
                 f"Unknown task '{still[0]}' in environment '{self.environment}': no worker has "
                 f"registered it and this process does not define it. Known tasks: "
@@ -128,6 +129,47 @@ class Engine:
             )
         return text
 
+    async def _check_queues(self, names: set[str]) -> None:
+        """Every queue a trigger names must be defined in code or registered by a worker."""
+        from shipyard.sdk.queues import queue_registry
+
+        local = {q.name for q in queue_registry.all()} | {t.queue_name for t in self.tasks.all()}
+        missing = names - local
+        if not missing:
+            return
+        registered = {q.name for q in await self.store.queue_list(self.environment)}
+        still = sorted(missing - registered)
+        if still:
+            every = sorted(local | registered)
+            raise UnknownQueueError(
+                f"Unknown queue '{still[0]}': no task defines it and no worker registered it. "
+                f"Known queues: {', '.join(every) if every else '(none)'}.",
+                queue=still[0],
+                known=every,
+            )
+
+    async def _take_rate(self, count: int) -> None:
+        settings = self.settings
+        if not settings.rate_limit_enabled():
+            return
+        wait_ms = await self.store.environment_rate_take(
+            RateTakeParams(
+                environment=self.environment,
+                count=count,
+                now=self.clock(),
+                bucket_size=settings.trigger_rate_bucket,
+                refill_tokens=settings.trigger_rate_refill,
+                refill_interval_ms=parse_duration_ms(settings.trigger_rate_interval),
+            )
+        )
+        if wait_ms:
+            raise RateLimitedError(
+                f"Trigger rate limit exceeded for environment '{self.environment}' "
+                f"({settings.trigger_rate_bucket} runs, refilling {settings.trigger_rate_refill} "
+                f"per {settings.trigger_rate_interval}); retry in {wait_ms} ms.",
+                retry_after_ms=wait_ms,
+            )
+
     def _insert_params(
         self,
         task_id: str,
@@ -142,20 +184,54 @@ class Engine:
         scope = current_scope()
         parent_id = root_id = None
         depth = 0
+        queued_at = now
         if scope is not None:
             parent_id = scope.ctx.run.id
             root_id = scope.ctx.run.root_id or scope.ctx.run.id
             depth = scope.ctx.run.depth + 1
+            if trigger_function in ("triggerAndWait", "batchTriggerAndWait"):
+                # A waited-for child keeps its parent's place in line (SEMANTICS §6).
+                queued_at = scope.queued_at or now
         definition = self.tasks.get(task_id)
+        registered = self._registered.get(task_id)
+        status = RunStatus.QUEUED
+        delay_until: int | None = None
+        if opts.debounce is not None:
+            first = opts.delay if opts.delay is not None else f"{opts.debounce.delay_ms // 1000}s"
+            delay_until = max(resolve_time(first, now), now + 1)
+        elif opts.delay is not None:
+            delay_until = resolve_time(opts.delay, now)
+            if delay_until <= now:
+                delay_until = None  # a time in the past means "now"
+        if delay_until is not None:
+            status = RunStatus.DELAYED
+            queued_at = delay_until
+        if opts.ttl_set:
+            ttl_ms = opts.ttl_ms
+        elif definition is not None and definition.ttl is not None:
+            ttl_ms = parse_duration_ms(definition.ttl) or None
+        elif definition is None and registered is not None and registered.ttl_ms is not None:
+            ttl_ms = registered.ttl_ms or None
+        else:
+            ttl_ms = self.settings.default_ttl_ms()
+        starts = delay_until if delay_until is not None else now
+        debounce = opts.debounce
         return RunInsertParams(
             id=new_id("run"),
             environment=self.environment,
             task_id=task_id,
-            status=RunStatus.QUEUED,
+            status=status,
             payload=payload_text,
-            queue=definition.queue_name if definition else f"task/{task_id}",
-            queued_at=now,
+            queue=opts.queue
+            or (definition.queue_name if definition else None)
+            or (registered.queue if registered else f"task/{task_id}"),
+            concurrency_key=opts.concurrency_key,
+            queued_at=queued_at,
             created_at=now,
+            available_at=starts,
+            delay_until=delay_until,
+            ttl_ms=ttl_ms,
+            ttl_expires_at=starts + ttl_ms if ttl_ms else None,
             metadata=opts.metadata,
             tags=opts.tags,
             priority_ms=opts.priority_ms,
@@ -173,6 +249,12 @@ class Engine:
             max_duration_s=opts.max_duration,
             trigger_function=trigger_function,
             idempotency_release_statuses=_RELEASE_STATUSES,
+            debounce_key=debounce.key if debounce else None,
+            # Pushes land on whole seconds, so a burst of triggers moves the run at most once
+            # per second.
+            debounce_delay_until=((now + debounce.delay_ms) // 1000 * 1000) if debounce else None,
+            debounce_trailing=debounce.trailing if debounce else False,
+            debounce_max_delay_ms=debounce.max_delay_ms if debounce else None,
         )
 
     async def trigger(
@@ -194,6 +276,9 @@ class Engine:
         payload_text = self._encode_payload(payload)
         await self.start()
         await self._check_known({task_id})
+        if opts.queue is not None:
+            await self._check_queues({opts.queue})
+        await self._take_rate(1)
         params = self._insert_params(
             task_id, payload_text, opts, self.clock(), trigger_function=trigger_function
         )
@@ -231,6 +316,10 @@ class Engine:
             raise ValidationError("A batch needs at least one item.")
         batch_options = dict(options)
         batch_key = batch_options.pop("idempotency_key", None)
+        await self.start()
+        # Known tasks first: building a run of a task this process does not define uses the
+        # registered task's queue and TTL.
+        await self._check_known({str(entry["task"]) for entry in entries})
         now = self.clock()
         batch_id = new_id("batch")
         params: list[RunInsertParams] = []
@@ -257,8 +346,10 @@ class Engine:
                     batch_index=index,
                 )
             )
-        await self.start()
-        await self._check_known({p.task_id for p in params})
+        named_queues = {p.queue for p in params} - {f"task/{p.task_id}" for p in params}
+        if named_queues:
+            await self._check_queues(named_queues)
+        await self._take_rate(len(params))
         results = await self.store.run_insert_many(
             params,
             BatchInsertParams(
@@ -369,6 +460,33 @@ class Engine:
         await self.store.ready_notify(self.environment)
         self.run_finished(canceled)
         return await self.get_run(run_id)
+
+    async def reschedule(self, run_id: str, delay: Any) -> RunRecord:
+        """Move a DELAYED run to a new time (a duration from now, a datetime or ISO string)."""
+        run = await self.get_run(run_id)
+        if run.status != RunStatus.DELAYED:
+            raise ValidationError(
+                f"Only DELAYED runs can be rescheduled; run {run_id} is {run.status}.",
+                run_id=run_id,
+                status=run.status,
+            )
+        now = self.clock()
+        updated = await self.store.run_reschedule(
+            RunRescheduleParams(
+                environment=self.environment,
+                run_id=run_id,
+                delay_until=max(resolve_time(delay, now), now),
+                now=now,
+            )
+        )
+        if updated is None:
+            current = await self.get_run(run_id)
+            raise ValidationError(
+                f"Only DELAYED runs can be rescheduled; run {run_id} is {current.status}.",
+                run_id=run_id,
+                status=current.status,
+            )
+        return updated
 
     async def replay(self, run_id: str) -> RunHandle:
         """A new run of the same task with the same payload, tags and options."""

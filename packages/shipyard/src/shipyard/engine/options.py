@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shipyard.durations import parse_duration_ms
+from shipyard.durations import parse_duration_ms, resolve_time
 from shipyard.errors import TooManyTagsError, ValidationError
 from shipyard.jsonutil import dumps
 from shipyard.metadata_ops import check_metadata_size
@@ -26,7 +27,14 @@ SUPPORTED = (
     "idempotency_key_ttl",
     "machine",
     "priority",
+    "queue",
+    "concurrency_key",
+    "delay",
+    "ttl",
+    "debounce",
 )
+DEBOUNCE_KEY_MAX = 512
+CONCURRENCY_KEY_MAX = 512
 
 
 @dataclass(slots=True)
@@ -41,6 +49,55 @@ class TriggerOptions:
     idempotency_key_ttl_ms: int = DEFAULT_IDEMPOTENCY_TTL_MS
     machine: str | None = None
     priority_ms: int = 0
+    queue: str | None = None
+    concurrency_key: str | None = None
+    delay: Any = None
+    ttl_ms: int | None = None
+    ttl_set: bool = False
+    debounce: DebounceOptions | None = None
+
+
+@dataclass(slots=True)
+class DebounceOptions:
+    """``debounce={"key", "delay", "mode", "max_delay"}``, validated."""
+
+    key: str
+    delay_ms: int
+    trailing: bool
+    max_delay_ms: int | None
+
+
+def parse_debounce(value: Any) -> DebounceOptions:
+    """Validate the debounce option (SEMANTICS §4)."""
+    if not isinstance(value, Mapping):
+        raise ValidationError('debounce must be a dict: {"key": ..., "delay": "5s"}.')
+    unknown = sorted(set(value) - {"key", "delay", "mode", "max_delay"})
+    if unknown:
+        raise ValidationError(f"Unknown debounce option(s): {', '.join(unknown)}.")
+    key = value.get("key")
+    if not isinstance(key, str) or not key or len(key) > DEBOUNCE_KEY_MAX:
+        raise ValidationError(
+            f"debounce key must be a string of 1–{DEBOUNCE_KEY_MAX} characters.", key=key
+        )
+    if "delay" not in value or isinstance(value["delay"], datetime.datetime):
+        raise ValidationError("debounce delay must be a duration such as '5s' (not a date).")
+    delay_ms = parse_duration_ms(value["delay"])
+    if delay_ms < 1000:
+        raise ValidationError(f"debounce delay must be at least 1s; got {delay_ms} ms.")
+    mode = value.get("mode", "leading")
+    if mode not in ("leading", "trailing"):
+        raise ValidationError(f"debounce mode must be 'leading' or 'trailing'; got {mode!r}.")
+    max_delay_ms = None
+    if value.get("max_delay") is not None:
+        max_delay_ms = parse_duration_ms(value["max_delay"])
+        if max_delay_ms <= delay_ms:
+            raise ValidationError(
+                f"debounce max_delay ({max_delay_ms} ms) must be longer than delay "
+                f"({delay_ms} ms).",
+                max_delay_ms=max_delay_ms,
+                delay_ms=delay_ms,
+            )
+    return DebounceOptions(key, delay_ms, mode == "trailing", max_delay_ms)
 
 
 def validate_tags(tags: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -111,4 +168,23 @@ def parse_options(options: Mapping[str, Any]) -> TriggerOptions:
         if not isinstance(priority, int | float) or isinstance(priority, bool):
             raise ValidationError("priority must be a number of seconds.")
         parsed.priority_ms = max(-PRIORITY_MAX_MS, min(round(priority * 1000), PRIORITY_MAX_MS))
+    if (queue := options.get("queue")) is not None:
+        name = queue.get("name") if isinstance(queue, Mapping) else getattr(queue, "name", queue)
+        if not isinstance(name, str) or not name:
+            raise ValidationError("queue must be the name of a queue.")
+        parsed.queue = name
+    if (key := options.get("concurrency_key")) is not None:
+        if not isinstance(key, str) or not key or len(key) > CONCURRENCY_KEY_MAX:
+            raise ValidationError(
+                f"concurrency_key must be a string of 1–{CONCURRENCY_KEY_MAX} characters."
+            )
+        parsed.concurrency_key = key
+    if (delay := options.get("delay")) is not None:
+        resolve_time(delay, 0)  # validate now; resolved against the clock at insert
+        parsed.delay = delay
+    if "ttl" in options and options["ttl"] is not None:
+        parsed.ttl_set = True
+        parsed.ttl_ms = parse_duration_ms(options["ttl"]) or None
+    if (debounce := options.get("debounce")) is not None:
+        parsed.debounce = parse_debounce(debounce)
     return parsed

@@ -124,6 +124,8 @@ class RunScope:
     pending_events: list[NewEvent] = field(default_factory=list)
     locals: dict[object, Any] = field(default_factory=dict)
     span_stack: list[str] = field(default_factory=list)
+    # The run's place in line, inherited by children it waits for.
+    queued_at: int = 0
     # def tasks run in threads and mutate the pending lists while the worker flushes them.
     lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -75,6 +75,8 @@ class Run:
     error: TaskRunError | None
     attempt_count: int
     max_attempts: int | None
+    queue: str = ""
+    concurrency_key: str | None = None
     attempts: tuple[Attempt, ...] = ()
 
     @property
@@ -156,6 +158,8 @@ class Run:
             error=error_of(record),
             attempt_count=record.attempt_number,
             max_attempts=record.max_attempts,
+            queue=record.queue,
+            concurrency_key=record.concurrency_key,
             attempts=tuple(
                 Attempt(
                     number=a.number,
@@ -290,6 +294,13 @@ class _Runs:
         from shipyard.engine.registry import get_engine
 
         await get_engine().cancel(_run_id(run))
+        return await self.retrieve(run)
+
+    async def reschedule(self, run: str | RunHandle, *, delay: Any) -> Run:
+        """Move a DELAYED run to ``delay`` (duration from now, datetime or ISO string)."""
+        from shipyard.engine.registry import get_engine
+
+        await get_engine().reschedule(_run_id(run), delay)
         return await self.retrieve(run)
 
     async def replay(self, run: str | RunHandle) -> RunHandle:

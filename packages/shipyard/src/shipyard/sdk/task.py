@@ -24,11 +24,13 @@ from pydantic import BaseModel
 
 from shipyard.errors import DuplicateTaskError, ValidationError
 from shipyard.retry_policy import RetryOptions
+from shipyard.sdk.queues import Queue, queue_registry, validate_limit
 
 if TYPE_CHECKING:
     from shipyard.sdk.handles import BatchHandle, BatchResult, Result, RunHandle
 
 TaskFn = Callable[..., Any]
+QueueOption = Queue | str | Mapping[str, Any] | None
 Hook = Callable[..., Any]
 F = TypeVar("F", bound=TaskFn)
 M = TypeVar("M", bound=BaseModel)
@@ -46,9 +48,10 @@ class Task:
     retry: RetryOptions | None = None
     max_duration: int | None = None
     machine: str | None = None
-    queue: str | None = None
+    queue: Queue | None = None
     description: str | None = None
     schema: type[BaseModel] | None = None
+    ttl: str | int | None = None
     catch_error: Hook | None = None
     on_start: Hook | None = None
     on_start_attempt: Hook | None = None
@@ -84,7 +87,12 @@ class Task:
     @property
     def queue_name(self) -> str:
         """The queue runs of this task go to: its own ``task/<id>`` unless set."""
-        return self.queue or f"task/{self.id}"
+        return self.queue.name if self.queue else f"task/{self.id}"
+
+    @property
+    def queue_limit(self) -> int | None:
+        """The concurrency limit of the task's queue (None: the environment's)."""
+        return self.queue.concurrency_limit if self.queue else None
 
     def validate_payload(self, payload: Any) -> Any:
         """Validate a payload against the schema (schema_task); return the parsed value."""
@@ -205,7 +213,7 @@ def task(
     retry: RetryOptions | Mapping[str, Any] | None = None,
     max_duration: int | None = None,
     machine: str | None = None,
-    queue: str | None = None,
+    queue: QueueOption = None,
     description: str | None = None,
     catch_error: Hook | None = None,
     on_start: Hook | None = None,
@@ -215,6 +223,7 @@ def task(
     on_complete: Hook | None = None,
     on_cancel: Hook | None = None,
     middleware: Hook | Sequence[Hook] | None = None,
+    ttl: str | int | None = None,
 ) -> Callable[[TaskFn], Task]: ...
 
 
@@ -226,7 +235,7 @@ def task(
     retry: RetryOptions | Mapping[str, Any] | None = None,
     max_duration: int | None = None,
     machine: str | None = None,
-    queue: str | None = None,
+    queue: QueueOption = None,
     description: str | None = None,
     catch_error: Hook | None = None,
     on_start: Hook | None = None,
@@ -236,6 +245,7 @@ def task(
     on_complete: Hook | None = None,
     on_cancel: Hook | None = None,
     middleware: Hook | Sequence[Hook] | None = None,
+    ttl: str | int | None = None,
 ) -> Task | Callable[[TaskFn], Task]:
     """Define a task from an ``async def`` or ``def`` taking ``(payload)`` or ``(payload, ctx)``.
 
@@ -266,6 +276,7 @@ def task(
             },
             middleware=middleware,
             schema=None,
+            ttl=ttl,
         )
         registry.add(definition)
         return definition
@@ -282,7 +293,7 @@ def schema_task(
     retry: RetryOptions | Mapping[str, Any] | None = None,
     max_duration: int | None = None,
     machine: str | None = None,
-    queue: str | None = None,
+    queue: QueueOption = None,
     description: str | None = None,
     catch_error: Hook | None = None,
     on_start: Hook | None = None,
@@ -292,6 +303,7 @@ def schema_task(
     on_complete: Hook | None = None,
     on_cancel: Hook | None = None,
     middleware: Hook | Sequence[Hook] | None = None,
+    ttl: str | int | None = None,
 ) -> Callable[[TaskFn], Task]:
     """A task whose payload is validated by a pydantic model.
 
@@ -330,6 +342,7 @@ def schema_task(
             },
             middleware=middleware,
             schema=schema,
+            ttl=ttl,
         )
         registry.add(definition)
         return definition
@@ -344,11 +357,12 @@ def _build(
     retry: RetryOptions | Mapping[str, Any] | None,
     max_duration: int | None,
     machine: str | None,
-    queue: str | None,
+    queue: QueueOption,
     description: str | None,
     hooks: dict[str, Hook | None],
     middleware: Hook | Sequence[Hook] | None,
     schema: type[BaseModel] | None,
+    ttl: str | int | None,
 ) -> Task:
     if not task_id or len(task_id) > 128:
         raise ValidationError("A task id must be 1–128 characters.", task_id=task_id)
@@ -360,13 +374,18 @@ def _build(
         chain = (middleware,)
     else:
         chain = tuple(middleware)
+    if ttl is not None:
+        from shipyard.durations import parse_duration_ms
+
+        parse_duration_ms(ttl)  # an invalid TTL fails where the task is defined
     return Task(
         id=task_id,
         fn=function,
         retry=RetryOptions.from_value(retry),
         max_duration=max_duration,
         machine=machine,
-        queue=queue,
+        queue=_resolve_queue(queue, task_id),
+        ttl=ttl,
         description=description,
         schema=schema,
         middleware=chain,
@@ -377,6 +396,21 @@ def _build(
         on_failure=hooks["on_failure"],
         on_complete=hooks["on_complete"],
         on_cancel=hooks["on_cancel"],
+    )
+
+
+def _resolve_queue(value: QueueOption, task_id: str) -> Queue | None:
+    if value is None or isinstance(value, Queue):
+        return value
+    if isinstance(value, str):
+        # A name: the shared queue defined with queue(...), or a queue with the default limit.
+        return queue_registry.get(value) or queue_registry.add(Queue(name=value))
+    # {"concurrency_limit": n} without a name sets the limit of the task's own queue.
+    name = value.get("name") or f"task/{task_id}"
+    if not isinstance(name, str):
+        raise ValidationError("queue={...} 'name' must be a string.")
+    return queue_registry.add(
+        Queue(name=name, concurrency_limit=validate_limit(value.get("concurrency_limit")))
     )
 
 

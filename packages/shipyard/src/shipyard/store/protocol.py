@@ -20,6 +20,7 @@ from shipyard.store.records import (
     BatchRecord,
     NewEvent,
     Page,
+    QueueRecord,
     RunEventRecord,
     RunRecord,
     TaskRecord,
@@ -58,6 +59,12 @@ class RunInsertParams:
     max_duration_s: int | None = None
     trigger_function: str = "trigger"
     is_test: bool = False
+    ttl_expires_at: int | None = None
+    # Debounce: a DELAYED run holding the same key is updated instead of creating a run.
+    debounce_key: str | None = None
+    debounce_delay_until: int | None = None
+    debounce_trailing: bool = False
+    debounce_max_delay_ms: int | None = None
     # Statuses of an existing run with the same idempotency key that free the key for a new
     # run (FAILED, CRASHED, ...). Any other status returns the existing run as cached.
     idempotency_release_statuses: frozenset[str] = frozenset()
@@ -83,7 +90,11 @@ class BatchInsertParams:
 
 @dataclass(slots=True)
 class RunClaimParams:
-    """Claim up to ``limit`` ready runs of ``task_ids`` for ``worker_id``."""
+    """Claim up to ``limit`` ready runs of ``task_ids`` for ``worker_id``.
+
+    Concurrency: a (queue, concurrency key) group runs at most its queue's limit (capped at
+    ``environment_limit``), and the environment at most ``environment_limit × burst_factor``.
+    """
 
     environment: str
     worker_id: str
@@ -91,6 +102,8 @@ class RunClaimParams:
     limit: int
     now: int
     lease_expires_at: int
+    environment_limit: int = 100
+    burst_factor: float = 2.0
 
 
 @dataclass(slots=True)
@@ -140,6 +153,67 @@ class ReapedRun:
     run_id: str
     attempt_number: int
     status: str
+
+
+@dataclass(slots=True)
+class QueueUpsertParams:
+    """A queue as code defines it; registering never changes ``paused`` or an override."""
+
+    environment: str
+    name: str
+    concurrency_limit: int | None
+    now: int
+
+
+@dataclass(slots=True)
+class QueueUpdateParams:
+    """Pause/resume a queue or set/clear its limit override (None leaves a field as is)."""
+
+    environment: str
+    name: str
+    now: int
+    paused: bool | None = None
+    limit_override: int | None = None
+    clear_override: bool = False
+
+
+@dataclass(slots=True)
+class RunScheduleParams:
+    """Promote due DELAYED runs and expire runs whose TTL passed before their first start."""
+
+    environment: str
+    now: int
+    expired_error: str
+
+
+@dataclass(slots=True)
+class ScheduledRuns:
+    """What :meth:`Store.run_schedule_due` changed."""
+
+    promoted: list[str]
+    expired: list[str]
+
+
+@dataclass(slots=True)
+class RunRescheduleParams:
+    """Move a DELAYED run to ``delay_until`` (its TTL countdown moves with it)."""
+
+    environment: str
+    run_id: str
+    delay_until: int
+    now: int
+
+
+@dataclass(slots=True)
+class RateTakeParams:
+    """Take ``count`` tokens from the environment's trigger bucket."""
+
+    environment: str
+    count: int
+    now: int
+    bucket_size: int
+    refill_tokens: int
+    refill_interval_ms: int
 
 
 @dataclass(slots=True)
@@ -194,6 +268,7 @@ class TaskRegisterParams:
 
     worker: WorkerRecord
     tasks: Sequence[TaskRecord] = field(default_factory=list)
+    queues: Sequence[QueueUpsertParams] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -327,6 +402,30 @@ class Store(Protocol):
 
     async def idempotency_key_reset(self, environment: str, task_id: str, key: str) -> int:
         """Clear a key on every run of a task that holds it; return how many."""
+        ...
+
+    async def queue_upsert(self, params: Sequence[QueueUpsertParams]) -> None:
+        """Register queues as code defines them (limits only; never un-pauses)."""
+        ...
+
+    async def queue_list(self, environment: str) -> list[QueueRecord]:
+        """Every queue of the environment with its running and queued counts."""
+        ...
+
+    async def queue_update(self, params: QueueUpdateParams) -> QueueRecord | None:
+        """Pause, resume or override a queue's limit; None if there is no such queue."""
+        ...
+
+    async def run_schedule_due(self, params: RunScheduleParams) -> ScheduledRuns:
+        """DELAYED → QUEUED when due; QUEUED/DELAYED → EXPIRED when the TTL passed unstarted."""
+        ...
+
+    async def run_reschedule(self, params: RunRescheduleParams) -> RunRecord | None:
+        """Change a DELAYED run's time; None if the run is not DELAYED."""
+        ...
+
+    async def environment_rate_take(self, params: RateTakeParams) -> int:
+        """Take tokens; 0 if taken, else the milliseconds until enough have refilled."""
         ...
 
     async def task_register(self, params: TaskRegisterParams) -> None:

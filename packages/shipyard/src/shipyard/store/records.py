@@ -56,6 +56,7 @@ class RunRecord:
     started_at: int | None
     finished_at: int | None
     expired_at: int | None
+    ttl_expires_at: int | None = None
 
     @classmethod
     def from_row(cls, names: list[str], row: tuple[Any, ...]) -> RunRecord:
@@ -123,6 +124,22 @@ class TaskRecord:
     payload_schema: str | None
     worker_id: str
     updated_at: int
+    ttl_ms: int | None = None
+
+
+@dataclass(slots=True)
+class QueueRecord:
+    """A queue with its limits and how many of its runs are executing and queued."""
+
+    environment: str
+    name: str
+    concurrency_limit: int | None
+    limit_override: int | None
+    paused: int
+    created_at: int
+    updated_at: int
+    running: int = 0
+    queued: int = 0
 
 
 @dataclass(slots=True)

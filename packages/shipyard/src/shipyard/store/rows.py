@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shipyard.store.protocol import RunInsertParams
-from shipyard.store.records import NewEvent
+from shipyard.store.protocol import RateTakeParams, RunInsertParams
+from shipyard.store.records import NewEvent, RunRecord
 
 
 def insert_row(p: RunInsertParams) -> dict[str, Any]:
@@ -40,6 +40,8 @@ def insert_row(p: RunInsertParams) -> dict[str, Any]:
         "trigger_function": p.trigger_function,
         "is_test": int(p.is_test),
         "created_at": p.created_at,
+        "debounce_key": p.debounce_key,
+        "ttl_expires_at": p.ttl_expires_at,
     }
 
 
@@ -53,3 +55,57 @@ def event_row(e: NewEvent) -> dict[str, Any]:
         "message": e.message,
         "attributes": e.attributes,
     }
+
+
+def idempotency_key_released(existing: RunRecord, params: RunInsertParams) -> bool:
+    """Whether the run holding a key lets a new run take it (key expired, or run failed)."""
+    expired = (
+        existing.idempotency_key_expires_at is not None
+        and existing.idempotency_key_expires_at <= params.created_at
+    )
+    return expired or existing.status in params.idempotency_release_statuses
+
+
+def debounce_overflows(existing: RunRecord, params: RunInsertParams) -> bool:
+    """Whether pushing the debounced run would pass ``max_delay`` from its creation."""
+    return (
+        params.debounce_max_delay_ms is not None
+        and params.debounce_delay_until is not None
+        and params.debounce_delay_until > existing.created_at + params.debounce_max_delay_ms
+    )
+
+
+def debounce_push_row(existing: RunRecord, params: RunInsertParams) -> dict[str, Any]:
+    """The ``run_debounce_push`` parameters for a trigger that lands on a debounced run."""
+    return {
+        "id": existing.id,
+        "delay_until": params.debounce_delay_until,
+        "trailing": int(params.debounce_trailing),
+        "payload": params.payload,
+        "metadata": params.metadata,
+        "tags": json.dumps(list(params.tags)),
+        "max_attempts": params.max_attempts,
+        "max_duration_s": params.max_duration_s,
+        "machine": params.machine,
+        "now": params.created_at,
+    }
+
+
+def take_tokens(
+    tokens: float | None, refilled_at: int | None, params: RateTakeParams
+) -> tuple[float, int]:
+    """Refill a token bucket to ``params.now`` and take ``params.count`` tokens.
+
+    Returns the tokens left and 0, or the unchanged tokens and how many milliseconds until
+    enough have refilled. A bucket seen for the first time starts full.
+    """
+    rate = params.refill_tokens / params.refill_interval_ms  # tokens per millisecond
+    if tokens is None or refilled_at is None:
+        current = float(params.bucket_size)
+    else:
+        elapsed = max(0, params.now - refilled_at)
+        current = min(float(params.bucket_size), tokens + elapsed * rate)
+    if current >= params.count:
+        return current - params.count, 0
+    missing = params.count - current
+    return current, max(1, int(missing / rate + 0.999))

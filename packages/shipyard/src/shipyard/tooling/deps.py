@@ -6,7 +6,10 @@ Steps, each reported with what it did and how long it took; the first failure st
 2. ``uv lock --check`` — the lock matches every ``pyproject.toml`` (else: run ``uv lock``);
 3. ``uv sync --locked --all-packages`` — install every member of the workspace;
 4. import each member's packages and each function under ``functions/`` in the synced
-   environment, and run ``shipyard --version`` there.
+   environment, and run ``shipyard --version`` there;
+5. when the project has a ``.pre-commit-config.yaml``: install its git hooks
+   (``pre-commit install --hook-type pre-commit --hook-type commit-msg``) — skipped, with a
+   note, outside a git repository.
 
 Example::
 
@@ -176,4 +179,46 @@ def install(root: Path, *, run: Runner = subprocess.run) -> DepsReport:
         )
         return report
     report.steps.append(Step("cli", True, cli.stdout.strip(), seconds))
+
+    hooks = install_hooks(root, call)
+    if hooks is not None:
+        report.steps.append(hooks)
     return report
+
+
+HOOK_TYPES = ("pre-commit", "commit-msg")
+
+
+def install_hooks(
+    root: Path, call: Callable[..., tuple[subprocess.CompletedProcess[str], float]]
+) -> Step | None:
+    """Install the git hooks of ``.pre-commit-config.yaml`` with the synced pre-commit.
+
+    ``call(*args)`` runs ``uv *args`` at ``root``. None when the project has no config.
+    """
+    if not (root / ".pre-commit-config.yaml").is_file():
+        return None
+    git = shutil.which("git")
+    inside = git is not None and (
+        subprocess.run(
+            [git, "rev-parse", "--git-dir"], cwd=root, capture_output=True, text=True, timeout=30
+        ).returncode
+        == 0
+    )
+    if not inside:
+        return Step(
+            "hooks",
+            True,
+            "skipped: not a git repository, so no git hooks were installed "
+            "(after `git init`, run `shipyard deps` again)",
+        )
+    types = [arg for kind in HOOK_TYPES for arg in ("--hook-type", kind)]
+    result, seconds = call("run", "--no-sync", "pre-commit", "install", *types)
+    if result.returncode != 0:
+        return Step(
+            "hooks",
+            False,
+            f"pre-commit install failed: {_tail(result.stderr or result.stdout, 2)}",
+            seconds,
+        )
+    return Step("hooks", True, f"git hooks installed: {', '.join(HOOK_TYPES)}", seconds)

@@ -25,6 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from shipyard.durations import parse_duration_ms
 from shipyard.engine.engine import Engine
 from shipyard.engine.retries import serialize_error
 from shipyard.engine.runs import RunStatus
@@ -34,11 +35,13 @@ from shipyard.sdk.context import RunScope
 from shipyard.sdk.metadata import flush_scope
 from shipyard.sdk.task import Task, TaskRegistry, registry
 from shipyard.store.protocol import (
+    QueueUpsertParams,
     ReadyListener,
     RunClaimParams,
     RunFinishParams,
     RunReapParams,
     RunReleaseParams,
+    RunScheduleParams,
     TaskRegisterParams,
 )
 from shipyard.store.records import NewEvent, RunRecord, TaskRecord, WorkerRecord
@@ -94,6 +97,14 @@ class _Outage:
                 time.monotonic() - self.down_since,
             )
             self.down_since = None
+
+
+_TTL_EXPIRED = {
+    "name": "TaskRunExpired",
+    "message": "The run's TTL passed before any worker started it.",
+    "stack": "",
+    "code": "TTL_EXPIRED",
+}
 
 
 @dataclass(eq=False)
@@ -197,8 +208,22 @@ class Worker:
                     stopped_at=None,
                 ),
                 tasks=records,
+                queues=self._queue_params(definitions, now),
             )
         )
+
+    def _queue_params(self, definitions: list[Task], now: int) -> list[QueueUpsertParams]:
+        from shipyard.sdk.queues import queue_registry
+
+        limits: dict[str, int | None] = {q.name: q.concurrency_limit for q in queue_registry.all()}
+        for task in definitions:
+            limits[task.queue_name] = task.queue_limit
+        return [
+            QueueUpsertParams(
+                environment=self.engine.environment, name=name, concurrency_limit=limit, now=now
+            )
+            for name, limit in sorted(limits.items())
+        ]
 
     def _task_record(self, task: Task, now: int) -> TaskRecord:
         options = retry_options(self.engine, task)
@@ -223,6 +248,7 @@ class Worker:
             payload_schema=dumps(task.schema.model_json_schema()) if task.schema else None,
             worker_id=self.id,
             updated_at=now,
+            ttl_ms=parse_duration_ms(task.ttl) if task.ttl is not None else None,
         )
 
     # -- claiming -------------------------------------------------------------------------
@@ -243,6 +269,8 @@ class Worker:
                             limit=free,
                             now=now,
                             lease_expires_at=now + self.lease_ms,
+                            environment_limit=self.engine.settings.environment_concurrency_limit,
+                            burst_factor=self.engine.settings.burst_factor,
                         )
                     )
                 except Exception as exc:
@@ -268,6 +296,7 @@ class Worker:
             engine=self.engine,
             metadata=loads(run.metadata) or {},
             tags=list(ctx.run.tags),
+            queued_at=run.queued_at,
         )
         active = _Active(run=run, task=task, scope=scope)
         self._active[run.id] = active
@@ -404,6 +433,7 @@ class Worker:
             await asyncio.sleep(interval)
             tick += 1
             try:
+                await self._schedule_due()
                 await self._check_ownership()
                 if tick % flush_every == 0:
                     await self._flush_running()
@@ -411,6 +441,21 @@ class Worker:
                     await self.reap()
             except Exception as exc:
                 self._outage.failed("housekeeping", exc)
+
+    async def _schedule_due(self) -> None:
+        """Promote DELAYED runs whose time came and expire runs whose TTL passed unstarted."""
+        done = await self.store.run_schedule_due(
+            RunScheduleParams(
+                environment=self.engine.environment,
+                now=self.engine.clock(),
+                expired_error=dumps(_TTL_EXPIRED),
+            )
+        )
+        if done.expired:
+            log.info("expired %d run(s) whose TTL passed before they started", len(done.expired))
+            self.engine.run_finished(done.expired)
+        if done.promoted:
+            self._poke()
 
     async def _check_ownership(self) -> None:
         running = {rid: a for rid, a in self._active.items() if a.control.reason is None}

@@ -7,14 +7,14 @@ INSERT INTO runs (
     priority_ms, queued_at, sort_key, available_at, delay_until, ttl_ms, max_attempts,
     idempotency_key, idempotency_key_expires_at, parent_run_id, root_run_id, depth,
     batch_id, batch_index, machine, max_duration_s, trigger_function, is_test,
-    created_at, updated_at
+    created_at, updated_at, debounce_key, ttl_expires_at
 ) VALUES (
     %(id)s, %(environment)s, %(task_id)s, %(status)s, %(payload)s, %(metadata)s, %(tags)s,
     %(queue)s, %(concurrency_key)s, %(priority_ms)s, %(queued_at)s, %(sort_key)s,
     %(available_at)s, %(delay_until)s, %(ttl_ms)s, %(max_attempts)s, %(idempotency_key)s,
     %(idempotency_key_expires_at)s, %(parent_run_id)s, %(root_run_id)s, %(depth)s,
     %(batch_id)s, %(batch_index)s, %(machine)s, %(max_duration_s)s, %(trigger_function)s,
-    %(is_test)s, %(created_at)s, %(created_at)s
+    %(is_test)s, %(created_at)s, %(created_at)s, %(debounce_key)s, %(ttl_expires_at)s
 )
 ON CONFLICT DO NOTHING
 RETURNING *;
@@ -29,14 +29,14 @@ WITH ins AS (
         priority_ms, queued_at, sort_key, available_at, delay_until, ttl_ms, max_attempts,
         idempotency_key, idempotency_key_expires_at, parent_run_id, root_run_id, depth,
         batch_id, batch_index, machine, max_duration_s, trigger_function, is_test,
-        created_at, updated_at
+        created_at, updated_at, debounce_key, ttl_expires_at
     ) VALUES (
         %(id)s, %(environment)s, %(task_id)s, %(status)s, %(payload)s, %(metadata)s, %(tags)s,
         %(queue)s, %(concurrency_key)s, %(priority_ms)s, %(queued_at)s, %(sort_key)s,
         %(available_at)s, %(delay_until)s, %(ttl_ms)s, %(max_attempts)s, %(idempotency_key)s,
         %(idempotency_key_expires_at)s, %(parent_run_id)s, %(root_run_id)s, %(depth)s,
         %(batch_id)s, %(batch_index)s, %(machine)s, %(max_duration_s)s, %(trigger_function)s,
-        %(is_test)s, %(created_at)s, %(created_at)s
+        %(is_test)s, %(created_at)s, %(created_at)s, %(debounce_key)s, %(ttl_expires_at)s
     )
     ON CONFLICT DO NOTHING
     RETURNING *
@@ -86,19 +86,54 @@ WHERE environment = %(environment)s
   AND task_id = ANY(%(task_ids)s)
 LIMIT 1;
 
--- name: run_claim
--- One statement: pick ready runs (skipping rows other workers hold), lease them, start their
--- attempt. max_attempts is locked at the first claim from the task the worker registered.
-WITH ready AS (
-    SELECT id FROM runs
-    WHERE environment = %(environment)s
-      AND status = 'QUEUED'
+-- name: environment_slot_ensure
+INSERT INTO environment_slots (environment, running) VALUES (%(environment)s, 0)
+ON CONFLICT (environment) DO NOTHING;
+
+-- name: environment_slot_lock
+-- Claims in one environment take this lock first, so the slot counters they read next are
+-- exact (every status change that moves a counter updates this row too, in that order).
+SELECT running FROM environment_slots WHERE environment = %(environment)s FOR UPDATE;
+
+-- name: ready_groups
+-- Every (queue, concurrency key) group with queued runs, one index probe each (a skip scan),
+-- with its queue's limits and its running count.
+WITH RECURSIVE g(queue, ck) AS (
+    (SELECT queue, COALESCE(concurrency_key, '') FROM runs
+     WHERE environment = %(environment)s AND status = 'QUEUED'
+     ORDER BY queue, COALESCE(concurrency_key, '') LIMIT 1)
+    UNION ALL
+    SELECT n.queue, n.ck FROM g, LATERAL (
+        SELECT queue, COALESCE(concurrency_key, '') AS ck FROM runs
+        WHERE environment = %(environment)s AND status = 'QUEUED'
+          AND (queue, COALESCE(concurrency_key, '')) > (g.queue, g.ck)
+        ORDER BY queue, COALESCE(concurrency_key, '') LIMIT 1
+    ) n
+)
+SELECT g.queue, g.ck, q.concurrency_limit, q.limit_override, COALESCE(q.paused, 0),
+       COALESCE(s.running, 0)
+FROM g
+LEFT JOIN queues q ON q.environment = %(environment)s AND q.name = g.queue
+LEFT JOIN concurrency_slots s ON s.environment = %(environment)s AND s.queue = g.queue
+    AND s.concurrency_key = g.ck;
+
+-- name: group_ready_runs
+SELECT c.id, c.sort_key
+FROM unnest(%(queues)s::text[], %(keys)s::text[], %(rooms)s::bigint[]) AS g(queue, ck, room)
+CROSS JOIN LATERAL (
+    SELECT id, sort_key FROM runs
+    WHERE environment = %(environment)s AND status = 'QUEUED'
+      AND queue = g.queue AND COALESCE(concurrency_key, '') = g.ck
       AND available_at <= %(now)s
       AND task_id = ANY(%(task_ids)s)
-    ORDER BY sort_key
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-), claimed AS (
+    ORDER BY sort_key, id
+    LIMIT g.room
+) c;
+
+-- name: run_claim_ids
+-- The runs were chosen under the environment lock by the claim planner (store/claims.py).
+-- max_attempts is locked at the first claim from the task the worker registered.
+WITH claimed AS (
     UPDATE runs r SET
         status = 'EXECUTING',
         attempt_number = r.attempt_number + 1,
@@ -111,14 +146,13 @@ WITH ready AS (
             (SELECT t.max_attempts FROM tasks t
              WHERE t.environment = r.environment AND t.id = r.task_id)
         )
-    FROM ready
-    WHERE r.id = ready.id
+    WHERE r.id = ANY(%(ids)s) AND r.status = 'QUEUED'
     RETURNING r.*
 ), started AS (
     INSERT INTO attempts (run_id, number, status, worker_id, started_at)
     SELECT id, attempt_number, 'EXECUTING', %(worker_id)s, %(now)s FROM claimed
 )
-SELECT * FROM claimed ORDER BY sort_key;
+SELECT * FROM claimed ORDER BY sort_key, id;
 
 -- name: run_finish_many
 -- Fenced by attempt number and lease owner: a stale attempt's row simply does not match.
@@ -294,20 +328,21 @@ ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,
 
 -- name: task_upsert
 INSERT INTO tasks (environment, id, file_path, queue, max_attempts, retry, max_duration_s,
-                   machine, description, payload_schema, worker_id, updated_at)
+                   machine, description, payload_schema, worker_id, updated_at, ttl_ms)
 VALUES (%(environment)s, %(id)s, %(file_path)s, %(queue)s, %(max_attempts)s, %(retry)s,
         %(max_duration_s)s, %(machine)s, %(description)s, %(payload_schema)s, %(worker_id)s,
-        %(updated_at)s)
+        %(updated_at)s, %(ttl_ms)s)
 ON CONFLICT (environment, id) DO UPDATE SET
     file_path = excluded.file_path, queue = excluded.queue,
     max_attempts = excluded.max_attempts, retry = excluded.retry,
     max_duration_s = excluded.max_duration_s, machine = excluded.machine,
     description = excluded.description, payload_schema = excluded.payload_schema,
-    worker_id = excluded.worker_id, updated_at = excluded.updated_at;
+    worker_id = excluded.worker_id, updated_at = excluded.updated_at,
+    ttl_ms = excluded.ttl_ms;
 
 -- name: task_list
 SELECT environment, id, file_path, queue, max_attempts, retry, max_duration_s, machine,
-       description, payload_schema, worker_id, updated_at
+       description, payload_schema, worker_id, updated_at, ttl_ms
 FROM tasks WHERE environment = %(environment)s ORDER BY id;
 
 -- name: worker_list_live
@@ -319,8 +354,15 @@ WHERE environment = %(environment)s AND stopped_at IS NULL AND heartbeat_at >= %
 UPDATE workers SET stopped_at = %(now)s WHERE id = %(worker_id)s;
 
 -- name: worker_heartbeat_runs
+-- SKIP LOCKED: a run whose result is being written right now is skipped (that write ends its
+-- lease), so a heartbeat never waits for run_finish_many — nor deadlocks with it, as the two
+-- would otherwise lock the same worker's runs in different orders.
 UPDATE runs SET lease_expires_at = %(lease_expires_at)s
-WHERE lease_owner = %(worker_id)s AND status = 'EXECUTING';
+WHERE id IN (
+    SELECT id FROM runs
+    WHERE lease_owner = %(worker_id)s AND status = 'EXECUTING'
+    FOR UPDATE SKIP LOCKED
+);
 
 -- name: worker_heartbeat
 UPDATE workers SET heartbeat_at = %(now)s WHERE id = %(worker_id)s;
@@ -353,19 +395,133 @@ INSERT INTO runs (
     id, environment, task_id, status, payload, metadata, tags, queue, concurrency_key,
     priority_ms, queued_at, sort_key, available_at, delay_until, ttl_ms, max_attempts,
     parent_run_id, root_run_id, depth, batch_id, batch_index, machine, max_duration_s,
-    trigger_function, is_test, created_at, updated_at
+    trigger_function, is_test, created_at, updated_at, ttl_expires_at
 )
 SELECT i.id, i.environment, i.task_id, i.status, i.payload, i.metadata, i.tags, i.queue,
        i.concurrency_key, i.priority_ms, i.queued_at, i.sort_key, i.available_at,
        i.delay_until, i.ttl_ms, i.max_attempts, i.parent_run_id, i.root_run_id, i.depth,
        i.batch_id, i.batch_index, i.machine, i.max_duration_s, i.trigger_function, i.is_test,
-       i.created_at, i.created_at
+       i.created_at, i.created_at, i.ttl_expires_at
 FROM json_to_recordset(%(rows)s::json) AS i(
     id text, environment text, task_id text, status text, payload text, metadata text,
     tags text, queue text, concurrency_key text, priority_ms bigint, queued_at bigint,
     sort_key bigint, available_at bigint, delay_until bigint, ttl_ms bigint,
     max_attempts bigint, parent_run_id text, root_run_id text, depth bigint, batch_id text,
     batch_index bigint, machine text, max_duration_s bigint, trigger_function text,
-    is_test bigint, created_at bigint
+    is_test bigint, created_at bigint, ttl_expires_at bigint
 )
 RETURNING *;
+
+-- name: queue_upsert
+INSERT INTO queues (environment, name, concurrency_limit, paused, created_at, updated_at)
+VALUES (%(environment)s, %(name)s, %(concurrency_limit)s, 0, %(now)s, %(now)s)
+ON CONFLICT (environment, name) DO UPDATE SET
+    concurrency_limit = excluded.concurrency_limit, updated_at = excluded.updated_at;
+
+-- name: queue_list
+SELECT q.environment, q.name, q.concurrency_limit, q.limit_override, q.paused, q.created_at,
+       q.updated_at,
+       (SELECT COALESCE(SUM(s.running), 0) FROM concurrency_slots s
+        WHERE s.environment = q.environment AND s.queue = q.name) AS running,
+       (SELECT COUNT(*) FROM runs r
+        WHERE r.environment = q.environment AND r.queue = q.name AND r.status = 'QUEUED')
+           AS queued
+FROM queues q
+WHERE q.environment = %(environment)s
+ORDER BY q.name;
+
+-- name: queue_update
+UPDATE queues SET
+    paused = COALESCE(%(paused)s::bigint, paused),
+    limit_override = CASE WHEN %(clear_override)s::bigint = 1 THEN NULL
+                          ELSE COALESCE(%(limit_override)s::bigint, limit_override) END,
+    updated_at = %(now)s
+WHERE environment = %(environment)s AND name = %(name)s;
+
+-- name: run_due_exists
+SELECT 1 WHERE EXISTS (
+    SELECT 1 FROM runs WHERE environment = %(environment)s AND status = 'DELAYED'
+        AND delay_until <= %(now)s
+) OR EXISTS (
+    SELECT 1 FROM runs WHERE environment = %(environment)s AND status IN ('QUEUED', 'DELAYED')
+        AND ttl_expires_at <= %(now)s AND started_at IS NULL
+);
+
+-- name: run_schedule_due
+-- TTL applies only to runs that never started (retries and released runs never expire);
+-- expiry is decided before promotion so a run due and expired at once expires.
+WITH expired AS (
+    UPDATE runs SET status = 'EXPIRED', error = %(expired_error)s, expired_at = %(now)s,
+        finished_at = %(now)s, updated_at = %(now)s
+    WHERE environment = %(environment)s
+      AND status IN ('QUEUED', 'DELAYED')
+      AND started_at IS NULL
+      AND ttl_expires_at <= %(now)s
+    RETURNING id
+), promoted AS (
+    UPDATE runs SET status = 'QUEUED', available_at = delay_until, updated_at = %(now)s
+    WHERE environment = %(environment)s AND status = 'DELAYED' AND delay_until <= %(now)s
+      AND id NOT IN (SELECT id FROM expired)
+    RETURNING id
+), events AS (
+    INSERT INTO run_events (run_id, ts, kind, message)
+    SELECT id, %(now)s, 'status', 'EXPIRED' FROM expired
+    UNION ALL
+    SELECT id, %(now)s, 'status', 'QUEUED' FROM promoted
+)
+SELECT 'expired', id FROM expired
+UNION ALL
+SELECT 'promoted', id FROM promoted;
+
+-- name: run_reschedule
+UPDATE runs SET
+    delay_until = %(delay_until)s,
+    available_at = %(delay_until)s,
+    queued_at = %(delay_until)s,
+    sort_key = %(delay_until)s - priority_ms,
+    ttl_expires_at = CASE WHEN ttl_ms IS NULL THEN NULL ELSE %(delay_until)s + ttl_ms END,
+    updated_at = %(now)s
+WHERE environment = %(environment)s AND id = %(run_id)s AND status = 'DELAYED'
+RETURNING *;
+
+-- name: run_get_debounced
+SELECT * FROM runs
+WHERE environment = %(environment)s AND task_id = %(task_id)s
+  AND debounce_key = %(debounce_key)s AND status = 'DELAYED'
+FOR UPDATE;
+
+-- name: run_debounce_push
+-- Pushes only move later. Trailing mode also takes the newest trigger's data.
+UPDATE runs SET
+    delay_until = GREATEST(delay_until, %(delay_until)s),
+    available_at = GREATEST(delay_until, %(delay_until)s),
+    queued_at = GREATEST(delay_until, %(delay_until)s),
+    sort_key = GREATEST(delay_until, %(delay_until)s) - priority_ms,
+    ttl_expires_at = CASE WHEN ttl_ms IS NULL THEN NULL
+                          ELSE GREATEST(delay_until, %(delay_until)s) + ttl_ms END,
+    payload = CASE WHEN %(trailing)s::bigint = 1 THEN %(payload)s ELSE payload END,
+    metadata = CASE WHEN %(trailing)s::bigint = 1 THEN %(metadata)s ELSE metadata END,
+    tags = CASE WHEN %(trailing)s::bigint = 1 THEN %(tags)s ELSE tags END,
+    max_attempts = CASE WHEN %(trailing)s::bigint = 1 THEN %(max_attempts)s::bigint
+                        ELSE max_attempts END,
+    max_duration_s = CASE WHEN %(trailing)s::bigint = 1 THEN %(max_duration_s)s::bigint
+                          ELSE max_duration_s END,
+    machine = CASE WHEN %(trailing)s::bigint = 1 THEN %(machine)s ELSE machine END,
+    updated_at = %(now)s
+WHERE id = %(id)s AND status = 'DELAYED'
+RETURNING *;
+
+-- name: run_debounce_release
+-- The run keeps its time but stops absorbing triggers (max_delay reached).
+UPDATE runs SET debounce_key = NULL, updated_at = %(now)s WHERE id = %(id)s;
+
+-- name: run_tags_delete
+DELETE FROM run_tags WHERE run_id = %(run_id)s;
+
+-- name: environment_rate_lock
+SELECT rate_tokens, rate_refilled_at FROM environment_slots
+WHERE environment = %(environment)s FOR UPDATE;
+
+-- name: environment_rate_set
+UPDATE environment_slots SET rate_tokens = %(tokens)s, rate_refilled_at = %(now)s
+WHERE environment = %(environment)s;

@@ -7,13 +7,13 @@ INSERT INTO runs (
     priority_ms, queued_at, sort_key, available_at, delay_until, ttl_ms, max_attempts,
     idempotency_key, idempotency_key_expires_at, parent_run_id, root_run_id, depth,
     batch_id, batch_index, machine, max_duration_s, trigger_function, is_test,
-    created_at, updated_at
+    created_at, updated_at, debounce_key, ttl_expires_at
 ) VALUES (
     :id, :environment, :task_id, :status, :payload, :metadata, :tags, :queue, :concurrency_key,
     :priority_ms, :queued_at, :sort_key, :available_at, :delay_until, :ttl_ms, :max_attempts,
     :idempotency_key, :idempotency_key_expires_at, :parent_run_id, :root_run_id, :depth,
     :batch_id, :batch_index, :machine, :max_duration_s, :trigger_function, :is_test,
-    :created_at, :created_at
+    :created_at, :created_at, :debounce_key, :ttl_expires_at
 )
 ON CONFLICT DO NOTHING;
 
@@ -47,7 +47,8 @@ WHERE environment = :environment
 ORDER BY id DESC
 LIMIT :limit;
 
--- name: run_claim
+-- name: run_claim_ids
+-- The runs were chosen under the write lock by the claim planner (store/claims.py).
 -- max_attempts is locked at the first claim from the task the worker registered.
 UPDATE runs SET
     status = 'EXECUTING',
@@ -61,16 +62,41 @@ UPDATE runs SET
         (SELECT t.max_attempts FROM tasks t
          WHERE t.environment = runs.environment AND t.id = runs.task_id)
     )
-WHERE id IN (
-    SELECT id FROM runs
-    WHERE environment = :environment
-      AND status = 'QUEUED'
-      AND available_at <= :now
-      AND task_id IN (SELECT value FROM json_each(:task_ids))
-    ORDER BY sort_key
-    LIMIT :limit
-)
+WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'QUEUED'
 RETURNING *;
+
+-- name: environment_running
+SELECT running FROM environment_slots WHERE environment = :environment;
+
+-- name: ready_group_first
+SELECT queue, COALESCE(concurrency_key, '') FROM runs
+WHERE environment = :environment AND status = 'QUEUED'
+ORDER BY queue, COALESCE(concurrency_key, '')
+LIMIT 1;
+
+-- name: ready_group_next
+-- One index probe per (queue, concurrency key) group that has queued runs (a skip scan).
+SELECT queue, COALESCE(concurrency_key, '') FROM runs
+WHERE environment = :environment AND status = 'QUEUED'
+  AND (queue, COALESCE(concurrency_key, '')) > (:queue, :concurrency_key)
+ORDER BY queue, COALESCE(concurrency_key, '')
+LIMIT 1;
+
+-- name: group_state
+SELECT q.concurrency_limit, q.limit_override, COALESCE(q.paused, 0), COALESCE(s.running, 0)
+FROM (SELECT 1) AS one
+LEFT JOIN queues q ON q.environment = :environment AND q.name = :queue
+LEFT JOIN concurrency_slots s ON s.environment = :environment AND s.queue = :queue
+    AND s.concurrency_key = :concurrency_key;
+
+-- name: group_ready_runs
+SELECT id, sort_key FROM runs
+WHERE environment = :environment AND status = 'QUEUED'
+  AND queue = :queue AND COALESCE(concurrency_key, '') = :concurrency_key
+  AND available_at <= :now
+  AND task_id IN (SELECT value FROM json_each(:task_ids))
+ORDER BY sort_key, id
+LIMIT :limit;
 
 -- name: attempt_insert
 INSERT INTO attempts (run_id, number, status, worker_id, started_at)
@@ -208,19 +234,20 @@ ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,
 
 -- name: task_upsert
 INSERT INTO tasks (environment, id, file_path, queue, max_attempts, retry, max_duration_s,
-                   machine, description, payload_schema, worker_id, updated_at)
+                   machine, description, payload_schema, worker_id, updated_at, ttl_ms)
 VALUES (:environment, :id, :file_path, :queue, :max_attempts, :retry, :max_duration_s,
-        :machine, :description, :payload_schema, :worker_id, :updated_at)
+        :machine, :description, :payload_schema, :worker_id, :updated_at, :ttl_ms)
 ON CONFLICT (environment, id) DO UPDATE SET
     file_path = excluded.file_path, queue = excluded.queue,
     max_attempts = excluded.max_attempts, retry = excluded.retry,
     max_duration_s = excluded.max_duration_s, machine = excluded.machine,
     description = excluded.description, payload_schema = excluded.payload_schema,
-    worker_id = excluded.worker_id, updated_at = excluded.updated_at;
+    worker_id = excluded.worker_id, updated_at = excluded.updated_at,
+    ttl_ms = excluded.ttl_ms;
 
 -- name: task_list
 SELECT environment, id, file_path, queue, max_attempts, retry, max_duration_s, machine,
-       description, payload_schema, worker_id, updated_at
+       description, payload_schema, worker_id, updated_at, ttl_ms
 FROM tasks WHERE environment = :environment ORDER BY id;
 
 -- name: worker_list_live
@@ -263,3 +290,101 @@ INSERT INTO shipyard_migrations (name, applied_at) VALUES (:name, :applied_at);
 
 -- name: batch_set_run_ids
 UPDATE batches SET run_ids = :run_ids WHERE id = :id;
+
+-- name: queue_upsert
+INSERT INTO queues (environment, name, concurrency_limit, paused, created_at, updated_at)
+VALUES (:environment, :name, :concurrency_limit, 0, :now, :now)
+ON CONFLICT (environment, name) DO UPDATE SET
+    concurrency_limit = excluded.concurrency_limit, updated_at = excluded.updated_at;
+
+-- name: queue_list
+SELECT q.environment, q.name, q.concurrency_limit, q.limit_override, q.paused, q.created_at,
+       q.updated_at,
+       (SELECT COALESCE(SUM(s.running), 0) FROM concurrency_slots s
+        WHERE s.environment = q.environment AND s.queue = q.name) AS running,
+       (SELECT COUNT(*) FROM runs r
+        WHERE r.environment = q.environment AND r.queue = q.name AND r.status = 'QUEUED')
+           AS queued
+FROM queues q
+WHERE q.environment = :environment
+ORDER BY q.name;
+
+-- name: queue_update
+UPDATE queues SET
+    paused = COALESCE(:paused, paused),
+    limit_override = CASE WHEN :clear_override THEN NULL
+                          ELSE COALESCE(:limit_override, limit_override) END,
+    updated_at = :now
+WHERE environment = :environment AND name = :name;
+
+-- name: run_promote_due
+UPDATE runs SET status = 'QUEUED', available_at = delay_until, updated_at = :now
+WHERE environment = :environment AND status = 'DELAYED' AND delay_until <= :now
+RETURNING id;
+
+-- name: run_expire_due
+-- TTL applies only to runs that never started (retries and released runs are never expired).
+UPDATE runs SET status = 'EXPIRED', error = :expired_error, expired_at = :now,
+    finished_at = :now, updated_at = :now
+WHERE environment = :environment
+  AND status IN ('QUEUED', 'DELAYED')
+  AND started_at IS NULL
+  AND ttl_expires_at <= :now
+RETURNING id;
+
+-- name: run_reschedule
+UPDATE runs SET
+    delay_until = :delay_until,
+    available_at = :delay_until,
+    queued_at = :delay_until,
+    sort_key = :delay_until - priority_ms,
+    ttl_expires_at = CASE WHEN ttl_ms IS NULL THEN NULL ELSE :delay_until + ttl_ms END,
+    updated_at = :now
+WHERE environment = :environment AND id = :run_id AND status = 'DELAYED';
+
+-- name: run_get_debounced
+SELECT * FROM runs
+WHERE environment = :environment AND task_id = :task_id AND debounce_key = :debounce_key
+  AND status = 'DELAYED';
+
+-- name: run_debounce_push
+-- Pushes only move later. Trailing mode also takes the newest trigger's data.
+UPDATE runs SET
+    delay_until = MAX(delay_until, :delay_until),
+    available_at = MAX(delay_until, :delay_until),
+    queued_at = MAX(delay_until, :delay_until),
+    sort_key = MAX(delay_until, :delay_until) - priority_ms,
+    ttl_expires_at = CASE WHEN ttl_ms IS NULL THEN NULL
+                          ELSE MAX(delay_until, :delay_until) + ttl_ms END,
+    payload = CASE WHEN :trailing THEN :payload ELSE payload END,
+    metadata = CASE WHEN :trailing THEN :metadata ELSE metadata END,
+    tags = CASE WHEN :trailing THEN :tags ELSE tags END,
+    max_attempts = CASE WHEN :trailing THEN :max_attempts ELSE max_attempts END,
+    max_duration_s = CASE WHEN :trailing THEN :max_duration_s ELSE max_duration_s END,
+    machine = CASE WHEN :trailing THEN :machine ELSE machine END,
+    updated_at = :now
+WHERE id = :id AND status = 'DELAYED';
+
+-- name: run_debounce_release
+-- The run keeps its time but stops absorbing triggers (max_delay reached).
+UPDATE runs SET debounce_key = NULL, updated_at = :now WHERE id = :id;
+
+-- name: run_tags_delete
+DELETE FROM run_tags WHERE run_id = :run_id;
+
+-- name: environment_rate_get
+SELECT rate_tokens, rate_refilled_at FROM environment_slots WHERE environment = :environment;
+
+-- name: environment_rate_set
+INSERT INTO environment_slots (environment, running, rate_tokens, rate_refilled_at)
+VALUES (:environment, 0, :tokens, :now)
+ON CONFLICT (environment) DO UPDATE SET rate_tokens = :tokens, rate_refilled_at = :now;
+
+-- name: run_due_exists
+SELECT 1 WHERE EXISTS (
+    SELECT 1 FROM runs WHERE environment = :environment AND status = 'DELAYED'
+        AND delay_until <= :now
+) OR EXISTS (
+    SELECT 1 FROM runs WHERE environment = :environment AND status IN ('QUEUED', 'DELAYED')
+        AND ttl_expires_at <= :now AND started_at IS NULL
+);

@@ -22,9 +22,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from shipyard.errors import ShipyardError
+from shipyard.store.claims import GroupState, environment_capacity, group_capacity, pick
 from shipyard.store.doorbell import Doorbell, DoorbellListener
 from shipyard.store.protocol import (
     BatchInsertParams,
+    QueueUpdateParams,
+    QueueUpsertParams,
+    RateTakeParams,
     ReapedRun,
     RunCancelParams,
     RunClaimParams,
@@ -36,7 +40,10 @@ from shipyard.store.protocol import (
     RunOwnership,
     RunReapParams,
     RunReleaseParams,
+    RunRescheduleParams,
+    RunScheduleParams,
     RunTagsAddParams,
+    ScheduledRuns,
     TaskRegisterParams,
     WorkerHeartbeatParams,
 )
@@ -46,12 +53,20 @@ from shipyard.store.records import (
     BatchRecord,
     NewEvent,
     Page,
+    QueueRecord,
     RunEventRecord,
     RunRecord,
     TaskRecord,
     WorkerRecord,
 )
-from shipyard.store.rows import event_row, insert_row
+from shipyard.store.rows import (
+    debounce_overflows,
+    debounce_push_row,
+    event_row,
+    idempotency_key_released,
+    insert_row,
+    take_tokens,
+)
 
 T = TypeVar("T")
 
@@ -173,33 +188,56 @@ class SqliteStore:
     def _insert_one(self, conn: sqlite3.Connection, params: RunInsertParams) -> RunInsertResult:
         row = insert_row(params)
         values = [row[n] for n in _RUN_INSERT_NAMES]
-        if conn.execute(_RUN_INSERT_POSITIONAL, values).rowcount == 1:
-            for tag in params.tags:
-                conn.execute(_Q["run_tag_insert"], {"run_id": params.id, "tag": tag})
-            # The new row is exactly its insert values plus the column defaults.
-            return RunInsertResult(_inserted_record(row), cached=False)
-        existing = _fetch_run(
-            conn,
-            _Q["run_get_by_idempotency_key"],
-            {
-                "environment": params.environment,
-                "task_id": params.task_id,
-                "idempotency_key": params.idempotency_key,
-            },
-        )
-        if existing is None:
-            raise ShipyardError(f"Run id collision on insert: {params.id}")
-        expired = (
-            existing.idempotency_key_expires_at is not None
-            and existing.idempotency_key_expires_at <= params.created_at
-        )
-        if not expired and existing.status not in params.idempotency_release_statuses:
-            return RunInsertResult(existing, cached=True)
-        conn.execute(_Q["run_clear_idempotency_key"], {"id": existing.id, "now": params.created_at})
-        conn.execute(_Q["run_insert"], row)
-        for tag in params.tags:
-            conn.execute(_Q["run_tag_insert"], {"run_id": params.id, "tag": tag})
-        return RunInsertResult(_run_by_id(conn, params.id), cached=False)
+        # A conflict is an idempotency key or a debounce key already held; each round settles
+        # one of them, so three rounds always suffice.
+        for _ in range(3):
+            if conn.execute(_RUN_INSERT_POSITIONAL, values).rowcount == 1:
+                for tag in params.tags:
+                    conn.execute(_Q["run_tag_insert"], {"run_id": params.id, "tag": tag})
+                # The new row is exactly its insert values plus the column defaults.
+                return RunInsertResult(_inserted_record(row), cached=False)
+            if params.idempotency_key is not None:
+                existing = _fetch_run(
+                    conn,
+                    _Q["run_get_by_idempotency_key"],
+                    {
+                        "environment": params.environment,
+                        "task_id": params.task_id,
+                        "idempotency_key": params.idempotency_key,
+                    },
+                )
+                if existing is not None:
+                    if not idempotency_key_released(existing, params):
+                        return RunInsertResult(existing, cached=True)
+                    conn.execute(
+                        _Q["run_clear_idempotency_key"],
+                        {"id": existing.id, "now": params.created_at},
+                    )
+                    continue
+            if params.debounce_key is not None:
+                debounced = _fetch_run(
+                    conn,
+                    _Q["run_get_debounced"],
+                    {
+                        "environment": params.environment,
+                        "task_id": params.task_id,
+                        "debounce_key": params.debounce_key,
+                    },
+                )
+                if debounced is not None:
+                    if debounce_overflows(debounced, params):
+                        conn.execute(
+                            _Q["run_debounce_release"],
+                            {"id": debounced.id, "now": params.created_at},
+                        )
+                        continue
+                    conn.execute(_Q["run_debounce_push"], debounce_push_row(debounced, params))
+                    if params.debounce_trailing:
+                        conn.execute(_Q["run_tags_delete"], {"run_id": debounced.id})
+                        for tag in params.tags:
+                            conn.execute(_Q["run_tag_insert"], {"run_id": debounced.id, "tag": tag})
+                    return RunInsertResult(_run_by_id(conn, debounced.id), cached=False)
+        raise ShipyardError(f"Could not insert run {params.id}: its id or keys kept conflicting.")
 
     async def run_insert(
         self, params: RunInsertParams, connection: Any | None = None
@@ -300,31 +338,57 @@ class SqliteStore:
         task_ids = json.dumps(list(params.task_ids))
 
         def _body(conn: sqlite3.Connection) -> list[RunRecord]:
+            env = {"environment": params.environment}
+            row = conn.execute(_Q["environment_running"], env).fetchone()
+            free = min(
+                params.limit,
+                environment_capacity(
+                    row[0] if row else 0, params.environment_limit, params.burst_factor
+                ),
+            )
+            if free <= 0:
+                return []
+            candidates: list[tuple[int, str]] = []
+            group = conn.execute(_Q["ready_group_first"], env).fetchone()
+            while group is not None:
+                key = {**env, "queue": group[0], "concurrency_key": group[1]}
+                limit, override, paused, running = conn.execute(_Q["group_state"], key).fetchone()
+                state = GroupState(group[0], group[1], limit, override, bool(paused), running)
+                room = min(group_capacity(state, params.environment_limit), free)
+                if room > 0:
+                    candidates.extend(
+                        (sort_key, run_id)
+                        for run_id, sort_key in conn.execute(
+                            _Q["group_ready_runs"],
+                            {**key, "now": params.now, "task_ids": task_ids, "limit": room},
+                        )
+                    )
+                group = conn.execute(_Q["ready_group_next"], key).fetchone()
+            chosen = pick(candidates, free)
+            if not chosen:
+                return []
             cursor = conn.execute(
-                _Q["run_claim"],
+                _Q["run_claim_ids"],
                 {
-                    "environment": params.environment,
+                    "ids": json.dumps(chosen),
                     "worker_id": params.worker_id,
-                    "task_ids": task_ids,
-                    "limit": params.limit,
                     "now": params.now,
                     "lease_expires_at": params.lease_expires_at,
                 },
             )
             runs = _records(cursor)(cursor.fetchall())
-            if runs:
-                conn.executemany(
-                    _Q["attempt_insert"],
-                    [
-                        {
-                            "run_id": r.id,
-                            "number": r.attempt_number,
-                            "worker_id": params.worker_id,
-                            "now": params.now,
-                        }
-                        for r in runs
-                    ],
-                )
+            conn.executemany(
+                _Q["attempt_insert"],
+                [
+                    {
+                        "run_id": r.id,
+                        "number": r.attempt_number,
+                        "worker_id": params.worker_id,
+                        "now": params.now,
+                    }
+                    for r in runs
+                ],
+            )
             runs.sort(key=lambda r: r.sort_key)
             return runs
 
@@ -570,6 +634,106 @@ class SqliteStore:
             )
         )
 
+    # -- queues, schedules of runs, rate limits ------------------------------------------------
+
+    async def queue_upsert(self, params: Sequence[QueueUpsertParams]) -> None:
+        """Register queues as code defines them (limits only; never un-pauses)."""
+        if not params:
+            return
+        rows = [_queue_row(p) for p in params]
+        await self._run(lambda c: self._write(c, lambda c: c.executemany(_Q["queue_upsert"], rows)))
+
+    async def queue_list(self, environment: str) -> list[QueueRecord]:
+        """Every queue of the environment with its running and queued counts."""
+
+        def _get(conn: sqlite3.Connection) -> list[QueueRecord]:
+            rows = conn.execute(_Q["queue_list"], {"environment": environment}).fetchall()
+            return [QueueRecord(*row) for row in rows]
+
+        return await self._run(_get)
+
+    async def queue_update(self, params: QueueUpdateParams) -> QueueRecord | None:
+        """Pause, resume or override a queue's limit; None if there is no such queue."""
+        values = {
+            "environment": params.environment,
+            "name": params.name,
+            "now": params.now,
+            "paused": None if params.paused is None else int(params.paused),
+            "limit_override": params.limit_override,
+            "clear_override": int(params.clear_override),
+        }
+        changed = await self._run(
+            lambda c: self._write(c, lambda c: c.execute(_Q["queue_update"], values).rowcount)
+        )
+        if not changed:
+            return None
+        found = [q for q in await self.queue_list(params.environment) if q.name == params.name]
+        return found[0] if found else None
+
+    async def run_schedule_due(self, params: RunScheduleParams) -> ScheduledRuns:
+        """DELAYED → QUEUED when due; QUEUED/DELAYED → EXPIRED when the TTL passed unstarted."""
+        values = {
+            "environment": params.environment,
+            "now": params.now,
+            "expired_error": params.expired_error,
+        }
+
+        def _body(conn: sqlite3.Connection) -> ScheduledRuns:
+            expired = [r[0] for r in conn.execute(_Q["run_expire_due"], values).fetchall()]
+            promoted = [r[0] for r in conn.execute(_Q["run_promote_due"], values).fetchall()]
+            conn.executemany(
+                _Q["run_event_insert"],
+                [
+                    event_row(NewEvent(run_id, params.now, "status", status))
+                    for ids, status in ((expired, "EXPIRED"), (promoted, "QUEUED"))
+                    for run_id in ids
+                ],
+            )
+            return ScheduledRuns(promoted=promoted, expired=expired)
+
+        def _schedule(conn: sqlite3.Connection) -> ScheduledRuns:
+            if not _has_due(conn, params.environment, params.now):
+                return ScheduledRuns(promoted=[], expired=[])
+            return self._write(conn, _body)
+
+        result = await self._run(_schedule)
+        if result.promoted:
+            await self.ready_notify(params.environment)
+        return result
+
+    async def run_reschedule(self, params: RunRescheduleParams) -> RunRecord | None:
+        """Change a DELAYED run's time; None if the run is not DELAYED."""
+        values = {
+            "environment": params.environment,
+            "run_id": params.run_id,
+            "delay_until": params.delay_until,
+            "now": params.now,
+        }
+
+        def _body(conn: sqlite3.Connection) -> RunRecord | None:
+            if conn.execute(_Q["run_reschedule"], values).rowcount != 1:
+                return None
+            return _run_by_id(conn, params.run_id)
+
+        return await self._run(lambda c: self._write(c, _body))
+
+    async def environment_rate_take(self, params: RateTakeParams) -> int:
+        """Take tokens; 0 if taken, else the milliseconds until enough have refilled."""
+
+        def _body(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                _Q["environment_rate_get"], {"environment": params.environment}
+            ).fetchone()
+            tokens, wait_ms = take_tokens(row[0] if row else None, row[1] if row else None, params)
+            if wait_ms == 0:
+                conn.execute(
+                    _Q["environment_rate_set"],
+                    {"environment": params.environment, "tokens": tokens, "now": params.now},
+                )
+            return wait_ms
+
+        return await self._run(lambda c: self._write(c, _body))
+
     async def task_register(self, params: TaskRegisterParams) -> None:
         """Record a worker and the tasks it can execute."""
         w = params.worker
@@ -587,6 +751,7 @@ class SqliteStore:
                     "heartbeat_at": w.heartbeat_at,
                 },
             )
+            conn.executemany(_Q["queue_upsert"], [_queue_row(q) for q in params.queues])
             conn.executemany(
                 _Q["task_upsert"],
                 [
@@ -603,6 +768,7 @@ class SqliteStore:
                         "payload_schema": t.payload_schema,
                         "worker_id": t.worker_id,
                         "updated_at": t.updated_at,
+                        "ttl_ms": t.ttl_ms,
                     }
                     for t in params.tasks
                 ],
@@ -788,6 +954,20 @@ def _split_statements(script: str) -> list[str]:
     return statements
 
 
+def _queue_row(p: QueueUpsertParams) -> dict[str, Any]:
+    return {
+        "environment": p.environment,
+        "name": p.name,
+        "concurrency_limit": p.concurrency_limit,
+        "now": p.now,
+    }
+
+
+def _has_due(conn: sqlite3.Connection, environment: str, now: int) -> bool:
+    row = conn.execute(_Q["run_due_exists"], {"environment": environment, "now": now}).fetchone()
+    return row is not None
+
+
 def _fetch_run(conn: sqlite3.Connection, sql: str, values: dict[str, Any]) -> RunRecord | None:
     cursor = conn.execute(sql, values)
     row = cursor.fetchone()
@@ -861,7 +1041,7 @@ def _inserted_record(row: dict[str, Any]) -> RunRecord:
         lease_expires_at=None,
         idempotency_key=row["idempotency_key"],
         idempotency_key_expires_at=row["idempotency_key_expires_at"],
-        debounce_key=None,
+        debounce_key=row["debounce_key"],
         parent_run_id=row["parent_run_id"],
         root_run_id=row["root_run_id"],
         depth=row["depth"],
@@ -879,6 +1059,7 @@ def _inserted_record(row: dict[str, Any]) -> RunRecord:
         started_at=None,
         finished_at=None,
         expired_at=None,
+        ttl_expires_at=row["ttl_expires_at"],
     )
 
 

@@ -1,0 +1,518 @@
+"""``shipyard deploy`` against fake CLIs on PATH: the exact commands, names and secret wiring.
+
+The fakes (:mod:`deploy_fakes`) record argv, working directory, environment and standard input
+and answer like the real tools, failures included. Every test also checks that no secret value
+— from ``.env`` or from the Supabase branch — ever reaches shipyard's output or a command line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import Result
+from deploy_fakes import BRANCH_ENV, BRANCH_REF, SUBDOMAIN, Fakes, install_fakes
+from typer.testing import CliRunner
+
+from shipyard.cli import deploy as deploy_cli
+from shipyard.cli.main import app
+from shipyard.tooling.envcheck import VARIABLES
+
+REPO_ROOT = Path(__file__).resolve().parents[4]
+REF = "abcdefghijklmnopqrst"
+ACCOUNT = "0123456789abcdef0123456789abcdef"
+TOKEN = "cf-token-SECRET-valid-0000"
+ENV = {
+    "CLOUDFLARE_API": TOKEN,
+    "CLOUDFLARE_ACCOUNT_ID": ACCOUNT,
+    "SUPABASE_URL": f"https://{REF}.supabase.co",
+    "SUPABASE_PROJECT_REF": REF,
+    "SUPABASE_PUBLISHABLE_KEY": "sb_publishable_SECRET-pub-0004",
+    "SUPABASE_SECRET_KEY": "sb_secret_SECRET-sec-0005",
+    "SUPABASE_JWT_SECRET": "prod-jwt-secret-SECRET-0006-at-least-32-chars",
+}
+SECRET_VALUES = [
+    TOKEN,
+    ENV["SUPABASE_PUBLISHABLE_KEY"],
+    ENV["SUPABASE_SECRET_KEY"],
+    ENV["SUPABASE_JWT_SECRET"],
+    *(v for k, v in BRANCH_ENV.items() if k != "SUPABASE_URL"),
+    "pg-branch-password-123",
+]
+ALL_TOOLS = ("wrangler", "pywrangler", "supabase", "npx")
+
+
+@pytest.fixture(autouse=True)
+def no_inherited_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in VARIABLES:
+        monkeypatch.delenv(variable.name, raising=False)
+    monkeypatch.delenv("CLOUDFLARE_API_TOKEN", raising=False)
+
+
+def write_env(root: Path, values: dict[str, str]) -> None:
+    (root / ".env").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the template's deployable parts: apps/api, functions, supabase/migrations."""
+    root = tmp_path / "project"
+    (root / "apps" / "api").mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "apps/api/wrangler.jsonc", root / "apps/api/wrangler.jsonc")
+    shutil.copytree(REPO_ROOT / "apps/api/src", root / "apps/api/src")
+    shutil.copytree(
+        REPO_ROOT / "functions", root / "functions", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copytree(REPO_ROOT / "supabase/migrations", root / "supabase/migrations")
+    (root / "pyproject.toml").write_text('[project]\nname = "demo"\n\n[tool.shipyard]\n')
+    write_env(root, ENV)
+    return root
+
+
+def path_with(tmp_path: Path, tools: tuple[str, ...]) -> tuple[Fakes, str]:
+    """Fakes for ``tools`` first on PATH, then only git: no real deploy CLI is reachable."""
+    fakes = install_fakes(tmp_path / "fakebin", tools)
+    system = tmp_path / "systembin"
+    system.mkdir(exist_ok=True)
+    git = shutil.which("git")
+    if git and not (system / "git").exists():
+        (system / "git").symlink_to(git)
+    return fakes, f"{fakes.bin}{os.pathsep}{system}"
+
+
+def run(project: Path, path: str, *args: str, **env: str) -> Result:
+    environment = {
+        "SHIPYARD_PROJECT_ROOT": str(project),
+        "PATH": path,
+        "NO_COLOR": "1",
+        "COLUMNS": "250",
+        **env,
+    }
+    return CliRunner().invoke(app, ["deploy", *args], env=environment, catch_exceptions=False)
+
+
+def assert_no_secrets(result: Result, fakes: Fakes) -> None:
+    for value in SECRET_VALUES:
+        assert value not in result.output, f"a secret value leaked into the output: {value}"
+        for call in fakes.calls():
+            assert value not in " ".join(call["argv"]), f"a secret on a command line: {call}"
+
+
+def call(fakes: Fakes, index: int) -> dict[str, Any]:
+    return fakes.calls()[index]
+
+
+# -- production ----------------------------------------------------------------------------
+
+
+def test_production_deploys_api_then_functions_then_dotenv_secrets(
+    project: Path, tmp_path: Path
+) -> None:
+    fakes, path = path_with(tmp_path, ALL_TOOLS)
+    result = run(project, path, "--platform", "cloudflare", "--branch", "main")
+    assert result.exit_code == 0, result.output
+    assert fakes.argvs() == [
+        ["pywrangler", "deploy", "--name", "api"],
+        ["pywrangler", "deploy", "--name", "hello-world"],
+        ["wrangler", "secret", "put", "SUPABASE_URL", "--name", "api"],
+        ["wrangler", "secret", "put", "SUPABASE_PUBLISHABLE_KEY", "--name", "api"],
+        ["wrangler", "secret", "put", "SUPABASE_SECRET_KEY", "--name", "api"],
+        ["wrangler", "secret", "put", "SUPABASE_JWT_SECRET", "--name", "api"],
+    ]
+    calls = fakes.calls()
+    assert calls[0]["cwd"] == str(project / "apps/api")
+    function_dir = project / ".shipyard/deploy/functions/hello-world"
+    assert calls[1]["cwd"] == str(function_dir)
+    # CLOUDFLARE_API reaches every tool as CLOUDFLARE_API_TOKEN, with the account id.
+    for recorded in calls:
+        assert recorded["env"]["CLOUDFLARE_API_TOKEN"] == TOKEN
+        assert recorded["env"]["CLOUDFLARE_ACCOUNT_ID"] == ACCOUNT
+    # Each secret's value goes on the tool's standard input, and nowhere else.
+    assert [c["stdin"] for c in calls[2:]] == [
+        ENV["SUPABASE_URL"],
+        ENV["SUPABASE_PUBLISHABLE_KEY"],
+        ENV["SUPABASE_SECRET_KEY"],
+        ENV["SUPABASE_JWT_SECRET"],
+    ]
+    assert all(c["stdin"] == "" for c in calls[:2])
+    # The function became a worker: its files, an entry module and a generated config.
+    assert (function_dir / "main.py").is_file()
+    assert "from main import app" in (function_dir / "worker_entry.py").read_text()
+    assert '"name": "hello-world"' in (function_dir / "wrangler.jsonc").read_text()
+    assert not (function_dir / "tests").exists()
+    out = result.output
+    assert "branch main → production (Cloudflare)" in out
+    assert f"https://api.{SUBDOMAIN}.workers.dev" in out
+    assert f"https://hello-world.{SUBDOMAIN}.workers.dev" in out
+    assert f"https://dash.cloudflare.com/{ACCOUNT}/workers-and-pages" in out
+    assert f"https://dash.cloudflare.com/{ACCOUNT}/workers/services/view/api" in out
+    assert (
+        f"https://dash.cloudflare.com/{ACCOUNT}/workers/services/view/api/production/"
+        "observability/logs" in out
+    )
+    assert "Deploy summary" in out
+    assert "Deployed." in out
+    assert "cleanup" not in out  # production has nothing to clean up
+    assert_no_secrets(result, fakes)
+
+
+def test_production_supabase_links_the_project_and_pushes_migrations(
+    project: Path, tmp_path: Path
+) -> None:
+    fakes, path = path_with(tmp_path, ALL_TOOLS)
+    result = run(project, path, "--platform", "supabase", "--branch", "master")
+    assert result.exit_code == 0, result.output
+    assert fakes.argvs() == [
+        ["supabase", "link", "--project-ref", REF],
+        ["supabase", "db", "push", "--linked"],
+    ]
+    assert all(c["cwd"] == str(project) for c in fakes.calls())
+    assert f"https://supabase.com/dashboard/project/{REF}" in result.output
+    assert_no_secrets(result, fakes)
+
+
+# -- preview -------------------------------------------------------------------------------
+
+PREVIEW_BOTH = [
+    ["supabase", "branches", "create", "feature-user-auth", "--project-ref", REF],
+    ["supabase", "branches", "get", "feature-user-auth", "--project-ref", REF, "-o", "env"],
+    ["supabase", "link", "--project-ref", BRANCH_REF],
+    ["supabase", "db", "push", "--linked"],
+    ["pywrangler", "deploy", "--name", "api-feature-user-auth", "--var", "APP_ENV:preview"],
+    [
+        "pywrangler",
+        "deploy",
+        "--name",
+        "hello-world-feature-user-auth",
+        "--var",
+        "APP_ENV:preview",
+    ],
+    ["wrangler", "secret", "put", "SUPABASE_URL", "--name", "api-feature-user-auth"],
+    ["wrangler", "secret", "put", "SUPABASE_ANON_KEY", "--name", "api-feature-user-auth"],
+    ["wrangler", "secret", "put", "SUPABASE_SERVICE_ROLE_KEY", "--name", "api-feature-user-auth"],
+    ["wrangler", "secret", "put", "SUPABASE_JWT_SECRET", "--name", "api-feature-user-auth"],
+]
+
+
+def test_preview_both_wires_the_branch_credentials_into_the_preview_worker(
+    project: Path, tmp_path: Path
+) -> None:
+    fakes, path = path_with(tmp_path, ALL_TOOLS)
+    result = run(project, path, "--platform", "both", "--branch", "feature/User_Auth")
+    assert result.exit_code == 0, result.output
+    assert fakes.argvs() == PREVIEW_BOTH
+    secrets = {c["argv"][2]: c["stdin"] for c in fakes.calls("wrangler")}
+    # The branch's own URL and keys, not the production ones from .env.
+    assert secrets == {
+        "SUPABASE_URL": BRANCH_ENV["SUPABASE_URL"],
+        "SUPABASE_ANON_KEY": BRANCH_ENV["SUPABASE_ANON_KEY"],
+        "SUPABASE_SERVICE_ROLE_KEY": BRANCH_ENV["SUPABASE_SERVICE_ROLE_KEY"],
+        "SUPABASE_JWT_SECRET": BRANCH_ENV["SUPABASE_JWT_SECRET"],
+    }
+    out = result.output
+    assert "branch feature/User_Auth → preview (Supabase + Cloudflare)" in out
+    assert f"https://api-feature-user-auth.{SUBDOMAIN}.workers.dev" in out
+    assert f"https://supabase.com/dashboard/project/{BRANCH_REF}" in out
+    assert "(values hidden)" in out
+    assert "Supabase preview branch feature-user-auth" in out
+    assert "uv run shipyard deploy cleanup --branch feature/User_Auth" in out
+    assert "Applying migration" not in out  # tool chatter stays out of the summary
+    assert_no_secrets(result, fakes)
+
+
+def test_preview_cloudflare_only_wires_no_production_credentials(
+    project: Path, tmp_path: Path
+) -> None:
+    fakes, path = path_with(tmp_path, ALL_TOOLS)
+    result = run(project, path, "-p", "cloudflare", "-b", "fix/bug-123")
+    assert result.exit_code == 0, result.output
+    assert fakes.argvs() == [
+        ["pywrangler", "deploy", "--name", "api-fix-bug-123", "--var", "APP_ENV:preview"],
+        ["pywrangler", "deploy", "--name", "hello-world-fix-bug-123", "--var", "APP_ENV:preview"],
+    ]
+    assert "gets no Supabase credentials" in result.output
+    assert_no_secrets(result, fakes)
+
+
+def test_existing_preview_branch_409_is_reused(project: Path, tmp_path: Path) -> None:
+    fakes, path = path_with(tmp_path, ALL_TOOLS)
+    fakes.configure(existing_branches=["feature-user-auth"])
+    result = run(project, path, "--platform", "both", "--branch", "feature/User_Auth")
+    assert result.exit_code == 0, result.output
+    assert fakes.argvs() == PREVIEW_BOTH
+    assert "exists already: reused" in result.output
+    assert_no_secrets(result, fakes)
+
+
+def test_a_branch_still_being_created_is_polled_until_it_has_keys(
+    project: Path, tmp_path: Path
+) -> None:
+    fakes, path = path_with(tmp_path, ALL_TOOLS)
+    fakes.configure(not_ready_calls=2)
+    result = run(project, path, "-p", "both", "-b", "feature/User_Auth", "--branch-wait", "2")
+    assert result.exit_code == 0, result.output
+    gets = [a for a in fakes.argvs("supabase") if a[1:3] == ["branches", "get"]]
+    assert len(gets) == 3
+    assert_no_secrets(result, fakes)
+
+
+def test_a_branch_that_never_comes_up_stops_before_cloudflare(
+    project: Path, tmp_path: Path
+) -> None:
+    fakes, path = path_with(tmp_path, ALL_TOOLS)
+    fakes.configure(not_ready_calls=1000)
+    result = run(project, path, "-p", "both", "-b", "feature/x", "--branch-wait", "0.4")
+    assert result.exit_code == 1
+    assert "still being created" in result.output
+    assert "--branch-wait" in result.output
+    assert fakes.calls("pywrangler") == fakes.calls("wrangler") == []
+    assert_no_secrets(result, fakes)
+
+
+# -- dry run -------------------------------------------------------------------------------
+
+
+def test_dry_run_prints_the_exact_commands_and_runs_nothing(project: Path, tmp_path: Path) -> None:
+    fakes, path = path_with(tmp_path, ALL_TOOLS)
+    result = run(project, path, "--platform", "both", "--branch", "feature/login", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert fakes.calls() == []
+    out = result.output
+    for line in (
+        f"supabase branches create feature-login --project-ref {REF}",
+        f"supabase branches get feature-login --project-ref {REF} -o env",
+        "supabase link --project-ref '<branch ref>'",
+        "supabase db push --linked",
+        "(cd apps/api && pywrangler deploy --name api-feature-login --var APP_ENV:preview)",
+        "(cd .shipyard/deploy/functions/hello-world && pywrangler deploy --name "
+        "hello-world-feature-login --var APP_ENV:preview)",
+        "(cd apps/api && wrangler secret put SUPABASE_URL --name api-feature-login   "
+        "# stdin: the value of SUPABASE_URL)",
+        "wrangler secret put SUPABASE_JWT_SECRET --name api-feature-login",
+        "worker api-feature-login ← apps/api",
+        "worker hello-world-feature-login ← functions/hello-world",
+        "Supabase preview branch feature-login",
+        "CLOUDFLARE_API as CLOUDFLARE_API_TOKEN",
+    ):
+        assert line in out, line
+    assert not (project / ".shipyard").exists()  # nothing written either
+    assert_no_secrets(result, fakes)
+
+
+def test_dry_run_on_production_names_the_production_workers(project: Path, tmp_path: Path) -> None:
+    fakes, path = path_with(tmp_path, ALL_TOOLS)
+    result = run(project, path, "-p", "cloudflare", "-b", "main", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "(cd apps/api && pywrangler deploy --name api)" in result.output
+    assert "wrangler secret put SUPABASE_SECRET_KEY --name api" in result.output
+    assert fakes.calls() == []
+
+
+def test_branch_is_read_from_git(project: Path, tmp_path: Path) -> None:
+    _fakes, path = path_with(tmp_path, ALL_TOOLS)
+    git = ["git", "-c", "init.defaultBranch=main"]
+    subprocess.run([*git, "init", "-q"], cwd=project, check=True)
+    subprocess.run(["git", "checkout", "-q", "-b", "feature/From_Git"], cwd=project, check=True)
+    result = run(project, path, "-p", "cloudflare", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "branch feature/From_Git → preview" in result.output
+    assert "--name api-feature-from-git" in result.output
+
+
+def test_no_git_repository_asks_for_branch(project: Path, tmp_path: Path) -> None:
+    _fakes, path = path_with(tmp_path, ALL_TOOLS)
+    result = run(
+        project, path, "-p", "cloudflare", "--dry-run", GIT_CEILING_DIRECTORIES=str(tmp_path)
+    )
+    assert result.exit_code == 2
+    assert "pass the branch with --branch" in result.output
+
+
+def test_platform_is_asked_on_a_terminal_and_required_without_one(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fakes, path = path_with(tmp_path, ALL_TOOLS)
+    result = run(project, path, "--branch", "main", "--dry-run")
+    assert result.exit_code == 2
+    assert "pass --platform cloudflare, supabase or both" in result.output
+    monkeypatch.setattr(deploy_cli, "_interactive", lambda: True)
+    result = CliRunner().invoke(
+        app,
+        ["deploy", "--branch", "main", "--dry-run"],
+        input="azure\nsupabase\n",
+        catch_exceptions=False,
+        env={"SHIPYARD_PROJECT_ROOT": str(project), "PATH": path, "NO_COLOR": "1"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "Deploy to which platform?" in result.output
+    assert "unknown platform 'azure'" in result.output
+    assert "(Supabase)" in result.output
+    assert fakes.calls() == []
+
+
+# -- cleanup -------------------------------------------------------------------------------
+
+
+def test_cleanup_deletes_the_preview_workers_and_branch(project: Path, tmp_path: Path) -> None:
+    fakes, path = path_with(tmp_path, ALL_TOOLS)
+    result = run(project, path, "cleanup", "--branch", "feature/User_Auth")
+    assert result.exit_code == 0, result.output
+    assert fakes.argvs() == [
+        ["wrangler", "delete", "--name", "api-feature-user-auth", "--force"],
+        ["wrangler", "delete", "--name", "hello-world-feature-user-auth", "--force"],
+        ["supabase", "branches", "delete", "feature-user-auth", "--project-ref", REF, "--yes"],
+    ]
+    assert all(c["env"]["CLOUDFLARE_API_TOKEN"] == TOKEN for c in fakes.calls("wrangler"))
+    assert "Preview removed." in result.output
+    assert_no_secrets(result, fakes)
+
+
+def test_cleanup_of_a_worker_already_gone_goes_on(project: Path, tmp_path: Path) -> None:
+    fakes, path = path_with(tmp_path, ALL_TOOLS)
+    fakes.configure(missing_workers=["api-feature-x"])
+    result = run(project, path, "cleanup", "-b", "feature/x", "-p", "cloudflare")
+    assert result.exit_code == 0, result.output
+    assert "already deleted" in result.output
+    assert len(fakes.calls("wrangler")) == 2
+
+
+def test_cleanup_dry_run_and_production_refusal(project: Path, tmp_path: Path) -> None:
+    fakes, path = path_with(tmp_path, ALL_TOOLS)
+    result = run(project, path, "cleanup", "-b", "feature/x", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "wrangler delete --name api-feature-x --force" in result.output
+    assert f"supabase branches delete feature-x --project-ref {REF} --yes" in result.output
+    result = run(project, path, "cleanup", "--branch", "main")
+    assert result.exit_code == 2
+    assert "production branch" in result.output
+    assert fakes.calls() == []
+
+
+# -- failures ------------------------------------------------------------------------------
+
+
+def test_cloudflare_401_stops_with_the_tools_message_and_what_to_do(
+    project: Path, tmp_path: Path
+) -> None:
+    fakes, path = path_with(tmp_path, ALL_TOOLS)
+    write_env(project, {**ENV, "CLOUDFLARE_API": "cf-token-SECRET-revoked-9999"})
+    result = run(project, path, "--platform", "cloudflare", "--branch", "main")
+    assert result.exit_code == 1
+    assert fakes.argvs() == [["pywrangler", "deploy", "--name", "api"]]  # stopped there
+    out = result.output
+    assert "Stopped: Deploy worker api (apps/api) failed." in out
+    assert "Authentication error [code: 10000]" in out
+    assert "Cloudflare refused the API token: check CLOUDFLARE_API" in out
+    assert "cf-token-SECRET-revoked-9999" not in out
+    assert_no_secrets(result, fakes)
+
+
+def test_supabase_401_says_to_log_in(project: Path, tmp_path: Path) -> None:
+    fakes, path = path_with(tmp_path, ALL_TOOLS)
+    fakes.configure(supabase_unauthorized=True)
+    result = run(project, path, "--platform", "both", "--branch", "feature/x")
+    assert result.exit_code == 1
+    assert len(fakes.calls()) == 1
+    assert "Unauthorized" in result.output
+    assert "run `supabase login`" in result.output
+    assert fakes.calls("pywrangler") == []
+    assert_no_secrets(result, fakes)
+
+
+def test_a_failing_step_shows_its_message_and_stops(project: Path, tmp_path: Path) -> None:
+    fakes, path = path_with(tmp_path, ALL_TOOLS)
+    fakes.configure(fail={"wrangler deploy --name api": {"stderr": "X [ERROR] Could not resolve"}})
+    result = run(project, path, "--platform", "cloudflare", "--branch", "main")
+    assert result.exit_code == 1
+    assert fakes.argvs() == [["pywrangler", "deploy", "--name", "api"]]
+    assert "X [ERROR] Could not resolve" in result.output
+    assert "finished steps are safe to repeat" in result.output
+    assert "not run" in result.output  # the summary shows what did not happen
+
+
+def test_missing_cli_says_how_to_install_it(project: Path, tmp_path: Path) -> None:
+    fakes, path = path_with(tmp_path, ())
+    result = run(project, path, "--platform", "both", "--branch", "main")
+    assert result.exit_code == 1
+    assert "supabase is not installed" in result.output
+    assert "npm install -g supabase" in result.output
+    assert fakes.calls() == []
+    fakes, path = path_with(tmp_path, ("supabase",))
+    result = run(project, path, "--platform", "both", "--branch", "main")
+    assert result.exit_code == 1
+    assert "wrangler is not installed" in result.output
+    assert "uv tool install workers-py" in result.output
+    assert fakes.calls() == []  # nothing ran: the check comes before the first step
+
+
+def test_npx_is_used_when_no_wrangler_is_installed(project: Path, tmp_path: Path) -> None:
+    fakes, path = path_with(tmp_path, ("npx",))
+    result = run(project, path, "--platform", "both", "--branch", "feature/login")
+    assert result.exit_code == 0, result.output
+    npx = fakes.argvs("npx")
+    assert npx[0] == [
+        "npx",
+        "--yes",
+        "supabase",
+        "branches",
+        "create",
+        "feature-login",
+        "--project-ref",
+        REF,
+    ]
+    assert [
+        "npx",
+        "--yes",
+        "wrangler",
+        "deploy",
+        "--name",
+        "api-feature-login",
+        "--var",
+        "APP_ENV:preview",
+    ] in npx
+    assert [
+        "npx",
+        "--yes",
+        "wrangler",
+        "secret",
+        "put",
+        "SUPABASE_ANON_KEY",
+        "--name",
+        "api-feature-login",
+    ] in npx
+    assert_no_secrets(result, fakes)
+
+
+def test_environment_is_verified_before_anything_runs(project: Path, tmp_path: Path) -> None:
+    fakes, path = path_with(tmp_path, ALL_TOOLS)
+    write_env(project, {k: v for k, v in ENV.items() if k != "CLOUDFLARE_ACCOUNT_ID"})
+    result = run(project, path, "--platform", "cloudflare", "--branch", "main")
+    assert result.exit_code == 1
+    assert "❌ CLOUDFLARE_ACCOUNT_ID" in result.output
+    assert fakes.calls() == []
+    write_env(project, {k: v for k, v in ENV.items() if k != "SUPABASE_PROJECT_REF"})
+    result = run(project, path, "--platform", "supabase", "--branch", "main")
+    assert result.exit_code == 1
+    assert "required to deploy to Supabase" in result.output
+    assert fakes.calls() == []
+
+
+def test_variables_from_the_process_environment_are_enough(project: Path, tmp_path: Path) -> None:
+    fakes, path = path_with(tmp_path, ALL_TOOLS)
+    (project / ".env").unlink()
+    result = run(project, path, "-p", "cloudflare", "-b", "main", **ENV)
+    assert result.exit_code == 0, result.output
+    assert fakes.calls()[0]["env"]["CLOUDFLARE_API_TOKEN"] == TOKEN
+    assert_no_secrets(result, fakes)
+
+
+def test_recorded_calls_are_json_lines(project: Path, tmp_path: Path) -> None:
+    fakes, path = path_with(tmp_path, ALL_TOOLS)
+    run(project, path, "-p", "supabase", "-b", "main")
+    for line in (fakes.bin / "calls.jsonl").read_text().splitlines():
+        assert set(json.loads(line)) == {"tool", "argv", "cwd", "env", "stdin"}
