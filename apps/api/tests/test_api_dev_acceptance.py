@@ -104,7 +104,14 @@ def test_dev_serves_the_api_and_the_functions(
     assert greeting["message"] == "Hello Shipyard!"
     assert greeting["function"] == "hello-world"
 
-    output = log.read_text()
+    # The summary is printed once every server is up, which can be just after the API answers.
+    output = wait_for(
+        lambda: (text := log.read_text()) and "Press Ctrl-C" in text and text,
+        "the dev summary",
+        process,
+        log,
+        30,
+    )
     assert f"{api}  (apps/api)" in output, output
     assert hello in output, output
     assert f"http://127.0.0.1:{ports['engine']}/healthz" in output

@@ -28,4 +28,25 @@ def open_store(settings: Settings) -> Store:
     raise ConfigError(f"Unsupported database URL scheme in {url.split('://')[0]}://…")
 
 
-__all__ = ["Store", "open_store"]
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database could not be reached (rather than a bug)."""
+    import sqlite3
+
+    from shipyard.store.sqlite.store import DatabaseBusyError
+
+    if isinstance(exc, ConnectionError | TimeoutError | DatabaseBusyError):
+        return True
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc)
+        return "locked" in text or "busy" in text or "unable to open" in text
+    try:
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        from shipyard.store.postgres.store import StoreUnavailableError
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    return isinstance(exc, psycopg.OperationalError | PoolTimeout | StoreUnavailableError)
+
+
+__all__ = ["Store", "is_unavailable", "open_store"]

@@ -22,6 +22,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -34,6 +35,7 @@ from shipyard.jsonutil import dumps, loads
 from shipyard.sdk.context import RunScope
 from shipyard.sdk.metadata import flush_scope
 from shipyard.sdk.task import Task, TaskRegistry, registry
+from shipyard.store import is_unavailable
 from shipyard.store.protocol import (
     QueueUpsertParams,
     ReadyListener,
@@ -69,15 +71,23 @@ class _Outage:
     """Logs one line when the database becomes unreachable and one when it is back.
 
     Every loop of the worker reports here, so an outage costs two log lines, not a stack
-    trace per poll.
+    trace per poll. Errors that are not about reaching the database (a bug, a constraint) are
+    logged with their traceback, once per distinct error, and do not count as an outage.
     """
 
     def __init__(self) -> None:
         self.down_since: float | None = None
+        self._seen: set[tuple[str, str]] = set()
 
     def failed(self, what: str, exc: BaseException) -> float:
         """Record a failure; returns how long the outage has lasted (seconds)."""
         now = time.monotonic()
+        if not is_unavailable(exc):
+            key = (what, f"{type(exc).__name__}: {exc}")
+            if key not in self._seen:
+                self._seen.add(key)
+                log.error("%s failed: %s", what, key[1], exc_info=exc)
+            return 0.0
         if self.down_since is None:
             self.down_since = now
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -432,15 +442,20 @@ class Worker:
         while True:
             await asyncio.sleep(interval)
             tick += 1
-            try:
-                await self._schedule_due()
-                await self._check_ownership()
-                if tick % flush_every == 0:
-                    await self._flush_running()
-                if tick % reap_every == 0:
-                    await self.reap()
-            except Exception as exc:
-                self._outage.failed("housekeeping", exc)
+            # Each duty on its own: one failing must not stop the others (the reaper above all).
+            duties: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+                ("scheduling delayed runs", self._schedule_due)
+            ]
+            duties.append(("checking run ownership", self._check_ownership))
+            if tick % flush_every == 0:
+                duties.append(("flushing metadata and logs", self._flush_running))
+            if tick % reap_every == 0:
+                duties.append(("reaping expired leases", self.reap))
+            for what, duty in duties:
+                try:
+                    await duty()
+                except Exception as exc:
+                    self._outage.failed(what, exc)
 
     async def _schedule_due(self) -> None:
         """Promote DELAYED runs whose time came and expire runs whose TTL passed unstarted."""

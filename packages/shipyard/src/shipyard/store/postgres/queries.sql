@@ -159,11 +159,20 @@ SELECT * FROM claimed ORDER BY sort_key, id;
 -- One statement (one transaction, one round trip in autocommit) per batch: runs, attempts and
 -- events. Inputs and events travel as one JSON array each: psycopg dumps Python lists into
 -- text arrays element by element in Python, while json.dumps is one C call.
-WITH input AS (
-    SELECT * FROM json_to_recordset(%(input)s::json) AS i(
+--
+-- Lock order: the environment's slot row first (the input rows depend on it, so it is locked
+-- before any run row), then runs, then — in the slot trigger — the group counters. Claims,
+-- cancels and the reaper take the same order, so they cannot deadlock with each other.
+WITH env AS MATERIALIZED (
+    SELECT environment FROM environment_slots
+    WHERE environment = (SELECT environment FROM runs WHERE id = %(first_run_id)s)
+    FOR UPDATE
+), input AS (
+    SELECT i.* FROM json_to_recordset(%(input)s::json) AS i(
         ord bigint, run_id text, attempt_number bigint, worker_id text, status text,
         attempt_status text, output text, error text, retry_at bigint, now bigint
     )
+    LEFT JOIN env ON true
 ), finished AS (
     UPDATE runs r SET
         status = i.status,
@@ -218,9 +227,12 @@ WHERE run_id = %(run_id)s AND number = %(attempt_number)s AND status = 'EXECUTIN
 
 -- name: run_reap_expired
 -- A lost worker's attempt counts as crashed; the run retries while attempts remain.
-WITH expired AS (
+-- The environment's slot row is locked first (lock order: see run_finish_many).
+WITH env AS MATERIALIZED (
+    SELECT environment FROM environment_slots WHERE environment = %(environment)s FOR UPDATE
+), expired AS (
     SELECT id FROM runs
-    WHERE environment = %(environment)s
+    WHERE environment = (SELECT COALESCE(MAX(environment), %(environment)s) FROM env)
       AND status = 'EXECUTING'
       AND lease_expires_at < %(now)s
     FOR UPDATE SKIP LOCKED
@@ -248,8 +260,13 @@ SELECT id, attempt_number, status FROM reaped;
 
 -- name: run_cancel
 -- The lease owner is kept so the executing worker sees the cancel and runs on_cancel.
-WITH RECURSIVE tree(id) AS (
-    SELECT id FROM runs WHERE environment = %(environment)s AND id = %(run_id)s
+-- The environment's slot row is locked first (lock order: see run_finish_many).
+WITH RECURSIVE env AS MATERIALIZED (
+    SELECT environment FROM environment_slots WHERE environment = %(environment)s FOR UPDATE
+), tree(id) AS (
+    SELECT id FROM runs
+    WHERE environment = (SELECT COALESCE(MAX(environment), %(environment)s) FROM env)
+      AND id = %(run_id)s
     UNION
     SELECT r.id FROM runs r JOIN tree ON r.parent_run_id = tree.id
 ), canceled AS (
@@ -525,3 +542,8 @@ WHERE environment = %(environment)s FOR UPDATE;
 -- name: environment_rate_set
 UPDATE environment_slots SET rate_tokens = %(tokens)s, rate_refilled_at = %(now)s
 WHERE environment = %(environment)s;
+
+-- name: environment_slot_lock_for_run
+SELECT environment FROM environment_slots
+WHERE environment = (SELECT environment FROM runs WHERE id = %(run_id)s)
+FOR UPDATE;

@@ -484,7 +484,11 @@ class PostgresStore:
                         "attributes": e.attributes,
                     }
                 )
-        values = {"input": json.dumps(inputs), "events": json.dumps(events)}
+        values = {
+            "input": json.dumps(inputs),
+            "events": json.dumps(events),
+            "first_run_id": params[0].run_id,
+        }
         # One statement: runs, attempts and the accepted inputs' events in one transaction.
         async with self._pool.connection() as conn:
             cursor = await conn.execute(_Q["run_finish_many"], values)
@@ -502,6 +506,7 @@ class PostgresStore:
             "now": params.now,
         }
         async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute(_Q["environment_slot_lock_for_run"], values)
             cursor = await conn.execute(_Q["run_release"], values)
             if cursor.rowcount != 1:
                 return False
