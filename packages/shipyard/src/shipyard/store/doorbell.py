@@ -45,10 +45,34 @@ class _Protocol(asyncio.DatagramProtocol):
         self.event.set()
 
 
-class DoorbellListener:
+class WakeSignal:
+    """An event a waiter consumes: :meth:`wait` returns early once it was set, then clears it.
+
+    The base of every backend's wake-up listener (doorbell, LISTEN/NOTIFY).
+    """
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def poke(self) -> None:
+        """Wake the waiter from inside this process."""
+        self._event.set()
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait for a wake-up or ``timeout`` seconds; True if woken."""
+        if not self._event.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), timeout)
+        woken = self._event.is_set()
+        self._event.clear()
+        return woken
+
+
+class DoorbellListener(WakeSignal):
     """Receives wake-ups; :meth:`wait` returns early when one arrives."""
 
     def __init__(self, transport: asyncio.DatagramTransport, event: asyncio.Event) -> None:
+        super().__init__()
         self._transport = transport
         self._event = event
         self.port: int | None = transport.get_extra_info("sockname")[1]
@@ -62,19 +86,6 @@ class DoorbellListener:
             lambda: _Protocol(event), local_addr=("127.0.0.1", 0)
         )
         return cls(transport, event)
-
-    def poke(self) -> None:
-        """Wake the waiter from inside this process."""
-        self._event.set()
-
-    async def wait(self, timeout: float) -> bool:
-        """Wait for a ring or ``timeout`` seconds; True if rung."""
-        if not self._event.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._event.wait(), timeout)
-        rung = self._event.is_set()
-        self._event.clear()
-        return rung
 
     def close(self) -> None:
         """Stop listening."""

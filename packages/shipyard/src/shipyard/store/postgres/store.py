@@ -30,6 +30,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from shipyard.errors import RunNotFoundError, ShipyardError
 from shipyard.store.claims import GroupState, environment_capacity, group_capacity, pick
+from shipyard.store.doorbell import WakeSignal
 from shipyard.store.protocol import (
     BatchInsertParams,
     QueueUpdateParams,
@@ -813,15 +814,15 @@ class PostgresStore:
         await self._execute(_Q["ready_notify"], {"environment": environment})
 
 
-class PostgresListener:
+class PostgresListener(WakeSignal):
     """A worker's LISTEN connection. A lost connection is re-established with backoff; the
     worker's backup poll covers notifications missed meanwhile."""
 
     port: int | None = None
 
     def __init__(self, url: str, registry: list[PostgresListener]) -> None:
+        super().__init__()
         self._url = url
-        self._event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._registry = registry
 
@@ -854,19 +855,6 @@ class PostgresListener:
                     failing = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-
-    def poke(self) -> None:
-        """Wake the waiter from inside this process."""
-        self._event.set()
-
-    async def wait(self, timeout: float) -> bool:
-        """Wait for a notification or ``timeout`` seconds; True if woken."""
-        if not self._event.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._event.wait(), timeout)
-        woken = self._event.is_set()
-        self._event.clear()
-        return woken
 
     def close(self) -> None:
         """Stop listening."""
