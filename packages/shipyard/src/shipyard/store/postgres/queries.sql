@@ -95,9 +95,14 @@ ON CONFLICT (environment) DO NOTHING;
 -- exact (every status change that moves a counter updates this row too, in that order).
 SELECT running FROM environment_slots WHERE environment = %(environment)s FOR UPDATE;
 
--- name: ready_groups
--- Every (queue, concurrency key) group with queued runs, one index probe each (a skip scan),
--- with its queue's limits and its running count.
+-- name: run_claim_limited
+-- Runs after environment_slot_lock in the same transaction, so its snapshot sees every
+-- committed slot change. Mirrors store/claims.py (the SQLite claim runs the same rules in
+-- Python): each (queue, concurrency key) group that has queued runs gets
+-- room = min(override ?? code limit ?? environment limit, environment limit) − running
+-- (none when paused); the environment as a whole gets floor(limit × burst) − running; the
+-- oldest priority-adjusted runs within those rooms are leased. Groups are found with a skip
+-- scan: one index probe per group. max_attempts is locked at the first claim.
 WITH RECURSIVE g(queue, ck) AS (
     (SELECT queue, COALESCE(concurrency_key, '') FROM runs
      WHERE environment = %(environment)s AND status = 'QUEUED'
@@ -109,31 +114,40 @@ WITH RECURSIVE g(queue, ck) AS (
           AND (queue, COALESCE(concurrency_key, '')) > (g.queue, g.ck)
         ORDER BY queue, COALESCE(concurrency_key, '') LIMIT 1
     ) n
-)
-SELECT g.queue, g.ck, q.concurrency_limit, q.limit_override, COALESCE(q.paused, 0),
-       COALESCE(s.running, 0)
-FROM g
-LEFT JOIN queues q ON q.environment = %(environment)s AND q.name = g.queue
-LEFT JOIN concurrency_slots s ON s.environment = %(environment)s AND s.queue = g.queue
-    AND s.concurrency_key = g.ck;
-
--- name: group_ready_runs
-SELECT c.id, c.sort_key
-FROM unnest(%(queues)s::text[], %(keys)s::text[], %(rooms)s::bigint[]) AS g(queue, ck, room)
-CROSS JOIN LATERAL (
-    SELECT id, sort_key FROM runs
-    WHERE environment = %(environment)s AND status = 'QUEUED'
-      AND queue = g.queue AND COALESCE(concurrency_key, '') = g.ck
-      AND available_at <= %(now)s
-      AND task_id = ANY(%(task_ids)s)
-    ORDER BY sort_key, id
-    LIMIT g.room
-) c;
-
--- name: run_claim_ids
--- The runs were chosen under the environment lock by the claim planner (store/claims.py).
--- max_attempts is locked at the first claim from the task the worker registered.
-WITH claimed AS (
+), groups AS (
+    SELECT g.queue, g.ck,
+           LEAST(COALESCE(q.limit_override, q.concurrency_limit, %(environment_limit)s),
+                 %(environment_limit)s) - COALESCE(s.running, 0) AS room
+    FROM g
+    LEFT JOIN queues q ON q.environment = %(environment)s AND q.name = g.queue
+    LEFT JOIN concurrency_slots s ON s.environment = %(environment)s AND s.queue = g.queue
+        AND s.concurrency_key = g.ck
+    WHERE COALESCE(q.paused, 0) = 0
+), free AS (
+    SELECT LEAST(
+        %(limit)s,
+        COALESCE(
+            (SELECT GREATEST(0, FLOOR(%(environment_limit)s * %(burst_factor)s)::bigint - running)
+             FROM environment_slots WHERE environment = %(environment)s),
+            0
+        )
+    ) AS n
+), candidates AS (
+    SELECT c.id, c.sort_key
+    FROM groups
+    CROSS JOIN LATERAL (
+        SELECT id, sort_key FROM runs
+        WHERE environment = %(environment)s AND status = 'QUEUED'
+          AND queue = groups.queue AND COALESCE(concurrency_key, '') = groups.ck
+          AND available_at <= %(now)s
+          AND task_id = ANY(%(task_ids)s)
+        ORDER BY sort_key, id
+        LIMIT LEAST(groups.room, (SELECT n FROM free))
+    ) c
+    WHERE groups.room > 0
+), chosen AS (
+    SELECT id FROM candidates ORDER BY sort_key, id LIMIT (SELECT n FROM free)
+), claimed AS (
     UPDATE runs r SET
         status = 'EXECUTING',
         attempt_number = r.attempt_number + 1,
@@ -146,7 +160,8 @@ WITH claimed AS (
             (SELECT t.max_attempts FROM tasks t
              WHERE t.environment = r.environment AND t.id = r.task_id)
         )
-    WHERE r.id = ANY(%(ids)s) AND r.status = 'QUEUED'
+    FROM chosen
+    WHERE r.id = chosen.id AND r.status = 'QUEUED'
     RETURNING r.*
 ), started AS (
     INSERT INTO attempts (run_id, number, status, worker_id, started_at)

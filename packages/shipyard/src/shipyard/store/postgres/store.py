@@ -29,7 +29,6 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from shipyard.errors import RunNotFoundError, ShipyardError
-from shipyard.store.claims import GroupState, environment_capacity, group_capacity, pick
 from shipyard.store.doorbell import WakeSignal
 from shipyard.store.protocol import (
     BatchInsertParams,
@@ -122,6 +121,7 @@ class PostgresStore:
         self._heartbeat_conn: psycopg.Connection[Any] | None = None
         self._heartbeat_lock = threading.Lock()
         self._listeners: list[PostgresListener] = []
+        self._slot_rows: set[str] = set()
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -379,76 +379,41 @@ class PostgresStore:
     async def run_claim(self, params: RunClaimParams) -> list[RunRecord]:
         """Atomically take up to ``limit`` ready runs within every concurrency limit.
 
-        One transaction: lock the environment's slot row, read the groups that have queued
-        runs with their counters, fetch at most each group's free room, pick the oldest
-        priority-adjusted runs, and lease them (see ``store/claims.py``).
+        Two statements in one transaction, sent in one round trip (a pipeline): lock the
+        environment's slot row, then choose and lease the runs (``run_claim_limited``, which
+        applies the rules of ``store/claims.py``) with a snapshot taken after the lock.
         """
         if params.limit <= 0 or not params.task_ids:
             return []
         await self._ensure_open()
         env = {"environment": params.environment}
-        task_ids = list(params.task_ids)
+        values = {
+            **env,
+            "worker_id": params.worker_id,
+            "task_ids": list(params.task_ids),
+            "limit": params.limit,
+            "now": params.now,
+            "lease_expires_at": params.lease_expires_at,
+            "environment_limit": params.environment_limit,
+            "burst_factor": params.burst_factor,
+        }
         async with self._pool.connection() as conn:
             # Peek outside the lock: an idle poll must not queue behind every completion.
-            cursor = await conn.execute(
-                _Q["run_ready_exists"], {**env, "now": params.now, "task_ids": task_ids}
-            )
+            cursor = await conn.execute(_Q["run_ready_exists"], values)
             if await cursor.fetchone() is None:
-                await conn.rollback()
                 return []
-            async with conn.transaction():
-                cursor = await conn.execute(_Q["environment_slot_lock"], env)
-                locked = await cursor.fetchone()
-                if locked is None:
-                    # First claim in this environment: create the row (waiting for a racing
-                    # creator to commit), then lock it. Never claim without the lock.
-                    await conn.execute(_Q["environment_slot_ensure"], env)
-                    cursor = await conn.execute(_Q["environment_slot_lock"], env)
-                    locked = await cursor.fetchone()
-                    assert locked is not None
-                free = min(
-                    params.limit,
-                    environment_capacity(locked[0], params.environment_limit, params.burst_factor),
-                )
-                if free <= 0:
-                    return []
-                cursor = await conn.execute(_Q["ready_groups"], env)
-                queues, keys, rooms = [], [], []
-                for queue, key, limit, override, paused, running in await cursor.fetchall():
-                    state = GroupState(queue, key, limit, override, bool(paused), running)
-                    room = min(group_capacity(state, params.environment_limit), free)
-                    if room > 0:
-                        queues.append(queue)
-                        keys.append(key)
-                        rooms.append(room)
-                if not queues:
-                    return []
-                cursor = await conn.execute(
-                    _Q["group_ready_runs"],
-                    {
-                        **env,
-                        "queues": queues,
-                        "keys": keys,
-                        "rooms": rooms,
-                        "now": params.now,
-                        "task_ids": task_ids,
-                    },
-                )
-                chosen = pick(
-                    ((sort_key, run_id) for run_id, sort_key in await cursor.fetchall()), free
-                )
-                if not chosen:
-                    return []
-                cursor = await conn.execute(
-                    _Q["run_claim_ids"],
-                    {
-                        "ids": chosen,
-                        "worker_id": params.worker_id,
-                        "now": params.now,
-                        "lease_expires_at": params.lease_expires_at,
-                    },
-                )
-                return _runs(cursor.description, await cursor.fetchall())
+            if params.environment not in self._slot_rows:
+                # The lock below must find the row: were it missing, the claim statement could
+                # see a row created in between and claim without the lock. Rows are never
+                # deleted, so creating it once per process (committed) is enough.
+                await conn.execute(_Q["environment_slot_ensure"], env)
+                self._slot_rows.add(params.environment)
+            async with conn.pipeline(), conn.transaction():
+                lock = await conn.execute(_Q["environment_slot_lock"], env)
+                claim = await conn.execute(_Q["run_claim_limited"], values)
+            if await lock.fetchone() is None:  # pragma: no cover - the row was ensured
+                raise ShipyardError(f"No slot row for environment {params.environment!r}.")
+            return _runs(claim.description, await claim.fetchall())
 
     async def run_finish_many(self, params: Sequence[RunFinishParams]) -> list[bool]:
         """Record the end of attempts; False where the fence rejected a stale attempt."""

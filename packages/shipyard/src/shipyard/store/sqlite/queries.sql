@@ -75,11 +75,23 @@ ORDER BY queue, COALESCE(concurrency_key, '')
 LIMIT 1;
 
 -- name: ready_group_next
--- One index probe per (queue, concurrency key) group that has queued runs (a skip scan).
-SELECT queue, COALESCE(concurrency_key, '') FROM runs
-WHERE environment = :environment AND status = 'QUEUED'
-  AND (queue, COALESCE(concurrency_key, '')) > (:queue, :concurrency_key)
-ORDER BY queue, COALESCE(concurrency_key, '')
+-- One index probe per (queue, concurrency key) group that has queued runs (a skip scan). Two
+-- probes joined: SQLite only bounds an index search by the first column of a row-value
+-- comparison, which would walk every queued run of the queue.
+SELECT * FROM (
+    SELECT queue, COALESCE(concurrency_key, '') FROM runs
+    WHERE environment = :environment AND status = 'QUEUED'
+      AND queue = :queue AND COALESCE(concurrency_key, '') > :concurrency_key
+    ORDER BY queue, COALESCE(concurrency_key, '')
+    LIMIT 1
+)
+UNION ALL
+SELECT * FROM (
+    SELECT queue, COALESCE(concurrency_key, '') FROM runs
+    WHERE environment = :environment AND status = 'QUEUED' AND queue > :queue
+    ORDER BY queue, COALESCE(concurrency_key, '')
+    LIMIT 1
+)
 LIMIT 1;
 
 -- name: group_state
