@@ -22,7 +22,9 @@ from shipyard.errors import (
     IdempotencyKeyError,
     InvalidDurationError,
     MetadataTooLargeError,
+    NonDeterminismError,
     NotInRunError,
+    ParallelWaitError,
     PayloadTooLargeError,
     RateLimitedError,
     RunNotFoundError,
@@ -49,6 +51,7 @@ from shipyard.sdk.runs import Run, runs
 from shipyard.sdk.tags import tags
 from shipyard.sdk.task import Task, schema_task, task
 from shipyard.sdk.tasks import tasks
+from shipyard.sdk.wait import wait
 
 __version__ = "0.1.0"
 
@@ -65,7 +68,9 @@ __all__ = [
     "IdempotencyKeyError",
     "InvalidDurationError",
     "MetadataTooLargeError",
+    "NonDeterminismError",
     "NotInRunError",
+    "ParallelWaitError",
     "PayloadTooLargeError",
     "Queue",
     "RateLimitedError",
@@ -100,4 +105,5 @@ __all__ = [
     "tags",
     "task",
     "tasks",
+    "wait",
 ]

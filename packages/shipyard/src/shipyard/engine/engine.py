@@ -17,6 +17,7 @@ from shipyard.config import Settings
 from shipyard.durations import parse_duration_ms, resolve_time
 from shipyard.engine.options import TriggerOptions, parse_options
 from shipyard.engine.runs import FINAL_STATUSES, IDEMPOTENCY_RELEASE_STATUSES, RunStatus
+from shipyard.engine.waits import durable_call
 from shipyard.errors import (
     BatchTooLargeError,
     NotInRunError,
@@ -40,6 +41,7 @@ from shipyard.store.protocol import (
     RunCancelParams,
     RunInsertParams,
     RunRescheduleParams,
+    WaitpointCreateParams,
 )
 from shipyard.store.records import RunRecord, TaskRecord
 
@@ -403,30 +405,86 @@ class Engine:
     ) -> Result:
         """Trigger a child run and wait for its result. Only inside a run.
 
-        The parent keeps its worker slot while it waits (durable, slot-releasing waits
-        arrive with waitpoints).
+        A durable call: the parent suspends (WAITING, its slot given back) until the child
+        reaches a final status, so a parent and its child on one queue with limit 1 cannot
+        deadlock.
         """
         scope = current_scope()
-        if scope is None:
+        if scope is None or scope.waits is None:
             raise NotInRunError(
                 "trigger_and_wait can only be called inside a running task; "
                 "use trigger() and runs.poll() elsewhere."
             )
-        handle = await self.trigger(task_id, payload, options, trigger_function="triggerAndWait")
-        run = await self.wait_for_final(handle.id)
-        return result_of(run)
+
+        async def create() -> WaitpointCreateParams:
+            handle = await self.trigger(
+                task_id, payload, options, trigger_function="triggerAndWait"
+            )
+            return WaitpointCreateParams(
+                id=new_id("waitpoint"),
+                environment=self.environment,
+                kind="RUN",
+                now=self.clock(),
+                target_id=handle.id,
+            )
+
+        waitpoint = await durable_call(
+            scope,
+            f"trigger_and_wait({task_id})",
+            create,
+            lambda wp: {"type": "task", "run_id": wp.target_id},
+        )
+        assert waitpoint.target_id is not None
+        return result_of(await self.get_run(waitpoint.target_id))
 
     async def batch_trigger_and_wait(
         self, entries: Sequence[Mapping[str, Any]], options: Mapping[str, Any]
     ) -> BatchResult:
-        """Trigger many child runs and wait for all; results in input order."""
-        if current_scope() is None:
+        """Trigger many child runs and wait for all; results in input order.
+
+        A durable call: the parent suspends until every child reaches a final status.
+        """
+        scope = current_scope()
+        if scope is None or scope.waits is None:
             raise NotInRunError("batch_trigger_and_wait can only be called inside a running task.")
-        batch = await self.batch_trigger(entries, options, trigger_function="batchTriggerAndWait")
+        counts: dict[str, int] = {}
+
+        async def create() -> WaitpointCreateParams:
+            batch = await self.batch_trigger(
+                entries, options, trigger_function="batchTriggerAndWait"
+            )
+            counts[batch.batch_id] = batch.run_count
+            return WaitpointCreateParams(
+                id=new_id("waitpoint"),
+                environment=self.environment,
+                kind="BATCH",
+                now=self.clock(),
+                target_id=batch.batch_id,
+            )
+
+        tasks = sorted({str(entry["task"]) for entry in entries})
+        waitpoint = await durable_call(
+            scope,
+            f"batch_trigger_and_wait({', '.join(tasks)}; {len(entries)} items)",
+            create,
+            lambda wp: {
+                "type": "batch",
+                "batch_id": wp.target_id,
+                "run_count": counts.get(wp.target_id or "", len(entries)),
+            },
+        )
+        batch_id = waitpoint.target_id
+        assert batch_id is not None
+        record = await self.store.batch_get(self.environment, batch_id)
+        ordered = loads(record.run_ids) if record is not None and record.run_ids else []
+        by_id = {r.id: r for r in await self.store.batch_runs(batch_id)}
         results = []
-        for run_id in batch.runs:
-            results.append(result_of(await self.wait_for_final(run_id)))
-        return BatchResult(id=batch.batch_id, runs=tuple(results))
+        for run_id in ordered:
+            run = by_id.get(run_id)
+            if run is None or not RunStatus(run.status).is_final:
+                run = await self.wait_for_final(run_id)  # a cached run of another batch
+            results.append(result_of(run))
+        return BatchResult(id=batch_id, runs=tuple(results))
 
     # -- managing runs --------------------------------------------------------------------
 
