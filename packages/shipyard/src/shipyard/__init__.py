@@ -36,6 +36,8 @@ from shipyard.errors import (
     UnknownQueueError,
     UnknownTaskError,
     ValidationError,
+    WaitpointNotFoundError,
+    WaitpointTimeoutError,
 )
 from shipyard.retry_policy import RetryOptions
 from shipyard.sdk.batch import batch
@@ -51,6 +53,7 @@ from shipyard.sdk.runs import Run, runs
 from shipyard.sdk.tags import tags
 from shipyard.sdk.task import Task, schema_task, task
 from shipyard.sdk.tasks import tasks
+from shipyard.sdk.tokens import WaitToken, WaitTokenInfo, WaitTokenResult
 from shipyard.sdk.wait import wait
 
 __version__ = "0.1.0"
@@ -90,6 +93,11 @@ __all__ = [
     "UnknownQueueError",
     "UnknownTaskError",
     "ValidationError",
+    "WaitToken",
+    "WaitTokenInfo",
+    "WaitTokenResult",
+    "WaitpointNotFoundError",
+    "WaitpointTimeoutError",
     "__version__",
     "batch",
     "configure",

@@ -150,6 +150,12 @@ class BatchNotFoundError(ShipyardError):
     code = "BATCH_NOT_FOUND"
 
 
+class WaitpointNotFoundError(ShipyardError):
+    """No wait token with that id in this environment."""
+
+    code = "WAITPOINT_NOT_FOUND"
+
+
 class IllegalTransitionError(ShipyardError):
     """A run status change that the state machine does not allow."""
 
@@ -253,3 +259,9 @@ class ParallelWaitError(TaskError):
 
     code = "TASK_DID_CONCURRENT_WAIT"
     retryable = False
+
+
+class WaitpointTimeoutError(ShipyardError):
+    """A wait token's ``timeout`` passed before it was completed (``wait.for_token``)."""
+
+    code = "WAITPOINT_TIMEOUT"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -25,9 +27,11 @@ from shipyard.errors import (
     RateLimitedError,
     RunNotFoundError,
     RunTimeoutError,
+    TooManyTagsError,
     UnknownQueueError,
     UnknownTaskError,
     ValidationError,
+    WaitpointNotFoundError,
 )
 from shipyard.ids import new_id
 from shipyard.jsonutil import byte_size, dumps, loads
@@ -41,13 +45,15 @@ from shipyard.store.protocol import (
     RunCancelParams,
     RunInsertParams,
     RunRescheduleParams,
+    WaitpointCompleteParams,
     WaitpointCreateParams,
 )
-from shipyard.store.records import RunRecord, TaskRecord
+from shipyard.store.records import RunRecord, TaskRecord, WaitpointRecord
 
 PAYLOAD_MAX_BYTES = 3 * 1024 * 1024
 OUTPUT_MAX_BYTES = 10 * 1024 * 1024
 BATCH_MAX_ITEMS = 1000
+TOKEN_MAX_TAGS = 10
 HANDLE_TOKEN_TTL_S = 3600
 _RELEASE_STATUSES = frozenset(str(s) for s in IDEMPOTENCY_RELEASE_STATUSES)
 
@@ -555,6 +561,81 @@ class Engine:
         if run.max_duration_s:
             options["max_duration"] = run.max_duration_s
         return await self.trigger(run.task_id, loads(run.payload), options)
+
+    # -- wait tokens ----------------------------------------------------------------------
+
+    def token_signature(self, waitpoint_id: str) -> str:
+        """HMAC-SHA256 of a token id under the environment's secret key (hex)."""
+        secret = self._secret_key().encode()
+        return hmac.new(secret, waitpoint_id.encode(), hashlib.sha256).hexdigest()
+
+    def token_url(self, waitpoint_id: str) -> str:
+        """The signed callback URL that completes a token with the POSTed JSON."""
+        origin = f"http://{self.settings.server_host}:{self.settings.server_port}"
+        return (
+            f"{origin}/api/v1/waitpoints/tokens/{waitpoint_id}/callback/"
+            f"{self.token_signature(waitpoint_id)}"
+        )
+
+    async def create_token(
+        self,
+        *,
+        timeout: Any = None,
+        idempotency_key: str | None = None,
+        idempotency_key_ttl: str | int | None = None,
+        tags: Sequence[str] | str | None = None,
+    ) -> tuple[WaitpointRecord, bool]:
+        """Create a wait token (or return the live one holding ``idempotency_key``)."""
+        tag_list = [tags] if isinstance(tags, str) else list(tags or [])
+        if len(tag_list) > TOKEN_MAX_TAGS:
+            raise TooManyTagsError(
+                f"A wait token can have at most {TOKEN_MAX_TAGS} tags; got {len(tag_list)}.",
+                limit=TOKEN_MAX_TAGS,
+            )
+        await self.start()
+        now = self.clock()
+        ttl_ms = parse_duration_ms(idempotency_key_ttl) if idempotency_key_ttl else None
+        return await self.store.waitpoint_create(
+            WaitpointCreateParams(
+                id=new_id("waitpoint"),
+                environment=self.environment,
+                kind="MANUAL",
+                now=now,
+                timeout_at=resolve_time(timeout, now) if timeout is not None else None,
+                idempotency_key=str(idempotency_key) if idempotency_key is not None else None,
+                idempotency_key_expires_at=now + ttl_ms if idempotency_key and ttl_ms else None,
+                tags=tag_list,
+            )
+        )
+
+    async def complete_token(self, waitpoint_id: str, data: Any) -> WaitpointRecord:
+        """Complete a token with ``data``; completing it again keeps the first data."""
+        await self.start()
+        found = await self.store.waitpoint_complete(
+            WaitpointCompleteParams(
+                environment=self.environment,
+                waitpoint_id=waitpoint_id,
+                output=dumps(data, what="Token output"),
+                now=self.clock(),
+            )
+        )
+        if found is None or found.kind != "MANUAL":
+            raise WaitpointNotFoundError(
+                f"Wait token {waitpoint_id} not found in environment '{self.environment}'.",
+                waitpoint_id=waitpoint_id,
+            )
+        return found
+
+    async def get_token(self, waitpoint_id: str) -> WaitpointRecord:
+        """A token by id, or :class:`WaitpointNotFoundError`."""
+        await self.start()
+        found = await self.store.waitpoint_get(self.environment, waitpoint_id)
+        if found is None or found.kind != "MANUAL":
+            raise WaitpointNotFoundError(
+                f"Wait token {waitpoint_id} not found in environment '{self.environment}'.",
+                waitpoint_id=waitpoint_id,
+            )
+        return found
 
     # -- tokens ---------------------------------------------------------------------------
 

@@ -18,14 +18,21 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from shipyard.durations import parse_duration_ms
 from shipyard.engine.waits import IN_PROCESS_WAIT_MS, durable_call, require_durable_scope
-from shipyard.errors import ValidationError
+from shipyard.errors import ValidationError, WaitpointTimeoutError
 from shipyard.ids import new_id
-from shipyard.store.protocol import WaitpointCreateParams
+from shipyard.jsonutil import loads
+from shipyard.sdk.context import current_scope
+from shipyard.sdk.tokens import WaitToken, WaitTokenInfo, WaitTokenResult
+from shipyard.store.protocol import WaitpointCreateParams, WaitpointListParams
 from shipyard.store.records import WaitpointRecord
+
+if TYPE_CHECKING:
+    from shipyard.engine.engine import Engine
 
 UTC = datetime.UTC
 
@@ -139,6 +146,125 @@ class _Wait:
             return {"type": "duration", "date": datetime.datetime.fromtimestamp(at / 1000, UTC)}
 
         await durable_call(scope, "wait", create, info)
+
+    # -- tokens ---------------------------------------------------------------------------
+
+    async def create_token(
+        self,
+        *,
+        timeout: Any = None,
+        idempotency_key: str | None = None,
+        idempotency_key_ttl: str | int | None = None,
+        tags: Sequence[str] | str | None = None,
+    ) -> WaitToken:
+        """Create a wait token (anywhere). ``timeout``: a duration or a datetime; none by
+        default (the token waits until completed). At most 10 ``tags``."""
+        engine = _engine()
+        record, cached = await engine.create_token(
+            timeout=timeout,
+            idempotency_key=idempotency_key,
+            idempotency_key_ttl=idempotency_key_ttl,
+            tags=tags,
+        )
+        return WaitToken(
+            id=record.id,
+            url=engine.token_url(record.id),
+            is_cached=cached,
+            public_access_token=engine.public_token(
+                [f"write:waitpoints:{record.id}"], TOKEN_PAT_TTL_S
+            ),
+        )
+
+    async def complete_token(self, token: WaitToken | str, data: Any = None) -> bool:
+        """Complete a token with ``data`` (anywhere). Idempotent: the first data is kept."""
+        await _engine().complete_token(_token_id(token), data)
+        return True
+
+    async def for_token(self, token: WaitToken | str) -> WaitTokenResult:
+        """Wait until the token is completed (``ok``, ``output``) or times out (not ``ok``,
+        ``error`` a :class:`WaitpointTimeoutError`). Only inside a task; durable."""
+        scope = require_durable_scope("wait.for_token")
+        token_id = _token_id(token)
+        engine = scope.engine
+        await engine.get_token(token_id)  # fails fast on an unknown token
+
+        async def create() -> str:
+            return token_id
+
+        waitpoint = await durable_call(
+            scope,
+            f"wait.for_token({token_id})",
+            create,
+            lambda wp: {"type": "token", "token": {"id": wp.id}},
+        )
+        if waitpoint.status == "COMPLETED":
+            return WaitTokenResult(ok=True, output=loads(waitpoint.output))
+        return WaitTokenResult(ok=False, error=_timeout_error(waitpoint))
+
+    async def retrieve_token(self, token: WaitToken | str) -> WaitTokenInfo:
+        """A token's status, output and times (anywhere)."""
+        engine = _engine()
+        return _info(engine, await engine.get_token(_token_id(token)))
+
+    async def list_tokens(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        tags: Sequence[str] | str | None = None,
+        limit: int = 100,
+    ) -> list[WaitTokenInfo]:
+        """Tokens newest first; ``status`` WAITING, COMPLETED or TIMED_OUT; ``tags`` (all of)."""
+        engine = _engine()
+        await engine.start()
+        statuses = [status] if isinstance(status, str) else list(status or [])
+        found = await engine.store.waitpoint_list(
+            WaitpointListParams(
+                environment=engine.environment,
+                statuses=["PENDING" if s == "WAITING" else s for s in statuses],
+                tags=[tags] if isinstance(tags, str) else list(tags or []),
+                limit=limit,
+            )
+        )
+        return [_info(engine, w) for w in found]
+
+
+TOKEN_PAT_TTL_S = 24 * 3600
+
+
+def _engine() -> Engine:
+    from shipyard.engine.registry import get_engine
+
+    scope = current_scope()
+    return scope.engine if scope is not None else get_engine()
+
+
+def _token_id(token: WaitToken | WaitTokenInfo | str) -> str:
+    return token if isinstance(token, str) else token.id
+
+
+def _timeout_error(waitpoint: WaitpointRecord) -> WaitpointTimeoutError:
+    data = loads(waitpoint.output) or {}
+    message = data.get("message") if isinstance(data, dict) else None
+    return WaitpointTimeoutError(
+        str(message or f"Wait token {waitpoint.id} timed out."), waitpoint_id=waitpoint.id
+    )
+
+
+def _info(engine: Engine, w: WaitpointRecord) -> WaitTokenInfo:
+    timed_out = w.status == "TIMED_OUT"
+    return WaitTokenInfo(
+        id=w.id,
+        url=engine.token_url(w.id),
+        status="WAITING" if w.status == "PENDING" else w.status,
+        completed_at=w.completed_at,
+        timeout_at=w.timeout_at,
+        idempotency_key=w.idempotency_key,
+        idempotency_key_expires_at=w.idempotency_key_expires_at,
+        tags=tuple(loads(w.tags) or ()),
+        created_at=w.created_at,
+        output=None if timed_out else loads(w.output),
+        error=_timeout_error(w) if timed_out else None,
+    )
 
 
 wait = _Wait()
