@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from shipyard import queue, task, wait
+from shipyard import idempotency_keys, queue, task, wait
 from shipyard.engine.engine import Engine
 from shipyard.sdk.queues import queue_registry
 from shipyard.store.records import RunRecord
@@ -196,3 +196,48 @@ async def test_replay_reaching_another_durable_call_fails_with_non_determinism(
     message = json.loads(run.error or "{}")["message"]
     assert "wait" in message and "trigger_and_wait(w-nd-child)" in message
     assert len(await engine.store.attempt_list(handle.id)) == 1
+
+
+async def test_wait_idempotency_key_keeps_the_original_deadline_on_retry(
+    engine: Engine, start_worker: Callable[..., Any]
+) -> None:
+    starts: list[float] = []
+
+    @task(id="w-idem", retry={"max_attempts": 2, "min_timeout_ms": 10, "max_timeout_ms": 10})
+    async def idem(payload: None, ctx: Any) -> int:
+        starts.append(time.monotonic())
+        await wait.for_(seconds=6, idempotency_key=idempotency_keys.create("pause"))
+        if ctx.attempt.number == 1:
+            raise RuntimeError("fail after the wait, once")
+        return int(ctx.attempt.number)
+
+    await start_worker()
+    began = time.monotonic()
+    handle = await idem.trigger(None)
+    run = await engine.wait_for_final(handle.id, timeout=20)
+    assert (run.status, run.output) == ("COMPLETED", "2")
+    # Attempt 2 reused attempt 1's wait, whose deadline had passed: no second 6 s wait.
+    assert len(starts) == 2 and time.monotonic() - began < 10
+
+
+async def test_canceling_a_waiting_run_drops_it_without_on_cancel(
+    engine: Engine, start_worker: Callable[..., Any]
+) -> None:
+    canceled: list[str] = []
+    after: list[str] = []
+
+    @task(id="w-cancel", on_cancel=lambda ctx: canceled.append(ctx.run.id))
+    async def waiting(payload: None) -> None:
+        await wait.for_(hours=1)
+        after.append("resumed")
+
+    worker = await start_worker()
+    handle = await waiting.trigger(None)
+    await status_becomes(engine, handle.id, "WAITING")
+    run = await engine.cancel(handle.id)
+    assert run.status == "CANCELED"
+    for _ in range(100):
+        if not worker._parked:
+            break
+        await asyncio.sleep(0.05)
+    assert not worker._parked and canceled == [] and after == []
