@@ -241,3 +241,25 @@ async def test_canceling_a_waiting_run_drops_it_without_on_cancel(
             break
         await asyncio.sleep(0.05)
     assert not worker._parked and canceled == [] and after == []
+
+
+async def test_a_worker_over_max_parked_resumes_by_replay(
+    engine: Engine, start_worker: Callable[..., Any]
+) -> None:
+    counts = {"before": 0, "after": 0}
+    replays: list[bool] = []
+
+    @task(id="w-evicted")
+    async def evicted(payload: None, ctx: Any) -> str:
+        counts["before"] += 1
+        replays.append(ctx.run.is_replay)
+        await wait.for_(seconds=6)
+        counts["after"] += 1
+        return "done"
+
+    worker = await start_worker(max_parked=0)  # parks nothing: every resume is a replay
+    handle = await evicted.trigger(None)
+    run = await engine.wait_for_final(handle.id, timeout=20)
+    assert run.status == "COMPLETED"
+    assert counts == {"before": 2, "after": 1} and replays == [False, True]
+    assert not worker._parked

@@ -128,6 +128,7 @@ class _Active:
     # Set while the attempt is parked at a durable wait: resolved with the run when a claim
     # takes it back.
     resume: asyncio.Future[RunRecord] | None = None
+    parked_at: float = 0.0
 
 
 _WAITPOINT_TIMEOUT = {
@@ -177,6 +178,8 @@ class Worker:
         heartbeat_interval: float | None = None,
         poll_interval: float | None = None,
         worker_id: str | None = None,
+        max_parked: int | None = None,
+        parked_idle: float | None = None,
     ) -> None:
         settings = engine.settings
         self.engine = engine
@@ -186,6 +189,8 @@ class Worker:
         self.heartbeat_interval = heartbeat_interval or settings.heartbeat_interval
         self.poll_interval = poll_interval or settings.poll_interval
         self.lease_ms = int(3 * self.heartbeat_interval * 1000)
+        self.max_parked = settings.max_parked if max_parked is None else max_parked
+        self.parked_idle = parked_idle or settings.parked_idle
         self.id = worker_id or new_id("worker")
         self._active: dict[str, _Active] = {}
         # Attempts parked at a durable wait: no slot, the coroutine kept until resumed.
@@ -371,10 +376,13 @@ class Worker:
             del self._active[run_id]
         future: asyncio.Future[RunRecord] = asyncio.get_running_loop().create_future()
         active.resume = future
-        self._parked[run_id] = active
-        self._poke()  # a slot is free
         loop = asyncio.get_running_loop()
-        started = loop.time()
+        started = active.parked_at = loop.time()
+        self._parked[run_id] = active
+        while len(self._parked) > self.max_parked:
+            # Bound memory: the oldest parked runs resume by replay wherever they are claimed.
+            self._evict(next(iter(self._parked.values())))
+        self._poke()  # a slot is free
         try:
             active.run = await future
         finally:
@@ -538,6 +546,7 @@ class Worker:
             duties.append(("checking run ownership", self._check_ownership))
             if tick % flush_every == 0:
                 duties.append(("flushing metadata and logs", self._flush_running))
+                duties.append(("checking parked runs", self._check_parked))
             if tick % reap_every == 0:
                 duties.append(("reaping expired leases", self.reap))
             for what, duty in duties:
@@ -574,7 +583,13 @@ class Worker:
             self._poke()
 
     async def _check_parked(self) -> None:
-        """Evict parked coroutines whose run was canceled or is executing elsewhere."""
+        """Evict parked coroutines idle too long, or whose run was canceled or is executing
+        elsewhere."""
+        if not self._parked:
+            return
+        idle_before = asyncio.get_running_loop().time() - self.parked_idle
+        for idle in [a for a in self._parked.values() if a.parked_at < idle_before]:
+            self._evict(idle)
         if not self._parked:
             return
         for row in await self.store.run_ownership(list(self._parked)):
@@ -589,7 +604,6 @@ class Worker:
             self._evict(active)
 
     async def _check_ownership(self) -> None:
-        await self._check_parked()
         running = {rid: a for rid, a in self._active.items() if a.control.reason is None}
         if not running:
             return
