@@ -626,26 +626,6 @@ WHERE id = %(id)s AND status = 'PENDING' AND (
                                'EXPIRED', 'TIMED_OUT')))
 );
 
--- name: waitpoint_settle_due
-UPDATE waitpoints SET status = 'COMPLETED', completed_at = %(now)s
-WHERE environment = %(environment)s AND status = 'PENDING' AND (
-    (kind = 'DATETIME' AND completes_at <= %(now)s)
-    OR (kind = 'RUN' AND EXISTS (
-        SELECT 1 FROM runs r WHERE r.id = waitpoints.target_id
-          AND r.status IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE',
-                           'EXPIRED', 'TIMED_OUT')))
-    OR (kind = 'BATCH' AND NOT EXISTS (
-        SELECT 1 FROM runs r WHERE r.batch_id = waitpoints.target_id
-          AND r.status NOT IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE',
-                               'EXPIRED', 'TIMED_OUT')))
-);
-
--- name: waitpoint_timeout_due
-UPDATE waitpoints SET status = 'TIMED_OUT', completed_at = %(now)s, output = %(timeout_error)s,
-    output_is_error = 1
-WHERE environment = %(environment)s AND status = 'PENDING' AND kind = 'MANUAL'
-  AND timeout_at <= %(now)s;
-
 -- name: waitpoint_complete
 UPDATE waitpoints SET status = 'COMPLETED', output = %(output)s, output_is_error = 0,
     completed_at = %(now)s
@@ -675,3 +655,43 @@ WHERE environment = %(environment)s AND status = 'WAITING' AND NOT EXISTS (
       AND w.status = 'PENDING'
 )
 RETURNING id;
+
+-- name: waitpoint_resolve_due
+-- One statement (one round trip): time out due tokens, complete due dates and waitpoints of
+-- final runs/batches, and WAITING → QUEUED the runs none of whose current waitpoints is still
+-- pending. The CTEs share one snapshot, so the wake discounts what this statement resolved.
+WITH timed AS (
+    UPDATE waitpoints SET status = 'TIMED_OUT', completed_at = %(now)s,
+        output = %(timeout_error)s, output_is_error = 1
+    WHERE environment = %(environment)s AND status = 'PENDING' AND kind = 'MANUAL'
+      AND timeout_at <= %(now)s
+    RETURNING id
+), settled AS (
+    UPDATE waitpoints SET status = 'COMPLETED', completed_at = %(now)s
+    WHERE environment = %(environment)s AND status = 'PENDING' AND (
+        (kind = 'DATETIME' AND completes_at <= %(now)s)
+        OR (kind = 'RUN' AND EXISTS (
+            SELECT 1 FROM runs r WHERE r.id = waitpoints.target_id
+              AND r.status IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE', 'EXPIRED', 'TIMED_OUT')))
+        OR (kind = 'BATCH' AND NOT EXISTS (
+            SELECT 1 FROM runs r WHERE r.batch_id = waitpoints.target_id
+              AND r.status NOT IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE', 'EXPIRED', 'TIMED_OUT')))
+    )
+    RETURNING id
+), woken AS (
+    UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = %(now)s,
+        updated_at = %(now)s
+    WHERE environment = %(environment)s AND status = 'WAITING' AND NOT EXISTS (
+        SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
+        WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
+          AND w.status = 'PENDING'
+          AND w.id NOT IN (SELECT id FROM timed)
+          AND w.id NOT IN (SELECT id FROM settled)
+    )
+    RETURNING id
+), events AS (
+    INSERT INTO run_events (run_id, ts, kind, message)
+    SELECT id, %(now)s, 'status', 'QUEUED' FROM woken
+)
+-- Identical notifications in one transaction are delivered once.
+SELECT id, pg_notify('shipyard_ready', %(environment)s) FROM woken;

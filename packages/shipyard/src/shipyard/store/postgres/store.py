@@ -909,10 +909,8 @@ class PostgresStore:
             cursor = await conn.execute(_Q["waitpoint_due_exists"], values)
             if await cursor.fetchone() is None:
                 return []
-            async with conn.transaction():
-                await conn.execute(_Q["waitpoint_timeout_due"], values)
-                await conn.execute(_Q["waitpoint_settle_due"], values)
-                return await self._wake(conn, params.environment, params.now)
+            cursor = await conn.execute(_Q["waitpoint_resolve_due"], values)
+            return [r[0] for r in await cursor.fetchall()]
 
     async def waitpoint_complete(self, params: WaitpointCompleteParams) -> WaitpointRecord | None:
         """Complete a token (first output wins) and re-queue the runs it released."""
