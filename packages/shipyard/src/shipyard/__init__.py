@@ -22,7 +22,9 @@ from shipyard.errors import (
     IdempotencyKeyError,
     InvalidDurationError,
     MetadataTooLargeError,
+    NonDeterminismError,
     NotInRunError,
+    ParallelWaitError,
     PayloadTooLargeError,
     RateLimitedError,
     RunNotFoundError,
@@ -34,6 +36,8 @@ from shipyard.errors import (
     UnknownQueueError,
     UnknownTaskError,
     ValidationError,
+    WaitpointNotFoundError,
+    WaitpointTimeoutError,
 )
 from shipyard.retry_policy import RetryOptions
 from shipyard.sdk.batch import batch
@@ -49,6 +53,8 @@ from shipyard.sdk.runs import Run, runs
 from shipyard.sdk.tags import tags
 from shipyard.sdk.task import Task, schema_task, task
 from shipyard.sdk.tasks import tasks
+from shipyard.sdk.tokens import WaitToken, WaitTokenInfo, WaitTokenResult
+from shipyard.sdk.wait import wait
 
 __version__ = "0.1.0"
 
@@ -65,7 +71,9 @@ __all__ = [
     "IdempotencyKeyError",
     "InvalidDurationError",
     "MetadataTooLargeError",
+    "NonDeterminismError",
     "NotInRunError",
+    "ParallelWaitError",
     "PayloadTooLargeError",
     "Queue",
     "RateLimitedError",
@@ -85,6 +93,11 @@ __all__ = [
     "UnknownQueueError",
     "UnknownTaskError",
     "ValidationError",
+    "WaitToken",
+    "WaitTokenInfo",
+    "WaitTokenResult",
+    "WaitpointNotFoundError",
+    "WaitpointTimeoutError",
     "__version__",
     "batch",
     "configure",
@@ -100,4 +113,5 @@ __all__ = [
     "tags",
     "task",
     "tasks",
+    "wait",
 ]

@@ -115,6 +115,18 @@ class Settings(BaseModel):
         ge=0,
         description="Seconds running attempts get to finish after SIGTERM before release.",
     )
+    max_parked: int = Field(
+        default=10_000,
+        ge=0,
+        description="Runs one worker keeps parked at durable waits; beyond, the oldest are "
+        "dropped and resume by replay.",
+    )
+    parked_idle: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Seconds a run stays parked in its worker before it is dropped (it then "
+        "resumes by replay).",
+    )
     wait_for_db: bool = Field(
         default=False,
         description="Wait for an unreachable PostgreSQL at start instead of failing after 10 s.",

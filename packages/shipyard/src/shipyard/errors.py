@@ -150,6 +150,12 @@ class BatchNotFoundError(ShipyardError):
     code = "BATCH_NOT_FOUND"
 
 
+class WaitpointNotFoundError(ShipyardError):
+    """No wait token with that id in this environment."""
+
+    code = "WAITPOINT_NOT_FOUND"
+
+
 class IllegalTransitionError(ShipyardError):
     """A run status change that the state machine does not allow."""
 
@@ -231,3 +237,31 @@ class ApiError(TaskError):
         super().__init__(message, status=status)
         self.headers = headers or {}
         self.retryable = not (400 <= status < 500) or status in (408, 429)
+
+
+class NonDeterminismError(TaskError):
+    """A replay reached a different durable call than the one recorded at the same place.
+
+    The task's code changed the order of its durable calls (waits, trigger_and_wait, tokens)
+    between the original execution and the replay; the run fails rather than continue with
+    results that belong to other calls.
+    """
+
+    code = "TASK_NON_DETERMINISM"
+    retryable = False
+
+
+class ParallelWaitError(TaskError):
+    """Durable calls were awaited concurrently (``asyncio.gather`` over waits).
+
+    Use ``batch_trigger_and_wait`` to wait for many runs at once.
+    """
+
+    code = "TASK_DID_CONCURRENT_WAIT"
+    retryable = False
+
+
+class WaitpointTimeoutError(ShipyardError):
+    """A wait token's ``timeout`` passed before it was completed (``wait.for_token``)."""
+
+    code = "WAITPOINT_TIMEOUT"

@@ -118,12 +118,22 @@ def worker(
         float | None, typer.Option(help="Heartbeat interval; a lease is 3 of them.")
     ] = None,
     poll: Annotated[float | None, typer.Option(help="Backup poll interval in seconds.")] = None,
+    max_parked: Annotated[
+        int | None,
+        typer.Option(help="Runs kept parked at durable waits; beyond, they resume by replay."),
+    ] = None,
+    parked_idle: Annotated[
+        float | None,
+        typer.Option(help="Seconds a run stays parked before it is dropped (replayed later)."),
+    ] = None,
     wait_for_db: Annotated[
         bool, typer.Option("--wait-for-db", help="Wait for an unreachable database at start.")
     ] = False,
 ) -> None:
     """Run a worker: import the task folders, claim and execute runs until stopped."""
     settings = _settings(
+        max_parked=max_parked,
+        parked_idle=parked_idle,
         worker_concurrency=concurrency,
         shutdown_grace=grace,
         heartbeat_interval=heartbeat,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -17,6 +19,7 @@ from shipyard.config import Settings
 from shipyard.durations import parse_duration_ms, resolve_time
 from shipyard.engine.options import TriggerOptions, parse_options
 from shipyard.engine.runs import FINAL_STATUSES, IDEMPOTENCY_RELEASE_STATUSES, RunStatus
+from shipyard.engine.waits import durable_call
 from shipyard.errors import (
     BatchTooLargeError,
     NotInRunError,
@@ -24,9 +27,11 @@ from shipyard.errors import (
     RateLimitedError,
     RunNotFoundError,
     RunTimeoutError,
+    TooManyTagsError,
     UnknownQueueError,
     UnknownTaskError,
     ValidationError,
+    WaitpointNotFoundError,
 )
 from shipyard.ids import new_id
 from shipyard.jsonutil import byte_size, dumps, loads
@@ -40,12 +45,15 @@ from shipyard.store.protocol import (
     RunCancelParams,
     RunInsertParams,
     RunRescheduleParams,
+    WaitpointCompleteParams,
+    WaitpointCreateParams,
 )
-from shipyard.store.records import RunRecord, TaskRecord
+from shipyard.store.records import RunRecord, TaskRecord, WaitpointRecord
 
 PAYLOAD_MAX_BYTES = 3 * 1024 * 1024
 OUTPUT_MAX_BYTES = 10 * 1024 * 1024
 BATCH_MAX_ITEMS = 1000
+TOKEN_MAX_TAGS = 10
 HANDLE_TOKEN_TTL_S = 3600
 _RELEASE_STATUSES = frozenset(str(s) for s in IDEMPOTENCY_RELEASE_STATUSES)
 
@@ -403,30 +411,86 @@ class Engine:
     ) -> Result:
         """Trigger a child run and wait for its result. Only inside a run.
 
-        The parent keeps its worker slot while it waits (durable, slot-releasing waits
-        arrive with waitpoints).
+        A durable call: the parent suspends (WAITING, its slot given back) until the child
+        reaches a final status, so a parent and its child on one queue with limit 1 cannot
+        deadlock.
         """
         scope = current_scope()
-        if scope is None:
+        if scope is None or scope.waits is None:
             raise NotInRunError(
                 "trigger_and_wait can only be called inside a running task; "
                 "use trigger() and runs.poll() elsewhere."
             )
-        handle = await self.trigger(task_id, payload, options, trigger_function="triggerAndWait")
-        run = await self.wait_for_final(handle.id)
-        return result_of(run)
+
+        async def create() -> WaitpointCreateParams:
+            handle = await self.trigger(
+                task_id, payload, options, trigger_function="triggerAndWait"
+            )
+            return WaitpointCreateParams(
+                id=new_id("waitpoint"),
+                environment=self.environment,
+                kind="RUN",
+                now=self.clock(),
+                target_id=handle.id,
+            )
+
+        waitpoint = await durable_call(
+            scope,
+            f"trigger_and_wait({task_id})",
+            create,
+            lambda wp: {"type": "task", "run_id": wp.target_id},
+        )
+        assert waitpoint.target_id is not None
+        return result_of(await self.get_run(waitpoint.target_id))
 
     async def batch_trigger_and_wait(
         self, entries: Sequence[Mapping[str, Any]], options: Mapping[str, Any]
     ) -> BatchResult:
-        """Trigger many child runs and wait for all; results in input order."""
-        if current_scope() is None:
+        """Trigger many child runs and wait for all; results in input order.
+
+        A durable call: the parent suspends until every child reaches a final status.
+        """
+        scope = current_scope()
+        if scope is None or scope.waits is None:
             raise NotInRunError("batch_trigger_and_wait can only be called inside a running task.")
-        batch = await self.batch_trigger(entries, options, trigger_function="batchTriggerAndWait")
+        counts: dict[str, int] = {}
+
+        async def create() -> WaitpointCreateParams:
+            batch = await self.batch_trigger(
+                entries, options, trigger_function="batchTriggerAndWait"
+            )
+            counts[batch.batch_id] = batch.run_count
+            return WaitpointCreateParams(
+                id=new_id("waitpoint"),
+                environment=self.environment,
+                kind="BATCH",
+                now=self.clock(),
+                target_id=batch.batch_id,
+            )
+
+        tasks = sorted({str(entry["task"]) for entry in entries})
+        waitpoint = await durable_call(
+            scope,
+            f"batch_trigger_and_wait({', '.join(tasks)}; {len(entries)} items)",
+            create,
+            lambda wp: {
+                "type": "batch",
+                "batch_id": wp.target_id,
+                "run_count": counts.get(wp.target_id or "", len(entries)),
+            },
+        )
+        batch_id = waitpoint.target_id
+        assert batch_id is not None
+        record = await self.store.batch_get(self.environment, batch_id)
+        ordered = loads(record.run_ids) if record is not None and record.run_ids else []
+        by_id = {r.id: r for r in await self.store.batch_runs(batch_id)}
         results = []
-        for run_id in batch.runs:
-            results.append(result_of(await self.wait_for_final(run_id)))
-        return BatchResult(id=batch.batch_id, runs=tuple(results))
+        for run_id in ordered:
+            run = by_id.get(run_id)
+            if run is None or not RunStatus(run.status).is_final:
+                run = await self.wait_for_final(run_id)  # a cached run of another batch
+            results.append(result_of(run))
+        return BatchResult(id=batch_id, runs=tuple(results))
 
     # -- managing runs --------------------------------------------------------------------
 
@@ -497,6 +561,81 @@ class Engine:
         if run.max_duration_s:
             options["max_duration"] = run.max_duration_s
         return await self.trigger(run.task_id, loads(run.payload), options)
+
+    # -- wait tokens ----------------------------------------------------------------------
+
+    def token_signature(self, waitpoint_id: str) -> str:
+        """HMAC-SHA256 of a token id under the environment's secret key (hex)."""
+        secret = self._secret_key().encode()
+        return hmac.new(secret, waitpoint_id.encode(), hashlib.sha256).hexdigest()
+
+    def token_url(self, waitpoint_id: str) -> str:
+        """The signed callback URL that completes a token with the POSTed JSON."""
+        origin = f"http://{self.settings.server_host}:{self.settings.server_port}"
+        return (
+            f"{origin}/api/v1/waitpoints/tokens/{waitpoint_id}/callback/"
+            f"{self.token_signature(waitpoint_id)}"
+        )
+
+    async def create_token(
+        self,
+        *,
+        timeout: Any = None,
+        idempotency_key: str | None = None,
+        idempotency_key_ttl: str | int | None = None,
+        tags: Sequence[str] | str | None = None,
+    ) -> tuple[WaitpointRecord, bool]:
+        """Create a wait token (or return the live one holding ``idempotency_key``)."""
+        tag_list = [tags] if isinstance(tags, str) else list(tags or [])
+        if len(tag_list) > TOKEN_MAX_TAGS:
+            raise TooManyTagsError(
+                f"A wait token can have at most {TOKEN_MAX_TAGS} tags; got {len(tag_list)}.",
+                limit=TOKEN_MAX_TAGS,
+            )
+        await self.start()
+        now = self.clock()
+        ttl_ms = parse_duration_ms(idempotency_key_ttl) if idempotency_key_ttl else None
+        return await self.store.waitpoint_create(
+            WaitpointCreateParams(
+                id=new_id("waitpoint"),
+                environment=self.environment,
+                kind="MANUAL",
+                now=now,
+                timeout_at=resolve_time(timeout, now) if timeout is not None else None,
+                idempotency_key=str(idempotency_key) if idempotency_key is not None else None,
+                idempotency_key_expires_at=now + ttl_ms if idempotency_key and ttl_ms else None,
+                tags=tag_list,
+            )
+        )
+
+    async def complete_token(self, waitpoint_id: str, data: Any) -> WaitpointRecord:
+        """Complete a token with ``data``; completing it again keeps the first data."""
+        await self.start()
+        found = await self.store.waitpoint_complete(
+            WaitpointCompleteParams(
+                environment=self.environment,
+                waitpoint_id=waitpoint_id,
+                output=dumps(data, what="Token output"),
+                now=self.clock(),
+            )
+        )
+        if found is None or found.kind != "MANUAL":
+            raise WaitpointNotFoundError(
+                f"Wait token {waitpoint_id} not found in environment '{self.environment}'.",
+                waitpoint_id=waitpoint_id,
+            )
+        return found
+
+    async def get_token(self, waitpoint_id: str) -> WaitpointRecord:
+        """A token by id, or :class:`WaitpointNotFoundError`."""
+        await self.start()
+        found = await self.store.waitpoint_get(self.environment, waitpoint_id)
+        if found is None or found.kind != "MANUAL":
+            raise WaitpointNotFoundError(
+                f"Wait token {waitpoint_id} not found in environment '{self.environment}'.",
+                waitpoint_id=waitpoint_id,
+            )
+        return found
 
     # -- tokens ---------------------------------------------------------------------------
 

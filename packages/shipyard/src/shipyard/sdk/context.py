@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextvars
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shipyard.errors import NotInRunError
 
@@ -128,6 +128,33 @@ class RunScope:
     queued_at: int = 0
     # def tasks run in threads and mutate the pending lists while the worker flushes them.
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Durable waits (engine/waits.py): the worker's parking hooks, the next call's sequence
+    # number, whether a call is in progress (concurrent calls are an error), the hooks'
+    # arguments and the attempt's max_duration timer (paused while the run waits).
+    waits: WaitDriver | None = None
+    wait_seq: int = 0
+    in_durable_call: bool = False
+    parallel_error: BaseException | None = None
+    hook_args: dict[str, Any] = field(default_factory=dict)
+    deadline: Any = None
+
+
+class WaitDriver(Protocol):
+    """What the worker executing an attempt provides to its durable calls."""
+
+    worker_id: str
+
+    def attempt_number(self) -> int:
+        """The attempt being executed (fences the suspend)."""
+        ...
+
+    async def park(self) -> None:
+        """Give the slot back and wait until the run is claimed again to continue."""
+        ...
+
+    def lost(self) -> BaseException:
+        """The run is no longer this attempt's: the exception that ends the attempt quietly."""
+        ...
 
 
 _current_scope: contextvars.ContextVar[RunScope | None] = contextvars.ContextVar(

@@ -59,6 +59,8 @@ class Task:
     on_failure: Hook | None = None
     on_complete: Hook | None = None
     on_cancel: Hook | None = None
+    on_wait: Hook | None = None
+    on_resume: Hook | None = None
     middleware: Sequence[Hook] = ()
     file_path: str = ""
     takes_ctx: bool = field(init=False, default=False)
@@ -222,6 +224,8 @@ def task(
     on_failure: Hook | None = None,
     on_complete: Hook | None = None,
     on_cancel: Hook | None = None,
+    on_wait: Hook | None = None,
+    on_resume: Hook | None = None,
     middleware: Hook | Sequence[Hook] | None = None,
     ttl: str | int | None = None,
 ) -> Callable[[TaskFn], Task]: ...
@@ -244,6 +248,8 @@ def task(
     on_failure: Hook | None = None,
     on_complete: Hook | None = None,
     on_cancel: Hook | None = None,
+    on_wait: Hook | None = None,
+    on_resume: Hook | None = None,
     middleware: Hook | Sequence[Hook] | None = None,
     ttl: str | int | None = None,
 ) -> Task | Callable[[TaskFn], Task]:
@@ -273,6 +279,8 @@ def task(
                 "on_failure": on_failure,
                 "on_complete": on_complete,
                 "on_cancel": on_cancel,
+                "on_wait": on_wait,
+                "on_resume": on_resume,
             },
             middleware=middleware,
             schema=None,
@@ -302,6 +310,8 @@ def schema_task(
     on_failure: Hook | None = None,
     on_complete: Hook | None = None,
     on_cancel: Hook | None = None,
+    on_wait: Hook | None = None,
+    on_resume: Hook | None = None,
     middleware: Hook | Sequence[Hook] | None = None,
     ttl: str | int | None = None,
 ) -> Callable[[TaskFn], Task]:
@@ -339,6 +349,8 @@ def schema_task(
                 "on_failure": on_failure,
                 "on_complete": on_complete,
                 "on_cancel": on_cancel,
+                "on_wait": on_wait,
+                "on_resume": on_resume,
             },
             middleware=middleware,
             schema=schema,
@@ -396,6 +408,8 @@ def _build(
         on_failure=hooks["on_failure"],
         on_complete=hooks["on_complete"],
         on_cancel=hooks["on_cancel"],
+        on_wait=hooks["on_wait"],
+        on_resume=hooks["on_resume"],
     )
 
 

@@ -24,6 +24,8 @@ HOOK_NAMES = (
     "on_failure",
     "on_complete",
     "on_cancel",
+    "on_wait",
+    "on_resume",
     "catch_error",
     "middleware",
 )
@@ -111,6 +113,14 @@ class _Tasks:
     def on_cancel(self, fn: Hook) -> Hook:
         """Run ``fn`` when an executing run is canceled."""
         return global_hooks.add("on_cancel", fn)
+
+    def on_wait(self, fn: Hook) -> Hook:
+        """Run ``fn(wait=...)`` before any run suspends at a durable wait."""
+        return global_hooks.add("on_wait", fn)
+
+    def on_resume(self, fn: Hook) -> Hook:
+        """Run ``fn(wait=...)`` when any run continues after a durable wait."""
+        return global_hooks.add("on_resume", fn)
 
     def catch_error(self, fn: Hook) -> Hook:
         """Consult ``fn`` (after the task's own) when an attempt fails."""

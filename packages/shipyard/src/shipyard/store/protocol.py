@@ -24,6 +24,7 @@ from shipyard.store.records import (
     RunEventRecord,
     RunRecord,
     TaskRecord,
+    WaitpointRecord,
     WorkerRecord,
 )
 
@@ -290,6 +291,87 @@ class RunOwnership:
     lease_owner: str | None
 
 
+@dataclass(slots=True)
+class WaitpointCreateParams:
+    """A waitpoint to create; with ``idempotency_key`` the live one holding it is reused."""
+
+    id: str
+    environment: str
+    kind: str
+    now: int
+    completes_at: int | None = None
+    timeout_at: int | None = None
+    idempotency_key: str | None = None
+    idempotency_key_expires_at: int | None = None
+    tags: Sequence[str] = ()
+    target_id: str | None = None
+
+
+@dataclass(slots=True)
+class WaitpointBlockParams:
+    """Block an attempt on a waitpoint at its durable call ``seq``.
+
+    Either ``create`` (a new waitpoint, or the live one holding its idempotency key) or
+    ``waitpoint_id`` (an existing one: a token, or the call recorded at ``seq``). If the
+    waitpoint is still pending the run goes EXECUTING → WAITING, fenced like a finish.
+    """
+
+    run_id: str
+    attempt_number: int
+    worker_id: str
+    seq: int
+    call: str
+    now: int
+    create: WaitpointCreateParams | None = None
+    waitpoint_id: str | None = None
+
+
+@dataclass(slots=True)
+class WaitpointBlockResult:
+    """The waitpoint the call is blocked on and what happened to the run."""
+
+    waitpoint: WaitpointRecord
+    suspended: bool
+    owned: bool
+
+
+@dataclass(slots=True)
+class RecordedCall:
+    """The durable call recorded at a sequence number of an attempt."""
+
+    call: str
+    waitpoint: WaitpointRecord
+
+
+@dataclass(slots=True)
+class WaitpointResolveParams:
+    """Resolve due waitpoints of an environment and re-queue the runs they released."""
+
+    environment: str
+    now: int
+    timeout_error: str
+
+
+@dataclass(slots=True)
+class WaitpointCompleteParams:
+    """Complete a PENDING token with ``output`` (JSON); a completed token keeps its output."""
+
+    environment: str
+    waitpoint_id: str
+    output: str
+    now: int
+
+
+@dataclass(slots=True)
+class WaitpointListParams:
+    """Filters for ``waitpoint_list`` (tokens only), newest first."""
+
+    environment: str
+    statuses: Sequence[str] = ()
+    tags: Sequence[str] = ()
+    limit: int = 100
+
+
 class ReadyListener(Protocol):
     """A worker's end of the wake-up channel."""
 
@@ -450,6 +532,36 @@ class Store(Protocol):
 
     async def ready_notify(self, environment: str) -> None:
         """Wake the environment's workers: runs became ready to claim."""
+        ...
+
+    async def waitpoint_create(self, params: WaitpointCreateParams) -> tuple[WaitpointRecord, bool]:
+        """Create a waitpoint, or return the live one holding its idempotency key (True)."""
+        ...
+
+    async def waitpoint_get(self, environment: str, waitpoint_id: str) -> WaitpointRecord | None:
+        """One waitpoint by id, or None."""
+        ...
+
+    async def waitpoint_list(self, params: WaitpointListParams) -> list[WaitpointRecord]:
+        """Tokens (MANUAL waitpoints) newest first, filtered by status and tags (all of)."""
+        ...
+
+    async def waitpoint_recorded(
+        self, run_id: str, attempt_number: int, seq: int
+    ) -> RecordedCall | None:
+        """The durable call an attempt recorded at ``seq``, or None."""
+        ...
+
+    async def waitpoint_block(self, params: WaitpointBlockParams) -> WaitpointBlockResult:
+        """Link the attempt's call ``seq`` to a waitpoint; suspend the run if it is pending."""
+        ...
+
+    async def waitpoint_resolve_due(self, params: WaitpointResolveParams) -> list[str]:
+        """Complete due waitpoints; WAITING → QUEUED for runs no longer blocked (their ids)."""
+        ...
+
+    async def waitpoint_complete(self, params: WaitpointCompleteParams) -> WaitpointRecord | None:
+        """Complete a token (first output wins) and re-queue the runs it released."""
         ...
 
     def worker_heartbeat(self, params: WorkerHeartbeatParams) -> int:

@@ -57,6 +57,8 @@ class RunRecord:
     finished_at: int | None
     expired_at: int | None
     ttl_expires_at: int | None = None
+    # 'RESUMING' when a waiting run is queued to resume, 'RESUMED' once claimed for it.
+    resume_state: str | None = None
 
     @classmethod
     def from_row(cls, names: list[str], row: tuple[Any, ...]) -> RunRecord:
@@ -174,3 +176,34 @@ class Page:
 
     items: list[RunRecord] = field(default_factory=list)
     next_cursor: str | None = None
+
+
+@dataclass(slots=True)
+class WaitpointRecord:
+    """One row of ``waitpoints``: a durable wait's request and, once resolved, its result.
+
+    ``kind`` is DATETIME, MANUAL (a token), RUN or BATCH; ``status`` PENDING, COMPLETED or
+    TIMED_OUT. ``output`` is JSON text (an error when ``output_is_error``).
+    """
+
+    id: str
+    environment: str
+    kind: str
+    status: str
+    completes_at: int | None
+    timeout_at: int | None
+    idempotency_key: str | None
+    idempotency_key_expires_at: int | None
+    tags: str
+    output: str | None
+    output_is_error: int
+    target_id: str | None
+    created_at: int
+    completed_at: int | None
+
+
+WAITPOINT_COLUMNS = (
+    "id, environment, kind, status, completes_at, timeout_at, idempotency_key, "
+    "idempotency_key_expires_at, tags, output, output_is_error, target_id, created_at, "
+    "completed_at"
+)

@@ -5,8 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shipyard.store.protocol import RateTakeParams, RunInsertParams
-from shipyard.store.records import NewEvent, RunRecord
+from shipyard.store.protocol import (
+    RateTakeParams,
+    RunInsertParams,
+    WaitpointCreateParams,
+    WaitpointListParams,
+)
+from shipyard.store.records import NewEvent, RunRecord, WaitpointRecord
 
 
 def insert_row(p: RunInsertParams) -> dict[str, Any]:
@@ -109,3 +114,32 @@ def take_tokens(
         return current - params.count, 0
     missing = params.count - current
     return current, max(1, int(missing / rate + 0.999))
+
+
+def waitpoint_values(params: WaitpointCreateParams) -> dict[str, Any]:
+    """The bound values of a waitpoint insert."""
+    return {
+        "id": params.id,
+        "environment": params.environment,
+        "kind": params.kind,
+        "now": params.now,
+        "completes_at": params.completes_at,
+        "timeout_at": params.timeout_at,
+        "idempotency_key": params.idempotency_key,
+        "idempotency_key_expires_at": params.idempotency_key_expires_at,
+        "tags": json.dumps(list(params.tags)),
+        "target_id": params.target_id,
+    }
+
+
+def filter_waitpoints(
+    found: list[WaitpointRecord], params: WaitpointListParams
+) -> list[WaitpointRecord]:
+    """Tokens matching the statuses and carrying every tag, at most ``limit``."""
+    wanted = set(params.tags)
+    return [
+        w
+        for w in found
+        if (not params.statuses or w.status in params.statuses)
+        and wanted <= set(json.loads(w.tags))
+    ][: params.limit]

@@ -86,8 +86,10 @@ class AttemptOutcome:
     retry_at: int | None = None
 
 
-def build_context(engine: Engine, task: Task, run: RunRecord, now: int) -> Context:
-    """The ``ctx`` snapshot for this attempt."""
+def build_context(
+    engine: Engine, task: Task, run: RunRecord, now: int, *, is_replay: bool = False
+) -> Context:
+    """The ``ctx`` snapshot for this attempt (``is_replay``: resumed by replay)."""
     env = engine.environment
     env_type = env.split("/", 1)[0].upper()
     return Context(
@@ -95,7 +97,7 @@ def build_context(engine: Engine, task: Task, run: RunRecord, now: int) -> Conte
             id=run.id,
             tags=tuple(loads(run.tags)),
             is_test=bool(run.is_test),
-            is_replay=False,
+            is_replay=is_replay,
             created_at=run.created_at,
             started_at=run.started_at,
             idempotency_key=run.idempotency_key,
@@ -166,6 +168,7 @@ async def _attempt(
         return _failed(error, RunStatus.FAILED)
 
     base: dict[str, Any] = {"payload": payload, "ctx": ctx, "task": task}
+    scope.hook_args = base
 
     async def inner() -> Any:
         if ctx.attempt.number == 1:
@@ -178,6 +181,7 @@ async def _attempt(
     chain = _middleware_chain([*global_hooks.get("middleware"), *task.middleware], inner, base)
     max_duration = ctx.run.max_duration
     deadline = asyncio.timeout(max_duration) if max_duration else None
+    scope.deadline = deadline  # paused while the run waits (worker._Driver.park)
     try:
         if deadline is not None:
             async with deadline:

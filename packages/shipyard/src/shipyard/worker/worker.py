@@ -45,6 +45,7 @@ from shipyard.store.protocol import (
     RunReleaseParams,
     RunScheduleParams,
     TaskRegisterParams,
+    WaitpointResolveParams,
 )
 from shipyard.store.records import NewEvent, RunRecord, TaskRecord, WorkerRecord
 from shipyard.worker.executor import (
@@ -124,6 +125,37 @@ class _Active:
     scope: RunScope
     control: AttemptControl = field(default_factory=AttemptControl)
     handle: asyncio.Task[None] | None = None
+    # Set while the attempt is parked at a durable wait: resolved with the run when a claim
+    # takes it back.
+    resume: asyncio.Future[RunRecord] | None = None
+    parked_at: float = 0.0
+
+
+_WAITPOINT_TIMEOUT = {
+    "name": "WaitpointTimeoutError",
+    "message": "The wait token timed out before it was completed.",
+    "stack": "",
+    "code": "WAITPOINT_TIMEOUT",
+}
+
+
+class _Driver:
+    """The worker's side of an attempt's durable calls (``RunScope.waits``)."""
+
+    def __init__(self, worker: Worker, active: _Active) -> None:
+        self.worker = worker
+        self.active = active
+        self.worker_id = worker.id
+
+    def attempt_number(self) -> int:
+        return self.active.run.attempt_number
+
+    async def park(self) -> None:
+        await self.worker._park(self.active)
+
+    def lost(self) -> BaseException:
+        self.active.control.reason = "lost"
+        return asyncio.CancelledError()
 
 
 class Worker:
@@ -146,6 +178,8 @@ class Worker:
         heartbeat_interval: float | None = None,
         poll_interval: float | None = None,
         worker_id: str | None = None,
+        max_parked: int | None = None,
+        parked_idle: float | None = None,
     ) -> None:
         settings = engine.settings
         self.engine = engine
@@ -155,8 +189,12 @@ class Worker:
         self.heartbeat_interval = heartbeat_interval or settings.heartbeat_interval
         self.poll_interval = poll_interval or settings.poll_interval
         self.lease_ms = int(3 * self.heartbeat_interval * 1000)
+        self.max_parked = settings.max_parked if max_parked is None else max_parked
+        self.parked_idle = parked_idle or settings.parked_idle
         self.id = worker_id or new_id("worker")
         self._active: dict[str, _Active] = {}
+        # Attempts parked at a durable wait: no slot, the coroutine kept until resumed.
+        self._parked: dict[str, _Active] = {}
         self._pending: list[tuple[_Active, AttemptOutcome]] = []
         self._pending_event = asyncio.Event()
         # stop() and the finish loop both flush; one at a time, or stop() could return while
@@ -289,18 +327,36 @@ class Worker:
                     continue
                 self._outage.ok()
                 for run in claimed:
-                    self._spawn(run)
+                    self._take(run)
             if claimed and len(claimed) < free:
                 # Took what was ready; more may come with the next wake-up.
                 await self._listener.wait(self.poll_interval)
             elif not claimed:
                 await self._listener.wait(self.poll_interval)
 
-    def _spawn(self, run: RunRecord) -> None:
+    def _take(self, run: RunRecord) -> None:
+        """Start a claimed run, or continue the coroutine parked for it here."""
+        parked = self._parked.pop(run.id, None)
+        resuming = run.resume_state == "RESUMED"
+        if parked is not None:
+            future = parked.resume
+            if (
+                resuming
+                and parked.run.attempt_number == run.attempt_number
+                and future is not None
+                and not future.done()
+            ):
+                self._active[run.id] = parked
+                future.set_result(run)
+                return
+            self._evict(parked)
+        self._spawn(run, is_replay=resuming)
+
+    def _spawn(self, run: RunRecord, *, is_replay: bool = False) -> None:
         task = self.tasks.get(run.task_id)
         assert task is not None, run.task_id
         now = self.engine.clock()
-        ctx = build_context(self.engine, task, run, now)
+        ctx = build_context(self.engine, task, run, now, is_replay=is_replay)
         scope = RunScope(
             ctx=ctx,
             engine=self.engine,
@@ -309,8 +365,40 @@ class Worker:
             queued_at=run.queued_at,
         )
         active = _Active(run=run, task=task, scope=scope)
+        scope.waits = _Driver(self, active)
         self._active[run.id] = active
         active.handle = asyncio.create_task(self._execute(active), name=f"shipyard-{run.id}")
+
+    async def _park(self, active: _Active) -> None:
+        """Hold the attempt's coroutine until a claim takes its run back (slot given back)."""
+        run_id = active.run.id
+        if self._active.get(run_id) is active:
+            del self._active[run_id]
+        future: asyncio.Future[RunRecord] = asyncio.get_running_loop().create_future()
+        active.resume = future
+        loop = asyncio.get_running_loop()
+        started = active.parked_at = loop.time()
+        self._parked[run_id] = active
+        while len(self._parked) > self.max_parked:
+            # Bound memory: the oldest parked runs resume by replay wherever they are claimed.
+            self._evict(next(iter(self._parked.values())))
+        self._poke()  # a slot is free
+        try:
+            active.run = await future
+        finally:
+            active.resume = None
+        deadline = active.scope.deadline
+        if deadline is not None and deadline.when() is not None:
+            # max_duration counts execution, not waiting.
+            deadline.reschedule(deadline.when() + (loop.time() - started))
+
+    def _evict(self, active: _Active) -> None:
+        """Drop a parked coroutine; the run resumes by replay wherever it is claimed."""
+        if self._parked.get(active.run.id) is active:
+            del self._parked[active.run.id]
+        active.control.reason = "released"
+        if active.handle is not None and not active.handle.done():
+            active.handle.cancel()
 
     async def _execute(self, active: _Active) -> None:
         try:
@@ -328,7 +416,8 @@ class Worker:
                     error=dumps(serialize_error(exc)),
                 )
         if outcome.status is None:
-            self._active.pop(active.run.id, None)
+            if self._active.get(active.run.id) is active:
+                del self._active[active.run.id]
             self._poke()
             return
         self._pending.append((active, outcome))
@@ -388,7 +477,8 @@ class Worker:
             accepted = await self._write_finished(params)
             finished_ids = []
             for (active, outcome), ok in zip(batch, accepted, strict=True):
-                self._active.pop(active.run.id, None)
+                if self._active.get(active.run.id) is active:
+                    del self._active[active.run.id]
                 if not ok:
                     log.warning(
                         "%s attempt %d: result rejected, the run is no longer ours "
@@ -409,6 +499,12 @@ class Worker:
                 )
             if finished_ids:
                 self.engine.run_finished(finished_ids)
+                if any(a.run.parent_run_id for a, _ in batch):
+                    # A parent may be waiting for these: resolve its waitpoint now.
+                    try:
+                        await self._resolve_waitpoints()
+                    except Exception as exc:
+                        self._outage.failed("resolving waitpoints", exc)
             if any(o.status == RunStatus.QUEUED for _, o in batch):
                 try:
                     await self.store.ready_notify(self.engine.environment)
@@ -446,9 +542,11 @@ class Worker:
             duties: list[tuple[str, Callable[[], Awaitable[object]]]] = [
                 ("scheduling delayed runs", self._schedule_due)
             ]
+            duties.append(("resolving waitpoints", self._resolve_waitpoints))
             duties.append(("checking run ownership", self._check_ownership))
             if tick % flush_every == 0:
                 duties.append(("flushing metadata and logs", self._flush_running))
+                duties.append(("checking parked runs", self._check_parked))
             if tick % reap_every == 0:
                 duties.append(("reaping expired leases", self.reap))
             for what, duty in duties:
@@ -472,6 +570,39 @@ class Worker:
         if done.promoted:
             self._poke()
 
+    async def _resolve_waitpoints(self) -> None:
+        """Complete due waitpoints and re-queue the runs they released."""
+        woken = await self.store.waitpoint_resolve_due(
+            WaitpointResolveParams(
+                environment=self.engine.environment,
+                now=self.engine.clock(),
+                timeout_error=dumps(_WAITPOINT_TIMEOUT),
+            )
+        )
+        if woken:
+            self._poke()
+
+    async def _check_parked(self) -> None:
+        """Evict parked coroutines idle too long, or whose run was canceled or is executing
+        elsewhere."""
+        if not self._parked:
+            return
+        idle_before = asyncio.get_running_loop().time() - self.parked_idle
+        for idle in [a for a in self._parked.values() if a.parked_at < idle_before]:
+            self._evict(idle)
+        if not self._parked:
+            return
+        for row in await self.store.run_ownership(list(self._parked)):
+            active = self._parked.get(row.run_id)
+            if active is None:
+                continue
+            if row.status in (RunStatus.WAITING, RunStatus.QUEUED) and (
+                row.attempt_number == active.run.attempt_number
+            ):
+                continue
+            log.info("%s is %s; dropping its parked attempt", row.run_id, row.status)
+            self._evict(active)
+
     async def _check_ownership(self) -> None:
         running = {rid: a for rid, a in self._active.items() if a.control.reason is None}
         if not running:
@@ -480,8 +611,9 @@ class Worker:
             active = running.get(row.run_id)
             if active is None or active.handle is None or active.handle.done():
                 continue
+            # WAITING/QUEUED with our lease: suspending at a durable wait right now.
             ours = (
-                row.status == RunStatus.EXECUTING
+                row.status in (RunStatus.EXECUTING, RunStatus.WAITING, RunStatus.QUEUED)
                 and row.attempt_number == active.run.attempt_number
                 and row.lease_owner == self.id
             )
@@ -524,6 +656,12 @@ class Worker:
         self._stopping = True
         grace = self.engine.settings.shutdown_grace if grace is None else grace
         self._poke()
+        parked = list(self._parked.values())
+        for active in parked:
+            # The runs stay WAITING; whoever claims them when they resolve replays them.
+            self._evict(active)
+        if parked:
+            await asyncio.wait([a.handle for a in parked if a.handle is not None])
         handles = [a.handle for a in self._active.values() if a.handle is not None]
         if handles:
             log.info("waiting up to %.0f s for %d running attempt(s)", grace, len(handles))

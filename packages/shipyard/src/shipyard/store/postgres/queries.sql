@@ -150,7 +150,10 @@ WITH RECURSIVE g(queue, ck) AS (
 ), claimed AS (
     UPDATE runs r SET
         status = 'EXECUTING',
-        attempt_number = r.attempt_number + 1,
+        -- A run resuming from a durable wait continues its attempt (resume_state: 0004).
+        attempt_number = r.attempt_number
+            + CASE WHEN r.resume_state = 'RESUMING' THEN 0 ELSE 1 END,
+        resume_state = CASE WHEN r.resume_state = 'RESUMING' THEN 'RESUMED' ELSE NULL END,
         lease_owner = %(worker_id)s,
         lease_expires_at = %(lease_expires_at)s,
         started_at = COALESCE(r.started_at, %(now)s),
@@ -166,6 +169,11 @@ WITH RECURSIVE g(queue, ck) AS (
 ), started AS (
     INSERT INTO attempts (run_id, number, status, worker_id, started_at)
     SELECT id, attempt_number, 'EXECUTING', %(worker_id)s, %(now)s FROM claimed
+    WHERE resume_state IS DISTINCT FROM 'RESUMED'
+), resumed AS (
+    UPDATE attempts a SET worker_id = %(worker_id)s, status = 'EXECUTING'
+    FROM claimed c
+    WHERE c.resume_state = 'RESUMED' AND a.run_id = c.id AND a.number = c.attempt_number
 )
 SELECT * FROM claimed ORDER BY sort_key, id;
 
@@ -562,3 +570,143 @@ WHERE environment = %(environment)s;
 SELECT environment FROM environment_slots
 WHERE environment = (SELECT environment FROM runs WHERE id = %(run_id)s)
 FOR UPDATE;
+
+-- name: waitpoint_insert
+INSERT INTO waitpoints (
+    id, environment, kind, status, completes_at, timeout_at, idempotency_key,
+    idempotency_key_expires_at, tags, target_id, created_at
+) VALUES (
+    %(id)s, %(environment)s, %(kind)s, 'PENDING', %(completes_at)s, %(timeout_at)s, %(idempotency_key)s,
+    %(idempotency_key_expires_at)s, %(tags)s, %(target_id)s, %(now)s
+)
+ON CONFLICT DO NOTHING
+RETURNING id, environment, kind, status, completes_at, timeout_at, idempotency_key,
+    idempotency_key_expires_at, tags, output, output_is_error, target_id, created_at,
+    completed_at;
+
+-- name: waitpoint_get
+SELECT id, environment, kind, status, completes_at, timeout_at, idempotency_key,
+    idempotency_key_expires_at, tags, output, output_is_error, target_id, created_at,
+    completed_at
+FROM waitpoints WHERE environment = %(environment)s AND id = %(id)s;
+
+-- name: waitpoint_get_by_id
+SELECT id, environment, kind, status, completes_at, timeout_at, idempotency_key,
+    idempotency_key_expires_at, tags, output, output_is_error, target_id, created_at,
+    completed_at
+FROM waitpoints WHERE id = %(id)s;
+
+-- name: waitpoint_get_by_key
+SELECT id, environment, kind, status, completes_at, timeout_at, idempotency_key,
+    idempotency_key_expires_at, tags, output, output_is_error, target_id, created_at,
+    completed_at
+FROM waitpoints WHERE environment = %(environment)s AND idempotency_key = %(idempotency_key)s;
+
+-- name: waitpoint_clear_key
+UPDATE waitpoints SET idempotency_key = NULL, idempotency_key_expires_at = NULL
+WHERE id = %(id)s;
+
+-- name: waitpoint_list
+SELECT id, environment, kind, status, completes_at, timeout_at, idempotency_key,
+    idempotency_key_expires_at, tags, output, output_is_error, target_id, created_at,
+    completed_at
+FROM waitpoints WHERE environment = %(environment)s AND kind = 'MANUAL'
+ORDER BY created_at DESC, id DESC;
+
+-- name: waitpoint_recorded
+SELECT rw.call, w.id, w.environment, w.kind, w.status, w.completes_at, w.timeout_at,
+    w.idempotency_key, w.idempotency_key_expires_at, w.tags, w.output, w.output_is_error,
+    w.target_id, w.created_at, w.completed_at
+FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
+WHERE rw.run_id = %(run_id)s AND rw.attempt_number = %(attempt_number)s AND rw.seq = %(seq)s;
+
+-- name: waitpoint_link
+INSERT INTO run_waitpoints (run_id, attempt_number, seq, waitpoint_id, call, created_at)
+VALUES (%(run_id)s, %(attempt_number)s, %(seq)s, %(waitpoint_id)s, %(call)s, %(now)s)
+ON CONFLICT DO NOTHING;
+
+-- name: waitpoint_settle_one
+-- A waitpoint that is already due (a past date, a child that already finished) resolves
+-- before its run would suspend. Token timeouts are left to waitpoint_settle_due.
+UPDATE waitpoints SET status = 'COMPLETED', completed_at = %(now)s
+WHERE id = %(id)s AND status = 'PENDING' AND (
+    (kind = 'DATETIME' AND completes_at <= %(now)s)
+    OR (kind = 'RUN' AND EXISTS (
+        SELECT 1 FROM runs r WHERE r.id = waitpoints.target_id
+          AND r.status IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE',
+                           'EXPIRED', 'TIMED_OUT')))
+    OR (kind = 'BATCH' AND NOT EXISTS (
+        SELECT 1 FROM runs r WHERE r.batch_id = waitpoints.target_id
+          AND r.status NOT IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE',
+                               'EXPIRED', 'TIMED_OUT')))
+);
+
+-- name: waitpoint_complete
+UPDATE waitpoints SET status = 'COMPLETED', output = %(output)s, output_is_error = 0,
+    completed_at = %(now)s
+WHERE environment = %(environment)s AND id = %(id)s AND status = 'PENDING' AND kind = 'MANUAL';
+
+-- name: waitpoint_due_exists
+SELECT 1 WHERE EXISTS (
+    SELECT 1 FROM runs WHERE environment = %(environment)s AND status = 'WAITING'
+) OR EXISTS (
+    SELECT 1 FROM waitpoints WHERE environment = %(environment)s AND status = 'PENDING'
+      AND kind = 'MANUAL' AND timeout_at <= %(now)s
+);
+
+-- name: run_suspend
+-- Fenced like a finish; the lease owner is kept (the worker holding the parked coroutine).
+UPDATE runs SET status = 'WAITING', lease_expires_at = NULL, updated_at = %(now)s
+WHERE id = %(run_id)s AND status = 'EXECUTING' AND attempt_number = %(attempt_number)s
+  AND lease_owner = %(worker_id)s;
+
+-- name: runs_wake
+-- WAITING → QUEUED (queue position kept) for runs none of whose current waitpoints is pending.
+UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = %(now)s,
+    updated_at = %(now)s
+WHERE environment = %(environment)s AND status = 'WAITING' AND NOT EXISTS (
+    SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
+    WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
+      AND w.status = 'PENDING'
+)
+RETURNING id;
+
+-- name: waitpoint_resolve_due
+-- One statement (one round trip): time out due tokens, complete due dates and waitpoints of
+-- final runs/batches, and WAITING → QUEUED the runs none of whose current waitpoints is still
+-- pending. The CTEs share one snapshot, so the wake discounts what this statement resolved.
+WITH timed AS (
+    UPDATE waitpoints SET status = 'TIMED_OUT', completed_at = %(now)s,
+        output = %(timeout_error)s, output_is_error = 1
+    WHERE environment = %(environment)s AND status = 'PENDING' AND kind = 'MANUAL'
+      AND timeout_at <= %(now)s
+    RETURNING id
+), settled AS (
+    UPDATE waitpoints SET status = 'COMPLETED', completed_at = %(now)s
+    WHERE environment = %(environment)s AND status = 'PENDING' AND (
+        (kind = 'DATETIME' AND completes_at <= %(now)s)
+        OR (kind = 'RUN' AND EXISTS (
+            SELECT 1 FROM runs r WHERE r.id = waitpoints.target_id
+              AND r.status IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE', 'EXPIRED', 'TIMED_OUT')))
+        OR (kind = 'BATCH' AND NOT EXISTS (
+            SELECT 1 FROM runs r WHERE r.batch_id = waitpoints.target_id
+              AND r.status NOT IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE', 'EXPIRED', 'TIMED_OUT')))
+    )
+    RETURNING id
+), woken AS (
+    UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = %(now)s,
+        updated_at = %(now)s
+    WHERE environment = %(environment)s AND status = 'WAITING' AND NOT EXISTS (
+        SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
+        WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
+          AND w.status = 'PENDING'
+          AND w.id NOT IN (SELECT id FROM timed)
+          AND w.id NOT IN (SELECT id FROM settled)
+    )
+    RETURNING id
+), events AS (
+    INSERT INTO run_events (run_id, ts, kind, message)
+    SELECT id, %(now)s, 'status', 'QUEUED' FROM woken
+)
+-- Identical notifications in one transaction are delivered once.
+SELECT id, pg_notify('shipyard_ready', %(environment)s) FROM woken;

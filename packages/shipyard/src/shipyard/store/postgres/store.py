@@ -36,6 +36,7 @@ from shipyard.store.protocol import (
     QueueUpsertParams,
     RateTakeParams,
     ReapedRun,
+    RecordedCall,
     RunCancelParams,
     RunClaimParams,
     RunFinishParams,
@@ -51,6 +52,12 @@ from shipyard.store.protocol import (
     RunTagsAddParams,
     ScheduledRuns,
     TaskRegisterParams,
+    WaitpointBlockParams,
+    WaitpointBlockResult,
+    WaitpointCompleteParams,
+    WaitpointCreateParams,
+    WaitpointListParams,
+    WaitpointResolveParams,
     WorkerHeartbeatParams,
 )
 from shipyard.store.queries import load_queries, migration_files
@@ -63,15 +70,18 @@ from shipyard.store.records import (
     RunEventRecord,
     RunRecord,
     TaskRecord,
+    WaitpointRecord,
     WorkerRecord,
 )
 from shipyard.store.rows import (
     debounce_overflows,
     debounce_push_row,
     event_row,
+    filter_waitpoints,
     idempotency_key_released,
     insert_row,
     take_tokens,
+    waitpoint_values,
 )
 
 log = logging.getLogger("shipyard.store")
@@ -740,6 +750,150 @@ class PostgresStore:
     async def worker_stop(self, worker_id: str, now: int) -> None:
         """Mark a worker as stopped."""
         await self._execute(_Q["worker_stop"], {"worker_id": worker_id, "now": now})
+
+    # -- waitpoints ---------------------------------------------------------------------------
+
+    async def _waitpoint_create(
+        self, conn: psycopg.AsyncConnection[Any], params: WaitpointCreateParams
+    ) -> tuple[WaitpointRecord, bool]:
+        values = waitpoint_values(params)
+        for _ in range(3):
+            if params.idempotency_key is not None:
+                cursor = await conn.execute(_Q["waitpoint_get_by_key"], values)
+                row = await cursor.fetchone()
+                if row is not None:
+                    found = WaitpointRecord(*row)
+                    expires = found.idempotency_key_expires_at
+                    if expires is None or expires > params.now:
+                        return found, True
+                    await conn.execute(_Q["waitpoint_clear_key"], {"id": found.id})
+            cursor = await conn.execute(_Q["waitpoint_insert"], values)
+            row = await cursor.fetchone()
+            if row is not None:
+                return WaitpointRecord(*row), False
+        raise ShipyardError(f"Could not create waitpoint {params.id}: its key kept conflicting.")
+
+    async def waitpoint_create(self, params: WaitpointCreateParams) -> tuple[WaitpointRecord, bool]:
+        """Create a waitpoint, or return the live one holding its idempotency key (True)."""
+        await self._ensure_open()
+        async with self._pool.connection() as conn, conn.transaction():
+            return await self._waitpoint_create(conn, params)
+
+    async def waitpoint_get(self, environment: str, waitpoint_id: str) -> WaitpointRecord | None:
+        """One waitpoint by id, or None."""
+        rows = await self._fetchall(
+            _Q["waitpoint_get"], {"environment": environment, "id": waitpoint_id}
+        )
+        return WaitpointRecord(*rows[0]) if rows else None
+
+    async def waitpoint_list(self, params: WaitpointListParams) -> list[WaitpointRecord]:
+        """Tokens (MANUAL waitpoints) newest first, filtered by status and tags (all of)."""
+        rows = await self._fetchall(_Q["waitpoint_list"], {"environment": params.environment})
+        return filter_waitpoints([WaitpointRecord(*r) for r in rows], params)
+
+    async def waitpoint_recorded(
+        self, run_id: str, attempt_number: int, seq: int
+    ) -> RecordedCall | None:
+        """The durable call an attempt recorded at ``seq``, or None."""
+        rows = await self._fetchall(
+            _Q["waitpoint_recorded"],
+            {"run_id": run_id, "attempt_number": attempt_number, "seq": seq},
+        )
+        return RecordedCall(rows[0][0], WaitpointRecord(*rows[0][1:])) if rows else None
+
+    async def waitpoint_block(self, params: WaitpointBlockParams) -> WaitpointBlockResult:
+        """Link the attempt's call ``seq`` to a waitpoint; suspend the run if it is pending.
+
+        EXECUTING → WAITING gives the run's slot back, so the environment's slot row is
+        locked first (lock order: see run_finish_many in queries.sql).
+        """
+        await self._ensure_open()
+        values: dict[str, Any] = {
+            "run_id": params.run_id,
+            "attempt_number": params.attempt_number,
+            "worker_id": params.worker_id,
+            "seq": params.seq,
+            "call": params.call,
+            "now": params.now,
+        }
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute(_Q["environment_slot_lock_for_run"], values)
+            if params.create is not None:
+                waitpoint_id = (await self._waitpoint_create(conn, params.create))[0].id
+            else:
+                assert params.waitpoint_id is not None
+                waitpoint_id = params.waitpoint_id
+            values["waitpoint_id"] = values["id"] = waitpoint_id
+            await conn.execute(_Q["waitpoint_link"], values)
+            await conn.execute(_Q["waitpoint_settle_one"], values)
+            cursor = await conn.execute(_Q["waitpoint_get_by_id"], values)
+            row = await cursor.fetchone()
+            if row is None:
+                raise ShipyardError(f"Waitpoint {waitpoint_id} not found.")
+            waitpoint = WaitpointRecord(*row)
+            if waitpoint.status != "PENDING":
+                return WaitpointBlockResult(waitpoint, suspended=False, owned=True)
+            cursor = await conn.execute(_Q["run_suspend"], values)
+            owned = cursor.rowcount == 1
+            if owned:
+                await conn.execute(
+                    _Q["run_event_insert"],
+                    event_row(
+                        NewEvent(
+                            run_id=params.run_id, ts=params.now, kind="status", message="WAITING"
+                        )
+                    ),
+                )
+            return WaitpointBlockResult(waitpoint, suspended=owned, owned=owned)
+
+    async def _wake(
+        self, conn: psycopg.AsyncConnection[Any], environment: str, now: int
+    ) -> list[str]:
+        cursor = await conn.execute(_Q["runs_wake"], {"environment": environment, "now": now})
+        ids = [r[0] for r in await cursor.fetchall()]
+        if ids:
+            async with conn.cursor() as cur:
+                await cur.executemany(
+                    _Q["run_event_insert"],
+                    [
+                        event_row(NewEvent(run_id=i, ts=now, kind="status", message="QUEUED"))
+                        for i in ids
+                    ],
+                )
+            await conn.execute(_Q["ready_notify"], {"environment": environment})
+        return ids
+
+    async def waitpoint_resolve_due(self, params: WaitpointResolveParams) -> list[str]:
+        """Complete due waitpoints; WAITING → QUEUED for runs no longer blocked (their ids)."""
+        values = {
+            "environment": params.environment,
+            "now": params.now,
+            "timeout_error": params.timeout_error,
+        }
+        await self._ensure_open()
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(_Q["waitpoint_due_exists"], values)
+            if await cursor.fetchone() is None:
+                return []
+            cursor = await conn.execute(_Q["waitpoint_resolve_due"], values)
+            return [r[0] for r in await cursor.fetchall()]
+
+    async def waitpoint_complete(self, params: WaitpointCompleteParams) -> WaitpointRecord | None:
+        """Complete a token (first output wins) and re-queue the runs it released."""
+        values = {
+            "environment": params.environment,
+            "id": params.waitpoint_id,
+            "output": params.output,
+            "now": params.now,
+        }
+        await self._ensure_open()
+        async with self._pool.connection() as conn, conn.transaction():
+            cursor = await conn.execute(_Q["waitpoint_complete"], values)
+            if cursor.rowcount == 1:
+                await self._wake(conn, params.environment, params.now)
+            cursor = await conn.execute(_Q["waitpoint_get"], values)
+            row = await cursor.fetchone()
+            return WaitpointRecord(*row) if row else None
 
     def worker_heartbeat(self, params: WorkerHeartbeatParams) -> int:
         """Blocking, callable from any thread: extend the worker's leases; return how many."""

@@ -52,7 +52,9 @@ LIMIT :limit;
 -- max_attempts is locked at the first claim from the task the worker registered.
 UPDATE runs SET
     status = 'EXECUTING',
-    attempt_number = attempt_number + 1,
+    -- A run resuming from a durable wait continues its attempt (resume_state: 0004).
+    attempt_number = attempt_number + CASE WHEN resume_state = 'RESUMING' THEN 0 ELSE 1 END,
+    resume_state = CASE WHEN resume_state = 'RESUMING' THEN 'RESUMED' ELSE NULL END,
     lease_owner = :worker_id,
     lease_expires_at = :lease_expires_at,
     started_at = COALESCE(started_at, :now),
@@ -109,6 +111,10 @@ WHERE environment = :environment AND status = 'QUEUED'
   AND task_id IN (SELECT value FROM json_each(:task_ids))
 ORDER BY sort_key, id
 LIMIT :limit;
+
+-- name: attempt_resume
+UPDATE attempts SET worker_id = :worker_id, status = 'EXECUTING'
+WHERE run_id = :run_id AND number = :number;
 
 -- name: attempt_insert
 INSERT INTO attempts (run_id, number, status, worker_id, started_at)
@@ -400,3 +406,123 @@ SELECT 1 WHERE EXISTS (
     SELECT 1 FROM runs WHERE environment = :environment AND status IN ('QUEUED', 'DELAYED')
         AND ttl_expires_at <= :now AND started_at IS NULL
 );
+
+-- name: waitpoint_insert
+INSERT INTO waitpoints (
+    id, environment, kind, status, completes_at, timeout_at, idempotency_key,
+    idempotency_key_expires_at, tags, target_id, created_at
+) VALUES (
+    :id, :environment, :kind, 'PENDING', :completes_at, :timeout_at, :idempotency_key,
+    :idempotency_key_expires_at, :tags, :target_id, :now
+)
+ON CONFLICT DO NOTHING
+RETURNING id, environment, kind, status, completes_at, timeout_at, idempotency_key,
+    idempotency_key_expires_at, tags, output, output_is_error, target_id, created_at,
+    completed_at;
+
+-- name: waitpoint_get
+SELECT id, environment, kind, status, completes_at, timeout_at, idempotency_key,
+    idempotency_key_expires_at, tags, output, output_is_error, target_id, created_at,
+    completed_at
+FROM waitpoints WHERE environment = :environment AND id = :id;
+
+-- name: waitpoint_get_by_id
+SELECT id, environment, kind, status, completes_at, timeout_at, idempotency_key,
+    idempotency_key_expires_at, tags, output, output_is_error, target_id, created_at,
+    completed_at
+FROM waitpoints WHERE id = :id;
+
+-- name: waitpoint_get_by_key
+SELECT id, environment, kind, status, completes_at, timeout_at, idempotency_key,
+    idempotency_key_expires_at, tags, output, output_is_error, target_id, created_at,
+    completed_at
+FROM waitpoints WHERE environment = :environment AND idempotency_key = :idempotency_key;
+
+-- name: waitpoint_clear_key
+UPDATE waitpoints SET idempotency_key = NULL, idempotency_key_expires_at = NULL
+WHERE id = :id;
+
+-- name: waitpoint_list
+SELECT id, environment, kind, status, completes_at, timeout_at, idempotency_key,
+    idempotency_key_expires_at, tags, output, output_is_error, target_id, created_at,
+    completed_at
+FROM waitpoints WHERE environment = :environment AND kind = 'MANUAL'
+ORDER BY created_at DESC, id DESC;
+
+-- name: waitpoint_recorded
+SELECT rw.call, w.id, w.environment, w.kind, w.status, w.completes_at, w.timeout_at,
+    w.idempotency_key, w.idempotency_key_expires_at, w.tags, w.output, w.output_is_error,
+    w.target_id, w.created_at, w.completed_at
+FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
+WHERE rw.run_id = :run_id AND rw.attempt_number = :attempt_number AND rw.seq = :seq;
+
+-- name: waitpoint_link
+INSERT INTO run_waitpoints (run_id, attempt_number, seq, waitpoint_id, call, created_at)
+VALUES (:run_id, :attempt_number, :seq, :waitpoint_id, :call, :now)
+ON CONFLICT DO NOTHING;
+
+-- name: waitpoint_settle_one
+-- A waitpoint that is already due (a past date, a child that already finished) resolves
+-- before its run would suspend. Token timeouts are left to waitpoint_settle_due.
+UPDATE waitpoints SET status = 'COMPLETED', completed_at = :now
+WHERE id = :id AND status = 'PENDING' AND (
+    (kind = 'DATETIME' AND completes_at <= :now)
+    OR (kind = 'RUN' AND EXISTS (
+        SELECT 1 FROM runs r WHERE r.id = waitpoints.target_id
+          AND r.status IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE',
+                           'EXPIRED', 'TIMED_OUT')))
+    OR (kind = 'BATCH' AND NOT EXISTS (
+        SELECT 1 FROM runs r WHERE r.batch_id = waitpoints.target_id
+          AND r.status NOT IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE',
+                               'EXPIRED', 'TIMED_OUT')))
+);
+
+-- name: waitpoint_settle_due
+UPDATE waitpoints SET status = 'COMPLETED', completed_at = :now
+WHERE environment = :environment AND status = 'PENDING' AND (
+    (kind = 'DATETIME' AND completes_at <= :now)
+    OR (kind = 'RUN' AND EXISTS (
+        SELECT 1 FROM runs r WHERE r.id = waitpoints.target_id
+          AND r.status IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE',
+                           'EXPIRED', 'TIMED_OUT')))
+    OR (kind = 'BATCH' AND NOT EXISTS (
+        SELECT 1 FROM runs r WHERE r.batch_id = waitpoints.target_id
+          AND r.status NOT IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE',
+                               'EXPIRED', 'TIMED_OUT')))
+);
+
+-- name: waitpoint_timeout_due
+UPDATE waitpoints SET status = 'TIMED_OUT', completed_at = :now, output = :timeout_error,
+    output_is_error = 1
+WHERE environment = :environment AND status = 'PENDING' AND kind = 'MANUAL'
+  AND timeout_at <= :now;
+
+-- name: waitpoint_complete
+UPDATE waitpoints SET status = 'COMPLETED', output = :output, output_is_error = 0,
+    completed_at = :now
+WHERE environment = :environment AND id = :id AND status = 'PENDING' AND kind = 'MANUAL';
+
+-- name: waitpoint_due_exists
+SELECT 1 WHERE EXISTS (
+    SELECT 1 FROM runs WHERE environment = :environment AND status = 'WAITING'
+) OR EXISTS (
+    SELECT 1 FROM waitpoints WHERE environment = :environment AND status = 'PENDING'
+      AND kind = 'MANUAL' AND timeout_at <= :now
+);
+
+-- name: run_suspend
+-- Fenced like a finish; the lease owner is kept (the worker holding the parked coroutine).
+UPDATE runs SET status = 'WAITING', lease_expires_at = NULL, updated_at = :now
+WHERE id = :run_id AND status = 'EXECUTING' AND attempt_number = :attempt_number
+  AND lease_owner = :worker_id;
+
+-- name: runs_wake
+-- WAITING → QUEUED (queue position kept) for runs none of whose current waitpoints is pending.
+UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
+    updated_at = :now
+WHERE environment = :environment AND status = 'WAITING' AND NOT EXISTS (
+    SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
+    WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
+      AND w.status = 'PENDING'
+)
+RETURNING id;

@@ -30,6 +30,7 @@ from shipyard.store.protocol import (
     QueueUpsertParams,
     RateTakeParams,
     ReapedRun,
+    RecordedCall,
     RunCancelParams,
     RunClaimParams,
     RunFinishParams,
@@ -45,6 +46,12 @@ from shipyard.store.protocol import (
     RunTagsAddParams,
     ScheduledRuns,
     TaskRegisterParams,
+    WaitpointBlockParams,
+    WaitpointBlockResult,
+    WaitpointCompleteParams,
+    WaitpointCreateParams,
+    WaitpointListParams,
+    WaitpointResolveParams,
     WorkerHeartbeatParams,
 )
 from shipyard.store.queries import load_queries, migration_files
@@ -57,15 +64,18 @@ from shipyard.store.records import (
     RunEventRecord,
     RunRecord,
     TaskRecord,
+    WaitpointRecord,
     WorkerRecord,
 )
 from shipyard.store.rows import (
     debounce_overflows,
     debounce_push_row,
     event_row,
+    filter_waitpoints,
     idempotency_key_released,
     insert_row,
     take_tokens,
+    waitpoint_values,
 )
 
 T = TypeVar("T")
@@ -377,6 +387,7 @@ class SqliteStore:
                 },
             )
             runs = _records(cursor)(cursor.fetchall())
+            # A run resuming from a durable wait continues its attempt row.
             conn.executemany(
                 _Q["attempt_insert"],
                 [
@@ -387,6 +398,15 @@ class SqliteStore:
                         "now": params.now,
                     }
                     for r in runs
+                    if r.resume_state != "RESUMED"
+                ],
+            )
+            conn.executemany(
+                _Q["attempt_resume"],
+                [
+                    {"run_id": r.id, "number": r.attempt_number, "worker_id": params.worker_id}
+                    for r in runs
+                    if r.resume_state == "RESUMED"
                 ],
             )
             runs.sort(key=lambda r: r.sort_key)
@@ -800,6 +820,163 @@ class SqliteStore:
         """Mark a worker as stopped."""
         values = {"worker_id": worker_id, "now": now}
         await self._run(lambda c: self._write(c, lambda c: c.execute(_Q["worker_stop"], values)))
+
+    # -- waitpoints ---------------------------------------------------------------------------
+
+    def _waitpoint_create(
+        self, conn: sqlite3.Connection, params: WaitpointCreateParams
+    ) -> tuple[WaitpointRecord, bool]:
+        values = waitpoint_values(params)
+        for _ in range(3):
+            if params.idempotency_key is not None:
+                row = conn.execute(_Q["waitpoint_get_by_key"], values).fetchone()
+                if row is not None:
+                    found = WaitpointRecord(*row)
+                    expires = found.idempotency_key_expires_at
+                    if expires is None or expires > params.now:
+                        return found, True
+                    conn.execute(_Q["waitpoint_clear_key"], {"id": found.id})
+            row = conn.execute(_Q["waitpoint_insert"], values).fetchone()
+            if row is not None:
+                return WaitpointRecord(*row), False
+        raise ShipyardError(f"Could not create waitpoint {params.id}: its key kept conflicting.")
+
+    async def waitpoint_create(self, params: WaitpointCreateParams) -> tuple[WaitpointRecord, bool]:
+        """Create a waitpoint, or return the live one holding its idempotency key (True)."""
+        return await self._run(
+            lambda c: self._write(c, lambda conn: self._waitpoint_create(conn, params))
+        )
+
+    async def waitpoint_get(self, environment: str, waitpoint_id: str) -> WaitpointRecord | None:
+        """One waitpoint by id, or None."""
+
+        def _get(conn: sqlite3.Connection) -> WaitpointRecord | None:
+            row = conn.execute(
+                _Q["waitpoint_get"], {"environment": environment, "id": waitpoint_id}
+            ).fetchone()
+            return WaitpointRecord(*row) if row else None
+
+        return await self._run(_get)
+
+    async def waitpoint_list(self, params: WaitpointListParams) -> list[WaitpointRecord]:
+        """Tokens (MANUAL waitpoints) newest first, filtered by status and tags (all of)."""
+
+        def _get(conn: sqlite3.Connection) -> list[WaitpointRecord]:
+            rows = conn.execute(_Q["waitpoint_list"], {"environment": params.environment})
+            return [WaitpointRecord(*r) for r in rows]
+
+        return filter_waitpoints(await self._run(_get), params)
+
+    async def waitpoint_recorded(
+        self, run_id: str, attempt_number: int, seq: int
+    ) -> RecordedCall | None:
+        """The durable call an attempt recorded at ``seq``, or None."""
+
+        def _get(conn: sqlite3.Connection) -> RecordedCall | None:
+            row = conn.execute(
+                _Q["waitpoint_recorded"],
+                {"run_id": run_id, "attempt_number": attempt_number, "seq": seq},
+            ).fetchone()
+            return RecordedCall(row[0], WaitpointRecord(*row[1:])) if row else None
+
+        return await self._run(_get)
+
+    async def waitpoint_block(self, params: WaitpointBlockParams) -> WaitpointBlockResult:
+        """Link the attempt's call ``seq`` to a waitpoint; suspend the run if it is pending."""
+
+        def _body(conn: sqlite3.Connection) -> WaitpointBlockResult:
+            if params.create is not None:
+                waitpoint_id = self._waitpoint_create(conn, params.create)[0].id
+            else:
+                assert params.waitpoint_id is not None
+                waitpoint_id = params.waitpoint_id
+            values = {
+                "run_id": params.run_id,
+                "attempt_number": params.attempt_number,
+                "worker_id": params.worker_id,
+                "seq": params.seq,
+                "call": params.call,
+                "now": params.now,
+                "waitpoint_id": waitpoint_id,
+                "id": waitpoint_id,
+            }
+            conn.execute(_Q["waitpoint_link"], values)
+            conn.execute(_Q["waitpoint_settle_one"], values)
+            row = conn.execute(_Q["waitpoint_get_by_id"], values).fetchone()
+            if row is None:
+                raise ShipyardError(f"Waitpoint {waitpoint_id} not found.")
+            waitpoint = WaitpointRecord(*row)
+            if waitpoint.status != "PENDING":
+                return WaitpointBlockResult(waitpoint, suspended=False, owned=True)
+            owned = conn.execute(_Q["run_suspend"], values).rowcount == 1
+            if owned:
+                conn.execute(
+                    _Q["run_event_insert"],
+                    event_row(
+                        NewEvent(
+                            run_id=params.run_id, ts=params.now, kind="status", message="WAITING"
+                        )
+                    ),
+                )
+            return WaitpointBlockResult(waitpoint, suspended=owned, owned=owned)
+
+        return await self._run(lambda c: self._write(c, _body))
+
+    def _wake(self, conn: sqlite3.Connection, environment: str, now: int) -> list[str]:
+        rows = conn.execute(_Q["runs_wake"], {"environment": environment, "now": now}).fetchall()
+        ids = [r[0] for r in rows]
+        if ids:
+            conn.executemany(
+                _Q["run_event_insert"],
+                [
+                    event_row(NewEvent(run_id=i, ts=now, kind="status", message="QUEUED"))
+                    for i in ids
+                ],
+            )
+        return ids
+
+    async def waitpoint_resolve_due(self, params: WaitpointResolveParams) -> list[str]:
+        """Complete due waitpoints; WAITING → QUEUED for runs no longer blocked (their ids)."""
+        values = {
+            "environment": params.environment,
+            "now": params.now,
+            "timeout_error": params.timeout_error,
+        }
+
+        def _body(conn: sqlite3.Connection) -> list[str]:
+            conn.execute(_Q["waitpoint_timeout_due"], values)
+            conn.execute(_Q["waitpoint_settle_due"], values)
+            return self._wake(conn, params.environment, params.now)
+
+        def _resolve(conn: sqlite3.Connection) -> list[str]:
+            if conn.execute(_Q["waitpoint_due_exists"], values).fetchone() is None:
+                return []
+            return self._write(conn, _body)
+
+        woken = await self._run(_resolve)
+        if woken:
+            await self.ready_notify(params.environment)
+        return woken
+
+    async def waitpoint_complete(self, params: WaitpointCompleteParams) -> WaitpointRecord | None:
+        """Complete a token (first output wins) and re-queue the runs it released."""
+        values = {
+            "environment": params.environment,
+            "id": params.waitpoint_id,
+            "output": params.output,
+            "now": params.now,
+        }
+
+        def _body(conn: sqlite3.Connection) -> tuple[WaitpointRecord | None, list[str]]:
+            changed = conn.execute(_Q["waitpoint_complete"], values).rowcount == 1
+            woken = self._wake(conn, params.environment, params.now) if changed else []
+            row = conn.execute(_Q["waitpoint_get"], values).fetchone()
+            return (WaitpointRecord(*row) if row else None), woken
+
+        found, woken = await self._run(lambda c: self._write(c, _body))
+        if woken:
+            await self.ready_notify(params.environment)
+        return found
 
     def worker_heartbeat(self, params: WorkerHeartbeatParams) -> int:
         """Blocking, callable from any thread: extend the worker's leases; return how many."""

@@ -1,0 +1,136 @@
+"""Durable calls: the sequence number, the waitpoint, suspending and resuming (DESIGN §3).
+
+Every durable call of an attempt (``wait.for_`` over 5 s, ``wait.until``,
+``trigger_and_wait``, ``batch_trigger_and_wait``) takes the next sequence number of its
+attempt. If the attempt already recorded a call at that number (a replay after a worker loss
+or eviction), the recorded call must be the same one — else :class:`NonDeterminismError` — and
+its result is returned at once when resolved. Otherwise the call creates its waitpoint and
+blocks on it: a pending waitpoint sets the run WAITING (its slot goes back) and the coroutine
+parks in its worker until the run is claimed again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from shipyard.errors import NonDeterminismError, NotInRunError, ParallelWaitError
+from shipyard.sdk.context import RunScope, current_scope
+from shipyard.store.protocol import WaitpointBlockParams, WaitpointCreateParams
+from shipyard.store.records import WaitpointRecord
+
+# Waits up to this long sleep in process and keep the slot (SEMANTICS §5).
+IN_PROCESS_WAIT_MS = 5_000
+
+Create = Callable[[], Awaitable[WaitpointCreateParams | str]]
+
+
+def require_durable_scope(what: str) -> RunScope:
+    """The current attempt, if it runs on a worker that can suspend it."""
+    scope = current_scope()
+    if scope is None or scope.waits is None:
+        raise NotInRunError(f"{what} can only be called inside a task executed by a worker.")
+    return scope
+
+
+WaitInfo = Callable[[WaitpointRecord], dict[str, Any]]
+
+
+async def durable_call(
+    scope: RunScope, call: str, create: Create, wait: WaitInfo
+) -> WaitpointRecord:
+    """Run one durable call; returns its waitpoint once resolved.
+
+    ``call`` names the call and its target (compared on replay); ``create`` makes the
+    waitpoint (or returns an existing waitpoint's id) the first time only; ``wait`` builds
+    the object ``on_wait``/``on_resume`` receive from the waitpoint.
+    """
+    driver = scope.waits
+    assert driver is not None
+    if scope.in_durable_call:
+        error = ParallelWaitError(
+            f"{call} was awaited while another durable call of run {scope.ctx.run.id} was in "
+            "progress (asyncio.gather over waits). Durable calls must be awaited one at a "
+            "time; use batch_trigger_and_wait to wait for many runs at once.",
+            run_id=scope.ctx.run.id,
+        )
+        scope.parallel_error = error
+        raise error
+    scope.in_durable_call = True
+    try:
+        return await _durable_call(scope, call, create, wait)
+    finally:
+        scope.in_durable_call = False
+
+
+def _check_parallel(scope: RunScope) -> None:
+    if scope.parallel_error is not None:
+        raise scope.parallel_error
+
+
+async def _durable_call(
+    scope: RunScope, call: str, create: Create, wait: WaitInfo
+) -> WaitpointRecord:
+    driver = scope.waits
+    assert driver is not None
+    engine = scope.engine
+    store = engine.store
+    run_id = scope.ctx.run.id
+    attempt = driver.attempt_number()
+    seq = scope.wait_seq
+    scope.wait_seq += 1
+    recorded = await store.waitpoint_recorded(run_id, attempt, seq)
+    _check_parallel(scope)
+    params = WaitpointBlockParams(
+        run_id=run_id,
+        attempt_number=attempt,
+        worker_id=driver.worker_id,
+        seq=seq,
+        call=call,
+        now=engine.clock(),
+    )
+    if recorded is not None:
+        if recorded.call != call:
+            raise NonDeterminismError(
+                f"Run {run_id} is not deterministic: durable call #{seq + 1} was "
+                f"{recorded.call} when first executed, but the replay reached {call}. Durable "
+                "calls must happen in the same order on every execution of an attempt.",
+                run_id=run_id,
+                seq=seq,
+                recorded=recorded.call,
+                reached=call,
+            )
+        if recorded.waitpoint.status != "PENDING":
+            return recorded.waitpoint
+        params.waitpoint_id = recorded.waitpoint.id
+    else:
+        target = await create()
+        _check_parallel(scope)
+        if isinstance(target, str):
+            params.waitpoint_id = target
+        else:
+            params.create = target
+    params.now = engine.clock()
+    blocked = await store.waitpoint_block(params)
+    if not blocked.owned:
+        raise driver.lost()
+    if not blocked.suspended:
+        return blocked.waitpoint
+    info = wait(blocked.waitpoint)
+    await _hooks(scope, "on_wait", info)
+    await driver.park()
+    await _hooks(scope, "on_resume", info)
+    found = await store.waitpoint_get(engine.environment, blocked.waitpoint.id)
+    assert found is not None
+    return found
+
+
+async def _hooks(scope: RunScope, name: str, wait: dict[str, Any]) -> None:
+    """Global hooks, then the task's; an error in them propagates (SEMANTICS §1.5 item 8)."""
+    from shipyard.sdk.tasks import global_hooks
+    from shipyard.worker.hooks import call_hook
+
+    task = scope.hook_args.get("task")
+    own = getattr(task, name, None)
+    for hook in [*global_hooks.get(name), *([own] if own is not None else [])]:
+        await call_hook(hook, **scope.hook_args, wait=wait)

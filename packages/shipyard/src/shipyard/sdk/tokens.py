@@ -1,0 +1,56 @@
+"""Wait tokens: what ``wait.create_token``, ``wait.retrieve_token`` and ``wait.for_token``
+return."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from shipyard.errors import WaitpointTimeoutError
+
+
+@dataclass(frozen=True, slots=True)
+class WaitToken:
+    """A created token: complete it with ``wait.complete_token(token.id, data)`` or by
+    POSTing JSON to ``url`` (no other auth needed: the URL is signed)."""
+
+    id: str
+    url: str
+    is_cached: bool
+    public_access_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class WaitTokenInfo:
+    """A token as ``wait.retrieve_token`` / ``wait.list_tokens`` report it.
+
+    ``status`` is WAITING, COMPLETED or TIMED_OUT; times are epoch milliseconds.
+    """
+
+    id: str
+    url: str
+    status: str
+    completed_at: int | None
+    timeout_at: int | None
+    idempotency_key: str | None
+    idempotency_key_expires_at: int | None
+    tags: tuple[str, ...]
+    created_at: int
+    output: Any = None
+    error: WaitpointTimeoutError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WaitTokenResult:
+    """What ``wait.for_token`` resolves to: ``ok`` with ``output``, or a timeout ``error``."""
+
+    ok: bool
+    output: Any = None
+    error: WaitpointTimeoutError | None = None
+
+    def unwrap(self) -> Any:
+        """The output, or raise the :class:`WaitpointTimeoutError`."""
+        if self.ok:
+            return self.output
+        assert self.error is not None
+        raise self.error

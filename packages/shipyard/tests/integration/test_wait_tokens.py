@@ -1,0 +1,121 @@
+"""Wait tokens with a real worker on both backends: completion from another engine (another
+process's view of the database), timeouts, first-output-wins, and the signed callback URL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from test_waits import status_becomes
+
+from shipyard import WaitpointTimeoutError, task, wait
+from shipyard.config import Settings
+from shipyard.engine.engine import Engine
+from shipyard.server.app import create_app
+
+
+def approval_task(tokens: dict[str, str]) -> Any:
+    @task(id="w-approval")
+    async def approval(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        token = await wait.create_token(timeout=payload.get("timeout"), tags=["approval"])
+        tokens[ctx.run.id] = token.id
+        result = await wait.for_token(token)
+        if not result.ok:
+            with pytest.raises(WaitpointTimeoutError):
+                result.unwrap()
+        return {
+            "ok": result.ok,
+            "output": result.output,
+            "error": type(result.error).__name__ if result.error else None,
+        }
+
+    return approval
+
+
+async def test_token_completed_elsewhere_resumes_the_run_with_the_first_data(
+    engine: Engine, settings: Settings, start_worker: Callable[..., Any]
+) -> None:
+    tokens: dict[str, str] = {}
+    approval = approval_task(tokens)
+    await start_worker()
+    handle = await approval.trigger({})
+    await status_becomes(engine, handle.id, "WAITING")
+    token_id = tokens[handle.id]
+    assert token_id.startswith("waitpoint_")
+    info = await wait.retrieve_token(token_id)
+    assert (info.status, info.tags, info.timeout_at) == ("WAITING", ("approval",), None)
+    other = Engine(settings)  # another process completing the token
+    try:
+        assert await wait.complete_token(token_id, {"approved": True})
+        await other.complete_token(token_id, {"approved": False})  # no-op: first data wins
+    finally:
+        await other.close()
+    run = await engine.wait_for_final(handle.id, timeout=10)
+    assert json.loads(run.output or "null") == {
+        "ok": True,
+        "output": {"approved": True},
+        "error": None,
+    }
+    info = await wait.retrieve_token(token_id)
+    assert (info.status, info.output) == ("COMPLETED", {"approved": True})
+    listed = await wait.list_tokens(status="COMPLETED", tags=["approval"])
+    assert [t.id for t in listed] == [token_id]
+    assert await wait.list_tokens(status="WAITING") == []
+
+
+async def test_token_timeout_resolves_not_ok(
+    engine: Engine, start_worker: Callable[..., Any]
+) -> None:
+    tokens: dict[str, str] = {}
+    approval = approval_task(tokens)
+    await start_worker()
+    handle = await approval.trigger({"timeout": "1s"})
+    run = await engine.wait_for_final(handle.id, timeout=10)
+    assert json.loads(run.output or "null") == {
+        "ok": False,
+        "output": None,
+        "error": "WaitpointTimeoutError",
+    }
+    info = await wait.retrieve_token(tokens[handle.id])
+    assert info.status == "TIMED_OUT" and isinstance(info.error, WaitpointTimeoutError)
+
+
+async def test_callback_url_completes_the_token_and_rejects_a_wrong_signature(
+    engine: Engine, start_worker: Callable[..., Any]
+) -> None:
+    tokens: dict[str, str] = {}
+    approval = approval_task(tokens)
+    await start_worker()
+    handle = await approval.trigger({})
+    await status_becomes(engine, handle.id, "WAITING")
+    token = await wait.retrieve_token(tokens[handle.id])
+    path = token.url.split("://", 1)[1].split("/", 1)[1]
+    transport = httpx.ASGITransport(app=create_app(engine))
+    async with httpx.AsyncClient(transport=transport, base_url="http://engine") as client:
+        bad = path.rsplit("/", 1)[0] + "/" + "0" * 64
+        response = await client.post(f"/{bad}", json={"hacked": True})
+        assert response.status_code == 401
+        assert (await wait.retrieve_token(token.id)).status == "WAITING"
+        response = await client.post(f"/{path}", json={"via": "callback"})
+        assert response.status_code == 200 and response.json() == {"success": True}
+    run = await engine.wait_for_final(handle.id, timeout=10)
+    assert json.loads(run.output or "null")["output"] == {"via": "callback"}
+
+
+async def test_callback_with_an_empty_body_completes_with_an_empty_object(
+    engine: Engine,
+) -> None:
+    token = await wait.create_token()
+    assert not token.is_cached and token.public_access_token
+    transport = httpx.ASGITransport(app=create_app(engine))
+    path = "/" + token.url.split("://", 1)[1].split("/", 1)[1]
+    async with httpx.AsyncClient(transport=transport, base_url="http://engine") as client:
+        assert (await client.post(path)).status_code == 200
+    info = await wait.retrieve_token(token.id)
+    assert (info.status, info.output) == ("COMPLETED", {})
+    again = await wait.create_token(idempotency_key="same")
+    cached = await wait.create_token(idempotency_key="same")
+    assert cached.id == again.id and cached.is_cached
