@@ -240,7 +240,7 @@ async def test_heartbeat_extends_leases_and_reaper_crashes_or_requeues(store: St
     await register(store, max_attempts=2)
     await store.run_insert(run_params())
     [run] = await store.run_claim(claim(store, now=2_000))  # lease until 3_000
-    assert store.worker_heartbeat(WorkerHeartbeatParams("w1", 2_500, 4_000)) == 1
+    assert store.worker_heartbeat(WorkerHeartbeatParams("w1", 2_500, 4_000, [run.id])) == 1
     reap = RunReapParams(ENV, 3_500, '{"name":"Lost"}')
     assert await store.run_reap_expired(reap) == []  # extended to 4_000
     [reaped] = await store.run_reap_expired(replace(reap, now=4_001))
@@ -336,3 +336,14 @@ async def test_tasks_and_workers(store: Store) -> None:
 
 async def test_migrate_is_idempotent(store: Store) -> None:
     assert await store.migrate() == []
+
+
+async def test_heartbeat_does_not_keep_runs_the_worker_does_not_hold(store: Store) -> None:
+    # A claim whose result never reached the worker (connection lost) leaves runs leased to
+    # it that it is not running: its heartbeats must not keep them, so the reaper frees them.
+    await register(store)
+    await store.run_insert_many([run_params() for _ in range(2)])
+    held, orphan = await store.run_claim(claim(store, now=2_000))  # leases until 3_000
+    assert store.worker_heartbeat(WorkerHeartbeatParams("w1", 2_500, 9_000, [held.id])) == 1
+    [reaped] = await store.run_reap_expired(RunReapParams(ENV, 3_500, "{}"))
+    assert (reaped.run_id, reaped.status) == (orphan.id, "QUEUED")

@@ -274,11 +274,17 @@ class TaskRegisterParams:
 
 @dataclass(slots=True)
 class WorkerHeartbeatParams:
-    """Extend the lease of every run ``worker_id`` is executing."""
+    """Extend the leases of the runs ``worker_id`` is executing (``run_ids``).
+
+    Only the runs the worker knows it holds: a claim whose result was lost with the connection
+    leaves runs leased to this worker that it never started; their leases must run out so the
+    reaper gives them to someone.
+    """
 
     worker_id: str
     now: int
     lease_expires_at: int
+    run_ids: Sequence[str] = ()
 
 
 @dataclass(slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from shipyard.store.protocol import Store, WorkerHeartbeatParams
 
@@ -26,12 +26,14 @@ class Heartbeat:
         interval: float,
         lease_ms: int,
         clock: Callable[[], int],
+        held: Callable[[], Sequence[str]] = tuple,
     ) -> None:
         self._store = store
         self._worker_id = worker_id
         self._interval = interval
         self._lease_ms = lease_ms
         self._clock = clock
+        self._held = held
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failing = False
@@ -56,7 +58,10 @@ class Heartbeat:
         now = self._clock()
         return self._store.worker_heartbeat(
             WorkerHeartbeatParams(
-                worker_id=self._worker_id, now=now, lease_expires_at=now + self._lease_ms
+                worker_id=self._worker_id,
+                now=now,
+                lease_expires_at=now + self._lease_ms,
+                run_ids=self._held(),
             )
         )
 

@@ -207,7 +207,14 @@ class Worker:
             max_workers=self.concurrency, thread_name_prefix="shipyard-task"
         )
         self._heartbeat = Heartbeat(
-            self.store, self.id, self.heartbeat_interval, self.lease_ms, engine.clock
+            self.store,
+            self.id,
+            self.heartbeat_interval,
+            self.lease_ms,
+            engine.clock,
+            # dict.copy() is one C call under the GIL: safe from the heartbeat thread while
+            # the event loop adds and removes runs.
+            held=lambda: list(self._active.copy()),
         )
         self._task_ids: list[str] = []
         self._outage = _Outage()

@@ -401,6 +401,7 @@ UPDATE runs SET lease_expires_at = %(lease_expires_at)s
 WHERE id IN (
     SELECT id FROM runs
     WHERE lease_owner = %(worker_id)s AND status = 'EXECUTING'
+      AND id = ANY(%(run_ids)s)
     FOR UPDATE SKIP LOCKED
 );
 

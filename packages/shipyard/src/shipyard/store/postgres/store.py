@@ -901,6 +901,7 @@ class PostgresStore:
             "worker_id": params.worker_id,
             "now": params.now,
             "lease_expires_at": params.lease_expires_at,
+            "run_ids": list(params.run_ids),
         }
         with self._heartbeat_lock:
             if self._closed:

@@ -278,7 +278,8 @@ UPDATE workers SET stopped_at = :now WHERE id = :worker_id;
 
 -- name: worker_heartbeat_runs
 UPDATE runs SET lease_expires_at = :lease_expires_at
-WHERE lease_owner = :worker_id AND status = 'EXECUTING';
+WHERE lease_owner = :worker_id AND status = 'EXECUTING'
+  AND id IN (SELECT value FROM json_each(:run_ids));
 
 -- name: worker_heartbeat
 UPDATE workers SET heartbeat_at = :now WHERE id = :worker_id;

@@ -984,6 +984,7 @@ class SqliteStore:
             "worker_id": params.worker_id,
             "now": params.now,
             "lease_expires_at": params.lease_expires_at,
+            "run_ids": json.dumps(list(params.run_ids)),
         }
         with self._heartbeat_lock:
             if self._closed:
