@@ -98,7 +98,10 @@ def test_dev_serves_the_api_and_the_functions(
     status, body = wait_for(lambda: request(api + "/"), "the API on :api", process, log, 90)
     assert (status, body) == (200, "AI start!")
 
-    status, body = request(hello + "?name=Shipyard")
+    # The functions server starts right after the API one: wait for it too.
+    status, body = wait_for(
+        lambda: request(hello + "?name=Shipyard"), "the functions on :functions", process, log, 30
+    )
     assert status == 200, body
     greeting = json.loads(body)
     assert greeting["message"] == "Hello Shipyard!"
