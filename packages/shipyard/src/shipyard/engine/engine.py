@@ -236,7 +236,9 @@ class Engine:
             concurrency_key=opts.concurrency_key,
             queued_at=queued_at,
             created_at=now,
-            available_at=starts,
+            # A run that is not delayed has been ready "since ever": a claim whose clock was
+            # read a moment before this insert must still see it (and its priority).
+            available_at=delay_until if delay_until is not None else 0,
             delay_until=delay_until,
             ttl_ms=ttl_ms,
             ttl_expires_at=starts + ttl_ms if ttl_ms else None,
