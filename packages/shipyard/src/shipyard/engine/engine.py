@@ -89,6 +89,9 @@ class Engine:
         self._started = False
         self._start_lock = asyncio.Lock()
         self._registered: dict[str, TaskRecord] = {}
+        # Parsed once: both are read on every trigger.
+        self._default_ttl_ms = settings.default_ttl_ms()
+        self._rate_interval_ms = parse_duration_ms(settings.trigger_rate_interval)
         self._secret: str | None = None
         self._finish_waiters: dict[str, list[asyncio.Future[None]]] = {}
 
@@ -167,7 +170,7 @@ class Engine:
                 now=self.clock(),
                 bucket_size=settings.trigger_rate_bucket,
                 refill_tokens=settings.trigger_rate_refill,
-                refill_interval_ms=parse_duration_ms(settings.trigger_rate_interval),
+                refill_interval_ms=self._rate_interval_ms,
             )
         )
         if wait_ms:
@@ -221,7 +224,7 @@ class Engine:
         elif definition is None and registered is not None and registered.ttl_ms is not None:
             ttl_ms = registered.ttl_ms or None
         else:
-            ttl_ms = self.settings.default_ttl_ms()
+            ttl_ms = self._default_ttl_ms
         starts = delay_until if delay_until is not None else now
         debounce = opts.debounce
         return RunInsertParams(

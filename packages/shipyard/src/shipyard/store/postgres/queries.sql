@@ -53,9 +53,6 @@ INSERT INTO run_tags (run_id, tag) VALUES (%(run_id)s, %(tag)s) ON CONFLICT DO N
 -- name: run_get
 SELECT * FROM runs WHERE environment = %(environment)s AND id = %(id)s;
 
--- name: runs_by_ids
-SELECT * FROM runs WHERE id = ANY(%(ids)s);
-
 -- name: run_get_by_idempotency_key
 SELECT * FROM runs
 WHERE environment = %(environment)s AND task_id = %(task_id)s

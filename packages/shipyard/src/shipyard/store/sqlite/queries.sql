@@ -284,9 +284,6 @@ WHERE lease_owner = :worker_id AND status = 'EXECUTING'
 -- name: worker_heartbeat
 UPDATE workers SET heartbeat_at = :now WHERE id = :worker_id;
 
--- name: runs_by_ids
-SELECT * FROM runs WHERE id IN (SELECT value FROM json_each(:ids));
-
 -- name: run_ready_exists
 SELECT 1 FROM runs
 WHERE environment = :environment
