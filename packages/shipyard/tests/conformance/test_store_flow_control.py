@@ -7,7 +7,6 @@ import json
 
 from test_store_runs import ENV, RELEASE, claim, register, run_params
 
-from shipyard.ids import new_id
 from shipyard.store.protocol import (
     QueueUpdateParams,
     QueueUpsertParams,
@@ -288,7 +287,3 @@ async def test_rate_bucket_refills_over_time(store: Store) -> None:
     assert 900 <= wait <= 1_000
     assert await store.environment_rate_take(take(1, 1_000)) == 0
     assert await store.environment_rate_take(take(5, 1_000)) > 0  # more than the bucket holds
-
-
-async def test_unique_ids_for_new_runs(store: Store) -> None:
-    assert new_id("run") != new_id("run")
