@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from shipyard.engine.runs import FINAL_STATUSES, IDEMPOTENCY_RELEASE_STATUSES
 from shipyard.ids import new_id
+from shipyard.records import NewEvent, TaskRecord, WorkerRecord
 from shipyard.store.protocol import (
     BatchInsertParams,
     QueueUpsertParams,
@@ -24,7 +25,6 @@ from shipyard.store.protocol import (
     TaskRegisterParams,
     WorkerHeartbeatParams,
 )
-from shipyard.store.records import NewEvent, TaskRecord, WorkerRecord
 
 ENV = "test"
 RELEASE = frozenset(str(s) for s in IDEMPOTENCY_RELEASE_STATUSES)

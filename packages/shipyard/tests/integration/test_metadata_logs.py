@@ -19,7 +19,7 @@ from shipyard import (
     task,
 )
 from shipyard.engine.engine import Engine
-from shipyard.store.records import RunEventRecord
+from shipyard.records import RunEventRecord
 
 
 async def _events(engine: Engine, run_id: str, *kinds: str) -> list[RunEventRecord]:

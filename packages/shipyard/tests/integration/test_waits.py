@@ -13,8 +13,8 @@ import pytest
 
 from shipyard import idempotency_keys, queue, task, wait
 from shipyard.engine.engine import Engine
+from shipyard.records import RunRecord
 from shipyard.sdk.queues import queue_registry
-from shipyard.store.records import RunRecord
 
 
 @pytest.fixture(autouse=True)

@@ -35,6 +35,7 @@ from shipyard.errors import (
 )
 from shipyard.ids import new_id
 from shipyard.jsonutil import byte_size, dumps, loads
+from shipyard.records import RunRecord, TaskRecord, WaitpointRecord
 from shipyard.sdk.context import current_scope
 from shipyard.sdk.handles import BatchHandle, BatchResult, Result, RunHandle, TaskRunError
 from shipyard.sdk.task import TaskRegistry, registry
@@ -48,7 +49,6 @@ from shipyard.store.protocol import (
     WaitpointCompleteParams,
     WaitpointCreateParams,
 )
-from shipyard.store.records import RunRecord, TaskRecord, WaitpointRecord
 
 PAYLOAD_MAX_BYTES = 3 * 1024 * 1024
 OUTPUT_MAX_BYTES = 10 * 1024 * 1024

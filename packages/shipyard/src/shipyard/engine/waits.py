@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from shipyard.errors import NonDeterminismError, NotInRunError, ParallelWaitError
+from shipyard.records import WaitpointRecord
 from shipyard.sdk.context import RunScope, current_scope
 from shipyard.store.protocol import WaitpointBlockParams, WaitpointCreateParams
-from shipyard.store.records import WaitpointRecord
 
 # Waits up to this long sleep in process and keep the slot (SEMANTICS §5).
 IN_PROCESS_WAIT_MS = 5_000

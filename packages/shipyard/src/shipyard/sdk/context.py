@@ -18,7 +18,7 @@ from shipyard.errors import NotInRunError
 if TYPE_CHECKING:
     from shipyard.engine.engine import Engine
     from shipyard.metadata_ops import MetadataOp
-    from shipyard.store.records import NewEvent
+    from shipyard.records import NewEvent
 
 MACHINES: dict[str, tuple[float, float]] = {
     "micro": (0.25, 0.25),

@@ -27,8 +27,8 @@ from typing import Any, TypeVar
 
 from shipyard.ids import new_id
 from shipyard.jsonutil import dumps
+from shipyard.records import NewEvent
 from shipyard.sdk.context import current_scope
-from shipyard.store.records import NewEvent
 
 _python_log = logging.getLogger("shipyard.task")
 _LEVELS = {

@@ -26,9 +26,9 @@ from shipyard.metadata_ops import (
     collapse_ops,
     op_to_dict,
 )
+from shipyard.records import NewEvent
 from shipyard.sdk.context import RunScope, current_scope
 from shipyard.store.protocol import RunMetadataParams
-from shipyard.store.records import NewEvent
 
 
 class _Mutators:

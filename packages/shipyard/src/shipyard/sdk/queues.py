@@ -21,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shipyard.errors import ValidationError
+from shipyard.records import QueueRecord
 from shipyard.store.protocol import QueueUpdateParams
-from shipyard.store.records import QueueRecord
 
 MAX_CONCURRENCY_LIMIT = 100_000
 

@@ -21,9 +21,9 @@ from shipyard.engine.engine import error_of
 from shipyard.engine.runs import RunStatus
 from shipyard.errors import RunTimeoutError, ValidationError
 from shipyard.jsonutil import loads
+from shipyard.records import AttemptRecord, RunRecord
 from shipyard.sdk.handles import RunHandle, TaskRunError
 from shipyard.store.protocol import RunListParams
-from shipyard.store.records import AttemptRecord, RunRecord
 
 
 def _dt(ms: int | None) -> datetime.datetime | None:

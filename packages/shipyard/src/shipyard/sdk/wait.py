@@ -26,10 +26,10 @@ from shipyard.engine.waits import IN_PROCESS_WAIT_MS, durable_call, require_dura
 from shipyard.errors import ValidationError, WaitpointTimeoutError
 from shipyard.ids import new_id
 from shipyard.jsonutil import loads
+from shipyard.records import WaitpointRecord
 from shipyard.sdk.context import current_scope
 from shipyard.sdk.tokens import WaitToken, WaitTokenInfo, WaitTokenResult
 from shipyard.store.protocol import WaitpointCreateParams, WaitpointListParams
-from shipyard.store.records import WaitpointRecord
 
 if TYPE_CHECKING:
     from shipyard.engine.engine import Engine

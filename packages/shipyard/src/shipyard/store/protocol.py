@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from shipyard.store.records import (
+from shipyard.records import (
     AttemptRecord,
     BatchRecord,
     NewEvent,

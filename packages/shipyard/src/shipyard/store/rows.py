@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from shipyard.records import NewEvent, RunRecord, WaitpointRecord
 from shipyard.store.protocol import (
     RateTakeParams,
     RunInsertParams,
     WaitpointCreateParams,
     WaitpointListParams,
 )
-from shipyard.store.records import NewEvent, RunRecord, WaitpointRecord
 
 
 def insert_row(p: RunInsertParams) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from shipyard.errors import (
     TaskPayloadParsedError,
 )
 from shipyard.jsonutil import byte_size, dumps, loads
+from shipyard.records import RunRecord
 from shipyard.retry_policy import RetryOptions
 from shipyard.sdk.context import (
     AttemptInfo,
@@ -49,7 +50,6 @@ from shipyard.sdk.context import (
 )
 from shipyard.sdk.task import Task
 from shipyard.sdk.tasks import global_hooks
-from shipyard.store.records import RunRecord
 from shipyard.worker.hooks import call_hook, call_hooks_quietly
 
 log = logging.getLogger("shipyard.worker")

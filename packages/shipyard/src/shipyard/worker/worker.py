@@ -32,6 +32,7 @@ from shipyard.engine.retries import serialize_error
 from shipyard.engine.runs import RunStatus
 from shipyard.ids import new_id
 from shipyard.jsonutil import dumps, loads
+from shipyard.records import NewEvent, RunRecord, TaskRecord, WorkerRecord
 from shipyard.sdk.context import RunScope
 from shipyard.sdk.metadata import flush_scope
 from shipyard.sdk.task import Task, TaskRegistry, registry
@@ -47,7 +48,6 @@ from shipyard.store.protocol import (
     TaskRegisterParams,
     WaitpointResolveParams,
 )
-from shipyard.store.records import NewEvent, RunRecord, TaskRecord, WorkerRecord
 from shipyard.worker.executor import (
     AttemptControl,
     AttemptOutcome,

@@ -29,6 +29,18 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from shipyard.errors import RunNotFoundError, ShipyardError
+from shipyard.records import (
+    AttemptRecord,
+    BatchRecord,
+    NewEvent,
+    Page,
+    QueueRecord,
+    RunEventRecord,
+    RunRecord,
+    TaskRecord,
+    WaitpointRecord,
+    WorkerRecord,
+)
 from shipyard.store.doorbell import WakeSignal
 from shipyard.store.protocol import (
     BatchInsertParams,
@@ -61,18 +73,6 @@ from shipyard.store.protocol import (
     WorkerHeartbeatParams,
 )
 from shipyard.store.queries import load_queries, migration_files
-from shipyard.store.records import (
-    AttemptRecord,
-    BatchRecord,
-    NewEvent,
-    Page,
-    QueueRecord,
-    RunEventRecord,
-    RunRecord,
-    TaskRecord,
-    WaitpointRecord,
-    WorkerRecord,
-)
 from shipyard.store.rows import (
     debounce_overflows,
     debounce_push_row,

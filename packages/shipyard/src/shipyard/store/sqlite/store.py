@@ -22,6 +22,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from shipyard.errors import ShipyardError
+from shipyard.records import (
+    AttemptRecord,
+    BatchRecord,
+    NewEvent,
+    Page,
+    QueueRecord,
+    RunEventRecord,
+    RunRecord,
+    TaskRecord,
+    WaitpointRecord,
+    WorkerRecord,
+)
 from shipyard.store.claims import GroupState, environment_capacity, group_capacity, pick
 from shipyard.store.doorbell import Doorbell, DoorbellListener
 from shipyard.store.protocol import (
@@ -55,18 +67,6 @@ from shipyard.store.protocol import (
     WorkerHeartbeatParams,
 )
 from shipyard.store.queries import load_queries, migration_files
-from shipyard.store.records import (
-    AttemptRecord,
-    BatchRecord,
-    NewEvent,
-    Page,
-    QueueRecord,
-    RunEventRecord,
-    RunRecord,
-    TaskRecord,
-    WaitpointRecord,
-    WorkerRecord,
-)
 from shipyard.store.rows import (
     debounce_overflows,
     debounce_push_row,
