@@ -121,7 +121,7 @@ def run_one(a: argparse.Namespace, env: Env, sc: Scenario, rep: int) -> dict[str
         if sc.queue is not None:
             # What a worker whose code says queue(name=..., concurrency_limit=...) registers.
             await engine.store.queue_upsert(
-                [QueueUpsertParams(engine.environment, sc.queue, sc.limit, engine.clock())]
+                [QueueUpsertParams(engine.environment, sc.queue, sc.limit, engine.now())]
             )
         t0 = time.perf_counter()
         for start in range(0, a.runs, 1000):

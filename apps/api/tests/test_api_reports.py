@@ -20,8 +20,8 @@ import pytest
 from api_support import JWT_SECRET, user_token
 
 import shipyard
+from shipyard.engine.definitions import default_definitions
 from shipyard.engine.registry import get_engine, set_engine
-from shipyard.sdk.task import registry
 from shipyard.worker.worker import Worker
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -41,7 +41,7 @@ def _define_report_task() -> None:
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
     module = importlib.import_module("trigger.reports")
-    if registry.get("generate-report") is None:
+    if default_definitions().task("generate-report") is None:
         importlib.reload(module)
 
 
@@ -194,14 +194,14 @@ async def test_outside_development_without_jwt_secret_refuses(
 async def test_report_without_a_worker_that_knows_the_task_is_503(
     client: httpx.AsyncClient, clean_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    shipyard.configure(project_root=tmp_path, database_url=f"sqlite:///{tmp_path / 'empty.db'}")
-    saved = dict(registry._tasks)
-    registry.clear()
-    try:
-        response = await client.post("/reports", json={"title": "x", "rows": ROWS})
-    finally:
-        registry._tasks.update(saved)
-        await get_engine().close()
-        set_engine(None)
+    from shipyard.engine.definitions import Definitions, use_definitions
+
+    with use_definitions(Definitions()):  # this process defines no task either
+        shipyard.configure(project_root=tmp_path, database_url=f"sqlite:///{tmp_path / 'empty.db'}")
+        try:
+            response = await client.post("/reports", json={"title": "x", "rows": ROWS})
+        finally:
+            await get_engine().close()
+            set_engine(None)
     assert response.status_code == 503
     assert "shipyard dev" in response.json()["detail"]

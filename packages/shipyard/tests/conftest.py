@@ -1,7 +1,11 @@
-"""Shared fixtures: a real SQLite file per test, an engine, and an in-process worker.
+"""Shared fixtures: a real SQLite file (or PostgreSQL database) per test, an engine on an
+injectable clock, and in-process workers.
 
-Tests define their tasks inside the test function; the task registry and global hooks are
-emptied before each test and restored after, so task ids never clash across tests.
+Tests define their tasks inside the test function; each test gets its own
+:class:`~shipyard.engine.definitions.Definitions` (tasks, queues, global hooks), so task ids
+never clash across tests. A test marked ``@pytest.mark.fake_clock`` gets an engine on a
+:class:`~shipyard.clock.FakeClock` (the ``clock`` fixture): it moves time with
+``await clock.advance(seconds)`` instead of sleeping.
 """
 
 from __future__ import annotations
@@ -12,30 +16,34 @@ from typing import Any
 
 import pytest
 
+from shipyard.clock import Clock, FakeClock, SystemClock
 from shipyard.config import Settings, load_settings
+from shipyard.engine.definitions import Definitions, use_definitions
 from shipyard.engine.engine import Engine
 from shipyard.engine.registry import set_engine
-from shipyard.sdk.task import registry
-from shipyard.sdk.tasks import global_hooks
 from shipyard.testing.postgres import databases, require_postgres
 from shipyard.worker.worker import Worker
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "fake_clock: the engine runs on a FakeClock")
+
+
 @pytest.fixture(autouse=True)
-def isolated_registry() -> Iterator[None]:
-    """Each test starts with no tasks and no global hooks."""
-    saved_tasks = dict(registry._tasks)
-    saved_hooks = {k: list(v) for k, v in global_hooks._hooks.items()}
-    registry.clear()
-    global_hooks.clear()
-    yield
-    registry.clear()
-    registry._tasks.update(saved_tasks)
-    global_hooks.clear()
-    for name, hooks in saved_hooks.items():
-        global_hooks._hooks[name].extend(hooks)
+def definitions() -> Iterator[Definitions]:
+    """Each test defines tasks, queues and global hooks into a fresh definitions object."""
+    with use_definitions(Definitions()) as fresh:
+        yield fresh
+
+
+@pytest.fixture
+def clock(request: pytest.FixtureRequest) -> Clock:
+    """The engine's clock: a FakeClock under ``@pytest.mark.fake_clock``, else the real one."""
+    if request.node.get_closest_marker("fake_clock") is not None:
+        return FakeClock()
+    return SystemClock()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -65,9 +73,9 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 @pytest.fixture
-async def engine(settings: Settings) -> AsyncIterator[Engine]:
+async def engine(settings: Settings, clock: Clock) -> AsyncIterator[Engine]:
     """A started engine, installed as the process default."""
-    instance = Engine(settings)
+    instance = Engine(settings, clock=clock)
     await instance.start()
     set_engine(instance)
     yield instance

@@ -11,8 +11,8 @@ Example::
         return f"Hello {payload['name']}"
 """
 
-from shipyard.engine.registry import configure
-from shipyard.engine.runs import RunStatus
+from shipyard.engine.idempotency import IdempotencyKey
+from shipyard.engine.registry import aclose, configure
 from shipyard.errors import (
     AbortTaskRunError,
     ApiError,
@@ -39,28 +39,33 @@ from shipyard.errors import (
     WaitpointNotFoundError,
     WaitpointTimeoutError,
 )
+from shipyard.models.context import Context
+from shipyard.models.handles import BatchHandle, BatchResult, Result, RunHandle, TaskRunError
+from shipyard.models.options import TriggerOptions
+from shipyard.models.queues import QueueInfo
+from shipyard.models.runs import Attempt, Run, RunEvent
+from shipyard.models.tokens import WaitToken, WaitTokenInfo, WaitTokenResult
 from shipyard.retry_policy import RetryOptions
 from shipyard.sdk.batch import batch
-from shipyard.sdk.context import Context
-from shipyard.sdk.handles import BatchHandle, BatchResult, Result, RunHandle, TaskRunError
-from shipyard.sdk.idempotency import IdempotencyKey, idempotency_keys
+from shipyard.sdk.idempotency import idempotency_keys
 from shipyard.sdk.locals import locals
 from shipyard.sdk.logger import logger
 from shipyard.sdk.metadata import metadata
 from shipyard.sdk.queues import Queue, queue, queues
 from shipyard.sdk.retry import retry
-from shipyard.sdk.runs import Run, runs
+from shipyard.sdk.runs import runs
 from shipyard.sdk.tags import tags
 from shipyard.sdk.task import Task, schema_task, task
 from shipyard.sdk.tasks import tasks
-from shipyard.sdk.tokens import WaitToken, WaitTokenInfo, WaitTokenResult
 from shipyard.sdk.wait import wait
+from shipyard.statuses import RunStatus
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AbortTaskRunError",
     "ApiError",
+    "Attempt",
     "BatchHandle",
     "BatchResult",
     "BatchTooLargeError",
@@ -76,10 +81,12 @@ __all__ = [
     "ParallelWaitError",
     "PayloadTooLargeError",
     "Queue",
+    "QueueInfo",
     "RateLimitedError",
     "Result",
     "RetryOptions",
     "Run",
+    "RunEvent",
     "RunHandle",
     "RunNotFoundError",
     "RunStatus",
@@ -90,6 +97,7 @@ __all__ = [
     "TaskPayloadParsedError",
     "TaskRunError",
     "TooManyTagsError",
+    "TriggerOptions",
     "UnknownQueueError",
     "UnknownTaskError",
     "ValidationError",
@@ -99,6 +107,7 @@ __all__ = [
     "WaitpointNotFoundError",
     "WaitpointTimeoutError",
     "__version__",
+    "aclose",
     "batch",
     "configure",
     "idempotency_keys",

@@ -21,10 +21,22 @@ import re
 
 from shipyard.errors import InvalidDurationError
 
-__all__ = ["MAX_DURATION_STRING_LENGTH", "format_duration_ms", "parse_duration_ms", "resolve_time"]
+__all__ = [
+    "MAX_DURATION_MS",
+    "MAX_DURATION_STRING_LENGTH",
+    "format_duration_ms",
+    "parse_duration_ms",
+    "resolve_time",
+]
 
 MAX_DURATION_STRING_LENGTH = 100
 """Longer duration strings are rejected before matching (as Trigger.dev does)."""
+
+MAX_DURATION_MS = 100 * 365 * 86_400_000
+"""The longest duration (and the furthest time from now) accepted anywhere: 100 years.
+
+Every time is stored as epoch milliseconds in a 64-bit column; a bound far inside that range
+turns ``"99999999999999999999w"`` into a clear error instead of an overflow in the database."""
 
 # re.ASCII so that \d does not accept other scripts' digits; fullmatch so "5m\n" is refused.
 _DURATION = re.compile(r"(?:\d+(?:w|d|hr|h|m|s))+", re.ASCII)
@@ -63,6 +75,16 @@ def _invalid_string(value: str) -> InvalidDurationError:
     return InvalidDurationError(f"Invalid duration '{value}': {_GRAMMAR_HINT}", value=value)
 
 
+def _bounded(ms: int, value: object) -> int:
+    if ms > MAX_DURATION_MS:
+        raise InvalidDurationError(
+            f"Invalid duration {value!r}: longer than the maximum of 100 years.",
+            value=str(value)[:40],
+            limit_ms=MAX_DURATION_MS,
+        )
+    return ms
+
+
 def parse_duration_ms(value: DurationLike) -> int:
     """Convert a duration to whole milliseconds.
 
@@ -83,7 +105,7 @@ def parse_duration_ms(value: DurationLike) -> int:
         ms = _parse_duration_string(value)
         if ms is None:
             raise _invalid_string(value)
-        return ms
+        return _bounded(ms, value)
     if isinstance(value, datetime.timedelta):
         if value < datetime.timedelta(0):
             raise InvalidDurationError(
@@ -91,7 +113,7 @@ def parse_duration_ms(value: DurationLike) -> int:
             )
         # Integer arithmetic avoids float error on long timedeltas.
         micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
-        return (micros + 500) // 1000
+        return _bounded((micros + 500) // 1000, value)
     # bool is an int subclass, but True seconds is almost certainly a mistake.
     if isinstance(value, int | float) and not isinstance(value, bool):
         if not math.isfinite(value) or value < 0:
@@ -99,6 +121,8 @@ def parse_duration_ms(value: DurationLike) -> int:
                 f"Invalid duration {value!r}: a number of seconds must be finite and not negative",
                 value=value,
             )
+        if value > MAX_DURATION_MS / 1000:
+            return _bounded(MAX_DURATION_MS + 1, value)
         return math.floor(value * 1000 + 0.5)
     raise InvalidDurationError(
         f"Invalid duration {value!r}: expected a duration string, a number of seconds or a "
@@ -133,11 +157,11 @@ def resolve_time(value: TimeLike, now_ms: int) -> int:
         1000
     """
     if isinstance(value, datetime.datetime):
-        return max(now_ms, _datetime_to_ms(value))
+        return _within_range(max(now_ms, _datetime_to_ms(value)), now_ms, value)
     if isinstance(value, str):
         ms = _parse_duration_string(value)
         if ms is not None:
-            return now_ms + ms
+            return now_ms + _bounded(ms, value)
         text = value.strip()
         if text.endswith(("Z", "z")):
             text = text[:-1] + "+00:00"
@@ -149,8 +173,16 @@ def resolve_time(value: TimeLike, now_ms: int) -> int:
                 f'(e.g. "2025-01-02T03:04:05Z") or a duration; {_GRAMMAR_HINT}',
                 value=value,
             ) from None
-        return max(now_ms, _datetime_to_ms(absolute))
+        return _within_range(max(now_ms, _datetime_to_ms(absolute)), now_ms, value)
     return now_ms + parse_duration_ms(value)
+
+
+def _within_range(at_ms: int, now_ms: int, value: object) -> int:
+    if at_ms - now_ms > MAX_DURATION_MS:
+        raise InvalidDurationError(
+            f"Invalid time {value!r}: more than 100 years from now.", value=str(value)[:40]
+        )
+    return at_ms
 
 
 def format_duration_ms(ms: int) -> str:

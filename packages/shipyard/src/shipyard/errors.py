@@ -22,16 +22,21 @@ The tree::
     ├── DuplicateTaskError             two tasks with one id (names both files)
     ├── RunNotFoundError               no run with that id in this environment
     ├── BatchNotFoundError             no batch with that id in this environment
+    ├── WaitpointNotFoundError         no wait token with that id in this environment
+    ├── WaitpointTimeoutError          a wait token timed out before it was completed
     ├── IllegalTransitionError         a run status change the state machine forbids
     ├── NotInRunError                  a call that only works inside a run, made outside one
-    ├── StaleAttemptError              a completion fenced out (its attempt lost its lease)
     ├── SubtaskUnwrapError             ``Result.unwrap()`` on a failed child run
-    ├── RunTimeoutError                ``runs.poll`` gave up before the run finished
-    └── TaskError                      raised inside task code to steer retries
+    ├── RunTimeoutError                ``runs.poll`` / waiting gave up before the run finished
+    └── TaskError                      raised inside task code, or for it, to steer retries
         ├── AbortTaskRunError          fail now, no retries (hooks still run)
         ├── TaskPayloadParsedError     schema_task payload failed validation (no retry, no hooks)
         ├── MaxDurationExceededError   an attempt ran past max_duration (TIMED_OUT)
-        └── ApiError                   an HTTP error from retry.fetch (4xx except 408/429 is final)
+        ├── ApiError                   an HTTP error from retry.fetch (4xx except 408/429 is final)
+        ├── TaskMiddlewareError        middleware failed outside ``next()`` (retryable)
+        ├── TaskOutputError            the task's output is not JSON or over 10 MiB
+        ├── NonDeterminismError        a replay reached another durable call than recorded
+        └── ParallelWaitError          durable calls awaited concurrently
 """
 
 from __future__ import annotations
@@ -168,12 +173,6 @@ class NotInRunError(ShipyardError):
     code = "NOT_IN_RUN"
 
 
-class StaleAttemptError(ShipyardError):
-    """A completion from an attempt that no longer holds the run (fenced by attempt number)."""
-
-    code = "STALE_ATTEMPT"
-
-
 class SubtaskUnwrapError(ShipyardError):
     """``Result.unwrap()`` was called on a child run that did not succeed."""
 
@@ -237,6 +236,18 @@ class ApiError(TaskError):
         super().__init__(message, status=status)
         self.headers = headers or {}
         self.retryable = not (400 <= status < 500) or status in (408, 429)
+
+
+class TaskMiddlewareError(TaskError):
+    """Middleware raised outside ``next()``, or did not await it: the attempt fails (retryable)."""
+
+    code = "TASK_MIDDLEWARE_ERROR"
+
+
+class TaskOutputError(TaskError):
+    """The task's return value could not be stored (not JSON, or over 10 MiB)."""
+
+    code = "TASK_OUTPUT_ERROR"
 
 
 class NonDeterminismError(TaskError):

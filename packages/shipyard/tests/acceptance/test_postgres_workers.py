@@ -11,8 +11,9 @@ Proves (issue 4, "Must show"):
   exactly one side effect;
 * the same with a worker SIGKILLed every 2 s and restarted: 0 lost, 0 double completions, the
   killed attempts recorded as CRASHED (their side effects may repeat: at-least-once);
-* PostgreSQL restarted mid burn-down: 0 lost, 0 duplicated, the same worker processes resume by
-  themselves and log the outage in a few lines, without a traceback;
+* PostgreSQL restarted mid burn-down (a private server of the test's own, never the machine's
+  shared one): 0 lost, 0 duplicated, the same worker processes resume by themselves and log the
+  outage in a few lines, without a traceback;
 * 100 concurrent triggers with one idempotency key from 4 processes make exactly 1 run;
 * a transactional trigger (``connection=conn``) rolled back leaves no run, committed it runs;
 * a worker started against an unreachable database fails fast with one line naming host and
@@ -24,10 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -51,7 +49,8 @@ from shipyard.config import load_settings
 from shipyard.engine.engine import Engine
 from shipyard.engine.registry import set_engine
 from shipyard.sdk.task import task
-from shipyard.testing.postgres import admin_url, databases, require_postgres
+from shipyard.testing.pg_server import PrivatePostgres, postgres_bin_dir
+from shipyard.testing.postgres import databases, require_postgres
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -139,8 +138,27 @@ async def pg(tmp_path: Path, procs: Procs) -> AsyncIterator[PgProject]:
         yield project
     finally:
         procs.kill_all()
-        await _wait_postgres_up(60)  # the restart test may have left it coming back up
         await databases.drop(url)
+
+
+@pytest.fixture
+async def private_pg(tmp_path: Path, procs: Procs) -> AsyncIterator[tuple[PgProject, Any]]:
+    """A temp project on a PostgreSQL server of this test's own (free to restart)."""
+    if postgres_bin_dir() is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    server = await asyncio.to_thread(PrivatePostgres().start)
+    try:
+        url = await asyncio.to_thread(server.create_database, "restart_test")
+        engine = Engine(load_settings(project_root=tmp_path, database_url=url))
+        await engine.migrate()
+        await engine.close()
+        make_project(tmp_path / "project", procs)
+        project = PgProject(root=tmp_path / "project", procs=procs, url=url)
+        project.write_tasks("effects", EFFECT_TASKS)
+        yield project, server
+    finally:
+        procs.kill_all()
+        await asyncio.to_thread(server.stop)
 
 
 @pytest.fixture
@@ -256,24 +274,6 @@ def assert_exactly_once_completed(project: PgProject, total: int) -> dict[str, i
         "effect_rows": int(effects["n"]),
         "repeated_effects": int(effects["n"]) - total,
     }
-
-
-def _postgres_accepts() -> bool:
-    try:
-        with psycopg.connect(admin_url(), connect_timeout=2) as conn:
-            conn.execute("SELECT 1")
-        return True
-    except psycopg.Error:
-        return False
-
-
-async def _wait_postgres_up(timeout: float) -> float:
-    """Seconds until the server accepts connections (AssertionError after ``timeout``)."""
-    started = time.monotonic()
-    await wait_until(
-        _postgres_accepts, timeout=timeout, what="PostgreSQL to accept connections", interval=0.1
-    )
-    return time.monotonic() - started
 
 
 async def start_workers(project: PgProject, count: int, **kwargs: Any) -> list[Child]:
@@ -418,27 +418,11 @@ async def test_worker_sigkilled_every_2s_loses_and_duplicates_nothing(pg: PgProj
 # -- 3. PostgreSQL restarted in the middle of a burn-down -------------------------------------
 
 
-def _cluster() -> tuple[str, str] | None:
-    """(version, name) of the local cluster on port 5432, from ``pg_lsclusters``."""
-    if shutil.which("pg_ctlcluster") is None or shutil.which("pg_lsclusters") is None:
-        return None
-    out = subprocess.run(
-        ["pg_lsclusters", "--no-header"], capture_output=True, text=True, timeout=10
-    ).stdout
-    for line in out.splitlines():
-        fields = line.split()
-        if len(fields) >= 3 and fields[2] == "5432":
-            return fields[0], fields[1]
-    return None
-
-
 @pytest.mark.slow
-async def test_postgres_restart_mid_burn_down_workers_resume(pg: PgProject) -> None:
-    cluster = _cluster()
-    if cluster is None:
-        pytest.skip("pg_ctlcluster/pg_lsclusters not found (no local Debian PostgreSQL cluster)")
-    if os.geteuid() != 0:
-        pytest.skip("restarting PostgreSQL with pg_ctlcluster needs root")
+async def test_postgres_restart_mid_burn_down_workers_resume(
+    private_pg: tuple[PgProject, PrivatePostgres],
+) -> None:
+    pg, server = private_pg
     total, sleep_ms = 3000, 5
     pg.query(EFFECTS_TABLE)
     workers = await start_workers(pg, 2, concurrency=16)
@@ -458,16 +442,8 @@ async def test_postgres_restart_mid_burn_down_workers_resume(pg: PgProject) -> N
     done_before = check_progress(pg, total)
 
     restart_began = time.monotonic()
-    restart = await asyncio.to_thread(
-        subprocess.run,
-        ["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "restart"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert restart.returncode == 0, f"pg_ctlcluster restart failed: {restart.stderr}"
-    command_s = time.monotonic() - restart_began
-    until_up = await _wait_postgres_up(30)
+    command_s = await asyncio.to_thread(server.restart)
+    until_up = time.monotonic() - restart_began - command_s
     outage_s = time.monotonic() - restart_began
     up_ms = int(time.time() * 1000)
 
@@ -520,7 +496,7 @@ async def test_postgres_restart_mid_burn_down_workers_resume(pg: PgProject) -> N
         assert len(lines) <= 12, "\n".join(lines)
     print(
         f"\n[pg restart] {total} runs of {sleep_ms} ms (¼ fail once), 2 workers × 16 slots: "
-        f"restarted at {done_before} completed; pg_ctlcluster restart took {command_s:.2f} s, "
+        f"restarted at {done_before} completed; pg_ctl restart took {command_s:.2f} s, "
         f"accepting connections {until_up:.2f} s later (outage ≤ {outage_s:.2f} s); all completed "
         f"{wall:.2f} s after the trigger; attempts {numbers}"
     )

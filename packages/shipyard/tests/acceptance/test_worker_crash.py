@@ -90,7 +90,7 @@ async def test_killed_worker_run_is_reaped_and_completes_elsewhere(
             worker_id=first_id,
             status="COMPLETED",
             attempt_status="COMPLETED",
-            now=client_engine.clock(),
+            now=client_engine.now(),
             output='"late"',
         )
         assert await store.run_finish_many([late]) == [False]
@@ -101,7 +101,7 @@ async def test_killed_worker_run_is_reaped_and_completes_elsewhere(
             worker_id=first_id,
             status="COMPLETED",
             attempt_status="COMPLETED",
-            now=client_engine.clock(),
+            now=client_engine.now(),
             output='"impostor"',
         )
         assert await store.run_finish_many([impostor]) == [False]
@@ -117,7 +117,7 @@ async def test_killed_worker_run_is_reaped_and_completes_elsewhere(
         assert project.attempts(handle.id) == [(1, "CRASHED"), (2, "COMPLETED")]
 
         # After the run finished, the late result is still rejected and changes nothing.
-        late.now = client_engine.clock()
+        late.now = client_engine.now()
         assert await store.run_finish_many([late]) == [False]
     finally:
         await store.close()

@@ -20,16 +20,6 @@ from shipyard import (
     task,
 )
 from shipyard.engine.engine import Engine
-from shipyard.sdk.queues import queue_registry
-
-
-@pytest.fixture(autouse=True)
-def _fresh_queues() -> Any:
-    saved = dict(queue_registry._queues)
-    queue_registry.clear()
-    yield
-    queue_registry.clear()
-    queue_registry._queues.update(saved)
 
 
 class Overlap:

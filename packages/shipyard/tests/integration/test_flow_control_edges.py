@@ -24,18 +24,8 @@ from shipyard import (
     task,
 )
 from shipyard.engine.engine import Engine
-from shipyard.sdk.queues import queue_registry
 
 T = TypeVar("T")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_queues() -> Any:
-    saved = dict(queue_registry._queues)
-    queue_registry.clear()
-    yield
-    queue_registry.clear()
-    queue_registry._queues.update(saved)
 
 
 async def poll(
@@ -54,10 +44,10 @@ async def poll(
 
 async def sleep_until_ms(engine: Engine, when_ms: int) -> None:
     """Sleep until the engine's clock reads at least ``when_ms``."""
-    left = when_ms - engine.clock()
+    left = when_ms - engine.now()
     if left > 0:
         await asyncio.sleep(left / 1000 + 0.005)  # the loop may wake a hair early
-    assert engine.clock() >= when_ms
+    assert engine.now() >= when_ms
 
 
 async def run_count(engine: Engine) -> int:
@@ -95,7 +85,7 @@ async def test_ttl_countdown_starts_after_the_delay(engine: Engine, start_worker
 
     await start_worker()
     await queues.pause("task/fe-ttl-delay")
-    before = engine.clock()
+    before = engine.now()
     handle = await stale.trigger(None, delay="2s", ttl="1s")
     record = await engine.get_run(handle.id)
     assert record.status == "DELAYED"
@@ -107,7 +97,7 @@ async def test_ttl_countdown_starts_after_the_delay(engine: Engine, start_worker
     timeline: list[tuple[int, str]] = []
     deadline = time.monotonic() + 8
     while True:
-        now = engine.clock()
+        now = engine.now()
         status = (await engine.get_run(handle.id)).status
         timeline.append((now, status))
         if status == "EXPIRED":
@@ -190,9 +180,9 @@ async def test_debounce_pushes_only_move_later_and_land_on_whole_seconds(
     initial = await engine.get_run(first.id)
     assert initial.status == "DELAYED" and initial.delay_until is not None
 
-    before = engine.clock()
+    before = engine.now()
     later = await debounced.trigger(2, debounce={"key": "k", "delay": "5s"}, ttl="1m")
-    after = engine.clock()
+    after = engine.now()
     assert later.id == first.id and not later.is_cached
     pushed = await engine.get_run(first.id)
     assert pushed.delay_until is not None

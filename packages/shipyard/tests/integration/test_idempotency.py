@@ -166,7 +166,7 @@ async def test_key_ttl_expiry_creates_a_new_run(engine, wait_until):
     record = await engine.get_run(first.id)
     assert record.idempotency_key_expires_at == record.created_at + 1000
     # Wait for the key's expiry time to pass (1 s after the first trigger).
-    await wait_until(lambda: engine.clock() > record.idempotency_key_expires_at, timeout=3)
+    await wait_until(lambda: engine.now() > record.idempotency_key_expires_at, timeout=3)
 
     fresh = await idem_ttl.trigger(None, idempotency_key="short", idempotency_key_ttl="1s")
     assert fresh.is_cached is False

@@ -297,13 +297,14 @@ async def test_cancel_recursive_when_nothing_executes(engine):
     # Build a parent/child pair without a worker by inserting the child as if triggered
     # from inside the parent: simplest is a real run tree, so use the store's parent field.
     parent = await queued_parent.trigger()
-    from shipyard.sdk.context import RunScope, enter_scope, exit_scope
-    from shipyard.worker.executor import build_context
+    from shipyard.engine.context import build_context
+    from shipyard.engine.scope import RunScope, enter_scope, exit_scope
 
     record = await engine.get_run(parent.id)
     scope = RunScope(
-        ctx=build_context(engine, queued_parent, record, engine.clock()),
+        ctx=build_context(engine.settings, queued_parent, record, engine.now()),
         engine=engine,
+        task=queued_parent,
         metadata={},
         tags=[],
     )

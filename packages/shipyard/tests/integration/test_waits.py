@@ -9,21 +9,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 from shipyard import idempotency_keys, queue, task, wait
 from shipyard.engine.engine import Engine
 from shipyard.records import RunRecord
-from shipyard.sdk.queues import queue_registry
-
-
-@pytest.fixture(autouse=True)
-def _fresh_queues() -> Any:
-    saved = dict(queue_registry._queues)
-    queue_registry.clear()
-    yield
-    queue_registry.clear()
-    queue_registry._queues.update(saved)
 
 
 async def status_becomes(engine: Engine, run_id: str, status: str, timeout: float = 5) -> None:
@@ -234,13 +222,13 @@ async def test_canceling_a_waiting_run_drops_it_without_on_cancel(
     worker = await start_worker()
     handle = await waiting.trigger(None)
     await status_becomes(engine, handle.id, "WAITING")
-    run = await engine.cancel(handle.id)
+    run = await engine.cancel_run(handle.id)
     assert run.status == "CANCELED"
     for _ in range(100):
-        if not worker._parked:
+        if not worker.parked:
             break
         await asyncio.sleep(0.05)
-    assert not worker._parked and canceled == [] and after == []
+    assert not worker.parked and canceled == [] and after == []
 
 
 async def test_a_worker_over_max_parked_resumes_by_replay(
@@ -262,4 +250,4 @@ async def test_a_worker_over_max_parked_resumes_by_replay(
     run = await engine.wait_for_final(handle.id, timeout=20)
     assert run.status == "COMPLETED"
     assert counts == {"before": 2, "after": 1} and replays == [False, True]
-    assert not worker._parked
+    assert not worker.parked

@@ -18,9 +18,9 @@ import uvicorn
 
 from shipyard.config import Settings
 from shipyard.discovery import discover
+from shipyard.engine.definitions import default_definitions
 from shipyard.engine.engine import Engine
 from shipyard.engine.registry import set_engine
-from shipyard.sdk.task import registry
 from shipyard.server.app import create_app
 from shipyard.tooling.apphost import start_app_servers
 
@@ -81,8 +81,8 @@ async def run_dev(settings: Settings, *, concurrency: int | None, reload: bool) 
         f"  environment    {settings.environment}\n"
         f"  database       {settings.database_url}\n"
         f"  engine server  {base}  (health: {base}/healthz)\n"
-        f"  worker         pid {worker.pid}, {len(registry.ids())} task(s): "
-        f"{', '.join(registry.ids()) or '-'}\n"
+        f"  worker         pid {worker.pid}, {len(default_definitions().task_ids())} task(s): "
+        f"{', '.join(default_definitions().task_ids()) or '-'}\n"
         f"  hot reload     {'on' if reload else 'off'} ({', '.join(settings.dirs)})\n"
         + "".join(f"  {s.label:<13}  {s.line}\n" for s in app_servers)
         + "Press Ctrl-C to stop.\n",

@@ -189,16 +189,16 @@ def server(
 @app.command()
 def migrate() -> None:
     """Apply pending database migrations (also done automatically on start)."""
-    from shipyard.store import open_store
+    from shipyard.engine.engine import Engine
 
     settings = _settings()
 
     async def body() -> list[str]:
-        store = open_store(settings)
+        engine = Engine(settings)
         try:
-            return await store.migrate()
+            return await engine.migrate()
         finally:
-            await store.close()
+            await engine.close()
 
     applied = _run(body)
     if applied:
@@ -369,7 +369,6 @@ def tasks_list(
     async def body() -> list[dict[str, Any]]:
         from shipyard.engine.registry import get_engine
 
-        engine = get_engine()
         return [
             {
                 "id": t.id,
@@ -378,7 +377,7 @@ def tasks_list(
                 "max_attempts": t.max_attempts,
                 "description": t.description,
             }
-            for t in await engine.store.task_list(engine.environment)
+            for t in await get_engine().list_tasks()
         ]
 
     found = _run(lambda: _with_engine(settings, body))

@@ -1,22 +1,62 @@
-"""Trigger options: parsed and validated once, before anything is written."""
+"""Trigger options: parsed and validated once, before anything is written.
+
+Every out-of-range or malformed value is a :class:`ValidationError` naming the option — never a
+raw ``OverflowError`` from Python or a ``DataError`` from the database (NUL characters, which
+PostgreSQL text cannot hold, are refused here for every string the store indexes).
+"""
 
 from __future__ import annotations
 
 import datetime
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from shipyard.durations import parse_duration_ms, resolve_time
+from shipyard.engine.idempotency import normalize
 from shipyard.errors import TooManyTagsError, ValidationError
 from shipyard.jsonutil import dumps
+from shipyard.machines import validate_machine
 from shipyard.metadata_ops import check_metadata_size
-from shipyard.sdk.idempotency import normalize
 
 MAX_TAGS = 10
 MAX_TAG_LENGTH = 128
 DEFAULT_IDEMPOTENCY_TTL_MS = 30 * 24 * 3600 * 1000
 PRIORITY_MAX_MS = 2_147_483_647
+INT32_MAX = 2_147_483_647
+MAX_ID_LENGTH = 256
+
+
+def check_text(value: object, what: str, *, max_length: int = MAX_ID_LENGTH) -> str:
+    """A non-empty string of at most ``max_length`` characters without NUL characters."""
+    if not isinstance(value, str) or not value:
+        raise ValidationError(f"{what} must be a non-empty string; got {value!r:.60}.")
+    if len(value) > max_length:
+        raise ValidationError(
+            f"{what} can be at most {max_length} characters; got {len(value)}.",
+            limit=max_length,
+            size=len(value),
+        )
+    if "\x00" in value:
+        raise ValidationError(f"{what} cannot contain NUL (\\x00) characters.")
+    return value
+
+
+def check_number(value: object, what: str, *, minimum: float, maximum: float) -> float:
+    """A finite int or float (not a bool) within ``[minimum, maximum]``."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ValidationError(f"{what} must be a number; got {type(value).__name__}.")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValidationError(f"{what} must be a finite number; got {value!r}.")
+    if not minimum <= value <= maximum:
+        raise ValidationError(
+            f"{what} must be between {minimum:,g} and {maximum:,g}; got {value!r:.40}.",
+            minimum=minimum,
+            maximum=maximum,
+        )
+    return value
+
 
 SUPPORTED = (
     "tags",
@@ -38,7 +78,7 @@ CONCURRENCY_KEY_MAX = 512
 
 
 @dataclass(slots=True)
-class TriggerOptions:
+class ParsedOptions:
     """Validated options of one trigger."""
 
     tags: tuple[str, ...] = ()
@@ -74,11 +114,7 @@ def parse_debounce(value: Any) -> DebounceOptions:
     unknown = sorted(set(value) - {"key", "delay", "mode", "max_delay"})
     if unknown:
         raise ValidationError(f"Unknown debounce option(s): {', '.join(unknown)}.")
-    key = value.get("key")
-    if not isinstance(key, str) or not key or len(key) > DEBOUNCE_KEY_MAX:
-        raise ValidationError(
-            f"debounce key must be a string of 1–{DEBOUNCE_KEY_MAX} characters.", key=key
-        )
+    key = check_text(value.get("key"), "debounce key", max_length=DEBOUNCE_KEY_MAX)
     if "delay" not in value or isinstance(value["delay"], datetime.datetime):
         raise ValidationError("debounce delay must be a duration such as '5s' (not a date).")
     delay_ms = parse_duration_ms(value["delay"])
@@ -111,6 +147,8 @@ def validate_tags(tags: str | Sequence[str] | None) -> tuple[str, ...]:
             raise TooManyTagsError(f"Tags must be strings; got {type(tag).__name__}.")
         if not tag:
             continue
+        if "\x00" in tag:
+            raise TooManyTagsError("A tag cannot contain NUL (\\x00) characters.")
         if len(tag) > MAX_TAG_LENGTH:
             raise TooManyTagsError(
                 f"A tag can be at most {MAX_TAG_LENGTH} characters; '{tag[:20]}…' has {len(tag)}.",
@@ -128,8 +166,11 @@ def validate_tags(tags: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(cleaned)
 
 
-def parse_options(options: Mapping[str, Any]) -> TriggerOptions:
-    """Validate trigger keyword options; an unknown option is an error naming it."""
+def parse_options(options: Mapping[str, Any], now_ms: int) -> ParsedOptions:
+    """Validate trigger keyword options; an unknown option is an error naming it.
+
+    ``now_ms`` bounds absolute times (a ``delay`` more than 100 years ahead is refused).
+    """
     unknown = sorted(set(options) - set(SUPPORTED))
     if unknown:
         raise ValidationError(
@@ -137,7 +178,7 @@ def parse_options(options: Mapping[str, Any]) -> TriggerOptions:
             f"{', '.join(repr(u) for u in unknown)}; supported: {', '.join(SUPPORTED)}.",
             options=unknown,
         )
-    parsed = TriggerOptions(tags=validate_tags(options.get("tags")))
+    parsed = ParsedOptions(tags=validate_tags(options.get("tags")))
     metadata = options.get("metadata")
     if metadata is not None:
         if not isinstance(metadata, Mapping):
@@ -147,40 +188,29 @@ def parse_options(options: Mapping[str, Any]) -> TriggerOptions:
     if (max_attempts := options.get("max_attempts")) is not None:
         if not isinstance(max_attempts, int) or isinstance(max_attempts, bool):
             raise ValidationError("max_attempts must be an integer.")
-        parsed.max_attempts = max(1, max_attempts)
+        parsed.max_attempts = max(
+            1,
+            int(check_number(max_attempts, "max_attempts", minimum=-INT32_MAX, maximum=INT32_MAX)),
+        )
     if (max_duration := options.get("max_duration")) is not None:
-        if not isinstance(max_duration, int | float) or isinstance(max_duration, bool):
-            raise ValidationError("max_duration must be a number of seconds.")
-        parsed.max_duration = max(5, int(max_duration))
+        seconds = check_number(max_duration, "max_duration", minimum=0, maximum=INT32_MAX)
+        parsed.max_duration = max(5, int(seconds))
     if (key := options.get("idempotency_key")) is not None:
         parsed.idempotency_key = normalize(key)
     if (ttl := options.get("idempotency_key_ttl")) is not None:
         parsed.idempotency_key_ttl_ms = parse_duration_ms(ttl)
     if (machine := options.get("machine")) is not None:
-        from shipyard.sdk.context import MACHINES
-
-        if machine not in MACHINES:
-            raise ValidationError(
-                f"Unknown machine {machine!r}; presets: {', '.join(MACHINES)}.", machine=machine
-            )
-        parsed.machine = machine
+        parsed.machine = validate_machine(machine)
     if (priority := options.get("priority")) is not None:
-        if not isinstance(priority, int | float) or isinstance(priority, bool):
-            raise ValidationError("priority must be a number of seconds.")
-        parsed.priority_ms = max(-PRIORITY_MAX_MS, min(round(priority * 1000), PRIORITY_MAX_MS))
+        seconds = check_number(priority, "priority", minimum=-1e15, maximum=1e15)
+        parsed.priority_ms = max(-PRIORITY_MAX_MS, min(round(seconds * 1000), PRIORITY_MAX_MS))
     if (queue := options.get("queue")) is not None:
         name = queue.get("name") if isinstance(queue, Mapping) else getattr(queue, "name", queue)
-        if not isinstance(name, str) or not name:
-            raise ValidationError("queue must be the name of a queue.")
-        parsed.queue = name
+        parsed.queue = check_text(name, "queue", max_length=128)
     if (key := options.get("concurrency_key")) is not None:
-        if not isinstance(key, str) or not key or len(key) > CONCURRENCY_KEY_MAX:
-            raise ValidationError(
-                f"concurrency_key must be a string of 1–{CONCURRENCY_KEY_MAX} characters."
-            )
-        parsed.concurrency_key = key
+        parsed.concurrency_key = check_text(key, "concurrency_key", max_length=CONCURRENCY_KEY_MAX)
     if (delay := options.get("delay")) is not None:
-        resolve_time(delay, 0)  # validate now; resolved against the clock at insert
+        resolve_time(delay, now_ms)  # validated now; resolved against the clock at insert
         parsed.delay = delay
     if "ttl" in options and options["ttl"] is not None:
         parsed.ttl_set = True

@@ -1,4 +1,4 @@
-"""The process's default engine (a registry): what ``my_task.trigger`` and friends use.
+"""The process's default engine: what ``my_task.trigger`` and friends use.
 
 ``shipyard.configure(...)`` replaces it; otherwise it is built on first use from the project's
 settings (``[tool.shipyard]``, ``SHIPYARD_*``).
@@ -30,6 +30,15 @@ def get_engine() -> Engine:
 def set_engine(engine: Engine | None) -> None:
     """Make ``engine`` the process's default (the worker and tests do this)."""
     _registry.engine = engine
+
+
+async def aclose() -> None:
+    """Close the process's default engine (its database connections and threads).
+
+    Call it before a script that triggered runs exits (or in a FastAPI lifespan's shutdown)."""
+    engine, _registry.engine = _registry.engine, None
+    if engine is not None:
+        await engine.close()
 
 
 def configure(**settings: Any) -> Settings:

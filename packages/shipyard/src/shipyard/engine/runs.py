@@ -1,116 +1,237 @@
-"""The run state machine: the 13 public statuses and every allowed transition.
+"""Reading and steering runs: retrieve, list, events, cancel, reschedule, replay, tags,
+idempotency key reset, batches and registered tasks.
 
-``docs/runs.md`` draws this machine. Every status change the engine makes goes through
-:func:`check_transition`; the store's guarded updates (``WHERE status = ...``) make each one
-atomic, and this table makes sure the engine never asks for one that is not allowed.
+Every read the SDK, the CLI, the HTTP server and the MCP server make goes through here and
+returns the neutral models (:mod:`shipyard.models`), never store rows.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
+from collections.abc import Sequence
+from typing import Any
 
-from shipyard.errors import IllegalTransitionError
-
-
-class RunStatus(StrEnum):
-    """Public run statuses (Trigger.dev v4 names)."""
-
-    DELAYED = "DELAYED"  # waiting for its delay (or debounce) to pass
-    PENDING_VERSION = "PENDING_VERSION"  # no worker has registered the task or queue yet
-    QUEUED = "QUEUED"  # ready (or backing off before a retry) and waiting for a slot
-    DEQUEUED = "DEQUEUED"  # taken from the queue, not yet executing (claim skips it today)
-    EXECUTING = "EXECUTING"  # an attempt holds a lease and runs on a worker
-    WAITING = "WAITING"  # parked at a durable wait; holds no slot
-    COMPLETED = "COMPLETED"  # finished successfully
-    CANCELED = "CANCELED"  # canceled by a user, an API call or a canceled parent
-    FAILED = "FAILED"  # task error after its last attempt, or a non-retryable error
-    CRASHED = "CRASHED"  # its worker kept dying until the attempts ran out
-    SYSTEM_FAILURE = "SYSTEM_FAILURE"  # an unrecoverable engine error
-    EXPIRED = "EXPIRED"  # its TTL passed before any worker started it
-    TIMED_OUT = "TIMED_OUT"  # an attempt ran past max_duration
-
-    @property
-    def is_final(self) -> bool:
-        """No further transition is possible."""
-        return self in FINAL_STATUSES
-
-    @property
-    def is_queued(self) -> bool:
-        """Not started yet: DELAYED, PENDING_VERSION or QUEUED."""
-        return self in (RunStatus.DELAYED, RunStatus.PENDING_VERSION, RunStatus.QUEUED)
-
-    @property
-    def is_executing(self) -> bool:
-        """DEQUEUED or EXECUTING."""
-        return self in (RunStatus.DEQUEUED, RunStatus.EXECUTING)
-
-    @property
-    def is_waiting(self) -> bool:
-        """Parked at a durable wait."""
-        return self is RunStatus.WAITING
-
-    @property
-    def is_success(self) -> bool:
-        """COMPLETED."""
-        return self is RunStatus.COMPLETED
-
-    @property
-    def is_failed(self) -> bool:
-        """FAILED, CRASHED, SYSTEM_FAILURE, EXPIRED or TIMED_OUT."""
-        return self in FAILED_STATUSES
-
-    @property
-    def is_cancelled(self) -> bool:
-        """CANCELED."""
-        return self is RunStatus.CANCELED
-
-    @property
-    def is_completed(self) -> bool:
-        """Finished: successfully, failed, or canceled."""
-        return self.is_final
-
-
-FAILED_STATUSES = frozenset(
-    {
-        RunStatus.FAILED,
-        RunStatus.CRASHED,
-        RunStatus.SYSTEM_FAILURE,
-        RunStatus.EXPIRED,
-        RunStatus.TIMED_OUT,
-    }
+from shipyard.durations import resolve_time
+from shipyard.engine.options import MAX_TAGS, check_text, validate_tags
+from shipyard.engine.triggers import TriggerOps
+from shipyard.errors import BatchNotFoundError, ValidationError
+from shipyard.jsonutil import dumps, loads
+from shipyard.models.batches import BatchInfo
+from shipyard.models.handles import RunHandle
+from shipyard.models.runs import Run, RunEvent, RunPage, to_datetime
+from shipyard.models.tasks import RegisteredTask
+from shipyard.records import NewEvent
+from shipyard.statuses import FINAL_STATUSES, RunStatus
+from shipyard.store.protocol import (
+    RunCancelParams,
+    RunListParams,
+    RunRescheduleParams,
+    RunTagsAddParams,
 )
-FINAL_STATUSES = FAILED_STATUSES | {RunStatus.COMPLETED, RunStatus.CANCELED}
-# An idempotency key whose run ended in one of these may be reused by a new run.
-IDEMPOTENCY_RELEASE_STATUSES = FAILED_STATUSES
 
-_S = RunStatus
-TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
-    _S.DELAYED: frozenset({_S.QUEUED, _S.PENDING_VERSION, _S.CANCELED, _S.EXPIRED}),
-    _S.PENDING_VERSION: frozenset({_S.QUEUED, _S.CANCELED, _S.EXPIRED}),
-    _S.QUEUED: frozenset({_S.DEQUEUED, _S.EXECUTING, _S.CANCELED, _S.EXPIRED}),
-    _S.DEQUEUED: frozenset({_S.EXECUTING, _S.QUEUED, _S.CANCELED, _S.CRASHED}),
-    _S.EXECUTING: frozenset(
-        {
-            _S.COMPLETED,
-            _S.FAILED,
-            _S.TIMED_OUT,
-            _S.CANCELED,
-            _S.CRASHED,
-            _S.SYSTEM_FAILURE,
-            _S.QUEUED,  # retry after a failed attempt, release on shutdown, lost lease
-            _S.WAITING,
-        }
-    ),
-    _S.WAITING: frozenset({_S.QUEUED, _S.CANCELED, _S.SYSTEM_FAILURE}),
-}
-for _final in FINAL_STATUSES:
-    TRANSITIONS[_final] = frozenset()
+__all__ = ["LIST_LIMIT_MAX", "RunOps"]
+
+LIST_LIMIT_MAX = 1000
+_NON_FINAL = frozenset(RunStatus) - FINAL_STATUSES
+_CANCELED_ERROR = {"name": "TaskRunCanceled", "message": "The run was canceled.", "stack": ""}
 
 
-def check_transition(current: RunStatus | str, target: RunStatus | str) -> None:
-    """Raise :class:`IllegalTransitionError` unless ``current → target`` is allowed."""
-    src, dst = RunStatus(current), RunStatus(target)
-    if dst not in TRANSITIONS[src]:
-        raise IllegalTransitionError(
-            f"A run cannot go from {src} to {dst}.", current=str(src), target=str(dst)
+class RunOps(TriggerOps):
+    """Runs as readers see them, and the operations that steer them."""
+
+    async def retrieve_run(self, run_id: str) -> Run:
+        """The full run, with payload, output, error and attempts."""
+        record = await self.get_run(run_id)
+        attempts = await self.store.attempt_list(record.id)
+        return Run.from_record(record, attempts, self.now())
+
+    async def list_runs(
+        self,
+        *,
+        statuses: Sequence[str] = (),
+        task_ids: Sequence[str] = (),
+        tag: str | None = None,
+        batch_id: str | None = None,
+        created_from: int | None = None,
+        created_to: int | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage:
+        """One page of runs, newest first (``cursor``: the previous page's ``next_cursor``)."""
+        if not 1 <= limit <= LIST_LIMIT_MAX:
+            raise ValidationError(
+                f"limit must be between 1 and {LIST_LIMIT_MAX}; got {limit}.", limit=limit
+            )
+        for status in statuses:
+            try:
+                RunStatus(status)
+            except ValueError:
+                raise ValidationError(
+                    f"Unknown status {status!r}; one of {', '.join(RunStatus)}.", status=status
+                ) from None
+        for value, what in (
+            *((t, "task id") for t in task_ids),
+            (tag, "tag"),
+            (batch_id, "batch id"),
+            (cursor, "cursor"),
+        ):
+            if value is not None:
+                check_text(value, what)
+        await self.start()
+        page = await self.store.run_list(
+            RunListParams(
+                environment=self.environment,
+                limit=limit,
+                cursor=cursor,
+                statuses=list(statuses),
+                task_ids=list(task_ids),
+                tag=tag,
+                batch_id=batch_id,
+                created_from=created_from,
+                created_to=created_to,
+            )
         )
+        now = self.now()
+        return RunPage(
+            items=tuple(Run.from_record(r, now_ms=now) for r in page.items),
+            next_cursor=page.next_cursor,
+        )
+
+    async def run_events(
+        self, run_id: str, *, after_id: int = 0, limit: int = 1000
+    ) -> list[RunEvent]:
+        """A run's events (logs, spans, metadata, tag and status changes) after ``after_id``."""
+        if not 1 <= limit <= 10_000:
+            raise ValidationError("limit must be between 1 and 10000.", limit=limit)
+        record = await self.get_run(run_id)
+        found = await self.store.run_events_list(record.id, after_id, limit)
+        return [RunEvent.from_record(e) for e in found]
+
+    async def cancel_run(self, run_id: str) -> Run:
+        """Cancel a run and its non-final children. A final run is returned unchanged."""
+        run = await self.get_run(run_id)
+        if not RunStatus(run.status).is_final:
+            self.transitions.check(_NON_FINAL, RunStatus.CANCELED, "cancel", [run_id])
+            canceled = await self.store.run_cancel(
+                RunCancelParams(
+                    environment=self.environment,
+                    run_id=run_id,
+                    now=self.now(),
+                    final_statuses=frozenset(str(s) for s in FINAL_STATUSES),
+                    error=dumps(_CANCELED_ERROR),
+                )
+            )
+            # Executing workers notice on their next ownership check; ring so it is soon.
+            await self.store.ready_notify(self.environment)
+            self.run_finished(canceled)
+        return await self.retrieve_run(run_id)
+
+    async def reschedule_run(self, run_id: str, delay: Any) -> Run:
+        """Move a DELAYED run to a new time (a duration from now, a datetime or ISO string)."""
+        run = await self.get_run(run_id)
+        if run.status != RunStatus.DELAYED:
+            raise ValidationError(
+                f"Only DELAYED runs can be rescheduled; run {run_id} is {run.status}.",
+                run_id=run_id,
+                status=run.status,
+            )
+        now = self.now()
+        updated = await self.store.run_reschedule(
+            RunRescheduleParams(
+                environment=self.environment,
+                run_id=run_id,
+                delay_until=max(resolve_time(delay, now), now),
+                now=now,
+            )
+        )
+        if updated is None:
+            current = await self.get_run(run_id)
+            raise ValidationError(
+                f"Only DELAYED runs can be rescheduled; run {run_id} is {current.status}.",
+                run_id=run_id,
+                status=current.status,
+            )
+        return await self.retrieve_run(run_id)
+
+    async def replay_run(self, run_id: str, *, payload: Any = ...) -> RunHandle:
+        """A new run of the same task with the same payload (or ``payload``) and options:
+        tags, metadata, queue, concurrency key, machine, max attempts, max duration and TTL."""
+        run = await self.get_run(run_id)
+        options: dict[str, Any] = {
+            "tags": loads(run.tags) or [],
+            "metadata": loads(run.metadata) or {},
+            "queue": run.queue,
+            # The original TTL, or none at all: a replay must not pick up a default TTL the
+            # original did not have.
+            "ttl": (run.ttl_ms or 0) / 1000,
+        }
+        if run.concurrency_key is not None:
+            options["concurrency_key"] = run.concurrency_key
+        if run.machine:
+            options["machine"] = run.machine
+        if run.max_attempts is not None:
+            options["max_attempts"] = run.max_attempts
+        if run.max_duration_s:
+            options["max_duration"] = run.max_duration_s
+        body = loads(run.payload) if payload is ... else payload
+        return await self.trigger(run.task_id, body, options)
+
+    async def add_tags(self, run_id: str, tags: str | Sequence[str]) -> list[str]:
+        """Add tags to a run (at most 10 in all; extra ones are ignored); its tags after."""
+        items = [tags] if isinstance(tags, str) else list(tags)
+        new: list[str] = []
+        for item in items:
+            new.extend(t for t in validate_tags([item]) if t not in new)
+        record = await self.get_run(run_id)
+        now = self.now()
+        return await self.store.run_tags_add(
+            RunTagsAddParams(run_id=record.id, tags=new, max_tags=MAX_TAGS, now=now)
+        )
+
+    async def append_events(self, events: Sequence[NewEvent]) -> None:
+        """Append events (logs, spans) to runs' event logs, in order."""
+        if events:
+            await self.store.run_events_append(events)
+
+    async def reset_idempotency_key(self, task_id: str, key: str) -> int:
+        """Clear a (hashed) key on every run of ``task_id`` holding it; how many runs."""
+        check_text(task_id, "task id", max_length=128)
+        check_text(key, "idempotency key", max_length=2048)
+        await self.start()
+        return await self.store.idempotency_key_reset(self.environment, task_id, key)
+
+    async def retrieve_batch(self, batch_id: str) -> BatchInfo:
+        """A batch and its run ids in input order."""
+        check_text(batch_id, "batch id")
+        await self.start()
+        record = await self.store.batch_get(self.environment, batch_id)
+        if record is None:
+            raise BatchNotFoundError(f"Batch {batch_id} not found.", batch_id=batch_id)
+        return BatchInfo(
+            id=record.id,
+            status=record.status,
+            run_count=record.run_count,
+            runs=tuple(loads(record.run_ids) or ()),
+            created_at=to_datetime(record.created_at) or to_datetime(0),  # type: ignore[arg-type]
+            completed_at=to_datetime(record.completed_at),
+        )
+
+    async def list_tasks(self) -> list[RegisteredTask]:
+        """Every task a worker of this environment registered, by id."""
+        await self.start()
+        records = await self.store.task_list(self.environment)
+        self._registered = {r.id: r for r in records}
+        return [
+            RegisteredTask(
+                id=r.id,
+                file_path=r.file_path,
+                queue=r.queue,
+                max_attempts=r.max_attempts,
+                retry=loads(r.retry) or {},
+                max_duration=r.max_duration_s,
+                machine=r.machine,
+                description=r.description,
+                payload_schema=loads(r.payload_schema) or {},
+                ttl_ms=r.ttl_ms,
+            )
+            for r in sorted(records, key=lambda r: r.id)
+        ]

@@ -11,12 +11,17 @@ parks in its worker until the run is claimed again.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from shipyard.durations import parse_duration_ms
+from shipyard.engine.hooks import call_hook
+from shipyard.engine.metadata import flush_scope
+from shipyard.engine.scope import RunScope, current_scope
 from shipyard.errors import NonDeterminismError, NotInRunError, ParallelWaitError
+from shipyard.ids import new_id
 from shipyard.records import WaitpointRecord
-from shipyard.sdk.context import RunScope, current_scope
 from shipyard.store.protocol import WaitpointBlockParams, WaitpointCreateParams
 
 # Waits up to this long sleep in process and keep the slot (SEMANTICS §5).
@@ -77,6 +82,9 @@ async def _durable_call(
     store = engine.store
     run_id = scope.ctx.run.id
     attempt = driver.attempt_number()
+    # The run's own metadata must be readable while it waits, and must land before anything
+    # the children this call creates write to it (metadata.parent): flush first.
+    await flush_scope(scope)
     seq = scope.wait_seq
     scope.wait_seq += 1
     recorded = await store.waitpoint_recorded(run_id, attempt, seq)
@@ -87,7 +95,7 @@ async def _durable_call(
         worker_id=driver.worker_id,
         seq=seq,
         call=call,
-        now=engine.clock(),
+        now=engine.now(),
     )
     if recorded is not None:
         if recorded.call != call:
@@ -110,7 +118,7 @@ async def _durable_call(
             params.waitpoint_id = target
         else:
             params.create = target
-    params.now = engine.clock()
+    params.now = engine.now()
     blocked = await store.waitpoint_block(params)
     if not blocked.owned:
         raise driver.lost()
@@ -127,10 +135,58 @@ async def _durable_call(
 
 async def _hooks(scope: RunScope, name: str, wait: dict[str, Any]) -> None:
     """Global hooks, then the task's; an error in them propagates (SEMANTICS §1.5 item 8)."""
-    from shipyard.sdk.tasks import global_hooks
-    from shipyard.worker.hooks import call_hook
-
-    task = scope.hook_args.get("task")
-    own = getattr(task, name, None)
-    for hook in [*global_hooks.get(name), *([own] if own is not None else [])]:
+    own = scope.task.hook(name)
+    hooks = [*scope.engine.definitions.hooks.get(name), *([own] if own is not None else [])]
+    for hook in hooks:
         await call_hook(hook, **scope.hook_args, wait=wait)
+
+
+async def wait_until(
+    scope: RunScope,
+    completes_at: int,
+    idempotency_key: str | None = None,
+    idempotency_key_ttl: str | int | None = None,
+) -> WaitpointRecord:
+    """A durable wait until ``completes_at`` (epoch ms): a DATETIME waitpoint.
+
+    With ``idempotency_key`` a retried attempt reuses the first attempt's waitpoint and so keeps
+    its original deadline.
+    """
+    engine = scope.engine
+    now = engine.now()
+    key = str(idempotency_key) if idempotency_key is not None else None
+    ttl_ms = parse_duration_ms(idempotency_key_ttl) if idempotency_key_ttl is not None else None
+
+    async def create() -> WaitpointCreateParams:
+        return WaitpointCreateParams(
+            id=new_id("waitpoint"),
+            environment=engine.environment,
+            kind="DATETIME",
+            now=now,
+            completes_at=completes_at,
+            idempotency_key=key,
+            idempotency_key_expires_at=now + ttl_ms if key and ttl_ms else None,
+        )
+
+    def info(waitpoint: WaitpointRecord) -> dict[str, Any]:
+        at = waitpoint.completes_at or completes_at
+        return {
+            "type": "duration",
+            "date": datetime.datetime.fromtimestamp(at / 1000, datetime.UTC),
+        }
+
+    return await durable_call(scope, "wait", create, info)
+
+
+async def wait_for_token(scope: RunScope, token_id: str) -> WaitpointRecord:
+    """A durable wait for a token (a MANUAL waitpoint) to be completed or to time out."""
+
+    async def create() -> str:
+        return token_id
+
+    return await durable_call(
+        scope,
+        f"wait.for_token({token_id})",
+        create,
+        lambda wp: {"type": "token", "token": {"id": wp.id}},
+    )

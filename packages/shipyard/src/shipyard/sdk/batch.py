@@ -11,26 +11,18 @@ Example::
 
 from __future__ import annotations
 
-import datetime
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from shipyard.errors import BatchNotFoundError, ValidationError
-from shipyard.sdk.handles import BatchHandle, BatchResult
+from typing_extensions import Unpack
 
+from shipyard.errors import ValidationError
+from shipyard.models.batches import BatchInfo
+from shipyard.models.handles import BatchHandle, BatchResult
+from shipyard.models.options import TriggerOptions
+from shipyard.sdk.backend import current_engine
 
-@dataclass(frozen=True, slots=True)
-class BatchInfo:
-    """``batch.retrieve``: the batch's processing status and its run ids in input order."""
-
-    id: str
-    status: str
-    run_count: int
-    runs: tuple[str, ...]
-    created_at: datetime.datetime
-    completed_at: datetime.datetime | None
+__all__ = ["BatchInfo", "batch"]
 
 
 def _entries(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -48,39 +40,19 @@ def _entries(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 class _Batch:
     """Trigger and inspect batches of runs across tasks."""
 
-    async def trigger(self, items: Sequence[Mapping[str, Any]], **options: Any) -> BatchHandle:
+    async def trigger(
+        self, items: Sequence[Mapping[str, Any]], **options: Unpack[TriggerOptions]
+    ) -> BatchHandle:
         """Trigger runs of several tasks (``{"id", "payload", "options"}`` each, ≤ 1,000)."""
-        from shipyard.engine.registry import get_engine
+        return await current_engine().batch_trigger(_entries(items), options)
 
-        return await get_engine().batch_trigger(_entries(items), options)
-
-    async def trigger_and_wait(self, items: Sequence[Mapping[str, Any]]) -> BatchResult:
+    async def trigger_and_wait(self, items: Sequence[Mapping[str, Any]]) -> BatchResult[Any]:
         """Trigger runs of several tasks and wait for all; only inside a run."""
-        from shipyard.engine.registry import get_engine
-
-        return await get_engine().batch_trigger_and_wait(_entries(items), {})
+        return await current_engine().batch_trigger_and_wait(_entries(items), {})
 
     async def retrieve(self, batch_id: str) -> BatchInfo:
         """A batch and its run ids."""
-        from shipyard.engine.registry import get_engine
-
-        engine = get_engine()
-        await engine.start()
-        record = await engine.store.batch_get(engine.environment, batch_id)
-        if record is None:
-            raise BatchNotFoundError(f"Batch {batch_id} not found.", batch_id=batch_id)
-        return BatchInfo(
-            id=record.id,
-            status=record.status,
-            run_count=record.run_count,
-            runs=tuple(json.loads(record.run_ids)),
-            created_at=datetime.datetime.fromtimestamp(record.created_at / 1000, datetime.UTC),
-            completed_at=(
-                datetime.datetime.fromtimestamp(record.completed_at / 1000, datetime.UTC)
-                if record.completed_at
-                else None
-            ),
-        )
+        return await current_engine().retrieve_batch(batch_id)
 
 
 batch = _Batch()

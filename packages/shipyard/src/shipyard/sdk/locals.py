@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from shipyard.engine.scope import require_scope
 from shipyard.errors import ShipyardError
-from shipyard.sdk.context import require_scope
 
 T = TypeVar("T")
 

@@ -25,10 +25,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
+from shipyard.engine.scope import current_scope
 from shipyard.ids import new_id
 from shipyard.jsonutil import dumps
 from shipyard.records import NewEvent
-from shipyard.sdk.context import current_scope
 
 _python_log = logging.getLogger("shipyard.task")
 _LEVELS = {

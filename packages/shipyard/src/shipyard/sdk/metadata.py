@@ -17,18 +17,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from shipyard.errors import MetadataTooLargeError
+from shipyard.engine.metadata import flush_scope
+from shipyard.engine.scope import current_scope
 from shipyard.jsonutil import dumps, loads
-from shipyard.metadata_ops import (
-    MetadataOp,
-    apply_ops,
-    check_metadata_size,
-    collapse_ops,
-    op_to_dict,
-)
-from shipyard.records import NewEvent
-from shipyard.sdk.context import RunScope, current_scope
-from shipyard.store.protocol import RunMetadataParams
+from shipyard.metadata_ops import MetadataOp, apply_ops, check_metadata_size
+
+__all__ = ["metadata"]
 
 
 class _Mutators:
@@ -126,55 +120,3 @@ class _Metadata(_Mutators):
 
 
 metadata = _Metadata()
-
-
-async def flush_scope(scope: RunScope) -> None:
-    """Write a run scope's buffered events, then its queued metadata operations.
-
-    Events go first so that the change feed keeps the order the task emitted them in.
-    """
-    with scope.lock:
-        events, scope.pending_events = scope.pending_events, []
-    if events:
-        await scope.engine.store.run_events_append(events)
-    with scope.lock:
-        own, scope.pending_metadata = scope.pending_metadata, []
-        parent, scope.pending_parent_metadata = scope.pending_parent_metadata, []
-        root, scope.pending_root_metadata = scope.pending_root_metadata, []
-    run = scope.ctx.run
-    if own:
-        text = await _apply(scope, run.id, collapse_ops(own))
-        with scope.lock:
-            # Keep operations queued while the write was in flight on top of what is stored.
-            scope.metadata, _ = apply_ops(loads(text), scope.pending_metadata)
-    if parent and run.parent_id:
-        await _apply(scope, run.parent_id, collapse_ops(parent))
-    root_id = run.root_id or run.id
-    if root:
-        await _apply(scope, root_id, collapse_ops(root))
-
-
-async def _apply(scope: RunScope, run_id: str, ops: list[MetadataOp]) -> str:
-    def mutate(current: str) -> str:
-        updated, _ = apply_ops(loads(current) or {}, ops)
-        check_metadata_size(updated)
-        return dumps(updated, what="Metadata")
-
-    now = scope.engine.clock()
-    try:
-        return await scope.engine.store.run_metadata_update(
-            RunMetadataParams(
-                run_id=run_id,
-                mutate=mutate,
-                now=now,
-                event=NewEvent(
-                    run_id=run_id,
-                    ts=now,
-                    kind="metadata",
-                    message=f"{len(ops)} operation{'s' if len(ops) != 1 else ''}",
-                    attributes=dumps([op_to_dict(op) for op in ops]),
-                ),
-            )
-        )
-    except MetadataTooLargeError:
-        raise

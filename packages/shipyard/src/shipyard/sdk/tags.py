@@ -8,9 +8,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from shipyard.engine.metadata import flush_scope
 from shipyard.engine.options import MAX_TAGS, validate_tags
-from shipyard.sdk.context import require_scope
-from shipyard.store.protocol import RunTagsAddParams
+from shipyard.engine.scope import require_scope
 
 log = logging.getLogger("shipyard.task")
 
@@ -34,17 +34,8 @@ class _Tags:
                 MAX_TAGS,
                 ", ".join(new[room:]),
             )
-        from shipyard.sdk.metadata import flush_scope
-
         await flush_scope(scope)  # earlier logs and metadata precede the tag event
-        result = await scope.engine.store.run_tags_add(
-            RunTagsAddParams(
-                run_id=scope.ctx.run.id,
-                tags=new[: max(room, 0)],
-                max_tags=MAX_TAGS,
-                now=scope.engine.clock(),
-            )
-        )
+        result = await scope.engine.add_tags(scope.ctx.run.id, new[: max(room, 0)])
         scope.tags = list(result)
         return list(result)
 

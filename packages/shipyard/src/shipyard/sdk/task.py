@@ -1,4 +1,8 @@
-"""Defining tasks: ``@task``, ``schema_task`` and the registry of every task in the process.
+"""Defining tasks: ``@task`` and ``schema_task``.
+
+A :class:`Task` is generic in its payload and output: ``await t.trigger(wrong_payload)`` fails
+type checking, ``(await t.trigger_and_wait(p)).output`` has the task's return type, and trigger
+options are a typed dict (unknown names and wrong types fail type checking too).
 
 Example::
 
@@ -16,244 +20,190 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import Any, Generic, Protocol, TypedDict, TypeVar, cast, overload
 
 from pydantic import BaseModel
+from typing_extensions import Unpack
 
-from shipyard.errors import DuplicateTaskError, ValidationError
+from shipyard.durations import parse_duration_ms
+from shipyard.engine.definitions import (
+    QueueDefinition,
+    TaskDefinition,
+    default_definitions,
+    validate_limit,
+)
+from shipyard.errors import ValidationError
+from shipyard.machines import validate_machine
+from shipyard.models.context import Context
+from shipyard.models.handles import BatchHandle, BatchResult, Result, RunHandle
+from shipyard.models.options import TriggerOptions
 from shipyard.retry_policy import RetryOptions
-from shipyard.sdk.queues import Queue, queue_registry, validate_limit
+from shipyard.sdk.backend import current_engine
 
-if TYPE_CHECKING:
-    from shipyard.sdk.handles import BatchHandle, BatchResult, Result, RunHandle
+__all__ = ["Task", "TaskOptions", "schema_task", "task"]
 
-TaskFn = Callable[..., Any]
-QueueOption = Queue | str | Mapping[str, Any] | None
+PayloadT = TypeVar("PayloadT")
+OutputT = TypeVar("OutputT")
+ModelT = TypeVar("ModelT", bound=BaseModel)
 Hook = Callable[..., Any]
-F = TypeVar("F", bound=TaskFn)
-M = TypeVar("M", bound=BaseModel)
+QueueOption = QueueDefinition | str | Mapping[str, Any] | None
 
 MAX_DURATION_MIN = 5
 MAX_DURATION_NONE = 2_147_483_647
 
 
-@dataclass(eq=False)
-class Task:
-    """A task definition: the function plus its options. Created by :func:`task`."""
+class TaskOptions(TypedDict, total=False):
+    """Every option of ``@task`` / ``schema_task`` besides ``id`` (SEMANTICS §1.1).
 
-    id: str
-    fn: TaskFn
-    retry: RetryOptions | None = None
-    max_duration: int | None = None
-    machine: str | None = None
-    queue: Queue | None = None
-    description: str | None = None
-    schema: type[BaseModel] | None = None
-    ttl: str | int | None = None
-    catch_error: Hook | None = None
-    on_start: Hook | None = None
-    on_start_attempt: Hook | None = None
-    on_success: Hook | None = None
-    on_failure: Hook | None = None
-    on_complete: Hook | None = None
-    on_cancel: Hook | None = None
-    on_wait: Hook | None = None
-    on_resume: Hook | None = None
-    middleware: Sequence[Hook] = ()
-    file_path: str = ""
-    takes_ctx: bool = field(init=False, default=False)
-    is_async: bool = field(init=False, default=False)
+    Hooks receive the keyword arguments they name (``payload``, ``ctx``, ``task``, ``output``,
+    ``error``, ``result``, ``wait``, ``init`` …); for a ``schema_task`` ``payload`` is the parsed
+    model. ``init``/``cleanup`` run around every attempt (deprecated upstream, still used).
+    """
 
-    def __post_init__(self) -> None:
-        params = [
-            p
-            for p in inspect.signature(self.fn).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-        if len(params) not in (1, 2):
-            raise ValidationError(
-                f"Task '{self.id}' must take (payload) or (payload, ctx); "
-                f"{self.fn.__qualname__} takes {len(params)} positional parameters.",
-                task_id=self.id,
-            )
-        self.takes_ctx = len(params) == 2
-        self.is_async = inspect.iscoroutinefunction(self.fn)
-        if not self.file_path:
-            try:
-                self.file_path = str(Path(inspect.getfile(self.fn)).resolve())
-            except (TypeError, OSError):
-                self.file_path = "<unknown>"
+    retry: RetryOptions | Mapping[str, Any] | None
+    max_duration: int | None
+    machine: str | None
+    queue: QueueOption
+    description: str | None
+    ttl: str | int | None
+    catch_error: Hook | None
+    init: Hook | None
+    cleanup: Hook | None
+    on_start: Hook | None
+    on_start_attempt: Hook | None
+    on_success: Hook | None
+    on_failure: Hook | None
+    on_complete: Hook | None
+    on_cancel: Hook | None
+    on_wait: Hook | None
+    on_resume: Hook | None
+    middleware: Hook | Sequence[Hook] | None
 
-    @property
-    def queue_name(self) -> str:
-        """The queue runs of this task go to: its own ``task/<id>`` unless set."""
-        return self.queue.name if self.queue else f"task/{self.id}"
 
-    @property
-    def queue_limit(self) -> int | None:
-        """The concurrency limit of the task's queue (None: the environment's)."""
-        return self.queue.concurrency_limit if self.queue else None
+class Task(TaskDefinition, Generic[PayloadT, OutputT]):
+    """A task: the function, its options, and the methods that trigger it."""
 
-    def validate_payload(self, payload: Any) -> Any:
-        """Validate a payload against the schema (schema_task); return the parsed value."""
-        if self.schema is None:
-            return payload
-        return self.schema.model_validate(payload)
-
-    async def trigger(self, payload: Any = None, **options: Any) -> RunHandle:
+    async def trigger(
+        self,
+        payload: PayloadT = None,  # type: ignore[assignment]
+        **options: Unpack[TriggerOptions],
+    ) -> RunHandle:
         """Create a run of this task; return its handle at once.
 
-        Options: ``tags``, ``metadata``, ``max_attempts``, ``max_duration``,
-        ``idempotency_key``, ``idempotency_key_ttl``, ``machine``.
-        For a schema_task the payload is validated first (pydantic's error, no run created).
+        Options (all keyword, see :class:`~shipyard.models.options.TriggerOptions`): ``tags``,
+        ``metadata``, ``idempotency_key``, ``idempotency_key_ttl``, ``delay``, ``ttl``,
+        ``queue``, ``concurrency_key``, ``priority``, ``machine``, ``max_attempts``,
+        ``max_duration``, ``debounce`` and ``connection``. For a ``schema_task`` the payload is
+        validated first (pydantic's error, no run created).
         """
-        from shipyard.engine.registry import get_engine
-
         self._validate_client_side(payload)
-        return await get_engine().trigger(self.id, payload, options)
+        return await current_engine().trigger(self.id, payload, options)
 
-    async def batch_trigger(self, items: Sequence[Any], **options: Any) -> BatchHandle:
+    async def batch_trigger(
+        self, items: Sequence[PayloadT | Mapping[str, Any]], **options: Unpack[TriggerOptions]
+    ) -> BatchHandle:
         """Create one run per item (≤ 1,000), in one transaction.
 
-        Each item is a payload, or a dict ``{"payload": ..., "options": {...}}``.
+        Each item is a payload, or ``{"payload": ..., "options": {...}}`` (per-item options
+        over the batch's).
         """
-        from shipyard.engine.registry import get_engine
-
-        entries = [_batch_entry(self.id, item) for item in items]
+        entries = [batch_entry(self.id, item) for item in items]
         for entry in entries:
             self._validate_client_side(entry["payload"])
-        return await get_engine().batch_trigger(entries, options)
+        return await current_engine().batch_trigger(entries, options)
 
-    async def trigger_and_wait(self, payload: Any = None, **options: Any) -> Result:
+    async def trigger_and_wait(
+        self,
+        payload: PayloadT = None,  # type: ignore[assignment]
+        **options: Unpack[TriggerOptions],
+    ) -> Result[OutputT]:
         """Trigger a child run and wait for it to finish; only inside a run.
 
-        Returns a :class:`Result`; call ``.unwrap()`` to get the output or raise.
+        Returns a :class:`Result`; ``.unwrap()`` gives the output or raises.
         """
-        from shipyard.engine.registry import get_engine
-
         self._validate_client_side(payload)
-        return await get_engine().trigger_and_wait(self.id, payload, options)
+        return await current_engine().trigger_and_wait(self.id, payload, options)
 
-    async def batch_trigger_and_wait(self, items: Sequence[Any], **options: Any) -> BatchResult:
+    async def batch_trigger_and_wait(
+        self, items: Sequence[PayloadT | Mapping[str, Any]], **options: Unpack[TriggerOptions]
+    ) -> BatchResult[OutputT]:
         """Trigger many child runs and wait for all; ``.runs`` are in input order."""
-        from shipyard.engine.registry import get_engine
-
-        entries = [_batch_entry(self.id, item) for item in items]
+        entries = [batch_entry(self.id, item) for item in items]
         for entry in entries:
             self._validate_client_side(entry["payload"])
-        return await get_engine().batch_trigger_and_wait(entries, options)
+        return await current_engine().batch_trigger_and_wait(entries, options)
 
     def _validate_client_side(self, payload: Any) -> None:
         if self.schema is not None:
             self.schema.model_validate(payload)
 
 
-def _batch_entry(task_id: str, item: Any) -> dict[str, Any]:
+def batch_entry(task_id: str, item: Any) -> dict[str, Any]:
+    """A batch item as the engine takes it: ``{"task", "payload", "options"}``.
+
+    ``{"payload": ..., "options": {...}}`` is the item form; anything else is a bare payload.
+    """
     if isinstance(item, Mapping) and "payload" in item and set(item) <= {"payload", "options"}:
         return {"task": task_id, "payload": item["payload"], "options": item.get("options") or {}}
     return {"task": task_id, "payload": item, "options": {}}
 
 
-class TaskRegistry:
-    """Every task defined in this process, by id. Defining an id twice is an error."""
+class TaskDecorator(Protocol):
+    """What ``task(id=...)`` returns: applied to the function, it makes the :class:`Task`."""
 
-    def __init__(self) -> None:
-        self._tasks: dict[str, Task] = {}
-
-    def add(self, definition: Task) -> None:
-        """Register a task; a different task with the same id raises DuplicateTaskError."""
-        existing = self._tasks.get(definition.id)
-        if existing is not None and not _same_definition(existing, definition):
-            raise DuplicateTaskError(
-                f"Task id '{definition.id}' is defined twice: in {existing.file_path} "
-                f"({existing.fn.__qualname__}) and in {definition.file_path} "
-                f"({definition.fn.__qualname__}). Task ids must be unique.",
-                task_id=definition.id,
-                files=[existing.file_path, definition.file_path],
-            )
-        self._tasks[definition.id] = definition
-
-    def get(self, task_id: str) -> Task | None:
-        """The task with that id, or None."""
-        return self._tasks.get(task_id)
-
-    def all(self) -> list[Task]:
-        """Every task, sorted by id."""
-        return [self._tasks[k] for k in sorted(self._tasks)]
-
-    def ids(self) -> list[str]:
-        """Every task id, sorted."""
-        return sorted(self._tasks)
-
-    def remove_from_files(self, files: set[str]) -> None:
-        """Forget tasks defined in these files (before re-importing them)."""
-        for task_id in [k for k, t in self._tasks.items() if t.file_path in files]:
-            del self._tasks[task_id]
-
-    def clear(self) -> None:
-        """Forget every task (tests)."""
-        self._tasks.clear()
+    @overload
+    def __call__(
+        self, fn: Callable[[PayloadT, Context], Awaitable[OutputT]], /
+    ) -> Task[PayloadT, OutputT]: ...
+    @overload
+    def __call__(
+        self, fn: Callable[[PayloadT], Awaitable[OutputT]], /
+    ) -> Task[PayloadT, OutputT]: ...
+    @overload
+    def __call__(
+        self, fn: Callable[[PayloadT, Context], OutputT], /
+    ) -> Task[PayloadT, OutputT]: ...
+    @overload
+    def __call__(self, fn: Callable[[PayloadT], OutputT], /) -> Task[PayloadT, OutputT]: ...
 
 
-def _same_definition(a: Task, b: Task) -> bool:
-    # Re-importing the same module (hot reload, or a module imported under two names)
-    # redefines the same function in the same file: that is not a duplicate.
-    return a.file_path == b.file_path and a.fn.__qualname__ == b.fn.__qualname__
+class SchemaTaskDecorator(Protocol[ModelT]):
+    """What ``schema_task(...)`` returns: the task's payload is the model (or its dict form)."""
 
-
-registry = TaskRegistry()
+    @overload
+    def __call__(
+        self, fn: Callable[[ModelT, Context], Awaitable[OutputT]], /
+    ) -> Task[ModelT | Mapping[str, Any], OutputT]: ...
+    @overload
+    def __call__(
+        self, fn: Callable[[ModelT], Awaitable[OutputT]], /
+    ) -> Task[ModelT | Mapping[str, Any], OutputT]: ...
+    @overload
+    def __call__(
+        self, fn: Callable[[ModelT, Context], OutputT], /
+    ) -> Task[ModelT | Mapping[str, Any], OutputT]: ...
+    @overload
+    def __call__(
+        self, fn: Callable[[ModelT], OutputT], /
+    ) -> Task[ModelT | Mapping[str, Any], OutputT]: ...
 
 
 @overload
-def task(fn: F, /) -> Task: ...
+def task(fn: Callable[[PayloadT, Context], Awaitable[OutputT]], /) -> Task[PayloadT, OutputT]: ...
 @overload
-def task(
-    *,
-    id: str,
-    retry: RetryOptions | Mapping[str, Any] | None = None,
-    max_duration: int | None = None,
-    machine: str | None = None,
-    queue: QueueOption = None,
-    description: str | None = None,
-    catch_error: Hook | None = None,
-    on_start: Hook | None = None,
-    on_start_attempt: Hook | None = None,
-    on_success: Hook | None = None,
-    on_failure: Hook | None = None,
-    on_complete: Hook | None = None,
-    on_cancel: Hook | None = None,
-    on_wait: Hook | None = None,
-    on_resume: Hook | None = None,
-    middleware: Hook | Sequence[Hook] | None = None,
-    ttl: str | int | None = None,
-) -> Callable[[TaskFn], Task]: ...
+def task(fn: Callable[[PayloadT], Awaitable[OutputT]], /) -> Task[PayloadT, OutputT]: ...
+@overload
+def task(fn: Callable[[PayloadT, Context], OutputT], /) -> Task[PayloadT, OutputT]: ...
+@overload
+def task(fn: Callable[[PayloadT], OutputT], /) -> Task[PayloadT, OutputT]: ...
+@overload
+def task(*, id: str, **options: Unpack[TaskOptions]) -> TaskDecorator: ...
 
 
-def task(
-    fn: TaskFn | None = None,
-    /,
-    *,
-    id: str | None = None,
-    retry: RetryOptions | Mapping[str, Any] | None = None,
-    max_duration: int | None = None,
-    machine: str | None = None,
-    queue: QueueOption = None,
-    description: str | None = None,
-    catch_error: Hook | None = None,
-    on_start: Hook | None = None,
-    on_start_attempt: Hook | None = None,
-    on_success: Hook | None = None,
-    on_failure: Hook | None = None,
-    on_complete: Hook | None = None,
-    on_cancel: Hook | None = None,
-    on_wait: Hook | None = None,
-    on_resume: Hook | None = None,
-    middleware: Hook | Sequence[Hook] | None = None,
-    ttl: str | int | None = None,
-) -> Task | Callable[[TaskFn], Task]:
+def task(fn: Callable[..., Any] | None = None, /, *, id: str | None = None, **options: Any) -> Any:
     """Define a task from an ``async def`` or ``def`` taking ``(payload)`` or ``(payload, ctx)``.
+
+    Bare ``@task`` takes the id from the function name (``send_email`` → ``send-email``).
 
     Example::
 
@@ -262,31 +212,14 @@ def task(
             return {"width": 100}
     """
 
-    def decorate(function: TaskFn) -> Task:
+    def decorate(function: Callable[..., Any]) -> Task[Any, Any]:
         definition = _build(
             function,
             task_id=id or function.__name__.replace("_", "-"),
-            retry=retry,
-            max_duration=max_duration,
-            machine=machine,
-            queue=queue,
-            description=description or inspect.getdoc(function),
-            hooks={
-                "catch_error": catch_error,
-                "on_start": on_start,
-                "on_start_attempt": on_start_attempt,
-                "on_success": on_success,
-                "on_failure": on_failure,
-                "on_complete": on_complete,
-                "on_cancel": on_cancel,
-                "on_wait": on_wait,
-                "on_resume": on_resume,
-            },
-            middleware=middleware,
             schema=None,
-            ttl=ttl,
+            options=options,
         )
-        registry.add(definition)
+        default_definitions().add_task(definition)
         return definition
 
     if fn is not None:
@@ -295,31 +228,14 @@ def task(
 
 
 def schema_task(
-    *,
-    id: str,
-    schema: type[BaseModel],
-    retry: RetryOptions | Mapping[str, Any] | None = None,
-    max_duration: int | None = None,
-    machine: str | None = None,
-    queue: QueueOption = None,
-    description: str | None = None,
-    catch_error: Hook | None = None,
-    on_start: Hook | None = None,
-    on_start_attempt: Hook | None = None,
-    on_success: Hook | None = None,
-    on_failure: Hook | None = None,
-    on_complete: Hook | None = None,
-    on_cancel: Hook | None = None,
-    on_wait: Hook | None = None,
-    on_resume: Hook | None = None,
-    middleware: Hook | Sequence[Hook] | None = None,
-    ttl: str | int | None = None,
-) -> Callable[[TaskFn], Task]:
+    *, id: str, schema: type[ModelT], **options: Unpack[TaskOptions]
+) -> SchemaTaskDecorator[ModelT]:
     """A task whose payload is validated by a pydantic model.
 
     ``my_task.trigger(payload)`` validates before any run is created (pydantic's
     ``ValidationError`` is raised); each attempt validates again and a failure ends the run
-    FAILED with no retry and no hooks. The task function receives the model instance.
+    FAILED with no retry and no hooks. The task function — and every hook's ``payload`` —
+    receives the parsed model instance.
 
     Example::
 
@@ -332,100 +248,102 @@ def schema_task(
             return {"order": order.order_id}
     """
 
-    def decorate(function: TaskFn) -> Task:
-        definition = _build(
-            function,
-            task_id=id,
-            retry=retry,
-            max_duration=max_duration,
-            machine=machine,
-            queue=queue,
-            description=description or inspect.getdoc(function),
-            hooks={
-                "catch_error": catch_error,
-                "on_start": on_start,
-                "on_start_attempt": on_start_attempt,
-                "on_success": on_success,
-                "on_failure": on_failure,
-                "on_complete": on_complete,
-                "on_cancel": on_cancel,
-                "on_wait": on_wait,
-                "on_resume": on_resume,
-            },
-            middleware=middleware,
-            schema=schema,
-            ttl=ttl,
-        )
-        registry.add(definition)
+    def decorate(function: Callable[..., Any]) -> Task[Any, Any]:
+        definition = _build(function, task_id=id, schema=schema, options=dict(options))
+        default_definitions().add_task(definition)
         return definition
 
-    return decorate
+    return cast("SchemaTaskDecorator[ModelT]", decorate)
+
+
+_HOOKS = (
+    "catch_error",
+    "init",
+    "cleanup",
+    "on_start",
+    "on_start_attempt",
+    "on_success",
+    "on_failure",
+    "on_complete",
+    "on_cancel",
+    "on_wait",
+    "on_resume",
+)
+_OPTIONS = frozenset(
+    {"retry", "max_duration", "machine", "queue", "description", "ttl", "middleware", *_HOOKS}
+)
 
 
 def _build(
-    function: TaskFn,
+    function: Callable[..., Any],
     *,
     task_id: str,
-    retry: RetryOptions | Mapping[str, Any] | None,
-    max_duration: int | None,
-    machine: str | None,
-    queue: QueueOption,
-    description: str | None,
-    hooks: dict[str, Hook | None],
-    middleware: Hook | Sequence[Hook] | None,
     schema: type[BaseModel] | None,
-    ttl: str | int | None,
-) -> Task:
-    if not task_id or len(task_id) > 128:
-        raise ValidationError("A task id must be 1–128 characters.", task_id=task_id)
+    options: Mapping[str, Any],
+) -> Task[Any, Any]:
+    unknown = sorted(set(options) - _OPTIONS)
+    if unknown:
+        raise ValidationError(
+            f"Unknown task option{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(u) for u in unknown)} on task '{task_id}'; supported: "
+            f"{', '.join(sorted(_OPTIONS))}.",
+            task_id=task_id,
+        )
+    if not isinstance(task_id, str) or not task_id or len(task_id) > 128 or "\x00" in task_id:
+        raise ValidationError("A task id must be 1–128 characters.", task_id=str(task_id))
+    max_duration = options.get("max_duration")
     if max_duration is not None:
         max_duration = max(MAX_DURATION_MIN, min(int(max_duration), MAX_DURATION_NONE))
+    middleware = options.get("middleware")
     if middleware is None:
         chain: tuple[Hook, ...] = ()
     elif callable(middleware):
         chain = (middleware,)
     else:
         chain = tuple(middleware)
+    ttl = options.get("ttl")
     if ttl is not None:
-        from shipyard.durations import parse_duration_ms
-
         parse_duration_ms(ttl)  # an invalid TTL fails where the task is defined
+    machine = options.get("machine")
+    if machine is not None:
+        machine = validate_machine(machine, where=f"machine of task '{task_id}'")
+    description = options.get("description") or inspect.getdoc(function)
     return Task(
         id=task_id,
         fn=function,
-        retry=RetryOptions.from_value(retry),
+        retry=RetryOptions.from_value(options.get("retry")),
         max_duration=max_duration,
         machine=machine,
-        queue=_resolve_queue(queue, task_id),
+        queue=_resolve_queue(options.get("queue"), task_id),
         ttl=ttl,
         description=description,
         schema=schema,
         middleware=chain,
-        catch_error=hooks["catch_error"],
-        on_start=hooks["on_start"],
-        on_start_attempt=hooks["on_start_attempt"],
-        on_success=hooks["on_success"],
-        on_failure=hooks["on_failure"],
-        on_complete=hooks["on_complete"],
-        on_cancel=hooks["on_cancel"],
-        on_wait=hooks["on_wait"],
-        on_resume=hooks["on_resume"],
+        catch_error=options.get("catch_error"),
+        init=options.get("init"),
+        cleanup=options.get("cleanup"),
+        on_start=options.get("on_start"),
+        on_start_attempt=options.get("on_start_attempt"),
+        on_success=options.get("on_success"),
+        on_failure=options.get("on_failure"),
+        on_complete=options.get("on_complete"),
+        on_cancel=options.get("on_cancel"),
+        on_wait=options.get("on_wait"),
+        on_resume=options.get("on_resume"),
     )
 
 
-def _resolve_queue(value: QueueOption, task_id: str) -> Queue | None:
-    if value is None or isinstance(value, Queue):
+def _resolve_queue(value: QueueOption, task_id: str) -> QueueDefinition | None:
+    definitions = default_definitions()
+    if value is None or isinstance(value, QueueDefinition):
         return value
     if isinstance(value, str):
         # A name: the shared queue defined with queue(...), or a queue with the default limit.
-        return queue_registry.get(value) or queue_registry.add(Queue(name=value))
+        return definitions.queue(value) or definitions.add_queue(QueueDefinition(name=value))
     # {"concurrency_limit": n} without a name sets the limit of the task's own queue.
     name = value.get("name") or f"task/{task_id}"
     if not isinstance(name, str):
         raise ValidationError("queue={...} 'name' must be a string.")
-    return queue_registry.add(
-        Queue(name=name, concurrency_limit=validate_limit(value.get("concurrency_limit")))
+    return definitions.add_queue(
+        QueueDefinition(name=name, concurrency_limit=validate_limit(value.get("concurrency_limit")))
     )
-
-
-AwaitableOrValue = Awaitable[Any] | Any

@@ -10,125 +10,109 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from shipyard.sdk.handles import BatchHandle, BatchResult, Result, RunHandle
+from typing_extensions import Unpack
+
+from shipyard.engine.definitions import default_definitions
+from shipyard.models.handles import BatchHandle, BatchResult, Result, RunHandle
+from shipyard.models.options import TriggerOptions
+from shipyard.sdk.backend import current_engine
+from shipyard.sdk.task import batch_entry
+
+__all__ = ["tasks"]
 
 Hook = Callable[..., Any]
 
-HOOK_NAMES = (
-    "on_start",
-    "on_start_attempt",
-    "on_success",
-    "on_failure",
-    "on_complete",
-    "on_cancel",
-    "on_wait",
-    "on_resume",
-    "catch_error",
-    "middleware",
-)
 
-
-class GlobalHooks:
-    """Hooks registered for every task, in registration order (a registry)."""
-
-    def __init__(self) -> None:
-        self._hooks: dict[str, list[Hook]] = {name: [] for name in HOOK_NAMES}
-
-    def add(self, name: str, fn: Hook) -> Hook:
-        """Register ``fn`` as a global ``name`` hook; returns ``fn`` (usable as a decorator)."""
-        self._hooks[name].append(fn)
-        return fn
-
-    def get(self, name: str) -> list[Hook]:
-        """The global hooks of that name, in registration order."""
-        return list(self._hooks[name])
-
-    def clear(self) -> None:
-        """Forget every global hook (tests)."""
-        for hooks in self._hooks.values():
-            hooks.clear()
-
-
-global_hooks = GlobalHooks()
+def _add(name: str, fn: Hook) -> Hook:
+    return default_definitions().hooks.add(name, fn)
 
 
 class _Tasks:
-    """Trigger tasks by id, and register global hooks."""
+    """Trigger tasks by id, and register global hooks (run before each task's own)."""
 
-    async def trigger(self, task_id: str, payload: Any = None, **options: Any) -> RunHandle:
-        """Trigger a task by id (no client-side schema validation)."""
-        from shipyard.engine.registry import get_engine
-
-        return await get_engine().trigger(task_id, payload, options)
+    async def trigger(
+        self, task_id: str, payload: Any = None, **options: Unpack[TriggerOptions]
+    ) -> RunHandle:
+        """Trigger a task by id, without importing its code (no client-side validation)."""
+        return await current_engine().trigger(task_id, payload, options)
 
     async def batch_trigger(
-        self, task_id: str, items: Sequence[Any], **options: Any
+        self,
+        task_id: str,
+        items: Sequence[Any | Mapping[str, Any]],
+        **options: Unpack[TriggerOptions],
     ) -> BatchHandle:
-        """Trigger many runs of one task by id."""
-        from shipyard.engine.registry import get_engine
-        from shipyard.sdk.task import _batch_entry
+        """Trigger many runs of one task by id (items: payloads or ``{payload, options}``)."""
+        entries = [batch_entry(task_id, item) for item in items]
+        return await current_engine().batch_trigger(entries, options)
 
-        return await get_engine().batch_trigger([_batch_entry(task_id, i) for i in items], options)
-
-    async def trigger_and_wait(self, task_id: str, payload: Any = None, **options: Any) -> Result:
+    async def trigger_and_wait(
+        self, task_id: str, payload: Any = None, **options: Unpack[TriggerOptions]
+    ) -> Result[Any]:
         """Trigger a task by id and wait for its result; only inside a run."""
-        from shipyard.engine.registry import get_engine
-
-        return await get_engine().trigger_and_wait(task_id, payload, options)
+        return await current_engine().trigger_and_wait(task_id, payload, options)
 
     async def batch_trigger_and_wait(
-        self, task_id: str, items: Sequence[Any], **options: Any
-    ) -> BatchResult:
+        self,
+        task_id: str,
+        items: Sequence[Any | Mapping[str, Any]],
+        **options: Unpack[TriggerOptions],
+    ) -> BatchResult[Any]:
         """Trigger many runs of one task by id and wait for all; only inside a run."""
-        from shipyard.engine.registry import get_engine
-        from shipyard.sdk.task import _batch_entry
+        entries = [batch_entry(task_id, item) for item in items]
+        return await current_engine().batch_trigger_and_wait(entries, options)
 
-        return await get_engine().batch_trigger_and_wait(
-            [_batch_entry(task_id, i) for i in items], options
-        )
+    def init(self, fn: Hook) -> Hook:
+        """Run ``fn`` before every attempt of every task; what it returns is ``init`` (merged
+        with the task's own, the task's keys winning) in the hooks and ``ctx``-style calls."""
+        return _add("init", fn)
+
+    def cleanup(self, fn: Hook) -> Hook:
+        """Run ``fn`` after every attempt of every task (success or failure)."""
+        return _add("cleanup", fn)
 
     def on_start(self, fn: Hook) -> Hook:
         """Run ``fn`` before the first attempt of every task (before the task's own)."""
-        return global_hooks.add("on_start", fn)
+        return _add("on_start", fn)
 
     def on_start_attempt(self, fn: Hook) -> Hook:
         """Run ``fn`` before every attempt of every task."""
-        return global_hooks.add("on_start_attempt", fn)
+        return _add("on_start_attempt", fn)
 
     def on_success(self, fn: Hook) -> Hook:
         """Run ``fn`` when any run succeeds (errors in it are logged, not raised)."""
-        return global_hooks.add("on_success", fn)
+        return _add("on_success", fn)
 
     def on_failure(self, fn: Hook) -> Hook:
         """Run ``fn`` once when any run ends FAILED."""
-        return global_hooks.add("on_failure", fn)
+        return _add("on_failure", fn)
 
     def on_complete(self, fn: Hook) -> Hook:
         """Run ``fn`` when any executing run reaches a final status."""
-        return global_hooks.add("on_complete", fn)
+        return _add("on_complete", fn)
 
     def on_cancel(self, fn: Hook) -> Hook:
         """Run ``fn`` when an executing run is canceled."""
-        return global_hooks.add("on_cancel", fn)
+        return _add("on_cancel", fn)
 
     def on_wait(self, fn: Hook) -> Hook:
         """Run ``fn(wait=...)`` before any run suspends at a durable wait."""
-        return global_hooks.add("on_wait", fn)
+        return _add("on_wait", fn)
 
     def on_resume(self, fn: Hook) -> Hook:
         """Run ``fn(wait=...)`` when any run continues after a durable wait."""
-        return global_hooks.add("on_resume", fn)
+        return _add("on_resume", fn)
 
     def catch_error(self, fn: Hook) -> Hook:
         """Consult ``fn`` (after the task's own) when an attempt fails."""
-        return global_hooks.add("catch_error", fn)
+        return _add("catch_error", fn)
 
     def middleware(self, fn: Hook) -> Hook:
         """Wrap every attempt in ``fn(payload, ctx, next)``; it must ``await next()``."""
-        return global_hooks.add("middleware", fn)
+        return _add("middleware", fn)
 
 
 tasks = _Tasks()

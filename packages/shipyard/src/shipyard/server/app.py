@@ -3,7 +3,6 @@ the HTTP API grows here."""
 
 from __future__ import annotations
 
-import hmac
 import json
 from typing import Any
 
@@ -24,8 +23,7 @@ def create_app(engine: Engine) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
-        await engine.start()
-        tasks = await engine.store.task_list(engine.environment)
+        tasks = await engine.list_tasks()
         return {
             "status": "ok",
             "version": __version__,
@@ -40,8 +38,7 @@ def create_app(engine: Engine) -> FastAPI:
         The URL is the credential: ``signature`` is the HMAC-SHA256 of the id under the
         environment's secret key. A wrong signature is 401 and changes nothing.
         """
-        expected = engine.token_signature(waitpoint_id)
-        if not hmac.compare_digest(expected, signature):
+        if not engine.token_signature_valid(waitpoint_id, signature):
             return JSONResponse(
                 {"error": "Invalid callback signature for this wait token."}, status_code=401
             )

@@ -2,13 +2,18 @@
 
 1. Parse the payload (schema_task: validate; a failure ends the run FAILED, no hooks).
 2. Middleware: global, then the task's; each awaits ``next()``.
-3. Inside: ``on_start`` (attempt 1 only), ``on_start_attempt``, then the task function.
+3. Inside: ``init`` (global, then the task's; results merged, the task's keys winning),
+   ``on_start`` (attempt 1 only), ``on_start_attempt``, the task function, and ``cleanup``
+   whatever the function did (an error in any of them fails the attempt).
 4. On error: ``catch_error`` (task first, then global; the first non-None answer wins), then
-   either a retry, or ``on_failure`` and ``on_complete`` — exactly once, on the run's last
-   attempt, even when ``catch_error`` asked for a retry that ``max_attempts`` does not allow.
+   the engine's retry decision; either a retry, or ``on_failure`` and ``on_complete`` — exactly
+   once, on the run's last attempt, even when ``catch_error`` asked for a retry that
+   ``max_attempts`` does not allow. A ``catch_error`` that raises, or answers with an unknown
+   key, fails the run through this same path with that error.
 5. On success: serialise the output, then ``on_success`` and ``on_complete``.
 
-Errors in ``on_success``, ``on_failure`` and ``on_complete`` are logged and ignored.
+``max_duration`` counts execution on the engine's clock and is paused while the run waits at a
+durable wait. Errors in ``on_success``, ``on_failure`` and ``on_complete`` are logged and ignored.
 """
 
 from __future__ import annotations
@@ -24,53 +29,42 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
-from shipyard.engine.engine import OUTPUT_MAX_BYTES, Engine
-from shipyard.engine.retries import decide, serialize_error
-from shipyard.engine.runs import RunStatus
+from shipyard.engine.definitions import TaskDefinition
+from shipyard.engine.engine import Engine
+from shipyard.engine.hooks import call_hook, call_hooks_quietly
+from shipyard.engine.retries import (
+    decide,
+    parse_catch_answer,
+    retries_disabled,
+    retry_options,
+    serialize_error,
+)
+from shipyard.engine.scope import RunScope, enter_scope, exit_scope
+from shipyard.engine.waitpoints import OUTPUT_MAX_BYTES
 from shipyard.errors import (
     MaxDurationExceededError,
     PayloadTooLargeError,
     ShipyardError,
+    TaskMiddlewareError,
+    TaskOutputError,
     TaskPayloadParsedError,
 )
 from shipyard.jsonutil import byte_size, dumps, loads
+from shipyard.models.context import Context
 from shipyard.records import RunRecord
 from shipyard.retry_policy import RetryOptions
-from shipyard.sdk.context import (
-    AttemptInfo,
-    Context,
-    EnvironmentInfo,
-    QueueInfo,
-    RunInfo,
-    RunScope,
-    TaskInfo,
-    enter_scope,
-    exit_scope,
-    machine_info,
-)
-from shipyard.sdk.task import Task
-from shipyard.sdk.tasks import global_hooks
-from shipyard.worker.hooks import call_hook, call_hooks_quietly
+from shipyard.statuses import RunStatus
 
 log = logging.getLogger("shipyard.worker")
 ON_CANCEL_SECONDS = 30.0
 
-
-class TaskMiddlewareError(ShipyardError):
-    """Middleware raised outside ``next()``: the attempt fails (retryable)."""
-
-    code = "TASK_MIDDLEWARE_ERROR"
-
-
-class TaskOutputError(ShipyardError):
-    """The task's return value could not be stored (not JSON, or over 10 MiB)."""
-
-    code = "TASK_OUTPUT_ERROR"
+__all__ = ["AttemptControl", "AttemptOutcome", "pause_deadline", "resume_deadline", "run_attempt"]
 
 
 @dataclass(slots=True)
 class AttemptControl:
-    """Why the worker interrupted an attempt: ``canceled``, ``released`` or ``lost``."""
+    """Why the worker interrupted an attempt: ``canceled``, ``released``, ``lost`` or
+    ``timed_out`` (its max_duration ran out)."""
 
     reason: str | None = None
 
@@ -86,53 +80,54 @@ class AttemptOutcome:
     retry_at: int | None = None
 
 
-def build_context(
-    engine: Engine, task: Task, run: RunRecord, now: int, *, is_replay: bool = False
-) -> Context:
-    """The ``ctx`` snapshot for this attempt (``is_replay``: resumed by replay)."""
-    env = engine.environment
-    env_type = env.split("/", 1)[0].upper()
-    return Context(
-        run=RunInfo(
-            id=run.id,
-            tags=tuple(loads(run.tags)),
-            is_test=bool(run.is_test),
-            is_replay=is_replay,
-            created_at=run.created_at,
-            started_at=run.started_at,
-            idempotency_key=run.idempotency_key,
-            max_attempts=run.max_attempts,
-            max_duration=run.max_duration_s or task.max_duration or engine.settings.max_duration,
-            parent_id=run.parent_run_id,
-            root_id=run.root_run_id,
-            depth=run.depth,
-            batch_id=run.batch_id,
-        ),
-        attempt=AttemptInfo(number=run.attempt_number, started_at=now),
-        task=TaskInfo(id=task.id, file_path=task.file_path),
-        environment=EnvironmentInfo(slug=env, type=env_type),
-        machine=machine_info(run.machine or task.machine),
-        queue=QueueInfo(name=run.queue),
-    )
+class _Deadline:
+    """max_duration on the engine's clock: a timer that cancels the attempt when it fires."""
+
+    def __init__(self, scope: RunScope, control: AttemptControl) -> None:
+        self.scope = scope
+        self.control = control
+        self.task = asyncio.current_task()
+
+    def start(self) -> None:
+        scope = self.scope
+        if scope.max_duration_left is None:
+            return
+        clock = scope.engine.clock
+        scope.deadline_started = clock.now_ms()
+        scope.deadline = clock.call_later(scope.max_duration_left, self._fire)
+
+    def _fire(self) -> None:
+        if self.control.reason is None and self.task is not None and not self.task.done():
+            self.scope.timed_out = True
+            self.control.reason = "timed_out"
+            self.task.cancel()
+
+    def stop(self) -> None:
+        if self.scope.deadline is not None:
+            self.scope.deadline.cancel()
+            self.scope.deadline = None
 
 
-def retry_options(engine: Engine, task: Task) -> RetryOptions:
-    """The task's retry options, or the configured default (replaced wholesale)."""
-    if task.retry is not None:
-        return task.retry
-    default = RetryOptions.from_value(engine.settings.retries_default)
-    assert default is not None
-    return default
+def pause_deadline(scope: RunScope) -> None:
+    """Stop counting max_duration (the run is parked at a durable wait)."""
+    if scope.deadline is None or scope.max_duration_left is None:
+        return
+    scope.deadline.cancel()
+    scope.deadline = None
+    used = (scope.engine.clock.now_ms() - scope.deadline_started) / 1000
+    scope.max_duration_left = max(0.0, scope.max_duration_left - used)
 
 
-def retries_disabled(engine: Engine) -> bool:
-    """Development with retries turned off."""
-    return engine.environment == "development" and not engine.settings.retries_enabled_in_dev
+def resume_deadline(scope: RunScope) -> None:
+    """Count max_duration again from what was left (the run resumed)."""
+    restart = scope.restart_deadline
+    if restart is not None and scope.max_duration_left is not None and scope.deadline is None:
+        restart()
 
 
 async def run_attempt(
     engine: Engine,
-    task: Task,
+    task: TaskDefinition,
     run: RunRecord,
     scope: RunScope,
     control: AttemptControl,
@@ -146,9 +141,19 @@ async def run_attempt(
         exit_scope(token)
 
 
+def _global(engine: Engine, name: str) -> list[Callable[..., Any]]:
+    return engine.definitions.hooks.get(name)
+
+
+def _both(engine: Engine, task: TaskDefinition, name: str) -> list[Callable[..., Any]]:
+    """Global hooks of that name, then the task's own."""
+    own = task.hook(name)
+    return [*_global(engine, name), *([own] if own is not None else [])]
+
+
 async def _attempt(
     engine: Engine,
-    task: Task,
+    task: TaskDefinition,
     run: RunRecord,
     scope: RunScope,
     control: AttemptControl,
@@ -167,63 +172,60 @@ async def _attempt(
         )
         return _failed(error, RunStatus.FAILED)
 
-    base: dict[str, Any] = {"payload": payload, "ctx": ctx, "task": task}
+    base: dict[str, Any] = {"payload": payload, "ctx": ctx, "task": task, "init": None}
     scope.hook_args = base
 
     async def inner() -> Any:
+        merged: dict[str, Any] = {}
+        for hook in _both(engine, task, "init"):
+            result = await call_hook(hook, **base)
+            if isinstance(result, Mapping):
+                merged.update(result)
+        base["init"] = merged or None
         if ctx.attempt.number == 1:
-            for hook in [*global_hooks.get("on_start"), *_one(task.on_start)]:
+            for hook in _both(engine, task, "on_start"):
                 await call_hook(hook, **base)
-        for hook in [*global_hooks.get("on_start_attempt"), *_one(task.on_start_attempt)]:
+        for hook in _both(engine, task, "on_start_attempt"):
             await call_hook(hook, **base)
-        return await _invoke(task, payload, ctx, threads)
+        try:
+            return await _invoke(task, payload, ctx, threads)
+        finally:
+            for hook in _both(engine, task, "cleanup"):
+                await call_hook(hook, **base)
 
-    chain = _middleware_chain([*global_hooks.get("middleware"), *task.middleware], inner, base)
+    chain = _middleware_chain([*_global(engine, "middleware"), *task.middleware], inner, base)
     max_duration = ctx.run.max_duration
-    deadline = asyncio.timeout(max_duration) if max_duration else None
-    scope.deadline = deadline  # paused while the run waits (worker._Driver.park)
+    scope.max_duration_left = float(max_duration) if max_duration else None
+    deadline = _Deadline(scope, control)
+    scope.restart_deadline = deadline.start
+    deadline.start()
     try:
-        if deadline is not None:
-            async with deadline:
-                output = await chain()
-        else:
-            output = await chain()
+        output = await chain()
     except asyncio.CancelledError:
         current = asyncio.current_task()
         if control.reason is None:
             raise
         if current is not None:
             current.uncancel()
+        if control.reason == "timed_out":
+            return await _timed_out(engine, task, run, base, max_duration)
         if control.reason != "canceled":
             return AttemptOutcome(status=None, attempt_status="RELEASED")
-        await _on_cancel(task, base, run.id)
+        await _on_cancel(engine, task, base, run.id)
         await call_hooks_quietly(
-            [*global_hooks.get("on_complete"), *_one(task.on_complete)],
+            _both(engine, task, "on_complete"),
             "on_complete",
             run.id,
-            **base,
+            **_public(base),
             result={"ok": False, "status": "CANCELED"},
         )
         return AttemptOutcome(status=RunStatus.CANCELED, attempt_status="CANCELED")
-    except TimeoutError as exc:
-        if deadline is None or not deadline.expired():
-            return await _handle_error(engine, task, run, base, exc)
-        timed_out = MaxDurationExceededError(
-            f"Run {run.id} exceeded its max_duration of {max_duration} s.",
-            run_id=run.id,
-            max_duration=max_duration,
-        )
-        await call_hooks_quietly(
-            [*global_hooks.get("on_complete"), *_one(task.on_complete)],
-            "on_complete",
-            run.id,
-            **base,
-            error=timed_out,
-            result={"ok": False, "error": timed_out},
-        )
-        return _failed(timed_out, RunStatus.TIMED_OUT)
     except Exception as exc:
+        deadline.stop()
         return await _handle_error(engine, task, run, base, exc)
+    finally:
+        deadline.stop()
+        scope.restart_deadline = None
 
     try:
         output_text = dumps(output, what="Output")
@@ -239,17 +241,13 @@ async def _attempt(
             engine, task, run, base, TaskOutputError(str(exc), run_id=run.id, task_id=task.id)
         )
     await call_hooks_quietly(
-        [*global_hooks.get("on_success"), *_one(task.on_success)],
-        "on_success",
-        run.id,
-        **base,
-        output=output,
+        _both(engine, task, "on_success"), "on_success", run.id, **_public(base), output=output
     )
     await call_hooks_quietly(
-        [*global_hooks.get("on_complete"), *_one(task.on_complete)],
+        _both(engine, task, "on_complete"),
         "on_complete",
         run.id,
-        **base,
+        **_public(base),
         output=output,
         result={"ok": True, "output": output},
     )
@@ -258,7 +256,35 @@ async def _attempt(
     )
 
 
-async def _invoke(task: Task, payload: Any, ctx: Context, threads: Executor) -> Any:
+def _public(base: Mapping[str, Any]) -> dict[str, Any]:
+    """The hook arguments (a copy: hooks must not see later additions)."""
+    return dict(base)
+
+
+async def _timed_out(
+    engine: Engine,
+    task: TaskDefinition,
+    run: RunRecord,
+    base: dict[str, Any],
+    max_duration: int | None,
+) -> AttemptOutcome:
+    timed_out = MaxDurationExceededError(
+        f"Run {run.id} exceeded its max_duration of {max_duration} s.",
+        run_id=run.id,
+        max_duration=max_duration,
+    )
+    await call_hooks_quietly(
+        _both(engine, task, "on_complete"),
+        "on_complete",
+        run.id,
+        **_public(base),
+        error=timed_out,
+        result={"ok": False, "error": timed_out},
+    )
+    return _failed(timed_out, RunStatus.TIMED_OUT)
+
+
+async def _invoke(task: TaskDefinition, payload: Any, ctx: Context, threads: Executor) -> Any:
     args = (payload, ctx) if task.takes_ctx else (payload,)
     if task.is_async:
         return await task.fn(*args)
@@ -279,14 +305,6 @@ def _middleware_chain(
     return call
 
 
-class _InnerError(Exception):
-    """Carries an error raised inside ``next()`` through the middleware unchanged."""
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
 def _wrap(
     mw: Callable[..., Any], nxt: Callable[[], Awaitable[Any]], base: Mapping[str, Any]
 ) -> Callable[[], Awaitable[Any]]:
@@ -302,7 +320,7 @@ def _wrap(
             return box["value"]
 
         try:
-            await call_hook(mw, **base, next=next_, call_next=next_)
+            await call_hook(mw, **_public(base), next=next_, call_next=next_)
         except Exception as exc:
             if "error" in box and exc is box["error"]:
                 raise
@@ -321,23 +339,34 @@ def _wrap(
 
 
 async def _handle_error(
-    engine: Engine, task: Task, run: RunRecord, base: dict[str, Any], error: BaseException
+    engine: Engine,
+    task: TaskDefinition,
+    run: RunRecord,
+    base: dict[str, Any],
+    error: BaseException,
 ) -> AttemptOutcome:
+    settings = engine.settings
     attempt = base["ctx"].attempt.number
-    options = retry_options(engine, task)
+    options = retry_options(settings, task)
     max_attempts = run.max_attempts or options.max_attempts
-    if retries_disabled(engine):
+    disabled = retries_disabled(settings)
+    if disabled:
         max_attempts = 1
     default = decide(error=error, attempt=attempt, max_attempts=max_attempts, options=options)
     override: int | None = None
     skip = False
     recorded = error
-    if not retries_disabled(engine):
-        answer = await _catch_error(task, base, error, options, default.delay_ms)
-        if answer is not None:
-            skip, override, recorded = _apply_catch_answer(
-                answer, error, attempt, options, engine.clock()
-            )
+    if not disabled:
+        try:
+            answer = await _catch_error(engine, task, base, error, options, default.delay_ms)
+            if answer is not None:
+                parsed = parse_catch_answer(answer, error, attempt, engine.now())
+                skip, override, recorded = parsed.skip_retrying, parsed.delay_ms, parsed.error
+        except Exception as hook_error:
+            # A catch_error that raises (or answers nonsense) fails the run with its error,
+            # through the normal failure path: on_failure once, then on_complete.
+            log.warning("%s: catch_error failed: %s", run.id, hook_error)
+            skip, override, recorded = True, None, hook_error
     decision = decide(
         error=error,
         attempt=attempt,
@@ -361,20 +390,16 @@ async def _handle_error(
             status=RunStatus.QUEUED,
             attempt_status="FAILED",
             error=dumps(serialize_error(recorded)),
-            retry_at=engine.clock() + decision.delay_ms,
+            retry_at=engine.now() + decision.delay_ms,
         )
     await call_hooks_quietly(
-        [*global_hooks.get("on_failure"), *_one(task.on_failure)],
-        "on_failure",
-        run.id,
-        **base,
-        error=recorded,
+        _both(engine, task, "on_failure"), "on_failure", run.id, **_public(base), error=recorded
     )
     await call_hooks_quietly(
-        [*global_hooks.get("on_complete"), *_one(task.on_complete)],
+        _both(engine, task, "on_complete"),
         "on_complete",
         run.id,
-        **base,
+        **_public(base),
         error=recorded,
         result={"ok": False, "error": recorded},
     )
@@ -382,7 +407,8 @@ async def _handle_error(
 
 
 async def _catch_error(
-    task: Task,
+    engine: Engine,
+    task: TaskDefinition,
     base: dict[str, Any],
     error: BaseException,
     options: RetryOptions,
@@ -391,12 +417,13 @@ async def _catch_error(
     retry_at = (
         None
         if delay_ms is None
-        else datetime.datetime.now(datetime.UTC) + datetime.timedelta(milliseconds=delay_ms)
+        else datetime.datetime.fromtimestamp((engine.now() + delay_ms) / 1000, datetime.UTC)
     )
-    for hook in [*_one(task.catch_error), *global_hooks.get("catch_error")]:
+    own = task.hook("catch_error")
+    for hook in [*([own] if own is not None else []), *_global(engine, "catch_error")]:
         answer = await call_hook(
             hook,
-            **base,
+            **_public(base),
             error=error,
             retry=options,
             retry_delay_ms=delay_ms,
@@ -407,43 +434,15 @@ async def _catch_error(
     return None
 
 
-def _apply_catch_answer(
-    answer: Any, error: BaseException, attempt: int, options: RetryOptions, now_ms: int
-) -> tuple[bool, int | None, BaseException]:
-    from shipyard.retry_policy import backoff_delay_ms
-
-    if not isinstance(answer, Mapping):
-        return False, None, error
-    recorded = answer.get("error", error)
-    if not isinstance(recorded, BaseException):
-        recorded = Exception(str(recorded))
-    if answer.get("skip_retrying"):
-        return True, None, recorded
-    if (retry_at := answer.get("retry_at")) is not None:
-        if isinstance(retry_at, datetime.datetime):
-            if retry_at.tzinfo is None:
-                retry_at = retry_at.replace(tzinfo=datetime.UTC)
-            return False, int(retry_at.timestamp() * 1000) - now_ms, recorded
-        return False, int(retry_at) - now_ms, recorded
-    if (delay := answer.get("retry_delay_ms")) is not None:
-        return False, int(delay), recorded
-    if (retry := answer.get("retry")) is not None:
-        custom = RetryOptions.from_value(retry)
-        assert custom is not None
-        custom_delay = backoff_delay_ms(custom, attempt)
-        if custom_delay is None:
-            return True, None, recorded
-        return False, custom_delay, recorded
-    return False, None, recorded
-
-
-async def _on_cancel(task: Task, base: dict[str, Any], run_id: str) -> None:
-    hooks = [*global_hooks.get("on_cancel"), *_one(task.on_cancel)]
+async def _on_cancel(
+    engine: Engine, task: TaskDefinition, base: dict[str, Any], run_id: str
+) -> None:
+    hooks = _both(engine, task, "on_cancel")
     if not hooks:
         return
     try:
         async with asyncio.timeout(ON_CANCEL_SECONDS):
-            await call_hooks_quietly(hooks, "on_cancel", run_id, **base)
+            await call_hooks_quietly(hooks, "on_cancel", run_id, **_public(base))
     except TimeoutError:
         log.warning("on_cancel hooks of %s ran past %.0f s", run_id, ON_CANCEL_SECONDS)
 
@@ -454,7 +453,3 @@ def _failed(error: BaseException, status: str) -> AttemptOutcome:
         attempt_status="FAILED",
         error=dumps(serialize_error(error)),
     )
-
-
-def _one(hook: Callable[..., Any] | None) -> list[Callable[..., Any]]:
-    return [hook] if hook is not None else []

@@ -1,7 +1,9 @@
 """The heartbeat thread: extends this worker's leases, independent of the event loop.
 
 A task that blocks the event loop (CPU work in an ``async def``) must not make its worker look
-dead, so heartbeats come from a plain thread with its own database connection.
+dead, so heartbeats come from a plain thread (the store gives it a connection of its own).
+Under a :class:`~shipyard.clock.FakeClock` the thread also beats each time the clock is moved,
+so a live worker's leases follow the fake time while a stopped heartbeat lets them run out.
 """
 
 from __future__ import annotations
@@ -9,40 +11,34 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-
-from shipyard.store.protocol import Store, WorkerHeartbeatParams
+from collections.abc import Callable
 
 log = logging.getLogger("shipyard.worker")
 
 
 class Heartbeat:
-    """Calls ``store.worker_heartbeat`` every ``interval`` seconds until stopped."""
+    """Calls ``beat()`` every ``interval`` seconds from its own thread until stopped.
 
-    def __init__(
-        self,
-        store: Store,
-        worker_id: str,
-        interval: float,
-        lease_ms: int,
-        clock: Callable[[], int],
-        held: Callable[[], Sequence[str]] = tuple,
-    ) -> None:
-        self._store = store
-        self._worker_id = worker_id
+    ``beat`` extends the leases of the runs the worker holds and returns how many.
+    """
+
+    def __init__(self, beat: Callable[[], int], interval: float, name: str) -> None:
+        self._beat = beat
         self._interval = interval
-        self._lease_ms = lease_ms
-        self._clock = clock
-        self._held = held
+        self._name = name
         self._stop = threading.Event()
+        # One beat at a time: each beat reads the clock inside the lock, so a later beat never
+        # writes an older lease than an earlier one.
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._failing = False
 
     def start(self) -> None:
         """Start the thread (idempotent)."""
         if self._thread is None:
+            self._stop.clear()
             self._thread = threading.Thread(
-                target=self._loop, name=f"shipyard-heartbeat-{self._worker_id}", daemon=True
+                target=self._loop, name=f"shipyard-heartbeat-{self._name}", daemon=True
             )
             self._thread.start()
 
@@ -53,17 +49,23 @@ class Heartbeat:
             self._thread.join(timeout=5)
             self._thread = None
 
+    @property
+    def running(self) -> bool:
+        """The thread is beating."""
+        return self._thread is not None and not self._stop.is_set()
+
     def beat(self) -> int:
         """One heartbeat now; returns how many leases were extended."""
-        now = self._clock()
-        return self._store.worker_heartbeat(
-            WorkerHeartbeatParams(
-                worker_id=self._worker_id,
-                now=now,
-                lease_expires_at=now + self._lease_ms,
-                run_ids=self._held(),
-            )
-        )
+        with self._lock:
+            return self._beat()
+
+    def beat_if_running(self) -> None:
+        """A beat on demand (the fake clock moved), only while the thread runs."""
+        if self.running:
+            try:
+                self.beat()
+            except Exception as exc:
+                log.error("heartbeat failed: %s (will keep trying)", exc)
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Generic, TypeVar
 
 from shipyard.errors import SubtaskUnwrapError
+
+__all__ = ["BatchHandle", "BatchResult", "Result", "RunHandle", "TaskRunError"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -74,7 +78,7 @@ class TaskRunError:
 
 
 @dataclass(frozen=True, slots=True)
-class Result:
+class Result(Generic[T]):
     """The outcome of a child run: ``ok`` with ``output``, or not ok with ``error``.
 
     Example::
@@ -88,19 +92,19 @@ class Result:
     ok: bool
     id: str
     task_identifier: str
-    output: Any = None
+    output: T | None = None
     error: TaskRunError | None = None
 
-    def unwrap(self) -> Any:
+    def unwrap(self) -> T:
         """The output, or raise :class:`SubtaskUnwrapError` with the child's error."""
         if self.ok:
-            return self.output
+            return self.output  # type: ignore[return-value]
         raise SubtaskUnwrapError(self.id, self.task_identifier, self.error)
 
 
 @dataclass(frozen=True, slots=True)
-class BatchResult:
+class BatchResult(Generic[T]):
     """The outcome of ``batch_trigger_and_wait``: one :class:`Result` per item, in order."""
 
     id: str
-    runs: tuple[Result, ...]
+    runs: tuple[Result[T], ...]

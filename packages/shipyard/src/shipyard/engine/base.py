@@ -1,0 +1,127 @@
+"""What every part of the engine shares: settings, the store, the clock, the definitions, the
+state machine's log, and the engine's lifecycle.
+
+:class:`~shipyard.engine.engine.Engine` is composed of one class per domain noun (triggers,
+runs, claims, waitpoints, queues …), each a subclass of :class:`EngineBase`, so each file stays
+about one thing while callers see one object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+from shipyard.clock import Clock, SystemClock
+from shipyard.config import Settings
+from shipyard.durations import parse_duration_ms
+from shipyard.engine.auth import sign_token
+from shipyard.engine.definitions import Definitions, default_definitions
+from shipyard.engine.transitions import TransitionLog
+from shipyard.records import TaskRecord
+from shipyard.store import Store, is_unavailable, open_store
+
+__all__ = ["HANDLE_TOKEN_TTL_S", "EngineBase"]
+
+HANDLE_TOKEN_TTL_S = 3600
+
+
+class EngineBase:
+    """Shared state and lifecycle of an engine (one environment over one store)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store | None = None,
+        *,
+        clock: Clock | None = None,
+        definitions: Definitions | None = None,
+    ) -> None:
+        self.settings = settings
+        self.environment = settings.environment
+        self.store: Store = store or open_store(settings)
+        self.clock: Clock = clock or SystemClock()
+        self.definitions = definitions if definitions is not None else default_definitions()
+        self.transitions = TransitionLog()
+        self._started = False
+        self._start_lock = asyncio.Lock()
+        # Tasks some worker registered (by id): triggering a task this process does not
+        # define uses the registered task's queue and TTL.
+        self._registered: dict[str, TaskRecord] = {}
+        # Parsed once: both are read on every trigger.
+        self._default_ttl_ms = settings.default_ttl_ms()
+        self._rate_interval_ms = parse_duration_ms(settings.trigger_rate_interval)
+        self._secret: str | None = None
+        self._finish_waiters: dict[str, list[asyncio.Future[None]]] = {}
+
+    def now(self) -> int:
+        """The engine's clock, in epoch milliseconds."""
+        return self.clock.now_ms()
+
+    async def start(self) -> None:
+        """Apply pending migrations (once per engine)."""
+        if self._started:
+            return
+        async with self._start_lock:
+            if not self._started:
+                await self.store.migrate()
+                self._started = True
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations now; the names applied."""
+        applied = await self.store.migrate()
+        self._started = True
+        return applied
+
+    async def close(self) -> None:
+        """Close the store."""
+        await self.store.close()
+
+    @staticmethod
+    def is_unavailable(exc: BaseException) -> bool:
+        """Whether ``exc`` means the database could not be reached (rather than a bug)."""
+        return is_unavailable(exc)
+
+    # -- keys and tokens ------------------------------------------------------------------
+
+    def secret_key(self) -> str:
+        """The environment's secret key (resolved once; in development created on first use)."""
+        if self._secret is None:
+            self._secret = self.settings.resolved_secret_key()
+        return self._secret
+
+    def public_token(self, scopes: list[str], expires_in_s: int = HANDLE_TOKEN_TTL_S) -> str:
+        """A JWT granting ``scopes`` in this environment for ``expires_in_s`` seconds."""
+        return sign_token(
+            self.environment, scopes, int(time.time()), expires_in_s, self.secret_key()
+        )
+
+    # -- in-process finish notifications --------------------------------------------------
+
+    def run_finished(self, run_ids: Sequence[str]) -> None:
+        """Wake in-process waiters of these runs (a worker calls this after finishing them)."""
+        for run_id in run_ids:
+            for future in self._finish_waiters.pop(run_id, []):
+                if not future.done():
+                    future.get_loop().call_soon_threadsafe(_resolve, future)
+
+    def _watch_finish(self, run_id: str) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._finish_waiters.setdefault(run_id, []).append(future)
+        return future
+
+    def _unwatch_finish(self, run_id: str, future: asyncio.Future[None]) -> None:
+        # A run finished by another process never calls run_finished here: drop the future
+        # ourselves, or the dict keeps one per poll of every such run.
+        waiters = self._finish_waiters.get(run_id)
+        if waiters is None:
+            return
+        if future in waiters:
+            waiters.remove(future)
+        if not waiters:
+            del self._finish_waiters[run_id]
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

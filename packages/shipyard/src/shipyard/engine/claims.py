@@ -1,0 +1,311 @@
+"""The consumer side of a run's life: register a worker, claim runs, finish attempts, release,
+reap lost leases, promote delayed runs, resolve waitpoints, heartbeat.
+
+A worker calls these; every status change they make is checked against the state machine
+first (:mod:`shipyard.engine.transitions`), and the store makes each one atomically, fenced by
+attempt number and lease owner.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from shipyard.durations import parse_duration_ms
+from shipyard.engine.definitions import TaskDefinition
+from shipyard.engine.queues import QueueOps
+from shipyard.engine.retries import retries_disabled, retry_options
+from shipyard.jsonutil import dumps
+from shipyard.records import NewEvent, RunRecord, TaskRecord, WorkerRecord
+from shipyard.statuses import RunStatus
+from shipyard.store.protocol import (
+    QueueUpsertParams,
+    ReapedRun,
+    RunClaimParams,
+    RunFinishParams,
+    RunOwnership,
+    RunReapParams,
+    RunReleaseParams,
+    RunScheduleParams,
+    ScheduledRuns,
+    TaskRegisterParams,
+    WaitpointResolveParams,
+    WorkerHeartbeatParams,
+)
+
+__all__ = [
+    "AttemptResult",
+    "ClaimOps",
+    "ReapedRun",
+    "RunOwnership",
+    "ScheduledRuns",
+    "WakeListener",
+]
+
+_WORKER_LOST = {
+    "name": "TaskRunHeartbeatTimeout",
+    "message": "The worker executing this run stopped heartbeating (crashed or killed).",
+    "stack": "",
+    "code": "TASK_RUN_HEARTBEAT_TIMEOUT",
+}
+_TTL_EXPIRED = {
+    "name": "TaskRunExpired",
+    "message": "The run's TTL passed before any worker started it.",
+    "stack": "",
+    "code": "TTL_EXPIRED",
+}
+_WAITPOINT_TIMEOUT = {
+    "name": "WaitpointTimeoutError",
+    "message": "The wait token timed out before it was completed.",
+    "stack": "",
+    "code": "WAITPOINT_TIMEOUT",
+}
+_RELEASABLE = frozenset({RunStatus.QUEUED, RunStatus.DELAYED})
+
+
+class WakeListener(Protocol):
+    """A worker's end of the "runs are ready" channel (doorbell or LISTEN)."""
+
+    port: int | None
+
+    def poke(self) -> None:
+        """Wake the waiter from inside this process."""
+        ...
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait for a wake-up or ``timeout`` seconds; True if woken."""
+        ...
+
+    def close(self) -> None:
+        """Stop listening."""
+        ...
+
+
+@dataclass(slots=True)
+class AttemptResult:
+    """How an attempt ended, to be written: the run's next ``status`` (a final one, or QUEUED to
+    retry at ``retry_at``), what the attempt row records, and the events that travel with it."""
+
+    run_id: str
+    attempt_number: int
+    status: str
+    attempt_status: str
+    output: str | None = None
+    error: str | None = None
+    retry_at: int | None = None
+    events: list[NewEvent] = field(default_factory=list)
+    # A parent may be waiting for this run: its waitpoint resolves as soon as the run ends.
+    parent_run_id: str | None = None
+
+
+class ClaimOps(QueueOps):
+    """What workers call."""
+
+    def task_record(self, task: TaskDefinition, worker_id: str, now: int) -> TaskRecord:
+        """How a worker registers ``task``: its queue, effective retry options, schema, TTL."""
+        options = retry_options(self.settings, task)
+        return TaskRecord(
+            environment=self.environment,
+            id=task.id,
+            file_path=task.file_path,
+            queue=task.queue_name,
+            max_attempts=1 if retries_disabled(self.settings) else options.max_attempts,
+            retry=dumps(
+                {
+                    "max_attempts": options.max_attempts,
+                    "factor": options.factor,
+                    "min_timeout_ms": options.min_timeout_ms,
+                    "max_timeout_ms": options.max_timeout_ms,
+                    "randomize": options.randomize,
+                }
+            ),
+            max_duration_s=task.max_duration,
+            machine=task.machine,
+            description=task.description,
+            payload_schema=dumps(task.schema.model_json_schema()) if task.schema else None,
+            worker_id=worker_id,
+            updated_at=now,
+            ttl_ms=parse_duration_ms(task.ttl) if task.ttl is not None else None,
+        )
+
+    async def register_worker(self, worker_id: str, *, doorbell_port: int | None) -> list[str]:
+        """Record the worker, its tasks and their queues (never un-pausing one); task ids."""
+        await self.start()
+        now = self.now()
+        definitions = self.definitions.tasks()
+        await self.store.task_register(
+            TaskRegisterParams(
+                worker=WorkerRecord(
+                    id=worker_id,
+                    environment=self.environment,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    doorbell_port=doorbell_port,
+                    started_at=now,
+                    heartbeat_at=now,
+                    stopped_at=None,
+                ),
+                tasks=[self.task_record(t, worker_id, now) for t in definitions],
+                queues=[
+                    QueueUpsertParams(
+                        environment=self.environment,
+                        name=name,
+                        concurrency_limit=limit,
+                        now=now,
+                    )
+                    for name, limit in sorted(self.definitions.queue_limits().items())
+                ],
+            )
+        )
+        return [t.id for t in definitions]
+
+    async def listen_ready(self) -> WakeListener:
+        """Start receiving "runs are ready" wake-ups for this process."""
+        return await self.store.ready_listen()
+
+    async def notify_ready(self) -> None:
+        """Wake the environment's workers: runs became ready to claim."""
+        await self.store.ready_notify(self.environment)
+
+    async def claim_runs(
+        self, worker_id: str, task_ids: Sequence[str], limit: int, lease_ms: int
+    ) -> list[RunRecord]:
+        """Take up to ``limit`` ready runs within every concurrency limit, leased to the worker."""
+        self.transitions.check([RunStatus.QUEUED], RunStatus.EXECUTING, "claim")
+        now = self.now()
+        return await self.store.run_claim(
+            RunClaimParams(
+                environment=self.environment,
+                worker_id=worker_id,
+                task_ids=task_ids,
+                limit=limit,
+                now=now,
+                lease_expires_at=now + lease_ms,
+                environment_limit=self.settings.environment_concurrency_limit,
+                burst_factor=self.settings.burst_factor,
+            )
+        )
+
+    async def finish_attempts(self, worker_id: str, results: Sequence[AttemptResult]) -> list[bool]:
+        """Write how attempts ended (one transaction); False where the fence rejected one.
+
+        Finished runs wake their in-process waiters; parents waiting for them are resolved at
+        once; a retry wakes the environment's workers.
+        """
+        for result in results:
+            self.transitions.check([RunStatus.EXECUTING], result.status, "finish", [result.run_id])
+        now = self.now()
+        accepted = await self.store.run_finish_many(
+            [
+                RunFinishParams(
+                    run_id=r.run_id,
+                    attempt_number=r.attempt_number,
+                    worker_id=worker_id,
+                    status=r.status,
+                    attempt_status=r.attempt_status,
+                    now=now,
+                    output=r.output,
+                    error=r.error,
+                    retry_at=r.retry_at,
+                    events=r.events,
+                )
+                for r in results
+            ]
+        )
+        finished = [
+            r.run_id
+            for r, ok in zip(results, accepted, strict=True)
+            if ok and r.status != RunStatus.QUEUED
+        ]
+        if finished:
+            self.run_finished(finished)
+        return accepted
+
+    async def settle_finished(
+        self, results: Sequence[AttemptResult], accepted: Sequence[bool]
+    ) -> None:
+        """After :meth:`finish_attempts`: resolve the waitpoints of parents waiting for the
+        finished runs, and wake workers for retries. Separate, so that a failure here (the
+        results are already written) cannot make a caller write them again."""
+        done = [r for r, ok in zip(results, accepted, strict=True) if ok]
+        if any(r.parent_run_id and r.status != RunStatus.QUEUED for r in done):
+            await self.resolve_waitpoints()
+        if any(r.status == RunStatus.QUEUED for r in done):
+            await self.notify_ready()
+
+    async def release_run(self, worker_id: str, run_id: str, attempt_number: int) -> bool:
+        """Give a claimed run back to the queue without counting its attempt (shutdown)."""
+        self.transitions.check([RunStatus.EXECUTING], RunStatus.QUEUED, "release", [run_id])
+        return await self.store.run_release(
+            RunReleaseParams(
+                run_id=run_id,
+                attempt_number=attempt_number,
+                worker_id=worker_id,
+                now=self.now(),
+            )
+        )
+
+    async def reap_expired(self) -> list[ReapedRun]:
+        """Take back runs whose worker stopped heartbeating (retry, or CRASHED when spent)."""
+        for target in (RunStatus.QUEUED, RunStatus.CRASHED):
+            self.transitions.check([RunStatus.EXECUTING], target, "reap")
+        reaped = await self.store.run_reap_expired(
+            RunReapParams(
+                environment=self.environment,
+                now=self.now(),
+                crash_error=dumps(_WORKER_LOST),
+            )
+        )
+        if reaped:
+            self.run_finished([r.run_id for r in reaped if r.status != RunStatus.QUEUED])
+            await self.notify_ready()
+        return reaped
+
+    async def promote_due(self) -> ScheduledRuns:
+        """DELAYED → QUEUED when due; runs whose TTL passed before they started → EXPIRED."""
+        self.transitions.check([RunStatus.DELAYED], RunStatus.QUEUED, "promote")
+        self.transitions.check(_RELEASABLE, RunStatus.EXPIRED, "expire")
+        done = await self.store.run_schedule_due(
+            RunScheduleParams(
+                environment=self.environment,
+                now=self.now(),
+                expired_error=dumps(_TTL_EXPIRED),
+            )
+        )
+        if done.expired:
+            self.run_finished(done.expired)
+        return done
+
+    async def resolve_waitpoints(self) -> list[str]:
+        """Complete due waitpoints; runs no longer blocked go WAITING → QUEUED (their ids)."""
+        self.transitions.check([RunStatus.WAITING], RunStatus.QUEUED, "resume")
+        return await self.store.waitpoint_resolve_due(
+            WaitpointResolveParams(
+                environment=self.environment,
+                now=self.now(),
+                timeout_error=dumps(_WAITPOINT_TIMEOUT),
+            )
+        )
+
+    async def run_ownership(self, run_ids: Sequence[str]) -> list[RunOwnership]:
+        """Status, attempt and lease owner of runs a worker holds (its fence check)."""
+        return await self.store.run_ownership(list(run_ids))
+
+    def heartbeat(self, worker_id: str, run_ids: Sequence[str], lease_ms: int) -> int:
+        """Blocking, from the heartbeat thread: extend the leases of the runs the worker holds."""
+        now = self.now()
+        return self.store.worker_heartbeat(
+            WorkerHeartbeatParams(
+                worker_id=worker_id,
+                now=now,
+                lease_expires_at=now + lease_ms,
+                run_ids=run_ids,
+            )
+        )
+
+    async def stop_worker(self, worker_id: str) -> None:
+        """Mark the worker as stopped."""
+        await self.store.worker_stop(worker_id, self.now())

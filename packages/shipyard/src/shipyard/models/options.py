@@ -1,0 +1,57 @@
+"""The keyword options of a trigger, as a typed dict (``task.trigger(payload, **options)``).
+
+Type checkers see each option's type; the engine validates the values
+(:mod:`shipyard.engine.options`) and rejects unknown names.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, TypedDict
+
+__all__ = ["DebounceOptions", "TriggerOptions"]
+
+Duration = str | int | float | datetime.timedelta
+
+
+class DebounceOptions(TypedDict, total=False):
+    """``debounce={"key": ..., "delay": "5s", "mode": "trailing", "max_delay": "1m"}``."""
+
+    key: str
+    delay: Duration
+    mode: Literal["leading", "trailing"]
+    max_delay: Duration
+
+
+class TriggerOptions(TypedDict, total=False):
+    """Every option of ``trigger`` / ``batch_trigger`` / ``trigger_and_wait`` (SEMANTICS §2.2).
+
+    - ``idempotency_key``: a string, a list of parts, or an ``IdempotencyKey``; raw strings are
+      hashed in the ``run`` scope. ``idempotency_key_ttl``: a duration (default 30 days).
+    - ``delay``: a duration, a ``datetime`` or an ISO-8601 string; ``ttl``: a duration or
+      seconds (0 = none).
+    - ``tags``: up to 10 strings of 1–128 characters. ``metadata``: a JSON object ≤ 256 KiB.
+    - ``queue``: the name of a queue defined in code (or a ``queue()`` object);
+      ``concurrency_key``: a sub-queue per key with the queue's limit.
+    - ``priority``: seconds ahead in line; ``machine``: a preset name; ``max_attempts``,
+      ``max_duration`` (seconds, at least 5).
+    - ``debounce``: see :class:`DebounceOptions`.
+    - ``connection``: a psycopg connection in an open transaction (PostgreSQL only): the run
+      exists only if that transaction commits.
+    """
+
+    tags: str | Sequence[str]
+    metadata: Mapping[str, Any]
+    max_attempts: int
+    max_duration: int | float
+    idempotency_key: str | Sequence[str]
+    idempotency_key_ttl: Duration
+    machine: str
+    priority: int | float
+    queue: Any
+    concurrency_key: str
+    delay: Duration | datetime.datetime
+    ttl: Duration
+    debounce: DebounceOptions
+    connection: Any

@@ -1,0 +1,125 @@
+"""The worker's background services, each with one job and one lifecycle.
+
+Every service has ``start()`` and ``stop()`` (safe to call twice) and runs one loop. Periodic
+services pace themselves in real time (``interval`` seconds) and make every decision on the
+engine's clock, so a test that drives a :class:`~shipyard.clock.FakeClock` sees due work done on
+the next pass without cranking each loop by hand. A failing pass is reported to the worker's
+:class:`Outage` (one line per database outage, one traceback per distinct bug) and the loop
+carries on: one failing duty must never stop another (the reaper above all).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+__all__ = ["Outage", "PeriodicService", "Service"]
+
+log = logging.getLogger("shipyard.worker")
+
+
+class Outage:
+    """Logs one line when the database becomes unreachable and one when it is back.
+
+    Errors that are not about reaching the database (a bug, a constraint) are logged with
+    their traceback, once per distinct error, and do not count as an outage.
+    """
+
+    def __init__(self, is_unavailable: Callable[[BaseException], bool]) -> None:
+        self.is_unavailable = is_unavailable
+        self.down_since: float | None = None
+        self._seen: set[tuple[str, str]] = set()
+
+    def failed(self, what: str, exc: BaseException) -> float:
+        """Record a failure; returns how long the outage has lasted (seconds)."""
+        now = time.monotonic()
+        if not self.is_unavailable(exc):
+            key = (what, f"{type(exc).__name__}: {exc}")
+            if key not in self._seen and len(self._seen) < 1000:
+                self._seen.add(key)
+                log.error("%s failed: %s", what, key[1], exc_info=exc)
+            return 0.0
+        if self.down_since is None:
+            self.down_since = now
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            log.error(
+                "database unreachable while %s: %s — retrying with backoff; finished results "
+                "are kept in memory until it is back",
+                what,
+                first,
+            )
+        return now - self.down_since
+
+    def ok(self) -> None:
+        """Record a success; logs the recovery after an outage."""
+        if self.down_since is not None:
+            log.warning(
+                "database reachable again after %.1f s; resuming",
+                time.monotonic() - self.down_since,
+            )
+            self.down_since = None
+
+
+class Service:
+    """A background loop with a ``start()``/``stop()`` lifecycle."""
+
+    name = "service"
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        """Started and not yet stopped."""
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        """Start the loop (no effect if it runs)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self.run(), name=f"shipyard-{self.name}")
+
+    async def stop(self) -> None:
+        """Stop the loop and wait for it (safe to call twice)."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def run(self) -> None:
+        """The loop; subclasses implement it."""
+        raise NotImplementedError
+
+
+class PeriodicService(Service):
+    """Calls ``duty`` every ``interval`` seconds; failures go to ``outage``."""
+
+    def __init__(
+        self,
+        name: str,
+        duty: Callable[[], Awaitable[object]],
+        interval: float,
+        outage: Outage,
+        what: str,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.duty = duty
+        self.interval = interval
+        self.outage = outage
+        self.what = what
+        self.passes = 0
+
+    async def run(self) -> None:
+        """Sleep, then do the duty; forever."""
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.duty()
+            except Exception as exc:
+                self.outage.failed(self.what, exc)
+            self.passes += 1
