@@ -59,8 +59,8 @@ from shipyard.sdk.task import Task, schema_task, task
 from shipyard.sdk.tasks import tasks
 from shipyard.sdk.wait import wait
 from shipyard.statuses import RunStatus
+from shipyard.version import __version__
 
-__version__ = "0.1.0"
 
 __all__ = [
     "AbortTaskRunError",

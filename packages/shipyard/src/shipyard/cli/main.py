@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
-from shipyard import __version__
+from shipyard.version import __version__
 from shipyard.cli.commitmsg import commit_msg
 from shipyard.cli.deploy import deploy_app
 from shipyard.cli.output import console, fail, print_json

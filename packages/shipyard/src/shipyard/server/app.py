@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from shipyard import __version__
+from shipyard.version import __version__
 from shipyard.engine.engine import Engine
 from shipyard.errors import WaitpointNotFoundError
 

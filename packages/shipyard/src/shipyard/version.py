@@ -1,0 +1,3 @@
+"""The package version (a neutral module: the CLI and the server report it)."""
+
+__version__ = "0.1.0"
