@@ -15,7 +15,10 @@ The tree::
     │   ├── BatchTooLargeError         more than 1,000 items in one batch
     │   ├── InvalidDurationError       a duration string the grammar does not accept
     │   ├── SerializationError         a payload that is not JSON-serialisable
-    │   └── IdempotencyKeyError        a key over 2,048 chars, or a scope without context
+    │   ├── IdempotencyKeyError        a key over 2,048 chars, or a scope without context
+    │   ├── InvalidCronExpressionError a cron expression that is not 5 valid fields
+    │   ├── UnknownTimezoneError       a time zone name that is not an IANA zone
+    │   └── InvalidScheduleWindowError a schedule window other than "30m", "2h" or "N%"
     ├── UnknownTaskError               triggering a task id nobody defined or registered
     ├── UnknownQueueError              a queue name no task or worker defines
     ├── RateLimitedError               the environment's trigger rate limit (retry_after_ms)
@@ -113,6 +116,24 @@ class IdempotencyKeyError(ValidationError):
     """An idempotency key that is too long, or a reset that lacks the context to rebuild it."""
 
     code = "INVALID_IDEMPOTENCY_KEY"
+
+
+class InvalidCronExpressionError(ValidationError):
+    """A cron expression that is not five valid fields (``expression``; ``field`` when known)."""
+
+    code = "INVALID_CRON_EXPRESSION"
+
+
+class UnknownTimezoneError(ValidationError):
+    """A time zone that is not an IANA zone name such as ``Europe/London`` (``timezone``)."""
+
+    code = "UNKNOWN_TIMEZONE"
+
+
+class InvalidScheduleWindowError(ValidationError):
+    """A schedule window that is not whole minutes or hours up to 24 h, or ``N%`` (``window``)."""
+
+    code = "INVALID_SCHEDULE_WINDOW"
 
 
 class UnknownTaskError(ShipyardError):
