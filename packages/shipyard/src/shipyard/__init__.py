@@ -61,7 +61,6 @@ from shipyard.sdk.wait import wait
 from shipyard.statuses import RunStatus
 from shipyard.version import __version__
 
-
 __all__ = [
     "AbortTaskRunError",
     "ApiError",

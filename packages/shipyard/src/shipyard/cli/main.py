@@ -12,13 +12,13 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
-from shipyard.version import __version__
 from shipyard.cli.commitmsg import commit_msg
 from shipyard.cli.deploy import deploy_app
 from shipyard.cli.output import console, fail, print_json
 from shipyard.cli.tooling import check_envs, deps
 from shipyard.config import Settings, load_settings
 from shipyard.errors import ShipyardError
+from shipyard.version import __version__
 
 T = TypeVar("T")
 

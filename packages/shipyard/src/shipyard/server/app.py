@@ -9,9 +9,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from shipyard.version import __version__
 from shipyard.engine.engine import Engine
 from shipyard.errors import WaitpointNotFoundError
+from shipyard.version import __version__
 
 
 def create_app(engine: Engine) -> FastAPI:
