@@ -15,6 +15,7 @@ The tree::
     │   ├── BatchTooLargeError         more than 1,000 items in one batch
     │   ├── InvalidDurationError       a duration string the grammar does not accept
     │   ├── SerializationError         a payload that is not JSON-serialisable
+    │   │   └── JsonTooDeepError       JSON nested deeper than 64 levels of arrays/objects
     │   └── IdempotencyKeyError        a key over 2,048 chars, or a scope without context
     ├── UnknownTaskError               triggering a task id nobody defined or registered
     ├── UnknownQueueError              a queue name no task or worker defines
@@ -102,6 +103,17 @@ class SerializationError(ValidationError):
     """A payload, output or metadata value that is not JSON-serialisable."""
 
     code = "NOT_SERIALIZABLE"
+
+
+class JsonTooDeepError(SerializationError):
+    """JSON nested deeper than the limit (``limit`` levels of arrays and objects; ``path``).
+
+    Stored values (payloads, outputs, metadata, token data) may nest at most
+    ``shipyard.jsonutil.MAX_JSON_DEPTH`` (64) levels, so reading them never exhausts the
+    Python stack.
+    """
+
+    code = "JSON_TOO_DEEP"
 
 
 class IdempotencyKeyError(ValidationError):

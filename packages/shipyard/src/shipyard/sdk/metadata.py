@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from shipyard.errors import MetadataTooLargeError
-from shipyard.jsonutil import dumps, loads
+from shipyard.jsonutil import MAX_JSON_DEPTH, dumps, loads
 from shipyard.metadata_ops import (
     MetadataOp,
     apply_ops,
@@ -48,10 +48,12 @@ class _Mutators:
                 scope.pending_metadata.append(op)
         elif self._target == "parent":
             if scope.ctx.run.parent_id is not None:
+                _check_alone(op)
                 with scope.lock:
                     scope.pending_parent_metadata.append(op)
         else:
             if scope.ctx.run.root_id is not None or scope.ctx.run.parent_id is None:
+                _check_alone(op)
                 with scope.lock:
                     scope.pending_root_metadata.append(op)
         return self
@@ -83,6 +85,13 @@ class _Mutators:
     def decrement(self, key: str, amount: float = 1) -> Any:
         """Subtract ``amount``."""
         return self._queue(MetadataOp("increment", key, -amount))
+
+
+def _check_alone(op: MetadataOp) -> None:
+    """Reject at the call an operation on another run's metadata that could never be stored
+    (too large or too deep on its own), rather than when it is flushed."""
+    updated, _ = apply_ops({}, [op])
+    check_metadata_size(updated)
 
 
 class _Relative(_Mutators):
@@ -172,7 +181,8 @@ async def _apply(scope: RunScope, run_id: str, ops: list[MetadataOp]) -> str:
                     ts=now,
                     kind="metadata",
                     message=f"{len(ops)} operation{'s' if len(ops) != 1 else ''}",
-                    attributes=dumps([op_to_dict(op) for op in ops]),
+                    # Each value is checked already; the list and the op wrap it 2 deeper.
+                    attributes=dumps([op_to_dict(op) for op in ops], max_depth=MAX_JSON_DEPTH + 2),
                 ),
             )
         )

@@ -118,7 +118,8 @@ class Run:
         """JSON-ready form (datetimes as ISO strings), for the CLI and HTTP API."""
         from shipyard.jsonutil import dumps
 
-        data: dict[str, Any] = loads(dumps(_as_dict(self)))
+        # Values were decoded with the depth limit already; the run wraps them a level deeper.
+        data: dict[str, Any] = loads(dumps(_as_dict(self), max_depth=None), max_depth=None)
         return data
 
     @classmethod
@@ -136,7 +137,8 @@ class Run:
             idempotency_key=record.idempotency_key,
             version=record.version,
             tags=tuple(loads(record.tags)),
-            metadata=loads(record.metadata) or {},
+            # A value stored before the depth limit existed reads as a marker, not a crash.
+            metadata=loads(record.metadata, too_deep="marker") or {},
             is_test=bool(record.is_test),
             created_at=_dt(record.created_at),  # type: ignore[arg-type]
             updated_at=_dt(record.updated_at),  # type: ignore[arg-type]
@@ -153,8 +155,8 @@ class Run:
             batch_id=record.batch_id,
             parent_id=record.parent_run_id,
             root_id=record.root_run_id,
-            payload=loads(record.payload),
-            output=loads(record.output),
+            payload=loads(record.payload, too_deep="marker"),
+            output=loads(record.output, too_deep="marker"),
             error=error_of(record),
             attempt_count=record.attempt_number,
             max_attempts=record.max_attempts,
