@@ -4,7 +4,6 @@ the HTTP API grows here."""
 from __future__ import annotations
 
 import hmac
-import json
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,7 +11,8 @@ from fastapi.responses import JSONResponse
 
 from shipyard import __version__
 from shipyard.engine.engine import Engine
-from shipyard.errors import WaitpointNotFoundError
+from shipyard.errors import ValidationError, WaitpointNotFoundError
+from shipyard.jsonutil import MAX_JSON_DEPTH, loads
 
 
 def create_app(engine: Engine) -> FastAPI:
@@ -38,25 +38,28 @@ def create_app(engine: Engine) -> FastAPI:
         """Complete a wait token with the POSTed JSON (``{}`` when the body is empty).
 
         The URL is the credential: ``signature`` is the HMAC-SHA256 of the id under the
-        environment's secret key. A wrong signature is 401 and changes nothing.
+        environment's secret key. A wrong signature is 401 and changes nothing; a body that is
+        not JSON Shipyard can store (invalid, NaN, nested too deeply, a lone surrogate) is 400.
         """
-        expected = engine.token_signature(waitpoint_id)
-        if not hmac.compare_digest(expected, signature):
+        expected = engine.token_signature(waitpoint_id).encode()
+        # Compared as bytes: compare_digest refuses non-ASCII str (a TypeError, i.e. a 500).
+        if not hmac.compare_digest(expected, signature.encode("utf-8", "replace")):
             return JSONResponse(
                 {"error": "Invalid callback signature for this wait token."}, status_code=401
             )
         body = await request.body()
-        if not body.strip():
-            data: Any = {}
-        else:
-            try:
-                data = json.loads(body)
-            except ValueError:
-                return JSONResponse({"error": "The body must be JSON."}, status_code=400)
         try:
+            data: Any = (
+                loads(body, max_depth=MAX_JSON_DEPTH, what="The request body")
+                if body.strip()
+                else {}
+            )
             await engine.complete_token(waitpoint_id, data)
         except WaitpointNotFoundError as exc:
             return JSONResponse({"error": exc.message}, status_code=404)
+        except ValidationError as exc:
+            # Not JSON, or JSON Shipyard cannot store (NaN, too deep, a lone surrogate).
+            return JSONResponse({"error": exc.message}, status_code=400)
         return {"success": True}
 
     return app
