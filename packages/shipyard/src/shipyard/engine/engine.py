@@ -287,6 +287,8 @@ class Engine:
         connection = options.pop("connection", None)
         opts = parse_options(options)
         payload_text = self._encode_payload(payload)
+        # The handle's token is signed with it: a missing or short key fails before any write.
+        secret = self._secret_key()
         await self.start()
         await self._check_known({task_id})
         if opts.queue is not None:
@@ -299,7 +301,6 @@ class Engine:
         result = await self.store.run_insert(params, connection=connection)
         # Signing a JWT costs more than the insert: the handle signs on first read, with the
         # claims (and secret) fixed now, so the token is the same as if signed here.
-        secret = self._secret_key()
         run_id = result.run.id
         issued = int(time.time())
         return RunHandle(
@@ -329,6 +330,7 @@ class Engine:
             raise ValidationError("A batch needs at least one item.")
         batch_options = dict(options)
         batch_key = batch_options.pop("idempotency_key", None)
+        self._secret_key()  # the handle's token needs it: fail before any write
         await self.start()
         # Known tasks first: building a run of a task this process does not define uses the
         # registered task's queue and TTL.
@@ -597,6 +599,7 @@ class Engine:
                 f"A wait token can have at most {TOKEN_MAX_TAGS} tags; got {len(tag_list)}.",
                 limit=TOKEN_MAX_TAGS,
             )
+        self._secret_key()  # the callback URL is signed with it: fail before any write
         await self.start()
         now = self.clock()
         ttl_ms = parse_duration_ms(idempotency_key_ttl) if idempotency_key_ttl else None
