@@ -28,6 +28,7 @@ The tree::
     ├── StaleAttemptError              a completion fenced out (its attempt lost its lease)
     ├── SubtaskUnwrapError             ``Result.unwrap()`` on a failed child run
     ├── RunTimeoutError                ``runs.poll`` gave up before the run finished
+    ├── PortInUseError                 ``shipyard dev``/``server`` cannot listen on its port
     └── TaskError                      raised inside task code to steer retries
         ├── AbortTaskRunError          fail now, no retries (hooks still run)
         ├── TaskPayloadParsedError     schema_task payload failed validation (no retry, no hooks)
@@ -201,6 +202,12 @@ class RunTimeoutError(ShipyardError):
     """Waiting for a run to finish took longer than allowed."""
 
     code = "RUN_TIMEOUT"
+
+
+class PortInUseError(ShipyardError):
+    """The engine server's port is taken (``port``, ``host``): pick another with ``--port``."""
+
+    code = "PORT_IN_USE"
 
 
 class TaskError(ShipyardError):
