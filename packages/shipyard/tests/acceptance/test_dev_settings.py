@@ -177,3 +177,36 @@ def test_dev_help_shows_the_log_format_and_port_settings(tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
     assert "--log-format" in result.stdout and "SHIPYARD_LOG_FORMAT" in result.stdout
     assert "SHIPYARD_SERVER_PORT" in result.stdout
+
+
+async def test_server_fails_in_one_line_without_a_key_or_on_a_taken_port(
+    project: Project, procs: Procs
+) -> None:
+    port = free_port()
+    no_key = project.spawn_shipyard(
+        "server", "--port", str(port), name="no-key", SHIPYARD_ENVIRONMENT="production"
+    )
+    assert await no_key.wait_exit(60) == 1
+    lines = [line for line in no_key.output().splitlines() if line.strip()]
+    assert len(lines) == 1 and "SHIPYARD_SECRET_KEY must be set" in lines[0], lines
+
+    server = project.spawn_shipyard("server", "--port", str(port), name="server")
+    await wait_until(
+        lambda: _healthy_any(port, server), timeout=60, what="server healthy", context=procs.dump
+    )
+    second = project.spawn_shipyard("server", "--port", str(port), name="second")
+    assert await second.wait_exit(60) == 1
+    _assert_one_port_line(second.output(), port)
+    server.signal_group(signal.SIGINT)
+    assert await server.wait_exit(30) in (0, 130, -signal.SIGINT)
+    assert "Traceback" not in server.output()
+
+
+def _healthy_any(port: int, child: Child) -> bool:
+    if not child.alive():
+        raise AssertionError(f"{child.name} exited early:\n{child.output()[-4000:]}")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+            return bool(json.loads(response.read())["status"] == "ok")
+    except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
+        return False

@@ -96,8 +96,8 @@ def listen(settings: Settings) -> socket.socket:
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise PortInUseError(
-                f"Port {port} on {host} is already in use (another `shipyard dev`?). "
-                f"Pick another one: `shipyard dev --port {port + 1}` or "
+                f"Port {port} on {host} is already in use (another `shipyard dev` or "
+                f"`shipyard server`?). Pick another one with --port {port + 1} or "
                 f"SHIPYARD_SERVER_PORT={port + 1}.",
                 port=port,
                 host=host,

@@ -190,18 +190,19 @@ def server(
     """Run the engine server (HTTP API)."""
     import uvicorn
 
+    from shipyard.cli.dev import listen
     from shipyard.engine.engine import Engine
     from shipyard.server.app import create_app
+    from shipyard.tooling.apphost import server_config
 
     settings = _settings(server_host=host, server_port=port, log_format=log_format)
     setup_logging(settings.log_level, settings.log_format)
-    uvicorn.run(
-        create_app(Engine(settings)),
-        host=settings.server_host,
-        port=settings.server_port,
-        log_level="warning",
-        log_config=None,  # uvicorn's lines go through our handler, in our format
-    )
+    try:
+        settings.resolved_secret_key()  # callback URLs are verified with it: fail now, not later
+        sock = listen(settings)
+    except ShipyardError as exc:
+        fail(exc)
+    uvicorn.Server(server_config(create_app(Engine(settings)), lifespan="auto")).run(sockets=[sock])
 
 
 @app.command()

@@ -175,7 +175,7 @@ def bind_listener(host: str, port: int) -> socket.socket:
     return sock
 
 
-def server_config(app: ASGIApp, *, lifespan: Literal["on", "off"]) -> uvicorn.Config:
+def server_config(app: ASGIApp, *, lifespan: Literal["auto", "on", "off"]) -> uvicorn.Config:
     """uvicorn settings of every server ``shipyard dev`` runs: quiet, our log handler."""
     # log_config=None: uvicorn's own lines go through the process's handler (text or JSON).
     return uvicorn.Config(app, log_level="warning", lifespan=lifespan, log_config=None)
