@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import time
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
@@ -26,6 +28,9 @@ from pydantic import ValidationError as PydanticValidationError
 from shipyard.errors import ConfigError
 
 ENV_PREFIX = "SHIPYARD_"
+SECRET_KEY_MIN_BYTES = 32
+"""Shortest secret key accepted anywhere: HMACs and tokens signed with less are forgeable."""
+_KEY_FILE_WAIT_S = 1.0
 
 
 class Settings(BaseModel):
@@ -52,8 +57,9 @@ class Settings(BaseModel):
     )
     secret_key: str | None = Field(
         default=None,
-        description="Secret key of this environment; signs public access tokens. In development "
-        "a random key is created in .shipyard/secret_key when unset.",
+        description="Secret key of this environment (at least 32 bytes); signs public access "
+        "tokens and wait token callback URLs. In development a random key is created in "
+        ".shipyard/secret_key when unset.",
     )
     retries_enabled_in_dev: bool = Field(
         default=True, description="Retry failed attempts in the development environment."
@@ -143,6 +149,11 @@ class Settings(BaseModel):
         description="Port of the functions (/functions/v1/<name>) in `shipyard dev`; 0 = off.",
     )
     log_level: str = Field(default="info", description="debug, info, warning or error.")
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Log lines of workers and servers: text (for people) or json (one object "
+        "per line, with run_id, task_id and attributes as fields).",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -151,6 +162,14 @@ class Settings(BaseModel):
             raise ValueError(
                 f"database_url must start with sqlite:/// or postgresql://, got {value[:12]!r}…"
             )
+        return value
+
+    @field_validator("default_ttl", mode="before")
+    @classmethod
+    def _ttl_seconds(cls, value: Any) -> Any:
+        # SHIPYARD_DEFAULT_TTL=600 means 600 seconds, as default_ttl = 600 does in pyproject.
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
         return value
 
     def default_ttl_ms(self) -> int | None:
@@ -189,29 +208,100 @@ class Settings(BaseModel):
         return path if path.is_absolute() else self.project_root / path
 
     def resolved_secret_key(self) -> str:
-        """The environment's secret key; in development one is created on first use."""
+        """The environment's secret key; in development one is created on first use.
+
+        Raises:
+            ConfigError: the key is shorter than 32 bytes, or missing outside development, or
+                the development key file is empty or cut short. Messages name the variable or
+                file and the length, never the value.
+        """
         if self.secret_key:
+            size = len(self.secret_key.encode("utf-8"))
+            if size < SECRET_KEY_MIN_BYTES:
+                raise ConfigError(
+                    f"SHIPYARD_SECRET_KEY is {size} bytes long; it must be at least "
+                    f"{SECRET_KEY_MIN_BYTES} bytes. {_NEW_KEY_HINT}"
+                )
             return self.secret_key
         if self.environment != "development":
             raise ConfigError(
                 "SHIPYARD_SECRET_KEY must be set outside the development environment "
-                f"(environment is {self.environment!r})."
+                f"(environment is {self.environment!r}). {_NEW_KEY_HINT}"
             )
-        path = self.state_dir / "secret_key"
-        if path.exists():
-            return path.read_text().strip()
-        import secrets
+        return _development_key(self.state_dir / "secret_key")
 
+    def to_environ(self) -> dict[str, str | None]:
+        """``SHIPYARD_<NAME>`` variables that make a child process load these same settings.
+
+        A field that is None maps to None: remove that variable from the child's environment.
+        ``shipyard dev`` gives these to every process it starts.
+        """
+        env: dict[str, str | None] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                text = None
+            elif isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, list | dict):
+                text = json.dumps(value)
+            else:
+                text = str(value)
+            env[ENV_PREFIX + name.upper()] = text
+        return env
+
+
+_NEW_KEY_HINT = 'Create one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
+def _development_key(path: Path) -> str:
+    """The development key in ``path``, created atomically when there is none.
+
+    Many processes may start at once (``shipyard dev`` and its worker, CLI commands): each
+    writes a complete key to a temp file of its own and hard-links it into place, which fails
+    if another got there first, so ``path`` never holds a partial key and all of them read the
+    first key linked.
+    """
+    if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        key = "sk_dev_" + secrets.token_urlsafe(32)
-        # O_EXCL: when two processes start at once, the first key written wins for both.
+        temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_text().strip()
-        with os.fdopen(fd, "w") as handle:
-            handle.write(key)
-        return key
+            with os.fdopen(fd, "w") as handle:
+                handle.write("sk_dev_" + secrets.token_urlsafe(32))
+                handle.flush()
+                os.fsync(handle.fileno())
+            try:
+                os.link(temp, path)
+            except FileExistsError:
+                pass  # another process created it first: use theirs
+            except OSError:
+                # A file system without hard links: a rename is atomic too, but the last one
+                # wins, so read back whatever is in place rather than our own key.
+                if not path.exists():
+                    os.replace(temp, path)
+        finally:
+            temp.unlink(missing_ok=True)
+    return _read_key_file(path)
+
+
+def _read_key_file(path: Path) -> str:
+    # A complete file is always linked into place, but an older Shipyard wrote it in place:
+    # give such a writer a moment, then refuse rather than sign with an empty or short key.
+    deadline = time.monotonic() + _KEY_FILE_WAIT_S
+    while True:
+        key = path.read_text(encoding="utf-8", errors="replace").strip()
+        size = len(key.encode("utf-8"))
+        if size >= SECRET_KEY_MIN_BYTES:
+            return key
+        if time.monotonic() >= deadline:
+            raise ConfigError(
+                f"The development secret key file {path} holds {size} bytes; a key needs at "
+                f"least {SECRET_KEY_MIN_BYTES}. Delete the file (a new key is created on the "
+                "next start; wait token URLs and access tokens signed with the old one stop "
+                "working) or set SHIPYARD_SECRET_KEY."
+            )
+        time.sleep(0.02)
 
 
 def find_project_root(start: Path | None = None) -> Path:

@@ -15,6 +15,7 @@ The tree::
     │   ├── BatchTooLargeError         more than 1,000 items in one batch
     │   ├── InvalidDurationError       a duration string the grammar does not accept
     │   ├── SerializationError         a payload that is not JSON-serialisable
+    │   │   └── JsonTooDeepError       JSON nested deeper than 64 levels of arrays/objects
     │   ├── IdempotencyKeyError        a key over 2,048 chars, or a scope without context
     │   ├── InvalidCronExpressionError a cron expression that is not 5 valid fields
     │   ├── UnknownTimezoneError       a time zone name that is not an IANA zone
@@ -31,6 +32,7 @@ The tree::
     ├── NotInRunError                  a call that only works inside a run, made outside one
     ├── SubtaskUnwrapError             ``Result.unwrap()`` on a failed child run
     ├── RunTimeoutError                ``runs.poll`` / waiting gave up before the run finished
+    ├── PortInUseError                 ``shipyard dev``/``server`` cannot listen on its port
     └── TaskError                      raised inside task code, or for it, to steer retries
         ├── AbortTaskRunError          fail now, no retries (hooks still run)
         ├── TaskPayloadParsedError     schema_task payload failed validation (no retry, no hooks)
@@ -110,6 +112,17 @@ class SerializationError(ValidationError):
     """A payload, output or metadata value that is not JSON-serialisable."""
 
     code = "NOT_SERIALIZABLE"
+
+
+class JsonTooDeepError(SerializationError):
+    """JSON nested deeper than the limit (``limit`` levels of arrays and objects; ``path``).
+
+    Stored values (payloads, outputs, metadata, token data) may nest at most
+    ``shipyard.jsonutil.MAX_JSON_DEPTH`` (64) levels, so reading them never exhausts the
+    Python stack.
+    """
+
+    code = "JSON_TOO_DEEP"
 
 
 class IdempotencyKeyError(ValidationError):
@@ -209,6 +222,12 @@ class RunTimeoutError(ShipyardError):
     """Waiting for a run to finish took longer than allowed."""
 
     code = "RUN_TIMEOUT"
+
+
+class PortInUseError(ShipyardError):
+    """The engine server's port is taken (``port``, ``host``): pick another with ``--port``."""
+
+    code = "PORT_IN_USE"
 
 
 class TaskError(ShipyardError):

@@ -153,7 +153,10 @@ class MetadataOp:
                 f"Metadata increment needs a finite number, got {self.value!r}", key=self.key
             )
         if self.kind in ("set", "replace", "append"):
-            _check_unsafe_keys(self.value, f"the value of {self.kind} {self.key or ''}".rstrip())
+            where = f"the value of {self.kind} {self.key or ''}".rstrip()
+            # JSON-ready and at most MAX_JSON_DEPTH deep before anything walks it recursively.
+            dumps(self.value, what=f"Metadata ({where})")
+            _check_unsafe_keys(self.value, where)
 
 
 def _child(container: Any, segment: Segment) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from shipyard import (
     task,
 )
 from shipyard.engine.engine import Engine
+from shipyard.logformat import RECORD_FIELD, TextFormatter
 from shipyard.records import RunEventRecord
 
 
@@ -329,6 +331,44 @@ async def test_logger_outside_a_run_does_not_fail(engine):
     logger.info("no run here", x=1)
     async with logger.trace("outside") as span:
         span.set_attribute("k", "v")
+
+
+async def test_python_log_records_keep_the_message_and_carry_fields(
+    engine: Engine, start_worker: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    deep: Any = []
+    for _ in range(980):
+        deep = [deep]
+
+    @task(id="log-fields")
+    async def log_fields(payload: None) -> str:
+        logger.info("charged", amount=5, when=None)
+        logger.info("deep", value=deep, broken={1, 2})
+        return "ok"
+
+    caplog.set_level(logging.INFO, logger="shipyard.task")
+    await start_worker()
+    handle = await log_fields.trigger(None)
+    assert (await engine.wait_for_final(handle.id, timeout=10)).status == "COMPLETED"
+    logger.info("outside", x=1)
+    records = {r.getMessage(): r for r in caplog.records if r.name == "shipyard.task"}
+    charged = records["charged"]
+    assert getattr(charged, RECORD_FIELD) == {
+        "run_id": handle.id,
+        "task_id": "log-fields",
+        "attempt": 1,
+        "attributes": {"amount": 5, "when": None},
+    }
+    assert (
+        TextFormatter()
+        .format(charged)
+        .endswith(f"shipyard.task: [{handle.id}] charged amount=5 when=null")
+    )
+    attributes = getattr(records["deep"], RECORD_FIELD)["attributes"]
+    assert attributes["broken"] == "{1, 2}" and isinstance(attributes["value"], str)
+    assert getattr(records["outside"], RECORD_FIELD) == {"attributes": {"x": 1}}
+    stored = await _events(engine, handle.id, "log")
+    assert json.loads(stored[0].attributes or "{}") == {"amount": 5, "when": None}
 
 
 async def test_tags_add_inside_a_run_is_capped_at_ten(engine, start_worker):

@@ -8,8 +8,16 @@ import math
 import pytest
 from pydantic import BaseModel
 
-from shipyard.errors import SerializationError
-from shipyard.jsonutil import byte_size, dumps, loads
+from shipyard.errors import JsonTooDeepError, SerializationError
+from shipyard.jsonutil import (
+    DECODE_MAX_DEPTH,
+    MAX_JSON_DEPTH,
+    byte_size,
+    dumps,
+    loads,
+    text_depth,
+    too_deep_marker,
+)
 
 
 class _Item(BaseModel):
@@ -112,3 +120,87 @@ def test_byte_size_counts_utf8_bytes() -> None:
     assert byte_size("abc") == 3
     assert byte_size("é") == 2
     assert byte_size("☃") == 3
+
+
+# -- nesting depth ------------------------------------------------------------------------
+
+
+def _nested(levels: int) -> object:
+    value: object = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        ("5", 0),
+        ('"[[["', 0),
+        ("[]", 1),
+        ("{}", 1),
+        ('{"a":[1,"]]"],"b":{}}', 2),
+        ('[["\\\\"],"x\\\\\\"[",[[]]]', 3),
+        ('{"k":"[","v":"]"}', 1),
+        ('["", "", [""]]', 2),
+        ("[" * 500 + "]" * 500, 500),
+    ],
+)
+def test_text_depth(text: str, depth: int) -> None:
+    assert text_depth(text) == depth
+    assert text_depth(text.encode()) == depth
+
+
+def test_dumps_allows_the_limit_and_refuses_one_more_level() -> None:
+    assert dumps(_nested(MAX_JSON_DEPTH)) == "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH
+    with pytest.raises(JsonTooDeepError) as info:
+        dumps({"a": _nested(MAX_JSON_DEPTH)}, what="Payload")
+    assert isinstance(info.value, SerializationError)
+    assert info.value.context["limit"] == MAX_JSON_DEPTH
+    assert info.value.context["path"].startswith("$.a[0][0]")
+    assert str(info.value).startswith("Payload is nested too deeply (at $.a[0][0]")
+    assert str(info.value).endswith(f"at most {MAX_JSON_DEPTH} levels of arrays and objects.")
+
+
+def test_dumps_of_a_value_deeper_than_the_stack_is_a_clear_error() -> None:
+    with pytest.raises(JsonTooDeepError, match="Output is nested too deeply"):
+        dumps(_nested(50_000), what="Output")
+
+
+def test_a_larger_max_depth_is_for_envelopes_and_none_turns_the_check_off() -> None:
+    assert dumps([_nested(MAX_JSON_DEPTH)], max_depth=MAX_JSON_DEPTH + 1)
+    assert dumps(_nested(300), max_depth=None).startswith("[[[")
+
+
+def test_deep_pydantic_models_are_checked_on_what_they_dump() -> None:
+    class Node(BaseModel):
+        child: list[object]
+
+    with pytest.raises(JsonTooDeepError):
+        dumps(Node(child=[_nested(MAX_JSON_DEPTH)]))
+
+
+def test_lone_surrogates_are_refused_with_their_path() -> None:
+    with pytest.raises(SerializationError) as info:
+        dumps({"a": ["ok", "x\ud800"]}, what="Metadata")
+    assert info.value.context["path"] == "$.a[1]"
+    assert "lone surrogate" in str(info.value) and "UTF-8" in str(info.value)
+    with pytest.raises(SerializationError, match=r"value at \$ has a key with a lone surrogate"):
+        dumps({"\udc00": 1})
+
+
+def test_loads_refuses_text_deeper_than_the_decode_limit_without_recursion() -> None:
+    assert loads("[" * DECODE_MAX_DEPTH + "]" * DECODE_MAX_DEPTH) is not None
+    for levels in (DECODE_MAX_DEPTH + 1, 980, 200_000):
+        text = "[" * levels + "]" * levels
+        with pytest.raises(JsonTooDeepError, match=f"deeper than {DECODE_MAX_DEPTH} levels"):
+            loads(text)
+        marker = loads(text, too_deep="marker")
+        assert marker == too_deep_marker(DECODE_MAX_DEPTH)
+        assert marker["$shipyard_error"] == "JSON_TOO_DEEP"
+    with pytest.raises(JsonTooDeepError, match=r"^The body nests deeper than 64 levels"):
+        loads(b"[" * 65 + b"]" * 65, max_depth=64, what="The body")
+    with pytest.raises(JsonTooDeepError):
+        loads("[" * 200_000 + "]" * 200_000, max_depth=None)
+    with pytest.raises(SerializationError, match=r"^The body is not valid JSON"):
+        loads(b"{", what="The body")

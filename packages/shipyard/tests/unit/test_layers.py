@@ -24,11 +24,13 @@ NEUTRAL_MODULES = {
     "durations",
     "errors",
     "ids",
+    "logformat",
     "jsonutil",
     "machines",
     "metadata_ops",
     "records",
     "retry_policy",
+    "schedule_ticks",
     "statuses",
     "version",
 }

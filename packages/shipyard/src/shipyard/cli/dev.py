@@ -3,36 +3,117 @@
 The engine server runs in this process; the worker runs as a child process that is restarted
 when a file under the task folders changes (new attempts use new code; queued runs stay
 queued; running attempts get a short grace and are then released back to the queue).
+
+Every part sees the same settings: the project's ``.env`` is read before the settings are
+(variables already set win), the secret key is resolved once, and the resulting settings are
+exported as ``SHIPYARD_*`` variables to this process (the app API and functions it serves) and
+to each worker it starts, so a worker signs wait token URLs for this server's port with this
+server's key.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
+import re
 import signal
+import socket
 import sys
+from urllib.parse import urlsplit
 
 import uvicorn
 
-from shipyard.config import Settings
+from shipyard.config import Settings, find_project_root
 from shipyard.discovery import discover
 from shipyard.engine.definitions import default_definitions
 from shipyard.engine.engine import Engine
 from shipyard.engine.registry import set_engine
+from shipyard.errors import ConfigError, PortInUseError
 from shipyard.server.app import create_app
-from shipyard.tooling.apphost import start_app_servers
+from shipyard.tooling.apphost import bind_listener, server_config, start_app_servers
+from shipyard.tooling.dotenv import load_into_environ
+from shipyard.tooling.envcheck import mask
 
 log = logging.getLogger("shipyard.dev")
 RELOAD_GRACE_SECONDS = 5.0
 
 
+_QUERY_PASSWORD = re.compile(r"(?i)((?:^|&)(?:ssl)?password=)([^&]*)")
+
+
+def load_project_dotenv() -> list[str]:
+    """Add the project's ``.env`` to this process's environment (set variables win).
+
+    Called before the settings are loaded, so ``SHIPYARD_*`` values in ``.env`` count for the
+    engine server as they do for everything ``dev`` starts. Returns the names added.
+    """
+    return load_into_environ(find_project_root() / ".env", os.environ)
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its password masked as check-envs masks secrets (prefix and length).
+
+    Example::
+
+        >>> masked_url("postgresql://app:correct-horse-battery@db:5432/app")
+        'postgresql://app:corr… (21 chars)@db:5432/app'
+    """
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password:
+        userinfo, _, hostinfo = netloc.rpartition("@")
+        user = userinfo.partition(":")[0]
+        netloc = f"{user}:{mask(parts.password)}@{hostinfo}"
+    query = _QUERY_PASSWORD.sub(lambda m: m.group(1) + mask(m.group(2)), parts.query)
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url  # nothing secret (and sqlite:/// keeps its slashes)
+    return parts._replace(netloc=netloc, query=query).geturl()
+
+
+def share_settings(settings: Settings) -> Settings:
+    """Fix the secret key and export ``settings`` to this process's environment.
+
+    Returns the settings with the key filled in. Children started afterwards (the worker) and
+    apps served in this process load exactly these settings.
+    """
+    settings = settings.model_copy(update={"secret_key": settings.resolved_secret_key()})
+    for name, value in settings.to_environ().items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    return settings
+
+
+def listen(settings: Settings) -> socket.socket:
+    """The engine server's listening socket, or a one-line error naming the port."""
+    host, port = settings.server_host, settings.server_port
+    try:
+        return bind_listener(host, port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUseError(
+                f"Port {port} on {host} is already in use (another `shipyard dev` or "
+                f"`shipyard server`?). Pick another one with --port {port + 1} or "
+                f"SHIPYARD_SERVER_PORT={port + 1}.",
+                port=port,
+                host=host,
+            ) from None
+        raise ConfigError(
+            f"The engine server cannot listen on {host}:{port}: {exc.strerror}. "
+            "Set another port with --port or SHIPYARD_SERVER_PORT.",
+            port=port,
+            host=host,
+        ) from None
+
+
 async def _start_worker(settings: Settings, concurrency: int | None) -> asyncio.subprocess.Process:
+    # The worker loads its settings from SHIPYARD_* (see share_settings): same port, key,
+    # database, environment and .env values as this process.
     env = dict(os.environ)
-    env["SHIPYARD_PROJECT_ROOT"] = str(settings.project_root)
-    env["SHIPYARD_DATABASE_URL"] = settings.database_url
-    env["SHIPYARD_ENVIRONMENT"] = settings.environment
     args = [sys.executable, "-m", "shipyard", "worker", "--grace", str(RELOAD_GRACE_SECONDS)]
     if concurrency:
         args += ["--concurrency", str(concurrency)]
@@ -51,22 +132,21 @@ async def _stop_worker(process: asyncio.subprocess.Process) -> None:
 
 
 async def run_dev(settings: Settings, *, concurrency: int | None, reload: bool) -> None:
-    """Run engine server + worker (+ reload) until Ctrl-C or SIGTERM."""
+    """Run engine server + worker (+ reload) until Ctrl-C or SIGTERM.
+
+    Raises:
+        PortInUseError: the engine server's port is taken (nothing was started).
+        ConfigError: the settings or the secret key are not usable.
+    """
+    sock = listen(settings)  # first: a taken port is reported before anything starts
+    settings = share_settings(settings)
     engine = Engine(settings)
     await engine.start()
     discover(settings)  # fail fast on a broken task module, and list what was found
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(engine),
-            host=settings.server_host,
-            port=settings.server_port,
-            log_level="warning",
-            lifespan="off",
-        )
-    )
+    server = uvicorn.Server(server_config(create_app(engine), lifespan="off"))
     # This process handles SIGINT/SIGTERM itself, to stop the worker before the server.
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-    server_task = asyncio.create_task(server.serve())
+    server_task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if server_task.done():
             await server_task
@@ -79,7 +159,7 @@ async def run_dev(settings: Settings, *, concurrency: int | None, reload: bool) 
     print(
         "\nShipyard dev is running\n"
         f"  environment    {settings.environment}\n"
-        f"  database       {settings.database_url}\n"
+        f"  database       {masked_url(settings.database_url)}\n"
         f"  engine server  {base}  (health: {base}/healthz)\n"
         f"  worker         pid {worker.pid}, {len(default_definitions().task_ids())} task(s): "
         f"{', '.join(default_definitions().task_ids()) or '-'}\n"

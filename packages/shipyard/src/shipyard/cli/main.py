@@ -49,13 +49,11 @@ def _root(
     """Shipyard command line."""
 
 
-def setup_logging(level: str) -> None:
-    """One log format for every Shipyard process."""
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+def setup_logging(level: str, fmt: str = "text") -> None:
+    """One log format for every Shipyard process: ``text`` or ``json`` (SHIPYARD_LOG_FORMAT)."""
+    from shipyard.logformat import install_handler
+
+    install_handler(level, fmt)
     # The pool logs every discarded connection and failed reconnect as a warning; the worker
     # reports a database outage itself, in one line when it starts and one when it ends.
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
@@ -92,17 +90,33 @@ async def _with_engine(settings: Settings, body: Callable[[], Awaitable[T]]) -> 
 # -- processes ------------------------------------------------------------------------------
 
 
+LogFormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--log-format", help="Log lines as text or json, one object a line (SHIPYARD_LOG_FORMAT)."
+    ),
+]
+
+
 @app.command()
 def dev(
-    port: Annotated[int | None, typer.Option(help="Engine server port.")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Engine server port (SHIPYARD_SERVER_PORT, 3030).")
+    ] = None,
     concurrency: Annotated[int | None, typer.Option(help="Worker concurrency.")] = None,
     reload: Annotated[bool, typer.Option(help="Restart the worker when task code changes.")] = True,
+    log_format: LogFormatOption = None,
 ) -> None:
-    """Start the local stack: engine server, a worker with hot reload of the task folders."""
-    from shipyard.cli.dev import run_dev
+    """Start the local stack: engine server, a worker with hot reload of the task folders.
 
-    settings = _settings(server_port=port)
-    setup_logging(settings.log_level)
+    The project's .env is read first (variables already set win); the worker, the app API and
+    the functions get the same settings as the engine server.
+    """
+    from shipyard.cli.dev import load_project_dotenv, run_dev
+
+    load_project_dotenv()
+    settings = _settings(server_port=port, log_format=log_format)
+    setup_logging(settings.log_level, settings.log_format)
     _run(lambda: run_dev(settings, concurrency=concurrency, reload=reload))
 
 
@@ -129,6 +143,7 @@ def worker(
     wait_for_db: Annotated[
         bool, typer.Option("--wait-for-db", help="Wait for an unreachable database at start.")
     ] = False,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Run a worker: import the task folders, claim and execute runs until stopped."""
     settings = _settings(
@@ -139,8 +154,9 @@ def worker(
         heartbeat_interval=heartbeat,
         poll_interval=poll,
         wait_for_db=wait_for_db or None,
+        log_format=log_format,
     )
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     _run(lambda: run_worker(settings))
 
 
@@ -169,21 +185,24 @@ async def run_worker(settings: Settings) -> None:
 def server(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Run the engine server (HTTP API)."""
     import uvicorn
 
+    from shipyard.cli.dev import listen
     from shipyard.engine.engine import Engine
     from shipyard.server.app import create_app
+    from shipyard.tooling.apphost import server_config
 
-    settings = _settings(server_host=host, server_port=port)
-    setup_logging(settings.log_level)
-    uvicorn.run(
-        create_app(Engine(settings)),
-        host=settings.server_host,
-        port=settings.server_port,
-        log_level="warning",
-    )
+    settings = _settings(server_host=host, server_port=port, log_format=log_format)
+    setup_logging(settings.log_level, settings.log_format)
+    try:
+        settings.resolved_secret_key()  # callback URLs are verified with it: fail now, not later
+        sock = listen(settings)
+    except ShipyardError as exc:
+        fail(exc)
+    uvicorn.Server(server_config(create_app(Engine(settings)), lifespan="auto")).run(sockets=[sock])
 
 
 @app.command()

@@ -9,7 +9,7 @@ atomically by the store.
 from __future__ import annotations
 
 from shipyard.engine.scope import RunScope
-from shipyard.jsonutil import dumps, loads
+from shipyard.jsonutil import MAX_JSON_DEPTH, dumps, loads
 from shipyard.metadata_ops import (
     MetadataOp,
     apply_ops,
@@ -71,7 +71,8 @@ async def apply_metadata_ops(store: Store, run_id: str, ops: list[MetadataOp], n
                 ts=now,
                 kind="metadata",
                 message=f"{len(ops)} operation{'s' if len(ops) != 1 else ''}",
-                attributes=dumps([op_to_dict(op) for op in ops]),
+                # Each value is checked already; the list and the op wrap it 2 deeper.
+                attributes=dumps([op_to_dict(op) for op in ops], max_depth=MAX_JSON_DEPTH + 2),
             ),
         )
     )

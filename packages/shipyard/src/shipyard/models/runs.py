@@ -203,7 +203,8 @@ class Run:
         ]
         for flag in _FLAGS:
             data[flag] = getattr(self, flag)
-        decoded: dict[str, Any] = loads(dumps(data))
+        # Values were decoded with the depth limit already; the run wraps them a level deeper.
+        decoded: dict[str, Any] = loads(dumps(data, max_depth=None), max_depth=None)
         return decoded
 
     @classmethod
@@ -223,7 +224,8 @@ class Run:
             idempotency_key=record.idempotency_key,
             version=record.version,
             tags=tuple(loads(record.tags) or ()),
-            metadata=loads(record.metadata) or {},
+            # A value stored before the depth limit existed reads as a marker, not a crash.
+            metadata=loads(record.metadata, too_deep="marker") or {},
             is_test=bool(record.is_test),
             created_at=to_datetime(record.created_at) or _epoch(),
             updated_at=to_datetime(record.updated_at) or _epoch(),
@@ -240,8 +242,8 @@ class Run:
             batch_id=record.batch_id,
             parent_id=record.parent_run_id,
             root_id=record.root_run_id,
-            payload=loads(record.payload),
-            output=loads(record.output),
+            payload=loads(record.payload, too_deep="marker"),
+            output=loads(record.output, too_deep="marker"),
             error=error_of(record),
             attempt_count=record.attempt_number,
             max_attempts=record.max_attempts,

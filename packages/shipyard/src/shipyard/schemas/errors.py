@@ -10,7 +10,7 @@ Statuses (:func:`http_status_for`)::
     400  ValidationError and its subclasses, NotInRunError, a bad query parameter or body
     404  RunNotFoundError, BatchNotFoundError, WaitpointNotFoundError, UnknownTaskError,
          UnknownQueueError
-    409  IllegalTransitionError, StaleAttemptError, DuplicateTaskError
+    409  IllegalTransitionError, DuplicateTaskError
     413  PayloadTooLargeError
     422  RequestBodyError (a body that parses but means something else, e.g. a token
          completion that sends ``output`` instead of ``data``)
@@ -38,7 +38,6 @@ from shipyard.errors import (
     RateLimitedError,
     RunNotFoundError,
     ShipyardError,
-    StaleAttemptError,
     UnknownQueueError,
     UnknownTaskError,
     ValidationError,
@@ -105,7 +104,6 @@ _STATUS_BY_TYPE: tuple[tuple[type[ShipyardError], int], ...] = (
     (UnknownTaskError, 404),
     (UnknownQueueError, 404),
     (IllegalTransitionError, 409),
-    (StaleAttemptError, 409),
     (DuplicateTaskError, 409),
     (RateLimitedError, 429),
 )

@@ -2,7 +2,9 @@
 
 Inside a run each call records an event on the run (flushed every second and at the end of
 the attempt) and also goes to Python logging (logger ``shipyard.task``), so ``shipyard dev``
-shows it. Outside a run only the Python log line is written.
+shows it. Outside a run only the Python log line is written. The Python log record keeps the
+message as written and carries the run id, task id, attempt and attributes as structured
+fields (``record.shipyard``), laid out by the text or JSON log format (``shipyard.logformat``).
 
 Example::
 
@@ -26,8 +28,10 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from shipyard.engine.scope import current_scope
+from shipyard.errors import ShipyardError
 from shipyard.ids import new_id
-from shipyard.jsonutil import dumps
+from shipyard.jsonutil import MAX_JSON_DEPTH, dumps, loads
+from shipyard.logformat import RECORD_FIELD
 from shipyard.records import NewEvent
 
 _python_log = logging.getLogger("shipyard.task")
@@ -44,17 +48,33 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _attributes(attributes: dict[str, Any]) -> str | None:
+    """The attributes as stored JSON; a value JSON cannot hold is stored as its repr."""
     if not attributes:
         return None
     trimmed: dict[str, Any] = {}
     for key, value in list(attributes.items())[:MAX_ATTRIBUTES]:
         if isinstance(value, str) and len(value) > MAX_ATTRIBUTE_VALUE:
             value = value[:MAX_ATTRIBUTE_VALUE]
-        trimmed[key] = value
+        trimmed[str(key)] = value
     try:
-        return dumps(trimmed, what="Log attributes")
-    except Exception:
-        return dumps({k: repr(v) for k, v in trimmed.items()})
+        # A span wraps its attributes two levels deep; each value may use the full depth.
+        return dumps(trimmed, what="Log attributes", max_depth=MAX_JSON_DEPTH + 2)
+    except ShipyardError:
+        return dumps({k: _storable(v) for k, v in trimmed.items()})
+
+
+def _storable(value: Any) -> Any:
+    try:
+        dumps(value, max_depth=MAX_JSON_DEPTH + 1)
+        return value
+    except ShipyardError:
+        pass
+    try:
+        text = repr(value)
+    except Exception:  # RecursionError from a deep value, or a broken __repr__
+        text = f"<{type(value).__name__}>"
+    # As repr, not as a string that might be not storable itself (a lone surrogate).
+    return text[:MAX_ATTRIBUTE_VALUE].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _record(kind: str, level: str | None, message: str, attributes: str | None, ts: int) -> None:
@@ -197,12 +217,20 @@ class Logger:
     def _log(self, level: str, message: str, attributes: dict[str, Any]) -> None:
         ts = int(time.time() * 1000)
         scope = current_scope()
+        encoded = _attributes(attributes)
         if scope is not None:
-            _record("log", level, message, _attributes(attributes), ts)
+            _record("log", level, message, encoded, ts)
         if _python_log.isEnabledFor(_LEVELS[level]):
-            prefix = f"[{scope.ctx.run.id}] " if scope is not None else ""
-            suffix = f" {attributes}" if attributes else ""
-            _python_log.log(_LEVELS[level], "%s%s%s", prefix, message, suffix)
+            # The message stays as written; the run and the attributes travel as fields that
+            # the text and JSON formats (shipyard.logformat) lay out.
+            fields: dict[str, Any] = {}
+            if scope is not None:
+                fields["run_id"] = scope.ctx.run.id
+                fields["task_id"] = scope.ctx.task.id
+                fields["attempt"] = scope.ctx.attempt.number
+            if encoded is not None:
+                fields["attributes"] = loads(encoded)
+            _python_log.log(_LEVELS[level], message, extra={RECORD_FIELD: fields})
 
     def debug(self, message: str, **attributes: Any) -> None:
         """A debug line."""

@@ -42,10 +42,12 @@ class _Mutators:
                 scope.pending_metadata.append(op)
         elif self._target == "parent":
             if scope.ctx.run.parent_id is not None:
+                _check_alone(op)
                 with scope.lock:
                     scope.pending_parent_metadata.append(op)
         else:
             if scope.ctx.run.root_id is not None or scope.ctx.run.parent_id is None:
+                _check_alone(op)
                 with scope.lock:
                     scope.pending_root_metadata.append(op)
         return self
@@ -77,6 +79,13 @@ class _Mutators:
     def decrement(self, key: str, amount: float = 1) -> Any:
         """Subtract ``amount``."""
         return self._queue(MetadataOp("increment", key, -amount))
+
+
+def _check_alone(op: MetadataOp) -> None:
+    """Reject at the call an operation on another run's metadata that could never be stored
+    (too large or too deep on its own), rather than when it is flushed."""
+    updated, _ = apply_ops({}, [op])
+    check_metadata_size(updated)
 
 
 class _Relative(_Mutators):

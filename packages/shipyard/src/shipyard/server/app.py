@@ -3,14 +3,14 @@ the HTTP API grows here."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from shipyard.engine.engine import Engine
-from shipyard.errors import WaitpointNotFoundError
+from shipyard.errors import ValidationError, WaitpointNotFoundError
+from shipyard.jsonutil import MAX_JSON_DEPTH, loads
 from shipyard.version import __version__
 
 
@@ -36,24 +36,26 @@ def create_app(engine: Engine) -> FastAPI:
         """Complete a wait token with the POSTed JSON (``{}`` when the body is empty).
 
         The URL is the credential: ``signature`` is the HMAC-SHA256 of the id under the
-        environment's secret key. A wrong signature is 401 and changes nothing.
+        environment's secret key. A wrong signature is 401 and changes nothing; a body that is
+        not JSON Shipyard can store (invalid, NaN, nested too deeply, a lone surrogate) is 400.
         """
         if not engine.token_signature_valid(waitpoint_id, signature):
             return JSONResponse(
                 {"error": "Invalid callback signature for this wait token."}, status_code=401
             )
         body = await request.body()
-        if not body.strip():
-            data: Any = {}
-        else:
-            try:
-                data = json.loads(body)
-            except ValueError:
-                return JSONResponse({"error": "The body must be JSON."}, status_code=400)
         try:
+            data: Any = (
+                loads(body, max_depth=MAX_JSON_DEPTH, what="The request body")
+                if body.strip()
+                else {}
+            )
             await engine.complete_token(waitpoint_id, data)
         except WaitpointNotFoundError as exc:
             return JSONResponse({"error": exc.message}, status_code=404)
+        except ValidationError as exc:
+            # Not JSON, or JSON Shipyard cannot store (NaN, too deep, a lone surrogate).
+            return JSONResponse({"error": exc.message}, status_code=400)
         return {"success": True}
 
     return app

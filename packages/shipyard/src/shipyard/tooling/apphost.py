@@ -34,7 +34,7 @@ import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -154,24 +154,39 @@ class AppServer:
             await self.task
 
 
-def _bind(host: str, port: int) -> socket.socket | None:
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A non-blocking socket listening on ``host:port``, for ``uvicorn.Server.serve(sockets=)``.
+
+    Binding first, before anything starts, turns a taken port into an answer the caller can
+    report in one line (uvicorn would exit the process from inside its task).
+
+    Raises:
+        OSError: the port is in use (``errno.EADDRINUSE``) or cannot be bound.
+    """
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
+        sock.listen(128)
     except OSError:
         sock.close()
-        return None
-    sock.listen(128)
+        raise
     sock.setblocking(False)
     return sock
 
 
+def server_config(app: ASGIApp, *, lifespan: Literal["auto", "on", "off"]) -> uvicorn.Config:
+    """uvicorn settings of every server ``shipyard dev`` runs: quiet, our log handler."""
+    # log_config=None: uvicorn's own lines go through the process's handler (text or JSON).
+    return uvicorn.Config(app, log_level="warning", lifespan=lifespan, log_config=None)
+
+
 async def _serve(label: str, app: ASGIApp, host: str, port: int, url: str) -> AppServer:
-    sock = _bind(host, port)
-    if sock is None:
-        return AppServer(label, f"not started: port {port} is in use (set another port)")
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    try:
+        sock = bind_listener(host, port)
+    except OSError as exc:
+        return AppServer(label, f"not started: port {port}: {exc.strerror} (set another port)")
+    server = uvicorn.Server(server_config(app, lifespan="on"))
     # shipyard dev handles SIGINT/SIGTERM itself and stops these servers in order.
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(server.serve(sockets=[sock]))
