@@ -61,6 +61,15 @@ def setup_logging(level: str) -> None:
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 
+def _warn_transaction_pooler(settings: Settings) -> None:
+    """One warning line when the database URL is a transaction-mode pooler (no LISTEN)."""
+    from shipyard.tooling.pooler import transaction_pooler_warning
+
+    warning = transaction_pooler_warning(settings.database_url)
+    if warning:
+        logging.getLogger("shipyard").warning(warning)
+
+
 def _settings(**overrides: Any) -> Settings:
     try:
         return load_settings(**overrides)
@@ -141,6 +150,7 @@ def worker(
         wait_for_db=wait_for_db or None,
     )
     setup_logging(settings.log_level)
+    _warn_transaction_pooler(settings)
     _run(lambda: run_worker(settings))
 
 
@@ -178,6 +188,7 @@ def server(
 
     settings = _settings(server_host=host, server_port=port)
     setup_logging(settings.log_level)
+    _warn_transaction_pooler(settings)
     uvicorn.run(
         create_app(Engine(settings)),
         host=settings.server_host,
