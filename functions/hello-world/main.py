@@ -3,7 +3,8 @@
 Contract: ``GET ?name=Ada`` or ``POST {"name": "Ada"}`` →
 ``{"message": "Hello Ada!", "timestamp": <ISO 8601 UTC>, "function": "hello-world",
 "runtime": "python-3.x"}``; ``name`` defaults to ``World``. A POST body that is not a JSON object
-with an optional string ``name`` → 400 ``{"error": …}``.
+with an optional string ``name`` (including JSON nested too deeply to parse) → 400
+``{"error": …}``.
 
 ``shipyard dev`` serves it at http://localhost:54321/functions/v1/hello-world. ``app`` is a plain
 ASGI app, so any ASGI host (uvicorn, a Cloudflare Python Worker) can serve it.
@@ -39,6 +40,9 @@ async def hello(request: Request) -> JSONResponse:
                 body = json.loads(raw)
             except (json.JSONDecodeError, UnicodeDecodeError):
                 return _error('Request body must be JSON, like {"name": "Ada"}.')
+            except RecursionError:
+                # json.loads recurses once per nesting level; a few thousand levels exhaust it.
+                return _error("Request body is nested too deeply.")
             if not isinstance(body, dict):
                 return _error('Request body must be a JSON object, like {"name": "Ada"}.')
             name = body.get("name", name)

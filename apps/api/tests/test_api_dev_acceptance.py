@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -146,3 +148,64 @@ def test_dev_serves_the_api_and_the_functions(
     assert code in (0, 130, -signal.SIGINT), log.read_text()[-3000:]
     assert "Stopping" in log.read_text()
     assert request(api + "/") is None  # the API went away with it
+
+
+def test_dev_with_the_example_env_behaves_like_no_env(tmp_path: Path) -> None:
+    """``cp .env.example .env && shipyard dev``: the placeholders are not loaded (one warning
+    line names them), so the API answers as it does without a ``.env``: ``/db-test`` is
+    ``not_configured`` (not 502), and requests pass as the development user (not 401)."""
+    project = tmp_path / "project"
+    ignore = shutil.ignore_patterns("__pycache__", "tests")
+    shutil.copytree(REPO_ROOT / "apps/api/src", project / "apps/api/src", ignore=ignore)
+    shutil.copytree(REPO_ROOT / "functions", project / "functions", ignore=ignore)
+    shutil.copytree(REPO_ROOT / "trigger", project / "trigger", ignore=ignore)
+    (project / "pyproject.toml").write_text('[tool.shipyard]\ndirs = ["trigger"]\n')
+    shutil.copy(REPO_ROOT / ".env.example", project / ".env")
+    ports = {"engine": free_port(), "api": free_port(), "functions": free_port()}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SHIPYARD_", "SUPABASE_", "CLOUDFLARE_", "APP_ENV"))
+    }
+    env.update(
+        PYTHONUNBUFFERED="1",
+        SHIPYARD_PROJECT_ROOT=str(project),
+        SHIPYARD_DATABASE_URL=f"sqlite:///{tmp_path / 'dev.db'}",
+        SHIPYARD_SERVER_PORT=str(ports["engine"]),
+        SHIPYARD_API_PORT=str(ports["api"]),
+        SHIPYARD_FUNCTIONS_PORT=str(ports["functions"]),
+    )
+    log = tmp_path / "dev.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "shipyard", "dev", "--no-reload"],
+            cwd=project,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        api = f"http://127.0.0.1:{ports['api']}"
+        wait_for(lambda: request(api + "/"), "the API", process, log, 90)
+        status, body = request(api + "/db-test")
+        assert status == 200, body
+        assert json.loads(body)["status"] == "not_configured"
+        status, body = request(api + "/notes", token="anything")
+        assert status == 503 and "Supabase is not configured" in body, body
+
+        def created() -> Any:
+            answer = request(api + "/reports", {"title": "t", "rows": [{"label": "a", "value": 1}]})
+            return answer if answer and answer[0] == 202 else None
+
+        wait_for(created, "POST /reports as the development user", process, log, 60)
+        output = log.read_text()
+        warnings = [line for line in output.splitlines() if "placeholder values" in line]
+        assert len(warnings) == 1, output[-3000:]
+        assert "SUPABASE_JWT_SECRET" in warnings[0] and "CLOUDFLARE_API" in warnings[0]
+        assert "<your_" not in output
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)

@@ -164,7 +164,7 @@ async def test_protected_routes_need_a_valid_supabase_token(
             method, path, headers=headers, json={"title": "x", "rows": ROWS}
         )
         assert response.status_code == 401, (path, response.text)
-        assert detail in response.json()["detail"]
+        assert detail in response.json()["error"]
         assert response.headers["www-authenticate"] == "Bearer"
 
 
@@ -174,10 +174,11 @@ async def test_development_without_jwt_secret_allows_with_a_warning(
     worker: Worker,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    clean_env.setenv("APP_ENV", "development")
     with caplog.at_level(logging.WARNING, logger="app.auth"):
         created = await client.post("/reports", json={"title": "dev", "rows": ROWS})
     assert created.status_code == 202, created.text
-    assert "SUPABASE_JWT_SECRET is not set" in caplog.text
+    assert "accepting an unverified request" in caplog.text
     done = await poll_report(client, created.json()["id"], {})
     assert done["status"] == "COMPLETED"
 
@@ -188,7 +189,7 @@ async def test_outside_development_without_jwt_secret_refuses(
     clean_env.setenv("APP_ENV", "production")
     response = await client.post("/reports", json={"title": "x", "rows": ROWS})
     assert response.status_code == 503
-    assert "not configured" in response.json()["detail"]
+    assert "not configured" in response.json()["error"]
 
 
 async def test_report_without_a_worker_that_knows_the_task_is_503(
@@ -196,6 +197,7 @@ async def test_report_without_a_worker_that_knows_the_task_is_503(
 ) -> None:
     from shipyard.engine.definitions import Definitions, use_definitions
 
+    clean_env.setenv("APP_ENV", "development")
     with use_definitions(Definitions()):  # this process defines no task either
         shipyard.configure(project_root=tmp_path, database_url=f"sqlite:///{tmp_path / 'empty.db'}")
         try:
@@ -204,4 +206,38 @@ async def test_report_without_a_worker_that_knows_the_task_is_503(
             await get_engine().close()
             set_engine(None)
     assert response.status_code == 503
-    assert "shipyard dev" in response.json()["detail"]
+    assert "shipyard dev" in response.json()["error"]
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
+async def test_non_finite_numbers_in_the_body_are_422(
+    client: httpx.AsyncClient, clean_env: pytest.MonkeyPatch, worker: Worker, number: str
+) -> None:
+    """Regression (defect 13): Python's json accepts NaN/Infinity, and 1e400 parses to inf; the
+    value reached the task payload and the request ended in a 500. Now: 422, no run."""
+    clean_env.setenv("SUPABASE_JWT_SECRET", JWT_SECRET)
+    body = '{"title": "x", "rows": [{"label": "a", "value": NUMBER}]}'.replace("NUMBER", number)
+    response = await client.post(
+        "/reports",
+        content=body,
+        headers={**auth(ALICE), "content-type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert "JSON decode error" in error
+    assert "NaN, Infinity and numbers too large" in error
+    assert [run async for run in shipyard.runs.list()] == []
+
+
+async def test_a_body_nested_too_deeply_is_422(
+    client: httpx.AsyncClient, clean_env: pytest.MonkeyPatch
+) -> None:
+    clean_env.setenv("SUPABASE_JWT_SECRET", JWT_SECRET)
+    depth = 50_000
+    response = await client.post(
+        "/reports",
+        content="[" * depth + "]" * depth,
+        headers={**auth(ALICE), "content-type": "application/json"},
+    )
+    assert response.status_code == 422, response.text[:300]
+    assert "nested too deeply" in response.json()["error"]

@@ -105,7 +105,7 @@ async def test_notes_go_through_supabase_as_the_caller(
     clean_env.setenv("SUPABASE_SECRET_KEY", SECRET_KEY)
     clean_env.setenv("SUPABASE_JWT_SECRET", JWT_SECRET)
     fake_supabase.notes = [{"id": "n-1", "title": "hello", "body": "", "created_at": "t"}]
-    token = user_token(ALICE)
+    token = user_token(ALICE, iss=f"{fake_supabase.url}/auth/v1")
     headers = {"Authorization": f"Bearer {token}"}
     with caplog.at_level(logging.DEBUG):
         listed = await client.get("/notes", headers=headers)

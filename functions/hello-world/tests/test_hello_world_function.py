@@ -82,3 +82,14 @@ async def test_unknown_function_is_404_listing_the_known_ones(client: httpx.Asyn
 
 async def test_method_not_allowed(client: httpx.AsyncClient) -> None:
     assert (await client.delete(URL)).status_code == 405
+
+
+@pytest.mark.parametrize("depth", [5_000, 100_000])
+async def test_deeply_nested_json_is_400_not_500(client: httpx.AsyncClient, depth: int) -> None:
+    """Regression: a body nested past the parser's recursion limit used to crash with 500."""
+    for body in (b"[" * depth + b"]" * depth, b'{"a":' * depth + b"1" + b"}" * depth):
+        response = await client.post(
+            URL, content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 400, response.text[:200]
+        assert "nested too deeply" in response.json()["error"]

@@ -9,6 +9,9 @@ Routes:
   report and reports progress through run metadata (bearer token, see :mod:`app.auth`).
 * ``GET /notes``, ``POST /notes`` — the caller's notes through Supabase, row-level security
   applied with the caller's token (bearer token).
+
+Errors are ``{"error": "<what is wrong>"}`` with the right status; bodies are strict JSON
+(``NaN``/``Infinity`` → 422): :mod:`app.routing`.
 """
 
 from __future__ import annotations
@@ -24,11 +27,14 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from app.config import AppConfig, get_config
 from app.notes import router as notes_router
 from app.reports import router as reports_router
+from app.routing import StrictJSONRoute, install_error_handlers
 
 log = logging.getLogger("app")
 HEALTH_TEXT = "AI start!"
 
 app = FastAPI(title="Shipyard template API", version="0.1.0")
+app.router.route_class = StrictJSONRoute
+install_error_handlers(app)
 app.include_router(reports_router)
 app.include_router(notes_router)
 

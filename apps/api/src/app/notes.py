@@ -16,9 +16,10 @@ from pydantic import BaseModel, Field
 from app.auth import CurrentUser, User
 from app.config import AppConfig, get_config
 from app.lib.supabase import create_supabase_client
+from app.routing import StrictJSONRoute
 
 log = logging.getLogger("app.notes")
-router = APIRouter(prefix="/notes", tags=["notes"])
+router = APIRouter(route_class=StrictJSONRoute, prefix="/notes", tags=["notes"])
 
 
 class NoteIn(BaseModel):

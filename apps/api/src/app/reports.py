@@ -16,9 +16,10 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
 from app.auth import CurrentUser
+from app.routing import StrictJSONRoute
 
 log = logging.getLogger("app.reports")
-router = APIRouter(prefix="/reports", tags=["reports"])
+router = APIRouter(route_class=StrictJSONRoute, prefix="/reports", tags=["reports"])
 TASK_ID = "generate-report"
 
 

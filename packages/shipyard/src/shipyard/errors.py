@@ -33,6 +33,7 @@ The tree::
     ├── SubtaskUnwrapError             ``Result.unwrap()`` on a failed child run
     ├── RunTimeoutError                ``runs.poll`` / waiting gave up before the run finished
     ├── PortInUseError                 ``shipyard dev``/``server`` cannot listen on its port
+    ├── DeployError                    ``shipyard deploy`` cannot start (what is wrong, what to do)
     └── TaskError                      raised inside task code, or for it, to steer retries
         ├── AbortTaskRunError          fail now, no retries (hooks still run)
         ├── TaskPayloadParsedError     schema_task payload failed validation (no retry, no hooks)
@@ -205,6 +206,15 @@ class NotInRunError(ShipyardError):
     """A call that only works inside a running task was made outside one."""
 
     code = "NOT_IN_RUN"
+
+
+class DeployError(ShipyardError):
+    """A deploy cannot start: what is wrong and what to do, as one message."""
+
+    code = "DEPLOY_ERROR"
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message, **context)
 
 
 class SubtaskUnwrapError(ShipyardError):

@@ -1,4 +1,5 @@
-"""Fake ``wrangler``, ``pywrangler``, ``supabase`` and ``npx`` for the deploy tests.
+"""Fake ``wrangler``, ``pywrangler``, ``supabase``, ``npx``, ``uv``, ``docker`` and ``podman``
+for the deploy tests.
 
 :func:`install_fakes` writes one small Python program under each name into a folder that the
 tests put first on ``PATH``. Every call appends a JSON line to ``calls.jsonl`` — the tool, its
@@ -6,8 +7,10 @@ argv, working directory, the deploy-relevant environment and its standard input 
 the way the real CLI does: ``wrangler deploy`` prints the workers.dev URL; a wrong token gets
 wrangler's "Authentication error [code: 10000]" (HTTP 401); ``supabase branches create`` of an
 existing branch gets the API's 409; ``supabase branches get -o env`` prints the branch's
-credentials as ``KEY="value"`` lines. ``config.json`` (see :data:`DEFAULT_CONFIG`) sets up
-each case.
+credentials as ``KEY="value"`` lines; ``wrangler secret bulk`` reads its JSON from stdin;
+``pywrangler sync`` (also as ``uv tool run --from workers-py==… pywrangler``) writes
+``python_modules/``; ``docker``/``podman`` answer ``info``, ``build`` and ``push``.
+``config.json`` (see :data:`DEFAULT_CONFIG`) sets up each case.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "branch_env": BRANCH_ENV,
     "not_ready_calls": 0,
     "supabase_unauthorized": False,
+    "broken_engines": [],
     "fail": {},
 }
 RECORDED_ENV = (
@@ -53,8 +57,14 @@ CONFIG = json.loads((HERE / "config.json").read_text())
 STATE = HERE / "state.json"
 
 
+STDIN = [None]
+
+
 def record(tool, argv):
-    stdin = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
+    # Read once: npx and uv record, then hand over to the tool they run, which records too.
+    if STDIN[0] is None:
+        STDIN[0] = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
+    stdin = STDIN[0]
     entry = {
         "tool": tool,
         "argv": argv,
@@ -102,9 +112,11 @@ def wrangler(tool, argv):
         print(f"Deployed {name} triggers (0.31 sec)")
         print(f"  https://{name}.{SUBDOMAIN}.workers.dev")
         print("Current Version ID: 0000-1111")
-    elif argv[:2] == ["secret", "put"]:
-        print(f'Creating the secret for the Worker "{name}"')
-        print(f"Success! Uploaded secret {argv[2]}")
+    elif argv[:2] == ["secret", "bulk"]:
+        values = json.loads(STDIN[0])
+        for key in values:
+            print(f"Successfully created secret for key: {key}")
+        print(f"Finished processing secrets file: {len(values)} secrets successfully uploaded")
     elif argv[:1] == ["delete"]:
         if name in CONFIG["missing_workers"]:
             sys.stderr.write(
@@ -155,17 +167,51 @@ def supabase(tool, argv):
         print("2.0.0")
 
 
+def pywrangler(tool, argv):
+    if argv[:1] != ["sync"]:
+        return wrangler(tool, argv)
+    record(tool, argv)
+    injected("pywrangler", argv)
+    modules = Path("python_modules")
+    modules.mkdir(exist_ok=True)
+    (modules / "synced.txt").write_text(Path("pyproject.toml").read_text())
+    print("Sync process completed successfully.")
+
+
+def container(tool, argv):
+    record(tool, argv)
+    injected(tool, argv)
+    if argv[:1] == ["info"]:
+        if tool in CONFIG["broken_engines"]:
+            sys.stderr.write("Cannot connect to the Docker daemon. Is the docker daemon running?\n")
+            sys.exit(1)
+        print("Server Version: 28.0.0")
+    elif argv[:1] == ["build"]:
+        print("Successfully built 0123456789ab")
+    elif argv[:1] == ["push"]:
+        print(f"{argv[1]}: digest: sha256:abc size: 1234")
+
+
 def main():
     tool = Path(sys.argv[0]).name
     argv = sys.argv[1:]
     if tool == "npx":
         record("npx", argv)
         rest = [a for a in argv if a != "--yes"]
-        tool, argv = rest[0], rest[1:]
-    if tool in ("wrangler", "pywrangler"):
+        # wrangler@4.1.2 → wrangler (a scoped @org/name@1 keeps its leading @).
+        tool, argv = rest[0][:1] + rest[0][1:].split("@")[0], rest[1:]
+    if tool == "uv":
+        record("uv", argv)
+        if argv[:2] == ["tool", "run"] and "pywrangler" in argv:
+            tool, argv = "pywrangler", argv[argv.index("pywrangler") + 1 :]
+    if tool == "wrangler":
         wrangler(tool, argv)
+    elif tool == "pywrangler":
+        pywrangler(tool, argv)
     elif tool == "supabase":
         supabase(tool, argv)
+    elif tool in ("docker", "podman"):
+        container(tool, argv)
 
 
 main()

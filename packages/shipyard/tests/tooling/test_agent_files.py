@@ -137,7 +137,8 @@ def test_mcp_servers() -> None:
     assert servers["playwright"]["type"] == "stdio"
     assert [servers["playwright"]["command"], *servers["playwright"]["args"]] == [
         "npx",
-        "@playwright/mcp@latest",
+        "--yes",
+        "@playwright/mcp@0.0.83",
     ]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -21,6 +22,8 @@ from typer.testing import CliRunner
 
 from shipyard.cli import deploy as deploy_cli
 from shipyard.cli.main import app
+from shipyard.tooling.deploy.cloudflare import WORKERS_PY_VERSION, WRANGLER_VERSION
+from shipyard.tooling.deploy.supabase import SUPABASE_CLI_VERSION
 from shipyard.tooling.envcheck import VARIABLES
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
@@ -64,6 +67,7 @@ def project(tmp_path: Path) -> Path:
     root = tmp_path / "project"
     (root / "apps" / "api").mkdir(parents=True)
     shutil.copy(REPO_ROOT / "apps/api/wrangler.jsonc", root / "apps/api/wrangler.jsonc")
+    shutil.copy(REPO_ROOT / "apps/api/pyproject.toml", root / "apps/api/pyproject.toml")
     shutil.copytree(REPO_ROOT / "apps/api/src", root / "apps/api/src")
     shutil.copytree(
         REPO_ROOT / "functions", root / "functions", ignore=shutil.ignore_patterns("__pycache__")
@@ -117,34 +121,44 @@ def test_production_deploys_api_then_functions_then_dotenv_secrets(
     result = run(project, path, "--platform", "cloudflare", "--branch", "main")
     assert result.exit_code == 0, result.output
     assert fakes.argvs() == [
-        ["pywrangler", "deploy", "--name", "api"],
-        ["pywrangler", "deploy", "--name", "hello-world"],
-        ["wrangler", "secret", "put", "SUPABASE_URL", "--name", "api"],
-        ["wrangler", "secret", "put", "SUPABASE_PUBLISHABLE_KEY", "--name", "api"],
-        ["wrangler", "secret", "put", "SUPABASE_SECRET_KEY", "--name", "api"],
-        ["wrangler", "secret", "put", "SUPABASE_JWT_SECRET", "--name", "api"],
+        ["pywrangler", "sync"],
+        ["wrangler", "deploy", "--name", "api"],
+        ["pywrangler", "sync"],
+        ["wrangler", "deploy", "--name", "hello-world"],
+        ["wrangler", "secret", "bulk", "--name", "api"],
     ]
     calls = fakes.calls()
-    assert calls[0]["cwd"] == str(project / "apps/api")
+    api_dir = project / ".shipyard/deploy/api"
     function_dir = project / ".shipyard/deploy/functions/hello-world"
-    assert calls[1]["cwd"] == str(function_dir)
+    assert [c["cwd"] for c in calls[:4]] == [str(api_dir)] * 2 + [str(function_dir)] * 2
     # CLOUDFLARE_API reaches every tool as CLOUDFLARE_API_TOKEN, with the account id.
     for recorded in calls:
         assert recorded["env"]["CLOUDFLARE_API_TOKEN"] == TOKEN
         assert recorded["env"]["CLOUDFLARE_ACCOUNT_ID"] == ACCOUNT
-    # Each secret's value goes on the tool's standard input, and nowhere else.
-    assert [c["stdin"] for c in calls[2:]] == [
-        ENV["SUPABASE_URL"],
-        ENV["SUPABASE_PUBLISHABLE_KEY"],
-        ENV["SUPABASE_SECRET_KEY"],
-        ENV["SUPABASE_JWT_SECRET"],
-    ]
-    assert all(c["stdin"] == "" for c in calls[:2])
-    # The function became a worker: its files, an entry module and a generated config.
+    # Every secret in ONE call (one new Worker version), as JSON on stdin and nowhere else.
+    assert json.loads(calls[4]["stdin"]) == {
+        "SUPABASE_URL": ENV["SUPABASE_URL"],
+        "SUPABASE_PUBLISHABLE_KEY": ENV["SUPABASE_PUBLISHABLE_KEY"],
+        "SUPABASE_SECRET_KEY": ENV["SUPABASE_SECRET_KEY"],
+        "SUPABASE_JWT_SECRET": ENV["SUPABASE_JWT_SECRET"],
+    }
+    assert all(c["stdin"] == "" for c in calls[:4])
+    # The API was laid out with its code, its Workers config and the packages it imports.
+    assert (api_dir / "src/entry.py").is_file()
+    assert (api_dir / "src/app/main.py").is_file()
+    assert (api_dir / "wrangler.jsonc").is_file()
+    api_packages = (api_dir / "python_modules/synced.txt").read_text()
+    for requirement in ('"fastapi==', '"PyJWT[crypto]==', '"httpx=='):
+        assert requirement in api_packages, api_packages
+    # The function became a worker: its files, an entry module, a generated config, and a
+    # pyproject.toml declaring what it imports.
     assert (function_dir / "main.py").is_file()
     assert "from main import app" in (function_dir / "worker_entry.py").read_text()
     assert '"name": "hello-world"' in (function_dir / "wrangler.jsonc").read_text()
     assert not (function_dir / "tests").exists()
+    declared = (function_dir / "pyproject.toml").read_text()
+    assert '"starlette==' in declared
+    assert "fastapi" not in declared  # only what its own code imports
     out = result.output
     assert "branch main → production (Cloudflare)" in out
     assert f"https://api.{SUBDOMAIN}.workers.dev" in out
@@ -183,19 +197,18 @@ PREVIEW_BOTH = [
     ["supabase", "branches", "get", "feature-user-auth", "--project-ref", REF, "-o", "env"],
     ["supabase", "link", "--project-ref", BRANCH_REF],
     ["supabase", "db", "push", "--linked"],
-    ["pywrangler", "deploy", "--name", "api-feature-user-auth", "--var", "APP_ENV:preview"],
+    ["pywrangler", "sync"],
+    ["wrangler", "deploy", "--name", "api-feature-user-auth", "--var", "APP_ENV:preview"],
+    ["pywrangler", "sync"],
     [
-        "pywrangler",
+        "wrangler",
         "deploy",
         "--name",
         "hello-world-feature-user-auth",
         "--var",
         "APP_ENV:preview",
     ],
-    ["wrangler", "secret", "put", "SUPABASE_URL", "--name", "api-feature-user-auth"],
-    ["wrangler", "secret", "put", "SUPABASE_ANON_KEY", "--name", "api-feature-user-auth"],
-    ["wrangler", "secret", "put", "SUPABASE_SERVICE_ROLE_KEY", "--name", "api-feature-user-auth"],
-    ["wrangler", "secret", "put", "SUPABASE_JWT_SECRET", "--name", "api-feature-user-auth"],
+    ["wrangler", "secret", "bulk", "--name", "api-feature-user-auth"],
 ]
 
 
@@ -206,7 +219,8 @@ def test_preview_both_wires_the_branch_credentials_into_the_preview_worker(
     result = run(project, path, "--platform", "both", "--branch", "feature/User_Auth")
     assert result.exit_code == 0, result.output
     assert fakes.argvs() == PREVIEW_BOTH
-    secrets = {c["argv"][2]: c["stdin"] for c in fakes.calls("wrangler")}
+    (bulk,) = [c for c in fakes.calls("wrangler") if c["argv"][:2] == ["secret", "bulk"]]
+    secrets = json.loads(bulk["stdin"])
     # The branch's own URL and keys, not the production ones from .env.
     assert secrets == {
         "SUPABASE_URL": BRANCH_ENV["SUPABASE_URL"],
@@ -232,8 +246,10 @@ def test_preview_cloudflare_only_wires_no_production_credentials(
     result = run(project, path, "-p", "cloudflare", "-b", "fix/bug-123")
     assert result.exit_code == 0, result.output
     assert fakes.argvs() == [
-        ["pywrangler", "deploy", "--name", "api-fix-bug-123", "--var", "APP_ENV:preview"],
-        ["pywrangler", "deploy", "--name", "hello-world-fix-bug-123", "--var", "APP_ENV:preview"],
+        ["pywrangler", "sync"],
+        ["wrangler", "deploy", "--name", "api-fix-bug-123", "--var", "APP_ENV:preview"],
+        ["pywrangler", "sync"],
+        ["wrangler", "deploy", "--name", "hello-world-fix-bug-123", "--var", "APP_ENV:preview"],
     ]
     assert "gets no Supabase credentials" in result.output
     assert_no_secrets(result, fakes)
@@ -288,12 +304,14 @@ def test_dry_run_prints_the_exact_commands_and_runs_nothing(project: Path, tmp_p
         f"supabase branches get feature-login --project-ref {REF} -o env",
         "supabase link --project-ref '<branch ref>'",
         "supabase db push --linked",
-        "(cd apps/api && pywrangler deploy --name api-feature-login --var APP_ENV:preview)",
-        "(cd .shipyard/deploy/functions/hello-world && pywrangler deploy --name "
+        "(cd .shipyard/deploy/api && pywrangler sync)",
+        "(cd .shipyard/deploy/api && wrangler deploy --name api-feature-login --var "
+        "APP_ENV:preview)",
+        "(cd .shipyard/deploy/functions/hello-world && wrangler deploy --name "
         "hello-world-feature-login --var APP_ENV:preview)",
-        "(cd apps/api && wrangler secret put SUPABASE_URL --name api-feature-login   "
-        "# stdin: the value of SUPABASE_URL)",
-        "wrangler secret put SUPABASE_JWT_SECRET --name api-feature-login",
+        "wrangler secret bulk --name api-feature-login   # stdin: JSON of SUPABASE_URL, "
+        "SUPABASE_PUBLISHABLE_KEY, SUPABASE_ANON_KEY, SUPABASE_SECRET_KEY, "
+        "SUPABASE_SERVICE_ROLE_KEY, SUPABASE_JWT_SECRET",
         "worker api-feature-login ← apps/api",
         "worker hello-world-feature-login ← functions/hello-world",
         "Supabase preview branch feature-login",
@@ -308,8 +326,8 @@ def test_dry_run_on_production_names_the_production_workers(project: Path, tmp_p
     fakes, path = path_with(tmp_path, ALL_TOOLS)
     result = run(project, path, "-p", "cloudflare", "-b", "main", "--dry-run")
     assert result.exit_code == 0, result.output
-    assert "(cd apps/api && pywrangler deploy --name api)" in result.output
-    assert "wrangler secret put SUPABASE_SECRET_KEY --name api" in result.output
+    assert "(cd .shipyard/deploy/api && wrangler deploy --name api)" in result.output
+    assert "wrangler secret bulk --name api   # stdin: JSON of SUPABASE_URL," in result.output
     assert fakes.calls() == []
 
 
@@ -339,7 +357,7 @@ def test_platform_is_asked_on_a_terminal_and_required_without_one(
     fakes, path = path_with(tmp_path, ALL_TOOLS)
     result = run(project, path, "--branch", "main", "--dry-run")
     assert result.exit_code == 2
-    assert "pass --platform cloudflare, supabase or both" in result.output
+    assert "pass --platform cloudflare, supabase, both or engine" in result.output
     monkeypatch.setattr(deploy_cli, "_interactive", lambda: True)
     result = CliRunner().invoke(
         app,
@@ -403,7 +421,7 @@ def test_cloudflare_401_stops_with_the_tools_message_and_what_to_do(
     write_env(project, {**ENV, "CLOUDFLARE_API": "cf-token-SECRET-revoked-9999"})
     result = run(project, path, "--platform", "cloudflare", "--branch", "main")
     assert result.exit_code == 1
-    assert fakes.argvs() == [["pywrangler", "deploy", "--name", "api"]]  # stopped there
+    assert fakes.argvs() == [["pywrangler", "sync"], ["wrangler", "deploy", "--name", "api"]]
     out = result.output
     assert "Stopped: Deploy worker api (apps/api) failed." in out
     assert "Authentication error [code: 10000]" in out
@@ -429,7 +447,7 @@ def test_a_failing_step_shows_its_message_and_stops(project: Path, tmp_path: Pat
     fakes.configure(fail={"wrangler deploy --name api": {"stderr": "X [ERROR] Could not resolve"}})
     result = run(project, path, "--platform", "cloudflare", "--branch", "main")
     assert result.exit_code == 1
-    assert fakes.argvs() == [["pywrangler", "deploy", "--name", "api"]]
+    assert fakes.argvs() == [["pywrangler", "sync"], ["wrangler", "deploy", "--name", "api"]]
     assert "X [ERROR] Could not resolve" in result.output
     assert "finished steps are safe to repeat" in result.output
     assert "not run" in result.output  # the summary shows what did not happen
@@ -455,10 +473,12 @@ def test_npx_is_used_when_no_wrangler_is_installed(project: Path, tmp_path: Path
     result = run(project, path, "--platform", "both", "--branch", "feature/login")
     assert result.exit_code == 0, result.output
     npx = fakes.argvs("npx")
+    supabase_cli = f"supabase@{SUPABASE_CLI_VERSION}"
+    wrangler = f"wrangler@{WRANGLER_VERSION}"
     assert npx[0] == [
         "npx",
         "--yes",
-        "supabase",
+        supabase_cli,
         "branches",
         "create",
         "feature-login",
@@ -468,24 +488,62 @@ def test_npx_is_used_when_no_wrangler_is_installed(project: Path, tmp_path: Path
     assert [
         "npx",
         "--yes",
-        "wrangler",
+        wrangler,
         "deploy",
         "--name",
         "api-feature-login",
         "--var",
         "APP_ENV:preview",
     ] in npx
-    assert [
-        "npx",
-        "--yes",
-        "wrangler",
-        "secret",
-        "put",
-        "SUPABASE_ANON_KEY",
-        "--name",
-        "api-feature-login",
-    ] in npx
+    assert ["npx", "--yes", wrangler, "secret", "bulk", "--name", "api-feature-login"] in npx
+    # Every npx call names a pinned version.
+    assert all(re.fullmatch(r"[a-z@/-]+@\d+\.\d+\.\d+", argv[2]) for argv in npx), npx
+    assert "pywrangler is not available" in result.output
     assert_no_secrets(result, fakes)
+
+
+def test_pywrangler_runs_pinned_through_uv(project: Path, tmp_path: Path) -> None:
+    fakes, path = path_with(tmp_path, ("uv", "pywrangler", "wrangler"))
+    result = run(project, path, "-p", "cloudflare", "-b", "main")
+    assert result.exit_code == 0, result.output
+    pinned = ["uv", "tool", "run", "--from", f"workers-py=={WORKERS_PY_VERSION}", "pywrangler"]
+    assert fakes.argvs("uv") == [[*pinned, "sync"], [*pinned, "sync"]]
+    assert "pywrangler is not available" not in result.output
+    assert_no_secrets(result, fakes)
+
+
+@pytest.mark.parametrize("branch", ["main", "feature/x"])
+def test_deploy_refuses_the_example_env(project: Path, tmp_path: Path, branch: str) -> None:
+    """``cp .env.example .env && shipyard deploy``: nothing runs, the variables are named."""
+    fakes, path = path_with(tmp_path, ALL_TOOLS)
+    shutil.copy(REPO_ROOT / ".env.example", project / ".env")
+    for extra in ((), ("--dry-run",)):
+        result = run(project, path, "-p", "both", "-b", branch, *extra)
+        assert result.exit_code == 1, result.output
+        out = result.output
+        assert "❌ CLOUDFLARE_API" in out and "❌ SUPABASE_PROJECT_REF" in out
+        assert "<your_" not in out  # names, never values
+        assert fakes.calls() == []
+
+
+def test_production_refuses_a_placeholder_secret(project: Path, tmp_path: Path) -> None:
+    """A real token, but one API secret left as in .env.example: refused before anything runs
+    (it would have been sent to the Worker, which then trusted tokens signed with it)."""
+    fakes, path = path_with(tmp_path, ALL_TOOLS)
+    placeholder = "<your_supabase_jwt_secret>"
+    write_env(project, {**ENV, "SUPABASE_JWT_SECRET": placeholder, "SUPABASE_ANON_KEY": ""})
+    for extra in ((), ("--dry-run",)):
+        result = run(project, path, "-p", "cloudflare", "-b", "main", *extra)
+        assert result.exit_code == 1, result.output
+        line = next(x for x in result.output.splitlines() if "SUPABASE_JWT_SECRET" in x)
+        assert "❌" in line and "is a placeholder" in line and "never sends one" in line
+        empty = next(x for x in result.output.splitlines() if "SUPABASE_ANON_KEY" in x)
+        assert "❌" in empty and "is empty" in empty
+        assert placeholder not in result.output
+        assert fakes.calls() == []
+    # A preview takes its secrets from the Supabase branch: the .env placeholder is not sent.
+    result = run(project, path, "-p", "both", "-b", "feature/x", "--dry-run")
+    assert result.exit_code == 0, result.output
 
 
 def test_environment_is_verified_before_anything_runs(project: Path, tmp_path: Path) -> None:

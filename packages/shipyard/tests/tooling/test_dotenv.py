@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
+
+import pytest
 
 from shipyard.tooling.dotenv import load_into_environ, parse_dotenv
 
@@ -55,3 +58,22 @@ def test_load_into_environ_never_overrides(tmp_path: Path) -> None:
     assert load_into_environ(path, environ) == ["B"]
     assert environ == {"A": "from-shell", "B": "from-file"}
     assert load_into_environ(tmp_path / "missing", dict(os.environ)) == []
+
+
+def test_load_into_environ_skips_placeholders_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``cp .env.example .env`` must behave like no ``.env``: nothing from it is loaded."""
+    repo_root = Path(__file__).resolve().parents[4]
+    path = tmp_path / ".env"
+    path.write_text((repo_root / ".env.example").read_text() + "REAL=value\nBLANK=\n")
+    environ: dict[str, str] = {}
+    with caplog.at_level(logging.WARNING, logger="shipyard.dotenv"):
+        assert load_into_environ(path, environ) == ["REAL"]
+    assert environ == {"REAL": "value"}
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1, lines
+    assert "placeholder values treated as unset" in lines[0]
+    for name in ("CLOUDFLARE_API", "SUPABASE_URL", "SUPABASE_JWT_SECRET"):
+        assert name in lines[0]
+    assert "<your_" not in lines[0] and "BLANK" not in lines[0]

@@ -18,10 +18,10 @@ from rich.console import Console
 from rich.table import Table
 
 from shipyard.cli.tooling import STYLES, SYMBOLS, _describe
+from shipyard.errors import DeployError
 from shipyard.tooling.deploy import naming
 from shipyard.tooling.deploy.plan import (
     PLATFORM_TITLES,
-    DeployError,
     DeployPlan,
     Step,
     Target,
@@ -48,7 +48,8 @@ PlatformOption = Annotated[
     typer.Option(
         "--platform",
         "-p",
-        help="cloudflare, supabase or both (asked when a terminal is attached).",
+        help="cloudflare, supabase, both, or engine (the container image); asked when a "
+        "terminal is attached.",
     ),
 ]
 BranchOption = Annotated[
@@ -87,11 +88,13 @@ def _choose_platforms(platform: str | None, console: Console) -> tuple[str, ...]
         if not _interactive():
             raise _stop(
                 console,
-                "no terminal to ask on: pass --platform cloudflare, supabase or both.",
+                "no terminal to ask on: pass --platform cloudflare, supabase, both or engine.",
                 2,
             )
         while True:
-            answer = str(typer.prompt("Deploy to which platform? (cloudflare, supabase, both)"))
+            answer = str(
+                typer.prompt("Deploy to which platform? (cloudflare, supabase, both, engine)")
+            )
             try:
                 return parse_platform(answer)
             except DeployError as exc:
@@ -109,8 +112,10 @@ def _target(root: Path, branch: str | None, console: Console) -> Target:
         raise _stop(console, str(exc), 2) from None
 
 
-def _verify(console: Console, values: dict[str, str], platforms: Sequence[str]) -> bool:
-    findings = verify(values, platforms)
+def _verify(
+    console: Console, values: dict[str, str], platforms: Sequence[str], target: Target
+) -> bool:
+    findings = verify(values, platforms, target)
     console.print("[bold]Environment[/] (the checks of `shipyard check-envs`)")
     for finding in findings:
         if finding.level == Level.WARN and finding.status == "not_set":
@@ -165,6 +170,9 @@ def _summary(console: Console, result: DeployResult) -> None:
         if step.action == "deploy":
             url = result.urls.get(step.worker or "", "")
             table.add_row("Cloudflare", "worker", step.worker or "", status, url)
+        elif step.action in ("image-build", "image-push"):
+            what = "image" if step.action == "image-build" else "push"
+            table.add_row("Engine", what, plan.image or "", status, "")
         elif step.action in ("branch-create", "push"):
             name = plan.target.supabase_branch if step.action == "branch-create" else "migrations"
             ref = result.branch_ref or plan.project_ref or ""
@@ -184,6 +192,16 @@ def _summary(console: Console, result: DeployResult) -> None:
         ref = result.branch_ref or plan.project_ref or "<SUPABASE_PROJECT_REF>"
         label = "Supabase branch" if not plan.target.production else "Supabase project"
         console.print(f"  {label}: {naming.supabase_dashboard_url(ref)}")
+    if plan.image and result.ok:
+        if plan.image_pushed:
+            console.print(f"  Engine image: {plan.image} (pushed)")
+        else:
+            console.print(
+                f"  Engine image: {plan.image} (built locally; set SHIPYARD_IMAGE_REPOSITORY "
+                "to push it). Run it with SHIPYARD_DATABASE_URL and SHIPYARD_SECRET_KEY set:"
+            )
+            for command in plan.run_commands:
+                console.print(f"    {command}", markup=False)
     if plan.secrets_source:
         console.print(f"\n{plan.api_worker}'s Supabase secrets come from {plan.secrets_source}.")
     if not plan.target.production:
@@ -227,10 +245,17 @@ def deploy(
         f"({names})" + (" — dry run, nothing is run" if dry_run else "")
     )
     values = load_values(root, env_file)
-    checks_ok = _verify(console, values, platforms)
-    plan = plan_deploy(root, target, platforms, values, Tools.find(), bundle_only=bundle_only)
+    checks_ok = _verify(console, values, platforms, target)
+    if not checks_ok:
+        # Refused before any command is planned or shown: dry runs included.
+        console.print("[red]Nothing was run.[/]")
+        raise typer.Exit(1)
+    tools = Tools.find(platforms)
+    plan = plan_deploy(root, target, platforms, values, tools, bundle_only=bundle_only)
     for note in plan.notes:
         console.print(f"[yellow]⚠️  {note}[/]")
+    for blocker in plan.blockers:
+        console.print(f"[red]❌ {blocker}[/]")
     if dry_run:
         console.print("\n[bold]Commands[/] (in order)")
         _print_plan(console, plan)
@@ -240,12 +265,16 @@ def deploy(
             console.print(f"  worker {worker.name} ← {worker.source}  {url}")
         if "supabase" in platforms and not target.production:
             console.print(f"  Supabase preview branch {target.supabase_branch}")
+        if plan.image and not plan.image_pushed:
+            console.print(f"  image {plan.image} (local; SHIPYARD_IMAGE_REPOSITORY pushes it)")
+        elif plan.image:
+            console.print(f"  image {plan.image}")
         console.print("\n[dim]Tools get CLOUDFLARE_API as CLOUDFLARE_API_TOKEN.[/]")
-        if not checks_ok:
+        if plan.blockers:
             raise typer.Exit(1)
         return
-    if not checks_ok:
-        raise typer.Exit(1)
+    if plan.blockers:
+        raise _stop(console, plan.blockers[0])
     missing = [n for n in plan.notes if "is not installed" in n]
     if missing:
         raise _stop(console, missing[0])

@@ -59,6 +59,15 @@ def setup_logging(level: str, fmt: str = "text") -> None:
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 
+def _warn_transaction_pooler(settings: Settings) -> None:
+    """One warning line when the database URL is a transaction-mode pooler (no LISTEN)."""
+    from shipyard.tooling.pooler import transaction_pooler_warning
+
+    warning = transaction_pooler_warning(settings.database_url)
+    if warning:
+        logging.getLogger("shipyard").warning(warning)
+
+
 def _settings(**overrides: Any) -> Settings:
     try:
         return load_settings(**overrides)
@@ -157,6 +166,7 @@ def worker(
         log_format=log_format,
     )
     setup_logging(settings.log_level, settings.log_format)
+    _warn_transaction_pooler(settings)
     _run(lambda: run_worker(settings))
 
 
@@ -197,6 +207,7 @@ def server(
 
     settings = _settings(server_host=host, server_port=port, log_format=log_format)
     setup_logging(settings.log_level, settings.log_format)
+    _warn_transaction_pooler(settings)
     try:
         settings.resolved_secret_key()  # callback URLs are verified with it: fail now, not later
         sock = listen(settings)

@@ -9,7 +9,9 @@
   ``supabase functions serve``).
 
 Before importing them, the values of the project's ``.env`` are added to the environment
-(variables already set win), as ``wrangler dev`` does with ``.dev.vars``. A port of 0 turns
+(variables already set win; placeholder values are skipped with one warning line), as
+``wrangler dev`` does with ``.dev.vars``, and ``APP_ENV`` defaults to the Shipyard environment
+(``development`` under ``shipyard dev``). A port of 0 turns
 that server off; a project without ``apps/api`` or ``functions/`` simply has
 nothing to serve. A port already in use is reported and skipped, never fatal: the engine and
 worker still start.
@@ -207,8 +209,11 @@ async def start_app_servers(settings: Settings) -> list[AppServer]:
     root = settings.project_root
     host = settings.server_host
     started: list[AppServer] = []
-    # The apps read their configuration from the environment; give them the project's .env.
+    # The apps read their configuration from the environment; give them the project's .env
+    # (placeholders are left out) and say which environment this is: the template API runs
+    # unauthenticated only when APP_ENV is explicitly "development".
     load_into_environ(root / ".env", os.environ)
+    os.environ.setdefault("APP_ENV", settings.environment)
     try:
         api = load_api_app(root) if settings.api_port else None
     except Exception as exc:  # a broken app must not stop the engine and worker

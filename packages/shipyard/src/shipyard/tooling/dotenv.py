@@ -14,11 +14,15 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shipyard.tooling.placeholders import is_placeholder
+
+log = logging.getLogger("shipyard.dotenv")
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
 
@@ -109,12 +113,27 @@ def load_into_environ(path: Path, environ: MutableMapping[str, str]) -> list[str
 
     Returns the names that were added; a missing file adds nothing. This is how
     ``shipyard dev`` gives the app API its ``.env`` (as ``wrangler dev`` does with ``.dev.vars``).
+    Placeholder values (``<your_…>`` and the like, :mod:`shipyard.tooling.placeholders`) and
+    blank ones are not loaded, so a ``.env`` copied from ``.env.example`` behaves like no
+    ``.env``; one warning line names the placeholders (never their values).
     """
     if not path.is_file():
         return []
     added = []
+    placeholders = []
     for key, value in read_dotenv(path).values.items():
+        if not value.strip():
+            continue
+        if is_placeholder(value):
+            placeholders.append(key)
+            continue
         if key not in environ:
             environ[key] = value
             added.append(key)
+    if placeholders:
+        log.warning(
+            "%s: placeholder values treated as unset (fill them in to use them): %s",
+            path.name,
+            ", ".join(placeholders),
+        )
     return added

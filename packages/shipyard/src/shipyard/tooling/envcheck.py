@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shipyard.tooling.dotenv import DotEnv, read_dotenv
+from shipyard.tooling.placeholders import placeholder_reason
 
 
 class Level(StrEnum):
@@ -137,13 +138,6 @@ BY_NAME = {v.name: v for v in VARIABLES}
 PUBLIC_KEY_SLOTS = ("SUPABASE_ANON_KEY", "SUPABASE_PUBLISHABLE_KEY")
 SECRET_KEY_SLOTS = ("SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_SECRET_KEY")
 
-_PLACEHOLDERS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"^<.*>$"), "a <placeholder> from .env.example"),
-    (re.compile(r"your[-_ ].*[-_ ]here", re.IGNORECASE), "a 'your-…-here' placeholder"),
-    (re.compile(r"(^|[^a-z0-9])x{4,}([^a-z0-9]|$)", re.IGNORECASE), "an 'xxxx' placeholder"),
-    (re.compile(r"change[-_ ]?(this|me)", re.IGNORECASE), "a 'changethis' placeholder"),
-    (re.compile(r"^(todo|tbd|replace[-_ ]?me|placeholder|none|null)$", re.IGNORECASE), "a stub"),
-)
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "0.0.0.0", "::1", "host.docker.internal", "kong"}
 _HOSTED = re.compile(r"^([^.]+)\.supabase\.(co|in)$")
 _REF = re.compile(r"^[a-z]{20}$")
@@ -154,16 +148,6 @@ def mask(value: str) -> str:
     """A value as reports show it: at most a 4-character prefix and the length."""
     shown = value[:4] if len(value) >= 12 else ""
     return f"{shown}… ({len(value)} chars)"
-
-
-def placeholder_reason(value: str) -> str | None:
-    """Why ``value`` looks like a placeholder, or None when it looks real."""
-    if not value.strip():
-        return "empty"
-    for pattern, reason in _PLACEHOLDERS:
-        if pattern.search(value.strip()):
-            return reason
-    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,24 +1,29 @@
-"""Cloudflare Workers: which CLI deploys, the commands it runs, and the function workers.
+"""Cloudflare Workers: the pinned CLIs, the commands they run, and each worker's folder.
 
-The API (``apps/api``, a Python Worker with its own ``wrangler.jsonc``) is deployed with
-``pywrangler deploy`` when ``pywrangler`` (PyPI ``workers-py``) is installed — it bundles the
-worker's Python packages — else with ``wrangler deploy``, else with ``npx --yes wrangler
-deploy``. Secrets and deletes always go through wrangler (``wrangler``, else ``npx --yes
-wrangler``): a secret's value is written to the tool's standard input, never put on its
+Every worker is laid out under ``.shipyard/deploy/`` before it is built: the API
+(``apps/api``: its ``src/`` and ``wrangler.jsonc``) in ``api/``, each ``functions/<name>/main.py``
+(an ASGI ``app``) in ``functions/<name>/`` with a generated entry module and ``wrangler.jsonc``.
+Each folder gets a ``pyproject.toml`` declaring the distributions its code imports
+(:func:`declared_distributions`; a function's own ``pyproject.toml`` wins), so that
+``pywrangler sync`` (PyPI ``workers-py``, pinned to :data:`WORKERS_PY_VERSION`, run with
+``uv tool run``) vendors them into ``python_modules/``, which ``wrangler deploy`` uploads with
+the worker.
+
+Tools are pinned: ``wrangler`` on PATH is used as installed, else ``npx --yes
+wrangler@`` :data:`WRANGLER_VERSION`. Secrets go in one ``wrangler secret bulk`` call (every
+``secret put`` makes a new Worker version), as JSON on the tool's standard input, never on its
 command line.
-
-Each ``functions/<name>/main.py`` (an ASGI ``app``) becomes a worker of its own. Functions carry
-no Workers config, so :func:`write_function_worker` lays one out under
-``.shipyard/deploy/functions/<name>/``: the function's files, an entry module handing requests
-to ``app`` through the Workers ASGI adapter, a ``wrangler.jsonc``, and the function's
-``pyproject.toml`` (or an empty one) for pywrangler to read its packages from.
 """
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
+import json
 import re
 import shutil
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +32,16 @@ FUNCTIONS_DIR = Path("functions")
 BUILD_DIR = Path(".shipyard/deploy")
 COMPATIBILITY_DATE = "2026-01-16"
 ENTRY_MODULE = "worker_entry.py"
+# Pinned tool versions: a deploy runs the same tools on every machine.
+WRANGLER_VERSION = "4.164.0"
+WORKERS_PY_VERSION = "1.17.9"
+# Modules the Workers runtime provides: never declared as distributions.
+RUNTIME_MODULES = frozenset({"workers", "js", "pyodide", "_pyodide"})
 
 WRANGLER_INSTALL_HINT = (
-    "install the Workers CLI: `uv tool install workers-py` (pywrangler, bundles Python "
-    "packages) or `npm install -g wrangler`; `npx wrangler` also works once Node.js is installed"
+    "install Node.js (for `npx wrangler`) or the Workers CLI: `npm install -g wrangler`; "
+    "Python packages are bundled with pywrangler (`uv tool install workers-py`), run pinned "
+    "through uv"
 )
 _WORKERS_DEV_URL = re.compile(r"https://[a-z0-9-]+\.[a-z0-9-]+\.workers\.dev")
 
@@ -39,10 +50,12 @@ Which = Callable[[str], str | None]
 
 @dataclass(frozen=True, slots=True)
 class CloudflareTools:
-    """The command prefixes that deploy a worker and that run other wrangler commands."""
+    """The command prefixes that bundle Python packages (pywrangler), deploy and manage workers
+    (wrangler). An empty tuple: not installed."""
 
     deploy: tuple[str, ...]
     wrangler: tuple[str, ...]
+    sync: tuple[str, ...] = ()
 
     @property
     def found(self) -> bool:
@@ -50,15 +63,28 @@ class CloudflareTools:
 
 
 def find_tools(which: Which = shutil.which) -> CloudflareTools:
-    """pywrangler, else wrangler, else ``npx --yes wrangler``; empty when none is installed."""
+    """wrangler (else pinned ``npx --yes wrangler@…``), and pywrangler pinned through uv (else
+    one on PATH) to vendor each worker's Python packages."""
     if which("wrangler"):
         wrangler: tuple[str, ...] = ("wrangler",)
     elif which("npx"):
-        wrangler = ("npx", "--yes", "wrangler")
+        wrangler = ("npx", "--yes", f"wrangler@{WRANGLER_VERSION}")
     else:
         wrangler = ()
-    deploy = ("pywrangler",) if which("pywrangler") else wrangler
-    return CloudflareTools(deploy=deploy, wrangler=wrangler)
+    if which("uv"):
+        sync: tuple[str, ...] = (
+            "uv",
+            "tool",
+            "run",
+            "--from",
+            f"workers-py=={WORKERS_PY_VERSION}",
+            "pywrangler",
+        )
+    elif which("pywrangler"):
+        sync = ("pywrangler",)
+    else:
+        sync = ()
+    return CloudflareTools(deploy=wrangler, wrangler=wrangler, sync=sync)
 
 
 def deploy_args(name: str, *, preview: bool, bundle_dir: Path | None = None) -> tuple[str, ...]:
@@ -71,9 +97,19 @@ def deploy_args(name: str, *, preview: bool, bundle_dir: Path | None = None) -> 
     return args
 
 
-def secret_put_args(secret: str, worker: str) -> tuple[str, ...]:
-    """``secret put NAME --name WORKER``; the value goes on standard input."""
-    return ("secret", "put", secret, "--name", worker)
+def secret_bulk_args(worker: str) -> tuple[str, ...]:
+    """``secret bulk --name WORKER``; the secrets go on standard input as one JSON object."""
+    return ("secret", "bulk", "--name", worker)
+
+
+def secrets_json(values: dict[str, str]) -> str:
+    """The standard input of ``wrangler secret bulk``: ``{"NAME": "value", …}``."""
+    return json.dumps(values)
+
+
+def sync_args() -> tuple[str, ...]:
+    """``sync``: pywrangler vendors the ``pyproject.toml`` dependencies into python_modules/."""
+    return ("sync",)
 
 
 def delete_args(worker: str) -> tuple[str, ...]:
@@ -104,6 +140,140 @@ def function_build_dir(root: Path, function: str) -> Path:
     return root / BUILD_DIR / "functions" / function
 
 
+def api_build_dir(root: Path) -> Path:
+    """Where :func:`write_api_worker` lays out the API worker."""
+    return root / BUILD_DIR / "api"
+
+
+# -- what a worker's code imports ---------------------------------------------------------
+
+
+def imported_modules(files: Iterable[Path]) -> set[str]:
+    """The top-level names of every absolute import in ``files`` (relative ones are local)."""
+    names: set[str] = set()
+    for path in files:
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def _local_modules(folder: Path) -> set[str]:
+    """Modules and packages that live in the worker's own folder (or its ``src/``)."""
+    local: set[str] = set()
+    for base in (folder, folder / "src"):
+        if base.is_dir():
+            for child in base.iterdir():
+                if child.suffix == ".py":
+                    local.add(child.stem)
+                elif (child / "__init__.py").is_file():
+                    local.add(child.name)
+    return local
+
+
+def _requirement(distribution: str, extras: dict[str, str] | None = None) -> str:
+    """``name[extras]==installed version``, or ``name @ file:///…`` for a local (workspace)
+    install."""
+    dist = importlib.metadata.distribution(distribution)
+    name = dist.metadata["Name"]
+    name += (extras or {}).get(_normal(name), "")
+    direct = dist.read_text("direct_url.json")
+    if direct:
+        url = json.loads(direct).get("url", "")
+        if url.startswith("file://"):
+            return f"{name} @ {url}"
+    return f"{name}=={dist.version}"
+
+
+def declared_distributions(folder: Path) -> tuple[list[str], list[str]]:
+    """(requirements, unresolved modules) for the Python files under ``folder``.
+
+    Each imported module outside the standard library, the worker's own files and the Workers
+    runtime maps to the installed distribution that provides it, pinned to the installed
+    version (the one ``uv.lock`` resolved). Modules no installed distribution provides are
+    returned apart, to be reported.
+    """
+    files = [
+        p
+        for p in folder.rglob("*.py")
+        if "tests" not in p.relative_to(folder).parts and "python_modules" not in p.parts
+    ]
+    modules = imported_modules(files) - _local_modules(folder) - RUNTIME_MODULES
+    modules -= set(sys.stdlib_module_names) | {"__future__"}
+    providers = importlib.metadata.packages_distributions()
+    extras = _declared_extras(folder)
+    requirements: set[str] = set()
+    unresolved: list[str] = []
+    for module in sorted(modules):
+        # Editable (workspace) installs are not in packages_distributions(): try the name.
+        candidates = providers.get(module) or [module]
+        try:
+            requirement = _requirement(candidates[0], extras)
+        except importlib.metadata.PackageNotFoundError:
+            unresolved.append(module)
+            continue
+        requirements.add(requirement)
+    return sorted(requirements, key=str.lower), unresolved
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _declared_extras(folder: Path) -> dict[str, str]:
+    """``{normalised name: "[extra,…]"}`` from the member's own ``pyproject.toml``, so a
+    declared ``pyjwt[crypto]`` keeps its extra (imports alone cannot tell)."""
+    import tomllib
+
+    path = folder / "pyproject.toml"
+    if not path.is_file():
+        return {}
+    try:
+        declared = tomllib.loads(path.read_text(encoding="utf-8"))["project"]["dependencies"]
+    except (KeyError, TypeError, tomllib.TOMLDecodeError):
+        return {}
+    extras: dict[str, str] = {}
+    for requirement in declared:
+        match = re.match(r"\s*([A-Za-z0-9_.-]+)\s*(\[[^\]]*\])", str(requirement))
+        if match:
+            extras[_normal(match.group(1))] = match.group(2).replace(" ", "")
+    return extras
+
+
+_PYPROJECT = """# Generated by `shipyard deploy`: the distributions this worker's code imports.
+[project]
+name = "{name}"
+version = "0.0.0"
+requires-python = ">=3.12"
+dependencies = [{dependencies}]
+"""
+
+
+def write_pyproject(folder: Path, worker: str) -> list[str]:
+    """Write the worker's generated ``pyproject.toml``; returns the unresolved modules."""
+    requirements, unresolved = declared_distributions(folder)
+    return _write_pyproject(folder, worker, requirements, unresolved)
+
+
+def _write_pyproject(
+    folder: Path, worker: str, requirements: list[str], unresolved: list[str]
+) -> list[str]:
+    listed = "".join(f"\n    {json.dumps(r)}," for r in requirements)
+    (folder / "pyproject.toml").write_text(
+        _PYPROJECT.format(name=worker, dependencies=listed + ("\n" if listed else "")),
+        encoding="utf-8",
+    )
+    return unresolved
+
+
+# -- laying out workers ---------------------------------------------------------------------
+
 _ENTRY = '''"""Generated by `shipyard deploy`: serves the function's ASGI `app` as a Worker."""
 
 from main import app
@@ -124,26 +294,20 @@ _WRANGLER = """// Generated by `shipyard deploy` for functions/{function}; rewri
   "observability": {{ "logs": {{ "enabled": true }} }}
 }}
 """
+_IGNORED = shutil.ignore_patterns("tests", "__pycache__", "*.pyc", ".*", "python_modules")
 
-_PYPROJECT = """[project]
-name = "{name}"
-version = "0.0.0"
-requires-python = ">=3.12"
-dependencies = []
-"""
+
+def _fresh(target: Path) -> None:
+    if target.exists():
+        shutil.rmtree(target)
 
 
 def write_function_worker(root: Path, function: str, worker: str) -> Path:
     """Lay out ``functions/<function>`` as a deployable worker; returns its folder."""
     source = root / FUNCTIONS_DIR / function
     target = function_build_dir(root, function)
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(
-        source,
-        target,
-        ignore=shutil.ignore_patterns("tests", "__pycache__", "*.pyc", ".*"),
-    )
+    _fresh(target)
+    shutil.copytree(source, target, ignore=_IGNORED)
     (target / ENTRY_MODULE).write_text(_ENTRY, encoding="utf-8")
     (target / "wrangler.jsonc").write_text(
         _WRANGLER.format(
@@ -152,5 +316,27 @@ def write_function_worker(root: Path, function: str, worker: str) -> Path:
         encoding="utf-8",
     )
     if not (target / "pyproject.toml").is_file():
-        (target / "pyproject.toml").write_text(_PYPROJECT.format(name=worker), encoding="utf-8")
+        write_pyproject(target, worker)
     return target
+
+
+def write_api_worker(root: Path, worker: str) -> Path:
+    """Lay out ``apps/api`` (its ``src/`` and Workers config) as a deployable worker."""
+    source = root / API_DIR
+    target = api_build_dir(root)
+    _fresh(target)
+    shutil.copytree(source / "src", target / "src", ignore=_IGNORED)
+    for config in ("wrangler.jsonc", "wrangler.toml", "pyproject.toml"):
+        if (source / config).is_file():
+            shutil.copy2(source / config, target / config)
+    # The member's pyproject.toml lends its extras (pyjwt[crypto]); the generated one replaces it.
+    requirements, unresolved = declared_distributions(target)
+    _write_pyproject(target, worker, requirements, unresolved)
+    return target
+
+
+def lay_out(root: Path, source: str, worker: str) -> Path:
+    """Lay out the worker built from ``source`` (``apps/api`` or ``functions/<name>``)."""
+    if source == str(API_DIR):
+        return write_api_worker(root, worker)
+    return write_function_worker(root, source.removeprefix(f"{FUNCTIONS_DIR}/"), worker)

@@ -8,9 +8,18 @@ Order of a deploy (each platform only when selected):
 1. Supabase — production: ``link`` the project, ``db push`` the migrations. Preview:
    ``branches create`` (409 → reuse), ``branches get -o env`` (the branch's credentials),
    ``link`` the branch's ref, ``db push``.
-2. Cloudflare — ``deploy --name`` the API worker, then one worker per function.
-3. Secrets — ``wrangler secret put NAME --name <api worker>`` with the value on stdin: the
-   preview branch's credentials in preview, the ``.env`` values in production.
+2. Cloudflare — for the API worker, then one worker per function: ``pywrangler sync`` (pinned,
+   vendors the Python packages the worker imports) in its folder under ``.shipyard/deploy/``,
+   then ``wrangler deploy --name``.
+3. Secrets — one ``wrangler secret bulk --name <api worker>`` with every secret as JSON on
+   stdin: the preview branch's credentials in preview, the ``.env`` values in production.
+
+4. Engine (``--platform engine``) — ``podman``/``docker build`` of the project's Dockerfile,
+   tagged with the version, and ``push`` to ``SHIPYARD_IMAGE_REPOSITORY`` when it is set.
+
+Placeholders are never sent: a placeholder or empty value in any variable a deploy would send
+(the Cloudflare token and account, the project ref, and in production the API's secrets) stops
+it before anything runs, dry run included.
 
 Example::
 
@@ -29,15 +38,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shipyard.tooling.deploy import cloudflare, naming, supabase
+from shipyard.errors import DeployError
+from shipyard.tooling.deploy import cloudflare, engine, naming, supabase
 from shipyard.tooling.envcheck import Finding, Level, check_values, load_env_files
+from shipyard.tooling.placeholders import placeholder_reason
 
-PLATFORMS = ("cloudflare", "supabase")
-PLATFORM_TITLES = {"cloudflare": "Cloudflare", "supabase": "Supabase"}
-
-
-class DeployError(Exception):
-    """A deploy cannot start: what is wrong and what to do, as one message."""
+PLATFORMS = ("cloudflare", "supabase", "engine")
+PLATFORM_TITLES = {"cloudflare": "Cloudflare", "supabase": "Supabase", "engine": "Engine image"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +91,11 @@ def current_branch(root: Path) -> str:
 class Step:
     """One command of a plan.
 
-    ``action`` is what it does (``deploy``, ``secret``, ``branch-create``, ``branch-get``,
-    ``link``, ``push``, ``delete``, ``branch-delete``); ``secret`` names the value written to
-    the command's standard input; ``function`` names the function whose worker folder is laid
-    out before the command runs.
+    ``action`` is what it does (``sync``, ``deploy``, ``secrets``, ``branch-create``,
+    ``branch-get``, ``link``, ``push``, ``delete``, ``branch-delete``, ``image-build``,
+    ``image-push``); ``secrets`` names the values written to the command's standard input (as
+    one JSON object); ``source`` is what a worker is built from (``apps/api``,
+    ``functions/<name>``), laid out in the step's folder first when ``lay_out`` is set.
     """
 
     platform: str
@@ -96,15 +104,16 @@ class Step:
     argv: tuple[str, ...]
     cwd: Path
     worker: str | None = None
-    secret: str | None = None
-    function: str | None = None
+    secrets: tuple[str, ...] = ()
+    source: str | None = None
+    lay_out: bool = False
     optional: bool = False
 
     def display(self, root: Path | None = None) -> str:
-        """The command as a shell line (``cd`` into its folder), the secret shown as stdin."""
+        """The command as a shell line (``cd`` into its folder), the secrets shown as stdin."""
         line = shlex.join(self.argv)
-        if self.secret:
-            line += f"   # stdin: the value of {self.secret}"
+        if self.secrets:
+            line += f"   # stdin: JSON of {', '.join(self.secrets)}"
         if root is not None:
             try:
                 where = self.cwd.relative_to(root)
@@ -138,6 +147,10 @@ class DeployPlan:
     secrets_source: str | None = None
     notes: list[str] = field(default_factory=list)
     bundle_only: bool = False
+    blockers: list[str] = field(default_factory=list)
+    image: str | None = None
+    image_pushed: bool = False
+    run_commands: list[str] = field(default_factory=list)
 
     @property
     def api_worker(self) -> str:
@@ -150,27 +163,33 @@ class Tools:
 
     cloudflare: cloudflare.CloudflareTools
     supabase: tuple[str, ...]
+    container: engine.ContainerTool | None = None
 
     @classmethod
-    def find(cls) -> Tools:
-        return cls(cloudflare=cloudflare.find_tools(), supabase=supabase.find_tool())
+    def find(cls, platforms: Sequence[str] = ()) -> Tools:
+        """The tools on PATH; the container engine is probed only for ``engine`` deploys."""
+        container = engine.find_container_tool() if "engine" in platforms else None
+        return cls(
+            cloudflare=cloudflare.find_tools(), supabase=supabase.find_tool(), container=container
+        )
 
 
 def parse_platform(value: str) -> tuple[str, ...]:
-    """``cloudflare``, ``supabase`` or ``both`` → the platforms, in deploy order."""
+    """``cloudflare``, ``supabase``, ``both`` or ``engine`` → the platforms, in deploy order."""
     value = value.strip().lower()
     if value == "both":
         return ("supabase", "cloudflare")
     if value in PLATFORMS:
         return (value,)
-    raise DeployError(f"unknown platform {value!r}: use cloudflare, supabase or both.")
+    raise DeployError(f"unknown platform {value!r}: use cloudflare, supabase, both or engine.")
 
 
 # -- environment ---------------------------------------------------------------------------
 
-DEPLOY_VARIABLES = {
+DEPLOY_VARIABLES: dict[str, tuple[str, ...]] = {
     "cloudflare": ("CLOUDFLARE_API", "CLOUDFLARE_ACCOUNT_ID"),
     "supabase": ("SUPABASE_PROJECT_REF",),
+    "engine": (),
 }
 
 
@@ -190,18 +209,42 @@ def load_values(
     return values
 
 
-def verify(values: Mapping[str, str], platforms: Sequence[str]) -> list[Finding]:
+def sent_variables(
+    values: Mapping[str, str], platforms: Sequence[str], target: Target | None = None
+) -> list[str]:
+    """The variables a deploy hands to a tool or a worker: each platform's own, and — on a
+    production Cloudflare deploy — every API secret present in ``values``."""
+    names = [name for p in platforms for name in DEPLOY_VARIABLES[p]]
+    if "cloudflare" in platforms and target is not None and target.production:
+        names += [name for name in supabase.WORKER_SECRETS if name in values]
+    return names
+
+
+def verify(
+    values: Mapping[str, str], platforms: Sequence[str], target: Target | None = None
+) -> list[Finding]:
     """check-envs' findings for the selected platforms; required-for-deploy variables that are
-    not set are errors. The deploy stops when any finding is an error."""
+    not set are errors, and so is a placeholder or empty value in any variable the deploy
+    would send. The deploy stops when any finding is an error."""
     titles = {PLATFORM_TITLES[p] for p in platforms}
     required = {name for p in platforms for name in DEPLOY_VARIABLES[p]}
+    sent = set(sent_variables(values, platforms, target))
     findings = []
     for finding in check_values(values):
-        if finding.variable.platform not in titles:
+        name = finding.variable.name
+        if finding.variable.platform not in titles and name not in sent:
             continue
-        if finding.variable.name in required and finding.status == "not_set":
+        if name in required and finding.status == "not_set":
             finding.add(
                 Level.ERROR, f"required to deploy to {finding.variable.platform}", "missing"
+            )
+        reason = placeholder_reason(values[name]) if name in values else None
+        if name in sent and reason is not None:
+            finding.add(
+                Level.ERROR,
+                f"{'is empty' if reason == 'empty' else 'is a placeholder'}: `shipyard deploy` "
+                "never sends one — fill it in or delete the line",
+                "empty" if reason == "empty" else "placeholder",
             )
         findings.append(finding)
     return findings
@@ -224,10 +267,18 @@ def tool_environment(
 # -- plans ---------------------------------------------------------------------------------
 
 
+def _real(values: Mapping[str, str], name: str) -> str | None:
+    """``values[name]`` unless it is unset, blank or a placeholder (never shown in a plan)."""
+    value = (values.get(name) or "").strip()
+    return value if value and placeholder_reason(value) is None else None
+
+
 def _require(prefix: tuple[str, ...], tool: str, hint: str, notes: list[str]) -> tuple[str, ...]:
     if prefix:
         return prefix
-    notes.append(f"{tool} is not installed: {hint}.")
+    note = f"{tool} is not installed: {hint}."
+    if note not in notes:
+        notes.append(note)
     return (tool,)
 
 
@@ -239,21 +290,66 @@ def plan_deploy(
     tools: Tools,
     *,
     bundle_only: bool = False,
+    environ: Mapping[str, str] | None = None,
 ) -> DeployPlan:
     """The steps of ``shipyard deploy`` (see the module docstring for their order)."""
     plan = DeployPlan(
         root=root,
         target=target,
         platforms=tuple(platforms),
-        project_ref=values.get("SUPABASE_PROJECT_REF") or None,
-        account_id=values.get("CLOUDFLARE_ACCOUNT_ID") or None,
+        project_ref=_real(values, "SUPABASE_PROJECT_REF"),
+        account_id=_real(values, "CLOUDFLARE_ACCOUNT_ID"),
         bundle_only=bundle_only,
     )
     if "supabase" in platforms and not bundle_only:
         _plan_supabase(plan, tools)
     if "cloudflare" in platforms:
         _plan_cloudflare(plan, values, tools)
+    if "engine" in platforms:
+        _plan_engine(plan, tools, {**values, **(os.environ if environ is None else environ)})
     return plan
+
+
+def _plan_engine(plan: DeployPlan, tools: Tools, environ: Mapping[str, str]) -> None:
+    """Build the engine image with podman or docker; push it, or say how to run it."""
+    if not (plan.root / engine.DOCKERFILE).is_file():
+        plan.blockers.append(f"{plan.root / engine.DOCKERFILE} does not exist.")
+        return
+    try:
+        version = engine.image_version(plan.root, environ)
+        image, push = engine.image_reference(environ, version)
+    except engine.EngineImageError as exc:
+        plan.blockers.append(str(exc))
+        return
+    found = tools.container or engine.ContainerTool((), "no container engine was looked for")
+    if not found.argv:
+        plan.blockers.append(
+            f"cannot build the engine image here: {found.problem}. Install podman, or start "
+            "the docker engine (a docker CLI alone cannot build)."
+        )
+    tool = found.argv or ("docker",)
+    plan.image, plan.image_pushed = image, push
+    plan.steps.append(
+        Step(
+            "engine",
+            "image-build",
+            f"Build image {image}",
+            (*tool, *engine.build_args(image)),
+            plan.root,
+        )
+    )
+    if push:
+        plan.steps.append(
+            Step(
+                "engine",
+                "image-push",
+                f"Push image {image}",
+                (*tool, *engine.push_args(image)),
+                plan.root,
+            )
+        )
+    else:
+        plan.run_commands = engine.run_commands(tool[0], image)
 
 
 def _plan_supabase(plan: DeployPlan, tools: Tools) -> None:
@@ -311,55 +407,67 @@ def _plan_supabase(plan: DeployPlan, tools: Tools) -> None:
     ]
 
 
-def _plan_cloudflare(plan: DeployPlan, values: Mapping[str, str], tools: Tools) -> None:
-    root, target = plan.root, plan.target
+def _plan_worker(
+    plan: DeployPlan, tools: Tools, name: str, source: str, folder: Path, preview: bool
+) -> None:
+    """``pywrangler sync`` (when available) then ``wrangler deploy`` for one worker."""
     deploy = _require(
         tools.cloudflare.deploy, "wrangler", cloudflare.WRANGLER_INSTALL_HINT, plan.notes
     )
-    wrangler = tools.cloudflare.wrangler or deploy
-    preview = not target.production
-    outdir = root / cloudflare.BUILD_DIR / "bundles"
-
-    api_dir = root / cloudflare.API_DIR
-    if (api_dir / "wrangler.jsonc").is_file() or (api_dir / "wrangler.toml").is_file():
-        api = plan.api_worker
-        plan.workers.append(Worker(api, "apps/api", api_dir))
-        bundle = outdir / api if plan.bundle_only else None
-        args = cloudflare.deploy_args(api, preview=preview, bundle_dir=bundle)
+    plan.workers.append(Worker(name, source, folder))
+    sync = tools.cloudflare.sync
+    if sync:
         plan.steps.append(
             Step(
                 "cloudflare",
-                "deploy",
-                f"Deploy worker {api} (apps/api)",
-                (*deploy, *args),
-                api_dir,
-                worker=api,
-            )
-        )
-    else:
-        plan.notes.append("apps/api has no wrangler.jsonc: the API worker is not deployed.")
-
-    for function in cloudflare.function_names(root):
-        name = target.worker(function)
-        folder = cloudflare.function_build_dir(root, function)
-        plan.workers.append(Worker(name, f"functions/{function}", folder))
-        bundle = outdir / name if plan.bundle_only else None
-        args = cloudflare.deploy_args(name, preview=preview, bundle_dir=bundle)
-        plan.steps.append(
-            Step(
-                "cloudflare",
-                "deploy",
-                f"Deploy worker {name} (functions/{function})",
-                (*deploy, *args),
+                "sync",
+                f"Bundle the Python packages of {name} ({source})",
+                (*sync, *cloudflare.sync_args()),
                 folder,
                 worker=name,
-                function=function,
+                source=source,
+                lay_out=True,
             )
         )
+    bundle = plan.root / cloudflare.BUILD_DIR / "bundles" / name if plan.bundle_only else None
+    plan.steps.append(
+        Step(
+            "cloudflare",
+            "deploy",
+            f"Deploy worker {name} ({source})",
+            (*deploy, *cloudflare.deploy_args(name, preview=preview, bundle_dir=bundle)),
+            folder,
+            worker=name,
+            source=source,
+            lay_out=not sync,
+        )
+    )
 
-    if plan.bundle_only or not any(w.source == "apps/api" for w in plan.workers):
+
+def _plan_cloudflare(plan: DeployPlan, values: Mapping[str, str], tools: Tools) -> None:
+    root, target = plan.root, plan.target
+    preview = not target.production
+    if not tools.cloudflare.sync:
+        plan.notes.append(
+            "pywrangler is not available (it needs uv): the workers are deployed without "
+            "their Python packages."
+        )
+    api_dir = root / cloudflare.API_DIR
+    has_api = (api_dir / "wrangler.jsonc").is_file() or (api_dir / "wrangler.toml").is_file()
+    if has_api:
+        folder = cloudflare.api_build_dir(root)
+        _plan_worker(plan, tools, plan.api_worker, str(cloudflare.API_DIR), folder, preview)
+    else:
+        plan.notes.append("apps/api has no wrangler.jsonc: the API worker is not deployed.")
+    for function in cloudflare.function_names(root):
+        folder = cloudflare.function_build_dir(root, function)
+        source = f"{cloudflare.FUNCTIONS_DIR}/{function}"
+        _plan_worker(plan, tools, target.worker(function), source, folder, preview)
+
+    if plan.bundle_only or not has_api:
         return
     api = plan.api_worker
+    optional = False
     if preview and "supabase" in plan.platforms:
         plan.secrets_source = f"Supabase preview branch {target.supabase_branch}"
         names: Sequence[str] = supabase.WORKER_SECRETS
@@ -367,23 +475,23 @@ def _plan_cloudflare(plan: DeployPlan, values: Mapping[str, str], tools: Tools) 
     elif target.production:
         names = list(supabase.worker_secrets(values))
         plan.secrets_source = ".env" if names else None
-        optional = False
     else:
         names = []
         plan.notes.append(
             f"{api} gets no Supabase credentials: deploy with --platform both to create the "
             "branch's database and wire its URL and keys into the worker."
         )
-    for secret in names:
+    if names:
+        wrangler = tools.cloudflare.wrangler or tools.cloudflare.deploy or ("wrangler",)
         plan.steps.append(
             Step(
                 "cloudflare",
-                "secret",
-                f"Set secret {secret} on {api}",
-                (*wrangler, *cloudflare.secret_put_args(secret, api)),
-                api_dir,
+                "secrets",
+                f"Set the secrets of {api} (one version)",
+                (*wrangler, *cloudflare.secret_bulk_args(api)),
+                root,
                 worker=api,
-                secret=secret,
+                secrets=tuple(names),
                 optional=optional,
             )
         )
@@ -402,8 +510,8 @@ def plan_cleanup(
         root=root,
         target=target,
         platforms=tuple(platforms),
-        project_ref=values.get("SUPABASE_PROJECT_REF") or None,
-        account_id=values.get("CLOUDFLARE_ACCOUNT_ID") or None,
+        project_ref=_real(values, "SUPABASE_PROJECT_REF"),
+        account_id=_real(values, "CLOUDFLARE_ACCOUNT_ID"),
     )
     if "cloudflare" in platforms:
         wrangler = _require(

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from shipyard.tooling.deploy import cloudflare, naming, supabase
 from shipyard.tooling.deploy.plan import DeployPlan, Step
+from shipyard.tooling.placeholders import is_placeholder
 
 SECRET_VARIABLES = (
     "CLOUDFLARE_API",
@@ -206,13 +207,21 @@ class Runner:
                     "run the deploy again once the branch is ready.",
                 )
             argv = tuple(result.branch_ref if a == BRANCH_LINK_PLACEHOLDER else a for a in argv)
-        if step.secret:
-            value = self.secret_values.get(step.secret, "")
-            if not value:
-                return StepResult(step, "skipped", f"no {step.secret} to set: skipped")
-            stdin = value
-        if step.function and step.worker:
-            cloudflare.write_function_worker(plan.root, step.function, step.worker)
+        if step.secrets:
+            values = {n: v for n in step.secrets if (v := self.secret_values.get(n, "")).strip()}
+            if not values:
+                return StepResult(step, "skipped", "no secrets to set: skipped")
+            refused = [n for n, v in values.items() if is_placeholder(v)]
+            if refused:
+                return self._fail(
+                    result,
+                    step,
+                    f"placeholder values in {', '.join(refused)}: never sent as secrets",
+                    "put the real values in .env (see `shipyard check-envs`), then deploy again.",
+                )
+            stdin = cloudflare.secrets_json(values)
+        if step.lay_out and step.source and step.worker:
+            cloudflare.lay_out(plan.root, step.source, step.worker)
         if step.action == "branch-get":
             return self._branch_get(step, argv, result)
         try:
@@ -238,20 +247,26 @@ class Runner:
             if step.worker:
                 result.urls[step.worker] = url
             return StepResult(step, "ok", url, url=url)
-        if step.action == "secret" and step.secret:
-            result.secrets_set.append(step.secret)
-            return StepResult(step, "ok", "set (value sent on stdin)")
+        if step.action == "secrets":
+            names = [n for n in step.secrets if (self.secret_values.get(n) or "").strip()]
+            result.secrets_set.extend(names)
+            return StepResult(step, "ok", f"{', '.join(names)} set (values sent on stdin)")
+        if step.action == "sync":
+            return StepResult(step, "ok", "Python packages vendored into python_modules/")
         if step.action == "branch-create":
             return StepResult(step, "ok", "created")
+        if step.action == "image-build":
+            return StepResult(step, "ok", f"built {plan.image}")
+        if step.action == "image-push":
+            return StepResult(step, "ok", f"pushed {plan.image}")
         return StepResult(step, "ok", "done")
 
     def _missing(self, result: DeployResult, step: Step) -> StepResult:
         tool = step.argv[0]
-        hint = (
-            supabase.SUPABASE_INSTALL_HINT
-            if step.platform == "supabase"
-            else cloudflare.WRANGLER_INSTALL_HINT
-        )
+        hint = {
+            "supabase": supabase.SUPABASE_INSTALL_HINT,
+            "engine": "install podman or docker (with a running engine)",
+        }.get(step.platform, cloudflare.WRANGLER_INSTALL_HINT)
         return self._fail(
             result, step, f"{tool}: command not found", hint[:1].upper() + hint[1:] + "."
         )

@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 from shipyard.tooling.dotenv import parse_dotenv
 
 MIGRATIONS_DIR = Path("supabase/migrations")
+# The Supabase CLI run through npx when none is installed (pinned, never the "latest" tag).
+SUPABASE_CLI_VERSION = "3.1.0"
 SUPABASE_INSTALL_HINT = (
     "install the Supabase CLI: `npm install -g supabase` (or `brew install supabase/tap/"
     "supabase`), then `supabase login`; `npx supabase` also works once Node.js is installed"
@@ -41,11 +43,11 @@ Which = Callable[[str], str | None]
 
 
 def find_tool(which: Which = shutil.which) -> tuple[str, ...]:
-    """``supabase``, else ``npx --yes supabase``; empty when neither is installed."""
+    """``supabase``, else the pinned ``npx --yes supabase@…``; empty when neither is found."""
     if which("supabase"):
         return ("supabase",)
     if which("npx"):
-        return ("npx", "--yes", "supabase")
+        return ("npx", "--yes", f"supabase@{SUPABASE_CLI_VERSION}")
     return ()
 
 
