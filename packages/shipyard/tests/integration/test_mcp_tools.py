@@ -136,7 +136,10 @@ async def test_every_tool_is_listed_with_a_description_and_a_bounded_schema(engi
         "queue",
         "concurrency_key",
     }
-    assert trigger["properties"]["tags"]["anyOf"][0]["maxItems"] == 10
+    assert trigger["properties"]["tags"]["maxItems"] == 10
+    assert trigger["properties"]["machine"]["enum"][0] == "micro"
+    assert [alt["type"] for alt in trigger["properties"]["ttl"]["anyOf"]] == ["string", "integer"]
+    assert "title" not in trigger["properties"]["task_id"]
     listing = tools["list_runs"].input_schema["properties"]
     assert {"status", "task_id", "tag", "period", "from", "to", "limit", "cursor"} <= set(listing)
     assert listing["limit"]["maximum"] == 100

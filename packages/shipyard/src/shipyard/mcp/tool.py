@@ -66,11 +66,33 @@ class Tool:
     title: str = ""
 
     def input_schema(self) -> dict[str, Any]:
-        """The arguments' JSON Schema, as ``tools/list`` reports it."""
+        """The arguments' JSON Schema, as ``tools/list`` reports it.
+
+        Pydantic's output is trimmed of what only adds tokens for an agent: titles, the model's
+        docstring, and the ``null`` alternative of optional arguments (leaving one out is how
+        an agent says "none"; an explicit null is still accepted).
+        """
         schema = self.arguments.model_json_schema(by_alias=True)
         schema.pop("title", None)
-        schema.setdefault("properties", {})
+        schema.pop("description", None)
+        properties: dict[str, Any] = schema.setdefault("properties", {})
+        for prop in properties.values():
+            _trim_optional(prop)
         return schema
+
+
+def _trim_optional(prop: dict[str, Any]) -> None:
+    prop.pop("title", None)
+    alternatives = prop.get("anyOf")
+    if alternatives is None or "default" not in prop or prop["default"] is not None:
+        return
+    rest = [alt for alt in alternatives if alt != {"type": "null"}]
+    del prop["default"]
+    if len(rest) == 1:
+        del prop["anyOf"]
+        prop.update({k: v for k, v in rest[0].items() if k not in prop})
+    else:
+        prop["anyOf"] = rest
 
 
 def iso(ms: int | None) -> str | None:
