@@ -8,6 +8,7 @@ worker (``start_worker``), so results, logs and spans are what a task really rec
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -400,6 +401,44 @@ async def test_queues_list_pause_and_resume(engine, start_worker):
         assert resumed["queue"]["paused"] is False
         missing = await call_error(client, "pause_queue", {"name": "nope"})
     assert missing == "Queue 'nope' not found in this environment."
+
+
+async def test_dev_server_start_status_and_stop(engine, tmp_path):
+    (tmp_path / "trigger" / "hello.py").write_text(
+        "from shipyard import task\n\n\n"
+        '@task(id="hello")\n'
+        "async def hello(payload):\n"
+        '    return {"hello": payload}\n'
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = engine.settings.model_copy(
+        update={"server_port": port, "api_port": 0, "functions_port": 0}
+    )
+    flags = McpOptions()
+    context = ToolContext(flags, engine=engine, settings=settings)
+    async with Client(build_server(flags, context)) as client:
+        idle = await call(client, "dev_server_status", {"log_lines": 0})
+        assert idle["running"] is False and idle["log_tail"] == []
+        assert (await call(client, "stop_dev_server"))["message"] == "No dev server is running."
+        started = await call(client, "start_dev_server", {"timeout_seconds": 60})
+        try:
+            assert started["message"] == "The dev server is running.", started
+            assert started["healthz"]["tasks"] == 1
+            assert started["urls"]["engine_server"] == f"http://127.0.0.1:{port}"
+            run_id = (await call(client, "trigger_task", {"task_id": "hello", "payload": 1}))["id"]
+            done = await call(client, "wait_for_run_to_complete", {"run_id": run_id})
+            assert done["output"] == {"hello": 1}
+            status = await call(client, "dev_server_status", {"log_lines": 200})
+            assert status["running"] is True and status["pid"] == started["pid"]
+            assert any(run_id in line for line in status["log_tail"])
+        finally:
+            stopped = await call(client, "stop_dev_server")
+        assert stopped["stopped"] is True
+        assert (await call(client, "dev_server_status"))["running"] is False
+        bounded = await call_error(client, "start_dev_server", {"timeout_seconds": 121})
+    assert "less than or equal to 120" in bounded
 
 
 # -- errors ---------------------------------------------------------------------------------------

@@ -189,10 +189,19 @@ class DevServer:
 
     def _spawn(self) -> int:
         root = self.context.project_root
+        settings = self.context.settings()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
-        env["SHIPYARD_PROJECT_ROOT"] = str(root)
-        env["PYTHONUNBUFFERED"] = "1"
+        # The stack serves the engine these tools use: same project, database, environment
+        # and server address (as shipyard dev passes them on to its worker).
+        env.update(
+            SHIPYARD_PROJECT_ROOT=str(root),
+            SHIPYARD_DATABASE_URL=settings.database_url,
+            SHIPYARD_ENVIRONMENT=settings.environment,
+            SHIPYARD_SERVER_HOST=settings.server_host,
+            SHIPYARD_SERVER_PORT=str(settings.server_port),
+            PYTHONUNBUFFERED="1",
+        )
         with open(self.log_path, "wb") as log:
             # Its own session: stop_dev_server can end it with its worker, and signals meant
             # for this MCP server do not reach it.
