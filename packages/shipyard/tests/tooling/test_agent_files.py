@@ -1,8 +1,9 @@
 """The files agents read are true to the code: skills, the agent brief, CLAUDE.md, .mcp.json.
 
 Every ``shipyard <command>`` they mention must exist in the CLI, every path they name in
-backticks must exist, and every SKILL.md needs YAML frontmatter whose ``name`` is its folder
-and whose ``description`` says what it does and when to use it.
+backticks must exist, every MCP tool they name must be one the ``shipyard`` MCP server has, and
+every SKILL.md needs YAML frontmatter whose ``name`` is its folder and whose ``description``
+says what it does and when to use it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import typer
 import yaml
 
 from shipyard.cli.main import app
+from shipyard.mcp.install import server_entry
+from shipyard.mcp.server import ALL_TOOLS
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 SKILLS = REPO_ROOT / ".claude" / "skills"
@@ -25,6 +28,7 @@ AGENT_FILES = [
     REPO_ROOT / "CLAUDE.md",
     REPO_ROOT / "README.md",
     REPO_ROOT / "docs" / "deploy.md",
+    REPO_ROOT / "docs" / "mcp.md",
     *sorted(SKILLS.glob("*/SKILL.md")),
     *sorted((REPO_ROOT / ".claude" / "agents").glob("*.md")),
 ]
@@ -32,6 +36,13 @@ COMMAND = re.compile(r"(?<!from )\bshipyard ([a-z][a-z-]*)(?: ([a-z][a-z|-]*))?"
 GENERATED = {".shipyard", ".venv", ".git"}  # made by running the tools, not in a clone
 SKILL_COMMANDS = {"dependencies": "deps", "check-envs": "check-envs", "deployment": "deploy"}
 PATH = re.compile(r"`([A-Za-z0-9_.\-]+(?:/[A-Za-z0-9_.\-*]*)+)`")
+# An MCP tool is named verb_noun in backticks: `get_run_details`, `pause_queue` …
+TOOL_MENTION = re.compile(
+    r"`((?:get|list|trigger|wait|cancel|replay|complete|pause|resume|search|start|stop|dev)"
+    r"(?:_[a-z]+)+)`"
+)
+TOOL_NAMES = {tool.name for tool in ALL_TOOLS}
+PLANNED_TOOLS = {"list_schedules"}  # comes with the schedules feature (docs/mcp.md says so)
 
 
 def frontmatter(path: Path) -> dict[str, object]:
@@ -130,9 +141,48 @@ def test_every_path_named_exists(path: Path) -> None:
             pytest.fail(f"{path.name} names `{name}`, which does not exist")
 
 
+def section(path: Path, heading: str) -> str:
+    """The text under ``heading`` up to the next heading of the same or a higher level."""
+    text = path.read_text(encoding="utf-8")
+    level = heading.split(" ")[0]
+    start = text.index(heading + "\n")
+    rest = text[start + len(heading) + 1 :]
+    ends = [m.start() for m in re.finditer(rf"^#{{1,{len(level)}}} ", rest, re.MULTILINE)]
+    return rest[: ends[0]] if ends else rest
+
+
+MCP_SECTIONS = [
+    (REPO_ROOT / "CLAUDE.md", "## MCP servers"),
+    (
+        REPO_ROOT / ".claude" / "agents" / "shipyard-task-writer.md",
+        "## Try it with the Shipyard MCP tools",
+    ),
+    (REPO_ROOT / "docs" / "mcp.md", "## Tools"),
+]
+
+
+@pytest.mark.parametrize(("path", "heading"), MCP_SECTIONS, ids=lambda v: getattr(v, "name", v))
+def test_every_mcp_tool_named_exists(path: Path, heading: str) -> None:
+    named = set(TOOL_MENTION.findall(section(path, heading)))
+    assert named, f"{path.name} {heading} names no MCP tool"
+    unknown = sorted(named - TOOL_NAMES - PLANNED_TOOLS)
+    assert not unknown, f"{path.name} names MCP tools that do not exist: {unknown}"
+    assert not PLANNED_TOOLS & TOOL_NAMES, "a planned tool exists now: drop it from PLANNED_TOOLS"
+
+
+def test_claude_md_and_docs_cover_every_mcp_tool() -> None:
+    claude = set(TOOL_MENTION.findall(section(REPO_ROOT / "CLAUDE.md", "## MCP servers")))
+    assert claude >= TOOL_NAMES, f"CLAUDE.md does not say when to use {TOOL_NAMES - claude}"
+    docs = (REPO_ROOT / "docs" / "mcp.md").read_text()
+    headings = re.findall(r"^### (.+)$", docs, re.MULTILINE)
+    documented = {name.strip() for line in headings for name in line.split(",")}
+    assert documented == TOOL_NAMES
+
+
 def test_mcp_servers() -> None:
     config = json.loads((REPO_ROOT / ".mcp.json").read_text())
     servers = config["mcpServers"]
+    assert servers["shipyard"] == server_entry("claude-code")
     assert servers["supabase"] == {"type": "http", "url": "https://mcp.supabase.com/mcp"}
     assert servers["playwright"]["type"] == "stdio"
     assert [servers["playwright"]["command"], *servers["playwright"]["args"]] == [

@@ -18,6 +18,7 @@ from shipyard.cli.output import console, fail, print_json
 from shipyard.cli.tooling import check_envs, deps
 from shipyard.config import Settings, load_settings
 from shipyard.errors import ShipyardError
+from shipyard.mcp.commands import install_mcp, mcp
 from shipyard.version import __version__
 
 T = TypeVar("T")
@@ -423,6 +424,8 @@ def tasks_list(
 app.command("check-envs")(check_envs)
 app.command("deps")(deps)
 app.command("commit-msg")(commit_msg)
+app.command("mcp")(mcp)
+app.command("install-mcp")(install_mcp)
 app.add_typer(deploy_app, name="deploy")
 
 

@@ -19,7 +19,7 @@ from shipyard.models.batches import BatchInfo
 from shipyard.models.handles import RunHandle
 from shipyard.models.runs import Run, RunEvent, RunPage, to_datetime
 from shipyard.models.tasks import RegisteredTask
-from shipyard.records import NewEvent
+from shipyard.records import NewEvent, RunEventRecord, TaskRecord, WorkerRecord
 from shipyard.statuses import FINAL_STATUSES, RunStatus
 from shipyard.store.protocol import (
     RunCancelParams,
@@ -100,11 +100,17 @@ class RunOps(TriggerOps):
         self, run_id: str, *, after_id: int = 0, limit: int = 1000
     ) -> list[RunEvent]:
         """A run's events (logs, spans, metadata, tag and status changes) after ``after_id``."""
+        found = await self.run_event_records(run_id, after_id=after_id, limit=limit)
+        return [RunEvent.from_record(e) for e in found]
+
+    async def run_event_records(
+        self, run_id: str, *, after_id: int = 0, limit: int = 1000
+    ) -> list[RunEventRecord]:
+        """:meth:`run_events` as stored rows (epoch-ms times, attributes as JSON text)."""
         if not 1 <= limit <= 10_000:
             raise ValidationError("limit must be between 1 and 10000.", limit=limit)
         record = await self.get_run(run_id)
-        found = await self.store.run_events_list(record.id, after_id, limit)
-        return [RunEvent.from_record(e) for e in found]
+        return await self.store.run_events_list(record.id, after_id, limit)
 
     async def cancel_run(self, run_id: str) -> Run:
         """Cancel a run and its non-final children. A final run is returned unchanged."""
@@ -215,11 +221,21 @@ class RunOps(TriggerOps):
             completed_at=to_datetime(record.completed_at),
         )
 
-    async def list_tasks(self) -> list[RegisteredTask]:
-        """Every task a worker of this environment registered, by id."""
+    async def task_records(self) -> list[TaskRecord]:
+        """Every task a worker of this environment registered, as stored rows."""
         await self.start()
         records = await self.store.task_list(self.environment)
         self._registered = {r.id: r for r in records}
+        return records
+
+    async def live_workers(self, within_ms: int = 30_000) -> list[WorkerRecord]:
+        """Workers of this environment that heartbeated in the last ``within_ms`` and run."""
+        await self.start()
+        return await self.store.worker_list_live(self.environment, self.now() - within_ms)
+
+    async def list_tasks(self) -> list[RegisteredTask]:
+        """Every task a worker of this environment registered, by id."""
+        records = await self.task_records()
         return [
             RegisteredTask(
                 id=r.id,
