@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from shipyard.config import load_settings
-from shipyard.engine.runs import RunStatus
 from shipyard.errors import ConfigError
+from shipyard.machines import MACHINES
 from shipyard.mcp.context import McpOptions, check_dev_only, database_host
 from shipyard.mcp.runs import StatusName
 from shipyard.mcp.server import ALL_TOOLS, visible_tools
 from shipyard.mcp.tasks import MachineName
-from shipyard.sdk.context import MACHINES
+from shipyard.statuses import RunStatus
 
 
 def test_schema_enums_match_the_engine() -> None:

@@ -6,11 +6,11 @@ import datetime
 import json
 from typing import Any
 
-from shipyard.engine.runs import RunStatus
 from shipyard.mcp.trace import format_trace, log_entries, span_entries
+from shipyard.models.handles import TaskRunError
+from shipyard.models.runs import Attempt, Run
 from shipyard.records import RunEventRecord
-from shipyard.sdk.handles import TaskRunError
-from shipyard.sdk.runs import Attempt, Run
+from shipyard.statuses import RunStatus
 
 T0 = 1_700_000_000_000
 

@@ -22,7 +22,6 @@ from wire_examples import (
     waiting_run,
 )
 
-from shipyard.engine.runs import RunStatus
 from shipyard.errors import ValidationError
 from shipyard.metadata_ops import MetadataOp
 from shipyard.schemas import (
@@ -46,6 +45,7 @@ from shipyard.schemas import (
     queue_lookup,
     validation_error_response,
 )
+from shipyard.statuses import RunStatus
 
 
 def _errors(model: type[pydantic.BaseModel], body: Any) -> tuple[int, dict[str, Any]]:

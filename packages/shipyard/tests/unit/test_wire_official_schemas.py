@@ -29,7 +29,6 @@ from wire_examples import (
     waiting_run,
 )
 
-from shipyard.engine.runs import RunStatus
 from shipyard.schemas import (
     RUN_STATUSES,
     AddTagsRequest,
@@ -72,6 +71,7 @@ from shipyard.schemas import (
     WaitpointTokenItem,
     WireModel,
 )
+from shipyard.statuses import RunStatus
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "trigger-sdk"
 ENV = RunEnvironment(id="env_dev", name="development")

@@ -6,13 +6,13 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from shipyard.engine.runs import RunStatus
 from shipyard.errors import WaitpointTimeoutError
+from shipyard.models.handles import TaskRunError
+from shipyard.models.queues import QueueInfo
+from shipyard.models.runs import Attempt, Run
+from shipyard.models.tokens import WaitTokenInfo
 from shipyard.records import RunEventRecord
-from shipyard.sdk.handles import TaskRunError
-from shipyard.sdk.queues import QueueInfo
-from shipyard.sdk.runs import Attempt, Run
-from shipyard.sdk.tokens import WaitTokenInfo
+from shipyard.statuses import RunStatus
 
 NOW = datetime.datetime(2025, 1, 2, 3, 4, 5, 678_901, tzinfo=datetime.UTC)
 NOW_TEXT = "2025-01-02T03:04:05.678Z"

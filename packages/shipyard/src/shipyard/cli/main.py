@@ -14,11 +14,11 @@ from rich.table import Table
 
 from shipyard.cli.commitmsg import commit_msg
 from shipyard.cli.deploy import deploy_app
+from shipyard.cli.mcp import install_mcp, mcp
 from shipyard.cli.output import console, fail, print_json
 from shipyard.cli.tooling import check_envs, deps
 from shipyard.config import Settings, load_settings
 from shipyard.errors import ShipyardError
-from shipyard.mcp.commands import install_mcp, mcp
 from shipyard.version import __version__
 
 T = TypeVar("T")

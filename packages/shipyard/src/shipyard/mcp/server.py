@@ -20,11 +20,11 @@ import mcp.types as types
 from mcp.server import Server
 from pydantic import ValidationError as PydanticValidationError
 
-from shipyard import __version__
 from shipyard.errors import ShipyardError
 from shipyard.mcp import devserver, docs, queues, runs, tasks, tokens
 from shipyard.mcp.context import McpOptions, ToolContext
 from shipyard.mcp.tool import Output, Tool, to_json_text
+from shipyard.version import __version__
 
 log = logging.getLogger("shipyard.mcp")
 
