@@ -6,9 +6,9 @@ import asyncio
 import json
 from dataclasses import replace
 
-from shipyard.engine.runs import FINAL_STATUSES, IDEMPOTENCY_RELEASE_STATUSES
 from shipyard.ids import new_id
 from shipyard.records import NewEvent, TaskRecord, WorkerRecord
+from shipyard.statuses import FINAL_STATUSES, IDEMPOTENCY_RELEASE_STATUSES
 from shipyard.store.protocol import (
     BatchInsertParams,
     QueueUpsertParams,

@@ -152,7 +152,7 @@ async def test_metadata_too_deep_is_rejected_at_the_call(
 
 async def test_token_completion_too_deep_is_rejected(engine: Engine) -> None:
     token = await wait.create_token()
-    with pytest.raises(JsonTooDeepError, match="Token output is nested too deeply"):
+    with pytest.raises(JsonTooDeepError, match="Token data is nested too deeply"):
         await wait.complete_token(token.id, {"data": nested(LIMIT)})
     assert (await wait.retrieve_token(token.id)).status == "WAITING"
     assert await wait.complete_token(token.id, nested(LIMIT))

@@ -41,7 +41,6 @@ from typing import Any, Literal
 import uvicorn
 
 from shipyard.config import Settings
-from shipyard.tooling.dotenv import load_into_environ
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -209,10 +208,10 @@ async def start_app_servers(settings: Settings) -> list[AppServer]:
     root = settings.project_root
     host = settings.server_host
     started: list[AppServer] = []
-    # The apps read their configuration from the environment; give them the project's .env
-    # (placeholders are left out) and say which environment this is: the template API runs
-    # unauthenticated only when APP_ENV is explicitly "development".
-    load_into_environ(root / ".env", os.environ)
+    # The apps read their configuration from the environment, which `shipyard dev` filled from
+    # the project's .env before reading its settings (placeholders left out). Say which
+    # environment this is: the template API runs unauthenticated only when APP_ENV is
+    # explicitly "development".
     os.environ.setdefault("APP_ENV", settings.environment)
     try:
         api = load_api_app(root) if settings.api_port else None
