@@ -1,8 +1,8 @@
 """Edge cases of delay, TTL, debounce, queues and trigger validation (SEMANTICS §2.2, §4, §6,
 §14 items 5, 7 and 8) that test_flow_control.py does not cover, with a real worker.
 
-Waits poll the database with deadlines; the only sleeps are for time that must pass (a delay,
-a TTL or a debounce window).
+Time that must pass (a delay, a TTL, a retry's backoff, a debounce window) passes on a
+FakeClock: the test moves it; effects are awaited by polling with a deadline.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from shipyard import (
     runs,
     task,
 )
+from shipyard.clock import FakeClock
 from shipyard.engine.engine import Engine
+from shipyard.testing.eventually import eventually
 
 T = TypeVar("T")
 
@@ -42,12 +44,18 @@ async def poll(
         await asyncio.sleep(interval)
 
 
-async def sleep_until_ms(engine: Engine, when_ms: int) -> None:
-    """Sleep until the engine's clock reads at least ``when_ms``."""
-    left = when_ms - engine.now()
+async def advance_to(clock: FakeClock, when_ms: int) -> None:
+    """Move the fake clock to ``when_ms`` (no real time passes)."""
+    left = when_ms - clock.now_ms()
     if left > 0:
-        await asyncio.sleep(left / 1000 + 0.005)  # the loop may wake a hair early
-    assert engine.now() >= when_ms
+        await clock.advance(ms=left)
+    assert clock.now_ms() >= when_ms
+
+
+async def status_becomes(engine: Engine, run_id: str, status: str) -> None:
+    await eventually(
+        lambda: engine.get_run(run_id), until=lambda r: r.status == status, message=status
+    )
 
 
 async def run_count(engine: Engine) -> int:
@@ -75,7 +83,10 @@ class Overlap:
 # -- TTL (§2.2, §14.8) ------------------------------------------------------------------------
 
 
-async def test_ttl_countdown_starts_after_the_delay(engine: Engine, start_worker: Any) -> None:
+@pytest.mark.fake_clock
+async def test_ttl_countdown_starts_after_the_delay(
+    engine: Engine, start_worker: Any, clock: FakeClock
+) -> None:
     """delay=2s, ttl=1s on a paused queue: DELAYED until 2 s, QUEUED until 3 s, then EXPIRED
     (not at 1 s, which is when a countdown from the trigger would end)."""
 
@@ -89,35 +100,28 @@ async def test_ttl_countdown_starts_after_the_delay(engine: Engine, start_worker
     handle = await stale.trigger(None, delay="2s", ttl="1s")
     record = await engine.get_run(handle.id)
     assert record.status == "DELAYED"
-    assert record.delay_until is not None and before + 2000 <= record.delay_until
+    assert record.delay_until == before + 2000
     assert record.ttl_ms == 1000
     assert record.ttl_expires_at == record.delay_until + 1000
 
-    # Watch the status until it is final: (clock ms, status) pairs.
-    timeline: list[tuple[int, str]] = []
-    deadline = time.monotonic() + 8
-    while True:
-        now = engine.now()
-        status = (await engine.get_run(handle.id)).status
-        timeline.append((now, status))
-        if status == "EXPIRED":
-            break
-        assert status in ("DELAYED", "QUEUED"), timeline
-        assert time.monotonic() < deadline, f"never expired: {timeline[-5:]}"
-        await asyncio.sleep(0.05)
-
-    # Past the TTL as counted from the trigger (1.5 s) it was still waiting for its delay.
-    at_1_5 = [s for t, s in timeline if before + 1400 <= t <= before + 1600]
-    assert at_1_5 and set(at_1_5) == {"DELAYED"}, timeline
-    assert "QUEUED" in {s for _, s in timeline}, "promoted to QUEUED after the delay"
+    await advance_to(clock, before + 1500)  # the TTL counted from the trigger has passed...
+    await engine.promote_due()  # (one pass of the promoter, to be sure it looked)
+    assert (await engine.get_run(handle.id)).status == "DELAYED"  # ...but it still waits
+    await advance_to(clock, before + 2000)
+    await status_becomes(engine, handle.id, "QUEUED")
+    await advance_to(clock, before + 2999)
+    await engine.promote_due()
+    assert (await engine.get_run(handle.id)).status == "QUEUED"
+    await advance_to(clock, before + 3000)
+    await status_becomes(engine, handle.id, "EXPIRED")
     expired = await engine.get_run(handle.id)
-    assert expired.expired_at is not None and expired.expired_at >= record.ttl_expires_at
-    assert expired.expired_at - before >= 3000
+    assert expired.expired_at is not None and expired.expired_at - before >= 3000
     assert expired.started_at is None and (await runs.retrieve(handle.id)).attempt_count == 0
 
 
+@pytest.mark.fake_clock
 async def test_a_retrying_run_is_never_expired_by_its_ttl(
-    engine: Engine, start_worker: Any
+    engine: Engine, start_worker: Any, clock: FakeClock
 ) -> None:
     """Attempt 1 fails, the retry waits 1.5 s, the TTL (1 s) passes meanwhile: the run is
     re-queued, not expired, and completes on attempt 2."""
@@ -135,7 +139,7 @@ async def test_a_retrying_run_is_never_expired_by_its_ttl(
         },
     )
     async def flaky(payload: None) -> str:
-        started.append(int(time.time() * 1000))
+        started.append(clock.now_ms())
         if len(started) == 1:
             raise RuntimeError("first attempt fails")
         return "second attempt"
@@ -147,10 +151,12 @@ async def test_a_retrying_run_is_never_expired_by_its_ttl(
 
     # Between the attempts the run waits for its retry past its TTL, and is not expired.
     await poll(lambda: _attempts_at_least(handle.id, 1), timeout=5, what="attempt 1 to fail")
-    await sleep_until_ms(engine, record.ttl_expires_at + 300)
+    await advance_to(clock, record.ttl_expires_at + 300)
+    await engine.promote_due()  # the expirer looked, past the TTL
     waiting = await engine.get_run(handle.id)
     assert waiting.status == "QUEUED", waiting.status  # waiting for its retry, past the TTL
     assert waiting.available_at > waiting.ttl_expires_at
+    await advance_to(clock, waiting.available_at)
     done = await engine.wait_for_final(handle.id, timeout=10)
     assert done.status == "COMPLETED"
     run = await runs.retrieve(handle.id)
@@ -201,8 +207,9 @@ async def test_debounce_pushes_only_move_later_and_land_on_whole_seconds(
     assert await run_count(engine) == 1
 
 
+@pytest.mark.fake_clock
 async def test_debounce_max_delay_overflow_creates_a_second_run(
-    engine: Engine, start_worker: Any
+    engine: Engine, start_worker: Any, clock: FakeClock
 ) -> None:
     executed: list[str] = []
 
@@ -216,7 +223,7 @@ async def test_debounce_max_delay_overflow_creates_a_second_run(
     kept_until = (await engine.get_run(first.id)).delay_until
     # A push now would land past created_at + max_delay (the push floors to whole seconds, so
     # any trigger at or after created_at + 1.5 s is guaranteed to overflow).
-    await sleep_until_ms(engine, created + 1500)
+    await advance_to(clock, created + 1500)
     second = await debounced.trigger("b", debounce=options)
     assert second.id != first.id
     released = await engine.get_run(first.id)
@@ -227,6 +234,7 @@ async def test_debounce_max_delay_overflow_creates_a_second_run(
     assert await run_count(engine) == 2
 
     await start_worker()
+    await clock.advance(3)
     for run_id in (first.id, second.id):
         assert (await engine.wait_for_final(run_id, timeout=10)).status == "COMPLETED"
     assert sorted(executed) == ["a", "b"]
@@ -293,8 +301,9 @@ async def test_idempotency_is_evaluated_before_debounce(engine: Engine) -> None:
 # -- Delay and cancel (§2.2) -------------------------------------------------------------------
 
 
+@pytest.mark.fake_clock
 async def test_cancel_a_delayed_run_and_it_never_executes(
-    engine: Engine, start_worker: Any
+    engine: Engine, start_worker: Any, clock: FakeClock
 ) -> None:
     executed: list[None] = []
 
@@ -308,21 +317,26 @@ async def test_cancel_a_delayed_run_and_it_never_executes(
     assert record.status == "DELAYED" and record.delay_until is not None
     canceled = await runs.cancel(handle.id)
     assert canceled.status == "CANCELED"
-    # Past its time plus a few housekeeping ticks, it was neither promoted nor run.
-    await sleep_until_ms(engine, record.delay_until + 700)
+    # Past its time, it was neither promoted nor run.
+    await advance_to(clock, record.delay_until + 700)
+    await engine.promote_due()
     after = await runs.retrieve(handle.id)
     assert after.status == "CANCELED" and after.attempt_count == 0
     assert executed == []
 
 
-async def test_delay_with_an_iso_string_in_the_future(engine: Engine, start_worker: Any) -> None:
+@pytest.mark.fake_clock
+async def test_delay_with_an_iso_string_in_the_future(
+    engine: Engine, start_worker: Any, clock: FakeClock
+) -> None:
     started_at: list[int] = []
 
     @task(id="fe-delay-iso")
     async def delayed(payload: None) -> None:
-        started_at.append(int(time.time() * 1000))
+        started_at.append(clock.now_ms())
 
-    at = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=1.2)
+    now = datetime.datetime.fromtimestamp(clock.now_ms() / 1000, datetime.UTC)
+    at = now + datetime.timedelta(seconds=1.2)
     at = at.replace(microsecond=(at.microsecond // 1000) * 1000)
     expected_ms = int(at.timestamp() * 1000)
     iso_z = at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"  # e.g. 2025-01-02T03:04:05.678Z
@@ -335,6 +349,9 @@ async def test_delay_with_an_iso_string_in_the_future(engine: Engine, start_work
     # The "+00:00" form means the same instant.
     other = await delayed.trigger(None, delay=at.isoformat())
     assert abs((await engine.get_run(other.id)).delay_until - expected_ms) <= 1  # type: ignore[operator]
+    await engine.promote_due()
+    assert (await engine.get_run(handle.id)).status == "DELAYED"
+    await advance_to(clock, expected_ms)
     for run_id in (handle.id, other.id):
         assert (await engine.wait_for_final(run_id, timeout=10)).status == "COMPLETED"
     assert len(started_at) == 2 and min(started_at) >= expected_ms
