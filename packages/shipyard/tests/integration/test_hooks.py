@@ -516,3 +516,96 @@ async def test_catch_error_retry_options_recompute_the_delay(engine, start_worke
     gap = attempts[1].started_at - attempts[0].finished_at  # type: ignore[operator]
     # 250 ms from catch_error's options, not the task's 5 s.
     assert 245 <= gap < 2000, gap
+
+
+async def test_init_and_cleanup_hooks_run_around_every_attempt(engine, start_worker):
+    """init (global, then task; results merged, the task's keys winning) before on_start;
+    cleanup (global, then task) after the function whether it failed or not."""
+    order: list[str] = []
+    seen_init: list[Any] = []
+
+    tasks.init(lambda ctx: order.append(f"global init {ctx.attempt.number}") or {"db": "global"})
+    tasks.cleanup(lambda: order.append("global cleanup"))
+
+    def task_init(payload):
+        order.append("task init")
+        return {"db": "task", "cache": payload["n"]}
+
+    @task(
+        id="init-cleanup",
+        retry={"max_attempts": 2, "min_timeout_ms": 10},
+        init=task_init,
+        cleanup=lambda init: order.append(f"task cleanup {init['db']}"),
+        on_start_attempt=lambda init: seen_init.append(dict(init)),
+        on_success=lambda init: seen_init.append(dict(init)),
+    )
+    async def initialised(payload, ctx):
+        order.append(f"run {ctx.attempt.number}")
+        if ctx.attempt.number == 1:
+            raise RuntimeError("first attempt fails")
+        return "ok"
+
+    await start_worker()
+    handle = await initialised.trigger({"n": 3})
+    record = await engine.wait_for_final(handle.id, timeout=10)
+    assert record.status == RunStatus.COMPLETED
+    assert order == [
+        "global init 1",
+        "task init",
+        "run 1",
+        "global cleanup",
+        "task cleanup task",
+        "global init 2",
+        "task init",
+        "run 2",
+        "global cleanup",
+        "task cleanup task",
+    ]
+    assert seen_init == [{"db": "task", "cache": 3}] * 3
+
+
+async def test_an_error_in_cleanup_fails_the_attempt(engine, start_worker):
+    @task(
+        id="bad-cleanup",
+        retry={"max_attempts": 1},
+        cleanup=lambda: (_ for _ in ()).throw(OSError("disk gone")),
+    )
+    async def bad_cleanup(payload):
+        return "fine"
+
+    await start_worker()
+    handle = await bad_cleanup.trigger({})
+    record = await engine.wait_for_final(handle.id, timeout=10)
+    assert record.status == RunStatus.FAILED
+    assert json.loads(record.error or "{}")["name"] == "OSError"
+
+
+async def test_ctx_carries_the_fields_trigger_dev_tasks_read(engine, start_worker):
+    seen: dict[str, Any] = {}
+
+    @task(id="ctx-fields", machine="medium-1x")
+    async def ctx_fields(payload, ctx):
+        seen.update(
+            organization=ctx.organization.slug,
+            project=(ctx.project.ref.startswith("proj_"), ctx.project.slug),
+            environment=(ctx.environment.id, ctx.environment.slug, ctx.environment.type),
+            queue=(ctx.queue.id, ctx.queue.name),
+            run=(ctx.run.priority, ctx.run.version, ctx.run.id),
+            machine=(ctx.machine.name, ctx.machine.cents_per_ms > 0),
+            batch=ctx.batch.id if ctx.batch else None,
+        )
+
+    await start_worker()
+    handle = await ctx_fields.trigger({}, priority=2.5)
+    await engine.wait_for_final(handle.id, timeout=10)
+    assert seen["organization"] == "local"
+    assert seen["project"][0] is True
+    assert seen["environment"] == ("env_development", "development", "DEVELOPMENT")
+    assert seen["queue"] == ("queue_task-ctx-fields", "task/ctx-fields")
+    assert seen["run"] == (2.5, None, handle.id)
+    assert seen["machine"] == ("medium-1x", True)
+    assert seen["batch"] is None
+
+    batch = await ctx_fields.batch_trigger([{}])
+    await engine.wait_for_final(batch.runs[0], timeout=10)
+    assert seen["batch"] == batch.batch_id
