@@ -27,6 +27,12 @@ The tree::
     ├── StaleAttemptError              a completion fenced out (its attempt lost its lease)
     ├── SubtaskUnwrapError             ``Result.unwrap()`` on a failed child run
     ├── RunTimeoutError                ``runs.poll`` gave up before the run finished
+    ├── StoreError                     the database refused or failed an operation
+    │   ├── StoreUnavailableError      the database could not be reached
+    │   ├── DatabaseBusyError          SQLite stayed locked by another process for too long
+    │   ├── DatabaseReadOnlyError      the SQLite file or its folder is read-only (reads work)
+    │   ├── DatabaseCorruptError       the SQLite file is not a database, or is damaged
+    │   └── DatabaseFullError          the disk holding the SQLite file is full
     └── TaskError                      raised inside task code to steer retries
         ├── AbortTaskRunError          fail now, no retries (hooks still run)
         ├── TaskPayloadParsedError     schema_task payload failed validation (no retry, no hooks)
@@ -189,6 +195,42 @@ class RunTimeoutError(ShipyardError):
     """Waiting for a run to finish took longer than allowed."""
 
     code = "RUN_TIMEOUT"
+
+
+class StoreError(ShipyardError):
+    """The database refused or failed an operation; the message says what to do."""
+
+    code = "STORE_ERROR"
+
+
+class StoreUnavailableError(StoreError):
+    """The database could not be reached (``where`` is ``host:port/dbname`` or the file)."""
+
+    code = "STORE_UNAVAILABLE"
+
+
+class DatabaseBusyError(StoreError):
+    """The SQLite database stayed locked by another process for too long."""
+
+    code = "DATABASE_BUSY"
+
+
+class DatabaseReadOnlyError(StoreError):
+    """The SQLite file (or its folder) is read-only: reading works, writing does not."""
+
+    code = "DATABASE_READ_ONLY"
+
+
+class DatabaseCorruptError(StoreError):
+    """The SQLite file is not a database, or its contents are damaged."""
+
+    code = "DATABASE_CORRUPT"
+
+
+class DatabaseFullError(StoreError):
+    """The SQLite database could not grow: its disk (or size limit) is full."""
+
+    code = "DATABASE_FULL"
 
 
 class TaskError(ShipyardError):

@@ -20,10 +20,11 @@ from shipyard import (
 )
 from shipyard.engine.engine import Engine
 from shipyard.records import RunEventRecord
+from shipyard.store.protocol import RunEventsListParams
 
 
 async def _events(engine: Engine, run_id: str, *kinds: str) -> list[RunEventRecord]:
-    events = await engine.store.run_events_list(run_id)
+    events = await engine.store.run_events_list(RunEventsListParams(engine.environment, run_id))
     return [e for e in events if not kinds or e.kind in kinds]
 
 
@@ -318,8 +319,10 @@ async def test_logs_of_each_attempt_and_status_events(engine, start_worker):
 
     events = await _events(engine, handle.id, "log", "status")
     assert [(e.kind, e.message) for e in events] == [
+        ("status", "EXECUTING"),
         ("log", "attempt 1"),
         ("status", "QUEUED"),
+        ("status", "EXECUTING"),
         ("log", "attempt 2"),
         ("status", "COMPLETED"),
     ]

@@ -23,10 +23,14 @@ from shipyard import (
     tasks,
 )
 from shipyard.engine.engine import Engine
+from shipyard.store.protocol import AttemptListParams
 
 
 async def _attempt_statuses(engine: Engine, run_id: str) -> list[str]:
-    return [a.status for a in await engine.store.attempt_list(run_id)]
+    return [
+        a.status
+        for a in await engine.store.attempt_list(AttemptListParams(engine.environment, run_id))
+    ]
 
 
 async def test_fails_twice_then_succeeds_on_attempt_three(engine, start_worker):
@@ -244,7 +248,7 @@ async def test_retry_delays_follow_the_task_retry_options(engine, start_worker):
     record = await engine.wait_for_final(handle.id, timeout=10)
     assert record.status == RunStatus.COMPLETED
 
-    attempts = await engine.store.attempt_list(handle.id)
+    attempts = await engine.store.attempt_list(AttemptListParams(engine.environment, handle.id))
     assert [a.status for a in attempts] == ["FAILED", "FAILED", "COMPLETED"]
     first_gap = attempts[1].started_at - attempts[0].finished_at  # type: ignore[operator]
     second_gap = attempts[2].started_at - attempts[1].finished_at  # type: ignore[operator]

@@ -15,6 +15,7 @@ from shipyard import idempotency_keys, queue, task, wait
 from shipyard.engine.engine import Engine
 from shipyard.records import RunRecord
 from shipyard.sdk.queues import queue_registry
+from shipyard.store.protocol import AttemptListParams, RunEventsListParams
 
 
 @pytest.fixture(autouse=True)
@@ -75,7 +76,10 @@ async def test_long_wait_releases_the_slot_and_resumes_in_the_same_coroutine(
     assert calls["other"][0] < calls["after"][0]
     assert calls["after"][0] - calls["before"][0] >= 5.9
     assert hooks == [("wait", "duration"), ("resume", "duration")]
-    assert [a.number for a in await engine.store.attempt_list(first.id)] == [1]
+    assert [
+        a.number
+        for a in await engine.store.attempt_list(AttemptListParams(engine.environment, first.id))
+    ] == [1]
 
 
 async def test_short_wait_sleeps_in_process(
@@ -91,7 +95,7 @@ async def test_short_wait_sleeps_in_process(
     handle = await short.trigger(None)
     run = await engine.wait_for_final(handle.id, timeout=5)
     assert run.status == "COMPLETED"
-    events = await engine.store.run_events_list(handle.id)
+    events = await engine.store.run_events_list(RunEventsListParams(engine.environment, handle.id))
     assert "WAITING" not in [e.message for e in events if e.kind == "status"]
 
 
@@ -139,7 +143,9 @@ async def test_parallel_durable_waits_fail_without_retry(
     assert run.status == "FAILED"
     assert error_name(run) == "ParallelWaitError"
     assert "batch_trigger_and_wait" in json.loads(run.error or "{}")["message"]
-    assert len(await engine.store.attempt_list(handle.id)) == 1
+    assert (
+        len(await engine.store.attempt_list(AttemptListParams(engine.environment, handle.id))) == 1
+    )
 
 
 async def test_replay_after_the_worker_is_gone(
@@ -195,7 +201,9 @@ async def test_replay_reaching_another_durable_call_fails_with_non_determinism(
     assert error_name(run) == "NonDeterminismError"
     message = json.loads(run.error or "{}")["message"]
     assert "wait" in message and "trigger_and_wait(w-nd-child)" in message
-    assert len(await engine.store.attempt_list(handle.id)) == 1
+    assert (
+        len(await engine.store.attempt_list(AttemptListParams(engine.environment, handle.id))) == 1
+    )
 
 
 async def test_wait_idempotency_key_keeps_the_original_deadline_on_retry(

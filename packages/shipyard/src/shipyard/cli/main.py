@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
@@ -190,13 +191,14 @@ def server(
 def migrate() -> None:
     """Apply pending database migrations (also done automatically on start)."""
     from shipyard.store import open_store
+    from shipyard.store.protocol import MigrateParams
 
     settings = _settings()
 
     async def body() -> list[str]:
         store = open_store(settings)
         try:
-            return await store.migrate()
+            return await store.migrate(MigrateParams(now=int(time.time() * 1000)))
         finally:
             await store.close()
 
@@ -378,7 +380,7 @@ def tasks_list(
                 "max_attempts": t.max_attempts,
                 "description": t.description,
             }
-            for t in await engine.store.task_list(engine.environment)
+            for t in await engine.store.task_list(_task_list_params(engine.environment))
         ]
 
     found = _run(lambda: _with_engine(settings, body))
@@ -400,3 +402,10 @@ app.add_typer(deploy_app, name="deploy")
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+def _task_list_params(environment: str) -> Any:
+    """The store's params for listing tasks (until the engine offers the listing itself)."""
+    from shipyard.store.protocol import TaskListParams
+
+    return TaskListParams(environment)

@@ -41,13 +41,22 @@ from shipyard.sdk.handles import BatchHandle, BatchResult, Result, RunHandle, Ta
 from shipyard.sdk.task import TaskRegistry, registry
 from shipyard.store import Store, open_store
 from shipyard.store.protocol import (
+    BatchGetParams,
     BatchInsertParams,
+    BatchRunsParams,
+    MigrateParams,
+    QueueListParams,
     RateTakeParams,
+    ReadyNotifyParams,
     RunCancelParams,
+    RunGetParams,
+    RunInsertManyParams,
     RunInsertParams,
     RunRescheduleParams,
+    TaskListParams,
     WaitpointCompleteParams,
     WaitpointCreateParams,
+    WaitpointGetParams,
 )
 
 PAYLOAD_MAX_BYTES = 3 * 1024 * 1024
@@ -101,7 +110,7 @@ class Engine:
             return
         async with self._start_lock:
             if not self._started:
-                await self.store.migrate()
+                await self.store.migrate(MigrateParams(now=self.clock()))
                 self._started = True
 
     async def close(self) -> None:
@@ -116,7 +125,7 @@ class Engine:
         missing = {t for t in task_ids if self.tasks.get(t) is None}
         if not missing or missing <= self._registered.keys():
             return
-        records = await self.store.task_list(self.environment)
+        records = await self.store.task_list(TaskListParams(self.environment))
         self._registered = {r.id: r for r in records}
         still = sorted(missing - self._registered.keys())
         if still:
@@ -148,7 +157,9 @@ class Engine:
         missing = names - local
         if not missing:
             return
-        registered = {q.name for q in await self.store.queue_list(self.environment)}
+        registered = {
+            q.name for q in await self.store.queue_list(QueueListParams(self.environment))
+        }
         still = sorted(missing - registered)
         if still:
             every = sorted(local | registered)
@@ -296,7 +307,8 @@ class Engine:
             task_id, payload_text, opts, self.clock(), trigger_function=trigger_function
         )
         # The store wakes workers itself when the insert commits (one NOTIFY or doorbell).
-        result = await self.store.run_insert(params, connection=connection)
+        params.connection = connection
+        result = await self.store.run_insert(params)
         # Signing a JWT costs more than the insert: the handle signs on first read, with the
         # claims (and secret) fixed now, so the token is the same as if signed here.
         secret = self._secret_key()
@@ -364,13 +376,16 @@ class Engine:
             await self._check_queues(named_queues)
         await self._take_rate(len(params))
         results = await self.store.run_insert_many(
-            params,
-            BatchInsertParams(
-                id=batch_id,
+            RunInsertManyParams(
                 environment=self.environment,
-                idempotency_key=None,
-                created_at=now,
-            ),
+                runs=params,
+                batch=BatchInsertParams(
+                    id=batch_id,
+                    environment=self.environment,
+                    idempotency_key=None,
+                    created_at=now,
+                ),
+            )
         )
         return BatchHandle(
             batch_id=batch_id,
@@ -395,7 +410,7 @@ class Engine:
         while True:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._finish_waiters.setdefault(run_id, []).append(future)
-            run = await self.store.run_get(self.environment, run_id)
+            run = await self.store.run_get(RunGetParams(self.environment, run_id))
             if run is None:
                 raise RunNotFoundError(f"Run {run_id} not found.", run_id=run_id)
             if RunStatus(run.status).is_final:
@@ -486,9 +501,12 @@ class Engine:
         )
         batch_id = waitpoint.target_id
         assert batch_id is not None
-        record = await self.store.batch_get(self.environment, batch_id)
+        record = await self.store.batch_get(BatchGetParams(self.environment, batch_id))
         ordered = loads(record.run_ids) if record is not None and record.run_ids else []
-        by_id = {r.id: r for r in await self.store.batch_runs(batch_id)}
+        by_id = {
+            r.id: r
+            for r in await self.store.batch_runs(BatchRunsParams(self.environment, batch_id))
+        }
         results = []
         for run_id in ordered:
             run = by_id.get(run_id)
@@ -502,7 +520,7 @@ class Engine:
     async def get_run(self, run_id: str) -> RunRecord:
         """A run by id, or :class:`RunNotFoundError`."""
         await self.start()
-        run = await self.store.run_get(self.environment, run_id)
+        run = await self.store.run_get(RunGetParams(self.environment, run_id))
         if run is None:
             raise RunNotFoundError(
                 f"Run {run_id} not found in environment '{self.environment}'.", run_id=run_id
@@ -526,7 +544,7 @@ class Engine:
             )
         )
         # Executing workers notice on their next ownership check; ring so it is soon.
-        await self.store.ready_notify(self.environment)
+        await self.store.ready_notify(ReadyNotifyParams(self.environment, self.clock()))
         self.run_finished(canceled)
         return await self.get_run(run_id)
 
@@ -634,7 +652,7 @@ class Engine:
     async def get_token(self, waitpoint_id: str) -> WaitpointRecord:
         """A token by id, or :class:`WaitpointNotFoundError`."""
         await self.start()
-        found = await self.store.waitpoint_get(self.environment, waitpoint_id)
+        found = await self.store.waitpoint_get(WaitpointGetParams(self.environment, waitpoint_id))
         if found is None or found.kind != "MANUAL":
             raise WaitpointNotFoundError(
                 f"Wait token {waitpoint_id} not found in environment '{self.environment}'.",

@@ -17,7 +17,12 @@ from typing import Any
 from shipyard.errors import NonDeterminismError, NotInRunError, ParallelWaitError
 from shipyard.records import WaitpointRecord
 from shipyard.sdk.context import RunScope, current_scope
-from shipyard.store.protocol import WaitpointBlockParams, WaitpointCreateParams
+from shipyard.store.protocol import (
+    WaitpointBlockParams,
+    WaitpointCreateParams,
+    WaitpointGetParams,
+    WaitpointRecordedParams,
+)
 
 # Waits up to this long sleep in process and keep the slot (SEMANTICS §5).
 IN_PROCESS_WAIT_MS = 5_000
@@ -79,9 +84,12 @@ async def _durable_call(
     attempt = driver.attempt_number()
     seq = scope.wait_seq
     scope.wait_seq += 1
-    recorded = await store.waitpoint_recorded(run_id, attempt, seq)
+    recorded = await store.waitpoint_recorded(
+        WaitpointRecordedParams(engine.environment, run_id, attempt, seq)
+    )
     _check_parallel(scope)
     params = WaitpointBlockParams(
+        environment=engine.environment,
         run_id=run_id,
         attempt_number=attempt,
         worker_id=driver.worker_id,
@@ -120,7 +128,7 @@ async def _durable_call(
     await _hooks(scope, "on_wait", info)
     await driver.park()
     await _hooks(scope, "on_resume", info)
-    found = await store.waitpoint_get(engine.environment, blocked.waitpoint.id)
+    found = await store.waitpoint_get(WaitpointGetParams(engine.environment, blocked.waitpoint.id))
     assert found is not None
     return found
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from shipyard.errors import BatchNotFoundError, ValidationError
 from shipyard.sdk.handles import BatchHandle, BatchResult
+from shipyard.store.protocol import BatchGetParams
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,7 @@ class _Batch:
 
         engine = get_engine()
         await engine.start()
-        record = await engine.store.batch_get(engine.environment, batch_id)
+        record = await engine.store.batch_get(BatchGetParams(engine.environment, batch_id))
         if record is None:
             raise BatchNotFoundError(f"Batch {batch_id} not found.", batch_id=batch_id)
         return BatchInfo(

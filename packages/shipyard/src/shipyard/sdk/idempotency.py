@@ -20,6 +20,7 @@ from typing import Literal
 
 from shipyard.errors import IdempotencyKeyError
 from shipyard.sdk.context import current_scope
+from shipyard.store.protocol import IdempotencyKeyResetParams
 
 Scope = Literal["run", "attempt", "global"]
 MAX_KEY_LENGTH = 2048
@@ -106,7 +107,9 @@ class _IdempotencyKeys:
                 raise IdempotencyKeyError("Resetting an attempt-scoped key needs attempt_number.")
             hashed = _hash(_parts(key), scope, run_id, attempt)
         engine = get_engine()
-        return await engine.store.idempotency_key_reset(engine.environment, task_id, hashed)
+        return await engine.store.idempotency_key_reset(
+            IdempotencyKeyResetParams(engine.environment, task_id, hashed, engine.clock())
+        )
 
 
 idempotency_keys = _IdempotencyKeys()

@@ -28,7 +28,7 @@ from shipyard.metadata_ops import (
 )
 from shipyard.records import NewEvent
 from shipyard.sdk.context import RunScope, current_scope
-from shipyard.store.protocol import RunMetadataParams
+from shipyard.store.protocol import RunEventsAppendParams, RunMetadataParams
 
 
 class _Mutators:
@@ -136,7 +136,9 @@ async def flush_scope(scope: RunScope) -> None:
     with scope.lock:
         events, scope.pending_events = scope.pending_events, []
     if events:
-        await scope.engine.store.run_events_append(events)
+        await scope.engine.store.run_events_append(
+            RunEventsAppendParams(scope.engine.environment, events)
+        )
     with scope.lock:
         own, scope.pending_metadata = scope.pending_metadata, []
         parent, scope.pending_parent_metadata = scope.pending_parent_metadata, []
@@ -164,6 +166,7 @@ async def _apply(scope: RunScope, run_id: str, ops: list[MetadataOp]) -> str:
     try:
         return await scope.engine.store.run_metadata_update(
             RunMetadataParams(
+                environment=scope.engine.environment,
                 run_id=run_id,
                 mutate=mutate,
                 now=now,

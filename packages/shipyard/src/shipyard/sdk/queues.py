@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from shipyard.errors import ValidationError
 from shipyard.records import QueueRecord
-from shipyard.store.protocol import QueueUpdateParams
+from shipyard.store.protocol import QueueListParams, QueueUpdateParams, ReadyNotifyParams
 
 MAX_CONCURRENCY_LIMIT = 100_000
 
@@ -137,7 +137,10 @@ class _Queues:
         engine = get_engine()
         await engine.start()
         limit = engine.settings.environment_concurrency_limit
-        return [_info(q, limit) for q in await engine.store.queue_list(engine.environment)]
+        return [
+            _info(q, limit)
+            for q in await engine.store.queue_list(QueueListParams(engine.environment))
+        ]
 
     async def retrieve(self, name: str) -> QueueInfo:
         """One queue by name."""
@@ -161,7 +164,7 @@ class _Queues:
         )
         if record is None:
             raise _unknown(name)
-        await engine.store.ready_notify(engine.environment)
+        await engine.store.ready_notify(ReadyNotifyParams(engine.environment, engine.clock()))
         return _info(record, engine.settings.environment_concurrency_limit)
 
     async def pause(self, name: str) -> QueueInfo:

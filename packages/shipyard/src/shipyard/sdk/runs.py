@@ -23,7 +23,7 @@ from shipyard.errors import RunTimeoutError, ValidationError
 from shipyard.jsonutil import loads
 from shipyard.records import AttemptRecord, RunRecord
 from shipyard.sdk.handles import RunHandle, TaskRunError
-from shipyard.store.protocol import RunListParams
+from shipyard.store.protocol import AttemptListParams, RunListParams
 
 
 def _dt(ms: int | None) -> datetime.datetime | None:
@@ -234,7 +234,7 @@ class _Runs:
 
         engine = get_engine()
         record = await engine.get_run(_run_id(run))
-        attempts = await engine.store.attempt_list(record.id)
+        attempts = await engine.store.attempt_list(AttemptListParams(engine.environment, record.id))
         return Run.from_record(record, attempts, engine.clock())
 
     async def list(

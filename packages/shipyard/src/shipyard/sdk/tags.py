@@ -39,6 +39,7 @@ class _Tags:
         await flush_scope(scope)  # earlier logs and metadata precede the tag event
         result = await scope.engine.store.run_tags_add(
             RunTagsAddParams(
+                environment=scope.engine.environment,
                 run_id=scope.ctx.run.id,
                 tags=new[: max(room, 0)],
                 max_tags=MAX_TAGS,

@@ -217,7 +217,7 @@ class _Wait:
         engine = _engine()
         await engine.start()
         statuses = [status] if isinstance(status, str) else list(status or [])
-        found = await engine.store.waitpoint_list(
+        page = await engine.store.waitpoint_list(
             WaitpointListParams(
                 environment=engine.environment,
                 statuses=["PENDING" if s == "WAITING" else s for s in statuses],
@@ -225,7 +225,7 @@ class _Wait:
                 limit=limit,
             )
         )
-        return [_info(engine, w) for w in found]
+        return [_info(engine, w) for w in page.items]
 
 
 TOKEN_PAT_TTL_S = 24 * 3600

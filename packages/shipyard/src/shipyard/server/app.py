@@ -25,7 +25,9 @@ def create_app(engine: Engine) -> FastAPI:
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
         await engine.start()
-        tasks = await engine.store.task_list(engine.environment)
+        from shipyard.store.protocol import TaskListParams
+
+        tasks = await engine.store.task_list(TaskListParams(engine.environment))
         return {
             "status": "ok",
             "version": __version__,

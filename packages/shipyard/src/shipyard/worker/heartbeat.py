@@ -22,6 +22,7 @@ class Heartbeat:
     def __init__(
         self,
         store: Store,
+        environment: str,
         worker_id: str,
         interval: float,
         lease_ms: int,
@@ -29,6 +30,7 @@ class Heartbeat:
         held: Callable[[], Sequence[str]] = tuple,
     ) -> None:
         self._store = store
+        self._environment = environment
         self._worker_id = worker_id
         self._interval = interval
         self._lease_ms = lease_ms
@@ -58,6 +60,7 @@ class Heartbeat:
         now = self._clock()
         return self._store.worker_heartbeat(
             WorkerHeartbeatParams(
+                environment=self._environment,
                 worker_id=self._worker_id,
                 now=now,
                 lease_expires_at=now + self._lease_ms,

@@ -38,15 +38,19 @@ from shipyard.sdk.metadata import flush_scope
 from shipyard.sdk.task import Task, TaskRegistry, registry
 from shipyard.store import is_unavailable
 from shipyard.store.protocol import (
-    QueueUpsertParams,
+    QueueDefinition,
     ReadyListener,
+    ReadyNotifyParams,
     RunClaimParams,
+    RunFinishManyParams,
     RunFinishParams,
+    RunOwnershipParams,
     RunReapParams,
     RunReleaseParams,
     RunScheduleParams,
     TaskRegisterParams,
     WaitpointResolveParams,
+    WorkerStopParams,
 )
 from shipyard.worker.executor import (
     AttemptControl,
@@ -208,6 +212,7 @@ class Worker:
         )
         self._heartbeat = Heartbeat(
             self.store,
+            engine.environment,
             self.id,
             self.heartbeat_interval,
             self.lease_ms,
@@ -252,6 +257,8 @@ class Worker:
         records = [self._task_record(t, now) for t in definitions]
         await self.store.task_register(
             TaskRegisterParams(
+                environment=self.engine.environment,
+                now=now,
                 worker=WorkerRecord(
                     id=self.id,
                     environment=self.engine.environment,
@@ -263,20 +270,18 @@ class Worker:
                     stopped_at=None,
                 ),
                 tasks=records,
-                queues=self._queue_params(definitions, now),
+                queues=self._queue_params(definitions),
             )
         )
 
-    def _queue_params(self, definitions: list[Task], now: int) -> list[QueueUpsertParams]:
+    def _queue_params(self, definitions: list[Task]) -> list[QueueDefinition]:
         from shipyard.sdk.queues import queue_registry
 
         limits: dict[str, int | None] = {q.name: q.concurrency_limit for q in queue_registry.all()}
         for task in definitions:
             limits[task.queue_name] = task.queue_limit
         return [
-            QueueUpsertParams(
-                environment=self.engine.environment, name=name, concurrency_limit=limit, now=now
-            )
+            QueueDefinition(name=name, concurrency_limit=limit)
             for name, limit in sorted(limits.items())
         ]
 
@@ -461,12 +466,10 @@ class Worker:
                         await flush_scope(active.scope)
                     except Exception as exc:
                         log.error("final metadata flush of %s failed: %s", active.run.id, exc)
-                # Logs emitted after the last metadata write travel with the result.
+                # Logs emitted after the last metadata write travel with the result; the
+                # database appends the status event after them.
                 events = _drain_events(active.scope)
                 now = self.engine.clock()
-                events.append(
-                    NewEvent(run_id=active.run.id, ts=now, kind="status", message=outcome.status)
-                )
                 params.append(
                     RunFinishParams(
                         run_id=active.run.id,
@@ -514,7 +517,9 @@ class Worker:
                         self._outage.failed("resolving waitpoints", exc)
             if any(o.status == RunStatus.QUEUED for _, o in batch):
                 try:
-                    await self.store.ready_notify(self.engine.environment)
+                    await self.store.ready_notify(
+                        ReadyNotifyParams(self.engine.environment, self.engine.clock())
+                    )
                 except Exception as exc:
                     # The results are written; a lost wake-up only waits for the backup poll.
                     # Raising here would end the finish loop and strand every later result.
@@ -525,7 +530,9 @@ class Worker:
         delay = 0.1
         while True:
             try:
-                accepted = await self.store.run_finish_many(params)
+                accepted = await self.store.run_finish_many(
+                    RunFinishManyParams(self.engine.environment, params)
+                )
                 self._outage.ok()
                 return accepted
             except Exception as exc:
@@ -599,7 +606,9 @@ class Worker:
             self._evict(idle)
         if not self._parked:
             return
-        for row in await self.store.run_ownership(list(self._parked)):
+        for row in await self.store.run_ownership(
+            RunOwnershipParams(self.engine.environment, list(self._parked))
+        ):
             active = self._parked.get(row.run_id)
             if active is None:
                 continue
@@ -614,7 +623,9 @@ class Worker:
         running = {rid: a for rid, a in self._active.items() if a.control.reason is None}
         if not running:
             return
-        for row in await self.store.run_ownership(list(running)):
+        for row in await self.store.run_ownership(
+            RunOwnershipParams(self.engine.environment, list(running))
+        ):
             active = running.get(row.run_id)
             if active is None or active.handle is None or active.handle.done():
                 continue
@@ -651,7 +662,9 @@ class Worker:
                 ", ".join(f"{r.run_id}→{r.status}" for r in reaped),
             )
             self.engine.run_finished([r.run_id for r in reaped if r.status != "QUEUED"])
-            await self.store.ready_notify(self.engine.environment)
+            await self.store.ready_notify(
+                ReadyNotifyParams(self.engine.environment, self.engine.clock())
+            )
         return len(reaped)
 
     # -- stopping -------------------------------------------------------------------------
@@ -686,6 +699,7 @@ class Worker:
                 for active in to_release:
                     released = await self.store.run_release(
                         RunReleaseParams(
+                            environment=self.engine.environment,
                             run_id=active.run.id,
                             attempt_number=active.run.attempt_number,
                             worker_id=self.id,
@@ -697,7 +711,9 @@ class Worker:
                         active.run.id,
                         "" if released else " (already taken)",
                     )
-                await self.store.ready_notify(self.engine.environment)
+                await self.store.ready_notify(
+                    ReadyNotifyParams(self.engine.environment, self.engine.clock())
+                )
         await self._flush_finished()
         for loop_task in self._loops:
             loop_task.cancel()
@@ -706,7 +722,9 @@ class Worker:
                 await loop_task
         self._heartbeat.stop()
         with contextlib.suppress(Exception):
-            await self.store.worker_stop(self.id, self.engine.clock())
+            await self.store.worker_stop(
+                WorkerStopParams(self.engine.environment, self.id, self.engine.clock())
+            )
         if self._listener is not None:
             self._listener.close()
         self._threads.shutdown(wait=False, cancel_futures=True)
