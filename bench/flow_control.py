@@ -115,13 +115,15 @@ def run_one(a: argparse.Namespace, env: Env, sc: Scenario, rep: int) -> dict[str
     engine = env.engine()
 
     async def enqueue() -> float:
-        from shipyard.store.protocol import QueueUpsertParams
+        from shipyard.store.protocol import QueueDefinition, QueueUpsertParams
 
         await engine.start()
         if sc.queue is not None:
             # What a worker whose code says queue(name=..., concurrency_limit=...) registers.
             await engine.store.queue_upsert(
-                [QueueUpsertParams(engine.environment, sc.queue, sc.limit, engine.now())]
+                QueueUpsertParams(
+                    engine.environment, [QueueDefinition(sc.queue, sc.limit)], engine.clock()
+                )
             )
         t0 = time.perf_counter()
         for start in range(0, a.runs, 1000):

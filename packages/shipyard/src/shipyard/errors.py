@@ -17,6 +17,7 @@ The tree::
     │   ├── SerializationError         a payload that is not JSON-serialisable
     │   │   └── JsonTooDeepError       JSON nested deeper than 64 levels of arrays/objects
     │   ├── IdempotencyKeyError        a key over 2,048 chars, or a scope without context
+    │   ├── RequestBodyError           an HTTP body that parses but means something else (422)
     │   ├── InvalidCronExpressionError a cron expression that is not 5 valid fields
     │   ├── UnknownTimezoneError       a time zone name that is not an IANA zone
     │   └── InvalidScheduleWindowError a schedule window other than "30m", "2h" or "N%"
@@ -34,6 +35,13 @@ The tree::
     ├── RunTimeoutError                ``runs.poll`` / waiting gave up before the run finished
     ├── PortInUseError                 ``shipyard dev``/``server`` cannot listen on its port
     ├── DeployError                    ``shipyard deploy`` cannot start (what is wrong, what to do)
+    │   └── EngineImageError           the engine image cannot be built here or named
+    ├── StoreError                     the database refused or failed an operation
+    │   ├── StoreUnavailableError      the database could not be reached
+    │   ├── DatabaseBusyError          SQLite stayed locked by another process for too long
+    │   ├── DatabaseReadOnlyError      the SQLite file or its folder is read-only (reads work)
+    │   ├── DatabaseCorruptError       the SQLite file is not a database, or is damaged
+    │   └── DatabaseFullError          the disk holding the SQLite file is full
     └── TaskError                      raised inside task code, or for it, to steer retries
         ├── AbortTaskRunError          fail now, no retries (hooks still run)
         ├── TaskPayloadParsedError     schema_task payload failed validation (no retry, no hooks)
@@ -150,6 +158,18 @@ class InvalidScheduleWindowError(ValidationError):
     code = "INVALID_SCHEDULE_WINDOW"
 
 
+class RequestBodyError(ValidationError):
+    """A request body that is well-formed JSON but cannot be accepted as sent (HTTP 422).
+
+    ``param`` names the field the caller should send instead.
+    """
+
+    code = "UNPROCESSABLE_BODY"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message, param=param)
+
+
 class UnknownTaskError(ShipyardError):
     """No task with this id is defined here or registered by any worker."""
 
@@ -217,6 +237,12 @@ class DeployError(ShipyardError):
         super().__init__(message, **context)
 
 
+class EngineImageError(DeployError):
+    """The engine's container image cannot be built here or named: what is wrong, what to do."""
+
+    code = "ENGINE_IMAGE_ERROR"
+
+
 class SubtaskUnwrapError(ShipyardError):
     """``Result.unwrap()`` was called on a child run that did not succeed."""
 
@@ -238,6 +264,42 @@ class PortInUseError(ShipyardError):
     """The engine server's port is taken (``port``, ``host``): pick another with ``--port``."""
 
     code = "PORT_IN_USE"
+
+
+class StoreError(ShipyardError):
+    """The database refused or failed an operation; the message says what to do."""
+
+    code = "STORE_ERROR"
+
+
+class StoreUnavailableError(StoreError):
+    """The database could not be reached (``where`` is ``host:port/dbname`` or the file)."""
+
+    code = "STORE_UNAVAILABLE"
+
+
+class DatabaseBusyError(StoreError):
+    """The SQLite database stayed locked by another process for too long."""
+
+    code = "DATABASE_BUSY"
+
+
+class DatabaseReadOnlyError(StoreError):
+    """The SQLite file (or its folder) is read-only: reading works, writing does not."""
+
+    code = "DATABASE_READ_ONLY"
+
+
+class DatabaseCorruptError(StoreError):
+    """The SQLite file is not a database, or its contents are damaged."""
+
+    code = "DATABASE_CORRUPT"
+
+
+class DatabaseFullError(StoreError):
+    """The SQLite database could not grow: its disk (or size limit) is full."""
+
+    code = "DATABASE_FULL"
 
 
 class TaskError(ShipyardError):

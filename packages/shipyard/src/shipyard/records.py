@@ -202,6 +202,17 @@ class WaitpointRecord:
     completed_at: int | None
 
 
+@dataclass(slots=True)
+class WaitpointPage:
+    """One page of tokens, newest first; listed tokens carry no ``output`` (it stays None).
+
+    ``next_cursor`` is the id to pass as the next page's cursor, None on the last page.
+    """
+
+    items: list[WaitpointRecord] = field(default_factory=list)
+    next_cursor: str | None = None
+
+
 WAITPOINT_COLUMNS = (
     "id, environment, kind, status, completes_at, timeout_at, idempotency_key, "
     "idempotency_key_expires_at, tags, output, output_is_error, target_id, created_at, "

@@ -519,10 +519,11 @@ count = int(sys.argv[4])
 async def main() -> None:
     from shipyard.engine.registry import get_engine
     from shipyard.sdk.tasks import tasks
+    from shipyard.store.protocol import TaskListParams
 
     engine = get_engine()
     await engine.start()
-    await engine.store.task_list(engine.environment)  # open the pool before the barrier
+    await engine.store.task_list(TaskListParams(engine.environment))  # open the pool first
     ready.write_text(str(os.getpid()))
     deadline = time.monotonic() + 30
     while not barrier.exists():

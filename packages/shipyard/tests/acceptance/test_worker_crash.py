@@ -18,7 +18,7 @@ import pytest
 from acceptance_support import Project
 
 from shipyard.engine.engine import Engine
-from shipyard.store.protocol import RunFinishParams
+from shipyard.store.protocol import RunFinishManyParams, RunFinishParams
 from shipyard.store.sqlite.store import SqliteStore
 
 pytestmark = pytest.mark.timeout(60)
@@ -93,7 +93,9 @@ async def test_killed_worker_run_is_reaped_and_completes_elsewhere(
             now=client_engine.now(),
             output='"late"',
         )
-        assert await store.run_finish_many([late]) == [False]
+        assert await store.run_finish_many(
+            RunFinishManyParams(client_engine.environment, [late])
+        ) == [False]
         # ...and so is a result with the right attempt number from a worker that is not the owner.
         impostor = RunFinishParams(
             run_id=handle.id,
@@ -104,7 +106,9 @@ async def test_killed_worker_run_is_reaped_and_completes_elsewhere(
             now=client_engine.now(),
             output='"impostor"',
         )
-        assert await store.run_finish_many([impostor]) == [False]
+        assert await store.run_finish_many(
+            RunFinishManyParams(client_engine.environment, [impostor])
+        ) == [False]
         run = project.run_row(handle.id)
         assert (run["status"], run["output"]) == ("EXECUTING", None)
         assert project.attempts(handle.id) == [(1, "CRASHED"), (2, "EXECUTING")]
@@ -118,7 +122,9 @@ async def test_killed_worker_run_is_reaped_and_completes_elsewhere(
 
         # After the run finished, the late result is still rejected and changes nothing.
         late.now = client_engine.now()
-        assert await store.run_finish_many([late]) == [False]
+        assert await store.run_finish_many(
+            RunFinishManyParams(client_engine.environment, [late])
+        ) == [False]
     finally:
         await store.close()
     after = project.run_row(handle.id)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from shipyard.store.postgres import PostgresStore
-from shipyard.store.protocol import Store
+from shipyard.store.protocol import MigrateParams, Store
 from shipyard.store.sqlite import SqliteStore
 from shipyard.testing.postgres import databases, require_postgres
 
@@ -43,7 +43,7 @@ BACKENDS: dict[str, Callable[[Path], Awaitable[tuple[Store, Callable[[], Awaitab
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     """A migrated, empty store of each backend."""
     instance, cleanup = await BACKENDS[request.param](tmp_path)
-    await instance.migrate()
+    await instance.migrate(MigrateParams(now=0))
     yield instance
     await instance.close()
     await cleanup()

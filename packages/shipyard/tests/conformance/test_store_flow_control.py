@@ -5,9 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 
-from test_store_runs import ENV, RELEASE, claim, register, run_params
+from test_store_runs import (
+    ENV,
+    RELEASE,
+    claim,
+    events,
+    finish_many,
+    get,
+    insert_many,
+    register,
+    run_params,
+)
 
 from shipyard.store.protocol import (
+    QueueDefinition,
+    QueueListParams,
     QueueUpdateParams,
     QueueUpsertParams,
     RateTakeParams,
@@ -27,11 +39,11 @@ FINAL = frozenset(
 
 
 async def limit_queue(store: Store, name: str, limit: int | None) -> None:
-    await store.queue_upsert([QueueUpsertParams(ENV, name, limit, 0)])
+    await store.queue_upsert(QueueUpsertParams(ENV, [QueueDefinition(name, limit)], 0))
 
 
 async def running(store: Store, queue: str) -> int:
-    found = [q for q in await store.queue_list(ENV) if q.name == queue]
+    found = [q for q in await store.queue_list(QueueListParams(ENV)) if q.name == queue]
     return found[0].running if found else 0
 
 
@@ -48,12 +60,12 @@ def finish(run_id: str, attempt: int = 1, worker: str = "w1", status: str = "COM
 async def test_queue_limit_holds_and_frees_on_finish(store: Store) -> None:
     await register(store)
     await limit_queue(store, "task/t", 2)
-    await store.run_insert_many([run_params() for _ in range(5)])
+    await insert_many(store, [run_params() for _ in range(5)])
     first = await store.run_claim(claim_env())
     assert len(first) == 2
     assert await store.run_claim(claim_env(worker="w2")) == []
     assert await running(store, "task/t") == 2
-    assert await store.run_finish_many([finish(first[0].id)]) == [True]
+    assert await finish_many(store, finish(first[0].id)) == [True]
     assert await running(store, "task/t") == 1
     second = await store.run_claim(claim_env(worker="w2"))
     assert len(second) == 1
@@ -62,7 +74,7 @@ async def test_queue_limit_holds_and_frees_on_finish(store: Store) -> None:
 async def test_concurrent_claims_never_exceed_the_limit(store: Store) -> None:
     await register(store)
     await limit_queue(store, "task/t", 3)
-    await store.run_insert_many([run_params() for _ in range(30)])
+    await insert_many(store, [run_params() for _ in range(30)])
     batches = await asyncio.gather(*[store.run_claim(claim_env(worker=f"w{i}")) for i in range(8)])
     assert sum(len(b) for b in batches) == 3
 
@@ -71,7 +83,7 @@ async def test_each_concurrency_key_gets_the_queue_limit(store: Store) -> None:
     await register(store)
     await limit_queue(store, "task/t", 1)
     for key in ("a", "b", "c"):
-        await store.run_insert_many([run_params(concurrency_key=key) for _ in range(3)])
+        await insert_many(store, [run_params(concurrency_key=key) for _ in range(3)])
     claimed = await store.run_claim(claim_env())
     assert sorted(r.concurrency_key or "" for r in claimed) == ["a", "b", "c"]
     assert await store.run_claim(claim_env(worker="w2")) == []
@@ -81,8 +93,8 @@ async def test_each_concurrency_key_gets_the_queue_limit(store: Store) -> None:
 async def test_environment_limit_with_burst_and_per_queue_cap(store: Store) -> None:
     await register(store, task_id="t")
     await register(store, task_id="u")
-    await store.run_insert_many([run_params(task_id="t") for _ in range(10)])
-    await store.run_insert_many([run_params(task_id="u") for _ in range(10)])
+    await insert_many(store, [run_params(task_id="t") for _ in range(10)])
+    await insert_many(store, [run_params(task_id="u") for _ in range(10)])
     params = claim_env(limit=50, environment_limit=3)
     params.task_ids = ["t", "u"]
     claimed = await store.run_claim(params)
@@ -94,7 +106,7 @@ async def test_environment_limit_with_burst_and_per_queue_cap(store: Store) -> N
 async def test_pause_stops_claims_and_resume_restarts_them(store: Store) -> None:
     await register(store)
     await limit_queue(store, "task/t", None)
-    await store.run_insert_many([run_params() for _ in range(2)])
+    await insert_many(store, [run_params() for _ in range(2)])
     paused = await store.queue_update(QueueUpdateParams(ENV, "task/t", 5, paused=True))
     assert paused is not None and paused.paused and paused.queued == 2
     assert await store.run_claim(claim_env()) == []
@@ -107,10 +119,10 @@ async def test_registering_again_keeps_pause_and_override(store: Store) -> None:
     await limit_queue(store, "q", 5)
     await store.queue_update(QueueUpdateParams(ENV, "q", 1, paused=True, limit_override=2))
     await limit_queue(store, "q", 7)
-    [queue] = [q for q in await store.queue_list(ENV) if q.name == "q"]
+    [queue] = [q for q in await store.queue_list(QueueListParams(ENV)) if q.name == "q"]
     assert (queue.paused, queue.limit_override, queue.concurrency_limit) == (1, 2, 7)
     await store.queue_update(QueueUpdateParams(ENV, "q", 2, clear_override=True))
-    [queue] = [q for q in await store.queue_list(ENV) if q.name == "q"]
+    [queue] = [q for q in await store.queue_list(QueueListParams(ENV)) if q.name == "q"]
     assert queue.limit_override is None
 
 
@@ -118,20 +130,20 @@ async def test_limit_override_applies_to_claims(store: Store) -> None:
     await register(store)
     await limit_queue(store, "task/t", 1)
     await store.queue_update(QueueUpdateParams(ENV, "task/t", 1, limit_override=4))
-    await store.run_insert_many([run_params() for _ in range(6)])
+    await insert_many(store, [run_params() for _ in range(6)])
     assert len(await store.run_claim(claim_env())) == 4
 
 
 async def test_slots_return_on_every_way_out_of_executing(store: Store) -> None:
     await register(store, max_attempts=5)
-    await store.run_insert_many([run_params() for _ in range(5)])
+    await insert_many(store, [run_params() for _ in range(5)])
     a, b, c, d, e = await store.run_claim(claim_env())
     assert await running(store, "task/t") == 5
-    await store.run_finish_many([finish(a.id)])
-    await store.run_finish_many(
-        [RunFinishParams(b.id, 1, "w1", "QUEUED", "FAILED", 3_000, error="{}", retry_at=9_000)]
+    await finish_many(store, finish(a.id))
+    await finish_many(
+        store, RunFinishParams(b.id, 1, "w1", "QUEUED", "FAILED", 3_000, error="{}", retry_at=9_000)
     )
-    await store.run_release(RunReleaseParams(c.id, 1, "w1", 3_000))
+    await store.run_release(RunReleaseParams(ENV, c.id, 1, "w1", 3_000))
     await store.run_cancel(RunCancelParams(ENV, d.id, 3_000, FINAL, "{}"))
     await store.run_reap_expired(RunReapParams(ENV, 10**12, "{}"))
     assert await running(store, "task/t") == 0
@@ -167,19 +179,19 @@ async def test_ttl_expires_only_runs_that_never_started(store: Store) -> None:
     never = await store.run_insert(run_params(ttl_ms=1_000, ttl_expires_at=2_000))
     started = await store.run_insert(run_params(ttl_ms=1_000, ttl_expires_at=2_000))
     # Start one (it then fails and is queued for a retry): a retried run never expires.
-    await store.queue_upsert([QueueUpsertParams(ENV, "task/t", 1, 0)])
+    await store.queue_upsert(QueueUpsertParams(ENV, [QueueDefinition("task/t", 1)], 0))
     [claimed] = await store.run_claim(claim_env())
     assert claimed.id in (never.run.id, started.run.id)
-    await store.run_finish_many(
-        [RunFinishParams(claimed.id, 1, "w1", "QUEUED", "FAILED", 3_000, error="{}")]
+    await finish_many(
+        store, RunFinishParams(claimed.id, 1, "w1", "QUEUED", "FAILED", 3_000, error="{}")
     )
     done = await store.run_schedule_due(RunScheduleParams(ENV, 2_000, '{"name":"Expired"}'))
     other = never.run.id if claimed.id == started.run.id else started.run.id
     assert done.expired == [other]
-    expired = await store.run_get(ENV, other)
+    expired = await get(store, other)
     assert expired is not None
     assert (expired.status, expired.expired_at, expired.finished_at) == ("EXPIRED", 2_000, 2_000)
-    retried = await store.run_get(ENV, claimed.id)
+    retried = await get(store, claimed.id)
     assert retried is not None and retried.status == "QUEUED"
 
 
@@ -220,7 +232,7 @@ async def test_debounce_leading_keeps_the_first_payload_and_only_pushes_later(st
     third = await store.run_insert(debounced('"c"', 1_600, 2_000))  # earlier: no move
     assert first.run.id == second.run.id == third.run.id
     assert not second.cached
-    run = await store.run_get(ENV, first.run.id)
+    run = await get(store, first.run.id)
     assert run is not None and (run.payload, run.delay_until) == ('"a"', 3_000)
 
 
@@ -229,7 +241,7 @@ async def test_debounce_trailing_takes_the_last_trigger(store: Store) -> None:
     await store.run_insert(
         debounced('"z"', 2_000, 4_000, debounce_trailing=True, tags=("y",), machine="micro")
     )
-    run = await store.run_get(ENV, first.run.id)
+    run = await get(store, first.run.id)
     assert run is not None
     assert (run.payload, run.delay_until, run.machine) == ('"z"', 4_000, "micro")
     assert json.loads(run.tags) == ["y"]
@@ -239,7 +251,7 @@ async def test_debounce_max_delay_starts_a_new_run(store: Store) -> None:
     first = await store.run_insert(debounced('"a"', 1_000, 3_000, debounce_max_delay_ms=5_000))
     second = await store.run_insert(debounced('"b"', 5_000, 7_000, debounce_max_delay_ms=5_000))
     assert second.run.id != first.run.id
-    old = await store.run_get(ENV, first.run.id)
+    old = await get(store, first.run.id)
     assert old is not None and old.delay_until == 3_000  # left to run at its time
 
 
@@ -287,3 +299,34 @@ async def test_rate_bucket_refills_over_time(store: Store) -> None:
     assert 900 <= wait <= 1_000
     assert await store.environment_rate_take(take(1, 1_000)) == 0
     assert await store.environment_rate_take(take(5, 1_000)) > 0  # more than the bucket holds
+
+
+async def test_promotion_and_expiry_each_append_one_status_event(store: Store) -> None:
+    delayed = await store.run_insert(
+        run_params(status="DELAYED", delay_until=5_000, available_at=5_000, queued_at=5_000)
+    )
+    stale = await store.run_insert(run_params(ttl_ms=1_000, ttl_expires_at=2_000))
+    done = await store.run_schedule_due(RunScheduleParams(ENV, 5_000, "{}"))
+    assert (done.promoted, done.expired) == ([delayed.run.id], [stale.run.id])
+    assert await events(store, delayed.run.id) == [("status", "QUEUED")]
+    assert await events(store, stale.run.id) == [("status", "EXPIRED")]
+    again = await store.run_schedule_due(RunScheduleParams(ENV, 6_000, "{}"))
+    assert (again.promoted, again.expired) == ([], [])
+    assert await events(store, delayed.run.id) == [("status", "QUEUED")]
+
+
+async def test_debounce_push_is_not_a_status_change(store: Store) -> None:
+    first = await store.run_insert(debounced('"a"', 1_000, 3_000))
+    await store.run_insert(debounced('"b"', 1_500, 4_000, debounce_trailing=True))
+    assert await events(store, first.run.id) == []
+
+
+async def test_rate_bucket_is_per_environment(store: Store) -> None:
+    def take(environment: str) -> RateTakeParams:
+        return RateTakeParams(
+            environment, 1, 0, bucket_size=1, refill_tokens=1, refill_interval_ms=1
+        )
+
+    assert await store.environment_rate_take(take(ENV)) == 0
+    assert await store.environment_rate_take(take("other-env")) == 0
+    assert await store.environment_rate_take(take(ENV)) > 0

@@ -6,24 +6,42 @@ import asyncio
 import json
 from dataclasses import replace
 
+import pytest
+
+from shipyard.errors import RunNotFoundError
 from shipyard.ids import new_id
-from shipyard.records import NewEvent, TaskRecord, WorkerRecord
+from shipyard.records import AttemptRecord, NewEvent, RunRecord, TaskRecord, WorkerRecord
 from shipyard.statuses import FINAL_STATUSES, IDEMPOTENCY_RELEASE_STATUSES
 from shipyard.store.protocol import (
+    AttemptListParams,
+    BatchGetParams,
     BatchInsertParams,
-    QueueUpsertParams,
+    BatchRunsParams,
+    IdempotencyKeyResetParams,
+    MigrateParams,
+    QueueDefinition,
     RunCancelParams,
     RunClaimParams,
+    RunEventsAppendParams,
+    RunEventsListParams,
+    RunFinishManyParams,
     RunFinishParams,
+    RunGetParams,
+    RunInsertManyParams,
     RunInsertParams,
+    RunInsertResult,
     RunListParams,
     RunMetadataParams,
+    RunOwnershipParams,
     RunReapParams,
     RunReleaseParams,
     RunTagsAddParams,
     Store,
+    TaskListParams,
     TaskRegisterParams,
     WorkerHeartbeatParams,
+    WorkerListLiveParams,
+    WorkerStopParams,
 )
 
 ENV = "test"
@@ -59,8 +77,10 @@ def claim(
 async def register(store: Store, task_id: str = "t", max_attempts: int = 3) -> None:
     await store.task_register(
         TaskRegisterParams(
-            worker=WorkerRecord("w1", ENV, "host", 1, None, 0, 0, None),
-            queues=[QueueUpsertParams(ENV, f"task/{task_id}", None, 0)],
+            ENV,
+            WorkerRecord("w1", ENV, "host", 1, None, 0, 0, None),
+            0,
+            queues=[QueueDefinition(f"task/{task_id}", None)],
             tasks=[
                 TaskRecord(
                     ENV,
@@ -81,15 +101,40 @@ async def register(store: Store, task_id: str = "t", max_attempts: int = 3) -> N
     )
 
 
+async def get(store: Store, run_id: str) -> RunRecord | None:
+    return await store.run_get(RunGetParams(ENV, run_id))
+
+
+async def finish_many(store: Store, *finishes: RunFinishParams) -> list[bool]:
+    return await store.run_finish_many(RunFinishManyParams(ENV, list(finishes)))
+
+
+async def insert_many(
+    store: Store, runs: list[RunInsertParams], batch: BatchInsertParams | None = None
+) -> list[RunInsertResult]:
+    return await store.run_insert_many(RunInsertManyParams(ENV, runs, batch))
+
+
+async def attempts(store: Store, run_id: str) -> list[AttemptRecord]:
+    return await store.attempt_list(AttemptListParams(ENV, run_id))
+
+
+async def events(store: Store, run_id: str, *kinds: str) -> list[tuple[str, str]]:
+    """A run's events as (kind, message), oldest first, optionally only of ``kinds``."""
+    found = await store.run_events_list(RunEventsListParams(ENV, run_id))
+    assert [e.id for e in found] == sorted(e.id for e in found)
+    return [(e.kind, e.message) for e in found if not kinds or e.kind in kinds]
+
+
 async def test_insert_and_get(store: Store) -> None:
     result = await store.run_insert(run_params(tags=("a", "b"), metadata='{"k":1}'))
     assert not result.cached
-    run = await store.run_get(ENV, result.run.id)
+    run = await get(store, result.run.id)
     assert run is not None
     assert (run.status, run.payload, run.metadata) == ("QUEUED", '{"n":1}', '{"k":1}')
     assert json.loads(run.tags) == ["a", "b"]
     assert run.attempt_number == 0
-    assert await store.run_get("other-env", result.run.id) is None
+    assert await store.run_get(RunGetParams("other-env", result.run.id)) is None
 
 
 async def test_idempotency_key_returns_live_run(store: Store) -> None:
@@ -112,14 +157,14 @@ async def test_idempotency_key_released_by_failed_run_and_expiry(store: Store) -
         run_params(idempotency_key="k", idempotency_key_expires_at=10**12)
     )
     [claimed] = await store.run_claim(claim(store))
-    await store.run_finish_many(
-        [RunFinishParams(claimed.id, 1, "w1", "FAILED", "FAILED", 3_000, error='{"name":"E"}')]
+    await finish_many(
+        store, RunFinishParams(claimed.id, 1, "w1", "FAILED", "FAILED", 3_000, error='{"name":"E"}')
     )
     again = await store.run_insert(
         run_params(idempotency_key="k", idempotency_key_expires_at=5_000)
     )
     assert not again.cached and again.run.id != first.run.id
-    old = await store.run_get(ENV, first.run.id)
+    old = await get(store, first.run.id)
     assert old is not None and old.idempotency_key is None
     # Expired key (expires_at 5_000 <= created_at 6_000) → new run.
     third = await store.run_insert(
@@ -142,18 +187,21 @@ async def test_concurrent_inserts_with_one_key_make_one_run(store: Store) -> Non
 async def test_insert_many_with_batch_keeps_order(store: Store) -> None:
     batch_id = new_id("batch")
     params = [run_params(batch_id=batch_id, batch_index=i) for i in range(5)]
-    results = await store.run_insert_many(params, BatchInsertParams(batch_id, ENV, None, 1_000))
+    results = await insert_many(store, params, BatchInsertParams(batch_id, ENV, None, 1_000))
     assert [r.run.id for r in results] == [p.id for p in params]
-    batch = await store.batch_get(ENV, batch_id)
+    batch = await store.batch_get(BatchGetParams(ENV, batch_id))
     assert batch is not None and batch.run_count == 5
-    assert [r.id for r in await store.batch_runs(batch_id)] == [p.id for p in params]
+    assert [r.id for r in await store.batch_runs(BatchRunsParams(ENV, batch_id))] == [
+        p.id for p in params
+    ]
+    assert await store.batch_runs(BatchRunsParams("other-env", batch_id)) == []
 
 
 async def test_insert_many_duplicate_key_in_one_batch_resolves_to_one_run(store: Store) -> None:
     params = [
         run_params(idempotency_key="dup", idempotency_key_expires_at=10**12) for _ in range(3)
     ]
-    results = await store.run_insert_many(params)
+    results = await insert_many(store, params)
     assert len({r.run.id for r in results}) == 1
     assert [r.cached for r in results] == [False, True, True]
 
@@ -183,7 +231,7 @@ async def test_claim_skips_other_tasks_and_future_runs(store: Store) -> None:
 
 async def test_concurrent_claims_never_share_a_run(store: Store) -> None:
     await register(store)
-    await store.run_insert_many([run_params() for _ in range(50)])
+    await insert_many(store, [run_params() for _ in range(50)])
     batches = await asyncio.gather(
         *[store.run_claim(claim(store, worker=f"w{i}", limit=7)) for i in range(10)]
     )
@@ -207,8 +255,8 @@ async def test_finish_is_fenced_by_attempt_and_owner(store: Store) -> None:
         output='"ok"',
         events=[NewEvent(run.id, 3_000, "log", "hello", "info")],
     )
-    assert await store.run_finish_many([stale, wrong_owner, good]) == [False, False, True]
-    done = await store.run_get(ENV, run.id)
+    assert await finish_many(store, stale, wrong_owner, good) == [False, False, True]
+    done = await get(store, run.id)
     assert done is not None
     assert (done.status, done.output, done.finished_at, done.lease_owner) == (
         "COMPLETED",
@@ -216,31 +264,35 @@ async def test_finish_is_fenced_by_attempt_and_owner(store: Store) -> None:
         3_000,
         None,
     )
-    assert await store.run_finish_many([good]) == [False]  # a second completion is rejected
-    [attempt] = await store.attempt_list(run.id)
+    assert await finish_many(store, good) == [False]  # a second completion is rejected
+    [attempt] = await attempts(store, run.id)
     assert (attempt.number, attempt.status, attempt.finished_at) == (1, "COMPLETED", 3_000)
-    events = await store.run_events_list(run.id)
-    assert [(e.kind, e.message) for e in events] == [("log", "hello")]
+    assert await events(store, run.id) == [
+        ("status", "EXECUTING"),
+        ("log", "hello"),
+        ("status", "COMPLETED"),
+    ]
 
 
 async def test_retry_requeues_with_available_at(store: Store) -> None:
     await register(store)
     await store.run_insert(run_params())
     [run] = await store.run_claim(claim(store))
-    await store.run_finish_many(
-        [RunFinishParams(run.id, 1, "w1", "QUEUED", "FAILED", 3_000, error="{}", retry_at=5_000)]
+    await finish_many(
+        store,
+        RunFinishParams(run.id, 1, "w1", "QUEUED", "FAILED", 3_000, error="{}", retry_at=5_000),
     )
     assert await store.run_claim(claim(store, now=4_999)) == []
     [again] = await store.run_claim(claim(store, now=5_000))
     assert again.attempt_number == 2 and again.started_at == 2_000
-    assert [a.status for a in await store.attempt_list(run.id)] == ["FAILED", "EXECUTING"]
+    assert [a.status for a in await attempts(store, run.id)] == ["FAILED", "EXECUTING"]
 
 
 async def test_heartbeat_extends_leases_and_reaper_crashes_or_requeues(store: Store) -> None:
     await register(store, max_attempts=2)
     await store.run_insert(run_params())
     [run] = await store.run_claim(claim(store, now=2_000))  # lease until 3_000
-    assert store.worker_heartbeat(WorkerHeartbeatParams("w1", 2_500, 4_000, [run.id])) == 1
+    assert store.worker_heartbeat(WorkerHeartbeatParams(ENV, "w1", 2_500, 4_000, [run.id])) == 1
     reap = RunReapParams(ENV, 3_500, '{"name":"Lost"}')
     assert await store.run_reap_expired(reap) == []  # extended to 4_000
     [reaped] = await store.run_reap_expired(replace(reap, now=4_001))
@@ -249,24 +301,24 @@ async def test_heartbeat_extends_leases_and_reaper_crashes_or_requeues(store: St
     assert again.attempt_number == 2
     [final] = await store.run_reap_expired(replace(reap, now=10_000))
     assert final.status == "CRASHED"
-    crashed = await store.run_get(ENV, run.id)
+    crashed = await get(store, run.id)
     assert crashed is not None and crashed.finished_at == 10_000
-    assert [a.status for a in await store.attempt_list(run.id)] == ["CRASHED", "CRASHED"]
+    assert [a.status for a in await attempts(store, run.id)] == ["CRASHED", "CRASHED"]
     late = RunFinishParams(run.id, 1, "w1", "COMPLETED", "COMPLETED", 11_000, output='"late"')
-    assert await store.run_finish_many([late]) == [False]
+    assert await finish_many(store, late) == [False]
 
 
 async def test_release_does_not_count_the_attempt(store: Store) -> None:
     await register(store)
     await store.run_insert(run_params())
     [run] = await store.run_claim(claim(store))
-    assert await store.run_release(RunReleaseParams(run.id, 1, "w1", 2_500))
-    released = await store.run_get(ENV, run.id)
+    assert await store.run_release(RunReleaseParams(ENV, run.id, 1, "w1", 2_500))
+    released = await get(store, run.id)
     assert released is not None
     assert (released.status, released.attempt_number) == ("QUEUED", 0)
     [again] = await store.run_claim(claim(store, now=3_000))
     assert again.attempt_number == 1
-    assert [a.status for a in await store.attempt_list(run.id)] == ["RELEASED", "EXECUTING"]
+    assert [a.status for a in await attempts(store, run.id)] == ["RELEASED", "EXECUTING"]
 
 
 async def test_cancel_is_recursive_and_skips_final_runs(store: Store) -> None:
@@ -312,15 +364,18 @@ async def test_metadata_update_is_atomic_read_modify_write(store: Store) -> None
         return json.dumps(data)
 
     await asyncio.gather(
-        *[store.run_metadata_update(RunMetadataParams(run.id, increment, 2_000)) for _ in range(25)]
+        *[
+            store.run_metadata_update(RunMetadataParams(ENV, run.id, increment, 2_000))
+            for _ in range(25)
+        ]
     )
-    stored = await store.run_get(ENV, run.id)
+    stored = await get(store, run.id)
     assert stored is not None and json.loads(stored.metadata) == {"n": 25}
 
 
 async def test_tags_add_dedupes_and_caps(store: Store) -> None:
     run = (await store.run_insert(run_params(tags=("a",)))).run
-    tags = await store.run_tags_add(RunTagsAddParams(run.id, ["a", "b", "c"], 2, 2_000))
+    tags = await store.run_tags_add(RunTagsAddParams(ENV, run.id, ["a", "b", "c"], 2, 2_000))
     assert tags == ["a", "b"]
     listed = await store.run_list(RunListParams(ENV, tag="b"))
     assert [r.id for r in listed.items] == [run.id]
@@ -328,22 +383,216 @@ async def test_tags_add_dedupes_and_caps(store: Store) -> None:
 
 async def test_tasks_and_workers(store: Store) -> None:
     await register(store, task_id="t1")
-    assert [t.id for t in await store.task_list(ENV)] == ["t1"]
-    assert [w.id for w in await store.worker_list_live(ENV, since=0)] == ["w1"]
-    await store.worker_stop("w1", 5)
-    assert await store.worker_list_live(ENV, since=0) == []
+    assert [t.id for t in await store.task_list(TaskListParams(ENV))] == ["t1"]
+    assert await store.task_list(TaskListParams("other-env")) == []
+    assert [w.id for w in await store.worker_list_live(WorkerListLiveParams(ENV, 0))] == ["w1"]
+    await store.worker_stop(WorkerStopParams("other-env", "w1", 5))  # not that worker
+    assert len(await store.worker_list_live(WorkerListLiveParams(ENV, 0))) == 1
+    await store.worker_stop(WorkerStopParams(ENV, "w1", 5))
+    assert await store.worker_list_live(WorkerListLiveParams(ENV, 0)) == []
 
 
 async def test_migrate_is_idempotent(store: Store) -> None:
-    assert await store.migrate() == []
+    assert await store.migrate(MigrateParams(now=0)) == []
 
 
 async def test_heartbeat_does_not_keep_runs_the_worker_does_not_hold(store: Store) -> None:
     # A claim whose result never reached the worker (connection lost) leaves runs leased to
     # it that it is not running: its heartbeats must not keep them, so the reaper frees them.
     await register(store)
-    await store.run_insert_many([run_params() for _ in range(2)])
+    await insert_many(store, [run_params() for _ in range(2)])
     held, orphan = await store.run_claim(claim(store, now=2_000))  # leases until 3_000
-    assert store.worker_heartbeat(WorkerHeartbeatParams("w1", 2_500, 9_000, [held.id])) == 1
+    assert store.worker_heartbeat(WorkerHeartbeatParams(ENV, "w1", 2_500, 9_000, [held.id])) == 1
     [reaped] = await store.run_reap_expired(RunReapParams(ENV, 3_500, "{}"))
     assert (reaped.run_id, reaped.status) == (orphan.id, "QUEUED")
+
+
+# -- status events: appended by the database, one per status change, after the logs ------------
+
+
+async def test_claim_and_finish_each_append_one_status_event_after_the_logs(store: Store) -> None:
+    await register(store)
+    run = (await store.run_insert(run_params())).run
+    assert await events(store, run.id) == []  # creating a run is not a status change
+    [claimed] = await store.run_claim(claim(store, now=2_000))
+    assert await events(store, run.id) == [("status", "EXECUTING")]
+    logs = [NewEvent(run.id, 2_500 + i, "log", f"line {i}", "info") for i in range(3)]
+    retry = RunFinishParams(
+        claimed.id, 1, "w1", "QUEUED", "FAILED", 3_000, error="{}", retry_at=3_000, events=logs
+    )
+    assert await finish_many(store, retry) == [True]
+    [again] = await store.run_claim(claim(store, now=3_000))
+    done = RunFinishParams(again.id, 2, "w1", "COMPLETED", "COMPLETED", 4_000, output="1")
+    assert await finish_many(store, done) == [True]
+    assert await events(store, run.id) == [
+        ("status", "EXECUTING"),
+        ("log", "line 0"),
+        ("log", "line 1"),
+        ("log", "line 2"),
+        ("status", "QUEUED"),
+        ("status", "EXECUTING"),
+        ("status", "COMPLETED"),
+    ]
+    found = await store.run_events_list(RunEventsListParams(ENV, run.id))
+    # The status event is dated by the change (the caller's now), not by a clock of the store.
+    assert [e.ts for e in found if e.kind == "status"] == [2_000, 3_000, 3_000, 4_000]
+
+
+async def test_a_rejected_finish_writes_neither_its_events_nor_a_status(store: Store) -> None:
+    await register(store)
+    run = (await store.run_insert(run_params())).run
+    await store.run_claim(claim(store))
+    stale = RunFinishParams(
+        run.id,
+        1,
+        "w9",
+        "COMPLETED",
+        "COMPLETED",
+        3_000,
+        events=[NewEvent(run.id, 3_000, "log", "x")],
+    )
+    assert await finish_many(store, stale) == [False]
+    assert await events(store, run.id) == [("status", "EXECUTING")]
+
+
+async def test_batched_finishes_keep_each_runs_logs_before_its_status(store: Store) -> None:
+    await register(store)
+    made = [r.run for r in await insert_many(store, [run_params() for _ in range(3)])]
+    claimed = await store.run_claim(claim(store))
+    finishes = [
+        RunFinishParams(
+            r.id,
+            1,
+            "w1" if i != 1 else "w9",  # the second is stale
+            "COMPLETED",
+            "COMPLETED",
+            3_000,
+            output="1",
+            events=[NewEvent(r.id, 3_000, "log", f"a{i}"), NewEvent(r.id, 3_000, "log", f"b{i}")],
+        )
+        for i, r in enumerate(claimed)
+    ]
+    assert await finish_many(store, *finishes) == [True, False, True]
+    by_id = {r.id: i for i, r in enumerate(claimed)}
+    for run in made:
+        i = by_id[run.id]
+        expected = [("status", "EXECUTING")]
+        if i != 1:
+            expected += [("log", f"a{i}"), ("log", f"b{i}"), ("status", "COMPLETED")]
+        assert await events(store, run.id) == expected
+
+
+async def test_cancel_cascade_appends_one_status_event_per_canceled_run(store: Store) -> None:
+    await register(store)
+    parent = (await store.run_insert(run_params())).run
+    [executing] = await store.run_claim(claim(store))
+    child = (await store.run_insert(run_params(parent_run_id=parent.id))).run
+    done = (await store.run_insert(run_params(task_id="u", parent_run_id=parent.id))).run
+    await register(store, task_id="u")
+    [u] = await store.run_claim(claim(store, task_ids=("u",)))
+    await finish_many(store, RunFinishParams(u.id, 1, "w1", "COMPLETED", "COMPLETED", 3_000))
+    cancel = RunCancelParams(ENV, parent.id, 5_000, FINAL, '{"name":"Canceled"}')
+    assert set(await store.run_cancel(cancel)) == {parent.id, child.id}
+    assert executing.id == parent.id
+    assert await events(store, parent.id) == [("status", "EXECUTING"), ("status", "CANCELED")]
+    assert await events(store, child.id) == [("status", "CANCELED")]
+    assert await events(store, done.id, "status") == [
+        ("status", "EXECUTING"),
+        ("status", "COMPLETED"),
+    ]
+    await store.run_cancel(cancel)  # nothing left to cancel: no event
+    assert await events(store, parent.id) == [("status", "EXECUTING"), ("status", "CANCELED")]
+
+
+async def test_reap_appends_a_status_event_for_each_run_taken_back(store: Store) -> None:
+    await register(store, max_attempts=1)
+    first, second = [r.run for r in await insert_many(store, [run_params(), run_params()])]
+    await store.run_claim(claim(store, now=2_000))
+    reaped = await store.run_reap_expired(RunReapParams(ENV, 10_000, "{}"))
+    assert {r.status for r in reaped} == {"CRASHED"}
+    for run in (first, second):
+        assert await events(store, run.id) == [("status", "EXECUTING"), ("status", "CRASHED")]
+    found = await store.run_events_list(RunEventsListParams(ENV, first.id))
+    assert found[-1].ts == 10_000
+
+
+async def test_release_appends_a_queued_status_event(store: Store) -> None:
+    await register(store)
+    run = (await store.run_insert(run_params())).run
+    await store.run_claim(claim(store))
+    assert await store.run_release(RunReleaseParams(ENV, run.id, 1, "w1", 2_500))
+    assert await events(store, run.id) == [("status", "EXECUTING"), ("status", "QUEUED")]
+
+
+# -- every operation is scoped by its environment ------------------------------------------------
+
+
+async def test_operations_on_another_environments_run_change_nothing(store: Store) -> None:
+    await register(store)
+    run = (await store.run_insert(run_params(metadata='{"n":0}'))).run
+    [claimed] = await store.run_claim(claim(store))
+    other = "other-env"
+    finish = RunFinishParams(run.id, 1, "w1", "COMPLETED", "COMPLETED", 3_000, output="1")
+    assert await store.run_finish_many(RunFinishManyParams(other, [finish])) == [False]
+    assert await store.run_release(RunReleaseParams(other, run.id, 1, "w1", 3_000)) is False
+    beat = WorkerHeartbeatParams(other, "w1", 2_500, 9_000, [run.id])
+    assert store.worker_heartbeat(beat) == 0
+    assert await store.run_ownership(RunOwnershipParams(other, [run.id])) == []
+    assert await store.attempt_list(AttemptListParams(other, run.id)) == []
+    assert await store.run_events_list(RunEventsListParams(other, run.id)) == []
+    with pytest.raises(RunNotFoundError):
+        await store.run_metadata_update(RunMetadataParams(other, run.id, lambda t: "{}", 3_000))
+    assert await store.run_tags_add(RunTagsAddParams(other, run.id, ["x"], 10, 3_000)) == []
+    await store.run_events_append(
+        RunEventsAppendParams(other, [NewEvent(run.id, 3_000, "log", "not mine")])
+    )
+    assert await store.run_cancel(RunCancelParams(other, run.id, 3_000, FINAL, "{}")) == []
+    assert await store.run_reap_expired(RunReapParams(other, 10**12, "{}")) == []
+    stored = await get(store, run.id)
+    assert stored is not None
+    assert (stored.status, stored.lease_expires_at, stored.metadata, stored.tags) == (
+        "EXECUTING",
+        claimed.lease_expires_at,
+        '{"n":0}',
+        "[]",
+    )
+    assert await events(store, run.id) == [("status", "EXECUTING")]
+    [ownership] = await store.run_ownership(RunOwnershipParams(ENV, [run.id]))
+    assert (ownership.status, ownership.lease_owner) == ("EXECUTING", "w1")
+
+
+async def test_events_append_keeps_order_and_lists_after_an_id(store: Store) -> None:
+    run = (await store.run_insert(run_params())).run
+    appended = [NewEvent(run.id, 1_000 + i, "log", f"m{i}", "info", '{"i":1}') for i in range(5)]
+    await store.run_events_append(RunEventsAppendParams(ENV, appended))
+    found = await store.run_events_list(RunEventsListParams(ENV, run.id))
+    assert [(e.message, e.ts, e.level, e.attributes) for e in found] == [
+        (f"m{i}", 1_000 + i, "info", '{"i":1}') for i in range(5)
+    ]
+    after = await store.run_events_list(RunEventsListParams(ENV, run.id, found[1].id, limit=2))
+    assert [e.message for e in after] == ["m2", "m3"]
+
+
+async def test_metadata_update_writes_the_engines_event_and_tags_add_a_tag_event(
+    store: Store,
+) -> None:
+    run = (await store.run_insert(run_params(tags=("a",)))).run
+    event = NewEvent(run.id, 2_000, "metadata", "1 operation", attributes="[]")
+    new = await store.run_metadata_update(
+        RunMetadataParams(ENV, run.id, lambda t: '{"k":2}', 2_000, event)
+    )
+    assert new == '{"k":2}'
+    await store.run_tags_add(RunTagsAddParams(ENV, run.id, ["a", "b"], 10, 2_100))
+    await store.run_tags_add(RunTagsAddParams(ENV, run.id, ["b"], 10, 2_200))  # nothing new
+    assert await events(store, run.id) == [("metadata", "1 operation"), ("tag", "b")]
+
+
+async def test_idempotency_key_reset_is_scoped_and_dated_by_the_caller(store: Store) -> None:
+    run = (
+        await store.run_insert(run_params(idempotency_key="k", idempotency_key_expires_at=10**12))
+    ).run
+    assert await store.idempotency_key_reset(IdempotencyKeyResetParams("other", "t", "k", 9)) == 0
+    assert await store.idempotency_key_reset(IdempotencyKeyResetParams(ENV, "t", "k", 7_000)) == 1
+    stored = await get(store, run.id)
+    assert stored is not None
+    assert (stored.idempotency_key, stored.updated_at) == (None, 7_000)

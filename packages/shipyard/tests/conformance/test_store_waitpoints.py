@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from test_store_flow_control import running
-from test_store_runs import ENV, claim, register, run_params
+from test_store_runs import ENV, attempts, claim, events, finish_many, get, register, run_params
 
+from shipyard.errors import ShipyardError
 from shipyard.ids import new_id
 from shipyard.store.protocol import (
     RunClaimParams,
@@ -16,7 +18,9 @@ from shipyard.store.protocol import (
     WaitpointBlockParams,
     WaitpointCompleteParams,
     WaitpointCreateParams,
+    WaitpointGetParams,
     WaitpointListParams,
+    WaitpointRecordedParams,
     WaitpointResolveParams,
 )
 
@@ -38,6 +42,7 @@ def block(
     run_id: str, attempt: int, seq: int, now: int = 2_000, **kw: object
 ) -> WaitpointBlockParams:
     return WaitpointBlockParams(
+        environment=ENV,
         run_id=run_id,
         attempt_number=attempt,
         worker_id="w1",
@@ -61,7 +66,7 @@ async def test_suspend_releases_the_slot_and_resume_keeps_the_attempt(store: Sto
     assert await running(store, "task/t") == 1
     result = await store.waitpoint_block(block(run_id, 1, 0, create=datetime_wp(10_000)))
     assert (result.suspended, result.owned, result.waitpoint.status) == (True, True, "PENDING")
-    run = await store.run_get(ENV, run_id)
+    run = await get(store, run_id)
     assert run is not None and run.status == "WAITING"
     assert await running(store, "task/t") == 0
     # Not due yet: nothing changes.
@@ -73,13 +78,12 @@ async def test_suspend_releases_the_slot_and_resume_keeps_the_attempt(store: Sto
     (resumed,) = await store.run_claim(claim(store, worker="w2", now=10_001))
     assert (resumed.id, resumed.attempt_number, resumed.resume_state) == (run_id, 1, "RESUMED")
     assert await running(store, "task/t") == 1
-    recorded = await store.waitpoint_recorded(run_id, 1, 0)
+    recorded = await store.waitpoint_recorded(WaitpointRecordedParams(ENV, run_id, 1, 0))
     assert recorded is not None and recorded.call == "wait.for"
     assert recorded.waitpoint.status == "COMPLETED"
-    attempts = await store.attempt_list(run_id)
-    assert [(a.number, a.worker_id) for a in attempts] == [(1, "w2")]
-    done = await store.run_finish_many(
-        [RunFinishParams(run_id, 1, "w2", "COMPLETED", "COMPLETED", 10_002, output="1")]
+    assert [(a.number, a.worker_id) for a in await attempts(store, run_id)] == [(1, "w2")]
+    done = await finish_many(
+        store, RunFinishParams(run_id, 1, "w2", "COMPLETED", "COMPLETED", 10_002, output="1")
     )
     assert done == [True]
     assert await running(store, "task/t") == 0
@@ -89,7 +93,7 @@ async def test_a_due_waitpoint_does_not_suspend(store: Store) -> None:
     run_id = await claimed_run(store)
     result = await store.waitpoint_block(block(run_id, 1, 0, create=datetime_wp(1_000)))
     assert (result.suspended, result.waitpoint.status) == (False, "COMPLETED")
-    run = await store.run_get(ENV, run_id)
+    run = await get(store, run_id)
     assert run is not None and run.status == "EXECUTING"
 
 
@@ -97,7 +101,7 @@ async def test_suspend_is_fenced_by_attempt_and_owner(store: Store) -> None:
     run_id = await claimed_run(store)
     stale = await store.waitpoint_block(block(run_id, 2, 0, create=datetime_wp(10_000)))
     assert (stale.suspended, stale.owned) == (False, False)
-    run = await store.run_get(ENV, run_id)
+    run = await get(store, run_id)
     assert run is not None and run.status == "EXECUTING"
 
 
@@ -129,13 +133,13 @@ async def test_token_completion_first_output_wins_and_wakes_the_run(store: Store
     assert done is not None and (done.status, done.output) == ("COMPLETED", '{"x":1}')
     again = await store.waitpoint_complete(WaitpointCompleteParams(ENV, token.id, '{"x":2}', 3_001))
     assert again is not None and again.output == '{"x":1}'
-    run = await store.run_get(ENV, run_id)
+    run = await get(store, run_id)
     assert run is not None and (run.status, run.resume_state) == ("QUEUED", "RESUMING")
     listed = await store.waitpoint_list(
         WaitpointListParams(ENV, statuses=["COMPLETED"], tags=["a"])
     )
-    assert [w.id for w in listed] == [token.id]
-    assert await store.waitpoint_list(WaitpointListParams(ENV, tags=["c"])) == []
+    assert [w.id for w in listed.items] == [token.id]
+    assert (await store.waitpoint_list(WaitpointListParams(ENV, tags=["c"]))).items == []
 
 
 async def test_token_timeout(store: Store) -> None:
@@ -149,7 +153,7 @@ async def test_token_timeout(store: Store) -> None:
     assert await store.waitpoint_resolve_due(WaitpointResolveParams(ENV, 4_000, TIMEOUT)) == [
         run_id
     ]
-    found = await store.waitpoint_get(ENV, token.id)
+    found = await store.waitpoint_get(WaitpointGetParams(ENV, token.id))
     assert found is not None and (found.status, found.output_is_error) == ("TIMED_OUT", 1)
     assert found.output == TIMEOUT
 
@@ -165,8 +169,8 @@ async def test_run_waitpoint_resolves_when_the_child_is_final(store: Store) -> N
     # The child claims the slot the parent gave back, and finishes.
     (got,) = await store.run_claim(claim(store, now=2_200))
     assert got.id == child.id
-    await store.run_finish_many(
-        [RunFinishParams(child.id, 1, "w1", "COMPLETED", "COMPLETED", 2_300, output="7")]
+    await finish_many(
+        store, RunFinishParams(child.id, 1, "w1", "COMPLETED", "COMPLETED", 2_300, output="7")
     )
     assert await store.waitpoint_resolve_due(WaitpointResolveParams(ENV, 2_400, TIMEOUT)) == [
         run_id
@@ -178,3 +182,112 @@ async def test_claim_params_unchanged_for_fresh_runs(store: Store) -> None:
     await store.run_insert(run_params())
     (got,) = await store.run_claim(RunClaimParams(ENV, "w1", ["t"], 1, 2_000, 3_000))
     assert got.resume_state is None and got.attempt_number == 1
+
+
+async def test_suspend_and_wake_each_append_one_status_event(store: Store) -> None:
+    run_id = await claimed_run(store)
+    await store.waitpoint_block(block(run_id, 1, 0, create=datetime_wp(10_000)))
+    assert await store.waitpoint_resolve_due(WaitpointResolveParams(ENV, 10_000, TIMEOUT)) == [
+        run_id
+    ]
+    assert await store.waitpoint_resolve_due(WaitpointResolveParams(ENV, 10_001, TIMEOUT)) == []
+    await store.run_claim(claim(store, now=10_002))
+    assert await events(store, run_id) == [
+        ("status", "EXECUTING"),
+        ("status", "WAITING"),
+        ("status", "QUEUED"),
+        ("status", "EXECUTING"),
+    ]
+
+
+async def test_token_completion_wakes_with_one_status_event(store: Store) -> None:
+    run_id = await claimed_run(store)
+    token, _ = await store.waitpoint_create(token_params())
+    await store.waitpoint_block(block(run_id, 1, 0, waitpoint_id=token.id))
+    await store.waitpoint_complete(WaitpointCompleteParams(ENV, token.id, "1", 3_000))
+    await store.waitpoint_complete(WaitpointCompleteParams(ENV, token.id, "2", 3_001))
+    assert await events(store, run_id) == [
+        ("status", "EXECUTING"),
+        ("status", "WAITING"),
+        ("status", "QUEUED"),
+    ]
+
+
+def token_params(now: int = 2_000, **kw: object) -> WaitpointCreateParams:
+    return WaitpointCreateParams(
+        id=new_id("waitpoint"),
+        environment=ENV,
+        kind="MANUAL",
+        now=now,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def test_token_list_filters_and_pages_in_the_database(store: Store) -> None:
+    # Issue 10 defect 8: filtered by status, tags (all of), key and creation time, paged
+    # newest first by id, and the (possibly large) output is not loaded.
+    made = []
+    for i in range(7):
+        token, _ = await store.waitpoint_create(
+            token_params(
+                now=1_000 + i,
+                tags=["even" if i % 2 == 0 else "odd", "all"],
+                idempotency_key=f"key-{i}",
+            )
+        )
+        made.append(token.id)
+    big = "[" + ",".join(["1"] * 50_000) + "]"
+    await store.waitpoint_complete(WaitpointCompleteParams(ENV, made[0], big, 2_000))
+    await store.waitpoint_complete(WaitpointCompleteParams(ENV, made[1], "1", 2_000))
+
+    async def ids(**filters: object) -> list[str]:
+        page = await store.waitpoint_list(WaitpointListParams(ENV, **filters))  # type: ignore[arg-type]
+        assert all(w.output is None for w in page.items)
+        return [w.id for w in page.items]
+
+    newest_first = made[::-1]
+    assert await ids() == newest_first
+    assert await ids(statuses=["COMPLETED"]) == [made[1], made[0]]
+    assert await ids(statuses=["PENDING", "TIMED_OUT"]) == newest_first[:5]
+    assert await ids(tags=["even"]) == [made[6], made[4], made[2], made[0]]
+    assert await ids(tags=["even", "all"]) == [made[6], made[4], made[2], made[0]]
+    assert await ids(tags=["even", "odd"]) == []
+    assert await ids(idempotency_key="key-3") == [made[3]]
+    assert await ids(created_from=1_002, created_to=1_004) == [made[4], made[3], made[2]]
+    assert await ids(statuses=["PENDING"], tags=["odd"], created_from=1_004) == [made[5]]
+
+    pages, cursor = [], None
+    while True:
+        page = await store.waitpoint_list(WaitpointListParams(ENV, limit=3, cursor=cursor))
+        pages.append([w.id for w in page.items])
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert pages == [newest_first[:3], newest_first[3:6], newest_first[6:]]
+    assert (await store.waitpoint_list(WaitpointListParams("other-env"))).items == []
+    stored = await store.waitpoint_get(WaitpointGetParams(ENV, made[0]))
+    assert stored is not None and stored.output == big  # the token itself keeps its output
+
+
+async def test_token_list_leaves_out_waits_that_are_not_tokens(store: Store) -> None:
+    await store.waitpoint_create(datetime_wp(10_000))
+    token, _ = await store.waitpoint_create(token_params())
+    page = await store.waitpoint_list(WaitpointListParams(ENV))
+    assert [w.id for w in page.items] == [token.id]
+
+
+async def test_waitpoints_are_scoped_by_environment(store: Store) -> None:
+    run_id = await claimed_run(store)
+    token, _ = await store.waitpoint_create(token_params())
+    assert await store.waitpoint_get(WaitpointGetParams("other-env", token.id)) is None
+    other = WaitpointCompleteParams("other-env", token.id, "1", 3_000)
+    assert await store.waitpoint_complete(other) is None
+    foreign = block(run_id, 1, 0, waitpoint_id=token.id)
+    foreign.environment = "other-env"
+    with pytest.raises(ShipyardError, match="not found"):
+        await store.waitpoint_block(foreign)
+    assert await store.waitpoint_recorded(WaitpointRecordedParams(ENV, run_id, 1, 0)) is None
+    run = await get(store, run_id)
+    assert run is not None and run.status == "EXECUTING"
+    found = await store.waitpoint_get(WaitpointGetParams(ENV, token.id))
+    assert found is not None and found.status == "PENDING"

@@ -119,7 +119,7 @@ async def test_a_catch_error_hook_that_raises_fails_the_run_through_the_normal_p
     error = json.loads(run.error or "{}")
     assert error["name"] == "LookupError" and "broken" in error["message"]
     assert seen == ["failure:LookupError", "complete:False"]
-    assert [a.number for a in await engine.store.attempt_list(handle.id)] == [1]
+    assert [a.number for a in (await engine.retrieve_run(handle.id)).attempts] == [1]
 
 
 async def test_a_catch_error_answer_with_an_unknown_key_is_a_validation_error(
@@ -240,7 +240,7 @@ async def test_wait_token_tags_are_validated(engine: Engine) -> None:
         await wait.create_token(tags=[f"t{i}" for i in range(11)])
     good = await wait.create_token(tags=["order:1", "order:1", ""])
     assert (await wait.retrieve_token(good.id)).tags == ("order:1",)
-    assert [t.id for t in await wait.list_tokens(tags=["order:1"])] == [good.id]
+    assert [t.id async for t in wait.list_tokens(tags=["order:1"])] == [good.id]
 
 
 async def test_wait_token_data_over_the_output_limit_is_rejected(engine: Engine) -> None:

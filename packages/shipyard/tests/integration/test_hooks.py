@@ -17,8 +17,13 @@ class OtherError(Exception):
 
 async def _attempts(engine: Engine, run_id: str) -> list[tuple[str, dict[str, Any] | None]]:
     return [
-        (a.status, json.loads(a.error) if a.error else None)
-        for a in await engine.store.attempt_list(run_id)
+        (
+            a.status,
+            {"name": a.error.name, "message": a.error.message, "code": a.error.code}
+            if a.error
+            else None,
+        )
+        for a in (await engine.retrieve_run(run_id)).attempts
     ]
 
 
@@ -268,8 +273,8 @@ async def test_catch_error_retry_at_is_bounded_by_max_attempts(engine, start_wor
     assert record.status == RunStatus.FAILED
     # retry_at (50 ms) replaced the 5 s backoff, and max_attempts still stopped it at 3.
     assert attempts_seen == [1, 2, 3]
-    attempts = await engine.store.attempt_list(handle.id)
-    gap = attempts[1].started_at - attempts[0].finished_at  # type: ignore[operator]
+    attempts = (await engine.retrieve_run(handle.id)).attempts
+    gap = (attempts[1].started_at - attempts[0].finished_at).total_seconds() * 1000  # type: ignore[operator]
     assert gap < 2000, gap
 
 
@@ -472,7 +477,7 @@ async def test_sync_task_runs_in_a_thread_with_metadata_and_logger(engine, start
     run = await runs.retrieve(handle.id)
     assert run.output == {"same_thread": False, "n": 2}
     assert run.metadata == {"thread": "worker", "calls": 1}
-    events = await engine.store.run_events_list(handle.id)
+    events = await engine.run_event_records(handle.id)
     logs = [e for e in events if e.kind == "log"]
     assert [(e.level, e.message) for e in logs] == [("info", "from a thread")]
     assert json.loads(logs[0].attributes or "{}") == {"run": handle.id}
@@ -512,8 +517,8 @@ async def test_catch_error_retry_options_recompute_the_delay(engine, start_worke
     record = await engine.wait_for_final(handle.id, timeout=10)
     assert record.status == RunStatus.COMPLETED
 
-    attempts = await engine.store.attempt_list(handle.id)
-    gap = attempts[1].started_at - attempts[0].finished_at  # type: ignore[operator]
+    attempts = (await engine.retrieve_run(handle.id)).attempts
+    gap = (attempts[1].started_at - attempts[0].finished_at).total_seconds() * 1000  # type: ignore[operator]
     # 250 ms from catch_error's options, not the task's 5 s.
     assert 245 <= gap < 2000, gap
 

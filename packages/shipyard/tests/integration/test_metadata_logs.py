@@ -25,7 +25,7 @@ from shipyard.records import RunEventRecord
 
 
 async def _events(engine: Engine, run_id: str, *kinds: str) -> list[RunEventRecord]:
-    events = await engine.store.run_events_list(run_id)
+    events = await engine.run_event_records(run_id)
     return [e for e in events if not kinds or e.kind in kinds]
 
 
@@ -320,8 +320,10 @@ async def test_logs_of_each_attempt_and_status_events(engine, start_worker):
 
     events = await _events(engine, handle.id, "log", "status")
     assert [(e.kind, e.message) for e in events] == [
+        ("status", "EXECUTING"),
         ("log", "attempt 1"),
         ("status", "QUEUED"),
+        ("status", "EXECUTING"),
         ("log", "attempt 2"),
         ("status", "COMPLETED"),
     ]

@@ -25,7 +25,7 @@ from shipyard.engine.engine import Engine
 
 
 async def _attempt_statuses(engine: Engine, run_id: str) -> list[str]:
-    return [a.status for a in await engine.store.attempt_list(run_id)]
+    return [a.status for a in (await engine.retrieve_run(run_id)).attempts]
 
 
 async def test_fails_twice_then_succeeds_on_attempt_three(engine, start_worker):
@@ -243,10 +243,10 @@ async def test_retry_delays_follow_the_task_retry_options(engine, start_worker):
     record = await engine.wait_for_final(handle.id, timeout=10)
     assert record.status == RunStatus.COMPLETED
 
-    attempts = await engine.store.attempt_list(handle.id)
+    attempts = (await engine.retrieve_run(handle.id)).attempts
     assert [a.status for a in attempts] == ["FAILED", "FAILED", "COMPLETED"]
-    first_gap = attempts[1].started_at - attempts[0].finished_at  # type: ignore[operator]
-    second_gap = attempts[2].started_at - attempts[1].finished_at  # type: ignore[operator]
+    first_gap = (attempts[1].started_at - attempts[0].finished_at).total_seconds() * 1000  # type: ignore[operator]
+    second_gap = (attempts[2].started_at - attempts[1].finished_at).total_seconds() * 1000  # type: ignore[operator]
     # The delay is computed when the attempt fails; its result is written a moment later, so
     # allow a few ms between "failed" and "finished_at" on the low side.
     assert first_gap >= 195, first_gap

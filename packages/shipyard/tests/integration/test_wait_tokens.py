@@ -61,9 +61,9 @@ async def test_token_completed_elsewhere_resumes_the_run_with_the_first_data(
     }
     info = await wait.retrieve_token(token_id)
     assert (info.status, info.output) == ("COMPLETED", {"approved": True})
-    listed = await wait.list_tokens(status="COMPLETED", tags=["approval"])
+    listed = [t async for t in wait.list_tokens(status="COMPLETED", tags=["approval"])]
     assert [t.id for t in listed] == [token_id]
-    assert await wait.list_tokens(status="WAITING") == []
+    assert [t async for t in wait.list_tokens(status="WAITING")] == []
 
 
 async def test_token_timeout_resolves_not_ok(

@@ -73,7 +73,7 @@ async def test_long_wait_releases_the_slot_and_resumes_in_the_same_coroutine(
     assert calls["other"][0] < calls["after"][0]
     assert calls["after"][0] - calls["before"][0] >= 6000
     assert hooks == [("wait", "duration"), ("resume", "duration")]
-    assert [a.number for a in await engine.store.attempt_list(first.id)] == [1]
+    assert [a.number for a in (await engine.retrieve_run(first.id)).attempts] == [1]
 
 
 @pytest.mark.fake_clock
@@ -92,7 +92,7 @@ async def test_short_wait_sleeps_in_process(
     await clock.advance(5)
     run = await engine.wait_for_final(handle.id, timeout=5)
     assert run.status == "COMPLETED"
-    events = await engine.store.run_events_list(handle.id)
+    events = await engine.run_event_records(handle.id)
     assert "WAITING" not in [e.message for e in events if e.kind == "status"]
 
 
@@ -140,7 +140,7 @@ async def test_parallel_durable_waits_fail_without_retry(
     assert run.status == "FAILED"
     assert error_name(run) == "ParallelWaitError"
     assert "batch_trigger_and_wait" in json.loads(run.error or "{}")["message"]
-    assert len(await engine.store.attempt_list(handle.id)) == 1
+    assert len((await engine.retrieve_run(handle.id)).attempts) == 1
 
 
 @pytest.mark.fake_clock
@@ -200,7 +200,7 @@ async def test_replay_reaching_another_durable_call_fails_with_non_determinism(
     assert error_name(run) == "NonDeterminismError"
     message = json.loads(run.error or "{}")["message"]
     assert "wait" in message and "trigger_and_wait(w-nd-child)" in message
-    assert len(await engine.store.attempt_list(handle.id)) == 1
+    assert len((await engine.retrieve_run(handle.id)).attempts) == 1
 
 
 @pytest.mark.fake_clock

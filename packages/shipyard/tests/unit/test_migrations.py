@@ -1,4 +1,4 @@
-"""Migrations are numbered, apply cleanly, and produce the expected schema."""
+"""Migrations are numbered and apply cleanly; named queries load the same way on both backends."""
 
 from __future__ import annotations
 
@@ -6,20 +6,42 @@ import re
 import sqlite3
 from pathlib import Path
 
-from shipyard.store.queries import load_queries, migration_files
-from shipyard.store.sqlite import store as sqlite_store
+import pytest
 
-SQLITE = Path(sqlite_store.__file__).parent
+from shipyard.store import procedures
+from shipyard.store.protocol import MigrateParams
+from shipyard.store.sql import (
+    DIALECTS,
+    STORE_DIR,
+    dialect_sources,
+    load_queries,
+    migration_files,
+    parse_blocks,
+    placeholders,
+    to_psycopg,
+)
+from shipyard.store.sqlite import SqliteStore
+from shipyard.store.sqlite import claim as sqlite_claim
+
+SQLITE = STORE_DIR / "sqlite"
+POSTGRES = STORE_DIR / "postgres"
 
 
-def test_migrations_are_numbered_without_gaps() -> None:
-    numbers = [int(p.name[:4]) for p in migration_files(SQLITE / "migrations")]
+@pytest.mark.parametrize("folder", [SQLITE, POSTGRES], ids=["sqlite", "postgres"])
+def test_migrations_are_numbered_without_gaps(folder: Path) -> None:
+    numbers = [int(p.name[:4]) for p in migration_files(folder / "migrations")]
     assert numbers == list(range(1, len(numbers) + 1))
 
 
+def test_both_backends_have_the_same_migrations() -> None:
+    names = [[p.name for p in migration_files(f / "migrations")] for f in (SQLITE, POSTGRES)]
+    assert names[0] == names[1]
+
+
 async def test_fresh_database_has_the_expected_tables(tmp_path: Path) -> None:
-    store = sqlite_store.SqliteStore(tmp_path / "s.db")
-    applied = await store.migrate()
+    store = SqliteStore(tmp_path / "s.db")
+    applied = await store.migrate(MigrateParams(now=1_234))
+    assert await store.migrate(MigrateParams(now=5_678)) == []
     await store.close()
     assert applied == [p.name for p in migration_files(SQLITE / "migrations")]
     conn = sqlite3.connect(tmp_path / "s.db")
@@ -37,9 +59,51 @@ async def test_fresh_database_has_the_expected_tables(tmp_path: Path) -> None:
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert "runs_idempotency_key" in indexes
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    # The store reads no clock: applied_at is the caller's now.
+    assert {r[0] for r in conn.execute("SELECT applied_at FROM shipyard_migrations")} == {1_234}
 
 
-def test_every_query_uses_named_parameters_only() -> None:
-    for name, sql in load_queries(SQLITE / "queries.sql").items():
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_every_query_uses_named_parameters_only(dialect: str) -> None:
+    shared, own = dialect_sources(dialect)
+    for name, sql in {**shared, **own}.items():
         assert "?" not in sql, name
-        assert not re.search(r"%s|\{\w*\}", sql), name
+        assert not re.search(r"%s|%\(|\{\w*\}", sql), name
+        assert "--" not in sql, name  # comments are dropped at load time
+
+
+def test_a_query_name_lives_in_one_file() -> None:
+    for dialect in DIALECTS:
+        shared, own = dialect_sources(dialect)
+        assert not shared.keys() & own.keys()
+
+
+def test_shared_and_dialect_files_define_every_query_the_procedures_run() -> None:
+    folder = Path(procedures.__file__).parent
+    source = "".join(p.read_text() for p in sorted(folder.glob("*.py")))
+    source += Path(sqlite_claim.__file__).read_text()
+    used = set(re.findall(r'\b(?:count|rows|row|runs|many)\(\s*"(\w+)"', source))
+    locks = set(re.findall(r'\block\(\s*"(\w+)"', source))
+    assert used and locks
+    sqlite, postgres = load_queries("sqlite"), load_queries("postgres")
+    claim_only = set(re.findall(r'"(\w+)"', Path(sqlite_claim.__file__).read_text())) & set(sqlite)
+    assert used - claim_only <= set(postgres), used - claim_only - set(postgres)
+    assert used <= set(sqlite), used - set(sqlite)
+    # Row locks are PostgreSQL's; SQLite's write transaction holds the whole database.
+    assert locks <= set(postgres)
+    assert "run_insert" in sqlite and "run_insert" in postgres  # the INSERT_RUNS step
+
+
+def test_psycopg_translation_keeps_casts_and_percent_signs() -> None:
+    sql = "SELECT :a::text, CAST(:b AS json), x % 2, ':c' FROM t WHERE y = :a"
+    assert to_psycopg(sql) == (
+        "SELECT %(a)s::text, CAST(%(b)s AS json), x %% 2, ':c' FROM t WHERE y = %(a)s"
+    )
+    assert placeholders(sql) == {"a", "b"}
+
+
+def test_loading_drops_comments_and_rejects_duplicates() -> None:
+    text = "-- name: a\n-- about a\nSELECT 1 -- trailing\n, '--kept' ;\n-- name: b\nSELECT 2;\n"
+    assert parse_blocks(text, "x.sql") == {"a": "SELECT 1\n, '--kept'", "b": "SELECT 2"}
+    with pytest.raises(ValueError, match="defined twice"):
+        parse_blocks("-- name: a\nSELECT 1;\n-- name: a\nSELECT 2;\n", "x.sql")

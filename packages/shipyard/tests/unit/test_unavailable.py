@@ -7,8 +7,8 @@ import sqlite3
 import psycopg
 from psycopg_pool import PoolTimeout
 
+from shipyard.errors import StoreUnavailableError
 from shipyard.store import is_unavailable
-from shipyard.store.postgres import StoreUnavailableError
 
 
 def test_connection_errors_are_outages() -> None:

@@ -20,6 +20,7 @@ from shipyard.engine.definitions import Definitions, default_definitions
 from shipyard.engine.transitions import TransitionLog
 from shipyard.records import TaskRecord
 from shipyard.store import Store, is_unavailable, open_store
+from shipyard.store.params import MigrateParams
 
 __all__ = ["HANDLE_TOKEN_TTL_S", "EngineBase"]
 
@@ -64,12 +65,12 @@ class EngineBase:
             return
         async with self._start_lock:
             if not self._started:
-                await self.store.migrate()
+                await self.store.migrate(MigrateParams(now=self.now()))
                 self._started = True
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations now; the names applied."""
-        applied = await self.store.migrate()
+        applied = await self.store.migrate(MigrateParams(now=self.now()))
         self._started = True
         return applied
 

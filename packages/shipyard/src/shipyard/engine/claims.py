@@ -21,12 +21,15 @@ from shipyard.engine.retries import retries_disabled, retry_options
 from shipyard.jsonutil import dumps
 from shipyard.records import NewEvent, RunRecord, TaskRecord, WorkerRecord
 from shipyard.statuses import RunStatus
-from shipyard.store.protocol import (
-    QueueUpsertParams,
+from shipyard.store.params import (
+    QueueDefinition,
+    ReadyNotifyParams,
     ReapedRun,
     RunClaimParams,
+    RunFinishManyParams,
     RunFinishParams,
     RunOwnership,
+    RunOwnershipParams,
     RunReapParams,
     RunReleaseParams,
     RunScheduleParams,
@@ -34,6 +37,7 @@ from shipyard.store.protocol import (
     TaskRegisterParams,
     WaitpointResolveParams,
     WorkerHeartbeatParams,
+    WorkerStopParams,
 )
 
 __all__ = [
@@ -138,6 +142,8 @@ class ClaimOps(QueueOps):
         definitions = self.definitions.tasks()
         await self.store.task_register(
             TaskRegisterParams(
+                environment=self.environment,
+                now=now,
                 worker=WorkerRecord(
                     id=worker_id,
                     environment=self.environment,
@@ -150,12 +156,7 @@ class ClaimOps(QueueOps):
                 ),
                 tasks=[self.task_record(t, worker_id, now) for t in definitions],
                 queues=[
-                    QueueUpsertParams(
-                        environment=self.environment,
-                        name=name,
-                        concurrency_limit=limit,
-                        now=now,
-                    )
+                    QueueDefinition(name=name, concurrency_limit=limit)
                     for name, limit in sorted(self.definitions.queue_limits().items())
                 ],
             )
@@ -168,7 +169,9 @@ class ClaimOps(QueueOps):
 
     async def notify_ready(self) -> None:
         """Wake the environment's workers: runs became ready to claim."""
-        await self.store.ready_notify(self.environment)
+        await self.store.ready_notify(
+            ReadyNotifyParams(environment=self.environment, now=self.now())
+        )
 
     async def claim_runs(
         self, worker_id: str, task_ids: Sequence[str], limit: int, lease_ms: int
@@ -199,21 +202,24 @@ class ClaimOps(QueueOps):
             self.transitions.check([RunStatus.EXECUTING], result.status, "finish", [result.run_id])
         now = self.now()
         accepted = await self.store.run_finish_many(
-            [
-                RunFinishParams(
-                    run_id=r.run_id,
-                    attempt_number=r.attempt_number,
-                    worker_id=worker_id,
-                    status=r.status,
-                    attempt_status=r.attempt_status,
-                    now=now,
-                    output=r.output,
-                    error=r.error,
-                    retry_at=r.retry_at,
-                    events=r.events,
-                )
-                for r in results
-            ]
+            RunFinishManyParams(
+                environment=self.environment,
+                finishes=[
+                    RunFinishParams(
+                        run_id=r.run_id,
+                        attempt_number=r.attempt_number,
+                        worker_id=worker_id,
+                        status=r.status,
+                        attempt_status=r.attempt_status,
+                        now=now,
+                        output=r.output,
+                        error=r.error,
+                        retry_at=r.retry_at,
+                        events=r.events,
+                    )
+                    for r in results
+                ],
+            )
         )
         finished = [
             r.run_id
@@ -241,6 +247,7 @@ class ClaimOps(QueueOps):
         self.transitions.check([RunStatus.EXECUTING], RunStatus.QUEUED, "release", [run_id])
         return await self.store.run_release(
             RunReleaseParams(
+                environment=self.environment,
                 run_id=run_id,
                 attempt_number=attempt_number,
                 worker_id=worker_id,
@@ -292,13 +299,16 @@ class ClaimOps(QueueOps):
 
     async def run_ownership(self, run_ids: Sequence[str]) -> list[RunOwnership]:
         """Status, attempt and lease owner of runs a worker holds (its fence check)."""
-        return await self.store.run_ownership(list(run_ids))
+        return await self.store.run_ownership(
+            RunOwnershipParams(environment=self.environment, run_ids=list(run_ids))
+        )
 
     def heartbeat(self, worker_id: str, run_ids: Sequence[str], lease_ms: int) -> int:
         """Blocking, from the heartbeat thread: extend the leases of the runs the worker holds."""
         now = self.now()
         return self.store.worker_heartbeat(
             WorkerHeartbeatParams(
+                environment=self.environment,
                 worker_id=worker_id,
                 now=now,
                 lease_expires_at=now + lease_ms,
@@ -308,4 +318,6 @@ class ClaimOps(QueueOps):
 
     async def stop_worker(self, worker_id: str) -> None:
         """Mark the worker as stopped."""
-        await self.store.worker_stop(worker_id, self.now())
+        await self.store.worker_stop(
+            WorkerStopParams(environment=self.environment, worker_id=worker_id, now=self.now())
+        )

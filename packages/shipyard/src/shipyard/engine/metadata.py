@@ -8,6 +8,7 @@ atomically by the store.
 
 from __future__ import annotations
 
+from shipyard.engine.base import EngineBase
 from shipyard.engine.scope import RunScope
 from shipyard.jsonutil import MAX_JSON_DEPTH, dumps, loads
 from shipyard.metadata_ops import (
@@ -18,7 +19,7 @@ from shipyard.metadata_ops import (
     op_to_dict,
 )
 from shipyard.records import NewEvent
-from shipyard.store.protocol import RunMetadataParams, Store
+from shipyard.store.params import RunEventsAppendParams, RunMetadataParams
 
 __all__ = ["apply_metadata_ops", "drain_events", "flush_scope"]
 
@@ -35,25 +36,27 @@ async def flush_scope(scope: RunScope) -> None:
     engine = scope.engine
     events = drain_events(scope)
     if events:
-        await engine.store.run_events_append(events)
+        await engine.store.run_events_append(
+            RunEventsAppendParams(environment=engine.environment, events=events)
+        )
     with scope.lock:
         own, scope.pending_metadata = scope.pending_metadata, []
         parent, scope.pending_parent_metadata = scope.pending_parent_metadata, []
         root, scope.pending_root_metadata = scope.pending_root_metadata, []
     run = scope.ctx.run
     if own:
-        text = await apply_metadata_ops(scope.engine.store, run.id, collapse_ops(own), engine.now())
+        text = await apply_metadata_ops(engine, run.id, collapse_ops(own))
         with scope.lock:
             # Keep operations queued while the write was in flight on top of what is stored.
             scope.metadata, _ = apply_ops(loads(text), scope.pending_metadata)
     if parent and run.parent_id:
-        await apply_metadata_ops(engine.store, run.parent_id, collapse_ops(parent), engine.now())
+        await apply_metadata_ops(engine, run.parent_id, collapse_ops(parent))
     if root:
         root_id = run.root_id or run.id
-        await apply_metadata_ops(engine.store, root_id, collapse_ops(root), engine.now())
+        await apply_metadata_ops(engine, root_id, collapse_ops(root))
 
 
-async def apply_metadata_ops(store: Store, run_id: str, ops: list[MetadataOp], now: int) -> str:
+async def apply_metadata_ops(engine: EngineBase, run_id: str, ops: list[MetadataOp]) -> str:
     """Apply ``ops`` to a run's stored metadata atomically (size-checked); the new JSON text."""
 
     def mutate(current: str) -> str:
@@ -61,8 +64,10 @@ async def apply_metadata_ops(store: Store, run_id: str, ops: list[MetadataOp], n
         check_metadata_size(updated)
         return dumps(updated, what="Metadata")
 
-    return await store.run_metadata_update(
+    now = engine.now()
+    return await engine.store.run_metadata_update(
         RunMetadataParams(
+            environment=engine.environment,
             run_id=run_id,
             mutate=mutate,
             now=now,

@@ -13,7 +13,7 @@ from shipyard.errors import UnknownQueueError
 from shipyard.models.queues import QueueInfo
 from shipyard.records import QueueRecord
 from shipyard.store.claims import group_limit
-from shipyard.store.protocol import QueueUpdateParams
+from shipyard.store.params import QueueListParams, QueueUpdateParams, ReadyNotifyParams
 
 __all__ = ["QueueOps"]
 
@@ -36,7 +36,8 @@ class QueueOps(WaitpointOps):
     async def list_queues(self) -> list[QueueInfo]:
         """Every queue workers registered in this environment, by name."""
         await self.start()
-        return [self._queue_info(q) for q in await self.store.queue_list(self.environment)]
+        found = await self.store.queue_list(QueueListParams(environment=self.environment))
+        return [self._queue_info(q) for q in found]
 
     async def retrieve_queue(self, name: str) -> QueueInfo:
         """One queue by name, or :class:`UnknownQueueError`."""
@@ -68,7 +69,9 @@ class QueueOps(WaitpointOps):
         )
         if record is None:
             raise _unknown(name)
-        await self.store.ready_notify(self.environment)
+        await self.store.ready_notify(
+            ReadyNotifyParams(environment=self.environment, now=self.now())
+        )
         return self._queue_info(record)
 
     async def pause_queue(self, name: str) -> QueueInfo:

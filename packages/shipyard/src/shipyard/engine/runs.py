@@ -21,11 +21,19 @@ from shipyard.models.runs import Run, RunEvent, RunPage, to_datetime
 from shipyard.models.tasks import RegisteredTask
 from shipyard.records import NewEvent, RunEventRecord, TaskRecord, WorkerRecord
 from shipyard.statuses import FINAL_STATUSES, RunStatus
-from shipyard.store.protocol import (
+from shipyard.store.params import (
+    AttemptListParams,
+    BatchGetParams,
+    IdempotencyKeyResetParams,
+    ReadyNotifyParams,
     RunCancelParams,
+    RunEventsAppendParams,
+    RunEventsListParams,
     RunListParams,
     RunRescheduleParams,
     RunTagsAddParams,
+    TaskListParams,
+    WorkerListLiveParams,
 )
 
 __all__ = ["LIST_LIMIT_MAX", "RunOps"]
@@ -41,7 +49,9 @@ class RunOps(TriggerOps):
     async def retrieve_run(self, run_id: str) -> Run:
         """The full run, with payload, output, error and attempts."""
         record = await self.get_run(run_id)
-        attempts = await self.store.attempt_list(record.id)
+        attempts = await self.store.attempt_list(
+            AttemptListParams(environment=self.environment, run_id=record.id)
+        )
         return Run.from_record(record, attempts, self.now())
 
     async def list_runs(
@@ -110,7 +120,11 @@ class RunOps(TriggerOps):
         if not 1 <= limit <= 10_000:
             raise ValidationError("limit must be between 1 and 10000.", limit=limit)
         record = await self.get_run(run_id)
-        return await self.store.run_events_list(record.id, after_id, limit)
+        return await self.store.run_events_list(
+            RunEventsListParams(
+                environment=self.environment, run_id=record.id, after_id=after_id, limit=limit
+            )
+        )
 
     async def cancel_run(self, run_id: str) -> Run:
         """Cancel a run and its non-final children. A final run is returned unchanged."""
@@ -127,7 +141,9 @@ class RunOps(TriggerOps):
                 )
             )
             # Executing workers notice on their next ownership check; ring so it is soon.
-            await self.store.ready_notify(self.environment)
+            await self.store.ready_notify(
+                ReadyNotifyParams(environment=self.environment, now=self.now())
+            )
             self.run_finished(canceled)
         return await self.retrieve_run(run_id)
 
@@ -190,26 +206,40 @@ class RunOps(TriggerOps):
         record = await self.get_run(run_id)
         now = self.now()
         return await self.store.run_tags_add(
-            RunTagsAddParams(run_id=record.id, tags=new, max_tags=MAX_TAGS, now=now)
+            RunTagsAddParams(
+                environment=self.environment,
+                run_id=record.id,
+                tags=new,
+                max_tags=MAX_TAGS,
+                now=now,
+            )
         )
 
     async def append_events(self, events: Sequence[NewEvent]) -> None:
         """Append events (logs, spans) to runs' event logs, in order."""
         if events:
-            await self.store.run_events_append(events)
+            await self.store.run_events_append(
+                RunEventsAppendParams(environment=self.environment, events=events)
+            )
 
     async def reset_idempotency_key(self, task_id: str, key: str) -> int:
         """Clear a (hashed) key on every run of ``task_id`` holding it; how many runs."""
         check_text(task_id, "task id", max_length=128)
         check_text(key, "idempotency key", max_length=2048)
         await self.start()
-        return await self.store.idempotency_key_reset(self.environment, task_id, key)
+        return await self.store.idempotency_key_reset(
+            IdempotencyKeyResetParams(
+                environment=self.environment, task_id=task_id, key=key, now=self.now()
+            )
+        )
 
     async def retrieve_batch(self, batch_id: str) -> BatchInfo:
         """A batch and its run ids in input order."""
         check_text(batch_id, "batch id")
         await self.start()
-        record = await self.store.batch_get(self.environment, batch_id)
+        record = await self.store.batch_get(
+            BatchGetParams(environment=self.environment, batch_id=batch_id)
+        )
         if record is None:
             raise BatchNotFoundError(f"Batch {batch_id} not found.", batch_id=batch_id)
         return BatchInfo(
@@ -224,14 +254,16 @@ class RunOps(TriggerOps):
     async def task_records(self) -> list[TaskRecord]:
         """Every task a worker of this environment registered, as stored rows."""
         await self.start()
-        records = await self.store.task_list(self.environment)
+        records = await self.store.task_list(TaskListParams(environment=self.environment))
         self._registered = {r.id: r for r in records}
         return records
 
     async def live_workers(self, within_ms: int = 30_000) -> list[WorkerRecord]:
         """Workers of this environment that heartbeated in the last ``within_ms`` and run."""
         await self.start()
-        return await self.store.worker_list_live(self.environment, self.now() - within_ms)
+        return await self.store.worker_list_live(
+            WorkerListLiveParams(environment=self.environment, since=self.now() - within_ms)
+        )
 
     async def list_tasks(self) -> list[RegisteredTask]:
         """Every task a worker of this environment registered, by id."""

@@ -36,10 +36,16 @@ from shipyard.models.handles import BatchHandle, BatchResult, Result, RunHandle
 from shipyard.models.runs import result_of
 from shipyard.records import RunRecord
 from shipyard.statuses import IDEMPOTENCY_RELEASE_STATUSES, RunStatus
-from shipyard.store.protocol import (
+from shipyard.store.params import (
+    BatchGetParams,
     BatchInsertParams,
+    BatchRunsParams,
+    QueueListParams,
     RateTakeParams,
+    RunGetParams,
+    RunInsertManyParams,
     RunInsertParams,
+    TaskListParams,
     WaitpointCreateParams,
 )
 
@@ -62,7 +68,7 @@ class TriggerOps(EngineBase):
         missing = {t for t in task_ids if self.definitions.task(t) is None}
         if not missing or missing <= self._registered.keys():
             return
-        records = await self.store.task_list(self.environment)
+        records = await self.store.task_list(TaskListParams(environment=self.environment))
         self._registered = {r.id: r for r in records}
         still = sorted(missing - self._registered.keys())
         if still:
@@ -92,7 +98,10 @@ class TriggerOps(EngineBase):
         missing = names - local
         if not missing:
             return
-        registered = {q.name for q in await self.store.queue_list(self.environment)}
+        registered = {
+            q.name
+            for q in await self.store.queue_list(QueueListParams(environment=self.environment))
+        }
         still = sorted(missing - registered)
         if still:
             every = sorted(local | registered)
@@ -244,7 +253,8 @@ class TriggerOps(EngineBase):
             task_id, payload_text, opts, self.now(), trigger_function=trigger_function
         )
         # The store wakes workers itself when the insert commits (one NOTIFY or doorbell).
-        result = await self.store.run_insert(params, connection=connection)
+        params.connection = connection
+        result = await self.store.run_insert(params)
         # Signing a JWT costs more than the insert: the handle signs on first read, with the
         # claims fixed now, so the token is the same as if signed here.
         run_id = result.run.id
@@ -313,13 +323,16 @@ class TriggerOps(EngineBase):
             await self._check_queues(named_queues)
         await self._take_rate(len(params))
         results = await self.store.run_insert_many(
-            params,
-            BatchInsertParams(
-                id=batch_id,
+            RunInsertManyParams(
                 environment=self.environment,
-                idempotency_key=None,
-                created_at=now,
-            ),
+                runs=params,
+                batch=BatchInsertParams(
+                    id=batch_id,
+                    environment=self.environment,
+                    idempotency_key=None,
+                    created_at=now,
+                ),
+            )
         )
         return BatchHandle(
             batch_id=batch_id,
@@ -334,7 +347,7 @@ class TriggerOps(EngineBase):
         """A run's row by id, or :class:`RunNotFoundError`."""
         check_text(run_id, "run id")
         await self.start()
-        run = await self.store.run_get(self.environment, run_id)
+        run = await self.store.run_get(RunGetParams(environment=self.environment, run_id=run_id))
         if run is None:
             raise RunNotFoundError(
                 f"Run {run_id} not found in environment '{self.environment}'.", run_id=run_id
@@ -443,9 +456,14 @@ class TriggerOps(EngineBase):
         )
         batch_id = waitpoint.target_id
         assert batch_id is not None
-        record = await self.store.batch_get(self.environment, batch_id)
+        record = await self.store.batch_get(
+            BatchGetParams(environment=self.environment, batch_id=batch_id)
+        )
         ordered = loads(record.run_ids) if record is not None and record.run_ids else []
-        by_id = {r.id: r for r in await self.store.batch_runs(batch_id)}
+        found = await self.store.batch_runs(
+            BatchRunsParams(environment=self.environment, batch_id=batch_id)
+        )
+        by_id = {r.id: r for r in found}
         results = []
         for run_id in ordered:
             run = by_id.get(run_id)

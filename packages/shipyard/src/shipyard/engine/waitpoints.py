@@ -15,20 +15,27 @@ from typing import Any
 from shipyard.durations import parse_duration_ms, resolve_time
 from shipyard.engine.options import check_text, validate_tags
 from shipyard.engine.runs import RunOps
-from shipyard.errors import PayloadTooLargeError, TooManyTagsError, WaitpointNotFoundError
+from shipyard.errors import (
+    PayloadTooLargeError,
+    TooManyTagsError,
+    ValidationError,
+    WaitpointNotFoundError,
+)
 from shipyard.ids import new_id
 from shipyard.jsonutil import byte_size, dumps, loads
-from shipyard.models.tokens import WaitToken, WaitTokenInfo
+from shipyard.models.tokens import WaitToken, WaitTokenInfo, WaitTokenPage
 from shipyard.records import WaitpointRecord
-from shipyard.store.protocol import (
+from shipyard.store.params import (
     WaitpointCompleteParams,
     WaitpointCreateParams,
+    WaitpointGetParams,
     WaitpointListParams,
 )
 
 __all__ = ["OUTPUT_MAX_BYTES", "TOKEN_MAX_TAGS", "TOKEN_PAT_TTL_S", "WaitpointOps", "token_error"]
 
 OUTPUT_MAX_BYTES = 10 * 1024 * 1024
+TOKEN_STATUSES = ("WAITING", "COMPLETED", "TIMED_OUT")
 TOKEN_MAX_TAGS = 10
 TOKEN_PAT_TTL_S = 24 * 3600
 
@@ -163,7 +170,9 @@ class WaitpointOps(RunOps):
         """A token's row by id, or :class:`WaitpointNotFoundError`."""
         check_text(waitpoint_id, "token id")
         await self.start()
-        found = await self.store.waitpoint_get(self.environment, waitpoint_id)
+        found = await self.store.waitpoint_get(
+            WaitpointGetParams(environment=self.environment, waitpoint_id=waitpoint_id)
+        )
         if found is None or found.kind != "MANUAL":
             raise WaitpointNotFoundError(
                 f"Wait token {waitpoint_id} not found in environment '{self.environment}'.",
@@ -180,17 +189,39 @@ class WaitpointOps(RunOps):
         *,
         statuses: Sequence[str] = (),
         tags: Sequence[str] = (),
+        idempotency_key: str | None = None,
+        created_from: int | None = None,
+        created_to: int | None = None,
         limit: int = 100,
-    ) -> list[WaitTokenInfo]:
-        """Tokens newest first; ``statuses`` WAITING, COMPLETED or TIMED_OUT; ``tags`` (all of)."""
+        cursor: str | None = None,
+    ) -> WaitTokenPage:
+        """One page of tokens, newest first, without their output. ``statuses``: WAITING,
+        COMPLETED or TIMED_OUT; ``tags``: all of them; ``created_from``/``to``: epoch ms."""
+        if not 1 <= limit <= 1000:
+            raise ValidationError(f"limit must be between 1 and 1000; got {limit}.", limit=limit)
+        for status in statuses:
+            if status not in TOKEN_STATUSES:
+                raise ValidationError(
+                    f"Unknown token status {status!r}; one of {', '.join(TOKEN_STATUSES)}.",
+                    status=str(status),
+                )
         wanted = list(validate_tags(list(tags)))
+        for value, what in ((idempotency_key, "idempotency_key"), (cursor, "cursor")):
+            if value is not None:
+                check_text(value, what, max_length=2048)
         await self.start()
-        found = await self.store.waitpoint_list(
+        page = await self.store.waitpoint_list(
             WaitpointListParams(
                 environment=self.environment,
                 statuses=["PENDING" if s == "WAITING" else s for s in statuses],
                 tags=wanted,
+                idempotency_key=idempotency_key,
+                created_from=created_from,
+                created_to=created_to,
                 limit=limit,
+                cursor=cursor,
             )
         )
-        return [self.token_info(w) for w in found]
+        return WaitTokenPage(
+            items=tuple(self.token_info(w) for w in page.items), next_cursor=page.next_cursor
+        )

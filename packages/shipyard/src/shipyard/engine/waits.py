@@ -22,7 +22,12 @@ from shipyard.engine.scope import RunScope, current_scope
 from shipyard.errors import NonDeterminismError, NotInRunError, ParallelWaitError
 from shipyard.ids import new_id
 from shipyard.records import WaitpointRecord
-from shipyard.store.protocol import WaitpointBlockParams, WaitpointCreateParams
+from shipyard.store.params import (
+    WaitpointBlockParams,
+    WaitpointCreateParams,
+    WaitpointGetParams,
+    WaitpointRecordedParams,
+)
 
 # Waits up to this long sleep in process and keep the slot (SEMANTICS §5).
 IN_PROCESS_WAIT_MS = 5_000
@@ -87,9 +92,14 @@ async def _durable_call(
     await flush_scope(scope)
     seq = scope.wait_seq
     scope.wait_seq += 1
-    recorded = await store.waitpoint_recorded(run_id, attempt, seq)
+    recorded = await store.waitpoint_recorded(
+        WaitpointRecordedParams(
+            environment=engine.environment, run_id=run_id, attempt_number=attempt, seq=seq
+        )
+    )
     _check_parallel(scope)
     params = WaitpointBlockParams(
+        environment=engine.environment,
         run_id=run_id,
         attempt_number=attempt,
         worker_id=driver.worker_id,
@@ -128,7 +138,9 @@ async def _durable_call(
     await _hooks(scope, "on_wait", info)
     await driver.park()
     await _hooks(scope, "on_resume", info)
-    found = await store.waitpoint_get(engine.environment, blocked.waitpoint.id)
+    found = await store.waitpoint_get(
+        WaitpointGetParams(environment=engine.environment, waitpoint_id=blocked.waitpoint.id)
+    )
     assert found is not None
     return found
 

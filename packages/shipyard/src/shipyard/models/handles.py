@@ -67,11 +67,13 @@ class BatchHandle:
 
 @dataclass(frozen=True, slots=True)
 class TaskRunError:
-    """A failed run's error as recorded: ``{name, message, stack}``."""
+    """A failed run's error as recorded: ``{name, message, stack}`` and, for Shipyard's own
+    errors, their stable ``code``."""
 
     name: str
     message: str
     stack: str = ""
+    code: str | None = None
 
     def __str__(self) -> str:
         return f"{self.name}: {self.message}"

@@ -41,10 +41,12 @@ def _error(text: str | None) -> TaskRunError | None:
     data = loads(text)
     if not isinstance(data, dict) or not data:
         return None
+    code = data.get("code")
     return TaskRunError(
         name=str(data.get("name", "Error")),
         message=str(data.get("message", "")),
         stack=str(data.get("stack", "")),
+        code=str(code) if code is not None else None,
     )
 
 
@@ -271,4 +273,7 @@ def _epoch() -> datetime.datetime:
 def _error_dict(error: TaskRunError | None) -> dict[str, str] | None:
     if error is None:
         return None
-    return {"name": error.name, "message": error.message, "stack": error.stack}
+    data = {"name": error.name, "message": error.message, "stack": error.stack}
+    if error.code is not None:
+        data["code"] = error.code
+    return data

@@ -54,3 +54,11 @@ class WaitTokenResult:
             return self.output
         assert self.error is not None
         raise self.error
+
+
+@dataclass(frozen=True, slots=True)
+class WaitTokenPage:
+    """One page of tokens, newest first (without their output); pass ``next_cursor`` on."""
+
+    items: tuple[WaitTokenInfo, ...] = ()
+    next_cursor: str | None = None

@@ -36,6 +36,7 @@ from shipyard.errors import (
     NotInRunError,
     PayloadTooLargeError,
     RateLimitedError,
+    RequestBodyError,
     RunNotFoundError,
     ShipyardError,
     UnknownQueueError,
@@ -58,18 +59,6 @@ __all__ = [
 UNPROCESSABLE_ERROR_TYPES = frozenset({"wrong_completion_key"})
 """pydantic error types that mean 422 (the body is JSON of the right shape but the wrong
 meaning) rather than 400."""
-
-
-class RequestBodyError(ValidationError):
-    """A request body that is well-formed JSON but cannot be accepted as sent (HTTP 422).
-
-    ``param`` names the field the caller should send instead.
-    """
-
-    code = "UNPROCESSABLE_BODY"
-
-    def __init__(self, message: str, *, param: str | None = None) -> None:
-        super().__init__(message, param=param)
 
 
 class ErrorDetail(WireModel):

@@ -17,7 +17,7 @@ continues; code before the wait runs once while its worker lives (``docs/waits.m
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from shipyard.engine.scope import RunScope
@@ -180,12 +180,47 @@ class _Wait:
         *,
         status: str | Sequence[str] | None = None,
         tags: Sequence[str] | str | None = None,
+        idempotency_key: str | None = None,
+        from_: datetime.datetime | int | None = None,
+        to: datetime.datetime | int | None = None,
         limit: int = 100,
-    ) -> list[WaitTokenInfo]:
-        """Tokens newest first; ``status`` WAITING, COMPLETED or TIMED_OUT; ``tags`` (all of)."""
+    ) -> AsyncIterator[WaitTokenInfo]:
+        """Tokens newest first, fetched ``limit`` at a time as you iterate (without output):
+        ``status`` WAITING, COMPLETED or TIMED_OUT; ``tags`` (all of); ``from_``/``to`` bound
+        their creation (datetime or epoch ms).
+
+        Example::
+
+            async for token in wait.list_tokens(status="WAITING", tags=["approval"]):
+                print(token.id)
+        """
+        engine = current_engine()
         statuses = [status] if isinstance(status, str) else list(status or [])
         wanted = [tags] if isinstance(tags, str) else list(tags or [])
-        return await current_engine().list_tokens(statuses=statuses, tags=wanted, limit=limit)
+        cursor: str | None = None
+        while True:
+            page = await engine.list_tokens(
+                statuses=statuses,
+                tags=wanted,
+                idempotency_key=idempotency_key,
+                created_from=_to_ms(from_),
+                created_to=_to_ms(to),
+                limit=limit,
+                cursor=cursor,
+            )
+            for item in page.items:
+                yield item
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+
+def _to_ms(value: datetime.datetime | int | None) -> int | None:
+    if value is None or isinstance(value, int):
+        return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.UTC)
+    return int(value.timestamp() * 1000)
 
 
 def _token_id(token: WaitToken | WaitTokenInfo | str) -> str:

@@ -1,13 +1,21 @@
 """Storage: the :class:`Store` protocol and its backends.
 
-``open_store(settings)`` picks the backend from the database URL.
+``open_store(settings)`` picks the backend from the database URL. Module map:
+
+- ``protocol.py`` — the :class:`Store` protocol; ``params.py`` — one params type per method.
+- ``core.py`` — every method written once over ``procedures.py`` (the operations as sans-IO
+  generators of ``steps.py``); ``rows.py`` — values in, the one row → record builder out.
+- ``sql.py`` — named queries: ``sql/shared.sql`` plus each dialect's ``queries.sql``.
+- ``sqlite/`` and ``postgres/`` — the drivers, migrations, and what each does its own way
+  (claim, finish, wake-ups, heartbeats, fast paths); ``claims.py`` — the claim's rules;
+  ``doorbell.py`` — SQLite's wake-ups.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from shipyard.errors import ConfigError
+from shipyard.errors import ConfigError, DatabaseBusyError, StoreUnavailableError
 from shipyard.store.protocol import Store
 
 if TYPE_CHECKING:
@@ -32,9 +40,7 @@ def is_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` means the database could not be reached (rather than a bug)."""
     import sqlite3
 
-    from shipyard.store.sqlite.store import DatabaseBusyError
-
-    if isinstance(exc, ConnectionError | TimeoutError | DatabaseBusyError):
+    if isinstance(exc, ConnectionError | TimeoutError | DatabaseBusyError | StoreUnavailableError):
         return True
     if isinstance(exc, sqlite3.OperationalError):
         text = str(exc)
@@ -42,11 +48,9 @@ def is_unavailable(exc: BaseException) -> bool:
     try:
         import psycopg
         from psycopg_pool import PoolTimeout
-
-        from shipyard.store.postgres.store import StoreUnavailableError
     except ImportError:  # pragma: no cover - psycopg is a dependency
         return False
-    return isinstance(exc, psycopg.OperationalError | PoolTimeout | StoreUnavailableError)
+    return isinstance(exc, psycopg.OperationalError | PoolTimeout)
 
 
 __all__ = ["Store", "is_unavailable", "open_store"]

@@ -1,21 +1,72 @@
-"""Parameter rows shared by every backend's named queries."""
+"""Rows in and out of the database, shared by every backend.
+
+In: the bound values of a run insert, an event, a waitpoint. Out: the one row → ``RunRecord``
+builder, chosen once per column list (a few per process, so the cache stays small).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from shipyard.records import NewEvent, RunRecord, WaitpointRecord
-from shipyard.store.protocol import (
-    RateTakeParams,
-    RunInsertParams,
-    WaitpointCreateParams,
-    WaitpointListParams,
+from shipyard.records import NewEvent, RunRecord
+from shipyard.store.params import RateTakeParams, RunInsertParams, WaitpointCreateParams
+
+RunBuilder = Callable[[Sequence[Any]], RunRecord]
+
+_RUN_FIELDS = tuple(RunRecord.__dataclass_fields__)
+_RUN_DEFAULTS = frozenset(
+    name
+    for name, f in RunRecord.__dataclass_fields__.items()
+    if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
 )
+# Keyed by the column names themselves: a key derived from a cursor's description object
+# (its id) differs for every cursor and kept every description alive (issue 10, defect 16).
+_BUILDERS: dict[tuple[str, ...], RunBuilder] = {}
+
+
+def run_builder(names: tuple[str, ...]) -> RunBuilder:
+    """A row → ``RunRecord`` function for a query's column ``names``.
+
+    Positional (``RunRecord(*row)``) when the columns are the record's fields in order, as
+    ``SELECT *`` gives: ``RunRecord.from_row``'s two dicts per row cost ~20 µs of every
+    claimed run. Extra trailing columns are ignored; fields the columns lack (a newer record
+    than the schema) keep their defaults.
+    """
+    builder = _BUILDERS.get(names)
+    if builder is None:
+        builder = _make_builder(names)
+        _BUILDERS[names] = builder
+    return builder
+
+
+def _make_builder(names: tuple[str, ...]) -> RunBuilder:
+    present = [f for f in _RUN_FIELDS if f in names]
+    missing = _RUN_FIELDS[len(present) :]
+    if (
+        len(set(names)) == len(names)
+        and tuple(present) == _RUN_FIELDS[: len(present)]
+        and all(f in _RUN_DEFAULTS for f in missing)
+    ):
+        index = [names.index(f) for f in present]
+        width = len(present)
+        if index == list(range(width)):
+            if width == len(names):
+                return _positional
+            return lambda row: RunRecord(*row[:width])
+        return lambda row: RunRecord(*[row[i] for i in index])
+    name_list = list(names)
+    return lambda row: RunRecord.from_row(name_list, tuple(row))
+
+
+def _positional(row: Sequence[Any]) -> RunRecord:
+    return RunRecord(*row)
 
 
 def insert_row(p: RunInsertParams) -> dict[str, Any]:
-    """The ``run_insert`` parameters of a run (``sort_key`` = queue time − priority)."""
+    """The ``run_insert`` values of a run (``sort_key`` = queue time − priority)."""
     return {
         "id": p.id,
         "environment": p.environment,
@@ -50,9 +101,64 @@ def insert_row(p: RunInsertParams) -> dict[str, Any]:
     }
 
 
-def event_row(e: NewEvent) -> dict[str, Any]:
-    """The ``run_event_insert`` parameters of an event."""
+INSERT_COLUMNS = tuple(insert_row(RunInsertParams("", "", "", "", None, "", 0, 0)))
+"""The columns of ``insert_row``, in order (positional binding and bulk inserts)."""
+
+
+def inserted_record(row: dict[str, Any]) -> RunRecord:
+    """The record of a freshly inserted run: its insert values plus the column defaults, so
+    an insert need not read its row back."""
+    return RunRecord(
+        id=row["id"],
+        environment=row["environment"],
+        task_id=row["task_id"],
+        status=row["status"],
+        payload=row["payload"],
+        output=None,
+        error=None,
+        metadata=row["metadata"],
+        tags=row["tags"],
+        queue=row["queue"],
+        concurrency_key=row["concurrency_key"],
+        priority_ms=row["priority_ms"],
+        queued_at=row["queued_at"],
+        sort_key=row["sort_key"],
+        available_at=row["available_at"],
+        delay_until=row["delay_until"],
+        ttl_ms=row["ttl_ms"],
+        attempt_number=0,
+        max_attempts=row["max_attempts"],
+        lease_owner=None,
+        lease_expires_at=None,
+        idempotency_key=row["idempotency_key"],
+        idempotency_key_expires_at=row["idempotency_key_expires_at"],
+        debounce_key=row["debounce_key"],
+        parent_run_id=row["parent_run_id"],
+        root_run_id=row["root_run_id"],
+        depth=row["depth"],
+        batch_id=row["batch_id"],
+        batch_index=row["batch_index"],
+        schedule_id=None,
+        completion_waitpoint_id=None,
+        machine=row["machine"],
+        max_duration_s=row["max_duration_s"],
+        version=None,
+        trigger_function=row["trigger_function"],
+        is_test=row["is_test"],
+        created_at=row["created_at"],
+        updated_at=row["created_at"],
+        started_at=None,
+        finished_at=None,
+        expired_at=None,
+        ttl_expires_at=row["ttl_expires_at"],
+    )
+
+
+def event_row(environment: str, e: NewEvent) -> dict[str, Any]:
+    """The ``run_event_insert`` values of an event (written only for a run of
+    ``environment``)."""
     return {
+        "environment": environment,
         "run_id": e.run_id,
         "ts": e.ts,
         "kind": e.kind,
@@ -62,38 +168,25 @@ def event_row(e: NewEvent) -> dict[str, Any]:
     }
 
 
-def idempotency_key_released(existing: RunRecord, params: RunInsertParams) -> bool:
-    """Whether the run holding a key lets a new run take it (key expired, or run failed)."""
-    expired = (
-        existing.idempotency_key_expires_at is not None
-        and existing.idempotency_key_expires_at <= params.created_at
-    )
-    return expired or existing.status in params.idempotency_release_statuses
-
-
-def debounce_overflows(existing: RunRecord, params: RunInsertParams) -> bool:
-    """Whether pushing the debounced run would pass ``max_delay`` from its creation."""
-    return (
-        params.debounce_max_delay_ms is not None
-        and params.debounce_delay_until is not None
-        and params.debounce_delay_until > existing.created_at + params.debounce_max_delay_ms
-    )
-
-
-def debounce_push_row(existing: RunRecord, params: RunInsertParams) -> dict[str, Any]:
-    """The ``run_debounce_push`` parameters for a trigger that lands on a debounced run."""
+def waitpoint_values(params: WaitpointCreateParams) -> dict[str, Any]:
+    """The bound values of a waitpoint insert."""
     return {
-        "id": existing.id,
-        "delay_until": params.debounce_delay_until,
-        "trailing": int(params.debounce_trailing),
-        "payload": params.payload,
-        "metadata": params.metadata,
+        "id": params.id,
+        "environment": params.environment,
+        "kind": params.kind,
+        "now": params.now,
+        "completes_at": params.completes_at,
+        "timeout_at": params.timeout_at,
+        "idempotency_key": params.idempotency_key,
+        "idempotency_key_expires_at": params.idempotency_key_expires_at,
         "tags": json.dumps(list(params.tags)),
-        "max_attempts": params.max_attempts,
-        "max_duration_s": params.max_duration_s,
-        "machine": params.machine,
-        "now": params.created_at,
+        "target_id": params.target_id,
     }
+
+
+def json_list(values: Sequence[str]) -> str | None:
+    """A list parameter as both backends bind it (a JSON array), or None when empty."""
+    return json.dumps(list(values)) if values else None
 
 
 def take_tokens(
@@ -114,32 +207,3 @@ def take_tokens(
         return current - params.count, 0
     missing = params.count - current
     return current, max(1, int(missing / rate + 0.999))
-
-
-def waitpoint_values(params: WaitpointCreateParams) -> dict[str, Any]:
-    """The bound values of a waitpoint insert."""
-    return {
-        "id": params.id,
-        "environment": params.environment,
-        "kind": params.kind,
-        "now": params.now,
-        "completes_at": params.completes_at,
-        "timeout_at": params.timeout_at,
-        "idempotency_key": params.idempotency_key,
-        "idempotency_key_expires_at": params.idempotency_key_expires_at,
-        "tags": json.dumps(list(params.tags)),
-        "target_id": params.target_id,
-    }
-
-
-def filter_waitpoints(
-    found: list[WaitpointRecord], params: WaitpointListParams
-) -> list[WaitpointRecord]:
-    """Tokens matching the statuses and carrying every tag, at most ``limit``."""
-    wanted = set(params.tags)
-    return [
-        w
-        for w in found
-        if (not params.statuses or w.status in params.statuses)
-        and wanted <= set(json.loads(w.tags))
-    ][: params.limit]

@@ -18,11 +18,14 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import time
 from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+
+from shipyard.store.protocol import MigrateParams
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -93,7 +96,7 @@ class TemplateDatabases:
                     await conn.execute(f'CREATE DATABASE "{name}"')
                     store = PostgresStore(with_database(admin_url(), name))
                     try:
-                        await store.migrate()
+                        await store.migrate(MigrateParams(now=int(time.time() * 1000)))
                     finally:
                         await store.close()
             finally:

@@ -1,5 +1,5 @@
 """The PostgreSQL store: many workers on many hosts coordinating through one database."""
 
-from shipyard.store.postgres.store import PostgresStore, StoreUnavailableError
+from shipyard.store.postgres.store import PostgresStore
 
-__all__ = ["PostgresStore", "StoreUnavailableError"]
+__all__ = ["PostgresStore"]

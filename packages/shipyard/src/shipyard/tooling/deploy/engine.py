@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from shipyard.errors import EngineImageError
+
 DOCKERFILE = "Dockerfile"
 LOCAL_REPOSITORY = "shipyard-engine"
 CONTAINER_TOOLS = ("podman", "docker")
@@ -28,10 +30,6 @@ _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 Which = Callable[[str], str | None]
 Probe = Callable[[tuple[str, ...]], tuple[int, str]]
-
-
-class EngineImageError(Exception):
-    """The image cannot be built here or named: what is wrong and what to do."""
 
 
 @dataclass(frozen=True, slots=True)

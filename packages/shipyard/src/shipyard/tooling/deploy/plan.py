@@ -38,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shipyard.errors import DeployError
+from shipyard.errors import DeployError, EngineImageError
 from shipyard.tooling.deploy import cloudflare, engine, naming, supabase
 from shipyard.tooling.envcheck import Finding, Level, check_values, load_env_files
 from shipyard.tooling.placeholders import placeholder_reason
@@ -318,7 +318,7 @@ def _plan_engine(plan: DeployPlan, tools: Tools, environ: Mapping[str, str]) -> 
     try:
         version = engine.image_version(plan.root, environ)
         image, push = engine.image_reference(environ, version)
-    except engine.EngineImageError as exc:
+    except EngineImageError as exc:
         plan.blockers.append(str(exc))
         return
     found = tools.container or engine.ContainerTool((), "no container engine was looked for")

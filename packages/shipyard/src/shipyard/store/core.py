@@ -1,0 +1,234 @@
+"""The store core: every method of the :class:`~shipyard.store.protocol.Store` protocol,
+written once over the shared procedures (``store/procedures.py``).
+
+A backend subclasses :class:`StoreCore`, supplies :meth:`StoreCore._run` (how it drives a
+procedure: SQLite on its store thread, PostgreSQL with awaits on a pooled connection) and
+overrides only what it does differently: its claim, its finish, its wake-ups, its migrations,
+its heartbeat connection, and its fast paths.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TypeVar
+
+from shipyard.records import (
+    AttemptRecord,
+    BatchRecord,
+    Page,
+    QueueRecord,
+    RunEventRecord,
+    RunRecord,
+    TaskRecord,
+    WaitpointPage,
+    WaitpointRecord,
+    WorkerRecord,
+)
+from shipyard.store import procedures
+from shipyard.store.params import (
+    AttemptListParams,
+    BatchGetParams,
+    BatchRunsParams,
+    IdempotencyKeyResetParams,
+    QueueListParams,
+    QueueUpdateParams,
+    QueueUpsertParams,
+    RateTakeParams,
+    ReapedRun,
+    RecordedCall,
+    RunCancelParams,
+    RunEventsAppendParams,
+    RunEventsListParams,
+    RunFinishManyParams,
+    RunGetParams,
+    RunInsertManyParams,
+    RunInsertParams,
+    RunInsertResult,
+    RunListParams,
+    RunMetadataParams,
+    RunOwnership,
+    RunOwnershipParams,
+    RunReapParams,
+    RunReleaseParams,
+    RunRescheduleParams,
+    RunScheduleParams,
+    RunTagsAddParams,
+    ScheduledRuns,
+    TaskListParams,
+    TaskRegisterParams,
+    WaitpointBlockParams,
+    WaitpointBlockResult,
+    WaitpointCompleteParams,
+    WaitpointCreateParams,
+    WaitpointGetParams,
+    WaitpointListParams,
+    WaitpointRecordedParams,
+    WaitpointResolveParams,
+    WorkerListLiveParams,
+    WorkerStopParams,
+)
+from shipyard.store.steps import Procedure
+
+T = TypeVar("T")
+
+
+class StoreCore(ABC):
+    """The backend-independent half of a store. See the module docstring."""
+
+    url: str
+
+    @abstractmethod
+    async def _run(self, procedure: Procedure[T]) -> T:
+        """Drive ``procedure`` to its end on one connection and return its result."""
+
+    # -- runs -----------------------------------------------------------------------------
+
+    async def run_insert(self, params: RunInsertParams) -> RunInsertResult:
+        """Create a run, or return the live run holding the same idempotency key."""
+        return await self._run(procedures.run_insert(params))
+
+    async def run_insert_many(self, params: RunInsertManyParams) -> list[RunInsertResult]:
+        """Create many runs (and their batch) in one transaction, in order; wakes workers once."""
+        if not params.runs and params.batch is None:
+            return []
+        return await self._run(procedures.run_insert_many(params))
+
+    async def run_get(self, params: RunGetParams) -> RunRecord | None:
+        """One run by id, or None."""
+        return await self._run(procedures.run_get(params))
+
+    async def run_list(self, params: RunListParams) -> Page:
+        """Runs newest first, filtered, one page at a time."""
+        return await self._run(procedures.run_list(params))
+
+    async def run_finish_many(self, params: RunFinishManyParams) -> list[bool]:
+        """Record the end of attempts; False where the fence rejected a stale attempt."""
+        if not params.finishes:
+            return []
+        return await self._run(procedures.run_finish_many(params))
+
+    async def run_release(self, params: RunReleaseParams) -> bool:
+        """Give a claimed run back to the queue without counting the attempt."""
+        return await self._run(procedures.run_release(params))
+
+    async def run_reap_expired(self, params: RunReapParams) -> list[ReapedRun]:
+        """Take back runs whose worker stopped heartbeating."""
+        return await self._run(procedures.run_reap_expired(params))
+
+    async def run_cancel(self, params: RunCancelParams) -> list[str]:
+        """Cancel a non-final run and its non-final descendants; return the ids canceled."""
+        return await self._run(procedures.run_cancel(params))
+
+    async def run_ownership(self, params: RunOwnershipParams) -> list[RunOwnership]:
+        """Status, attempt and owner of the given runs (for a worker's fence check)."""
+        if not params.run_ids:
+            return []
+        return await self._run(procedures.run_ownership(params))
+
+    async def run_metadata_update(self, params: RunMetadataParams) -> str:
+        """Read-modify-write a run's metadata in one transaction; return the new JSON."""
+        return await self._run(procedures.run_metadata_update(params))
+
+    async def run_tags_add(self, params: RunTagsAddParams) -> list[str]:
+        """Add tags to a run (deduplicated, capped, a ``tag`` event); return its tags."""
+        return await self._run(procedures.run_tags_add(params))
+
+    async def run_events_append(self, params: RunEventsAppendParams) -> None:
+        """Append logs, spans and other events in order."""
+        if params.events:
+            await self._run(procedures.run_events_append(params))
+
+    async def run_events_list(self, params: RunEventsListParams) -> list[RunEventRecord]:
+        """A run's events after ``after_id``, oldest first."""
+        return await self._run(procedures.run_events_list(params))
+
+    async def attempt_list(self, params: AttemptListParams) -> list[AttemptRecord]:
+        """A run's attempts, in order."""
+        return await self._run(procedures.attempt_list(params))
+
+    async def run_schedule_due(self, params: RunScheduleParams) -> ScheduledRuns:
+        """DELAYED → QUEUED when due; QUEUED/DELAYED → EXPIRED when the TTL passed unstarted."""
+        return await self._run(procedures.run_schedule_due(params))
+
+    async def run_reschedule(self, params: RunRescheduleParams) -> RunRecord | None:
+        """Change a DELAYED run's time; None if the run is not DELAYED."""
+        return await self._run(procedures.run_reschedule(params))
+
+    # -- batches, keys, queues, rate limits ---------------------------------------------------
+
+    async def batch_get(self, params: BatchGetParams) -> BatchRecord | None:
+        """One batch by id, or None."""
+        return await self._run(procedures.batch_get(params))
+
+    async def batch_runs(self, params: BatchRunsParams) -> list[RunRecord]:
+        """A batch's runs in input order."""
+        return await self._run(procedures.batch_runs(params))
+
+    async def idempotency_key_reset(self, params: IdempotencyKeyResetParams) -> int:
+        """Clear a key on every run of a task that holds it; return how many."""
+        return await self._run(procedures.idempotency_key_reset(params))
+
+    async def queue_upsert(self, params: QueueUpsertParams) -> None:
+        """Register queues as code defines them (limits only; never un-pauses)."""
+        if params.queues:
+            await self._run(procedures.queue_upsert(params))
+
+    async def queue_list(self, params: QueueListParams) -> list[QueueRecord]:
+        """Every queue of the environment with its running and queued counts."""
+        return await self._run(procedures.queue_list(params))
+
+    async def queue_update(self, params: QueueUpdateParams) -> QueueRecord | None:
+        """Pause, resume or override a queue's limit; None if there is no such queue."""
+        return await self._run(procedures.queue_update(params))
+
+    async def environment_rate_take(self, params: RateTakeParams) -> int:
+        """Take tokens; 0 if taken, else the milliseconds until enough have refilled."""
+        return await self._run(procedures.environment_rate_take(params))
+
+    # -- tasks and workers --------------------------------------------------------------------
+
+    async def task_register(self, params: TaskRegisterParams) -> None:
+        """Record a worker, its queues and the tasks it can execute."""
+        await self._run(procedures.task_register(params))
+
+    async def task_list(self, params: TaskListParams) -> list[TaskRecord]:
+        """Every task any worker of the environment registered."""
+        return await self._run(procedures.task_list(params))
+
+    async def worker_list_live(self, params: WorkerListLiveParams) -> list[WorkerRecord]:
+        """Workers that heartbeated at or after ``since`` and have not stopped."""
+        return await self._run(procedures.worker_list_live(params))
+
+    async def worker_stop(self, params: WorkerStopParams) -> None:
+        """Mark a worker as stopped."""
+        await self._run(procedures.worker_stop(params))
+
+    # -- waitpoints ---------------------------------------------------------------------------
+
+    async def waitpoint_create(self, params: WaitpointCreateParams) -> tuple[WaitpointRecord, bool]:
+        """Create a waitpoint, or return the live one holding its idempotency key (True)."""
+        return await self._run(procedures.waitpoint_create_alone(params))
+
+    async def waitpoint_get(self, params: WaitpointGetParams) -> WaitpointRecord | None:
+        """One waitpoint by id, or None."""
+        return await self._run(procedures.waitpoint_get(params))
+
+    async def waitpoint_list(self, params: WaitpointListParams) -> WaitpointPage:
+        """Tokens (MANUAL waitpoints) newest first, filtered and paged in SQL, without output."""
+        return await self._run(procedures.waitpoint_list(params))
+
+    async def waitpoint_recorded(self, params: WaitpointRecordedParams) -> RecordedCall | None:
+        """The durable call an attempt recorded at ``seq``, or None."""
+        return await self._run(procedures.waitpoint_recorded(params))
+
+    async def waitpoint_block(self, params: WaitpointBlockParams) -> WaitpointBlockResult:
+        """Link the attempt's call ``seq`` to a waitpoint; suspend the run if it is pending."""
+        return await self._run(procedures.waitpoint_block(params))
+
+    async def waitpoint_resolve_due(self, params: WaitpointResolveParams) -> list[str]:
+        """Complete due waitpoints; WAITING → QUEUED for runs no longer blocked (their ids)."""
+        return await self._run(procedures.waitpoint_resolve_due(params))
+
+    async def waitpoint_complete(self, params: WaitpointCompleteParams) -> WaitpointRecord | None:
+        """Complete a token (first output wins) and re-queue the runs it released."""
+        return await self._run(procedures.waitpoint_complete(params))

@@ -1,0 +1,557 @@
+"""The params and results of every store operation: one params type per method.
+
+Every operation is scoped by ``environment`` (the SQL filters by it) and every time is an epoch
+millisecond the caller passes in (``now``): a store never reads the wall clock. Adding a field
+with a default never breaks a caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from shipyard.records import NewEvent, RunRecord, TaskRecord, WaitpointRecord, WorkerRecord
+
+# -- runs ---------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class MigrateParams:
+    """Apply pending migrations; ``now`` is recorded as each migration's ``applied_at``."""
+
+    now: int
+
+
+@dataclass(slots=True)
+class RunInsertParams:
+    """A run to create. ``status`` is QUEUED or DELAYED; times are epoch ms.
+
+    ``connection`` is the caller's own database connection, inside its transaction: the run
+    then exists only if that transaction commits (PostgreSQL only).
+    """
+
+    id: str
+    environment: str
+    task_id: str
+    status: str
+    payload: str | None
+    queue: str
+    queued_at: int
+    created_at: int
+    metadata: str = "{}"
+    tags: Sequence[str] = ()
+    concurrency_key: str | None = None
+    priority_ms: int = 0
+    available_at: int | None = None
+    delay_until: int | None = None
+    ttl_ms: int | None = None
+    max_attempts: int | None = None
+    idempotency_key: str | None = None
+    idempotency_key_expires_at: int | None = None
+    parent_run_id: str | None = None
+    root_run_id: str | None = None
+    depth: int = 0
+    batch_id: str | None = None
+    batch_index: int | None = None
+    machine: str | None = None
+    max_duration_s: int | None = None
+    trigger_function: str = "trigger"
+    is_test: bool = False
+    ttl_expires_at: int | None = None
+    # Debounce: a DELAYED run holding the same key is updated instead of creating a run.
+    debounce_key: str | None = None
+    debounce_delay_until: int | None = None
+    debounce_trailing: bool = False
+    debounce_max_delay_ms: int | None = None
+    # Statuses of an existing run with the same idempotency key that free the key for a new
+    # run (FAILED, CRASHED, ...). Any other status returns the existing run as cached.
+    idempotency_release_statuses: frozenset[str] = frozenset()
+    connection: Any | None = None
+
+
+@dataclass(slots=True)
+class RunInsertResult:
+    """The run the trigger resolved to, and whether it already existed."""
+
+    run: RunRecord
+    cached: bool
+
+
+@dataclass(slots=True)
+class BatchInsertParams:
+    """A batch row written in the same transaction as its runs."""
+
+    id: str
+    environment: str
+    idempotency_key: str | None
+    created_at: int
+
+
+@dataclass(slots=True)
+class RunInsertManyParams:
+    """Many runs of one environment (and their batch), created in one transaction, in order."""
+
+    environment: str
+    runs: Sequence[RunInsertParams]
+    batch: BatchInsertParams | None = None
+
+
+@dataclass(slots=True)
+class RunGetParams:
+    """One run by id."""
+
+    environment: str
+    run_id: str
+
+
+@dataclass(slots=True)
+class RunListParams:
+    """Filters for ``run_list``; ``cursor`` is the last id of the previous page."""
+
+    environment: str
+    limit: int = 50
+    cursor: str | None = None
+    statuses: Sequence[str] = ()
+    task_ids: Sequence[str] = ()
+    tag: str | None = None
+    batch_id: str | None = None
+    created_from: int | None = None
+    created_to: int | None = None
+
+
+@dataclass(slots=True)
+class RunClaimParams:
+    """Claim up to ``limit`` ready runs of ``task_ids`` for ``worker_id``.
+
+    Concurrency: a (queue, concurrency key) group runs at most its queue's limit (capped at
+    ``environment_limit``), and the environment at most ``environment_limit × burst_factor``.
+    """
+
+    environment: str
+    worker_id: str
+    task_ids: Sequence[str]
+    limit: int
+    now: int
+    lease_expires_at: int
+    environment_limit: int = 100
+    burst_factor: float = 2.0
+
+
+@dataclass(slots=True)
+class RunFinishParams:
+    """The end of one attempt, fenced by ``attempt_number`` and ``worker_id``.
+
+    ``status`` is the run's next status: a final one (COMPLETED, FAILED, TIMED_OUT, CANCELED,
+    CRASHED) or QUEUED to retry at ``retry_at``. ``attempt_status`` is what the attempt row
+    records (COMPLETED, FAILED, CANCELED, CRASHED). ``events`` (the attempt's buffered logs
+    and spans) are written only if the finish is accepted, before the status change's event.
+    """
+
+    run_id: str
+    attempt_number: int
+    worker_id: str
+    status: str
+    attempt_status: str
+    now: int
+    output: str | None = None
+    error: str | None = None
+    retry_at: int | None = None
+    events: Sequence[NewEvent] = ()
+
+
+@dataclass(slots=True)
+class RunFinishManyParams:
+    """The ends of many attempts of one environment, written in one transaction."""
+
+    environment: str
+    finishes: Sequence[RunFinishParams]
+
+
+@dataclass(slots=True)
+class RunReleaseParams:
+    """Give a claimed run back without counting its attempt (graceful shutdown)."""
+
+    environment: str
+    run_id: str
+    attempt_number: int
+    worker_id: str
+    now: int
+
+
+@dataclass(slots=True)
+class RunReapParams:
+    """Re-queue (or crash) runs whose lease expired before ``now``."""
+
+    environment: str
+    now: int
+    crash_error: str
+
+
+@dataclass(slots=True)
+class ReapedRun:
+    """A run the reaper took back from a lost worker, and where it went."""
+
+    run_id: str
+    attempt_number: int
+    status: str
+
+
+@dataclass(slots=True)
+class RunCancelParams:
+    """Cancel a run and, recursively, its non-final children."""
+
+    environment: str
+    run_id: str
+    now: int
+    final_statuses: frozenset[str]
+    error: str
+
+
+@dataclass(slots=True)
+class RunOwnershipParams:
+    """The runs a worker is executing, for its fence check."""
+
+    environment: str
+    run_ids: Sequence[str]
+
+
+@dataclass(slots=True)
+class RunOwnership:
+    """Whether a run a worker is executing is still its own."""
+
+    run_id: str
+    status: str
+    attempt_number: int
+    lease_owner: str | None
+
+
+@dataclass(slots=True)
+class RunMetadataParams:
+    """Apply ``mutate`` to a run's metadata atomically; it returns the new JSON text.
+
+    ``event`` (the engine's record of the change) is appended in the same transaction.
+    """
+
+    environment: str
+    run_id: str
+    mutate: Callable[[str], str]
+    now: int
+    event: NewEvent | None = None
+
+
+@dataclass(slots=True)
+class RunTagsAddParams:
+    """Add tags to a run, up to ``max_tags`` in total; returns the tags it ended with."""
+
+    environment: str
+    run_id: str
+    tags: Sequence[str]
+    max_tags: int
+    now: int
+
+
+@dataclass(slots=True)
+class RunEventsAppendParams:
+    """Logs, spans and other events to append, in order (events of other environments' runs
+    are dropped)."""
+
+    environment: str
+    events: Sequence[NewEvent]
+
+
+@dataclass(slots=True)
+class RunEventsListParams:
+    """A run's events after ``after_id``, oldest first."""
+
+    environment: str
+    run_id: str
+    after_id: int = 0
+    limit: int = 1000
+
+
+@dataclass(slots=True)
+class AttemptListParams:
+    """A run's attempts."""
+
+    environment: str
+    run_id: str
+
+
+@dataclass(slots=True)
+class RunScheduleParams:
+    """Promote due DELAYED runs and expire runs whose TTL passed before their first start."""
+
+    environment: str
+    now: int
+    expired_error: str
+
+
+@dataclass(slots=True)
+class ScheduledRuns:
+    """What :meth:`Store.run_schedule_due` changed."""
+
+    promoted: list[str]
+    expired: list[str]
+
+
+@dataclass(slots=True)
+class RunRescheduleParams:
+    """Move a DELAYED run to ``delay_until`` (its TTL countdown moves with it)."""
+
+    environment: str
+    run_id: str
+    delay_until: int
+    now: int
+
+
+# -- batches, keys, queues, rate limits --------------------------------------------------------
+
+
+@dataclass(slots=True)
+class BatchGetParams:
+    """One batch by id."""
+
+    environment: str
+    batch_id: str
+
+
+@dataclass(slots=True)
+class BatchRunsParams:
+    """A batch's runs."""
+
+    environment: str
+    batch_id: str
+
+
+@dataclass(slots=True)
+class IdempotencyKeyResetParams:
+    """Clear ``key`` on every run of ``task_id`` that holds it."""
+
+    environment: str
+    task_id: str
+    key: str
+    now: int
+
+
+@dataclass(slots=True)
+class QueueDefinition:
+    """A queue as code defines it."""
+
+    name: str
+    concurrency_limit: int | None
+
+
+@dataclass(slots=True)
+class QueueUpsertParams:
+    """Queues as code defines them; registering never changes ``paused`` or an override."""
+
+    environment: str
+    queues: Sequence[QueueDefinition]
+    now: int
+
+
+@dataclass(slots=True)
+class QueueListParams:
+    """Every queue of an environment."""
+
+    environment: str
+
+
+@dataclass(slots=True)
+class QueueUpdateParams:
+    """Pause/resume a queue or set/clear its limit override (None leaves a field as is)."""
+
+    environment: str
+    name: str
+    now: int
+    paused: bool | None = None
+    limit_override: int | None = None
+    clear_override: bool = False
+
+
+@dataclass(slots=True)
+class RateTakeParams:
+    """Take ``count`` tokens from the environment's trigger bucket."""
+
+    environment: str
+    count: int
+    now: int
+    bucket_size: int
+    refill_tokens: int
+    refill_interval_ms: int
+
+
+# -- tasks and workers --------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class TaskRegisterParams:
+    """The tasks a worker can execute, the queues they use, and the worker itself.
+
+    Everything is written under ``environment``.
+    """
+
+    environment: str
+    worker: WorkerRecord
+    now: int
+    tasks: Sequence[TaskRecord] = field(default_factory=list)
+    queues: Sequence[QueueDefinition] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class TaskListParams:
+    """Every task any worker of an environment registered."""
+
+    environment: str
+
+
+@dataclass(slots=True)
+class WorkerListLiveParams:
+    """Workers that heartbeated at or after ``since`` and have not stopped."""
+
+    environment: str
+    since: int
+
+
+@dataclass(slots=True)
+class WorkerStopParams:
+    """Mark a worker as stopped."""
+
+    environment: str
+    worker_id: str
+    now: int
+
+
+@dataclass(slots=True)
+class WorkerHeartbeatParams:
+    """Extend the leases of the runs ``worker_id`` is executing (``run_ids``).
+
+    Only the runs the worker knows it holds: a claim whose result was lost with the connection
+    leaves runs leased to this worker that it never started; their leases must run out so the
+    reaper gives them to someone.
+    """
+
+    environment: str
+    worker_id: str
+    now: int
+    lease_expires_at: int
+    run_ids: Sequence[str] = ()
+
+
+@dataclass(slots=True)
+class ReadyNotifyParams:
+    """Wake the environment's workers; ``now`` dates which workers count as live."""
+
+    environment: str
+    now: int
+
+
+# -- waitpoints ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class WaitpointCreateParams:
+    """A waitpoint to create; with ``idempotency_key`` the live one holding it is reused."""
+
+    id: str
+    environment: str
+    kind: str
+    now: int
+    completes_at: int | None = None
+    timeout_at: int | None = None
+    idempotency_key: str | None = None
+    idempotency_key_expires_at: int | None = None
+    tags: Sequence[str] = ()
+    target_id: str | None = None
+
+
+@dataclass(slots=True)
+class WaitpointGetParams:
+    """One waitpoint by id."""
+
+    environment: str
+    waitpoint_id: str
+
+
+@dataclass(slots=True)
+class WaitpointListParams:
+    """Filters for ``waitpoint_list`` (tokens only), newest first, one page at a time.
+
+    ``statuses`` any of; ``tags`` all of; ``cursor`` is the last id of the previous page.
+    """
+
+    environment: str
+    statuses: Sequence[str] = ()
+    tags: Sequence[str] = ()
+    idempotency_key: str | None = None
+    created_from: int | None = None
+    created_to: int | None = None
+    cursor: str | None = None
+    limit: int = 100
+
+
+@dataclass(slots=True)
+class WaitpointRecordedParams:
+    """The durable call an attempt recorded at sequence number ``seq``."""
+
+    environment: str
+    run_id: str
+    attempt_number: int
+    seq: int
+
+
+@dataclass(slots=True)
+class RecordedCall:
+    """The durable call recorded at a sequence number of an attempt."""
+
+    call: str
+    waitpoint: WaitpointRecord
+
+
+@dataclass(slots=True)
+class WaitpointBlockParams:
+    """Block an attempt on a waitpoint at its durable call ``seq``.
+
+    Either ``create`` (a new waitpoint, or the live one holding its idempotency key) or
+    ``waitpoint_id`` (an existing one: a token, or the call recorded at ``seq``). If the
+    waitpoint is still pending the run goes EXECUTING → WAITING, fenced like a finish.
+    """
+
+    environment: str
+    run_id: str
+    attempt_number: int
+    worker_id: str
+    seq: int
+    call: str
+    now: int
+    create: WaitpointCreateParams | None = None
+    waitpoint_id: str | None = None
+
+
+@dataclass(slots=True)
+class WaitpointBlockResult:
+    """The waitpoint the call is blocked on and what happened to the run."""
+
+    waitpoint: WaitpointRecord
+    suspended: bool
+    owned: bool
+
+
+@dataclass(slots=True)
+class WaitpointResolveParams:
+    """Resolve due waitpoints of an environment and re-queue the runs they released."""
+
+    environment: str
+    now: int
+    timeout_error: str
+
+
+@dataclass(slots=True)
+class WaitpointCompleteParams:
+    """Complete a PENDING token with ``output`` (JSON); a completed token keeps its output."""
+
+    environment: str
+    waitpoint_id: str
+    output: str
+    now: int

@@ -1,0 +1,173 @@
+"""Procedures of what an environment has: its queues, its trigger rate bucket, its tasks
+and its workers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from shipyard.records import (
+    QueueRecord,
+    TaskRecord,
+    WorkerRecord,
+)
+from shipyard.store.params import (
+    QueueListParams,
+    QueueUpdateParams,
+    QueueUpsertParams,
+    RateTakeParams,
+    TaskListParams,
+    TaskRegisterParams,
+    WorkerHeartbeatParams,
+    WorkerListLiveParams,
+    WorkerStopParams,
+)
+from shipyard.store.rows import (
+    take_tokens,
+)
+from shipyard.store.steps import (
+    Procedure,
+    begin,
+    count,
+    many,
+    row,
+    rows,
+)
+
+# -- queues and rate limits --------------------------------------------------------------------
+
+
+def _queue_rows(p: QueueUpsertParams) -> list[dict[str, Any]]:
+    return [
+        {
+            "environment": p.environment,
+            "name": q.name,
+            "concurrency_limit": q.concurrency_limit,
+            "now": p.now,
+        }
+        for q in p.queues
+    ]
+
+
+def queue_upsert(p: QueueUpsertParams) -> Procedure[None]:
+    """Register queues (limits only; never un-pauses)."""
+    yield begin()
+    yield many("queue_upsert", _queue_rows(p))
+
+
+def queue_list(p: QueueListParams) -> Procedure[list[QueueRecord]]:
+    """Every queue with its running and queued counts."""
+    found = yield rows("queue_list", {"environment": p.environment})
+    return [QueueRecord(*r) for r in found]
+
+
+def queue_update(p: QueueUpdateParams) -> Procedure[QueueRecord | None]:
+    """Pause, resume or override a queue's limit; None if there is no such queue."""
+    key = {"environment": p.environment, "name": p.name}
+    changed = yield count(
+        "queue_update",
+        {
+            **key,
+            "now": p.now,
+            "paused": None if p.paused is None else int(p.paused),
+            "limit_override": p.limit_override,
+            "clear_override": int(p.clear_override),
+        },
+    )
+    if not changed:
+        return None
+    found = yield row("queue_get", key)
+    return QueueRecord(*found) if found else None
+
+
+def environment_rate_take(p: RateTakeParams) -> Procedure[int]:
+    """Take tokens from the environment's bucket (its row locked); 0 if taken, else the
+    milliseconds until enough have refilled."""
+    env = {"environment": p.environment}
+    yield begin()
+    yield count("environment_slot_ensure", env)
+    found = yield row("environment_rate_get", env)
+    tokens, wait_ms = take_tokens(found[0] if found else None, found[1] if found else None, p)
+    if wait_ms == 0:
+        yield count("environment_rate_set", {**env, "tokens": tokens, "now": p.now})
+    return wait_ms
+
+
+# -- tasks and workers --------------------------------------------------------------------------
+
+
+def task_register(p: TaskRegisterParams) -> Procedure[None]:
+    """Record a worker, its queues and its tasks, all under the params' environment."""
+    w = p.worker
+    yield begin()
+    yield count(
+        "worker_upsert",
+        {
+            "id": w.id,
+            "environment": p.environment,
+            "host": w.host,
+            "pid": w.pid,
+            "doorbell_port": w.doorbell_port,
+            "started_at": w.started_at,
+            "heartbeat_at": w.heartbeat_at,
+        },
+    )
+    if p.queues:
+        yield many("queue_upsert", _queue_rows(QueueUpsertParams(p.environment, p.queues, p.now)))
+    if p.tasks:
+        yield many(
+            "task_upsert",
+            [
+                {
+                    "environment": p.environment,
+                    "id": t.id,
+                    "file_path": t.file_path,
+                    "queue": t.queue,
+                    "max_attempts": t.max_attempts,
+                    "retry": t.retry,
+                    "max_duration_s": t.max_duration_s,
+                    "machine": t.machine,
+                    "description": t.description,
+                    "payload_schema": t.payload_schema,
+                    "worker_id": t.worker_id,
+                    "updated_at": t.updated_at,
+                    "ttl_ms": t.ttl_ms,
+                }
+                for t in p.tasks
+            ],
+        )
+
+
+def task_list(p: TaskListParams) -> Procedure[list[TaskRecord]]:
+    """Every task any worker of the environment registered."""
+    found = yield rows("task_list", {"environment": p.environment})
+    return [TaskRecord(*r) for r in found]
+
+
+def worker_list_live(p: WorkerListLiveParams) -> Procedure[list[WorkerRecord]]:
+    """Workers that heartbeated at or after ``since`` and have not stopped."""
+    found = yield rows("worker_list_live", {"environment": p.environment, "since": p.since})
+    return [WorkerRecord(*r) for r in found]
+
+
+def worker_stop(p: WorkerStopParams) -> Procedure[None]:
+    """Mark a worker as stopped."""
+    yield count(
+        "worker_stop", {"environment": p.environment, "worker_id": p.worker_id, "now": p.now}
+    )
+
+
+def worker_heartbeat(p: WorkerHeartbeatParams) -> Procedure[int]:
+    """Record the worker's heartbeat and extend the leases of the runs it holds."""
+    values = {
+        "environment": p.environment,
+        "worker_id": p.worker_id,
+        "now": p.now,
+        "lease_expires_at": p.lease_expires_at,
+        "run_ids": json.dumps(list(p.run_ids)),
+    }
+    yield begin()
+    yield count("worker_heartbeat", values)
+    extended: int = yield count("worker_heartbeat_runs", values)
+    return extended

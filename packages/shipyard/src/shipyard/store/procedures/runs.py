@@ -1,0 +1,440 @@
+"""Procedures of runs: insert (keys and debounce resolved), read, finish, release, reap,
+cancel, metadata, tags, events, attempts, schedules, batches and idempotency keys.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from shipyard.errors import RunNotFoundError, ShipyardError
+from shipyard.records import (
+    AttemptRecord,
+    BatchRecord,
+    NewEvent,
+    Page,
+    RunEventRecord,
+    RunRecord,
+)
+from shipyard.store.params import (
+    AttemptListParams,
+    BatchGetParams,
+    BatchRunsParams,
+    IdempotencyKeyResetParams,
+    ReapedRun,
+    RunCancelParams,
+    RunEventsAppendParams,
+    RunEventsListParams,
+    RunFinishManyParams,
+    RunGetParams,
+    RunInsertManyParams,
+    RunInsertParams,
+    RunInsertResult,
+    RunListParams,
+    RunMetadataParams,
+    RunOwnership,
+    RunOwnershipParams,
+    RunReapParams,
+    RunReleaseParams,
+    RunRescheduleParams,
+    RunScheduleParams,
+    RunTagsAddParams,
+    ScheduledRuns,
+)
+from shipyard.store.rows import (
+    event_row,
+    insert_row,
+    inserted_record,
+    json_list,
+)
+from shipyard.store.steps import (
+    Procedure,
+    begin,
+    count,
+    insert_runs,
+    lock,
+    many,
+    notify,
+    row,
+    rows,
+    runs,
+)
+
+# A conflict is an idempotency key or a debounce key already held; each round settles one,
+# and a racing trigger can take a key between rounds, so a few rounds settle any interleaving.
+_INSERT_ROUNDS = 4
+
+# -- runs ---------------------------------------------------------------------------------------
+
+
+def run_insert(p: RunInsertParams) -> Procedure[RunInsertResult]:
+    """Create a run (or resolve its keys) in one transaction; wake workers if one was made."""
+    yield begin()
+    result = yield from insert_resolved(p)
+    if not result.cached:
+        yield notify(p.environment, p.created_at)
+    return result
+
+
+def insert_resolved(p: RunInsertParams) -> Procedure[RunInsertResult]:
+    """Insert a run, or settle the key it conflicts with (inside the caller's transaction).
+
+    An idempotency key held by a live run returns that run (cached); one held by a run whose
+    status the engine lists as releasing, or past its expiry, is cleared and the insert
+    retried. A debounce key held by a DELAYED run pushes that run (trailing: takes this
+    trigger's data) unless the push would pass ``max_delay``, which releases the key.
+    """
+    values = insert_row(p)
+    env = p.environment
+    for _ in range(_INSERT_ROUNDS):
+        if (yield insert_runs([values])) == 1:
+            if p.tags:
+                yield many("run_tag_insert", [{"run_id": p.id, "tag": t} for t in p.tags])
+            return RunInsertResult(inserted_record(values), cached=False)
+        if p.idempotency_key is not None:
+            found = yield runs(
+                "run_get_by_idempotency_key",
+                {"environment": env, "task_id": p.task_id, "idempotency_key": p.idempotency_key},
+            )
+            if found:
+                existing: RunRecord = found[0]
+                if not _key_released(existing, p):
+                    return RunInsertResult(existing, cached=True)
+                yield count(
+                    "run_clear_idempotency_key",
+                    {"environment": env, "id": existing.id, "now": p.created_at},
+                )
+                continue
+        if p.debounce_key is not None:
+            found = yield runs(
+                "run_get_debounced",
+                {"environment": env, "task_id": p.task_id, "debounce_key": p.debounce_key},
+            )
+            if found:
+                debounced: RunRecord = found[0]
+                if _debounce_overflows(debounced, p):
+                    yield count(
+                        "run_debounce_release",
+                        {"environment": env, "id": debounced.id, "now": p.created_at},
+                    )
+                    continue
+                pushed = yield runs("run_debounce_push", _debounce_push_values(debounced, p))
+                if not pushed:
+                    continue  # it started meanwhile: a new run is due
+                if p.debounce_trailing:
+                    yield count("run_tags_delete", {"run_id": debounced.id})
+                    if p.tags:
+                        yield many(
+                            "run_tag_insert", [{"run_id": debounced.id, "tag": t} for t in p.tags]
+                        )
+                return RunInsertResult(pushed[0], cached=False)
+    raise ShipyardError(f"Could not insert run {p.id}: its id or keys kept conflicting.")
+
+
+def _key_released(existing: RunRecord, p: RunInsertParams) -> bool:
+    expired = (
+        existing.idempotency_key_expires_at is not None
+        and existing.idempotency_key_expires_at <= p.created_at
+    )
+    return expired or existing.status in p.idempotency_release_statuses
+
+
+def _debounce_overflows(existing: RunRecord, p: RunInsertParams) -> bool:
+    return (
+        p.debounce_max_delay_ms is not None
+        and p.debounce_delay_until is not None
+        and p.debounce_delay_until > existing.created_at + p.debounce_max_delay_ms
+    )
+
+
+def _debounce_push_values(existing: RunRecord, p: RunInsertParams) -> dict[str, Any]:
+    return {
+        "environment": p.environment,
+        "id": existing.id,
+        "delay_until": p.debounce_delay_until,
+        "trailing": int(p.debounce_trailing),
+        "payload": p.payload,
+        "metadata": p.metadata,
+        "tags": json.dumps(list(p.tags)),
+        "max_attempts": p.max_attempts,
+        "max_duration_s": p.max_duration_s,
+        "machine": p.machine,
+        "now": p.created_at,
+    }
+
+
+def run_insert_many(p: RunInsertManyParams) -> Procedure[list[RunInsertResult]]:
+    """Create many runs (and their batch) in one transaction, in input order; wake once."""
+    if any(r.environment != p.environment for r in p.runs):
+        raise ValueError("run_insert_many: every run must be in the params' environment")
+    yield begin()
+    if p.batch is not None:
+        yield count(
+            "batch_insert",
+            {
+                "id": p.batch.id,
+                "environment": p.environment,
+                "run_count": len(p.runs),
+                "idempotency_key": p.batch.idempotency_key,
+                "created_at": p.batch.created_at,
+            },
+        )
+    results: list[RunInsertResult] = []
+    if all(r.idempotency_key is None and r.debounce_key is None and not r.tags for r in p.runs):
+        # The common bulk case: no keys to resolve, so one bulk insert suffices, and each new
+        # row is exactly its insert values plus the column defaults.
+        values = [insert_row(r) for r in p.runs]
+        if (yield insert_runs(values)) != len(values):
+            raise ShipyardError("Run id collision on batch insert.")
+        results = [RunInsertResult(inserted_record(v), cached=False) for v in values]
+    else:
+        for item in p.runs:
+            results.append((yield from insert_resolved(item)))
+    if p.batch is not None:
+        yield count(
+            "batch_set_run_ids",
+            {
+                "environment": p.environment,
+                "id": p.batch.id,
+                "run_ids": json.dumps([r.run.id for r in results]),
+            },
+        )
+    if p.runs:
+        yield notify(p.environment, p.runs[0].created_at)
+    return results
+
+
+def run_get(p: RunGetParams) -> Procedure[RunRecord | None]:
+    """One run by id."""
+    found = yield runs("run_get", {"environment": p.environment, "id": p.run_id})
+    return found[0] if found else None
+
+
+def run_list(p: RunListParams) -> Procedure[Page]:
+    """Runs newest first, filtered, one page (one extra row tells whether more follow)."""
+    items: list[RunRecord] = yield runs(
+        "run_list",
+        {
+            "environment": p.environment,
+            "cursor": p.cursor,
+            "statuses": json_list(p.statuses),
+            "task_ids": json_list(p.task_ids),
+            "tag": p.tag,
+            "batch_id": p.batch_id,
+            "created_from": p.created_from,
+            "created_to": p.created_to,
+            "limit": p.limit + 1,
+        },
+    )
+    more = len(items) > p.limit
+    items = items[: p.limit]
+    return Page(items=items, next_cursor=items[-1].id if more and items else None)
+
+
+def run_finish_many(p: RunFinishManyParams) -> Procedure[list[bool]]:
+    """Record the end of attempts, each fenced by attempt number and lease owner.
+
+    An accepted finish writes its attempt's events first, so they get lower ids than the
+    status event the database appends for the status change.
+    """
+    yield begin()
+    accepted: list[bool] = []
+    for f in p.finishes:
+        values = {
+            "environment": p.environment,
+            "run_id": f.run_id,
+            "attempt_number": f.attempt_number,
+            "worker_id": f.worker_id,
+            "status": f.status,
+            "attempt_status": f.attempt_status,
+            "now": f.now,
+            "output": f.output,
+            "error": f.error,
+            "retry_at": f.retry_at,
+        }
+        if f.events:
+            if (yield row("run_finish_fence", values)) is None:
+                accepted.append(False)
+                continue
+            yield many("run_event_insert", [event_row(p.environment, e) for e in f.events])
+        ok = (yield count("run_finish", values)) == 1
+        accepted.append(ok)
+        if ok:
+            yield count("attempt_finish", values)
+    return accepted
+
+
+def run_release(p: RunReleaseParams) -> Procedure[bool]:
+    """Give a claimed run back without counting its attempt."""
+    values = {
+        "environment": p.environment,
+        "run_id": p.run_id,
+        "attempt_number": p.attempt_number,
+        "worker_id": p.worker_id,
+        "now": p.now,
+    }
+    yield begin()
+    yield lock("environment_slot_lock", {"environment": p.environment})
+    if (yield count("run_release", values)) != 1:
+        return False
+    yield count("attempt_release", values)
+    return True
+
+
+def run_reap_expired(p: RunReapParams) -> Procedure[list[ReapedRun]]:
+    """Re-queue or crash the runs whose lease expired; their attempts count as crashed."""
+    values = {"environment": p.environment, "now": p.now, "crash_error": p.crash_error}
+    yield begin()
+    yield lock("environment_slot_lock", {"environment": p.environment})
+    found = yield rows("run_reap_expired", values)
+    reaped = [ReapedRun(run_id=r[0], attempt_number=r[1], status=r[2]) for r in found]
+    if reaped:
+        yield many(
+            "attempt_crash",
+            [{**values, "run_id": r.run_id, "attempt_number": r.attempt_number} for r in reaped],
+        )
+    return reaped
+
+
+def run_cancel(p: RunCancelParams) -> Procedure[list[str]]:
+    """Cancel a run and its non-final descendants (their executing attempts too)."""
+    yield begin()
+    yield lock("environment_slot_lock", {"environment": p.environment})
+    found = yield rows(
+        "run_cancel",
+        {
+            "environment": p.environment,
+            "run_id": p.run_id,
+            "now": p.now,
+            "error": p.error,
+            "final_statuses": json.dumps(sorted(p.final_statuses)),
+        },
+    )
+    ids = [r[0] for r in found]
+    if ids:
+        yield many("attempt_cancel", [{"run_id": i, "now": p.now} for i in ids])
+    return ids
+
+
+def run_ownership(p: RunOwnershipParams) -> Procedure[list[RunOwnership]]:
+    """Status, attempt and owner of the given runs."""
+    found = yield rows(
+        "run_ownership", {"environment": p.environment, "ids": json.dumps(list(p.run_ids))}
+    )
+    return [RunOwnership(r[0], r[1], r[2], r[3]) for r in found]
+
+
+def run_metadata_update(p: RunMetadataParams) -> Procedure[str]:
+    """Read (locked), mutate and write a run's metadata, with the engine's event."""
+    key = {"environment": p.environment, "run_id": p.run_id}
+    yield begin()
+    found = yield row("run_metadata_get", key)
+    if found is None:
+        raise RunNotFoundError(f"Run {p.run_id} not found.", run_id=p.run_id)
+    new = p.mutate(found[0])
+    yield count("run_metadata_set", {**key, "metadata": new, "now": p.now})
+    if p.event is not None:
+        yield count("run_event_insert", event_row(p.environment, p.event))
+    return new
+
+
+def run_tags_add(p: RunTagsAddParams) -> Procedure[list[str]]:
+    """Add the tags the run lacks while it has fewer than ``max_tags``; a ``tag`` event names
+    the ones added."""
+    key = {"environment": p.environment, "run_id": p.run_id}
+    yield begin()
+    found = yield row("run_tags_get", key)
+    if found is None:
+        return []
+    tags: list[str] = json.loads(found[0])
+    added: list[str] = []
+    for tag in p.tags:
+        if tag not in tags and len(tags) < p.max_tags:
+            tags.append(tag)
+            added.append(tag)
+    if added:
+        yield count("run_tags_set", {**key, "tags": json.dumps(tags), "now": p.now})
+        yield many("run_tag_insert", [{"run_id": p.run_id, "tag": t} for t in added])
+        event = NewEvent(run_id=p.run_id, ts=p.now, kind="tag", message=",".join(added))
+        yield count("run_event_insert", event_row(p.environment, event))
+    return tags
+
+
+def run_events_append(p: RunEventsAppendParams) -> Procedure[None]:
+    """Append events in order (one transaction)."""
+    yield begin()
+    yield many("run_event_insert", [event_row(p.environment, e) for e in p.events])
+
+
+def run_events_list(p: RunEventsListParams) -> Procedure[list[RunEventRecord]]:
+    """A run's events after ``after_id``, oldest first."""
+    found = yield rows(
+        "run_events_list",
+        {
+            "environment": p.environment,
+            "run_id": p.run_id,
+            "after_id": p.after_id,
+            "limit": p.limit,
+        },
+    )
+    return [RunEventRecord(*r) for r in found]
+
+
+def attempt_list(p: AttemptListParams) -> Procedure[list[AttemptRecord]]:
+    """A run's attempts, in order."""
+    found = yield rows("attempt_list", {"environment": p.environment, "run_id": p.run_id})
+    return [AttemptRecord(*r) for r in found]
+
+
+def run_schedule_due(p: RunScheduleParams) -> Procedure[ScheduledRuns]:
+    """Expire runs whose TTL passed unstarted, then promote due DELAYED runs (a run due and
+    expired at once expires). Peeks first: an idle tick takes no write lock."""
+    values = {"environment": p.environment, "now": p.now, "expired_error": p.expired_error}
+    if (yield row("run_due_exists", values)) is None:
+        return ScheduledRuns(promoted=[], expired=[])
+    yield begin()
+    expired = [r[0] for r in (yield rows("run_expire_due", values))]
+    promoted = [r[0] for r in (yield rows("run_promote_due", values))]
+    if promoted:
+        yield notify(p.environment, p.now)
+    return ScheduledRuns(promoted=promoted, expired=expired)
+
+
+def run_reschedule(p: RunRescheduleParams) -> Procedure[RunRecord | None]:
+    """Move a DELAYED run."""
+    found = yield runs(
+        "run_reschedule",
+        {
+            "environment": p.environment,
+            "run_id": p.run_id,
+            "delay_until": p.delay_until,
+            "now": p.now,
+        },
+    )
+    return found[0] if found else None
+
+
+# -- batches and keys --------------------------------------------------------------------------
+
+
+def batch_get(p: BatchGetParams) -> Procedure[BatchRecord | None]:
+    """One batch by id."""
+    found = yield row("batch_get", {"environment": p.environment, "id": p.batch_id})
+    return BatchRecord(*found) if found else None
+
+
+def batch_runs(p: BatchRunsParams) -> Procedure[list[RunRecord]]:
+    """A batch's runs in input order."""
+    found: list[RunRecord] = yield runs(
+        "batch_runs", {"environment": p.environment, "batch_id": p.batch_id}
+    )
+    return found
+
+
+def idempotency_key_reset(p: IdempotencyKeyResetParams) -> Procedure[int]:
+    """Clear a key on every run of a task that holds it."""
+    changed: int = yield count(
+        "idempotency_key_reset",
+        {"environment": p.environment, "task_id": p.task_id, "key": p.key, "now": p.now},
+    )
+    return changed

@@ -1,0 +1,91 @@
+"""Named SQL blocks (``-- name: x``), loaded once: the shared queries plus a dialect's own.
+
+Every query is written once with ``:name`` placeholders. ``sql/shared.sql`` holds the queries
+both backends run as they are; ``sqlite/queries.sql`` and ``postgres/queries.sql`` hold only
+the ones that differ (list parameters, row locks, the hot paths). A name lives in exactly one
+file. For PostgreSQL the placeholders become psycopg's ``%(name)s`` at load time (``::type``
+casts and ``%`` are left intact). Comments are dropped at load time.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+
+STORE_DIR = Path(__file__).parent
+DIALECTS = ("sqlite", "postgres")
+
+_NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+# ":name" but not the second colon of a "::type" cast, nor "a:b" inside a word.
+_PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_QUOTED = re.compile(r"('(?:[^']|'')*')")
+
+
+def parse_blocks(text: str, source: str) -> dict[str, str]:
+    """Map each ``-- name:`` block of ``text`` to its SQL (comments and trailing ``;`` dropped)."""
+    parts = _NAME.split(text)
+    queries: dict[str, str] = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        if name in queries:
+            raise ValueError(f"{source}: query {name!r} is defined twice")
+        queries[name] = _strip_comments(body).strip().rstrip(";").strip()
+    return queries
+
+
+def _strip_comments(body: str) -> str:
+    lines = []
+    for line in body.splitlines():
+        quoted = False
+        for index, char in enumerate(line):
+            if char == "'":
+                quoted = not quoted
+            elif char == "-" and not quoted and line.startswith("--", index):
+                line = line[:index]
+                break
+        if line.strip():
+            lines.append(line.rstrip())
+    return "\n".join(lines)
+
+
+def to_psycopg(sql: str) -> str:
+    """``:name`` → ``%(name)s`` outside string literals; a literal ``%`` is doubled so psycopg
+    keeps it."""
+    parts = _QUOTED.split(sql.replace("%", "%%"))
+    parts[::2] = [_PLACEHOLDER.sub(r"%(\1)s", part) for part in parts[::2]]
+    return "".join(parts)
+
+
+def placeholders(sql: str) -> set[str]:
+    """The ``:name`` placeholders of a query written in the shared style."""
+    return {name for part in _QUOTED.split(sql)[::2] for name in _PLACEHOLDER.findall(part)}
+
+
+@cache
+def dialect_sources(dialect: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The shared queries and the dialect's own, as written (``:name`` placeholders)."""
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown SQL dialect {dialect!r}")
+    shared_path = STORE_DIR / "sql" / "shared.sql"
+    own_path = STORE_DIR / dialect / "queries.sql"
+    shared = parse_blocks(shared_path.read_text(), str(shared_path))
+    own = parse_blocks(own_path.read_text(), str(own_path))
+    both = sorted(shared.keys() & own.keys())
+    if both:
+        raise ValueError(f"{own_path}: {', '.join(both)} already defined in {shared_path}")
+    return shared, own
+
+
+@cache
+def load_queries(dialect: str) -> dict[str, str]:
+    """Every query a backend runs, by name, ready for its driver (loaded once per process)."""
+    shared, own = dialect_sources(dialect)
+    queries = {**shared, **own}
+    if dialect == "postgres":
+        return {name: to_psycopg(sql) for name, sql in queries.items()}
+    return queries
+
+
+def migration_files(folder: Path) -> list[Path]:
+    """Numbered ``NNNN_name.sql`` migrations in apply order."""
+    return sorted(p for p in folder.glob("*.sql") if re.match(r"^\d{4}_", p.name))

@@ -1,0 +1,386 @@
+-- Named queries both backends run as written, loaded once (store/sql.py). Values are always
+-- bound: ``:name`` here, translated to psycopg's ``%(name)s`` for PostgreSQL at load time.
+-- Portable spellings: CASE instead of MAX()/GREATEST(), CAST(:x AS BIGINT|TEXT) where
+-- PostgreSQL cannot infer a parameter's type (a NULL, a SELECT list), ON CONFLICT DO NOTHING.
+-- List parameters (JSON arrays) and row locks differ: those queries are in the dialect files.
+-- Every operation is scoped by :environment.
+
+-- name: run_tag_insert
+INSERT INTO run_tags (run_id, tag) VALUES (:run_id, :tag) ON CONFLICT DO NOTHING;
+
+-- name: run_get
+SELECT * FROM runs WHERE environment = :environment AND id = :id;
+
+-- name: run_get_by_idempotency_key
+SELECT * FROM runs
+WHERE environment = :environment AND task_id = :task_id AND idempotency_key = :idempotency_key;
+
+-- name: run_clear_idempotency_key
+UPDATE runs SET idempotency_key = NULL, idempotency_key_expires_at = NULL, updated_at = :now
+WHERE environment = :environment AND id = :id;
+
+-- name: run_debounce_push
+-- Pushes only move later. Trailing mode also takes the newest trigger's data.
+UPDATE runs SET
+    delay_until = CASE WHEN delay_until > :delay_until THEN delay_until ELSE :delay_until END,
+    available_at = CASE WHEN delay_until > :delay_until THEN delay_until ELSE :delay_until END,
+    queued_at = CASE WHEN delay_until > :delay_until THEN delay_until ELSE :delay_until END,
+    sort_key = CASE WHEN delay_until > :delay_until THEN delay_until ELSE :delay_until END
+        - priority_ms,
+    ttl_expires_at = CASE WHEN ttl_ms IS NULL THEN NULL
+        ELSE CASE WHEN delay_until > :delay_until THEN delay_until ELSE :delay_until END
+            + ttl_ms END,
+    payload = CASE WHEN :trailing = 1 THEN CAST(:payload AS TEXT) ELSE payload END,
+    metadata = CASE WHEN :trailing = 1 THEN CAST(:metadata AS TEXT) ELSE metadata END,
+    tags = CASE WHEN :trailing = 1 THEN CAST(:tags AS TEXT) ELSE tags END,
+    max_attempts = CASE WHEN :trailing = 1 THEN CAST(:max_attempts AS BIGINT)
+                        ELSE max_attempts END,
+    max_duration_s = CASE WHEN :trailing = 1 THEN CAST(:max_duration_s AS BIGINT)
+                          ELSE max_duration_s END,
+    machine = CASE WHEN :trailing = 1 THEN CAST(:machine AS TEXT) ELSE machine END,
+    updated_at = :now
+WHERE environment = :environment AND id = :id AND status = 'DELAYED'
+RETURNING *;
+
+-- name: run_debounce_release
+-- The run keeps its time but stops absorbing triggers (max_delay reached).
+UPDATE runs SET debounce_key = NULL, updated_at = :now
+WHERE environment = :environment AND id = :id;
+
+-- name: run_tags_delete
+DELETE FROM run_tags WHERE run_id = :run_id;
+
+-- name: run_finish_fence
+-- Whether a finish would be accepted; asked under the write lock, so it holds until the
+-- finish (the attempt's events go in first, before the status change appends its event).
+SELECT 1 FROM runs
+WHERE environment = :environment AND id = :run_id AND status = 'EXECUTING'
+  AND attempt_number = :attempt_number AND lease_owner = :worker_id;
+
+-- name: run_finish
+UPDATE runs SET
+    status = :status,
+    output = CAST(:output AS TEXT),
+    error = CAST(:error AS TEXT),
+    available_at = COALESCE(CAST(:retry_at AS BIGINT), available_at),
+    finished_at = CASE WHEN :status = 'QUEUED' THEN NULL ELSE :now END,
+    lease_owner = NULL,
+    lease_expires_at = NULL,
+    updated_at = :now
+WHERE environment = :environment
+  AND id = :run_id
+  AND status = 'EXECUTING'
+  AND attempt_number = :attempt_number
+  AND lease_owner = :worker_id;
+
+-- name: attempt_finish
+UPDATE attempts SET status = :attempt_status, finished_at = :now, error = CAST(:error AS TEXT)
+WHERE run_id = :run_id AND number = :attempt_number AND status = 'EXECUTING';
+
+-- name: run_release
+-- A released attempt does not count: the attempt number goes back so the next claim reuses it.
+UPDATE runs SET
+    status = 'QUEUED',
+    attempt_number = attempt_number - 1,
+    available_at = :now,
+    lease_owner = NULL,
+    lease_expires_at = NULL,
+    updated_at = :now
+WHERE environment = :environment
+  AND id = :run_id
+  AND status = 'EXECUTING'
+  AND attempt_number = :attempt_number
+  AND lease_owner = :worker_id;
+
+-- name: attempt_release
+UPDATE attempts SET status = 'RELEASED', finished_at = :now
+WHERE run_id = :run_id AND number = :attempt_number AND status = 'EXECUTING';
+
+-- name: attempt_crash
+UPDATE attempts SET status = 'CRASHED', finished_at = :now, error = :crash_error
+WHERE run_id = :run_id AND number = :attempt_number AND status = 'EXECUTING';
+
+-- name: attempt_cancel
+UPDATE attempts SET status = 'CANCELED', finished_at = :now
+WHERE run_id = :run_id AND status = 'EXECUTING';
+
+-- name: run_metadata_set
+UPDATE runs SET metadata = :metadata, updated_at = :now
+WHERE environment = :environment AND id = :run_id;
+
+-- name: run_tags_set
+UPDATE runs SET tags = :tags, updated_at = :now
+WHERE environment = :environment AND id = :run_id;
+
+-- name: run_event_insert
+-- Written only for a run of the environment.
+INSERT INTO run_events (run_id, ts, kind, level, message, attributes)
+SELECT CAST(:run_id AS TEXT), CAST(:ts AS BIGINT), CAST(:kind AS TEXT), CAST(:level AS TEXT),
+       CAST(:message AS TEXT), CAST(:attributes AS TEXT)
+WHERE EXISTS (SELECT 1 FROM runs WHERE id = :run_id AND environment = :environment);
+
+-- name: run_events_list
+SELECT id, run_id, ts, kind, level, message, attributes FROM run_events
+WHERE run_id = :run_id AND id > :after_id
+  AND EXISTS (SELECT 1 FROM runs WHERE id = :run_id AND environment = :environment)
+ORDER BY id
+LIMIT :limit;
+
+-- name: attempt_list
+SELECT run_id, number, status, worker_id, started_at, finished_at, error FROM attempts
+WHERE run_id = :run_id
+  AND EXISTS (SELECT 1 FROM runs WHERE id = :run_id AND environment = :environment)
+ORDER BY id;
+
+-- name: run_due_exists
+SELECT 1 WHERE EXISTS (
+    SELECT 1 FROM runs WHERE environment = :environment AND status = 'DELAYED'
+        AND delay_until <= :now
+) OR EXISTS (
+    SELECT 1 FROM runs WHERE environment = :environment AND status IN ('QUEUED', 'DELAYED')
+        AND ttl_expires_at <= :now AND started_at IS NULL
+);
+
+-- name: run_expire_due
+-- TTL applies only to runs that never started (retries and released runs are never expired).
+UPDATE runs SET status = 'EXPIRED', error = :expired_error, expired_at = :now,
+    finished_at = :now, updated_at = :now
+WHERE environment = :environment
+  AND status IN ('QUEUED', 'DELAYED')
+  AND started_at IS NULL
+  AND ttl_expires_at <= :now
+RETURNING id;
+
+-- name: run_promote_due
+UPDATE runs SET status = 'QUEUED', available_at = delay_until, updated_at = :now
+WHERE environment = :environment AND status = 'DELAYED' AND delay_until <= :now
+RETURNING id;
+
+-- name: run_reschedule
+UPDATE runs SET
+    delay_until = :delay_until,
+    available_at = :delay_until,
+    queued_at = :delay_until,
+    sort_key = :delay_until - priority_ms,
+    ttl_expires_at = CASE WHEN ttl_ms IS NULL THEN NULL ELSE :delay_until + ttl_ms END,
+    updated_at = :now
+WHERE environment = :environment AND id = :run_id AND status = 'DELAYED'
+RETURNING *;
+
+-- name: batch_insert
+INSERT INTO batches (id, environment, status, run_count, idempotency_key, created_at, completed_at)
+VALUES (:id, :environment, 'COMPLETED', :run_count, :idempotency_key, :created_at, :created_at);
+
+-- name: batch_set_run_ids
+UPDATE batches SET run_ids = :run_ids WHERE environment = :environment AND id = :id;
+
+-- name: batch_get
+SELECT id, environment, status, run_count, idempotency_key, created_at, completed_at,
+       run_ids
+FROM batches WHERE environment = :environment AND id = :id;
+
+-- name: batch_runs
+SELECT * FROM runs WHERE environment = :environment AND batch_id = :batch_id
+ORDER BY batch_index;
+
+-- name: idempotency_key_reset
+UPDATE runs SET idempotency_key = NULL, idempotency_key_expires_at = NULL, updated_at = :now
+WHERE environment = :environment AND task_id = :task_id AND idempotency_key = :key;
+
+-- name: queue_upsert
+INSERT INTO queues (environment, name, concurrency_limit, paused, created_at, updated_at)
+VALUES (:environment, :name, :concurrency_limit, 0, :now, :now)
+ON CONFLICT (environment, name) DO UPDATE SET
+    concurrency_limit = excluded.concurrency_limit, updated_at = excluded.updated_at;
+
+-- name: queue_list
+SELECT q.environment, q.name, q.concurrency_limit, q.limit_override, q.paused, q.created_at,
+       q.updated_at,
+       (SELECT CAST(COALESCE(SUM(s.running), 0) AS BIGINT) FROM concurrency_slots s
+        WHERE s.environment = q.environment AND s.queue = q.name) AS running,
+       (SELECT CAST(COUNT(*) AS BIGINT) FROM runs r
+        WHERE r.environment = q.environment AND r.queue = q.name AND r.status = 'QUEUED')
+           AS queued
+FROM queues q
+WHERE q.environment = :environment
+ORDER BY q.name;
+
+-- name: queue_get
+SELECT q.environment, q.name, q.concurrency_limit, q.limit_override, q.paused, q.created_at,
+       q.updated_at,
+       (SELECT CAST(COALESCE(SUM(s.running), 0) AS BIGINT) FROM concurrency_slots s
+        WHERE s.environment = q.environment AND s.queue = q.name) AS running,
+       (SELECT CAST(COUNT(*) AS BIGINT) FROM runs r
+        WHERE r.environment = q.environment AND r.queue = q.name AND r.status = 'QUEUED')
+           AS queued
+FROM queues q
+WHERE q.environment = :environment AND q.name = :name;
+
+-- name: queue_update
+UPDATE queues SET
+    paused = COALESCE(CAST(:paused AS BIGINT), paused),
+    limit_override = CASE WHEN :clear_override = 1 THEN NULL
+                          ELSE COALESCE(CAST(:limit_override AS BIGINT), limit_override) END,
+    updated_at = :now
+WHERE environment = :environment AND name = :name;
+
+-- name: environment_slot_ensure
+INSERT INTO environment_slots (environment, running) VALUES (:environment, 0)
+ON CONFLICT (environment) DO NOTHING;
+
+-- name: environment_rate_set
+UPDATE environment_slots SET rate_tokens = :tokens, rate_refilled_at = :now
+WHERE environment = :environment;
+
+-- name: worker_upsert
+INSERT INTO workers (id, environment, host, pid, doorbell_port, started_at, heartbeat_at,
+                     stopped_at)
+VALUES (:id, :environment, :host, :pid, :doorbell_port, :started_at, :heartbeat_at, NULL)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,
+    doorbell_port = excluded.doorbell_port, stopped_at = NULL;
+
+-- name: task_upsert
+INSERT INTO tasks (environment, id, file_path, queue, max_attempts, retry, max_duration_s,
+                   machine, description, payload_schema, worker_id, updated_at, ttl_ms)
+VALUES (:environment, :id, :file_path, :queue, :max_attempts, :retry, :max_duration_s,
+        :machine, :description, :payload_schema, :worker_id, :updated_at, :ttl_ms)
+ON CONFLICT (environment, id) DO UPDATE SET
+    file_path = excluded.file_path, queue = excluded.queue,
+    max_attempts = excluded.max_attempts, retry = excluded.retry,
+    max_duration_s = excluded.max_duration_s, machine = excluded.machine,
+    description = excluded.description, payload_schema = excluded.payload_schema,
+    worker_id = excluded.worker_id, updated_at = excluded.updated_at,
+    ttl_ms = excluded.ttl_ms;
+
+-- name: task_list
+SELECT environment, id, file_path, queue, max_attempts, retry, max_duration_s, machine,
+       description, payload_schema, worker_id, updated_at, ttl_ms
+FROM tasks WHERE environment = :environment ORDER BY id;
+
+-- name: worker_list_live
+SELECT id, environment, host, pid, doorbell_port, started_at, heartbeat_at, stopped_at
+FROM workers
+WHERE environment = :environment AND stopped_at IS NULL AND heartbeat_at >= :since;
+
+-- name: worker_stop
+UPDATE workers SET stopped_at = :now WHERE environment = :environment AND id = :worker_id;
+
+-- name: worker_heartbeat
+UPDATE workers SET heartbeat_at = :now WHERE environment = :environment AND id = :worker_id;
+
+-- name: migrations_applied
+SELECT name FROM shipyard_migrations;
+
+-- name: migration_record
+INSERT INTO shipyard_migrations (name, applied_at) VALUES (:name, :applied_at);
+
+-- name: waitpoint_insert
+INSERT INTO waitpoints (
+    id, environment, kind, status, completes_at, timeout_at, idempotency_key,
+    idempotency_key_expires_at, tags, target_id, created_at
+) VALUES (
+    :id, :environment, :kind, 'PENDING', :completes_at, :timeout_at, :idempotency_key,
+    :idempotency_key_expires_at, :tags, :target_id, :now
+)
+ON CONFLICT DO NOTHING
+RETURNING id, environment, kind, status, completes_at, timeout_at, idempotency_key,
+    idempotency_key_expires_at, tags, output, output_is_error, target_id, created_at,
+    completed_at;
+
+-- name: waitpoint_get
+SELECT id, environment, kind, status, completes_at, timeout_at, idempotency_key,
+    idempotency_key_expires_at, tags, output, output_is_error, target_id, created_at,
+    completed_at
+FROM waitpoints WHERE environment = :environment AND id = :id;
+
+-- name: waitpoint_get_by_key
+SELECT id, environment, kind, status, completes_at, timeout_at, idempotency_key,
+    idempotency_key_expires_at, tags, output, output_is_error, target_id, created_at,
+    completed_at
+FROM waitpoints WHERE environment = :environment AND idempotency_key = :idempotency_key;
+
+-- name: waitpoint_clear_key
+UPDATE waitpoints SET idempotency_key = NULL, idempotency_key_expires_at = NULL
+WHERE environment = :environment AND id = :id;
+
+-- name: waitpoint_recorded
+SELECT rw.call, w.id, w.environment, w.kind, w.status, w.completes_at, w.timeout_at,
+    w.idempotency_key, w.idempotency_key_expires_at, w.tags, w.output, w.output_is_error,
+    w.target_id, w.created_at, w.completed_at
+FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
+WHERE rw.run_id = :run_id AND rw.attempt_number = :attempt_number AND rw.seq = :seq
+  AND w.environment = :environment;
+
+-- name: waitpoint_link
+-- Only for a run of the environment; a call already linked keeps its waitpoint.
+INSERT INTO run_waitpoints (run_id, attempt_number, seq, waitpoint_id, call, created_at)
+SELECT CAST(:run_id AS TEXT), CAST(:attempt_number AS BIGINT), CAST(:seq AS BIGINT),
+       CAST(:waitpoint_id AS TEXT), CAST(:call AS TEXT), CAST(:now AS BIGINT)
+WHERE EXISTS (SELECT 1 FROM runs WHERE id = :run_id AND environment = :environment)
+ON CONFLICT DO NOTHING;
+
+-- name: waitpoint_settle_one
+-- A waitpoint that is already due (a past date, a child that already finished) resolves
+-- before its run would suspend. Token timeouts are left to waitpoint_settle_due.
+UPDATE waitpoints SET status = 'COMPLETED', completed_at = :now
+WHERE environment = :environment AND id = :id AND status = 'PENDING' AND (
+    (kind = 'DATETIME' AND completes_at <= :now)
+    OR (kind = 'RUN' AND EXISTS (
+        SELECT 1 FROM runs r WHERE r.id = waitpoints.target_id
+          AND r.status IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE',
+                           'EXPIRED', 'TIMED_OUT')))
+    OR (kind = 'BATCH' AND NOT EXISTS (
+        SELECT 1 FROM runs r WHERE r.batch_id = waitpoints.target_id
+          AND r.status NOT IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE',
+                               'EXPIRED', 'TIMED_OUT')))
+);
+
+-- name: waitpoint_settle_due
+UPDATE waitpoints SET status = 'COMPLETED', completed_at = :now
+WHERE environment = :environment AND status = 'PENDING' AND (
+    (kind = 'DATETIME' AND completes_at <= :now)
+    OR (kind = 'RUN' AND EXISTS (
+        SELECT 1 FROM runs r WHERE r.id = waitpoints.target_id
+          AND r.status IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE',
+                           'EXPIRED', 'TIMED_OUT')))
+    OR (kind = 'BATCH' AND NOT EXISTS (
+        SELECT 1 FROM runs r WHERE r.batch_id = waitpoints.target_id
+          AND r.status NOT IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE',
+                               'EXPIRED', 'TIMED_OUT')))
+);
+
+-- name: waitpoint_timeout_due
+UPDATE waitpoints SET status = 'TIMED_OUT', completed_at = :now, output = :timeout_error,
+    output_is_error = 1
+WHERE environment = :environment AND status = 'PENDING' AND kind = 'MANUAL'
+  AND timeout_at <= :now;
+
+-- name: waitpoint_complete
+UPDATE waitpoints SET status = 'COMPLETED', output = :output, output_is_error = 0,
+    completed_at = :now
+WHERE environment = :environment AND id = :id AND status = 'PENDING' AND kind = 'MANUAL';
+
+-- name: waitpoint_due_exists
+SELECT 1 WHERE EXISTS (
+    SELECT 1 FROM runs WHERE environment = :environment AND status = 'WAITING'
+) OR EXISTS (
+    SELECT 1 FROM waitpoints WHERE environment = :environment AND status = 'PENDING'
+      AND kind = 'MANUAL' AND timeout_at <= :now
+);
+
+-- name: run_suspend
+-- Fenced like a finish; the lease owner is kept (the worker holding the parked coroutine).
+UPDATE runs SET status = 'WAITING', lease_expires_at = NULL, updated_at = :now
+WHERE environment = :environment AND id = :run_id AND status = 'EXECUTING'
+  AND attempt_number = :attempt_number AND lease_owner = :worker_id;
+
+-- name: runs_wake
+-- WAITING → QUEUED (queue position kept) for runs none of whose current waitpoints is pending.
+UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
+    updated_at = :now
+WHERE environment = :environment AND status = 'WAITING' AND NOT EXISTS (
+    SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
+    WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
+      AND w.status = 'PENDING'
+)
+RETURNING id;
