@@ -9,4 +9,6 @@ uv sync --frozen
 uv run ruff format --check .
 uv run ruff check .
 uv run mypy
-uv run pytest "$@"
+# Independent tests run in parallel (pytest-xdist); most of their time is spent waiting on
+# subprocesses, servers and the database, so 4 processes pay off on 2 cores.
+uv run pytest -n "${SHIPYARD_TEST_PROCESSES:-4}" "$@"

@@ -9,7 +9,6 @@ same SQLite file triggers, pauses and resumes.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -74,7 +73,6 @@ async def test_dev_restarts_the_worker_on_code_change_and_keeps_queued_runs(
         # A run that waits on the paused queue across the restart.
         await queues.pause("task/greet")
         kept = await client_engine.trigger("greet", None, {})
-        await asyncio.sleep(0.3)
         assert (await client_engine.get_run(kept.id)).status == "QUEUED"
 
         # New code. (An extra line keeps the file size different, so a .pyc of the old source

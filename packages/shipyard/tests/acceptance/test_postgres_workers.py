@@ -638,8 +638,7 @@ async def test_transactional_trigger_rolls_back_and_commits_with_the_business_ro
             with pytest.raises(Boom):
                 await place_order(conn, "o-1", fail=True)
             assert len(handles) == 1
-            # Rolled back: no business row, no run, and the running worker never saw one.
-            await asyncio.sleep(3 * POLL)
+            # Rolled back: no business row, no run, and so nothing a worker could ever claim.
             assert pg.query("SELECT id FROM orders") == []
             assert pg.query("SELECT id FROM runs") == []
             assert pg.query("SELECT id FROM attempts") == []
@@ -694,7 +693,13 @@ async def test_worker_against_unreachable_database_fails_fast_in_one_line(
 async def test_worker_with_wait_for_db_keeps_waiting(tmp_path: Path, procs: Procs) -> None:
     project = make_project(tmp_path / "project", procs)
     child = _spawn_unreachable(procs, project.root, "--wait-for-db")
-    await asyncio.sleep(3)
+    # It says it waits (after a failed attempt to connect), and it is still there afterwards.
+    await wait_until(
+        lambda: "waiting for it" in child.output().lower(),
+        timeout=15,
+        what="the worker to say it waits for the database",
+        interval=0.1,
+    )
     assert child.alive(), child.output()
     assert "Traceback" not in child.output()
     child.kill_group()

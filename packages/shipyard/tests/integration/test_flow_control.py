@@ -20,6 +20,7 @@ from shipyard import (
     task,
 )
 from shipyard.engine.engine import Engine
+from shipyard.testing.eventually import eventually
 
 
 class Overlap:
@@ -105,13 +106,15 @@ async def test_pause_stops_new_claims_but_not_running_runs(
             await release.wait()
         return payload
 
-    await start_worker(concurrency=5)
+    worker = await start_worker(concurrency=5)
     long_run = await pausable.trigger("long")
     await asyncio.wait_for(started.wait(), 5)
     paused = await queues.pause("task/fc-pause")
     assert paused.paused and paused.running == 1
     waiting = await pausable.trigger("short")
-    await asyncio.sleep(0.4)
+    claimer = worker.service("claimer")
+    passes = claimer.passes
+    await eventually(lambda: claimer.passes >= passes + 3)  # it looked, and left it alone
     assert (await runs.retrieve(waiting.id)).status == "QUEUED"
     release.set()
     assert (await engine.wait_for_final(long_run.id, timeout=5)).status == "COMPLETED"

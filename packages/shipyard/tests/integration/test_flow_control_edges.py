@@ -383,12 +383,14 @@ async def test_concurrency_limit_zero_starts_nothing_until_overridden(
     async def blocked(payload: int) -> None:
         executed.append(payload)
 
-    await start_worker()
+    worker = await start_worker()
     info = await queues.retrieve("task/fe-zero")
     assert (info.concurrency_limit, info.effective_limit) == (0, 0)
     handles = [await blocked.trigger(i) for i in range(2)]
-    # Several claim rounds and housekeeping ticks pass; nothing starts.
-    await asyncio.sleep(0.6)
+    # Several claim rounds pass; nothing starts.
+    claimer = worker.service("claimer")
+    passes = claimer.passes
+    await eventually(lambda: claimer.passes >= passes + 3)
     for handle in handles:
         assert (await engine.get_run(handle.id)).status == "QUEUED"
     assert executed == []

@@ -64,12 +64,14 @@ class Outage:
 
 
 class Service:
-    """A background loop with a ``start()``/``stop()`` lifecycle."""
+    """A background loop with a ``start()``/``stop()`` lifecycle; ``passes`` counts its rounds
+    (tests wait for a round instead of sleeping)."""
 
     name = "service"
 
     def __init__(self) -> None:
         self._task: asyncio.Task[None] | None = None
+        self.passes = 0
 
     @property
     def running(self) -> bool:
@@ -112,7 +114,6 @@ class PeriodicService(Service):
         self.interval = interval
         self.outage = outage
         self.what = what
-        self.passes = 0
 
     async def run(self) -> None:
         """Sleep, then do the duty; forever."""

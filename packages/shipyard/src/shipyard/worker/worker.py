@@ -88,6 +88,9 @@ class _Claimer(Service):
     def __init__(self, worker: Worker) -> None:
         super().__init__()
         self.worker = worker
+        # Claim passes made (tests wait for passes instead of sleeping: "it looked, and left
+        # the run alone").
+        self.passes = 0
 
     async def run(self) -> None:
         worker = self.worker
@@ -108,6 +111,7 @@ class _Claimer(Service):
                 worker.outage.ok()
                 for run in claimed:
                     worker.take(run)
+            self.passes += 1
             if not claimed or len(claimed) < free:
                 # Took what was ready (or nothing); more may come with the next wake-up.
                 await listener.wait(worker.poll_interval)
