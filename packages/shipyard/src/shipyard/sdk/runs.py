@@ -21,22 +21,13 @@ from shipyard.errors import RunTimeoutError
 from shipyard.models.handles import RunHandle
 from shipyard.models.runs import Run, RunEvent
 from shipyard.sdk.backend import current_engine
+from shipyard.sdk.pages import epoch_ms, every_item
 
 __all__ = ["runs"]
 
 
 def _run_id(run: str | RunHandle | Run) -> str:
     return run if isinstance(run, str) else run.id
-
-
-def _to_ms(value: datetime.datetime | int | float | None) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=datetime.UTC)
-        return int(value.timestamp() * 1000)
-    return int(value)
 
 
 class _Runs:
@@ -64,23 +55,19 @@ class _Runs:
         engine = current_engine()
         statuses = [status] if isinstance(status, str) else list(status or [])
         task_ids = [task_identifier] if isinstance(task_identifier, str) else task_identifier
-        cursor: str | None = None
-        while True:
-            page = await engine.list_runs(
+        async for item in every_item(
+            lambda cursor: engine.list_runs(
                 statuses=statuses,
                 task_ids=list(task_ids or []),
                 tag=tag,
                 batch_id=batch,
-                created_from=_to_ms(from_),
-                created_to=_to_ms(to),
+                created_from=epoch_ms(from_),
+                created_to=epoch_ms(to),
                 limit=limit,
                 cursor=cursor,
             )
-            for item in page.items:
-                yield item
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        ):
+            yield item
 
     async def events(
         self, run: str | RunHandle | Run, *, after_id: int = 0, limit: int = 1000

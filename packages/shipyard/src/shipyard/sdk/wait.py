@@ -32,6 +32,7 @@ from shipyard.errors import ValidationError
 from shipyard.jsonutil import loads
 from shipyard.models.tokens import WaitToken, WaitTokenInfo, WaitTokenResult
 from shipyard.sdk.backend import current_engine
+from shipyard.sdk.pages import epoch_ms, every_item
 
 __all__ = ["wait"]
 
@@ -197,30 +198,18 @@ class _Wait:
         engine = current_engine()
         statuses = [status] if isinstance(status, str) else list(status or [])
         wanted = [tags] if isinstance(tags, str) else list(tags or [])
-        cursor: str | None = None
-        while True:
-            page = await engine.list_tokens(
+        async for item in every_item(
+            lambda cursor: engine.list_tokens(
                 statuses=statuses,
                 tags=wanted,
                 idempotency_key=idempotency_key,
-                created_from=_to_ms(from_),
-                created_to=_to_ms(to),
+                created_from=epoch_ms(from_),
+                created_to=epoch_ms(to),
                 limit=limit,
                 cursor=cursor,
             )
-            for item in page.items:
-                yield item
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
-
-
-def _to_ms(value: datetime.datetime | int | None) -> int | None:
-    if value is None or isinstance(value, int):
-        return value
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=datetime.UTC)
-    return int(value.timestamp() * 1000)
+        ):
+            yield item
 
 
 def _token_id(token: WaitToken | WaitTokenInfo | str) -> str:
