@@ -25,7 +25,7 @@ class DebounceOptions(TypedDict, total=False):
 
 
 class TriggerOptions(TypedDict, total=False):
-    """Every option of ``trigger`` / ``batch_trigger`` / ``trigger_and_wait`` (SEMANTICS §2.2).
+    """Every option of ``trigger`` / ``batch_trigger`` / ``trigger_and_wait``.
 
     - ``idempotency_key``: a string, a list of parts, or an ``IdempotencyKey``; raw strings are
       hashed in the ``run`` scope. ``idempotency_key_ttl``: a duration (default 30 days).

@@ -53,7 +53,7 @@ MAX_DURATION_NONE = 2_147_483_647
 
 
 class TaskOptions(TypedDict, total=False):
-    """Every option of ``@task`` / ``schema_task`` besides ``id`` (SEMANTICS §1.1).
+    """Every option of ``@task`` / ``schema_task`` besides ``id``.
 
     Hooks receive the keyword arguments they name (``payload``, ``ctx``, ``task``, ``output``,
     ``error``, ``result``, ``wait``, ``init`` …); for a ``schema_task`` ``payload`` is the parsed
