@@ -174,6 +174,41 @@ def test_python_snippets_run_as_written(page: Path) -> None:
                 exec(code, namespace)
 
 
+def test_python_snippets_type_check_strictly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Snippets are meant to be copied into ``trigger/`` or ``apps/api``, which mypy checks
+    strictly: each page's blocks, joined, must pass ``mypy --strict`` too."""
+    from mypy import api
+
+    files = []
+    for page in SNIPPET_PAGES:
+        if blocks := python_blocks(page):
+            path = tmp_path / f"{page.stem.replace('-', '_').lower()}_snippets.py"
+            path.write_text("\n\n".join(blocks), encoding="utf-8")
+            files.append(str(path))
+    config = tmp_path / "mypy.ini"
+    config.write_text("[mypy]\n", encoding="utf-8")
+    # The README's script imports the template's trigger/ from the repository root.
+    monkeypatch.setenv(
+        "MYPYPATH",
+        os.pathsep.join([str(REPO_ROOT / "packages" / "shipyard" / "src"), str(REPO_ROOT)]),
+    )
+    out, err, status = api.run(
+        [
+            "--config-file",
+            str(config),
+            "--strict",
+            "--python-version",
+            "3.11",
+            "--cache-dir",
+            str(tmp_path / "mypy-cache"),
+            *files,
+        ]
+    )
+    assert status == 0, out + err
+
+
 # -- the README, for real -------------------------------------------------------------------
 
 
