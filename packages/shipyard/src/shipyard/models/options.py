@@ -38,7 +38,8 @@ class TriggerOptions(TypedDict, total=False):
       ``max_duration`` (seconds, at least 5).
     - ``debounce``: see :class:`DebounceOptions`.
     - ``connection``: a psycopg connection in an open transaction (PostgreSQL only): the run
-      exists only if that transaction commits.
+      exists only if that transaction commits. ``trigger`` and ``trigger_and_wait`` only: the
+      batch calls refuse it.
     """
 
     tags: str | Sequence[str]
