@@ -1,4 +1,4 @@
-"""Shared plumbing of the Shipyard benchmarks (same methodology as /work/shared/peers-bench).
+"""Shared plumbing of the Shipyard benchmarks (the peer baselines' methodology).
 
 Each benchmark gets a fresh temp folder holding the task-side records and, with
 ``--backend sqlite`` (the default), the SQLite file; with ``--backend postgres`` a fresh

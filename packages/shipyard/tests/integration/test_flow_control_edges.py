@@ -1,5 +1,5 @@
-"""Edge cases of delay, TTL, debounce, queues and trigger validation (SEMANTICS §2.2, §4, §6,
-§14 items 5, 7 and 8) that test_flow_control.py does not cover, with a real worker.
+"""Edge cases of delay, TTL, debounce, queues and trigger validation (``docs/queues.md``)
+that test_flow_control.py does not cover, with a real worker.
 
 Time that must pass (a delay, a TTL, a retry's backoff, a debounce window) passes on a
 FakeClock: the test moves it; effects are awaited by polling with a deadline.

@@ -1,4 +1,4 @@
-"""Lifecycle hooks, middleware, catch_error and locals (SEMANTICS §1.4–1.6, §14 item 3, §15)."""
+"""Lifecycle hooks, middleware, catch_error and locals (``docs/runs.md``, Hooks)."""
 
 from __future__ import annotations
 

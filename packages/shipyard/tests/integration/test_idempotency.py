@@ -1,4 +1,4 @@
-"""Idempotency keys end to end (SEMANTICS §3, §14 item 4, §15)."""
+"""Idempotency keys end to end (``docs/runs.md``)."""
 
 from __future__ import annotations
 

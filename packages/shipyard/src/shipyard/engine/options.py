@@ -108,7 +108,7 @@ class DebounceOptions:
 
 
 def parse_debounce(value: Any) -> DebounceOptions:
-    """Validate the debounce option (SEMANTICS §4)."""
+    """Validate the debounce option (``docs/queues.md``)."""
     if not isinstance(value, Mapping):
         raise ValidationError('debounce must be a dict: {"key": ..., "delay": "5s"}.')
     unknown = sorted(set(value) - {"key", "delay", "mode", "max_delay"})

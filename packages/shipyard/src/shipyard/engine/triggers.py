@@ -154,7 +154,8 @@ class TriggerOps(EngineBase):
             root_id = scope.ctx.run.root_id or scope.ctx.run.id
             depth = scope.ctx.run.depth + 1
             if trigger_function in _WAITED:
-                # A waited-for child keeps its parent's place in line (SEMANTICS §6).
+                # A waited-for child keeps its parent's place in line: a workflow's steps do
+                # not go to the back of the queue.
                 queued_at = scope.queued_at or now
         definition = self.definitions.task(task_id)
         registered = self._registered.get(task_id)

@@ -1,4 +1,4 @@
-"""Durable calls: the sequence number, the waitpoint, suspending and resuming (DESIGN §3).
+"""Durable calls: the sequence number, the waitpoint, suspending and resuming (``docs/waits.md``).
 
 Every durable call of an attempt (``wait.for_`` over 5 s, ``wait.until``,
 ``trigger_and_wait``, ``batch_trigger_and_wait``) takes the next sequence number of its
@@ -29,7 +29,7 @@ from shipyard.store.params import (
     WaitpointRecordedParams,
 )
 
-# Waits up to this long sleep in process and keep the slot (SEMANTICS §5).
+# Waits up to this long sleep in process and keep the slot (Trigger.dev's checkpoint threshold).
 IN_PROCESS_WAIT_MS = 5_000
 
 Create = Callable[[], Awaitable[WaitpointCreateParams | str]]
@@ -146,7 +146,7 @@ async def _durable_call(
 
 
 async def _hooks(scope: RunScope, name: str, wait: dict[str, Any]) -> None:
-    """Global hooks, then the task's; an error in them propagates (SEMANTICS §1.5 item 8)."""
+    """Global hooks, then the task's; an error in them propagates (it fails the attempt)."""
     own = scope.task.hook(name)
     hooks = [*scope.engine.definitions.hooks.get(name), *([own] if own is not None else [])]
     for hook in hooks:

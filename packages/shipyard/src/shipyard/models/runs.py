@@ -116,7 +116,7 @@ class RunEvent:
 
 @dataclass(frozen=True, slots=True)
 class Run:
-    """A run as ``runs.retrieve`` returns it (SEMANTICS §7.3, in snake_case)."""
+    """A run as ``runs.retrieve`` returns it (Trigger.dev's fields, in snake_case)."""
 
     id: str
     status: RunStatus

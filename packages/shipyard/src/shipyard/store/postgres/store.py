@@ -3,9 +3,10 @@
 Pooled connections run in autocommit: a one-statement operation is its own transaction and
 costs one round trip and one commit; a procedure that yields ``begin`` runs the rest in
 ``conn.transaction()``. The hot paths are one statement each: the common trigger (insert,
-tags and NOTIFY), the claim (``FOR UPDATE SKIP LOCKED`` in a CTE, sent in one pipeline with
-its lock), a batch of finishes (``json_to_recordset``, events included), so a worker pays one
-round trip per batch rather than per run. Workers are woken by ``NOTIFY shipyard_ready`` (one
+tags and NOTIFY), the claim (the environment's slot row locked ``FOR UPDATE``, then one
+statement that picks and leases the runs, both sent in one pipeline), a batch of finishes
+(``json_to_recordset``, events included), so a worker pays one round trip per batch rather
+than per run. Workers are woken by ``NOTIFY shipyard_ready`` (one
 per trigger call or batch, never one per row) and keep a backup poll for lost notifications.
 Heartbeats use a plain synchronous connection on the heartbeat thread, independent of the
 event loop.
