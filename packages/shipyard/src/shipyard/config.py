@@ -263,7 +263,8 @@ def _development_key(path: Path) -> str:
     first key linked.
     """
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Private like the SQLite file beside it: the folder holds the key.
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:

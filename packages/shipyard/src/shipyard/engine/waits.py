@@ -17,11 +17,13 @@ from typing import Any
 
 from shipyard.durations import parse_duration_ms
 from shipyard.engine.hooks import call_hook
+from shipyard.engine.idempotency import normalize
 from shipyard.engine.metadata import flush_scope
 from shipyard.engine.scope import RunScope, current_scope
 from shipyard.errors import NonDeterminismError, NotInRunError, ParallelWaitError
 from shipyard.ids import new_id
 from shipyard.records import WaitpointRecord
+from shipyard.statuses import RunStatus
 from shipyard.store.params import (
     WaitpointBlockParams,
     WaitpointCreateParams,
@@ -129,6 +131,8 @@ async def _durable_call(
         else:
             params.create = target
     params.now = engine.now()
+    # EXECUTING → WAITING if the waitpoint is still pending (the store decides atomically).
+    engine.transitions.check([RunStatus.EXECUTING], RunStatus.WAITING, "suspend", [run_id])
     blocked = await store.waitpoint_block(params)
     if not blocked.owned:
         raise driver.lost()
@@ -166,7 +170,9 @@ async def wait_until(
     """
     engine = scope.engine
     now = engine.now()
-    key = str(idempotency_key) if idempotency_key is not None else None
+    # Raw keys are scoped to the run, as trigger keys are: two runs waiting with the same raw
+    # key must not share one deadline (pass idempotency_keys.create(..., scope="global") to).
+    key = normalize(idempotency_key) if idempotency_key is not None else None
     ttl_ms = parse_duration_ms(idempotency_key_ttl) if idempotency_key_ttl is not None else None
 
     async def create() -> WaitpointCreateParams:
