@@ -303,9 +303,12 @@ class ClaimOps(QueueOps):
             RunOwnershipParams(environment=self.environment, run_ids=list(run_ids))
         )
 
-    def heartbeat(self, worker_id: str, run_ids: Sequence[str], lease_ms: int) -> int:
-        """Blocking, from the heartbeat thread: extend the leases of the runs the worker holds."""
-        now = self.now()
+    def heartbeat(
+        self, worker_id: str, run_ids: Sequence[str], lease_ms: int, *, now: int | None = None
+    ) -> int:
+        """Blocking, from the heartbeat thread: extend the leases of the runs the worker holds
+        (as of ``now``, default the clock's)."""
+        now = self.now() if now is None else max(now, self.now())
         return self.store.worker_heartbeat(
             WorkerHeartbeatParams(
                 environment=self.environment,

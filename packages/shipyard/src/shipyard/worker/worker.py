@@ -181,7 +181,9 @@ class Worker:
         self.heartbeat = Heartbeat(
             # dict.copy() is one C call under the GIL: safe from the heartbeat thread while
             # the event loop adds and removes runs.
-            lambda: engine.heartbeat(self.id, list(self.active.copy()), self.lease_ms),
+            lambda at_ms: engine.heartbeat(
+                self.id, list(self.active.copy()), self.lease_ms, now=at_ms
+            ),
             self.heartbeat_interval,
             self.id,
         )
