@@ -1,5 +1,5 @@
 """The store core: every method of the :class:`~shipyard.store.protocol.Store` protocol,
-written once over the shared procedures (``store/procedures.py``).
+written once over the shared procedures (``store/procedures/``).
 
 A backend subclasses :class:`StoreCore`, supplies :meth:`StoreCore._run` (how it drives a
 procedure: SQLite on its store thread, PostgreSQL with awaits on a pooled connection) and
