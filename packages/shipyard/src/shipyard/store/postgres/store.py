@@ -41,7 +41,7 @@ from shipyard.store.params import (
     RunInsertResult,
     WorkerHeartbeatParams,
 )
-from shipyard.store.rows import insert_row, inserted_record, run_builder
+from shipyard.store.rows import event_row, insert_row, inserted_record, run_builder
 from shipyard.store.sql import load_queries, migration_files
 from shipyard.store.steps import (
     BEGIN,
@@ -267,18 +267,7 @@ class PostgresStore(StoreCore):
                 }
             )
             for e in p.events:
-                events.append(
-                    {
-                        "seq": len(events),
-                        "owner": i,
-                        "run_id": e.run_id,
-                        "ts": e.ts,
-                        "kind": e.kind,
-                        "level": e.level,
-                        "message": e.message,
-                        "attributes": e.attributes,
-                    }
-                )
+                events.append({**event_row(params.environment, e), "seq": len(events), "owner": i})
         values = {
             "environment": params.environment,
             "input": json.dumps(inputs),

@@ -58,7 +58,7 @@ def queue_upsert(p: QueueUpsertParams) -> Procedure[None]:
 
 def queue_list(p: QueueListParams) -> Procedure[list[QueueRecord]]:
     """Every queue with its running and queued counts."""
-    found = yield rows("queue_list", {"environment": p.environment})
+    found = yield rows("queue_list", {"environment": p.environment, "name": None})
     return [QueueRecord(*r) for r in found]
 
 
@@ -77,7 +77,7 @@ def queue_update(p: QueueUpdateParams) -> Procedure[QueueRecord | None]:
     )
     if not changed:
         return None
-    found = yield row("queue_get", key)
+    found = yield row("queue_list", key)
     return QueueRecord(*found) if found else None
 
 

@@ -202,19 +202,8 @@ SELECT q.environment, q.name, q.concurrency_limit, q.limit_override, q.paused, q
         WHERE r.environment = q.environment AND r.queue = q.name AND r.status = 'QUEUED')
            AS queued
 FROM queues q
-WHERE q.environment = :environment
+WHERE q.environment = :environment AND (CAST(:name AS TEXT) IS NULL OR q.name = :name)
 ORDER BY q.name;
-
--- name: queue_get
-SELECT q.environment, q.name, q.concurrency_limit, q.limit_override, q.paused, q.created_at,
-       q.updated_at,
-       (SELECT CAST(COALESCE(SUM(s.running), 0) AS BIGINT) FROM concurrency_slots s
-        WHERE s.environment = q.environment AND s.queue = q.name) AS running,
-       (SELECT CAST(COUNT(*) AS BIGINT) FROM runs r
-        WHERE r.environment = q.environment AND r.queue = q.name AND r.status = 'QUEUED')
-           AS queued
-FROM queues q
-WHERE q.environment = :environment AND q.name = :name;
 
 -- name: queue_update
 UPDATE queues SET
