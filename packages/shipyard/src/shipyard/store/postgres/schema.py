@@ -124,9 +124,14 @@ async def adopt_public_install(
 
 
 async def revoke_api_roles(conn: psycopg.AsyncConnection[Any], schema: str) -> None:
-    """Take back every privilege Supabase's API roles hold in ``schema`` (those that exist)."""
+    """Take back every privilege Supabase's API roles hold in ``schema`` (those that exist).
+
+    Reads the ACLs first and revokes only when one names such a role: a REVOKE rewrites the
+    catalog rows of every object it covers (and invalidates every session's cached plans on
+    them), which a process start must not do for nothing.
+    """
     cursor = await conn.execute(
-        "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", (list(SUPABASE_API_ROLES),)
+        _GRANTED_TO_API_ROLES, {"schema": schema, "roles": list(SUPABASE_API_ROLES)}
     )
     roles = [sql.Identifier(row[0]) for row in await cursor.fetchall()]
     if not roles:
@@ -138,6 +143,24 @@ async def revoke_api_roles(conn: psycopg.AsyncConnection[Any], schema: str) -> N
             sql.SQL("REVOKE ALL ON ALL {} IN SCHEMA {} FROM {}").format(sql.SQL(what), target, who)
         )
     await conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(target, who))
+
+
+# The API roles (those that exist) that some privilege in the schema names: on the schema
+# itself, a table or sequence, or a function.
+_GRANTED_TO_API_ROLES = """
+SELECT DISTINCT r.rolname FROM pg_roles r
+WHERE r.rolname = ANY(%(roles)s) AND (
+    EXISTS (SELECT 1 FROM pg_namespace n, aclexplode(n.nspacl) a
+            WHERE n.nspname = %(schema)s AND a.grantee = r.oid)
+    OR EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
+               aclexplode(c.relacl) a
+               WHERE n.nspname = %(schema)s AND a.grantee = r.oid)
+    OR EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace,
+               aclexplode(p.proacl) a
+               WHERE n.nspname = %(schema)s AND a.grantee = r.oid)
+)
+ORDER BY r.rolname
+"""
 
 
 async def _exists(conn: psycopg.AsyncConnection[Any], function: str, name: str) -> bool:
