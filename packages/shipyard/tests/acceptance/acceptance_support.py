@@ -404,9 +404,13 @@ class PgProject(Project):
         import psycopg
         from psycopg.rows import dict_row
 
+        from shipyard.testing.postgres import ENGINE_OPTIONS
+
         if not isinstance(params, Mapping):
             sql = sql.replace("?", "%s")
-        with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+        with psycopg.connect(
+            self.url, autocommit=True, connect_timeout=5, options=ENGINE_OPTIONS
+        ) as conn:
             cursor = conn.cursor(row_factory=dict_row)
             cursor.execute(sql, params or None)  # type: ignore[arg-type]
             return cursor.fetchall() if cursor.description else []

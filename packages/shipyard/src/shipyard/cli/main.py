@@ -40,10 +40,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 tasks_app = typer.Typer(help="Tasks registered by workers.", no_args_is_help=True)
+versions_app = typer.Typer(
+    help="Versions of the task code workers registered.", no_args_is_help=True
+)
+workers_app = typer.Typer(help="Workers running now.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(queues_app, name="queues")
+app.add_typer(versions_app, name="versions")
+app.add_typer(workers_app, name="workers")
 
 
 def _version(value: bool) -> None:
@@ -261,6 +267,8 @@ def trigger(
 
         handle = await tasks.trigger(task_id, data, **options)
         result: dict[str, Any] = {"id": handle.id, "is_cached": handle.is_cached}
+        if not wait:
+            result["status"] = str((await runs.retrieve(handle.id)).status)
         if wait:
             await get_engine().wait_for_final(handle.id, timeout=timeout)
             run = await runs.retrieve(handle.id)
@@ -274,6 +282,11 @@ def trigger(
         console.print(
             f"Triggered [bold]{result['id']}[/]" + (" (cached)" if result["is_cached"] else "")
         )
+        if result.get("status") == "PENDING_VERSION":
+            console.print(
+                f"No running worker has '{task_id}' yet: the run waits (PENDING_VERSION) and "
+                "starts when one does (`shipyard dev`, `shipyard worker`)."
+            )
         if wait:
             console.print(f"Status: {result['status']}")
             if result.get("output") is not None:
@@ -313,6 +326,79 @@ def tasks_list(
     table = Table("id", "queue", "max attempts", "file")
     for t in found:
         table.add_row(t["id"], t["queue"], str(t["max_attempts"]), t["file"])
+    console.print(table)
+
+
+@versions_app.command("list")
+def versions_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Versions of the task code this environment's workers registered, newest first.
+
+    A run locks to the version of the worker that claims it; a run of a task no live version
+    has waits as PENDING_VERSION until a worker with the task starts.
+    """
+    settings = _settings()
+
+    async def body() -> list[dict[str, Any]]:
+        from shipyard.engine.registry import get_engine
+
+        return [v.to_dict() for v in await get_engine().list_versions()]
+
+    found = _run(lambda: _with_engine(settings, body))
+    if as_json:
+        print_json(found)
+        return
+    table = Table("version", "live workers", "tasks", "registered", "last heartbeat")
+    for v in found:
+        table.add_row(
+            v["version"],
+            str(v["live_workers"]),
+            ", ".join(v["task_ids"]) or "-",
+            v["registered_at"][:19],
+            (v["last_heartbeat_at"] or "-")[:19],
+        )
+    console.print(table)
+
+
+@workers_app.command("list")
+def workers_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Workers of this environment running now, with the version each runs."""
+    settings = _settings()
+
+    async def body() -> list[dict[str, Any]]:
+        from shipyard.engine.registry import get_engine
+        from shipyard.models.runs import to_datetime
+
+        engine = get_engine()
+        return [
+            {
+                "id": w.id,
+                "version": w.version,
+                "host": w.host,
+                "pid": w.pid,
+                "started_at": str(to_datetime(w.started_at)),
+                "heartbeat_at": str(to_datetime(w.heartbeat_at)),
+            }
+            for w in await engine.live_workers(engine.live_window_ms)
+        ]
+
+    found = _run(lambda: _with_engine(settings, body))
+    if as_json:
+        print_json(found)
+        return
+    table = Table("id", "version", "host", "pid", "started", "last heartbeat")
+    for w in found:
+        table.add_row(
+            w["id"],
+            w["version"] or "-",
+            w["host"],
+            str(w["pid"]),
+            w["started_at"][:19],
+            w["heartbeat_at"][:19],
+        )
     console.print(table)
 
 

@@ -106,7 +106,15 @@ def runs_get(
     if as_json:
         print_json({**data, "logs": [event.to_dict() for event in tail]})
         return
-    for key in ("id", "task_identifier", "status", "attempt_count", "created_at", "finished_at"):
+    for key in (
+        "id",
+        "task_identifier",
+        "status",
+        "version",
+        "attempt_count",
+        "created_at",
+        "finished_at",
+    ):
         console.print(f"[bold]{key}[/]: {escape(str(data[key]))}", highlight=False)
     if data["tags"]:
         console.print(f"[bold]tags[/]: {escape(', '.join(data['tags']))}", highlight=False)

@@ -32,7 +32,7 @@ def open_store(settings: Settings) -> Store:
     if url.startswith(("postgresql://", "postgres://")):
         from shipyard.store.postgres import PostgresStore
 
-        return PostgresStore(url, wait_for_db=settings.wait_for_db)
+        return PostgresStore(url, schema=settings.database_schema, wait_for_db=settings.wait_for_db)
     raise ConfigError(f"Unsupported database URL scheme in {url.split('://')[0]}://…")
 
 

@@ -27,6 +27,7 @@ from shipyard.records import (
     RunEventRecord,
     RunRecord,
     TaskRecord,
+    VersionRecord,
     WaitpointPage,
     WaitpointRecord,
     WorkerRecord,
@@ -60,6 +61,7 @@ from shipyard.store.params import (
     RunMetadataParams,
     RunOwnership,
     RunOwnershipParams,
+    RunPromotePendingParams,
     RunReapParams,
     RunReleaseParams,
     RunRescheduleParams,
@@ -68,6 +70,7 @@ from shipyard.store.params import (
     ScheduledRuns,
     TaskListParams,
     TaskRegisterParams,
+    VersionListParams,
     WaitpointBlockParams,
     WaitpointBlockResult,
     WaitpointCompleteParams,
@@ -202,7 +205,7 @@ class Store(Protocol):
         ...
 
     async def run_schedule_due(self, params: RunScheduleParams) -> ScheduledRuns:
-        """DELAYED → QUEUED when due; QUEUED/DELAYED → EXPIRED when the TTL passed unstarted."""
+        """DELAYED → QUEUED when due; a run whose TTL passed unstarted → EXPIRED."""
         ...
 
     async def run_reschedule(self, params: RunRescheduleParams) -> RunRecord | None:
@@ -213,8 +216,17 @@ class Store(Protocol):
         """Take tokens; 0 if taken, else the milliseconds until enough have refilled."""
         ...
 
-    async def task_register(self, params: TaskRegisterParams) -> None:
-        """Record a worker, its queues and the tasks it can execute."""
+    async def task_register(self, params: TaskRegisterParams) -> list[str]:
+        """Record a worker, its version, its queues and the tasks it can execute; promote the
+        environment's PENDING_VERSION runs of those tasks to QUEUED (their ids)."""
+        ...
+
+    async def run_promote_pending(self, params: RunPromotePendingParams) -> list[str]:
+        """PENDING_VERSION → QUEUED for the runs of the given tasks; their ids."""
+        ...
+
+    async def version_list(self, params: VersionListParams) -> list[VersionRecord]:
+        """Every version the environment's workers registered, with its live workers."""
         ...
 
     async def task_list(self, params: TaskListParams) -> list[TaskRecord]:
@@ -304,6 +316,7 @@ __all__ = [
     "RunMetadataParams",
     "RunOwnership",
     "RunOwnershipParams",
+    "RunPromotePendingParams",
     "RunReapParams",
     "RunReleaseParams",
     "RunRescheduleParams",
@@ -313,6 +326,7 @@ __all__ = [
     "Store",
     "TaskListParams",
     "TaskRegisterParams",
+    "VersionListParams",
     "WaitpointBlockParams",
     "WaitpointBlockResult",
     "WaitpointCompleteParams",
