@@ -433,8 +433,8 @@ async def test_batch_items_with_concurrency_keys_each_respect_the_limit(
 async def test_an_unknown_queue_name_raises_and_writes_nothing(
     engine: Engine, start_worker: Any
 ) -> None:
-    """With a worker for the task live, a queue nothing defines is an error (SEMANTICS §2.2:
-    that worker's version cannot bring it)."""
+    """With a worker for the task live, a queue nothing defines is an error (that worker's
+    version cannot bring it)."""
     queue(name="known-shared", concurrency_limit=1)
 
     @task(id="fe-unknown-queue")
@@ -458,7 +458,7 @@ async def test_an_unknown_queue_name_raises_and_writes_nothing(
 
 async def test_an_unknown_queue_waits_with_its_task_for_a_worker(engine: Engine) -> None:
     """No worker has the task yet: the worker that brings it may bring the queue too, so the
-    run waits as PENDING_VERSION instead of failing (SEMANTICS §2.2)."""
+    run waits as PENDING_VERSION instead of failing."""
 
     @task(id="fe-queue-later")
     async def later(payload: None) -> None:

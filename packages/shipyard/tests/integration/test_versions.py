@@ -1,4 +1,4 @@
-"""Versions of the task code, as Trigger.dev users expect them (SEMANTICS §2.2, §7.1, §12.1).
+"""Versions of the task code, as Trigger.dev users expect them.
 
 Real workers on both backends prove: a run of a task no live worker has waits as
 PENDING_VERSION and completes once a worker with the task starts (moved to the queue the task

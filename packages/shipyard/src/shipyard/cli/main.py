@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import logging
 import signal
@@ -361,6 +362,10 @@ def versions_list(
     console.print(table)
 
 
+def _iso(ms: int) -> str:
+    return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC).isoformat()
+
+
 @workers_app.command("list")
 def workers_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -370,7 +375,6 @@ def workers_list(
 
     async def body() -> list[dict[str, Any]]:
         from shipyard.engine.registry import get_engine
-        from shipyard.models.runs import to_datetime
 
         engine = get_engine()
         return [
@@ -379,8 +383,8 @@ def workers_list(
                 "version": w.version,
                 "host": w.host,
                 "pid": w.pid,
-                "started_at": str(to_datetime(w.started_at)),
-                "heartbeat_at": str(to_datetime(w.heartbeat_at)),
+                "started_at": _iso(w.started_at),
+                "heartbeat_at": _iso(w.heartbeat_at),
             }
             for w in await engine.live_workers(engine.live_window_ms)
         ]

@@ -218,7 +218,7 @@ class ClaimOps(QueueOps):
         """Take up to ``limit`` ready runs within every concurrency limit, leased to the worker.
 
         The runs lock to ``version``; a run locked to another version is left to that
-        version's workers while one is live (SEMANTICS §2.2, §12.1).
+        version's workers while one is live.
         """
         self.transitions.check([RunStatus.QUEUED], RunStatus.EXECUTING, "claim")
         now = self.now()

@@ -4,11 +4,11 @@ Everything a trigger needs is validated before anything is written (options, pay
 task id and queue, the secret key that signs the handle's token, the rate limit), so a
 refused trigger leaves nothing behind.
 
-A task that no live worker of the environment has (SEMANTICS §7.1, §12.1) is not an error:
+A task that no live worker of the environment has is not an error:
 its run is PENDING_VERSION and starts when a worker with the task registers. What stays an
 error: a task id that is not a valid id (empty, over 128 characters, NUL), and a queue name
 nothing knows when the task's worker is here (with no worker for the task yet, the worker
-that brings the task may bring the queue too: SEMANTICS §2.2). Children a parent waits for
+that brings the task may bring the queue too). Children a parent waits for
 (``*_and_wait``) are locked to the parent's version when that version has the task.
 """
 
@@ -176,7 +176,7 @@ class TriggerOps(EngineBase):
             root_id = scope.ctx.run.root_id or scope.ctx.run.id
             depth = scope.ctx.run.depth + 1
             if trigger_function in _WAITED:
-                # A waited-for child keeps its parent's place in line (SEMANTICS §6), and runs
+                # A waited-for child keeps its parent's place in line, and runs
                 # on its parent's version (§2.2) if that version has the task: this process is
                 # the parent's worker, so it does when it defines the task.
                 queued_at = scope.queued_at or now

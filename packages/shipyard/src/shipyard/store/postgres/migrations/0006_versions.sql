@@ -1,4 +1,4 @@
--- PostgreSQL twin of the SQLite migration. Versions of the task code (SEMANTICS §12.1).
+-- PostgreSQL twin of the SQLite migration. Versions of the task code.
 --
 -- A worker registers the version of the code it runs (SHIPYARD_VERSION, else a content hash
 -- of its task files) and the tasks that version has. A run triggered for a task no live worker
