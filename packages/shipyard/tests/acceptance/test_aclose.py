@@ -65,7 +65,8 @@ def test_a_script_that_triggers_then_acloses_exits_cleanly(
     assert done.returncode == 0, done.stderr
     assert done.stderr == "", done.stderr  # no "Task was destroyed but it is pending", no warning
     first, second = done.stdout.splitlines()
-    assert first.startswith("triggered run_") and " QUEUED " in first, first
+    # No worker has the task: the run waits for one (PENDING_VERSION).
+    assert first.startswith("triggered run_") and " PENDING_VERSION " in first, first
     assert second == "tasks-after 0 threads-after []", done.stdout
 
 

@@ -181,5 +181,10 @@ async def test_the_dev_server_stops_when_the_mcp_server_exits(project: Project) 
             return False
         return True
 
-    await wait_until(gone, timeout=30, what="the dev server and its worker to exit")
-    assert not (project.root / ".shipyard" / "dev-server.json").exists()
+    state = project.root / ".shipyard" / "dev-server.json"
+    # The MCP server forgets the dev server (deletes its state file) once it has seen it exit.
+    await wait_until(
+        lambda: gone() and not state.exists(),
+        timeout=30,
+        what="the dev server and its worker to exit and their state file to go",
+    )
