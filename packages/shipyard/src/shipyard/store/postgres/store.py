@@ -45,6 +45,7 @@ from shipyard.store.sql import load_queries, migration_files
 from shipyard.store.steps import (
     BEGIN,
     COUNT,
+    FEED,
     INSERT_RUNS,
     LOCK,
     MANY,
@@ -52,6 +53,7 @@ from shipyard.store.steps import (
     ROW,
     ROWS,
     RUNS,
+    SNAPSHOT,
     Procedure,
 )
 
@@ -61,6 +63,8 @@ log = logging.getLogger("shipyard.store")
 _HERE = Path(__file__).parent
 _Q = load_queries("postgres")
 CONNECT_TIMEOUT_SECONDS = 10.0
+# A feed reader's backup look: notifications missed while its LISTEN connection was down.
+FEED_POLL_SECONDS = 1.0
 
 __all__ = ["CONNECT_TIMEOUT_SECONDS", "PostgresListener", "PostgresStore", "describe_url"]
 
@@ -315,6 +319,19 @@ class PostgresStore(StoreCore):
         self._listeners.append(listener)
         return listener
 
+    async def feed_listen(self) -> PostgresListener:
+        """LISTEN for feed changes (status, metadata, tags, input, stream chunks) and new runs,
+        on a dedicated connection (reconnects by itself)."""
+        listener = PostgresListener(
+            self.url,
+            self._listeners,
+            channels=("shipyard_feed", "shipyard_ready"),
+            poll_interval=FEED_POLL_SECONDS,
+        )
+        await listener.start()
+        self._listeners.append(listener)
+        return listener
+
     async def ready_notify(self, params: ReadyNotifyParams) -> None:
         """NOTIFY the environment's workers: runs are ready to claim."""
         await self._ensure_open()
@@ -338,6 +355,15 @@ async def _drive(conn: psycopg.AsyncConnection[Any], procedure: Procedure[T]) ->
                 if not in_tx:
                     await transaction.enter_async_context(conn.transaction())
                     in_tx = True
+                result = None
+            elif kind == SNAPSHOT:
+                if not in_tx:
+                    await transaction.enter_async_context(conn.transaction())
+                    await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    in_tx = True
+                result = None
+            elif kind == FEED:
+                await conn.execute(_Q["feed_notify"])  # delivered at commit
                 result = None
             elif kind == NOTIFY:
                 # Delivered when (and only if) the transaction commits.
@@ -397,16 +423,26 @@ def _drive_blocking(conn: psycopg.Connection[Any], procedure: Procedure[T]) -> T
 
 
 class PostgresListener(WakeSignal):
-    """A worker's LISTEN connection. A lost connection is re-established with backoff; the
-    worker's backup poll covers notifications missed meanwhile."""
+    """A LISTEN connection (a worker's, on ``shipyard_ready``; a feed reader's). A lost
+    connection is re-established with backoff; the listener's backup poll
+    (``poll_interval``) covers notifications missed meanwhile."""
 
     port: int | None = None
 
-    def __init__(self, url: str, registry: list[PostgresListener]) -> None:
+    def __init__(
+        self,
+        url: str,
+        registry: list[PostgresListener],
+        *,
+        channels: Sequence[str] = ("shipyard_ready",),
+        poll_interval: float = FEED_POLL_SECONDS,
+    ) -> None:
         super().__init__()
         self._url = url
         self._task: asyncio.Task[None] | None = None
         self._registry = registry
+        self._channels = tuple(channels)
+        self.poll_interval = poll_interval
 
     async def start(self) -> None:
         """Start listening in the background."""
@@ -421,7 +457,8 @@ class PostgresListener(WakeSignal):
                     self._url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT_SECONDS)
                 )
                 async with conn:
-                    await conn.execute("LISTEN shipyard_ready")
+                    for channel in self._channels:
+                        await conn.execute(f"LISTEN {channel}")
                     if failing:
                         log.warning("LISTEN connection to PostgreSQL is back")
                         failing = False
