@@ -85,20 +85,58 @@ class FeedItem:
     cache: dict[str, Any] = field(default_factory=dict)
 
 
-class Subscriber:
+class _Buffer:
+    """A bounded buffer one consumer awaits: past ``capacity`` data items it overflows (it
+    keeps what it holds, then :data:`OVERFLOW`). Waiting costs a future and, with a timeout,
+    a timer handle — no task — so an idle subscriber is cheap."""
+
+    __slots__ = ("_waiter", "capacity", "items", "overflowed")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.items: deque[Any] = deque()
+        self.overflowed = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def _push(self, item: Any, data: bool) -> None:
+        if self.overflowed:
+            return
+        if data and len(self.items) >= self.capacity:
+            self.overflowed = True
+            self.items.append(OVERFLOW)
+        else:
+            self.items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _get(self, timeout: float | None) -> Any:
+        if not self.items:
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiter = waiter
+            timer = loop.call_later(timeout, _expire, waiter) if timeout is not None else None
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+                if timer is not None:
+                    timer.cancel()
+            if not self.items:
+                return None
+        return self.items.popleft()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class Subscriber(_Buffer):
     """A subscription's bounded buffer of feed items, filtered by run ids, or by tags (any
     of) and creation time, and by event kind."""
 
-    __slots__ = (
-        "_event",
-        "capacity",
-        "created_from",
-        "items",
-        "kinds",
-        "overflowed",
-        "run_ids",
-        "tags",
-    )
+    __slots__ = ("created_from", "kinds", "run_ids", "tags")
 
     def __init__(
         self,
@@ -109,14 +147,11 @@ class Subscriber:
         kinds: Iterable[str] = ("created", "status", "metadata", "tag"),
         capacity: int = SUBSCRIBER_BUFFER,
     ) -> None:
+        super().__init__(capacity)
         self.run_ids = frozenset(run_ids) if run_ids is not None else None
         self.tags = frozenset(tags) if tags is not None else None
         self.created_from = created_from
         self.kinds = frozenset(kinds)
-        self.capacity = capacity
-        self.items: deque[FeedItem | str] = deque()
-        self.overflowed = False
-        self._event = asyncio.Event()
 
     def matches(self, item: FeedItem) -> bool:
         """Whether the item is for this subscription."""
@@ -135,62 +170,32 @@ class Subscriber:
 
     def offer(self, item: FeedItem | str) -> None:
         """Buffer an item; past capacity, mark the subscriber as overflowed instead."""
-        if self.overflowed:
-            return
-        if len(self.items) >= self.capacity and isinstance(item, FeedItem):
-            self.overflowed = True
-            self.items.append(OVERFLOW)
-        else:
-            self.items.append(item)
-        self._event.set()
+        self._push(item, isinstance(item, FeedItem))
 
     async def get(self, timeout: float | None = None) -> FeedItem | str | None:
         """The next item, :data:`OVERFLOW`/:data:`CLOSED`, or None after ``timeout`` seconds."""
-        while not self.items:
-            self._event.clear()
-            if timeout is None:
-                await self._event.wait()
-            else:
-                try:
-                    await asyncio.wait_for(self._event.wait(), timeout)
-                except TimeoutError:
-                    return None
-        return self.items.popleft()
+        item: FeedItem | str | None = await self._get(timeout)
+        return item
 
 
-class ChunkReader:
+class ChunkReader(_Buffer):
     """A stream reader's bounded buffer of chunks; ``join_index`` is the first index the hub
     delivers to it (it reads the ones before from the store)."""
 
-    __slots__ = ("_event", "capacity", "items", "join_index", "overflowed")
+    __slots__ = ("join_index",)
 
     def __init__(self, capacity: int = SUBSCRIBER_BUFFER) -> None:
-        self.capacity = capacity
-        self.items: deque[StreamChunkRecord | str] = deque()
-        self.overflowed = False
+        super().__init__(capacity)
         self.join_index = 0
-        self._event = asyncio.Event()
 
     def offer(self, item: StreamChunkRecord | str) -> None:
         """Buffer a chunk (or :data:`END`); past capacity, mark the reader as overflowed."""
-        if self.overflowed:
-            return
-        if len(self.items) >= self.capacity and isinstance(item, StreamChunkRecord):
-            self.overflowed = True
-            self.items.append(OVERFLOW)
-        else:
-            self.items.append(item)
-        self._event.set()
+        self._push(item, isinstance(item, StreamChunkRecord))
 
     async def get(self, timeout: float | None) -> StreamChunkRecord | str | None:
         """The next chunk, a marker, or None after ``timeout`` seconds without one."""
-        while not self.items:
-            self._event.clear()
-            try:
-                await asyncio.wait_for(self._event.wait(), timeout)
-            except TimeoutError:
-                return None
-        return self.items.popleft()
+        item: StreamChunkRecord | str | None = await self._get(timeout)
+        return item
 
 
 @dataclass(slots=True, eq=False)

@@ -138,42 +138,56 @@ class RealtimeOps(WaitpointOps):
         return window
 
     async def subscribe_run(
-        self, run_id: str, *, after: str | None = None, stop_on_completion: bool = True
-    ) -> AsyncIterator[RunChange]:
+        self,
+        run_id: str,
+        *,
+        after: str | None = None,
+        stop_on_completion: bool = True,
+        heartbeat_s: float | None = None,
+    ) -> AsyncIterator[RunChange | None]:
         """A run's changes: first the run as it is, then each change. Ends after the run's
-        final status when ``stop_on_completion`` (a canceled run ends it too)."""
+        final status when ``stop_on_completion`` (a canceled run ends it too). With
+        ``heartbeat_s``, None after each ``heartbeat_s`` without a change (for keep-alives)."""
         await self.get_run(run_id)
-        async for change in self._follow(_Filter(run_ids=(run_id,)), after, stop_on_completion):
+        flt = _Filter(run_ids=(run_id,))
+        async for change in self._follow(flt, after, stop_on_completion, heartbeat_s):
             yield change
 
     async def subscribe_tags(
-        self, tags: str | Sequence[str], *, created_at: Any = "1d", after: str | None = None
-    ) -> AsyncIterator[RunChange]:
+        self,
+        tags: str | Sequence[str],
+        *,
+        created_at: Any = "1d",
+        after: str | None = None,
+        heartbeat_s: float | None = None,
+    ) -> AsyncIterator[RunChange | None]:
         """Runs having any of ``tags`` created within ``created_at`` (a duration, at most a
         week, counted from now): first as they are (the newest 1,000), then each change and
-        each new run. Never ends."""
+        each new run. Never ends. ``heartbeat_s``: as for :meth:`subscribe_run`."""
         wanted = validate_tags(tags)
         if not wanted:
             raise TooManyTagsError("Subscribe to at least one tag.")
         window = self.check_tag_window(created_at)
         await self.start()
         flt = _Filter(tags=wanted, created_from=self.now() - window)
-        async for change in self._follow(flt, after, False):
+        async for change in self._follow(flt, after, False, heartbeat_s):
             yield change
 
     async def subscribe_batch(
-        self, batch_id: str, *, after: str | None = None
-    ) -> AsyncIterator[RunChange]:
-        """A batch's runs: first as they are, then each change. Never ends."""
+        self, batch_id: str, *, after: str | None = None, heartbeat_s: float | None = None
+    ) -> AsyncIterator[RunChange | None]:
+        """A batch's runs: first as they are, then each change. Never ends. ``heartbeat_s``:
+        as for :meth:`subscribe_run`."""
         batch = await self.retrieve_batch(batch_id)
-        async for change in self._follow(_Filter(run_ids=tuple(batch.runs)), after, False):
+        flt = _Filter(run_ids=tuple(batch.runs))
+        async for change in self._follow(flt, after, False, heartbeat_s):
             yield change
 
     # -- following the feed -----------------------------------------------------------------
 
     async def _follow(
-        self, flt: _Filter, token: str | None, stop: bool
-    ) -> AsyncIterator[RunChange]:
+        self, flt: _Filter, token: str | None, stop: bool, heartbeat_s: float | None
+    ) -> AsyncIterator[RunChange | None]:
         hub = self.feed_hub
         while True:
             subscriber = flt.subscriber()
@@ -190,11 +204,13 @@ class RealtimeOps(WaitpointOps):
                     cover = position
                     seen_final = False
                     async for change in self._catch_up(flt, position, None):
-                        yield change
                         cover = last = change.position
-                        if stop and change.run.status in _FINAL:
+                        final = change.run.status in _FINAL
+                        seen_final = seen_final or final
+                        yield change
+                        del change
+                        if stop and final:
                             return
-                        seen_final = seen_final or change.run.status in _FINAL
                     if finished_before and not seen_final:
                         return  # it ended before the position the client resumed from
                 else:
@@ -211,32 +227,49 @@ class RealtimeOps(WaitpointOps):
                     if position is not None and known:
                         async for change in self._catch_up(flt, position, snapshot.position):
                             if change.run.id <= known:
+                                ended = stop and change.run.status in _FINAL
                                 yield dataclasses.replace(
                                     change, position=f"{change.position}~{known}"
                                 )
-                                if stop and change.run.status in _FINAL:
+                                if ended:
                                     return
-                    now = self.now()
-                    for record in snapshot.runs:
-                        run = realtime_run(record, None, now_ms=now)
-                        last = f"{snapshot.position}~{record.id}"
-                        yield RunChange(run=run, change="snapshot", position=last)
-                        if stop and record.status in _FINAL:
-                            return
                     cover = snapshot.position
+                    ended = False
+                    async for first in self._snapshot_changes(snapshot.runs, cover):
+                        last = first.position
+                        ended = stop and first.run.status in _FINAL
+                        yield first
+                        del first  # an idle subscriber keeps none of its snapshot
+                        if ended:
+                            return
                     last = last if snapshot.runs else cover
-                async for live in self._live(subscriber, cover):
-                    if live is None:  # fell behind: resume from the store
+                    del snapshot
+                async for live in self._live(subscriber, cover, heartbeat_s):
+                    if live is OVERFLOW:  # fell behind: resume from the store
                         break
-                    yield live
+                    if live is None:
+                        yield None  # a heartbeat
+                        continue
+                    assert isinstance(live, RunChange)
                     last = live.position
-                    if stop and live.run.status in _FINAL:
+                    final = live.run.status in _FINAL
+                    yield live
+                    del live
+                    if stop and final:
                         return
                 else:
                     return  # the engine is closing
                 token = last
             finally:
                 hub.remove(subscriber)
+
+    async def _snapshot_changes(
+        self, records: list[RunRecord], position: str
+    ) -> AsyncIterator[RunChange]:
+        now = self.now()
+        for record in records:
+            run = realtime_run(record, None, now_ms=now)
+            yield RunChange(run=run, change="snapshot", position=f"{position}~{record.id}")
 
     async def _finished(self, flt: _Filter) -> bool:
         """Whether the (one) run followed is final now."""
@@ -274,14 +307,20 @@ class RealtimeOps(WaitpointOps):
                 return
             after = page.position
 
-    async def _live(self, subscriber: Subscriber, cover: str) -> AsyncIterator[RunChange | None]:
-        """Changes the hub delivers, skipping those ``cover`` already includes; None when the
-        subscriber fell behind; ends when the engine closes."""
+    async def _live(
+        self, subscriber: Subscriber, cover: str, heartbeat_s: float | None
+    ) -> AsyncIterator[RunChange | str | None]:
+        """Changes the hub delivers, skipping those ``cover`` already includes; None after
+        ``heartbeat_s`` without one; :data:`OVERFLOW` when the subscriber fell behind; ends
+        when the engine closes."""
         covered = self.store.feed_covers
         while True:
-            item = await subscriber.get()
-            if item == OVERFLOW:
+            item = await subscriber.get(heartbeat_s)
+            if item is None:
                 yield None
+                continue
+            if item == OVERFLOW:
+                yield OVERFLOW
                 return
             if item == CLOSED or not isinstance(item, FeedItem):
                 return

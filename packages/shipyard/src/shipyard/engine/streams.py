@@ -112,10 +112,12 @@ class StreamOps(RealtimeOps):
         *,
         start_index: int = 0,
         timeout_s: float = 60.0,
-    ) -> AsyncIterator[StreamChunk]:
+        heartbeat_s: float | None = None,
+    ) -> AsyncIterator[StreamChunk | None]:
         """A stream's chunks from ``start_index``: what is stored, then each new one as it is
         appended. Ends after ``timeout_s`` real seconds without a chunk, or once the run has
-        finished and every chunk has been read."""
+        finished and every chunk has been read. With ``heartbeat_s``, None after each
+        ``heartbeat_s`` without a chunk (for keep-alives)."""
         check_stream_id(stream_id)
         if not isinstance(start_index, int) or isinstance(start_index, bool) or start_index < 0:
             raise ValidationError(f"start_index must be an integer >= 0; got {start_index!r}.")
@@ -143,9 +145,19 @@ class StreamOps(RealtimeOps):
                     for chunk in chunks:
                         yield StreamChunk(chunk.index, loads(chunk.data))
                         index = chunk.index + 1
+                quiet_until = time.monotonic() + timeout_s
                 while True:
-                    item = await reader.get(timeout_s)
-                    if item is None or item in (END, CLOSED):
+                    remaining = quiet_until - time.monotonic()
+                    if remaining <= 0:
+                        return
+                    item = await reader.get(
+                        remaining if heartbeat_s is None else min(heartbeat_s, remaining)
+                    )
+                    if item is None:
+                        if heartbeat_s is not None and time.monotonic() < quiet_until:
+                            yield None
+                        continue
+                    if item in (END, CLOSED):
                         return
                     if item == OVERFLOW or isinstance(item, str):
                         break  # fell behind: read on from the store
@@ -155,6 +167,7 @@ class StreamOps(RealtimeOps):
                         break  # cannot happen (chunks arrive in order); read from the store
                     yield StreamChunk(item.index, loads(item.data))
                     index = item.index + 1
+                    quiet_until = time.monotonic() + timeout_s
             finally:
                 hub.remove_reader(run_id, stream_id, reader)
 

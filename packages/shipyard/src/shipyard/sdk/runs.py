@@ -126,7 +126,8 @@ class _Runs:
         async for change in engine.subscribe_run(
             _run_id(run), stop_on_completion=stop_on_completion
         ):
-            yield change.run
+            if change is not None:
+                yield change.run
 
     async def subscribe_to_runs_with_tag(
         self, tag: str | Sequence[str], *, created_at: str | int = "1d"
@@ -136,14 +137,16 @@ class _Runs:
         Never ends: ``break`` out of the loop.
         """
         async for change in current_engine().subscribe_tags(tag, created_at=created_at):
-            yield change.run
+            if change is not None:
+                yield change.run
 
     async def subscribe_to_batch(self, batch: str | BatchHandle) -> AsyncIterator[RealtimeRun]:
         """A batch's runs, each as it is now and then at each change. Never ends: ``break``
         out of the loop (e.g. once every run ``is_completed``)."""
         batch_id = batch if isinstance(batch, str) else batch.batch_id
         async for change in current_engine().subscribe_batch(batch_id):
-            yield change.run
+            if change is not None:
+                yield change.run
 
 
 runs = _Runs()

@@ -163,7 +163,8 @@ class Stream(Generic[T]):
         async for chunk in _engine().read_stream(
             _run_id(run), self.id, start_index=start_index, timeout_s=timeout_in_seconds
         ):
-            yield chunk.value
+            if chunk is not None:
+                yield chunk.value
 
 
 async def _each(source: AsyncIterable[T] | Iterable[T]) -> AsyncIterator[T]:

@@ -31,7 +31,7 @@ import hmac
 import json
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -65,8 +65,10 @@ __all__ = [
 ]
 
 HEARTBEAT_SECONDS = 15.0
-_SEND_TIMEOUT_SECONDS = 30.0
 _INPUT_BODY_MAX = 2 * 1024 * 1024
+# The heartbeat, sent by the subscription itself after a quiet interval: sse-starlette's own
+# ping would cost every connection a task of its own.
+_PING = b": ping\r\n\r\n"
 
 
 # -- access -------------------------------------------------------------------------------------
@@ -207,6 +209,21 @@ def bearer_token(request: Request) -> str | None:
 # -- encoding -----------------------------------------------------------------------------------
 
 
+class _EventStream(EventSourceResponse):
+    """sse-starlette's response without its per-message timeout when none is asked for.
+
+    3.7 wraps every send in an anyio cancel scope, even without a timeout: with hundreds of
+    subscribers that scope is half of the server's time per update. A client too slow to read
+    is handled by the feed hub instead (its buffer overflows and it resumes from the store).
+    """
+
+    async def _send_with_timeout(self, send: Any, message: Any) -> None:
+        if self.send_timeout is None:
+            await send(message)
+        else:
+            await super()._send_with_timeout(send, message)
+
+
 def _update_body(change: RunChange) -> bytes:
     """``event: update`` without its id: made once per change, shared by every subscriber."""
     body = change.encodings.get("sse")
@@ -252,10 +269,9 @@ def realtime_router(
     router = APIRouter(prefix="/realtime/v1")
 
     def stream(events: AsyncIterator[bytes]) -> EventSourceResponse:
-        return EventSourceResponse(
+        return _EventStream(
             events,
-            ping=heartbeat_seconds,
-            send_timeout=_SEND_TIMEOUT_SECONDS,
+            ping=0,
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
@@ -280,7 +296,9 @@ def realtime_router(
             after = ctx.engine.check_position(_last_event_id(request))
         except ShipyardError as exc:
             return _error(exc)
-        changes = ctx.engine.subscribe_run(run_id, after=after, stop_on_completion=stop)
+        changes = ctx.engine.subscribe_run(
+            run_id, after=after, stop_on_completion=stop, heartbeat_s=heartbeat_seconds
+        )
         return stream(_updates(changes, end=True))
 
     @router.get("/runs")
@@ -300,7 +318,9 @@ def realtime_router(
             after = ctx.engine.check_position(_last_event_id(request))
         except ShipyardError as exc:
             return _error(exc)
-        changes = ctx.engine.subscribe_tags(wanted, created_at=created_at, after=after)
+        changes = ctx.engine.subscribe_tags(
+            wanted, created_at=created_at, after=after, heartbeat_s=heartbeat_seconds
+        )
         return stream(_updates(changes, end=False))
 
     @router.get("/batches/{batch_id}")
@@ -316,7 +336,7 @@ def realtime_router(
             after = ctx.engine.check_position(_last_event_id(request))
         except ShipyardError as exc:
             return _error(exc)
-        changes = ctx.engine.subscribe_batch(batch_id, after=after)
+        changes = ctx.engine.subscribe_batch(batch_id, after=after, heartbeat_s=heartbeat_seconds)
         return stream(_updates(changes, end=False))
 
     @router.get("/streams/{run_id}/{stream_id}")
@@ -340,13 +360,20 @@ def realtime_router(
             timeout = _int_param(request, "timeoutInSeconds", 60)
             check_stream_id(stream_id)
             chunks = ctx.engine.read_stream(
-                run_id, stream_id, start_index=start, timeout_s=max(timeout, 1)
+                run_id,
+                stream_id,
+                start_index=start,
+                timeout_s=max(timeout, 1),
+                heartbeat_s=heartbeat_seconds,
             )
         except ShipyardError as exc:
             return _error(exc)
 
         async def events() -> AsyncIterator[bytes]:
             async for chunk in chunks:
+                if chunk is None:
+                    yield _PING
+                    continue
                 data = json.dumps(chunk.value, separators=(",", ":"))
                 yield _event("chunk", data, str(chunk.index))
             yield _event("end", "{}")
@@ -390,10 +417,15 @@ async def _send_input(
     return JSONResponse({"ok": True, "resumedWait": resumed})
 
 
-async def _updates(changes: AsyncIterator[RunChange], *, end: bool) -> AsyncIterator[bytes]:
+async def _updates(changes: AsyncIterator[RunChange | None], *, end: bool) -> AsyncIterator[bytes]:
     try:
         async for change in changes:
-            yield f"id: {change.position}\r\n".encode() + _update_body(change)
+            if change is None:
+                yield _PING
+                continue
+            body = f"id: {change.position}\r\n".encode() + _update_body(change)
+            del change  # an idle connection keeps no update alive
+            yield body
         if end:
             yield _event("end", "{}")
     finally:

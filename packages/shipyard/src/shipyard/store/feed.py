@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from shipyard.errors import ValidationError
@@ -105,8 +106,10 @@ class Position:
     until: PgSnapshot | None = None
 
 
+@lru_cache(maxsize=4096)
 def parse_position(text: str) -> Position:
-    """A position as either backend writes it; :class:`ValidationError` if it is neither."""
+    """A position as either backend writes it; :class:`ValidationError` if it is neither.
+    Cached: a subscriber checks every live event against the same position."""
     if not isinstance(text, str) or not text or len(text) > 100_000:
         raise _bad_position(str(text)[:40])
     if text.isdigit():
