@@ -201,3 +201,39 @@ async def test_a_slow_subscriber_is_told_to_resume_and_loses_nothing(engine: Eng
 
 async def tags_add(engine: Engine, run_id: str, tag: str) -> None:
     await engine.add_tags(run_id, tag)
+
+
+async def test_resuming_inside_a_batch_snapshot_reads_the_rest_afresh_and_misses_nothing(
+    engine: Engine,
+) -> None:
+    @task(id="trio")
+    async def trio(payload: int) -> int:
+        return payload
+
+    batch = await trio.batch_trigger([1, 2, 3])
+    ids = sorted(batch.runs)
+    opened = engine.subscribe_batch(batch.batch_id)
+    first = await anext(opened)
+    await opened.aclose()  # the client goes away after one update
+    assert first is not None and first.change == "snapshot" and first.run.id == ids[0]
+    # While the client is away: the run it has seen and one it has not both change.
+    await runs.cancel(ids[0])
+    await runs.cancel(ids[2])
+    resumed: list[RunChange] = []
+    async for change in engine.subscribe_batch(batch.batch_id, after=first.position):
+        assert change is not None
+        resumed.append(change)
+        if len(resumed) == 3:
+            break
+    assert [(c.run.id, c.change, str(c.run.status)) for c in resumed] == [
+        (ids[0], "status", "CANCELED"),  # what it missed of the run it knew
+        (ids[1], "snapshot", "QUEUED"),  # the rest of the snapshot, as it is now
+        (ids[2], "snapshot", "CANCELED"),
+    ]
+    # Nothing more is pending: the next change is a new one.
+    later = engine.subscribe_batch(batch.batch_id, after=resumed[-1].position)
+    waiting = asyncio.create_task(anext(later))
+    await runs.cancel(ids[1])
+    change = await asyncio.wait_for(waiting, 10)
+    assert change is not None and (change.run.id, str(change.run.status)) == (ids[1], "CANCELED")
+    await later.aclose()
