@@ -23,13 +23,14 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/app/.venv
 WORKDIR /src
-# Dependencies first (a layer that changes only with uv.lock), then the engine itself.
+# Dependencies first (a layer that changes only with uv.lock), then the engine itself: the base
+# and every extra (server, worker, CLI, PostgreSQL) — `shipyard[all]`.
 COPY pyproject.toml uv.lock ./
 COPY packages/shipyard/pyproject.toml packages/shipyard/README.md packages/shipyard/
 COPY apps/api/pyproject.toml apps/api/
-RUN uv sync --frozen --no-dev --package shipyard --no-install-workspace
+RUN uv sync --frozen --no-dev --package shipyard --extra all --no-install-workspace
 COPY packages/shipyard/src packages/shipyard/src
-RUN uv sync --frozen --no-dev --package shipyard --no-editable
+RUN uv sync --frozen --no-dev --package shipyard --extra all --no-editable
 
 # --- runtime: the virtualenv, your tasks, a non-root user ----------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

@@ -1,4 +1,4 @@
-"""Shared plumbing of the Shipyard benchmarks (same methodology as /work/shared/peers-bench).
+"""Shared plumbing of the Shipyard benchmarks (the peer baselines' methodology).
 
 Each benchmark gets a fresh temp folder holding the task-side records and, with
 ``--backend sqlite`` (the default), the SQLite file; with ``--backend postgres`` a fresh
@@ -95,7 +95,10 @@ class Env:
         if self.backend == "postgres":
             import psycopg
 
-            conn: Any = psycopg.connect(self.url, autocommit=True)
+            # The engine's tables are in the shipyard schema (SHIPYARD_DATABASE_SCHEMA).
+            conn: Any = psycopg.connect(
+                self.url, autocommit=True, options="-c search_path=shipyard,public"
+            )
         else:
             conn = sqlite3.connect(self.db, timeout=5)
             conn.execute("PRAGMA busy_timeout = 5000")

@@ -83,9 +83,11 @@ def run(a: argparse.Namespace, env: Env) -> None:
         enqueued += count
 
     def not_finished() -> int:
-        # Both counts use the partial indexes on QUEUED and EXECUTING runs: cheap at 10⁶ rows.
+        # Each count uses a partial index (QUEUED, PENDING_VERSION — the backlog enqueued before
+        # the worker started —, EXECUTING): cheap at 10⁶ rows.
         row = conn.execute(
             "SELECT (SELECT count(*) FROM runs WHERE status = 'QUEUED') "
+            "+ (SELECT count(*) FROM runs WHERE status = 'PENDING_VERSION') "
             "+ (SELECT count(*) FROM runs WHERE status = 'EXECUTING')"
         ).fetchone()
         return int(row[0])

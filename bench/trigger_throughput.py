@@ -71,7 +71,10 @@ def main() -> None:
             else:
                 took = asyncio.run(_batch(engine, a.runs, a.batch_size))
             conn = env.connect()
-            queued = conn.execute("SELECT count(*) FROM runs WHERE status = 'QUEUED'").fetchone()[0]
+            # No worker runs here: the runs wait for one (PENDING_VERSION).
+            queued = conn.execute(
+                "SELECT count(*) FROM runs WHERE status IN ('QUEUED', 'PENDING_VERSION')"
+            ).fetchone()[0]
         finally:
             env.cleanup()
         result[f"{mode}_s"] = round(took, 3)

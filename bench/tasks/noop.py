@@ -1,7 +1,7 @@
 """The benchmark's no-op task: records its start like the peers harness, returns the payload.
 
 ``record`` appends ``"<i> <now> <now - ts>"`` to a per-process file under ``$BENCH_REC``
-(one ``os.write`` per run, O_APPEND), exactly as /work/shared/peers-bench/bench/harness.py does.
+(one ``os.write`` per run, O_APPEND), exactly as the harness of the peer baselines does.
 """
 
 from __future__ import annotations

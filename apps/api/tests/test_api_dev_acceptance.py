@@ -127,7 +127,7 @@ def test_dev_serves_the_api_and_the_functions(
 
     def created() -> Any:
         answer = request(api + "/reports", {"title": "dev", "rows": rows}, token)
-        # 503 until the worker child has registered the task.
+        # None until the API answers; the run waits for the worker if it is not up yet.
         return answer if answer and answer[0] == 202 else None
 
     _, body = wait_for(created, "POST /reports to be accepted", process, log, 60)

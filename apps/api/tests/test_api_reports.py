@@ -192,9 +192,11 @@ async def test_outside_development_without_jwt_secret_refuses(
     assert "not configured" in response.json()["error"]
 
 
-async def test_report_without_a_worker_that_knows_the_task_is_503(
+async def test_a_report_without_a_worker_yet_is_accepted_and_waits_for_one(
     client: httpx.AsyncClient, clean_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    """No worker has the task (and this process defines none): the run is accepted and waits
+    as PENDING_VERSION (it used to be a 503 the user had to retry)."""
     from shipyard.engine.definitions import Definitions, use_definitions
 
     clean_env.setenv("APP_ENV", "development")
@@ -202,11 +204,13 @@ async def test_report_without_a_worker_that_knows_the_task_is_503(
         shipyard.configure(project_root=tmp_path, database_url=f"sqlite:///{tmp_path / 'empty.db'}")
         try:
             response = await client.post("/reports", json={"title": "x", "rows": ROWS})
+            assert response.status_code == 202, response.text
+            report = await client.get(f"/reports/{response.json()['id']}")
         finally:
             await get_engine().close()
             set_engine(None)
-    assert response.status_code == 503
-    assert "shipyard dev" in response.json()["error"]
+    assert report.status_code == 200, report.text
+    assert report.json()["status"] == "PENDING_VERSION"
 
 
 @pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])

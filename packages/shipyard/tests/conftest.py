@@ -61,12 +61,13 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    """Settings on a fresh database, with short heartbeats so lease tests run fast."""
+    """Settings on a fresh database. Heartbeats every second (a 3 s lease): lease tests drive a
+    FakeClock, and a loaded CI machine must not starve a live worker of its lease."""
     (tmp_path / "trigger").mkdir(exist_ok=True)
     return load_settings(
         project_root=tmp_path,
         database_url=database_url,
-        heartbeat_interval=0.2,
+        heartbeat_interval=1.0,
         poll_interval=0.1,
         retries_default={"max_attempts": 3, "min_timeout_ms": 10, "max_timeout_ms": 50},
     )

@@ -12,12 +12,17 @@ Routes:
 
 Errors are ``{"error": "<what is wrong>"}`` with the right status; bodies are strict JSON
 (``NaN``/``Infinity`` → 422): :mod:`app.routing`.
+
+On shutdown the lifespan closes Shipyard's default engine (``shipyard.aclose()``): its database
+connections and pool tasks end with the app, not after the event loop is gone.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import httpx
@@ -32,7 +37,18 @@ from app.routing import StrictJSONRoute, install_error_handlers
 log = logging.getLogger("app")
 HEALTH_TEXT = "AI start!"
 
-app = FastAPI(title="Shipyard template API", version="0.1.0")
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    """Close what the app opened: Shipyard's default engine (under ``shipyard dev`` the engine
+    belongs to dev, which closes it itself)."""
+    yield
+    from shipyard import aclose  # as the routes do: imported when first needed
+
+    await aclose()
+
+
+app = FastAPI(title="Shipyard template API", version="0.1.0", lifespan=lifespan)
 app.router.route_class = StrictJSONRoute
 install_error_handlers(app)
 app.include_router(reports_router)

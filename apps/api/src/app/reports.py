@@ -5,6 +5,9 @@ once with the run id and a public access token (a JWT that can read only this ru
 browser to follow it). ``GET /reports/{id}`` reads the run: status, progress metadata, and the
 report when it is done. Runs are tagged with the caller's user id; nobody reads another user's
 report.
+
+No worker running yet (a deploy still starting, ``shipyard dev`` not up) is not an error: the
+run is accepted and waits as ``PENDING_VERSION`` until a worker with the task starts.
 """
 
 from __future__ import annotations
@@ -44,16 +47,12 @@ def _user_tag(user_id: str) -> str:
 @router.post("", status_code=202)
 async def create_report(request: ReportRequest, user: CurrentUser) -> dict[str, Any]:
     """Start generating a report; poll ``GET /reports/{id}`` (or use the token) to follow it."""
-    from shipyard import UnknownTaskError, tasks
+    from shipyard import tasks
 
-    try:
-        handle = await tasks.trigger(
-            TASK_ID, request.model_dump(), tags=[_user_tag(user.id), "reports"]
-        )
-    except UnknownTaskError:
-        raise HTTPException(
-            503, detail=f"No worker has registered '{TASK_ID}': start `shipyard dev`."
-        ) from None
+    # With no worker for the task yet, the run waits (PENDING_VERSION) and starts with one.
+    handle = await tasks.trigger(
+        TASK_ID, request.model_dump(), tags=[_user_tag(user.id), "reports"]
+    )
     log.info("report run %s triggered", handle.id)
     return {
         "id": handle.id,

@@ -1,5 +1,5 @@
 """``python -m shipyard`` runs the CLI."""
 
-from shipyard.cli.main import main
+from shipyard.cli import main
 
 main()

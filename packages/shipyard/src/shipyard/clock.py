@@ -90,11 +90,12 @@ class FakeClock:
         self._now = int(time.time() * 1000) if start_ms is None else start_ms
         self._heap: list[tuple[int, int, _FakeTimer]] = []
         self._order = itertools.count()
-        self._listeners: list[Callable[[], object]] = []
+        self._listeners: list[Callable[[int], object]] = []
 
-    def on_advance(self, listener: Callable[[], object]) -> Callable[[], None]:
-        """Call ``listener`` (in a thread) each time :meth:`advance` moves time, before timers
-        fire — e.g. a worker's heartbeat, so a live worker's leases follow the fake time.
+    def on_advance(self, listener: Callable[[int], object]) -> Callable[[], None]:
+        """Call ``listener(new_now_ms)`` (in a thread) each time :meth:`advance` is about to
+        move time, before the time moves and before timers fire — e.g. a worker's heartbeat, so
+        a live worker's leases already reach past the new time when anything can read it.
         Returns a function that removes the listener."""
         self._listeners.append(listener)
 
@@ -149,11 +150,13 @@ class FakeClock:
     async def _moved(self, to_ms: int) -> None:
         if to_ms <= self._now:
             return
-        self._now = to_ms
         for listener in list(self._listeners):
             # Listeners may block (a heartbeat writes to the database): run them off the event
-            # loop, which must stay free to finish the transactions they may wait for.
-            await asyncio.to_thread(listener)
+            # loop, which must stay free to finish the transactions they may wait for. They run
+            # before the time moves, so nothing observes the new time without them (a reaper
+            # pass between the two would see every live lease expired).
+            await asyncio.to_thread(listener, to_ms)
+        self._now = to_ms
 
     def pending(self) -> int:
         """How many live timers and sleepers wait on this clock (tests and diagnostics)."""

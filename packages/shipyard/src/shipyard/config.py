@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import time
 import tomllib
@@ -31,6 +32,8 @@ ENV_PREFIX = "SHIPYARD_"
 SECRET_KEY_MIN_BYTES = 32
 """Shortest secret key accepted anywhere: HMACs and tokens signed with less are forgeable."""
 _KEY_FILE_WAIT_S = 1.0
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_VERSION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
 
 
 class Settings(BaseModel):
@@ -46,6 +49,11 @@ class Settings(BaseModel):
         default="sqlite:///.shipyard/shipyard.db",
         description="sqlite:///relative/or/absolute.db (relative to the project root), "
         "or postgresql://... for many worker machines.",
+    )
+    database_schema: str = Field(
+        default="shipyard",
+        description="PostgreSQL schema holding the engine's tables, functions and triggers "
+        "(never public: Supabase's Data API exposes public). Ignored by SQLite.",
     )
     environment: str = Field(
         default="development",
@@ -137,6 +145,11 @@ class Settings(BaseModel):
         default=False,
         description="Wait for an unreachable PostgreSQL at start instead of failing after 10 s.",
     )
+    version: str | None = Field(
+        default=None,
+        description="The version of the task code a worker registers (a git sha, a release). "
+        "Unset: a content hash of the task files.",
+    )
     server_host: str = Field(default="127.0.0.1", description="Engine server bind address.")
     server_port: int = Field(default=3030, description="Engine server port.")
     api_port: int = Field(
@@ -161,6 +174,36 @@ class Settings(BaseModel):
         if not value.startswith(("sqlite://", "postgresql://", "postgres://")):
             raise ValueError(
                 f"database_url must start with sqlite:/// or postgresql://, got {value[:12]!r}…"
+            )
+        return value
+
+    @field_validator("database_schema")
+    @classmethod
+    def _plain_schema(cls, value: str) -> str:
+        # Interpolated into SQL (as a quoted identifier): only plain lowercase identifiers.
+        if not _SCHEMA_NAME.fullmatch(value):
+            raise ValueError(
+                "database_schema (SHIPYARD_DATABASE_SCHEMA) must be a plain lowercase SQL "
+                "identifier: a-z, 0-9 and _, not starting with a digit, at most 63 characters; "
+                f"got {value[:70]!r}"
+            )
+        if value == "public" or value.startswith("pg_") or value == "information_schema":
+            raise ValueError(
+                f"database_schema cannot be {value!r}: the engine's tables get a schema of "
+                "their own (on Supabase, public is exposed by the Data API)"
+            )
+        return value
+
+    @field_validator("version")
+    @classmethod
+    def _version_token(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if not _VERSION.fullmatch(value):
+            raise ValueError(
+                "version (SHIPYARD_VERSION) may hold letters, digits, '_', '.', '-' and '+', "
+                "at most 128 characters, not starting with '.', '-' or '+'"
             )
         return value
 
@@ -263,7 +306,8 @@ def _development_key(path: Path) -> str:
     first key linked.
     """
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Private like the SQLite file beside it: the folder holds the key.
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:

@@ -8,6 +8,7 @@ The tree::
 
     ShipyardError
     ├── ConfigError                    settings, .env or pyproject are invalid
+    │   └── MissingExtraError          a part whose extra is not installed (``shipyard[engine]``)
     ├── ValidationError                bad input to a public call; nothing was written
     │   ├── PayloadTooLargeError       payload / output over its byte limit
     │   ├── MetadataTooLargeError      metadata over 256 KiB
@@ -81,6 +82,14 @@ class ConfigError(ShipyardError):
     """Settings, ``.env`` or ``[tool.shipyard]`` could not be read or are invalid."""
 
     code = "CONFIG_ERROR"
+
+
+class MissingExtraError(ConfigError, ImportError):
+    """A part of Shipyard needs an extra that is not installed (``extra``, ``modules``).
+
+    Also an :class:`ImportError`, since it is raised where an import would have failed."""
+
+    code = "MISSING_EXTRA"
 
 
 class ValidationError(ShipyardError):

@@ -1,4 +1,4 @@
-"""Machine presets (SEMANTICS §1.1): name → vCPU, memory (GB) and price per millisecond.
+"""Machine presets (Trigger.dev's names and prices): name → vCPU, memory (GB), price per ms.
 
 On a local worker a preset is informational (``ctx.machine``); it is validated everywhere a
 task or a trigger names one, and its price feeds ``cost_in_cents``.

@@ -1,4 +1,4 @@
-"""Run metadata operations (SEMANTICS §8). Pure: no I/O.
+"""Run metadata operations (Trigger.dev v4's, ``docs/runs.md``). Pure: no I/O.
 
 Task code records operations (``set``, ``del``, ``replace``, ``append``, ``remove``,
 ``increment``); they are collapsed, shipped and applied on the server with :func:`apply_ops`.

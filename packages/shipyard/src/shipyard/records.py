@@ -156,6 +156,25 @@ class WorkerRecord:
     started_at: int
     heartbeat_at: int
     stopped_at: int | None
+    # The version of the task code it runs (SHIPYARD_VERSION or a hash of its task files).
+    version: str | None = None
+
+
+@dataclass(slots=True)
+class VersionRecord:
+    """A version of the task code that workers of an environment registered (``versions``).
+
+    ``task_ids`` is a JSON array; ``live_workers`` counts its workers live at the time asked;
+    ``last_heartbeat_at`` is its workers' latest heartbeat (None: none yet).
+    """
+
+    environment: str
+    version: str
+    task_ids: str
+    created_at: int
+    updated_at: int
+    live_workers: int = 0
+    last_heartbeat_at: int | None = None
 
 
 @dataclass(slots=True)

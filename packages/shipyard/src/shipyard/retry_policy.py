@@ -1,4 +1,4 @@
-"""Retry options and the exact backoff formula (SEMANTICS §1.2). Pure: no I/O, no clock.
+"""Retry options and the exact backoff formula (Trigger.dev's). Pure: no I/O, no clock.
 
 ``n`` is the 1-based number of the attempt that just failed::
 

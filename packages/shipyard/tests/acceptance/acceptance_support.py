@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -325,6 +326,51 @@ class Project:
         )
 
 
+@dataclass
+class CliResult:
+    """A finished ``shipyard`` command: exit code, stdout, stderr."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def err(self) -> str:
+        """stderr with rich's line wrapping undone."""
+        return " ".join(self.stderr.split())
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    def json_lines(self) -> list[Any]:
+        """stdout as JSON Lines (one object per line)."""
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+
+async def run_cli(project: Project, *args: str, timeout: float = 60) -> CliResult:
+    """Run ``python -m shipyard ARGS`` in the project, bounded by ``timeout``."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "shipyard",
+        *args,
+        cwd=project.root,
+        env=project.env(COLUMNS="200"),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise AssertionError(f"shipyard {' '.join(args)} did not finish in {timeout} s") from None
+    assert process.returncode is not None
+    return CliResult(process.returncode, out.decode(), err.decode())
+
+
 def make_project(root: Path, procs: Procs) -> Project:
     """A fresh project folder under ``root`` with an empty trigger/ package."""
     root.mkdir(parents=True, exist_ok=True)
@@ -358,9 +404,13 @@ class PgProject(Project):
         import psycopg
         from psycopg.rows import dict_row
 
+        from shipyard.testing.postgres import ENGINE_OPTIONS
+
         if not isinstance(params, Mapping):
             sql = sql.replace("?", "%s")
-        with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+        with psycopg.connect(
+            self.url, autocommit=True, connect_timeout=5, options=ENGINE_OPTIONS
+        ) as conn:
             cursor = conn.cursor(row_factory=dict_row)
             cursor.execute(sql, params or None)  # type: ignore[arg-type]
             return cursor.fetchall() if cursor.description else []

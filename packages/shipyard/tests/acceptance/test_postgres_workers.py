@@ -625,8 +625,9 @@ async def test_transactional_trigger_rolls_back_and_commits_with_the_business_ro
             await conn.execute("INSERT INTO orders VALUES (%s, 100)", (order,))
             handle = await send_receipt.trigger({"order": order}, connection=conn)
             handles.append(handle.id)
-            # Inside the transaction the run is visible to it, and to nobody else.
-            cur = await conn.execute("SELECT status FROM runs WHERE id = %s", (handle.id,))
+            # Inside the transaction the run is visible to it, and to nobody else. The caller's
+            # search path is its own again (the engine's tables are in the shipyard schema).
+            cur = await conn.execute("SELECT status FROM shipyard.runs WHERE id = %s", (handle.id,))
             assert await cur.fetchone() == ("QUEUED",)
             assert pg.query("SELECT id FROM runs") == []
             if fail:

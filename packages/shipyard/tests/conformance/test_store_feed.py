@@ -173,10 +173,13 @@ async def test_postgres_an_event_committed_after_a_later_one_is_not_skipped(stor
         "RETURNING id"
     )
     slow = await psycopg.AsyncConnection.connect(store.url)
+    await slow.execute(f'SET search_path TO "{store.schema}"')
+    await slow.commit()
     try:
         cursor = await slow.execute(insert, (run.id, "slow"))  # id n, not committed
         slow_id = (await cursor.fetchone())[0]  # type: ignore[index]
         async with await psycopg.AsyncConnection.connect(store.url, autocommit=True) as fast:
+            await fast.execute(f'SET search_path TO "{store.schema}"')
             cursor = await fast.execute(insert, (run.id, "fast"))  # id n+1, committed
             assert (await cursor.fetchone())[0] > slow_id  # type: ignore[index]
         first, position = await read_all(store, start)
@@ -261,6 +264,7 @@ async def test_deleting_a_run_deletes_its_streams_and_inputs(store: Store) -> No
     ]
     if isinstance(store, PostgresStore):
         async with await psycopg.AsyncConnection.connect(store.url, autocommit=True) as conn:
+            await conn.execute(f'SET search_path TO "{store.schema}"')
             await conn.execute(sql[0].replace("?", "%s"), (run.id,))
             left = await (await conn.execute(sql[1])).fetchone()
     else:

@@ -6,12 +6,14 @@ import asyncio
 import json
 from dataclasses import replace
 
+import psycopg
 import pytest
 
-from shipyard.errors import RunNotFoundError
+from shipyard.errors import RunNotFoundError, ValidationError
 from shipyard.ids import new_id
 from shipyard.records import AttemptRecord, NewEvent, RunRecord, TaskRecord, WorkerRecord
 from shipyard.statuses import FINAL_STATUSES, IDEMPOTENCY_RELEASE_STATUSES
+from shipyard.store.postgres import PostgresStore
 from shipyard.store.protocol import (
     AttemptListParams,
     BatchGetParams,
@@ -604,3 +606,19 @@ async def test_idempotency_key_reset_is_scoped_and_dated_by_the_caller(store: St
     stored = await get(store, run.id)
     assert stored is not None
     assert (stored.idempotency_key, stored.updated_at) == (None, 7_000)
+
+
+async def test_insert_joins_the_callers_transaction_on_postgres(store: Store) -> None:
+    if not isinstance(store, PostgresStore):
+        with pytest.raises(ValidationError, match="PostgreSQL transaction"):
+            await store.run_insert(run_params(connection=object()))
+        return
+    async with await psycopg.AsyncConnection.connect(store.url) as conn, conn.transaction():
+        rolled_back = await store.run_insert(run_params(tags=("x",), connection=conn))
+        assert not rolled_back.cached
+        raise psycopg.Rollback()
+    assert await get(store, rolled_back.run.id) is None
+    async with await psycopg.AsyncConnection.connect(store.url) as conn, conn.transaction():
+        kept = await store.run_insert(run_params(tags=("x",), connection=conn))
+    stored = await get(store, kept.run.id)
+    assert stored is not None and json.loads(stored.tags) == ["x"]

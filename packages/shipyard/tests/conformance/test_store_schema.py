@@ -19,7 +19,13 @@ from shipyard.store.postgres import PostgresStore
 from shipyard.store.protocol import MigrateParams
 from shipyard.store.sql import STORE_DIR, migration_files
 from shipyard.store.sqlite import SqliteStore
-from shipyard.testing.postgres import admin_url, databases, require_postgres, with_database
+from shipyard.testing.postgres import (
+    ENGINE_OPTIONS,
+    admin_url,
+    databases,
+    require_postgres,
+    with_database,
+)
 
 ALL = [p.name for p in migration_files(STORE_DIR / "postgres" / "migrations")]
 
@@ -55,13 +61,13 @@ async def postgres_schema(url: str) -> Schema:
     async with await psycopg.AsyncConnection.connect(url) as conn:
         cursor = await conn.execute(
             "SELECT table_name, column_name FROM information_schema.columns "
-            "WHERE table_schema = 'public'"
+            "WHERE table_schema = 'shipyard'"
         )
         columns: dict[str, list[str]] = {}
         for table, column in await cursor.fetchall():
             columns.setdefault(table, []).append(column)
         cursor = await conn.execute(
-            "SELECT i.indexname FROM pg_indexes i WHERE i.schemaname = 'public' AND NOT EXISTS ("
+            "SELECT i.indexname FROM pg_indexes i WHERE i.schemaname = 'shipyard' AND NOT EXISTS ("
             " SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)"
         )
         indexes = {r[0] for r in await cursor.fetchall()}
@@ -107,7 +113,9 @@ async def test_postgres_fresh_database_applies_every_migration_once(empty_postgr
         assert await store.migrate(MigrateParams(now=5_678)) == []
     finally:
         await store.close()
-    async with await psycopg.AsyncConnection.connect(empty_postgres) as conn:
+    async with await psycopg.AsyncConnection.connect(
+        empty_postgres, options=ENGINE_OPTIONS
+    ) as conn:
         cursor = await conn.execute(
             "SELECT name, applied_at FROM shipyard_migrations ORDER BY name"
         )
@@ -123,7 +131,9 @@ async def test_postgres_concurrent_migrations_apply_each_file_once(empty_postgre
             await store.close()
     assert sorted(name for applied in results for name in applied) == ALL
     assert sum(1 for applied in results if applied) == 1  # one did it all under the lock
-    async with await psycopg.AsyncConnection.connect(empty_postgres) as conn:
+    async with await psycopg.AsyncConnection.connect(
+        empty_postgres, options=ENGINE_OPTIONS
+    ) as conn:
         cursor = await conn.execute("SELECT count(*) FROM shipyard_migrations")
         assert await cursor.fetchone() == (len(ALL),)
 

@@ -61,7 +61,7 @@ async def custom_engine(
         values: dict[str, Any] = {
             "project_root": tmp_path,
             "database_url": database_url,
-            "heartbeat_interval": 0.2,
+            "heartbeat_interval": 1.0,
             "poll_interval": 0.1,
             "retries_default": {"max_attempts": 3, "min_timeout_ms": 10, "max_timeout_ms": 50},
         }

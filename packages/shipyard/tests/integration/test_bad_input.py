@@ -15,7 +15,6 @@ from shipyard import (
     PayloadTooLargeError,
     SerializationError,
     TooManyTagsError,
-    UnknownTaskError,
     ValidationError,
     batch,
     runs,
@@ -52,7 +51,8 @@ def echo() -> Any:
             "256 KiB",
         ),
         (lambda t: t.batch_trigger([{}] * 1001), BatchTooLargeError, "1,000 items"),
-        (lambda t: tasks.trigger("nope", {}), UnknownTaskError, "Known tasks: echo"),
+        # A task no worker has is not an error (PENDING_VERSION); an invalid task id is.
+        (lambda t: tasks.trigger("x" * 129, {}), ValidationError, "task id can be at most 128"),
         (
             lambda t: t.trigger({}, idempotency_key="k", idempotency_key_ttl="5 minutes"),
             InvalidDurationError,
@@ -69,7 +69,7 @@ def echo() -> Any:
         "129-char-tag",
         "metadata-over-256KiB",
         "batch-of-1001",
-        "unknown-task",
+        "task-id-too-long",
         "invalid-duration",
         "not-json",
         "unknown-option",
@@ -88,8 +88,8 @@ async def test_rejected_with_nothing_written(
 async def test_a_batch_with_one_bad_item_writes_nothing(engine: Engine, echo: Any) -> None:
     with pytest.raises(SerializationError):
         await batch.trigger([{"id": "echo", "payload": 1}, {"id": "echo", "payload": object()}])
-    with pytest.raises(UnknownTaskError):
-        await batch.trigger([{"id": "echo", "payload": 1}, {"id": "ghost", "payload": 2}])
+    with pytest.raises(ValidationError, match="task id"):
+        await batch.trigger([{"id": "echo", "payload": 1}, {"id": "x" * 129, "payload": 2}])
     assert await _run_count(engine) == 0
 
 

@@ -28,6 +28,7 @@ from shipyard import (
 )
 from shipyard.engine.engine import Engine
 from shipyard.engine.idempotency import hash_key
+from shipyard.testing.eventually import eventually
 
 
 async def _run_count(engine: Engine) -> int:
@@ -251,3 +252,47 @@ async def test_wait_token_data_over_the_output_limit_is_rejected(engine: Engine)
     assert (await wait.retrieve_token(token.id)).status == "WAITING"
     await wait.complete_token(token, "x" * 1000)
     assert (await wait.retrieve_token(token.id)).status == "COMPLETED"
+
+
+@pytest.mark.fake_clock
+async def test_raw_wait_idempotency_keys_are_scoped_to_the_run(
+    engine: Engine, start_worker: Callable[..., Any], clock: Any
+) -> None:
+    """Found in review: two runs waiting with the same raw key shared one waitpoint (and so one
+    deadline); a raw key is now scoped to its run, as trigger keys are."""
+    seen: list[str] = []
+
+    @task(id="raw-wait-key")
+    async def waiter(payload: Any, ctx: Any) -> None:
+        token = await wait.create_token(idempotency_key="approval")
+        seen.append(token.id)
+        await wait.for_(seconds=6, idempotency_key="pause")
+
+    await start_worker()
+    first, second = await waiter.trigger(1), await waiter.trigger(2)
+    for handle in (first, second):
+        await eventually(
+            lambda h=handle: engine.get_run(h.id), until=lambda r: r.status == "WAITING"
+        )
+    assert len(set(seen)) == 2  # one token per run
+    await clock.advance(6)
+    for handle in (first, second):
+        assert (await engine.wait_for_final(handle.id, timeout=10)).status == "COMPLETED"
+    # Outside a run a raw key is global: the same key returns the same token.
+    again_a = await wait.create_token(idempotency_key="outside")
+    again_b = await wait.create_token(idempotency_key="outside")
+    assert again_a.id == again_b.id and again_b.is_cached
+
+
+async def test_connection_is_refused_by_batch_triggers_with_a_clear_message(
+    engine: Engine,
+) -> None:
+    """Found in review: batch_trigger(..., connection=...) said only "Unknown trigger option"."""
+
+    @task(id="batch-connection")
+    async def target(payload: Any) -> None:
+        return None
+
+    with pytest.raises(ValidationError, match="trigger\\(\\) and trigger_and_wait\\(\\) only"):
+        await target.batch_trigger([1], connection=object())
+    assert await _run_count(engine) == 0

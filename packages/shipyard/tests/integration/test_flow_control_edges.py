@@ -1,5 +1,5 @@
-"""Edge cases of delay, TTL, debounce, queues and trigger validation (SEMANTICS §2.2, §4, §6,
-§14 items 5, 7 and 8) that test_flow_control.py does not cover, with a real worker.
+"""Edge cases of delay, TTL, debounce, queues and trigger validation (``docs/queues.md``)
+that test_flow_control.py does not cover, with a real worker.
 
 Time that must pass (a delay, a TTL, a retry's backoff, a debounce window) passes on a
 FakeClock: the test moves it; effects are awaited by polling with a deadline.
@@ -430,13 +430,18 @@ async def test_batch_items_with_concurrency_keys_each_respect_the_limit(
     assert seen.peak["*"] >= 2  # the keys are separate sub-queues, not one queue of limit 1
 
 
-async def test_an_unknown_queue_name_raises_and_writes_nothing(engine: Engine) -> None:
+async def test_an_unknown_queue_name_raises_and_writes_nothing(
+    engine: Engine, start_worker: Any
+) -> None:
+    """With a worker for the task live, a queue nothing defines is an error (SEMANTICS §2.2:
+    that worker's version cannot bring it)."""
     queue(name="known-shared", concurrency_limit=1)
 
     @task(id="fe-unknown-queue")
     async def routed(payload: None) -> None:
         return None
 
+    await start_worker()
     with pytest.raises(UnknownQueueError, match="nope") as info:
         await routed.trigger(None, queue="nope")
     assert "known-shared" in info.value.context["known"]
@@ -449,3 +454,16 @@ async def test_an_unknown_queue_name_raises_and_writes_nothing(engine: Engine) -
     ok = await routed.trigger(None, queue="known-shared")
     assert (await engine.get_run(ok.id)).queue == "known-shared"
     assert await run_count(engine) == 1
+
+
+async def test_an_unknown_queue_waits_with_its_task_for_a_worker(engine: Engine) -> None:
+    """No worker has the task yet: the worker that brings it may bring the queue too, so the
+    run waits as PENDING_VERSION instead of failing (SEMANTICS §2.2)."""
+
+    @task(id="fe-queue-later")
+    async def later(payload: None) -> None:
+        return None
+
+    handle = await later.trigger(None, queue="comes-with-the-worker")
+    run = await engine.get_run(handle.id)
+    assert (run.status, run.queue) == ("PENDING_VERSION", "comes-with-the-worker")

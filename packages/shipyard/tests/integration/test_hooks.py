@@ -1,4 +1,4 @@
-"""Lifecycle hooks, middleware, catch_error and locals (SEMANTICS §1.4–1.6, §14 item 3, §15)."""
+"""Lifecycle hooks, middleware, catch_error and locals (``docs/runs.md``, Hooks)."""
 
 from __future__ import annotations
 
@@ -600,14 +600,16 @@ async def test_ctx_carries_the_fields_trigger_dev_tasks_read(engine, start_worke
             batch=ctx.batch.id if ctx.batch else None,
         )
 
-    await start_worker()
+    worker = await start_worker()
     handle = await ctx_fields.trigger({}, priority=2.5)
     await engine.wait_for_final(handle.id, timeout=10)
     assert seen["organization"] == "local"
     assert seen["project"][0] is True
     assert seen["environment"] == ("env_development", "development", "DEVELOPMENT")
     assert seen["queue"] == ("queue_task-ctx-fields", "task/ctx-fields")
-    assert seen["run"] == (2.5, None, handle.id)
+    # The run locked to the version of the worker that claimed it (a hash of the task files).
+    assert seen["run"] == (2.5, worker.version, handle.id)
+    assert worker.version is not None and len(worker.version) == 12
     assert seen["machine"] == ("medium-1x", True)
     assert seen["batch"] is None
 

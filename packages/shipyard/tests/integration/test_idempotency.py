@@ -1,4 +1,4 @@
-"""Idempotency keys end to end (SEMANTICS §3, §14 item 4, §15)."""
+"""Idempotency keys end to end (``docs/runs.md``)."""
 
 from __future__ import annotations
 
@@ -17,13 +17,14 @@ from shipyard import (
     task,
 )
 from shipyard.engine.engine import Engine
+from shipyard.testing.postgres import ENGINE_OPTIONS
 
 
 def _force_status(engine: Engine, run_id: str, status: str) -> None:
     """Put a run in a final status the test cannot cheaply reach by executing it."""
     url = engine.settings.database_url
     if url.startswith("postgresql"):
-        with psycopg.connect(url) as pg:
+        with psycopg.connect(url, options=ENGINE_OPTIONS) as pg:
             pg.execute(
                 "UPDATE runs SET status = %s, finished_at = updated_at WHERE id = %s",
                 (status, run_id),

@@ -59,7 +59,9 @@ def _execute(settings: Settings, sql: str, params: tuple[Any, ...]) -> None:
         return
     import psycopg
 
-    with psycopg.connect(settings.database_url, autocommit=True) as pg:
+    from shipyard.testing.postgres import ENGINE_OPTIONS
+
+    with psycopg.connect(settings.database_url, autocommit=True, options=ENGINE_OPTIONS) as pg:
         pg.execute(sql.replace("?", "%s"), params)
 
 

@@ -265,7 +265,7 @@ async def test_a_failed_run_shows_its_error_attempts_and_logs(engine, start_work
 
 
 async def test_wait_for_a_queued_run_returns_at_its_timeout(engine):
-    define_tasks()  # defined here, but no worker runs: the run stays QUEUED
+    define_tasks()  # defined here, but no worker runs: the run waits for one
     async with connect(engine) as client:
         run_id = (await call(client, "trigger_task", {"task_id": "echo", "payload": 1}))["id"]
         started = time.monotonic()
@@ -274,8 +274,8 @@ async def test_wait_for_a_queued_run_returns_at_its_timeout(engine):
             timeout=30,
         )
         assert time.monotonic() - started >= 1
-        assert waited["timed_out"] is True and waited["status"] == "QUEUED"
-        assert "still QUEUED after 1 s" in waited["message"]
+        assert waited["timed_out"] is True and waited["status"] == "PENDING_VERSION"
+        assert "still PENDING_VERSION after 1 s" in waited["message"]
         assert "No worker is running" in waited["message"]
         assert "start_dev_server" in waited["message"]
         once = await call(
@@ -316,7 +316,8 @@ async def test_list_runs_filters_and_pages(engine):
         assert everything["runs"][0]["task_id"] == "abort"
         even = await call(client, "list_runs", {"tag": "even"})
         assert [r["id"] for r in even["runs"]] == [ids[4], ids[2], ids[0]]
-        queued = await call(client, "list_runs", {"status": ["QUEUED"], "period": "1h"})
+        # No worker has the tasks: the runs wait for one.
+        queued = await call(client, "list_runs", {"status": ["PENDING_VERSION"], "period": "1h"})
         assert queued["count"] == 6
         assert (await call(client, "list_runs", {"status": ["COMPLETED"]}))["runs"] == []
         future = await call(client, "list_runs", {"from": "2999-01-01T00:00:00Z"})
@@ -346,7 +347,7 @@ async def test_cancel_and_replay(engine):
         )["id"]
         canceled = await call(client, "cancel_run", {"run_id": run_id})
         assert canceled["status"] == "CANCELED"
-        assert "was QUEUED and is now CANCELED" in canceled["message"]
+        assert "was PENDING_VERSION and is now CANCELED" in canceled["message"]
         again = await call(client, "cancel_run", {"run_id": run_id})
         assert "already finished CANCELED; nothing changed" in again["message"]
         replayed = await call(client, "replay_run", {"run_id": run_id})
@@ -451,8 +452,8 @@ async def test_errors_come_back_as_tool_errors_with_the_cli_message(engine):
         assert (
             await call_error(client, "wait_for_run_to_complete", {"run_id": "run_x"})
         ).startswith("Run run_x not found")
-        unknown = await call_error(client, "trigger_task", {"task_id": "no-such-task"})
-        assert unknown.startswith("Unknown task 'no-such-task'")
+        bad_id = await call_error(client, "trigger_task", {"task_id": "x" * 129})
+        assert bad_id == "task id can be at most 128 characters; got 129."
         extra = await call_error(client, "get_run_details", {"run_id": "run_x", "verbose": True})
         assert extra.startswith("Invalid arguments for get_run_details: verbose: Extra inputs")
         required = await call_error(client, "cancel_run", {})

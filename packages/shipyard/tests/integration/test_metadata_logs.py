@@ -1,4 +1,4 @@
-"""Metadata, logs, spans and tags as a run records them (SEMANTICS §8, §11, §2.2 tags)."""
+"""Metadata, logs, spans and tags as a run records them (``docs/runs.md``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Retries end to end (SEMANTICS §1.2, §1.3, §1.7, §14 items 1–2).
+"""Retries end to end (``docs/runs.md``, Retries).
 
 Each test defines its tasks inside the test, triggers them on a real SQLite store and lets a
 real in-process worker execute them; assertions read the run and its attempts back.

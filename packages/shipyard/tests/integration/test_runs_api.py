@@ -78,14 +78,15 @@ async def test_retrieve_a_failed_run_has_the_error(engine, start_worker):
     assert run.to_dict()["error"]["name"] == "ValueError"
 
 
-async def test_retrieve_a_queued_run(engine):
+async def test_retrieve_a_run_no_worker_has_started(engine):
     @task(id="never-run")
     async def never_run(payload):
         return None
 
     handle = await never_run.trigger({"q": 1})
     run = await runs.retrieve(handle.id)
-    assert run.status == RunStatus.QUEUED
+    # No worker has the task: the run waits for one (PENDING_VERSION), queued all the same.
+    assert run.status == RunStatus.PENDING_VERSION
     assert run.is_queued and not run.is_completed
     assert run.attempt_count == 0
     assert run.started_at is None

@@ -31,7 +31,9 @@ def _count(settings: Settings, table: str) -> int:
             conn.close()
     import psycopg
 
-    with psycopg.connect(settings.database_url) as pg:
+    from shipyard.testing.postgres import ENGINE_OPTIONS
+
+    with psycopg.connect(settings.database_url, options=ENGINE_OPTIONS) as pg:
         row = pg.execute(sql).fetchone()
         assert row is not None
         return int(row[0])

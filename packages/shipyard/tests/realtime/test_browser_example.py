@@ -77,7 +77,7 @@ async def test_the_page_endpoint_moves_the_bar_to_the_end(
 
     reading = asyncio.create_task(browser())
     await eventually(lambda: "status" in shown)
-    assert shown["status"] == "QUEUED"
+    assert shown["status"] == "PENDING_VERSION"  # no worker has the task yet
     await start_worker()
     assert await asyncio.wait_for(reading, 30) == "closed"
     assert shown == {"status": "COMPLETED", "output": {"ok": True}}

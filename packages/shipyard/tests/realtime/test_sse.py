@@ -91,7 +91,7 @@ async def test_an_sse_subscriber_sees_each_status_the_progress_and_the_stream_en
     await start_worker()
     events = await asyncio.wait_for(reading, 30)  # the server ends the stream by itself
     bodies = updates(events)
-    assert distinct_statuses(bodies) == ["QUEUED", "EXECUTING", "COMPLETED"]
+    assert distinct_statuses(bodies) == ["PENDING_VERSION", "QUEUED", "EXECUTING", "COMPLETED"]
     progress = [b["run"]["metadata"]["progress"] for b in bodies if b["run"].get("metadata")]
     assert sorted(set(progress)) == values and progress == sorted(progress)
     assert bodies[0]["change"] == "snapshot"

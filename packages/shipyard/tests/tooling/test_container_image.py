@@ -87,6 +87,9 @@ def test_dockerfile_is_multi_stage_with_uv_and_runs_as_a_user() -> None:
     stages = [rest for word, rest in steps if word == "FROM"]
     assert len(stages) >= 3 and any(" AS build" in s for s in stages), stages
     assert any(word == "RUN" and "uv sync --frozen" in rest for word, rest in steps)
+    # The engine image serves and runs workers on PostgreSQL: every extra, not the light base.
+    syncs = [rest for word, rest in steps if word == "RUN" and "uv sync" in rest]
+    assert syncs and all("--package shipyard --extra all" in rest for rest in syncs), syncs
     assert any(word == "COPY" and rest.startswith("--from=build") for word, rest in final_stage())
     users = [rest for word, rest in final_stage() if word == "USER"]
     assert users, "the final stage must switch to a non-root USER"

@@ -31,7 +31,9 @@ def make_workspace(root: Path) -> Path:
     shipyard_src = REPO_ROOT / "packages" / "shipyard"
     (root / "pyproject.toml").write_text(
         '[project]\nname = "demo-root"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
-        'dependencies = ["shipyard", "demo-api"]\n\n'
+        # The template's root takes shipyard[all]; [cli] is what `shipyard deps` itself checks
+        # (the command runs), and keeps this throwaway install small.
+        'dependencies = ["shipyard[cli]", "demo-api"]\n\n'
         '[tool.uv.workspace]\nmembers = ["apps/*"]\n\n'
         "[tool.uv.sources]\n"
         f'shipyard = {{ path = "{shipyard_src}", editable = true }}\n'

@@ -23,6 +23,7 @@ NEUTRAL_MODULES = {
     "discovery",
     "durations",
     "errors",
+    "extras",
     "ids",
     "logformat",
     "jsonutil",

@@ -1,4 +1,4 @@
-"""Tests for shipyard.metadata_ops: the metadata operation semantics of SEMANTICS §8."""
+"""Tests for shipyard.metadata_ops: the metadata operation semantics of Trigger.dev v4."""
 
 from __future__ import annotations
 

@@ -248,7 +248,9 @@ async def test_fetch_429_retry_after_zero(server: tuple[str, _Script]) -> None:
     response = await retry.fetch(f"{base}/limited", by_status={"429": {"strategy": "headers"}})
     assert response.status_code == 200
     assert script.counts["/limited"] == 3
-    assert time.monotonic() - started < 0.5
+    # Retry-After 0 means no wait; the backoff it replaces would wait ≥ 1 s + 2 s. The bound is
+    # loose on purpose: a loaded machine must not fail it.
+    assert time.monotonic() - started < 2.5
 
 
 async def test_fetch_headers_strategy_uses_reset_epoch(server: tuple[str, _Script]) -> None:

@@ -1,4 +1,4 @@
-"""Tests for shipyard.retry_policy: options and the exact backoff formula (SEMANTICS §1.2)."""
+"""Tests for shipyard.retry_policy: options and the exact backoff formula (``docs/runs.md``)."""
 
 from __future__ import annotations
 

@@ -4,11 +4,13 @@ mistyped trigger option, and a misuse of the output, and accepts correct calls."
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-mypy_api = pytest.importorskip("mypy.api")
+pytest.importorskip("mypy")
 
 SAMPLE = """
 from pydantic import BaseModel
@@ -53,9 +55,24 @@ async def main() -> None:
 def test_mypy_checks_payloads_options_and_outputs(tmp_path: Path) -> None:
     sample = tmp_path / "sample_tasks.py"
     sample.write_text(SAMPLE)
-    stdout, stderr, _ = mypy_api.run(
-        ["--strict", "--no-incremental", "--cache-dir", str(tmp_path / ".mypy"), str(sample)]
+    # In a subprocess: mypy raises the interpreter's recursion limit, which would leak into
+    # the other tests of this xdist process.
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--no-incremental",
+            "--cache-dir",
+            str(tmp_path / ".mypy"),
+            str(sample),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
+    stdout, stderr = result.stdout, result.stderr
     errors = {int(m.group(1)) for m in re.finditer(r"sample_tasks\.py:(\d+): error", stdout)}
     expected = {
         number for number, line in enumerate(SAMPLE.splitlines(), start=1) if "# E:" in line

@@ -6,22 +6,32 @@ import asyncio
 import json
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-import typer
-from rich.table import Table
+from shipyard.extras import missing_extra
+
+try:
+    import typer
+    from rich.markup import escape
+    from rich.table import Table
+except ImportError as exc:  # a light install: the console script says so before importing us
+    raise missing_extra(exc, "cli", "The shipyard command") from None
 
 from shipyard.cli.commitmsg import commit_msg
 from shipyard.cli.deploy import deploy_app
 from shipyard.cli.mcp import install_mcp, mcp
 from shipyard.cli.output import console, fail, print_json
+from shipyard.cli.queues import queues_app
+from shipyard.cli.runs import runs_app
+from shipyard.cli.session import load_cli_settings as _settings
+from shipyard.cli.session import require_extra
+from shipyard.cli.session import run_async as _run
+from shipyard.cli.session import with_engine as _with_engine
+from shipyard.cli.tokens import tokens_app
 from shipyard.cli.tooling import check_envs, deps
-from shipyard.config import Settings, load_settings
+from shipyard.config import Settings
 from shipyard.errors import ShipyardError
 from shipyard.version import __version__
-
-T = TypeVar("T")
 
 app = typer.Typer(
     name="shipyard",
@@ -29,10 +39,17 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-runs_app = typer.Typer(help="Inspect and manage runs.", no_args_is_help=True)
 tasks_app = typer.Typer(help="Tasks registered by workers.", no_args_is_help=True)
+versions_app = typer.Typer(
+    help="Versions of the task code workers registered.", no_args_is_help=True
+)
+workers_app = typer.Typer(help="Workers running now.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(tasks_app, name="tasks")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(queues_app, name="queues")
+app.add_typer(versions_app, name="versions")
+app.add_typer(workers_app, name="workers")
 
 
 def _version(value: bool) -> None:
@@ -69,34 +86,6 @@ def _warn_transaction_pooler(settings: Settings) -> None:
         logging.getLogger("shipyard").warning(warning)
 
 
-def _settings(**overrides: Any) -> Settings:
-    try:
-        return load_settings(**overrides)
-    except ShipyardError as exc:
-        fail(exc)
-
-
-def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    try:
-        return asyncio.run(factory())
-    except ShipyardError as exc:
-        fail(exc)
-
-
-async def _with_engine(settings: Settings, body: Callable[[], Awaitable[T]]) -> T:
-    from shipyard.engine.engine import Engine
-    from shipyard.engine.registry import set_engine
-
-    engine = Engine(settings)
-    set_engine(engine)
-    try:
-        await engine.start()
-        return await body()
-    finally:
-        await engine.close()
-        set_engine(None)
-
-
 # -- processes ------------------------------------------------------------------------------
 
 
@@ -122,6 +111,7 @@ def dev(
     The project's .env is read first (variables already set win); the worker, the app API and
     the functions get the same settings as the engine server.
     """
+    require_extra("engine", "shipyard dev", ("fastapi", "uvicorn", "watchfiles"))
     from shipyard.cli.dev import load_project_dotenv, run_dev
 
     load_project_dotenv()
@@ -199,6 +189,7 @@ def server(
     log_format: LogFormatOption = None,
 ) -> None:
     """Run the engine server (HTTP API)."""
+    require_extra("engine", "shipyard server", ("fastapi", "uvicorn"))
     import uvicorn
 
     from shipyard.cli.dev import listen
@@ -218,7 +209,11 @@ def server(
 
 
 @app.command()
-def migrate() -> None:
+def migrate(
+    as_json: Annotated[
+        bool, typer.Option("--json", help='Print {"applied": [migration, …]}.')
+    ] = False,
+) -> None:
     """Apply pending database migrations (also done automatically on start)."""
     from shipyard.engine.engine import Engine
 
@@ -232,7 +227,9 @@ def migrate() -> None:
             await engine.close()
 
     applied = _run(body)
-    if applied:
+    if as_json:
+        print_json({"applied": applied})
+    elif applied:
         console.print(f"Applied {len(applied)} migration(s): {', '.join(applied)}")
     else:
         console.print("Database is up to date.")
@@ -249,7 +246,7 @@ def trigger(
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 300,
     tag: Annotated[list[str] | None, typer.Option(help="A tag (repeatable).")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="Idempotency key.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (docs/cli.md).")] = False,
 ) -> None:
     """Trigger a run of TASK_ID."""
     try:
@@ -270,6 +267,8 @@ def trigger(
 
         handle = await tasks.trigger(task_id, data, **options)
         result: dict[str, Any] = {"id": handle.id, "is_cached": handle.is_cached}
+        if not wait:
+            result["status"] = str((await runs.retrieve(handle.id)).status)
         if wait:
             await get_engine().wait_for_final(handle.id, timeout=timeout)
             run = await runs.retrieve(handle.id)
@@ -283,116 +282,25 @@ def trigger(
         console.print(
             f"Triggered [bold]{result['id']}[/]" + (" (cached)" if result["is_cached"] else "")
         )
+        if result.get("status") == "PENDING_VERSION":
+            console.print(
+                f"No running worker has '{task_id}' yet: the run waits (PENDING_VERSION) and "
+                "starts when one does (`shipyard dev`, `shipyard worker`)."
+            )
         if wait:
             console.print(f"Status: {result['status']}")
             if result.get("output") is not None:
                 console.print_json(data=result["output"])
             if result.get("error"):
-                console.print(f"[red]{result['error']['name']}: {result['error']['message']}[/]")
+                error = f"{result['error']['name']}: {result['error']['message']}"
+                console.print(f"[red]{escape(error)}[/]", highlight=False)
     if wait and result.get("status") != "COMPLETED":
         raise typer.Exit(1)
 
 
-@runs_app.command("list")
-def runs_list(
-    status: Annotated[list[str] | None, typer.Option(help="Filter by status.")] = None,
-    task: Annotated[str | None, typer.Option(help="Filter by task id.")] = None,
-    tag: Annotated[str | None, typer.Option(help="Filter by tag.")] = None,
-    limit: Annotated[int, typer.Option(help="How many runs.")] = 20,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """List runs, newest first."""
-    settings = _settings()
-
-    async def body() -> list[dict[str, Any]]:
-        from shipyard.sdk.runs import runs
-
-        found = []
-        async for run in runs.list(
-            status=status or None, task_identifier=task, tag=tag, limit=min(limit, 1000)
-        ):
-            found.append(run.to_dict())
-            if len(found) >= limit:
-                break
-        return found
-
-    found = _run(lambda: _with_engine(settings, body))
-    if as_json:
-        print_json(found)
-        return
-    table = Table("id", "task", "status", "attempts", "created", "duration")
-    for run in found:
-        table.add_row(
-            run["id"],
-            run["task_identifier"],
-            run["status"],
-            str(run["attempt_count"]),
-            str(run["created_at"])[:19],
-            f"{run['duration_ms']} ms",
-        )
-    console.print(table)
-
-
-@runs_app.command("get")
-def runs_get(
-    run_id: str,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """Show one run with payload, output, error and attempts."""
-    settings = _settings()
-
-    async def body() -> dict[str, Any]:
-        from shipyard.sdk.runs import runs
-
-        return (await runs.retrieve(run_id)).to_dict()
-
-    run = _run(lambda: _with_engine(settings, body))
-    if as_json:
-        print_json(run)
-        return
-    for key in ("id", "task_identifier", "status", "attempt_count", "created_at", "finished_at"):
-        console.print(f"[bold]{key}[/]: {run[key]}")
-    console.print("[bold]payload[/]:")
-    console.print_json(data=run["payload"])
-    if run["output"] is not None:
-        console.print("[bold]output[/]:")
-        console.print_json(data=run["output"])
-    if run["error"]:
-        console.print(f"[bold red]error[/]: {run['error']['name']}: {run['error']['message']}")
-    if run["metadata"]:
-        console.print("[bold]metadata[/]:")
-        console.print_json(data=run["metadata"])
-
-
-@runs_app.command("cancel")
-def runs_cancel(run_id: str) -> None:
-    """Cancel a run (and its non-final children)."""
-    settings = _settings()
-
-    async def body() -> str:
-        from shipyard.sdk.runs import runs
-
-        return str((await runs.cancel(run_id)).status)
-
-    console.print(f"{run_id}: {_run(lambda: _with_engine(settings, body))}")
-
-
-@runs_app.command("replay")
-def runs_replay(run_id: str) -> None:
-    """Trigger a new run with the same task and payload."""
-    settings = _settings()
-
-    async def body() -> str:
-        from shipyard.sdk.runs import runs
-
-        return (await runs.replay(run_id)).id
-
-    console.print(f"Replayed {run_id} as [bold]{_run(lambda: _with_engine(settings, body))}[/]")
-
-
 @tasks_app.command("list")
 def tasks_list(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (docs/cli.md).")] = False,
 ) -> None:
     """Tasks that workers registered in this environment."""
     settings = _settings()
@@ -418,6 +326,79 @@ def tasks_list(
     table = Table("id", "queue", "max attempts", "file")
     for t in found:
         table.add_row(t["id"], t["queue"], str(t["max_attempts"]), t["file"])
+    console.print(table)
+
+
+@versions_app.command("list")
+def versions_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Versions of the task code this environment's workers registered, newest first.
+
+    A run locks to the version of the worker that claims it; a run of a task no live version
+    has waits as PENDING_VERSION until a worker with the task starts.
+    """
+    settings = _settings()
+
+    async def body() -> list[dict[str, Any]]:
+        from shipyard.engine.registry import get_engine
+
+        return [v.to_dict() for v in await get_engine().list_versions()]
+
+    found = _run(lambda: _with_engine(settings, body))
+    if as_json:
+        print_json(found)
+        return
+    table = Table("version", "live workers", "tasks", "registered", "last heartbeat")
+    for v in found:
+        table.add_row(
+            v["version"],
+            str(v["live_workers"]),
+            ", ".join(v["task_ids"]) or "-",
+            v["registered_at"][:19],
+            (v["last_heartbeat_at"] or "-")[:19],
+        )
+    console.print(table)
+
+
+@workers_app.command("list")
+def workers_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Workers of this environment running now, with the version each runs."""
+    settings = _settings()
+
+    async def body() -> list[dict[str, Any]]:
+        from shipyard.engine.registry import get_engine
+        from shipyard.models.runs import to_datetime
+
+        engine = get_engine()
+        return [
+            {
+                "id": w.id,
+                "version": w.version,
+                "host": w.host,
+                "pid": w.pid,
+                "started_at": str(to_datetime(w.started_at)),
+                "heartbeat_at": str(to_datetime(w.heartbeat_at)),
+            }
+            for w in await engine.live_workers(engine.live_window_ms)
+        ]
+
+    found = _run(lambda: _with_engine(settings, body))
+    if as_json:
+        print_json(found)
+        return
+    table = Table("id", "version", "host", "pid", "started", "last heartbeat")
+    for w in found:
+        table.add_row(
+            w["id"],
+            w["version"] or "-",
+            w["host"],
+            str(w["pid"]),
+            w["started_at"][:19],
+            w["heartbeat_at"][:19],
+        )
     console.print(table)
 
 

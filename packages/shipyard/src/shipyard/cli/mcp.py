@@ -48,6 +48,9 @@ def mcp(
     import contextlib
     import logging
 
+    from shipyard.cli.session import require_extra
+
+    require_extra("engine", "shipyard mcp", ("mcp",))
     from shipyard.mcp.context import McpOptions
     from shipyard.mcp.server import serve_stdio
 

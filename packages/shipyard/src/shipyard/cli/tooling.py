@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from shipyard.cli.output import print_json
 from shipyard.tooling.envcheck import BY_NAME, Finding, Level, Report, check_project
@@ -130,7 +131,7 @@ def deps(
         for step in report.steps:
             mark = "[green]✅[/]" if step.ok else "[red]❌[/]"
             took = f" [dim]({step.seconds:.1f} s)[/]" if step.seconds >= 0.05 else ""
-            console.print(f"{mark} [bold]{step.name}[/]: {step.detail}{took}")
+            console.print(f"{mark} [bold]{step.name}[/]: {escape(step.detail)}{took}")
         console.print(
             "[green]Dependencies installed and verified.[/]"
             if report.ok

@@ -22,9 +22,12 @@ from shipyard.records import TaskRecord
 from shipyard.store import Store, is_unavailable, open_store
 from shipyard.store.params import MigrateParams
 
-__all__ = ["HANDLE_TOKEN_TTL_S", "EngineBase"]
+__all__ = ["HANDLE_TOKEN_TTL_S", "LIVE_WORKER_MIN_MS", "EngineBase"]
 
 HANDLE_TOKEN_TTL_S = 3600
+LIVE_WORKER_MIN_MS = 30_000
+"""A worker counts as live (for versions: PENDING_VERSION, the version lock) while it has not
+stopped and heartbeated within this long, or two leases if that is longer."""
 
 
 class EngineBase:
@@ -49,6 +52,13 @@ class EngineBase:
         # Tasks some worker registered (by id): triggering a task this process does not
         # define uses the registered task's queue and TTL.
         self._registered: dict[str, TaskRecord] = {}
+        # Tasks some live worker of the environment has (their versions' tasks), read at most
+        # once per second (monotonic deadline); plus the tasks of this process's own running
+        # workers, by worker id, known exactly.
+        self._live_tasks: frozenset[str] = frozenset()
+        self._live_tasks_until = 0.0
+        self._local_workers: dict[str, frozenset[str]] = {}
+        self.live_window_ms = max(LIVE_WORKER_MIN_MS, int(2 * settings.lease_seconds * 1000))
         # Parsed once: both are read on every trigger.
         self._default_ttl_ms = settings.default_ttl_ms()
         self._rate_interval_ms = parse_duration_ms(settings.trigger_rate_interval)

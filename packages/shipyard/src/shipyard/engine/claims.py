@@ -1,5 +1,6 @@
-"""The consumer side of a run's life: register a worker, claim runs, finish attempts, release,
-reap lost leases, promote delayed runs, resolve waitpoints, heartbeat.
+"""The consumer side of a run's life: register a worker (and its version), claim runs,
+finish attempts, release, reap lost leases, promote delayed runs and runs waiting for a
+version, resolve waitpoints, heartbeat.
 
 A worker calls these; every status change they make is checked against the state machine
 first (:mod:`shipyard.engine.transitions`), and the store makes each one atomically, fenced by
@@ -30,6 +31,7 @@ from shipyard.store.params import (
     RunFinishParams,
     RunOwnership,
     RunOwnershipParams,
+    RunPromotePendingParams,
     RunReapParams,
     RunReleaseParams,
     RunScheduleParams,
@@ -47,6 +49,7 @@ __all__ = [
     "RunOwnership",
     "ScheduledRuns",
     "WakeListener",
+    "WorkerRegistration",
 ]
 
 _WORKER_LOST = {
@@ -67,7 +70,7 @@ _WAITPOINT_TIMEOUT = {
     "stack": "",
     "code": "WAITPOINT_TIMEOUT",
 }
-_RELEASABLE = frozenset({RunStatus.QUEUED, RunStatus.DELAYED})
+_RELEASABLE = frozenset({RunStatus.QUEUED, RunStatus.DELAYED, RunStatus.PENDING_VERSION})
 
 
 class WakeListener(Protocol):
@@ -86,6 +89,15 @@ class WakeListener(Protocol):
     def close(self) -> None:
         """Stop listening."""
         ...
+
+
+@dataclass(slots=True)
+class WorkerRegistration:
+    """What registering a worker did: the tasks it registered, and the runs that were waiting
+    for a worker with them (PENDING_VERSION) and are now QUEUED."""
+
+    task_ids: list[str]
+    promoted: list[str]
 
 
 @dataclass(slots=True)
@@ -135,12 +147,19 @@ class ClaimOps(QueueOps):
             ttl_ms=parse_duration_ms(task.ttl) if task.ttl is not None else None,
         )
 
-    async def register_worker(self, worker_id: str, *, doorbell_port: int | None) -> list[str]:
-        """Record the worker, its tasks and their queues (never un-pausing one); task ids."""
+    async def register_worker(
+        self, worker_id: str, *, doorbell_port: int | None, version: str | None = None
+    ) -> WorkerRegistration:
+        """Record the worker, its version, its tasks and their queues (never un-pausing one).
+
+        The environment's PENDING_VERSION runs of these tasks become QUEUED in the same
+        transaction (``promoted``), and workers are woken for them.
+        """
+        self.transitions.check([RunStatus.PENDING_VERSION], RunStatus.QUEUED, "promote")
         await self.start()
         now = self.now()
         definitions = self.definitions.tasks()
-        await self.store.task_register(
+        promoted = await self.store.task_register(
             TaskRegisterParams(
                 environment=self.environment,
                 now=now,
@@ -153,6 +172,7 @@ class ClaimOps(QueueOps):
                     started_at=now,
                     heartbeat_at=now,
                     stopped_at=None,
+                    version=version,
                 ),
                 tasks=[self.task_record(t, worker_id, now) for t in definitions],
                 queues=[
@@ -161,7 +181,21 @@ class ClaimOps(QueueOps):
                 ],
             )
         )
-        return [t.id for t in definitions]
+        task_ids = [t.id for t in definitions]
+        # Triggers from this process know at once that these tasks have a worker.
+        self._local_workers[worker_id] = frozenset(task_ids)
+        return WorkerRegistration(task_ids=task_ids, promoted=promoted)
+
+    async def promote_pending(self, task_ids: Sequence[str]) -> list[str]:
+        """PENDING_VERSION → QUEUED for the runs of ``task_ids`` (a worker that has them calls
+        this periodically: a run triggered while its registration was in flight, or by a
+        process that had not seen it yet, waits at most one period)."""
+        self.transitions.check([RunStatus.PENDING_VERSION], RunStatus.QUEUED, "promote")
+        return await self.store.run_promote_pending(
+            RunPromotePendingParams(
+                environment=self.environment, task_ids=list(task_ids), now=self.now()
+            )
+        )
 
     async def listen_ready(self) -> WakeListener:
         """Start receiving "runs are ready" wake-ups for this process."""
@@ -174,9 +208,18 @@ class ClaimOps(QueueOps):
         )
 
     async def claim_runs(
-        self, worker_id: str, task_ids: Sequence[str], limit: int, lease_ms: int
+        self,
+        worker_id: str,
+        task_ids: Sequence[str],
+        limit: int,
+        lease_ms: int,
+        version: str | None = None,
     ) -> list[RunRecord]:
-        """Take up to ``limit`` ready runs within every concurrency limit, leased to the worker."""
+        """Take up to ``limit`` ready runs within every concurrency limit, leased to the worker.
+
+        The runs lock to ``version``; a run locked to another version is left to that
+        version's workers while one is live (SEMANTICS §2.2, §12.1).
+        """
         self.transitions.check([RunStatus.QUEUED], RunStatus.EXECUTING, "claim")
         now = self.now()
         return await self.store.run_claim(
@@ -189,6 +232,8 @@ class ClaimOps(QueueOps):
                 lease_expires_at=now + lease_ms,
                 environment_limit=self.settings.environment_concurrency_limit,
                 burst_factor=self.settings.burst_factor,
+                version=version,
+                live_since=now - self.live_window_ms,
             )
         )
 
@@ -303,9 +348,12 @@ class ClaimOps(QueueOps):
             RunOwnershipParams(environment=self.environment, run_ids=list(run_ids))
         )
 
-    def heartbeat(self, worker_id: str, run_ids: Sequence[str], lease_ms: int) -> int:
-        """Blocking, from the heartbeat thread: extend the leases of the runs the worker holds."""
-        now = self.now()
+    def heartbeat(
+        self, worker_id: str, run_ids: Sequence[str], lease_ms: int, *, now: int | None = None
+    ) -> int:
+        """Blocking, from the heartbeat thread: extend the leases of the runs the worker holds
+        (as of ``now``, default the clock's)."""
+        now = self.now() if now is None else max(now, self.now())
         return self.store.worker_heartbeat(
             WorkerHeartbeatParams(
                 environment=self.environment,
@@ -318,6 +366,7 @@ class ClaimOps(QueueOps):
 
     async def stop_worker(self, worker_id: str) -> None:
         """Mark the worker as stopped."""
+        self._local_workers.pop(worker_id, None)
         await self.store.worker_stop(
             WorkerStopParams(environment=self.environment, worker_id=worker_id, now=self.now())
         )

@@ -41,7 +41,7 @@ __all__ = [
 Hook = Callable[..., Any]
 MAX_CONCURRENCY_LIMIT = 100_000
 
-# Every hook a task or the global registry can have, in no particular order.
+# Every hook a task (or the global hooks, for every task) can have, in no particular order.
 HOOK_NAMES = (
     "init",
     "cleanup",

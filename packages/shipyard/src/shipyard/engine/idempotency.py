@@ -1,4 +1,4 @@
-"""Idempotency keys: hashing with a scope (SEMANTICS §3).
+"""Idempotency keys: hashing with a scope (``docs/runs.md``).
 
 A key is the SHA-256 (64 hex characters) of its parts joined with ``-`` plus its scope's parts:
 ``run`` adds the current run's id, ``attempt`` the run id and attempt number, ``global`` nothing.

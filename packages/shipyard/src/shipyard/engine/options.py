@@ -108,7 +108,7 @@ class DebounceOptions:
 
 
 def parse_debounce(value: Any) -> DebounceOptions:
-    """Validate the debounce option (SEMANTICS §4)."""
+    """Validate the debounce option (``docs/queues.md``)."""
     if not isinstance(value, Mapping):
         raise ValidationError('debounce must be a dict: {"key": ..., "delay": "5s"}.')
     unknown = sorted(set(value) - {"key", "delay", "mode", "max_delay"})
@@ -171,6 +171,12 @@ def parse_options(options: Mapping[str, Any], now_ms: int) -> ParsedOptions:
 
     ``now_ms`` bounds absolute times (a ``delay`` more than 100 years ahead is refused).
     """
+    if "connection" in options:
+        raise ValidationError(
+            "connection= (joining the caller's PostgreSQL transaction) is supported by trigger() "
+            "and trigger_and_wait() only, not by batch triggers.",
+            options=["connection"],
+        )
     unknown = sorted(set(options) - set(SUPPORTED))
     if unknown:
         raise ValidationError(

@@ -65,11 +65,15 @@ def realtime_run(
     tags: tuple[str, ...] | None = None,
     ts: int | None = None,
     now_ms: int | None = None,
+    started: bool = True,
 ) -> RealtimeRun:
     """The run as of a change: ``status`` from the change (None: the row's), metadata and tags
     as of it when known; output, error and finish time only once the change's status has
-    them."""
+    them; a run that had not started yet (``started``) has no start time, version or cost."""
     changes: dict[str, Any] = {}
+    if not started:
+        # Set by the first claim: as of an earlier change they were not there yet.
+        record = dataclasses.replace(record, started_at=None, version=None, attempt_number=0)
     if status is not None and status != record.status:
         changes.update(status=RunStatus(status), output=None, error=None)
         if status not in _FINAL:
@@ -345,6 +349,7 @@ class RealtimeOps(WaitpointOps):
                 tags=item.tags,
                 ts=event.ts,
                 now_ms=event.ts,  # the duration as of the change: the same for every reader
+                started=event.started,
             )
             change = RunChange(run=run, change=event.kind, position=event.position)
             item.cache["change"] = change

@@ -1,7 +1,10 @@
 """The process's default engine: what ``my_task.trigger`` and friends use.
 
 ``shipyard.configure(...)`` replaces it; otherwise it is built on first use from the project's
-settings (``[tool.shipyard]``, ``SHIPYARD_*``).
+settings (``[tool.shipyard]``, ``SHIPYARD_*``). ``await shipyard.aclose()`` closes an engine
+built either way. An engine installed with :func:`set_engine` (by ``shipyard dev`` for the app
+API it serves, a worker, a test) belongs to whoever installed it: ``aclose()`` leaves it open,
+so an app's shutdown hook cannot close the engine of the process that hosts the app.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from shipyard.engine.engine import Engine
 class _EngineRegistry:
     def __init__(self) -> None:
         self.engine: Engine | None = None
+        # True when the registry built the engine (and so aclose() closes it).
+        self.owned = False
 
 
 _registry = _EngineRegistry()
@@ -24,21 +29,27 @@ def get_engine() -> Engine:
     """The engine of this process, created from settings on first use."""
     if _registry.engine is None:
         _registry.engine = Engine(load_settings())
+        _registry.owned = True
     return _registry.engine
 
 
 def set_engine(engine: Engine | None) -> None:
-    """Make ``engine`` the process's default (the worker and tests do this)."""
+    """Make ``engine`` the process's default (the worker and tests do this); the caller
+    closes it (:func:`aclose` does not)."""
     _registry.engine = engine
+    _registry.owned = False
 
 
 async def aclose() -> None:
     """Close the process's default engine (its database connections and threads).
 
-    Call it before a script that triggered runs exits (or in a FastAPI lifespan's shutdown)."""
-    engine, _registry.engine = _registry.engine, None
-    if engine is not None:
-        await engine.close()
+    Call it before a script that triggered runs exits (or in a FastAPI lifespan's shutdown).
+    An engine installed with :func:`set_engine` is left to its owner. Calling it again, or
+    with no engine yet, does nothing; the next SDK call builds a new engine."""
+    if _registry.engine is None or not _registry.owned:
+        return
+    engine, _registry.engine, _registry.owned = _registry.engine, None, False
+    await engine.close()
 
 
 def configure(**settings: Any) -> Settings:
@@ -50,4 +61,5 @@ def configure(**settings: Any) -> Settings:
     """
     resolved = load_settings(**settings)
     _registry.engine = Engine(resolved)
+    _registry.owned = True
     return resolved

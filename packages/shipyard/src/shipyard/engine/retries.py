@@ -1,4 +1,4 @@
-"""Whether a failed attempt is retried, and when (SEMANTICS §1.2–1.4).
+"""Whether a failed attempt is retried, and when (``docs/runs.md``, Retries).
 
 The engine-side checks, in order: a canceled run is not retried; a non-retryable error fails
 now; attempt 250 is the global cap; ``attempt >= max_attempts`` fails; otherwise the run is
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from shipyard.config import Settings
     from shipyard.engine.definitions import TaskDefinition
 
-# What a catch_error hook may answer (SEMANTICS §1.4, snake_case).
+# What a catch_error hook may answer (Trigger.dev's keys, in snake_case).
 CATCH_ERROR_KEYS = ("skip_retrying", "retry_at", "retry_delay_ms", "retry", "error")
 
 

@@ -18,7 +18,7 @@ from shipyard.jsonutil import dumps, loads
 from shipyard.models.batches import BatchInfo
 from shipyard.models.handles import RunHandle
 from shipyard.models.runs import Run, RunEvent, RunPage, to_datetime
-from shipyard.models.tasks import RegisteredTask
+from shipyard.models.tasks import RegisteredTask, RegisteredVersion
 from shipyard.records import NewEvent, RunEventRecord, TaskRecord, WorkerRecord
 from shipyard.statuses import FINAL_STATUSES, RunStatus
 from shipyard.store.params import (
@@ -33,6 +33,7 @@ from shipyard.store.params import (
     RunRescheduleParams,
     RunTagsAddParams,
     TaskListParams,
+    VersionListParams,
     WorkerListLiveParams,
 )
 
@@ -264,6 +265,25 @@ class RunOps(TriggerOps):
         return await self.store.worker_list_live(
             WorkerListLiveParams(environment=self.environment, since=self.now() - within_ms)
         )
+
+    async def list_versions(self) -> list[RegisteredVersion]:
+        """Every version of the task code this environment's workers registered, newest first,
+        with how many of its workers are live."""
+        await self.start()
+        records = await self.store.version_list(
+            VersionListParams(environment=self.environment, since=self.now() - self.live_window_ms)
+        )
+        return [
+            RegisteredVersion(
+                version=r.version,
+                task_ids=tuple(loads(r.task_ids) or ()),
+                live_workers=r.live_workers,
+                registered_at=to_datetime(r.created_at) or to_datetime(0),  # type: ignore[arg-type]
+                updated_at=to_datetime(r.updated_at) or to_datetime(0),  # type: ignore[arg-type]
+                last_heartbeat_at=to_datetime(r.last_heartbeat_at),
+            )
+            for r in records
+        ]
 
     async def list_tasks(self) -> list[RegisteredTask]:
         """Every task a worker of this environment registered, by id."""

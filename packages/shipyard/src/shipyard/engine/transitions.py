@@ -1,8 +1,9 @@
 """The run state machine: every allowed transition, checked in one place.
 
-``docs/runs.md`` draws this machine. Every status change the engine asks the store for goes
-through :func:`check_transition` first (the store's guarded updates — ``WHERE status = …`` —
-make each one atomic; this table makes sure the engine never asks for one that is not
+``docs/runs.md`` draws this machine (a test compares the drawing with :data:`TRANSITIONS`). The
+engine's claim, finish, release, reap, promotion, expiry, resume and cancel paths check their
+status change here before asking the store (the store's guarded updates — ``WHERE status = …``
+— make each one atomic; this table makes sure the engine never asks for one that is not
 allowed). :class:`TransitionLog` is the one place that sees every change the engine makes, where
 tracing spans and metrics hook in.
 """

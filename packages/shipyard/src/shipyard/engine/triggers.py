@@ -1,8 +1,15 @@
 """Triggering: one run, a batch, and the durable ``*_and_wait`` forms used inside a run.
 
 Everything a trigger needs is validated before anything is written (options, payload size,
-known task and queue, the secret key that signs the handle's token, the rate limit), so a
+task id and queue, the secret key that signs the handle's token, the rate limit), so a
 refused trigger leaves nothing behind.
+
+A task that no live worker of the environment has (SEMANTICS §7.1, §12.1) is not an error:
+its run is PENDING_VERSION and starts when a worker with the task registers. What stays an
+error: a task id that is not a valid id (empty, over 128 characters, NUL), and a queue name
+nothing knows when the task's worker is here (with no worker for the task yet, the worker
+that brings the task may bring the queue too: SEMANTICS §2.2). Children a parent waits for
+(``*_and_wait``) are locked to the parent's version when that version has the task.
 """
 
 from __future__ import annotations
@@ -27,7 +34,6 @@ from shipyard.errors import (
     RunNotFoundError,
     RunTimeoutError,
     UnknownQueueError,
-    UnknownTaskError,
     ValidationError,
 )
 from shipyard.ids import new_id
@@ -46,6 +52,7 @@ from shipyard.store.params import (
     RunInsertManyParams,
     RunInsertParams,
     TaskListParams,
+    VersionListParams,
     WaitpointCreateParams,
 )
 
@@ -55,31 +62,44 @@ PAYLOAD_MAX_BYTES = 3 * 1024 * 1024
 BATCH_MAX_ITEMS = 1000
 _RELEASE_STATUSES = frozenset(str(s) for s in IDEMPOTENCY_RELEASE_STATUSES)
 _WAITED = ("triggerAndWait", "batchTriggerAndWait")
+# How long the tasks of the environment's live workers are taken as known (seconds, monotonic):
+# a worker that registers meanwhile promotes the runs triggered PENDING_VERSION in between
+# (its periodic pass), so a trigger never pays a query to ask.
+LIVE_TASKS_TTL_S = 1.0
 
 
 class TriggerOps(EngineBase):
     """Creating runs."""
 
-    async def _check_known(self, task_ids: set[str]) -> None:
-        """Every task must be defined here or registered by a worker (whose record is kept:
-        triggering by id uses the registered task's queue and TTL)."""
+    async def _pending_tasks(self, task_ids: set[str]) -> set[str]:
+        """Of ``task_ids`` (each checked to be a valid id), those no live worker of the
+        environment has: their runs are PENDING_VERSION. Also refreshes the registered tasks
+        (triggering a task this process does not define uses its registered queue and TTL)."""
         for task_id in task_ids:
             check_text(task_id, "task id", max_length=128)
-        missing = {t for t in task_ids if self.definitions.task(t) is None}
-        if not missing or missing <= self._registered.keys():
-            return
-        records = await self.store.task_list(TaskListParams(environment=self.environment))
-        self._registered = {r.id: r for r in records}
-        still = sorted(missing - self._registered.keys())
-        if still:
-            every = sorted(set(self._registered) | set(self.definitions.task_ids()))
-            raise UnknownTaskError(
-                f"Unknown task '{still[0]}' in environment '{self.environment}': no worker has "
-                f"registered it and this process does not define it. Known tasks: "
-                f"{', '.join(every) if every else '(none yet: start a worker)'}.",
-                task_id=still[0],
-                known=every,
+        refreshed = time.monotonic() >= self._live_tasks_until
+        if refreshed:
+            records = await self.store.version_list(
+                VersionListParams(
+                    environment=self.environment, since=self.now() - self.live_window_ms
+                )
             )
+            live: set[str] = set()
+            for record in records:
+                if record.live_workers:
+                    live.update(loads(record.task_ids) or ())
+            self._live_tasks = frozenset(live)
+            self._live_tasks_until = time.monotonic() + LIVE_TASKS_TTL_S
+        served = self._live_tasks.union(*self._local_workers.values())
+        unrecorded = {
+            t for t in task_ids if self.definitions.task(t) is None and t not in self._registered
+        }
+        # A live task's record is needed now (its queue); another's at most once a second (a
+        # pending run's queue is fixed when a worker with the task promotes it).
+        if unrecorded and (refreshed or unrecorded & served):
+            found = await self.store.task_list(TaskListParams(environment=self.environment))
+            self._registered = {r.id: r for r in found}
+        return task_ids - served
 
     def _encode_payload(self, payload: Any) -> str:
         text = dumps(payload, what="Payload")
@@ -142,11 +162,13 @@ class TriggerOps(EngineBase):
         now: int,
         *,
         trigger_function: str,
+        pending: bool = False,
         batch_id: str | None = None,
         batch_index: int | None = None,
     ) -> RunInsertParams:
         scope = current_scope()
-        parent_id = root_id = None
+        definition = self.definitions.task(task_id)
+        parent_id = root_id = version = None
         depth = 0
         queued_at = now
         if scope is not None:
@@ -154,11 +176,15 @@ class TriggerOps(EngineBase):
             root_id = scope.ctx.run.root_id or scope.ctx.run.id
             depth = scope.ctx.run.depth + 1
             if trigger_function in _WAITED:
-                # A waited-for child keeps its parent's place in line (SEMANTICS §6).
+                # A waited-for child keeps its parent's place in line (SEMANTICS §6), and runs
+                # on its parent's version (§2.2) if that version has the task: this process is
+                # the parent's worker, so it does when it defines the task.
                 queued_at = scope.queued_at or now
-        definition = self.definitions.task(task_id)
+                if definition is not None:
+                    version = scope.ctx.run.version
         registered = self._registered.get(task_id)
-        status = RunStatus.QUEUED
+        # No live worker has the task: the run waits for one (a delay is waited first).
+        status = RunStatus.PENDING_VERSION if pending else RunStatus.QUEUED
         delay_until: int | None = None
         if opts.debounce is not None:
             first = opts.delay if opts.delay is not None else f"{opts.debounce.delay_ms // 1000}s"
@@ -214,6 +240,7 @@ class TriggerOps(EngineBase):
             machine=opts.machine,
             max_duration_s=opts.max_duration,
             trigger_function=trigger_function,
+            version=version,
             idempotency_release_statuses=_RELEASE_STATUSES,
             debounce_key=debounce.key if debounce else None,
             # Pushes land on whole seconds, so a burst of triggers moves the run at most once
@@ -245,12 +272,17 @@ class TriggerOps(EngineBase):
         # missing key leaves no run behind.
         secret = self.secret_key()
         await self.start()
-        await self._check_known({task_id})
-        if opts.queue is not None:
+        pending = bool(await self._pending_tasks({task_id}))
+        if opts.queue is not None and not pending:
             await self._check_queues({opts.queue})
         await self._take_rate(1)
         params = self._insert_params(
-            task_id, payload_text, opts, self.now(), trigger_function=trigger_function
+            task_id,
+            payload_text,
+            opts,
+            self.now(),
+            trigger_function=trigger_function,
+            pending=pending,
         )
         # The store wakes workers itself when the insert commits (one NOTIFY or doorbell).
         params.connection = connection
@@ -289,9 +321,9 @@ class TriggerOps(EngineBase):
         batch_key = batch_options.pop("idempotency_key", None)
         self.secret_key()  # the batch handle's token needs it: fail before writing
         await self.start()
-        # Known tasks first: building a run of a task this process does not define uses the
+        # Tasks first: building a run of a task this process does not define uses the
         # registered task's queue and TTL.
-        await self._check_known({str(entry["task"]) for entry in entries})
+        pending = await self._pending_tasks({str(entry["task"]) for entry in entries})
         now = self.now()
         batch_id = new_id("batch")
         params: list[RunInsertParams] = []
@@ -314,11 +346,15 @@ class TriggerOps(EngineBase):
                     opts,
                     now,
                     trigger_function=trigger_function,
+                    pending=str(entry["task"]) in pending,
                     batch_id=batch_id,
                     batch_index=index,
                 )
             )
-        named_queues = {p.queue for p in params} - {f"task/{p.task_id}" for p in params}
+        # A queue named for a task no worker has yet may come with that task's worker.
+        named_queues = {p.queue for p in params if p.task_id not in pending} - {
+            f"task/{p.task_id}" for p in params
+        }
         if named_queues:
             await self._check_queues(named_queues)
         await self._take_rate(len(params))

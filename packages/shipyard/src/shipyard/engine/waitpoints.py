@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from shipyard.durations import parse_duration_ms, resolve_time
+from shipyard.engine.idempotency import IdempotencyKey, normalize
 from shipyard.engine.options import check_text, validate_tags
 from shipyard.engine.runs import RunOps
 from shipyard.errors import (
@@ -120,7 +121,13 @@ class WaitpointOps(RunOps):
             )
         key = None
         if idempotency_key is not None:
-            key = check_text(str(idempotency_key), "idempotency_key", max_length=2048)
+            # A raw key is hashed in the run scope (inside a run: this run's; outside: global),
+            # as trigger keys are; an IdempotencyKey from idempotency_keys.create is final.
+            key = normalize(
+                check_text(str(idempotency_key), "idempotency_key", max_length=2048)
+                if not isinstance(idempotency_key, IdempotencyKey)
+                else idempotency_key
+            )
         self.secret_key()  # the token's URL and access token are signed: fail before writing
         await self.start()
         now = self.now()

@@ -1,4 +1,4 @@
-"""Durable calls: the sequence number, the waitpoint, suspending and resuming (DESIGN §3).
+"""Durable calls: the sequence number, the waitpoint, suspending and resuming (``docs/waits.md``).
 
 Every durable call of an attempt (``wait.for_`` over 5 s, ``wait.until``,
 ``trigger_and_wait``, ``batch_trigger_and_wait``) takes the next sequence number of its
@@ -17,11 +17,13 @@ from typing import Any
 
 from shipyard.durations import parse_duration_ms
 from shipyard.engine.hooks import call_hook
+from shipyard.engine.idempotency import normalize
 from shipyard.engine.metadata import flush_scope
 from shipyard.engine.scope import RunScope, current_scope
 from shipyard.errors import NonDeterminismError, NotInRunError, ParallelWaitError
 from shipyard.ids import new_id
 from shipyard.records import WaitpointRecord
+from shipyard.statuses import RunStatus
 from shipyard.store.params import (
     WaitpointBlockParams,
     WaitpointCreateParams,
@@ -29,7 +31,7 @@ from shipyard.store.params import (
     WaitpointRecordedParams,
 )
 
-# Waits up to this long sleep in process and keep the slot (SEMANTICS §5).
+# Waits up to this long sleep in process and keep the slot (Trigger.dev's checkpoint threshold).
 IN_PROCESS_WAIT_MS = 5_000
 
 Create = Callable[[], Awaitable[WaitpointCreateParams | str]]
@@ -129,6 +131,8 @@ async def _durable_call(
         else:
             params.create = target
     params.now = engine.now()
+    # EXECUTING → WAITING if the waitpoint is still pending (the store decides atomically).
+    engine.transitions.check([RunStatus.EXECUTING], RunStatus.WAITING, "suspend", [run_id])
     blocked = await store.waitpoint_block(params)
     if not blocked.owned:
         raise driver.lost()
@@ -146,7 +150,7 @@ async def _durable_call(
 
 
 async def _hooks(scope: RunScope, name: str, wait: dict[str, Any]) -> None:
-    """Global hooks, then the task's; an error in them propagates (SEMANTICS §1.5 item 8)."""
+    """Global hooks, then the task's; an error in them propagates (it fails the attempt)."""
     own = scope.task.hook(name)
     hooks = [*scope.engine.definitions.hooks.get(name), *([own] if own is not None else [])]
     for hook in hooks:
@@ -166,7 +170,9 @@ async def wait_until(
     """
     engine = scope.engine
     now = engine.now()
-    key = str(idempotency_key) if idempotency_key is not None else None
+    # Raw keys are scoped to the run, as trigger keys are: two runs waiting with the same raw
+    # key must not share one deadline (pass idempotency_keys.create(..., scope="global") to).
+    key = normalize(idempotency_key) if idempotency_key is not None else None
     ttl_ms = parse_duration_ms(idempotency_key_ttl) if idempotency_key_ttl is not None else None
 
     async def create() -> WaitpointCreateParams:

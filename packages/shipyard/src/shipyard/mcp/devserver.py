@@ -334,7 +334,7 @@ TOOLS = [
         "Start the local stack (`shipyard dev`: engine server, a worker that reloads trigger/ "
         "on change, the app API and functions) in the background and wait up to "
         "timeout_seconds (default 30) for the engine server and a worker. Returns its URLs "
-        "and log tail. Use it when runs stay QUEUED because no worker is running.",
+        "and log tail. Use it when runs stay QUEUED or PENDING_VERSION because no worker runs.",
         StartDevServerArguments,
         start_dev_server,
         changes=True,

@@ -16,11 +16,16 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-import mcp.types as types
-from mcp.server import Server
 from pydantic import ValidationError as PydanticValidationError
 
 from shipyard.errors import ShipyardError
+from shipyard.extras import missing_extra
+
+try:
+    import mcp.types as types
+    from mcp.server import Server
+except ImportError as exc:  # a light install: say which extra has the MCP SDK
+    raise missing_extra(exc, "engine", "The MCP server (shipyard mcp)") from None
 from shipyard.mcp import devserver, docs, queues, runs, tasks, tokens
 from shipyard.mcp.context import McpOptions, ToolContext
 from shipyard.mcp.tool import Output, Tool, to_json_text

@@ -74,7 +74,7 @@ async def get_current_worker(context: ToolContext, args: NoArguments) -> Output:
     elif not workers:
         data["next"] = (
             "These tasks were registered by workers that are not running now: triggered runs "
-            f"stay QUEUED until one starts; {START_A_WORKER}."
+            f"wait (PENDING_VERSION) until one with their task starts; {START_A_WORKER}."
         )
     else:
         data["next"] = "Call trigger_task with a task id and a payload matching payload_schema."

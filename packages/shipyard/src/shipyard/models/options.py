@@ -25,7 +25,7 @@ class DebounceOptions(TypedDict, total=False):
 
 
 class TriggerOptions(TypedDict, total=False):
-    """Every option of ``trigger`` / ``batch_trigger`` / ``trigger_and_wait`` (SEMANTICS §2.2).
+    """Every option of ``trigger`` / ``batch_trigger`` / ``trigger_and_wait``.
 
     - ``idempotency_key``: a string, a list of parts, or an ``IdempotencyKey``; raw strings are
       hashed in the ``run`` scope. ``idempotency_key_ttl``: a duration (default 30 days).
@@ -38,7 +38,8 @@ class TriggerOptions(TypedDict, total=False):
       ``max_duration`` (seconds, at least 5).
     - ``debounce``: see :class:`DebounceOptions`.
     - ``connection``: a psycopg connection in an open transaction (PostgreSQL only): the run
-      exists only if that transaction commits.
+      exists only if that transaction commits. ``trigger`` and ``trigger_and_wait`` only: the
+      batch calls refuse it.
     """
 
     tags: str | Sequence[str]

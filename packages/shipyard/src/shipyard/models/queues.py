@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 __all__ = ["QueueInfo"]
 
@@ -22,3 +23,7 @@ class QueueInfo:
     paused: bool
     running: int
     queued: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the fields above), for the CLI and tools."""
+        return asdict(self)

@@ -113,10 +113,23 @@ class RunEvent:
             attributes=loads(record.attributes),
         )
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, for the CLI and tools: ``id`` (the cursor), ``run_id``, ``ts``
+        (ISO 8601), ``kind``, ``level``, ``message`` and ``attributes``."""
+        return {
+            "id": self.id,
+            "run_id": self.run_id,
+            "ts": self.ts.isoformat(),
+            "kind": self.kind,
+            "level": self.level,
+            "message": self.message,
+            "attributes": self.attributes,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Run:
-    """A run as ``runs.retrieve`` returns it (SEMANTICS §7.3, in snake_case)."""
+    """A run as ``runs.retrieve`` returns it (Trigger.dev's fields, in snake_case)."""
 
     id: str
     status: RunStatus

@@ -3,6 +3,7 @@ return."""
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,33 @@ class WaitTokenInfo:
     created_at: int
     output: Any = None
     error: WaitpointTimeoutError | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, for the CLI and tools: the fields above, times as ISO 8601 strings
+        (or null), ``error`` as ``{"name", "message"}`` (or null)."""
+        return {
+            "id": self.id,
+            "url": self.url,
+            "status": self.status,
+            "completed_at": _iso(self.completed_at),
+            "timeout_at": _iso(self.timeout_at),
+            "idempotency_key": self.idempotency_key,
+            "idempotency_key_expires_at": _iso(self.idempotency_key_expires_at),
+            "tags": list(self.tags),
+            "created_at": _iso(self.created_at),
+            "output": self.output,
+            "error": (
+                None
+                if self.error is None
+                else {"name": type(self.error).__name__, "message": self.error.message}
+            ),
+        }
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC).isoformat()
 
 
 @dataclass(frozen=True, slots=True)

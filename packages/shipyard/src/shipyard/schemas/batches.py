@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 MAX_BATCH_ITEMS = 1_000
-"""The most items one batch may hold (SEMANTICS §2.3)."""
+"""The most items one batch may hold."""
 
 BatchStatus = Literal["PENDING", "PROCESSING", "COMPLETED", "PARTIAL_FAILED", "ABORTED"]
 

@@ -88,7 +88,7 @@ RUN_STATUSES: tuple[str, ...] = (
     "EXPIRED",
     "TIMED_OUT",
 )
-"""The 13 public run statuses (SEMANTICS §7.1), in lifecycle order."""
+"""The 13 public run statuses of Trigger.dev v4, in lifecycle order."""
 
 FAILED_STATUSES = frozenset({"FAILED", "CRASHED", "SYSTEM_FAILURE", "EXPIRED", "TIMED_OUT"})
 FINAL_STATUSES = FAILED_STATUSES | {"COMPLETED", "CANCELED"}

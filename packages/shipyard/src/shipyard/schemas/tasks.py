@@ -95,7 +95,7 @@ class QueueRef(WireModel):
 
 
 class DebounceOptions(WireModel):
-    """``options.debounce``: coalesce triggers with the same ``key`` (SEMANTICS §4)."""
+    """``options.debounce``: coalesce triggers with the same ``key`` (``docs/queues.md``)."""
 
     key: str = Field(min_length=1, max_length=512)
     delay: str = Field(description='A duration such as "5s" (at least 1s).')

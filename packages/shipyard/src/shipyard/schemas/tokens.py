@@ -56,7 +56,7 @@ class CreateWaitpointTokenRequest(WireModel):
     """Body of token creation; every field is optional.
 
     ``timeout`` is a duration (``"10m"``) or an ISO-8601 date-time; without it the token waits
-    until completed (Shipyard sets no default, SEMANTICS §15).
+    until completed (Shipyard sets no default).
     """
 
     idempotency_key: IdempotencyKeyText | None = None

@@ -1,10 +1,11 @@
 """Structured logs and trace spans, kept as run events in order.
 
-Inside a run each call records an event on the run (flushed every second and at the end of
-the attempt) and also goes to Python logging (logger ``shipyard.task``), so ``shipyard dev``
-shows it. Outside a run only the Python log line is written. The Python log record keeps the
-message as written and carries the run id, task id, attempt and attributes as structured
-fields (``record.shipyard``), laid out by the text or JSON log format (``shipyard.logformat``).
+Inside a run each call records an event on the run (written every second, before the run
+suspends at a durable wait, and at the end of the attempt) and also goes to Python logging
+(logger ``shipyard.task``), so ``shipyard dev`` shows it. Outside a run only the Python log
+line is written. The Python log record keeps the message as written and carries the run id,
+task id, attempt and attributes as structured fields (``record.shipyard``), laid out by the
+text or JSON log format (``shipyard.logformat``).
 
 Example::
 

@@ -1,9 +1,10 @@
 """Run metadata: a JSON object per run that task code updates and anyone can read.
 
 Inside a run every mutator applies at once to the local copy (so ``metadata.current()``
-reflects it) and is queued; queued operations are collapsed and flushed every second and when
-the attempt ends. ``metadata.parent`` and ``metadata.root`` ship the same operations to the
-parent or root run, applied there atomically. Mutators return the namespace, so calls chain.
+reflects it) and is queued; queued operations are collapsed and flushed every second, before
+the run suspends at a durable wait, on :meth:`flush`, and when the attempt ends.
+``metadata.parent`` and ``metadata.root`` ship the same operations to the parent or root run,
+applied there atomically. Mutators return the namespace, so calls chain.
 Outside a run, reads return None and mutators do nothing.
 
 Example::

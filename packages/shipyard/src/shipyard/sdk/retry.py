@@ -1,4 +1,4 @@
-"""``retry``: retry helpers for code inside a task (SEMANTICS §1.2, "Helpers inside a task").
+"""``retry``: retry helpers for code inside a task.
 
 Two helpers, both using the same backoff formula as task retries:
 

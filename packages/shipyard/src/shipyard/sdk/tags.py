@@ -1,6 +1,6 @@
 """Tags on the current run: ``await tags.add("user_123")`` inside a task.
 
-A run has at most 10 tags; adding past that is logged and ignored (SEMANTICS §2.2).
+A run has at most 10 tags; adding past that is logged and ignored.
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ MAX_DURATION_NONE = 2_147_483_647
 
 
 class TaskOptions(TypedDict, total=False):
-    """Every option of ``@task`` / ``schema_task`` besides ``id`` (SEMANTICS §1.1).
+    """Every option of ``@task`` / ``schema_task`` besides ``id``.
 
     Hooks receive the keyword arguments they name (``payload``, ``ctx``, ``task``, ``output``,
     ``error``, ``result``, ``wait``, ``init`` …); for a ``schema_task`` ``payload`` is the parsed
@@ -104,8 +104,10 @@ class Task(TaskDefinition, Generic[PayloadT, OutputT]):
     ) -> BatchHandle:
         """Create one run per item (≤ 1,000), in one transaction.
 
-        Each item is a payload, or ``{"payload": ..., "options": {...}}`` (per-item options
-        over the batch's).
+        Each item is a payload, or ``{"payload": ..., "options": {...}}`` (a dict with exactly
+        those keys; ``options`` is optional). An item's options override the batch's options of
+        the same name; a batch-level ``idempotency_key`` gives each item without a key of its
+        own ``[key, index]``. ``docs/runs.md`` (Batches) has an example.
         """
         entries = [batch_entry(self.id, item) for item in items]
         for entry in entries:
@@ -127,7 +129,11 @@ class Task(TaskDefinition, Generic[PayloadT, OutputT]):
     async def batch_trigger_and_wait(
         self, items: Sequence[PayloadT | Mapping[str, Any]], **options: Unpack[TriggerOptions]
     ) -> BatchResult[OutputT]:
-        """Trigger many child runs and wait for all; ``.runs`` are in input order."""
+        """Trigger many child runs and wait for all; ``.runs`` are in input order.
+
+        Items as for :meth:`batch_trigger`. Only inside a run: the run suspends (WAITING, its
+        slot given back) until every child is final.
+        """
         entries = [batch_entry(self.id, item) for item in items]
         for entry in entries:
             self._validate_client_side(entry["payload"])

@@ -66,12 +66,15 @@ class _Tasks:
         return await current_engine().batch_trigger_and_wait(entries, options)
 
     def init(self, fn: Hook) -> Hook:
-        """Run ``fn`` before every attempt of every task; what it returns is ``init`` (merged
-        with the task's own, the task's keys winning) in the hooks and ``ctx``-style calls."""
+        """Run ``fn`` before every attempt of every task (before the task's own ``init``).
+
+        What the ``init`` hooks return (dicts, merged; the task's keys win) reaches every later
+        hook of the attempt as its ``init`` argument."""
         return _add("init", fn)
 
     def cleanup(self, fn: Hook) -> Hook:
-        """Run ``fn`` after every attempt of every task (success or failure)."""
+        """Run ``fn`` after every attempt's task function, whatever it did (an error in it
+        fails the attempt)."""
         return _add("cleanup", fn)
 
     def on_start(self, fn: Hook) -> Hook:
@@ -87,15 +90,15 @@ class _Tasks:
         return _add("on_success", fn)
 
     def on_failure(self, fn: Hook) -> Hook:
-        """Run ``fn`` once when any run ends FAILED."""
+        """Run ``fn`` once when any run ends FAILED (errors in it are logged, not raised)."""
         return _add("on_failure", fn)
 
     def on_complete(self, fn: Hook) -> Hook:
-        """Run ``fn`` when any executing run reaches a final status."""
+        """Run ``fn`` when any executing run reaches a final status (``result`` says how)."""
         return _add("on_complete", fn)
 
     def on_cancel(self, fn: Hook) -> Hook:
-        """Run ``fn`` when an executing run is canceled."""
+        """Run ``fn`` (at most 30 s) when an executing run is canceled."""
         return _add("on_cancel", fn)
 
     def on_wait(self, fn: Hook) -> Hook:
@@ -111,7 +114,8 @@ class _Tasks:
         return _add("catch_error", fn)
 
     def middleware(self, fn: Hook) -> Hook:
-        """Wrap every attempt in ``fn(payload, ctx, next)``; it must ``await next()``."""
+        """Wrap every attempt in ``fn(payload, ctx, next)`` (outside the task's own
+        middleware); it must ``await next()``."""
         return _add("middleware", fn)
 
 

@@ -42,7 +42,7 @@ _UNIT_MS = {
     "hours": 3_600_000,
     "days": 86_400_000,
     "weeks": 7 * 86_400_000,
-    "months": 30 * 86_400_000,  # SEMANTICS §5: a month is 30 days
+    "months": 30 * 86_400_000,  # as in Trigger.dev: a month is 30 days
     "years": 365 * 86_400_000,
 }
 

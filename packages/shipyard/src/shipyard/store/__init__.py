@@ -3,7 +3,7 @@
 ``open_store(settings)`` picks the backend from the database URL. Module map:
 
 - ``protocol.py`` — the :class:`Store` protocol; ``params.py`` — one params type per method.
-- ``core.py`` — every method written once over ``procedures.py`` (the operations as sans-IO
+- ``core.py`` — every method written once over ``procedures/`` (the operations as sans-IO
   generators of ``steps.py``); ``rows.py`` — values in, the one row → record builder out.
 - ``sql.py`` — named queries: ``sql/shared.sql`` plus each dialect's ``queries.sql``.
 - ``sqlite/`` and ``postgres/`` — the drivers, migrations, and what each does its own way
@@ -32,7 +32,7 @@ def open_store(settings: Settings) -> Store:
     if url.startswith(("postgresql://", "postgres://")):
         from shipyard.store.postgres import PostgresStore
 
-        return PostgresStore(url, wait_for_db=settings.wait_for_db)
+        return PostgresStore(url, schema=settings.database_schema, wait_for_db=settings.wait_for_db)
     raise ConfigError(f"Unsupported database URL scheme in {url.split('://')[0]}://…")
 
 

@@ -6,7 +6,7 @@ fetches that many ready runs per group, and lets :func:`pick` choose the oldest
 priority-adjusted ones. The counters are kept by database triggers in the same transaction as
 every status change, so what is read under the lock is exact.
 
-Limits (SEMANTICS §6): each (queue, concurrency key) group runs at most the queue's limit —
+Limits (``docs/queues.md``): each (queue, concurrency key) group runs at most the queue's limit —
 its override, else the limit set in code, else the environment limit — and never more than the
 environment limit; the whole environment runs at most ``limit × burst_factor``.
 """

@@ -1,5 +1,5 @@
 """The store core: every method of the :class:`~shipyard.store.protocol.Store` protocol,
-written once over the shared procedures (``store/procedures.py``).
+written once over the shared procedures (``store/procedures/``).
 
 A backend subclasses :class:`StoreCore`, supplies :meth:`StoreCore._run` (how it drives a
 procedure: SQLite on its store thread, PostgreSQL with awaits on a pooled connection) and
@@ -20,6 +20,7 @@ from shipyard.records import (
     RunEventRecord,
     RunRecord,
     TaskRecord,
+    VersionRecord,
     WaitpointPage,
     WaitpointRecord,
     WorkerRecord,
@@ -66,6 +67,7 @@ from shipyard.store.params import (
     RunMetadataParams,
     RunOwnership,
     RunOwnershipParams,
+    RunPromotePendingParams,
     RunReapParams,
     RunReleaseParams,
     RunRescheduleParams,
@@ -74,6 +76,7 @@ from shipyard.store.params import (
     ScheduledRuns,
     TaskListParams,
     TaskRegisterParams,
+    VersionListParams,
     WaitpointBlockParams,
     WaitpointBlockResult,
     WaitpointCompleteParams,
@@ -165,7 +168,7 @@ class StoreCore(ABC):
         return await self._run(procedures.attempt_list(params))
 
     async def run_schedule_due(self, params: RunScheduleParams) -> ScheduledRuns:
-        """DELAYED → QUEUED when due; QUEUED/DELAYED → EXPIRED when the TTL passed unstarted."""
+        """DELAYED → QUEUED when due; a run whose TTL passed unstarted → EXPIRED."""
         return await self._run(procedures.run_schedule_due(params))
 
     async def run_reschedule(self, params: RunRescheduleParams) -> RunRecord | None:
@@ -205,9 +208,18 @@ class StoreCore(ABC):
 
     # -- tasks and workers --------------------------------------------------------------------
 
-    async def task_register(self, params: TaskRegisterParams) -> None:
-        """Record a worker, its queues and the tasks it can execute."""
-        await self._run(procedures.task_register(params))
+    async def task_register(self, params: TaskRegisterParams) -> list[str]:
+        """Record a worker, its version, its queues and the tasks it can execute; promote the
+        environment's PENDING_VERSION runs of those tasks to QUEUED (their ids)."""
+        return await self._run(procedures.task_register(params))
+
+    async def run_promote_pending(self, params: RunPromotePendingParams) -> list[str]:
+        """PENDING_VERSION → QUEUED for the runs of the given tasks; their ids."""
+        return await self._run(procedures.run_promote_pending(params))
+
+    async def version_list(self, params: VersionListParams) -> list[VersionRecord]:
+        """Every version the environment's workers registered, with its live workers."""
+        return await self._run(procedures.version_list(params))
 
     async def task_list(self, params: TaskListParams) -> list[TaskRecord]:
         """Every task any worker of the environment registered."""

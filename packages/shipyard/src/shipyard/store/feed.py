@@ -149,8 +149,9 @@ def _bad_position(text: str) -> ValidationError:
 @dataclass(slots=True)
 class FeedEventRecord:
     """One event of the feed. ``status`` is the run's status as of this event (the event's
-    own for ``created``/``status``); ``tx`` is PostgreSQL's writing transaction (None on
-    SQLite); ``position`` is where a reader that has read it stands."""
+    own for ``created``/``status``) and ``started`` whether it had started executing by then;
+    ``tx`` is PostgreSQL's writing transaction (None on SQLite); ``position`` is where a
+    reader that has read it stands."""
 
     id: int
     run_id: str
@@ -160,6 +161,7 @@ class FeedEventRecord:
     attributes: str | None
     tx: int | None
     status: str | None
+    started: bool = True
     position: str = ""
 
 

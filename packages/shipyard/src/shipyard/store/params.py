@@ -64,6 +64,8 @@ class RunInsertParams:
     debounce_delay_until: int | None = None
     debounce_trailing: bool = False
     debounce_max_delay_ms: int | None = None
+    # The version the run is locked to (*_and_wait children: the parent's); None = any.
+    version: str | None = None
     # Statuses of an existing run with the same idempotency key that free the key for a new
     # run (FAILED, CRASHED, ...). Any other status returns the existing run as cached.
     idempotency_release_statuses: frozenset[str] = frozenset()
@@ -126,6 +128,10 @@ class RunClaimParams:
 
     Concurrency: a (queue, concurrency key) group runs at most its queue's limit (capped at
     ``environment_limit``), and the environment at most ``environment_limit × burst_factor``.
+
+    Versions: the claimed runs lock to ``version`` (the worker's); a run already locked to
+    another version is skipped while a worker of that version heartbeated at or after
+    ``live_since`` and has not stopped.
     """
 
     environment: str
@@ -136,6 +142,8 @@ class RunClaimParams:
     lease_expires_at: int
     environment_limit: int = 100
     burst_factor: float = 2.0
+    version: str | None = None
+    live_since: int = 0
 
 
 @dataclass(slots=True)
@@ -389,7 +397,9 @@ class RateTakeParams:
 class TaskRegisterParams:
     """The tasks a worker can execute, the queues they use, and the worker itself.
 
-    Everything is written under ``environment``.
+    Everything is written under ``environment``. The worker's version (``worker.version``)
+    is recorded with its tasks, and the environment's PENDING_VERSION runs of these tasks are
+    promoted to QUEUED in the same transaction.
     """
 
     environment: str
@@ -397,6 +407,23 @@ class TaskRegisterParams:
     now: int
     tasks: Sequence[TaskRecord] = field(default_factory=list)
     queues: Sequence[QueueDefinition] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RunPromotePendingParams:
+    """PENDING_VERSION → QUEUED for the runs of ``task_ids`` (a worker with them is here)."""
+
+    environment: str
+    task_ids: Sequence[str]
+    now: int
+
+
+@dataclass(slots=True)
+class VersionListParams:
+    """Every version the environment's workers registered; ``since`` dates live workers."""
+
+    environment: str
+    since: int
 
 
 @dataclass(slots=True)

@@ -27,6 +27,7 @@ from shipyard.records import (
     RunEventRecord,
     RunRecord,
     TaskRecord,
+    VersionRecord,
     WaitpointPage,
     WaitpointRecord,
     WorkerRecord,
@@ -77,6 +78,7 @@ from shipyard.store.params import (
     RunMetadataParams,
     RunOwnership,
     RunOwnershipParams,
+    RunPromotePendingParams,
     RunReapParams,
     RunReleaseParams,
     RunRescheduleParams,
@@ -85,6 +87,7 @@ from shipyard.store.params import (
     ScheduledRuns,
     TaskListParams,
     TaskRegisterParams,
+    VersionListParams,
     WaitpointBlockParams,
     WaitpointBlockResult,
     WaitpointCompleteParams,
@@ -237,7 +240,7 @@ class Store(Protocol):
         ...
 
     async def run_schedule_due(self, params: RunScheduleParams) -> ScheduledRuns:
-        """DELAYED → QUEUED when due; QUEUED/DELAYED → EXPIRED when the TTL passed unstarted."""
+        """DELAYED → QUEUED when due; a run whose TTL passed unstarted → EXPIRED."""
         ...
 
     async def run_reschedule(self, params: RunRescheduleParams) -> RunRecord | None:
@@ -248,8 +251,17 @@ class Store(Protocol):
         """Take tokens; 0 if taken, else the milliseconds until enough have refilled."""
         ...
 
-    async def task_register(self, params: TaskRegisterParams) -> None:
-        """Record a worker, its queues and the tasks it can execute."""
+    async def task_register(self, params: TaskRegisterParams) -> list[str]:
+        """Record a worker, its version, its queues and the tasks it can execute; promote the
+        environment's PENDING_VERSION runs of those tasks to QUEUED (their ids)."""
+        ...
+
+    async def run_promote_pending(self, params: RunPromotePendingParams) -> list[str]:
+        """PENDING_VERSION → QUEUED for the runs of the given tasks; their ids."""
+        ...
+
+    async def version_list(self, params: VersionListParams) -> list[VersionRecord]:
+        """Every version the environment's workers registered, with its live workers."""
         ...
 
     async def task_list(self, params: TaskListParams) -> list[TaskRecord]:
@@ -391,6 +403,7 @@ __all__ = [
     "RunMetadataParams",
     "RunOwnership",
     "RunOwnershipParams",
+    "RunPromotePendingParams",
     "RunReapParams",
     "RunReleaseParams",
     "RunRescheduleParams",
@@ -400,6 +413,7 @@ __all__ = [
     "Store",
     "TaskListParams",
     "TaskRegisterParams",
+    "VersionListParams",
     "WaitpointBlockParams",
     "WaitpointBlockResult",
     "WaitpointCompleteParams",

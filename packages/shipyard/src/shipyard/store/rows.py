@@ -98,6 +98,7 @@ def insert_row(p: RunInsertParams) -> dict[str, Any]:
         "created_at": p.created_at,
         "debounce_key": p.debounce_key,
         "ttl_expires_at": p.ttl_expires_at,
+        "version": p.version,
     }
 
 
@@ -142,7 +143,7 @@ def inserted_record(row: dict[str, Any]) -> RunRecord:
         completion_waitpoint_id=None,
         machine=row["machine"],
         max_duration_s=row["max_duration_s"],
-        version=None,
+        version=row["version"],
         trigger_function=row["trigger_function"],
         is_test=row["is_test"],
         created_at=row["created_at"],

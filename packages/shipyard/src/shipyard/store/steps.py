@@ -1,6 +1,6 @@
 """The steps of a store procedure: what a procedure asks its backend's driver to do.
 
-A procedure (``store/procedures.py``) is a generator written once for every backend: it yields
+A procedure (``store/procedures/``) is a generator written once for every backend: it yields
 steps — ``(kind, query name, params)`` — and receives each step's result, so it does no I/O of
 its own. SQLite drives it synchronously on its store thread; PostgreSQL drives it with awaits
 on a pooled connection. Example::

@@ -5,11 +5,15 @@
 reason — unless ``SHIPYARD_REQUIRE_POSTGRES=1`` (CI sets it), in which case they fail, so a CI
 run can never pass with them skipped.
 
+The engine's tables live in the ``shipyard`` schema: a test that reads them over its own
+connection passes ``options=ENGINE_OPTIONS`` (``search_path`` set at connect).
+
 Example::
 
     url = require_postgres()          # skip or fail if there is no server
     db = await databases.create()     # a fresh, migrated database: postgresql://.../<name>
-    ...
+    with psycopg.connect(db, options=ENGINE_OPTIONS) as conn:
+        conn.execute("SELECT count(*) FROM runs")
     await databases.drop(db)
 """
 
@@ -28,6 +32,10 @@ import psycopg
 from shipyard.store.protocol import MigrateParams
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+ENGINE_SCHEMA = "shipyard"
+ENGINE_OPTIONS = f"-c search_path=public,{ENGINE_SCHEMA}"
+"""libpq ``options`` for a test's own connection: the engine's tables unqualified, while the
+tables a test creates go to ``public``, where its tasks' own connections find them."""
 
 
 def admin_url() -> str:

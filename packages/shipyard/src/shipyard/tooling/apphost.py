@@ -36,11 +36,13 @@ import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-
-import uvicorn
+from typing import TYPE_CHECKING, Any, Literal
 
 from shipyard.config import Settings
+from shipyard.extras import missing_extra
+
+if TYPE_CHECKING:
+    import uvicorn
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -177,17 +179,29 @@ def bind_listener(host: str, port: int) -> socket.socket:
 
 
 def server_config(app: ASGIApp, *, lifespan: Literal["auto", "on", "off"]) -> uvicorn.Config:
-    """uvicorn settings of every server ``shipyard dev`` runs: quiet, our log handler."""
+    """uvicorn settings of every server ``shipyard dev`` runs: quiet, our log handler.
+
+    Raises:
+        MissingExtraError: uvicorn is not installed (the ``engine`` extra). The loaders above
+            need no server, so ``shipyard deps`` can import them in any install.
+    """
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise missing_extra(exc, "engine", "Serving apps (shipyard dev, server)") from None
     # log_config=None: uvicorn's own lines go through the process's handler (text or JSON).
     return uvicorn.Config(app, log_level="warning", lifespan=lifespan, log_config=None)
 
 
 async def _serve(label: str, app: ASGIApp, host: str, port: int, url: str) -> AppServer:
+    config = server_config(app, lifespan="on")  # first: says which extra when uvicorn is absent
     try:
         sock = bind_listener(host, port)
     except OSError as exc:
         return AppServer(label, f"not started: port {port}: {exc.strerror} (set another port)")
-    server = uvicorn.Server(server_config(app, lifespan="on"))
+    import uvicorn
+
+    server = uvicorn.Server(config)
     # shipyard dev handles SIGINT/SIGTERM itself and stops these servers in order.
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(server.serve(sockets=[sock]))

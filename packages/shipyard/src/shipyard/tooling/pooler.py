@@ -5,7 +5,8 @@ session-mode pooler (``…pooler.supabase.com:5432``) and the transaction-mode p
 ``6543``). A transaction pooler hands each transaction to any server connection, so a worker's
 ``LISTEN shipyard_ready`` is lost: workers then only notice new runs at the backup poll
 (``SHIPYARD_POLL_INTERVAL``, slower wake-ups), and session state such as prepared statements
-is not kept between statements. :func:`transaction_pooler_warning` spots such a URL so a
+and the ``search_path`` each engine connection sets to its schema is not kept between
+statements. :func:`transaction_pooler_warning` spots such a URL so a
 process can say so once at start.
 
 Example::
@@ -43,8 +44,9 @@ def transaction_pooler_warning(url: str) -> str | None:
         else ("a transaction-mode pooler (pgbouncer)" if pgbouncer else "a transaction-mode pooler")
     )
     return (
-        f"SHIPYARD_DATABASE_URL ({host}:{port or 5432}) looks like {what}: LISTEN/NOTIFY does "
-        "not work through it, so workers wake only at the backup poll and prepared statements "
-        "may fail. Use the direct connection or the session pooler (port 5432); see "
+        f"SHIPYARD_DATABASE_URL ({host}:{port or 5432}) looks like {what}: session state does "
+        "not survive it, so LISTEN/NOTIFY is lost (workers wake only at the backup poll) and "
+        "statements can miss the engine's schema (search_path) or prepared statements and "
+        "fail. Use the direct connection or the session pooler (port 5432); see "
         "docs/scaling.md."
     )

@@ -1,4 +1,4 @@
-"""One attempt of one run, start to finish, in the order of SEMANTICS §1.5.
+"""One attempt of one run, start to finish, in Trigger.dev's order (``docs/runs.md``).
 
 1. Parse the payload (schema_task: validate; a failure ends the run FAILED, no hooks).
 2. Middleware: global, then the task's; each awaits ``next()``.

@@ -22,7 +22,7 @@ class Heartbeat:
     ``beat`` extends the leases of the runs the worker holds and returns how many.
     """
 
-    def __init__(self, beat: Callable[[], int], interval: float, name: str) -> None:
+    def __init__(self, beat: Callable[[int | None], int], interval: float, name: str) -> None:
         self._beat = beat
         self._interval = interval
         self._name = name
@@ -54,16 +54,17 @@ class Heartbeat:
         """The thread is beating."""
         return self._thread is not None and not self._stop.is_set()
 
-    def beat(self) -> int:
-        """One heartbeat now; returns how many leases were extended."""
+    def beat(self, at_ms: int | None = None) -> int:
+        """One heartbeat now (or as of ``at_ms``); returns how many leases were extended."""
         with self._lock:
-            return self._beat()
+            return self._beat(at_ms)
 
-    def beat_if_running(self) -> None:
-        """A beat on demand (the fake clock moved), only while the thread runs."""
+    def beat_if_running(self, at_ms: int | None = None) -> None:
+        """A beat on demand, as of ``at_ms`` (the fake clock is about to move there), only
+        while the thread runs."""
         if self.running:
             try:
-                self.beat()
+                self.beat(at_ms)
             except Exception as exc:
                 log.error("heartbeat failed: %s (will keep trying)", exc)
 

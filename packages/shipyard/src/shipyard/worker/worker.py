@@ -6,11 +6,17 @@ It is a set of services (:mod:`shipyard.worker.services`) around the attempts it
   for a wake-up (doorbell/NOTIFY), a freed slot, or the backup poll;
 * **finisher** — attempts that ended are written in batches, fenced by attempt number; only
   then are their slots freed;
-* **promoter** (delayed runs due, TTLs passed), **resolver** (waitpoints due), **ownership**
+* **promoter** (delayed runs due, TTLs passed), **versions** (runs of its tasks still
+  waiting for a version: PENDING_VERSION, triggered while it registered), **resolver**
+  (waitpoints due), **ownership**
   (canceled runs get ``on_cancel``; runs taken over after a lost lease are dropped),
   **flusher** (metadata and logs every second, parked runs included), **parking** (bounds the
   coroutines parked at durable waits), **reaper** (leases of dead workers);
 * the **heartbeat** thread, which extends the leases of the runs this worker holds.
+
+The worker runs one **version** of the task code (``SHIPYARD_VERSION``, else a content hash
+of its task files: :func:`~shipyard.discovery.code_version`); it registers it with its tasks,
+and the runs it claims lock to it.
 
 Every decision goes through the engine; the worker never touches the store. On stop, claiming
 ends, running attempts get ``grace`` seconds, and what is still running is released back to
@@ -24,6 +30,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from shipyard.discovery import code_version
 from shipyard.engine.claims import AttemptResult, WakeListener
 from shipyard.engine.context import build_context
 from shipyard.engine.definitions import TaskDefinition
@@ -102,7 +109,7 @@ class _Claimer(Service):
             if free > 0:
                 try:
                     claimed = await worker.engine.claim_runs(
-                        worker.id, worker.task_ids, free, worker.lease_ms
+                        worker.id, worker.task_ids, free, worker.lease_ms, worker.version
                     )
                 except Exception as exc:
                     down_for = worker.outage.failed("claiming runs", exc)
@@ -152,9 +159,12 @@ class Worker:
         worker_id: str | None = None,
         max_parked: int | None = None,
         parked_idle: float | None = None,
+        version: str | None = None,
     ) -> None:
         settings = engine.settings
         self.engine = engine
+        # None: computed at start, from the tasks defined by then (code_version).
+        self.version: str | None = version
         self.concurrency = concurrency or settings.worker_concurrency
         self.heartbeat_interval = heartbeat_interval or settings.heartbeat_interval
         self.poll_interval = poll_interval or settings.poll_interval
@@ -181,7 +191,9 @@ class Worker:
         self.heartbeat = Heartbeat(
             # dict.copy() is one C call under the GIL: safe from the heartbeat thread while
             # the event loop adds and removes runs.
-            lambda: engine.heartbeat(self.id, list(self.active.copy()), self.lease_ms),
+            lambda at_ms: engine.heartbeat(
+                self.id, list(self.active.copy()), self.lease_ms, now=at_ms
+            ),
             self.heartbeat_interval,
             self.id,
         )
@@ -191,6 +203,9 @@ class Worker:
             _Claimer(self),
             _Finisher(self),
             self._periodic("promoter", self._promote_due, tick, "scheduling delayed runs"),
+            self._periodic(
+                "versions", self._promote_pending, 1.0, "starting runs waiting for a version"
+            ),
             self._periodic("resolver", self._resolve_waitpoints, tick, "resolving waitpoints"),
             self._periodic("ownership", self._check_ownership, tick, "checking run ownership"),
             self._periodic("flusher", self._flush_running, 1.0, "flushing metadata and logs"),
@@ -217,7 +232,14 @@ class Worker:
         """Register tasks and start every service."""
         await self.engine.start()
         self.listener = await self.engine.listen_ready()
-        self.task_ids = await self.engine.register_worker(self.id, doorbell_port=self.listener.port)
+        if self.version is None:
+            self.version = code_version(
+                self.engine.settings, [t.file_path for t in self.engine.definitions.tasks()]
+            )
+        registration = await self.engine.register_worker(
+            self.id, doorbell_port=self.listener.port, version=self.version
+        )
+        self.task_ids = registration.task_ids
         self.heartbeat.start()
         on_advance = getattr(self.engine.clock, "on_advance", None)
         if on_advance is not None:
@@ -225,12 +247,18 @@ class Worker:
         for service in self.services:
             service.start()
         log.info(
-            "worker %s started: %d tasks, concurrency %d, environment %s",
+            "worker %s started: version %s, %d tasks, concurrency %d, environment %s",
             self.id,
+            self.version,
             len(self.task_ids),
             self.concurrency,
             self.engine.environment,
         )
+        if registration.promoted:
+            log.info(
+                "%d run(s) were waiting for a worker with their task (PENDING_VERSION): queued",
+                len(registration.promoted),
+            )
 
     # -- executing ------------------------------------------------------------------------
 
@@ -406,6 +434,10 @@ class Worker:
         if done.expired:
             log.info("expired %d run(s) whose TTL passed before they started", len(done.expired))
         if done.promoted:
+            self._poke()
+
+    async def _promote_pending(self) -> None:
+        if await self.engine.promote_pending(self.task_ids):
             self._poke()
 
     async def _resolve_waitpoints(self) -> None:

@@ -16,14 +16,14 @@ INSERT INTO runs (
     priority_ms, queued_at, sort_key, available_at, delay_until, ttl_ms, max_attempts,
     idempotency_key, idempotency_key_expires_at, parent_run_id, root_run_id, depth,
     batch_id, batch_index, machine, max_duration_s, trigger_function, is_test,
-    created_at, updated_at, debounce_key, ttl_expires_at
+    created_at, updated_at, debounce_key, ttl_expires_at, version
 )
 SELECT i.id, i.environment, i.task_id, i.status, i.payload, i.metadata, i.tags, i.queue,
        i.concurrency_key, i.priority_ms, i.queued_at, i.sort_key, i.available_at,
        i.delay_until, i.ttl_ms, i.max_attempts, i.idempotency_key,
        i.idempotency_key_expires_at, i.parent_run_id, i.root_run_id, i.depth, i.batch_id,
        i.batch_index, i.machine, i.max_duration_s, i.trigger_function, i.is_test,
-       i.created_at, i.created_at, i.debounce_key, i.ttl_expires_at
+       i.created_at, i.created_at, i.debounce_key, i.ttl_expires_at, i.version
 FROM json_to_recordset(CAST(:rows AS json)) AS i(
     id text, environment text, task_id text, status text, payload text, metadata text,
     tags text, queue text, concurrency_key text, priority_ms bigint, queued_at bigint,
@@ -31,7 +31,7 @@ FROM json_to_recordset(CAST(:rows AS json)) AS i(
     max_attempts bigint, idempotency_key text, idempotency_key_expires_at bigint,
     parent_run_id text, root_run_id text, depth bigint, batch_id text, batch_index bigint,
     machine text, max_duration_s bigint, trigger_function text, is_test bigint,
-    created_at bigint, debounce_key text, ttl_expires_at bigint
+    created_at bigint, debounce_key text, ttl_expires_at bigint, version text
 )
 ON CONFLICT DO NOTHING;
 
@@ -45,14 +45,14 @@ WITH ins AS (
         priority_ms, queued_at, sort_key, available_at, delay_until, ttl_ms, max_attempts,
         idempotency_key, idempotency_key_expires_at, parent_run_id, root_run_id, depth,
         batch_id, batch_index, machine, max_duration_s, trigger_function, is_test,
-        created_at, updated_at, debounce_key, ttl_expires_at
+        created_at, updated_at, debounce_key, ttl_expires_at, version
     ) VALUES (
         :id, :environment, :task_id, :status, :payload, :metadata, :tags,
         :queue, :concurrency_key, :priority_ms, :queued_at, :sort_key,
         :available_at, :delay_until, :ttl_ms, :max_attempts, :idempotency_key,
         :idempotency_key_expires_at, :parent_run_id, :root_run_id, :depth,
         :batch_id, :batch_index, :machine, :max_duration_s, :trigger_function,
-        :is_test, :created_at, :created_at, :debounce_key, :ttl_expires_at
+        :is_test, :created_at, :created_at, :debounce_key, :ttl_expires_at, :version
     )
     ON CONFLICT DO NOTHING
     RETURNING id, environment
@@ -79,6 +79,28 @@ WHERE environment = :environment
 ORDER BY id DESC
 LIMIT :limit;
 
+-- name: run_pending_exists
+SELECT 1 FROM runs
+WHERE environment = :environment AND status = 'PENDING_VERSION'
+  AND task_id IN (SELECT json_array_elements_text(CAST(:task_ids AS json)))
+LIMIT 1;
+
+-- name: run_promote_pending
+-- PENDING_VERSION → QUEUED for the tasks a worker brings. A run triggered before anything
+-- knew its task was put on the task's default queue (task/<id>): it moves to the queue the
+-- task registered (tasks, written earlier in the same registration).
+UPDATE runs SET
+    status = 'QUEUED',
+    queue = CASE WHEN queue = 'task/' || task_id
+                 THEN COALESCE((SELECT t.queue FROM tasks t
+                                WHERE t.environment = runs.environment AND t.id = runs.task_id),
+                               queue)
+                 ELSE queue END,
+    updated_at = :now
+WHERE environment = :environment AND status = 'PENDING_VERSION'
+  AND task_id IN (SELECT json_array_elements_text(CAST(:task_ids AS json)))
+RETURNING id;
+
 -- name: run_get_debounced
 SELECT * FROM runs
 WHERE environment = :environment AND task_id = :task_id
@@ -91,6 +113,11 @@ WHERE environment = :environment
   AND status = 'QUEUED'
   AND available_at <= :now
   AND task_id = ANY(:task_ids)
+  -- The version lock, as in run_claim_limited.
+  AND (version IS NULL OR version = :version OR NOT EXISTS (
+      SELECT 1 FROM workers w
+      WHERE w.environment = :environment AND w.version = runs.version
+        AND w.stopped_at IS NULL AND w.heartbeat_at >= :live_since))
 LIMIT 1;
 
 -- name: environment_slot_lock
@@ -144,6 +171,12 @@ WITH RECURSIVE g(queue, ck) AS (
           AND queue = groups.queue AND COALESCE(concurrency_key, '') = groups.ck
           AND available_at <= :now
           AND task_id = ANY(:task_ids)
+          -- The version lock (0006): a run locked to a version goes only to a worker of
+          -- that version while one is live; else to any worker (which relocks it below).
+          AND (version IS NULL OR version = :version OR NOT EXISTS (
+              SELECT 1 FROM workers w
+              WHERE w.environment = :environment AND w.version = runs.version
+                AND w.stopped_at IS NULL AND w.heartbeat_at >= :live_since))
         ORDER BY sort_key, id
         LIMIT LEAST(groups.room, (SELECT n FROM free))
     ) c
@@ -161,6 +194,8 @@ WITH RECURSIVE g(queue, ck) AS (
         lease_expires_at = :lease_expires_at,
         started_at = COALESCE(r.started_at, :now),
         updated_at = :now,
+        -- The run locks to the claiming worker's version (0006).
+        version = COALESCE(CAST(:version AS TEXT), r.version),
         max_attempts = COALESCE(
             r.max_attempts,
             (SELECT t.max_attempts FROM tasks t
@@ -330,13 +365,15 @@ SELECT CAST(pg_current_snapshot() AS text);
 -- The rows of the transactions visible in :until but not in :since (their tx is at least
 -- since's xmax, or was in progress then), after :after_id; both conditions on tx use the
 -- run_events_feed index. status: the run's status as of the event (a run's events are
--- committed in id order).
+-- committed in id order); started: whether it had started executing by then.
 SELECT e.id, e.run_id, e.ts, e.kind, e.message, e.attributes,
        CAST(CAST(e.tx AS text) AS bigint) AS tx,
        CASE WHEN e.kind IN ('created', 'status') THEN e.message ELSE (
            SELECT s.message FROM run_events s
            WHERE s.run_id = e.run_id AND s.id < e.id AND s.kind IN ('created', 'status')
-           ORDER BY s.id DESC LIMIT 1) END AS status
+           ORDER BY s.id DESC LIMIT 1) END AS status,
+       EXISTS (SELECT 1 FROM run_events x WHERE x.run_id = e.run_id AND x.id <= e.id
+               AND x.kind = 'status' AND x.message = 'EXECUTING') AS started
 FROM run_events e JOIN runs r ON r.id = e.run_id
 WHERE e.kind IN ('created', 'status', 'metadata', 'tag', 'input')
   AND (e.tx >= CAST(:since_xmax AS xid8) OR e.tx = ANY(CAST(:since_xip AS xid8[])))

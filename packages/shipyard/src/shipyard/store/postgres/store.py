@@ -3,12 +3,22 @@
 Pooled connections run in autocommit: a one-statement operation is its own transaction and
 costs one round trip and one commit; a procedure that yields ``begin`` runs the rest in
 ``conn.transaction()``. The hot paths are one statement each: the common trigger (insert,
-tags and NOTIFY), the claim (``FOR UPDATE SKIP LOCKED`` in a CTE, sent in one pipeline with
-its lock), a batch of finishes (``json_to_recordset``, events included), so a worker pays one
-round trip per batch rather than per run. Workers are woken by ``NOTIFY shipyard_ready`` (one
+tags and NOTIFY), the claim (the environment's slot row locked ``FOR UPDATE``, then one
+statement that picks and leases the runs, both sent in one pipeline), a batch of finishes
+(``json_to_recordset``, events included), so a worker pays one round trip per batch rather
+than per run. Workers are woken by ``NOTIFY shipyard_ready`` (one
 per trigger call or batch, never one per row) and keep a backup poll for lost notifications.
 Heartbeats use a plain synchronous connection on the heartbeat thread, independent of the
 event loop.
+
+Every table, function and trigger lives in the engine's own schema (``shipyard`` unless
+``SHIPYARD_DATABASE_SCHEMA`` says otherwise), never ``public``: every connection the store
+opens (pool, LISTEN, heartbeat) sets ``search_path`` to that schema once, with ``SET`` right
+after connecting — a session setting, which is why a transaction-mode pooler (it hands each
+transaction to any server connection) cannot carry the engine. A caller's own connection
+(``trigger(..., connection=conn)``) gets the schema only for the insert, inside its
+transaction, and its own search path back afterwards. ``migrate`` creates the schema and moves
+an install made by an earlier version (everything in ``public``) into it.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import psycopg
+from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from shipyard.errors import ShipyardError, StoreUnavailableError
@@ -40,7 +51,12 @@ from shipyard.store.params import (
     RunInsertResult,
     WorkerHeartbeatParams,
 )
-from shipyard.store.rows import insert_row, inserted_record, run_builder
+from shipyard.store.postgres.schema import (
+    adopt_public_install,
+    create_schema,
+    revoke_api_roles,
+)
+from shipyard.store.rows import event_row, insert_row, inserted_record, run_builder
 from shipyard.store.sql import load_queries, migration_files
 from shipyard.store.steps import (
     BEGIN,
@@ -63,10 +79,23 @@ log = logging.getLogger("shipyard.store")
 _HERE = Path(__file__).parent
 _Q = load_queries("postgres")
 CONNECT_TIMEOUT_SECONDS = 10.0
+DEFAULT_SCHEMA = "shipyard"
 # A feed reader's backup look: notifications missed while its LISTEN connection was down.
 FEED_POLL_SECONDS = 1.0
 
-__all__ = ["CONNECT_TIMEOUT_SECONDS", "PostgresListener", "PostgresStore", "describe_url"]
+__all__ = [
+    "CONNECT_TIMEOUT_SECONDS",
+    "DEFAULT_SCHEMA",
+    "PostgresListener",
+    "PostgresStore",
+    "describe_url",
+    "search_path_statement",
+]
+
+
+def search_path_statement(schema: str) -> sql.Composed:
+    """``SET search_path TO "<schema>"``: what every engine connection runs once."""
+    return sql.SQL("SET search_path TO {}").format(sql.Identifier(schema))
 
 
 def describe_url(url: str) -> str:
@@ -80,14 +109,26 @@ def describe_url(url: str) -> str:
 class PostgresStore(StoreCore):
     """Store backed by PostgreSQL.
 
+    ``schema`` holds every engine object (see the module docstring); the caller validates it
+    (``Settings.database_schema``).
+
     Example::
 
         store = PostgresStore("postgresql://postgres@127.0.0.1:5432/app")
         await store.migrate(MigrateParams(now=clock()))
     """
 
-    def __init__(self, url: str, *, max_connections: int = 10, wait_for_db: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str = DEFAULT_SCHEMA,
+        max_connections: int = 10,
+        wait_for_db: bool = False,
+    ) -> None:
         self.url = url
+        self.schema = schema
+        self._set_search_path = search_path_statement(schema)
         self._where = describe_url(url)
         self._wait_for_db = wait_for_db
         self._pool = AsyncConnectionPool(
@@ -97,6 +138,7 @@ class PostgresStore(StoreCore):
             open=False,
             # One statement = one transaction, one round trip (see the module docstring).
             kwargs={"autocommit": True},
+            configure=self._configure,
         )
         self._opened = False
         self._open_lock = asyncio.Lock()
@@ -107,6 +149,10 @@ class PostgresStore(StoreCore):
         self._slot_rows: set[str] = set()
 
     # -- plumbing ---------------------------------------------------------------------------
+
+    async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Every pooled connection, once when it is made: the engine's schema."""
+        await conn.execute(self._set_search_path)
 
     async def _ensure_open(self) -> None:
         if self._opened:
@@ -168,10 +214,23 @@ class PostgresStore(StoreCore):
     # -- migrations ---------------------------------------------------------------------------
 
     async def migrate(self, params: MigrateParams) -> list[str]:
-        """Apply pending migrations under an advisory lock (safe when processes race)."""
+        """Apply pending migrations under an advisory lock (safe when processes race).
+
+        First the schema: created when missing, and an install an earlier version made in
+        ``public`` is moved into it (``schema.py``), bookkeeping table included, so the
+        numbered migrations then continue where that install stopped.
+        """
         await self._ensure_open()
         async with self._pool.connection() as conn, conn.transaction():
             await conn.execute(_Q["migrate_lock"])
+            await create_schema(conn, self.schema)
+            moved = await adopt_public_install(conn, self.schema, _HERE / "migrations")
+            if moved:
+                log.warning(
+                    "moved the engine's %d tables and functions from schema public to %s",
+                    len(moved),
+                    self.schema,
+                )
             await conn.execute(_Q["migrations_table"])
             cursor = await conn.execute(_Q["migrations_applied"])
             done = {row[0] for row in await cursor.fetchall()}
@@ -184,6 +243,9 @@ class PostgresStore(StoreCore):
                     _Q["migration_record"], {"name": file.name, "applied_at": params.now}
                 )
                 applied.append(file.name)
+            # Nothing of the engine is anyone else's business (Supabase's API roles get
+            # grants in public by default; a database may grant new objects by default too).
+            await revoke_api_roles(conn, self.schema)
             return applied
 
     # -- the hot paths, one statement each ------------------------------------------------------
@@ -195,7 +257,7 @@ class PostgresStore(StoreCore):
         only if that transaction commits (and workers are notified only then).
         """
         if params.connection is not None:
-            return await _drive(params.connection, procedures.run_insert(params))
+            return await self._drive_caller(params.connection, procedures.run_insert(params))
         await self._ensure_open()
         async with self._pool.connection() as conn:
             # Fast path: insert + tags + NOTIFY in one autocommit statement.
@@ -228,6 +290,10 @@ class PostgresStore(StoreCore):
             "lease_expires_at": params.lease_expires_at,
             "environment_limit": params.environment_limit,
             "burst_factor": params.burst_factor,
+            # The version lock (0006): the run locks to this version; runs locked to another
+            # version whose worker heartbeated since live_since are skipped.
+            "version": params.version,
+            "live_since": params.live_since,
         }
         async with self._pool.connection() as conn:
             # Peek outside the lock: an idle poll must not queue behind every completion.
@@ -270,18 +336,7 @@ class PostgresStore(StoreCore):
                 }
             )
             for e in p.events:
-                events.append(
-                    {
-                        "seq": len(events),
-                        "owner": i,
-                        "run_id": e.run_id,
-                        "ts": e.ts,
-                        "kind": e.kind,
-                        "level": e.level,
-                        "message": e.message,
-                        "attributes": e.attributes,
-                    }
-                )
+                events.append({**event_row(params.environment, e), "seq": len(events), "owner": i})
         values = {
             "environment": params.environment,
             "input": json.dumps(inputs),
@@ -293,15 +348,39 @@ class PostgresStore(StoreCore):
             accepted = {row[0] - 1 for row in await cursor.fetchall()}
         return [i in accepted for i in range(len(params.finishes))]
 
+    async def _drive_caller(self, conn: psycopg.AsyncConnection[Any], procedure: Procedure[T]) -> T:
+        """Drive ``procedure`` in the caller's own connection and transaction: the engine's
+        schema is set for the procedure only (``set_config(..., true)``: this transaction),
+        and the caller's search path is given back, so their own names resolve as before."""
+        async with conn.transaction():
+            cursor = await conn.execute("SELECT current_setting('search_path')")
+            found = await cursor.fetchone()
+            before = found[0] if found else ""
+            await conn.execute(
+                "SELECT set_config('search_path', %s, true)",
+                (f'"{self.schema}"',),  # a plain identifier (Settings validates it)
+            )
+            try:
+                return await _drive(conn, procedure)
+            finally:
+                with contextlib.suppress(psycopg.Error):
+                    await conn.execute("SELECT set_config('search_path', %s, true)", (before,))
+
     def worker_heartbeat(self, params: WorkerHeartbeatParams) -> int:
         """Blocking, callable from any thread: extend the worker's leases; return how many."""
         with self._heartbeat_lock:
             if self._closed:
                 return 0
             if self._heartbeat_conn is None or self._heartbeat_conn.closed:
-                self._heartbeat_conn = psycopg.connect(
+                fresh = psycopg.connect(
                     self.url, connect_timeout=int(CONNECT_TIMEOUT_SECONDS), autocommit=True
                 )
+                try:
+                    fresh.execute(self._set_search_path)
+                except psycopg.Error:
+                    fresh.close()
+                    raise
+                self._heartbeat_conn = fresh
             conn = self._heartbeat_conn
             try:
                 return _drive_blocking(conn, procedures.worker_heartbeat(params))
@@ -314,7 +393,7 @@ class PostgresStore(StoreCore):
 
     async def ready_listen(self) -> PostgresListener:
         """LISTEN for "runs are ready" on a dedicated connection (reconnects by itself)."""
-        listener = PostgresListener(self.url, self._listeners)
+        listener = PostgresListener(self.url, self._listeners, self.schema)
         await listener.start()
         self._listeners.append(listener)
         return listener
@@ -325,6 +404,7 @@ class PostgresStore(StoreCore):
         listener = PostgresListener(
             self.url,
             self._listeners,
+            self.schema,
             channels=("shipyard_feed", "shipyard_ready"),
             poll_interval=FEED_POLL_SECONDS,
         )
@@ -433,12 +513,14 @@ class PostgresListener(WakeSignal):
         self,
         url: str,
         registry: list[PostgresListener],
+        schema: str = DEFAULT_SCHEMA,
         *,
         channels: Sequence[str] = ("shipyard_ready",),
         poll_interval: float = FEED_POLL_SECONDS,
     ) -> None:
         super().__init__()
         self._url = url
+        self._schema = schema
         self._task: asyncio.Task[None] | None = None
         self._registry = registry
         self._channels = tuple(channels)
@@ -457,6 +539,8 @@ class PostgresListener(WakeSignal):
                     self._url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT_SECONDS)
                 )
                 async with conn:
+                    # LISTEN needs no tables, but every engine connection is in its schema.
+                    await conn.execute(search_path_statement(self._schema))
                     for channel in self._channels:
                         await conn.execute(f"LISTEN {channel}")
                     if failing:

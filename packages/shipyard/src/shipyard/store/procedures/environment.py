@@ -1,5 +1,5 @@
-"""Procedures of what an environment has: its queues, its trigger rate bucket, its tasks
-and its workers.
+"""Procedures of what an environment has: its queues, its trigger rate bucket, its tasks,
+its workers and the versions they run.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import Any
 from shipyard.records import (
     QueueRecord,
     TaskRecord,
+    VersionRecord,
     WorkerRecord,
 )
 from shipyard.store.params import (
@@ -17,8 +18,10 @@ from shipyard.store.params import (
     QueueUpdateParams,
     QueueUpsertParams,
     RateTakeParams,
+    RunPromotePendingParams,
     TaskListParams,
     TaskRegisterParams,
+    VersionListParams,
     WorkerHeartbeatParams,
     WorkerListLiveParams,
     WorkerStopParams,
@@ -31,6 +34,7 @@ from shipyard.store.steps import (
     begin,
     count,
     many,
+    notify,
     row,
     rows,
 )
@@ -58,7 +62,7 @@ def queue_upsert(p: QueueUpsertParams) -> Procedure[None]:
 
 def queue_list(p: QueueListParams) -> Procedure[list[QueueRecord]]:
     """Every queue with its running and queued counts."""
-    found = yield rows("queue_list", {"environment": p.environment})
+    found = yield rows("queue_list", {"environment": p.environment, "name": None})
     return [QueueRecord(*r) for r in found]
 
 
@@ -77,7 +81,7 @@ def queue_update(p: QueueUpdateParams) -> Procedure[QueueRecord | None]:
     )
     if not changed:
         return None
-    found = yield row("queue_get", key)
+    found = yield row("queue_list", key)
     return QueueRecord(*found) if found else None
 
 
@@ -97,8 +101,11 @@ def environment_rate_take(p: RateTakeParams) -> Procedure[int]:
 # -- tasks and workers --------------------------------------------------------------------------
 
 
-def task_register(p: TaskRegisterParams) -> Procedure[None]:
-    """Record a worker, its queues and its tasks, all under the params' environment."""
+def task_register(p: TaskRegisterParams) -> Procedure[list[str]]:
+    """Record a worker, its version, its queues and its tasks, all under the params'
+    environment; then promote the environment's PENDING_VERSION runs of those tasks (their
+    ids). One transaction, so a run is never left pending next to a worker that has its task
+    by this registration (a trigger racing it is caught by the workers' periodic pass)."""
     w = p.worker
     yield begin()
     yield count(
@@ -111,8 +118,20 @@ def task_register(p: TaskRegisterParams) -> Procedure[None]:
             "doorbell_port": w.doorbell_port,
             "started_at": w.started_at,
             "heartbeat_at": w.heartbeat_at,
+            "version": w.version,
         },
     )
+    task_ids = json.dumps(sorted(t.id for t in p.tasks))
+    if w.version is not None:
+        yield count(
+            "version_upsert",
+            {
+                "environment": p.environment,
+                "version": w.version,
+                "task_ids": task_ids,
+                "now": p.now,
+            },
+        )
     if p.queues:
         yield many("queue_upsert", _queue_rows(QueueUpsertParams(p.environment, p.queues, p.now)))
     if p.tasks:
@@ -137,6 +156,39 @@ def task_register(p: TaskRegisterParams) -> Procedure[None]:
                 for t in p.tasks
             ],
         )
+        promoted = yield rows(
+            "run_promote_pending",
+            {"environment": p.environment, "task_ids": task_ids, "now": p.now},
+        )
+        if promoted:
+            yield notify(p.environment, p.now)
+        return [r[0] for r in promoted]
+    return []
+
+
+def run_promote_pending(p: RunPromotePendingParams) -> Procedure[list[str]]:
+    """PENDING_VERSION → QUEUED for the runs of ``p.task_ids`` (their ids); wakes workers.
+    Peeks first: the periodic pass of an idle worker takes no write lock."""
+    if not p.task_ids:
+        return []
+    values = {
+        "environment": p.environment,
+        "task_ids": json.dumps(sorted(p.task_ids)),
+        "now": p.now,
+    }
+    if (yield row("run_pending_exists", values)) is None:
+        return []
+    yield begin()
+    promoted = [r[0] for r in (yield rows("run_promote_pending", values))]
+    if promoted:
+        yield notify(p.environment, p.now)
+    return promoted
+
+
+def version_list(p: VersionListParams) -> Procedure[list[VersionRecord]]:
+    """Every version the environment's workers registered, newest registration first."""
+    found = yield rows("version_list", {"environment": p.environment, "since": p.since})
+    return [VersionRecord(*r) for r in found]
 
 
 def task_list(p: TaskListParams) -> Procedure[list[TaskRecord]]:

@@ -147,10 +147,20 @@ def feed_read(p: FeedReadParams) -> Procedure[FeedPage]:
             "feed_events",
             {**filters, **segment.values, "after_id": segment.after_id, "limit": room},
         )
-        for event_id, run_id, ts, kind, message, attributes, tx, status in found:
-            at = segment.at(event_id)
+        for event_id, run_id, ts, kind, message, attributes, tx, status, started in found:
             events.append(
-                FeedEventRecord(event_id, run_id, ts, kind, message, attributes, tx, status, at)
+                FeedEventRecord(
+                    event_id,
+                    run_id,
+                    ts,
+                    kind,
+                    message,
+                    attributes,
+                    tx,
+                    status,
+                    bool(started),
+                    segment.at(event_id),
+                )
             )
         if len(found) >= room:
             position, more = events[-1].position, True

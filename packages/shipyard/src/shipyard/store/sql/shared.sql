@@ -137,16 +137,18 @@ SELECT 1 WHERE EXISTS (
     SELECT 1 FROM runs WHERE environment = :environment AND status = 'DELAYED'
         AND delay_until <= :now
 ) OR EXISTS (
-    SELECT 1 FROM runs WHERE environment = :environment AND status IN ('QUEUED', 'DELAYED')
+    SELECT 1 FROM runs WHERE environment = :environment
+        AND status IN ('QUEUED', 'DELAYED', 'PENDING_VERSION')
         AND ttl_expires_at <= :now AND started_at IS NULL
 );
 
 -- name: run_expire_due
--- TTL applies only to runs that never started (retries and released runs are never expired).
+-- TTL applies only to runs that never started (retries and released runs are never expired);
+-- a run waiting for a worker with its task (PENDING_VERSION) expires like a queued one.
 UPDATE runs SET status = 'EXPIRED', error = :expired_error, expired_at = :now,
     finished_at = :now, updated_at = :now
 WHERE environment = :environment
-  AND status IN ('QUEUED', 'DELAYED')
+  AND status IN ('QUEUED', 'DELAYED', 'PENDING_VERSION')
   AND started_at IS NULL
   AND ttl_expires_at <= :now
 RETURNING id;
@@ -202,19 +204,8 @@ SELECT q.environment, q.name, q.concurrency_limit, q.limit_override, q.paused, q
         WHERE r.environment = q.environment AND r.queue = q.name AND r.status = 'QUEUED')
            AS queued
 FROM queues q
-WHERE q.environment = :environment
+WHERE q.environment = :environment AND (CAST(:name AS TEXT) IS NULL OR q.name = :name)
 ORDER BY q.name;
-
--- name: queue_get
-SELECT q.environment, q.name, q.concurrency_limit, q.limit_override, q.paused, q.created_at,
-       q.updated_at,
-       (SELECT CAST(COALESCE(SUM(s.running), 0) AS BIGINT) FROM concurrency_slots s
-        WHERE s.environment = q.environment AND s.queue = q.name) AS running,
-       (SELECT CAST(COUNT(*) AS BIGINT) FROM runs r
-        WHERE r.environment = q.environment AND r.queue = q.name AND r.status = 'QUEUED')
-           AS queued
-FROM queues q
-WHERE q.environment = :environment AND q.name = :name;
 
 -- name: queue_update
 UPDATE queues SET
@@ -234,10 +225,30 @@ WHERE environment = :environment;
 
 -- name: worker_upsert
 INSERT INTO workers (id, environment, host, pid, doorbell_port, started_at, heartbeat_at,
-                     stopped_at)
-VALUES (:id, :environment, :host, :pid, :doorbell_port, :started_at, :heartbeat_at, NULL)
+                     stopped_at, version)
+VALUES (:id, :environment, :host, :pid, :doorbell_port, :started_at, :heartbeat_at, NULL,
+        :version)
 ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,
-    doorbell_port = excluded.doorbell_port, stopped_at = NULL;
+    doorbell_port = excluded.doorbell_port, stopped_at = NULL, version = excluded.version;
+
+-- name: version_upsert
+-- The tasks a version has: what its last registering worker brought (0006).
+INSERT INTO versions (environment, version, task_ids, created_at, updated_at)
+VALUES (:environment, :version, :task_ids, :now, :now)
+ON CONFLICT (environment, version) DO UPDATE SET
+    task_ids = excluded.task_ids, updated_at = excluded.updated_at;
+
+-- name: version_list
+-- Newest registration first, with how many workers of each version are live now.
+SELECT v.environment, v.version, v.task_ids, v.created_at, v.updated_at,
+       (SELECT CAST(COUNT(*) AS BIGINT) FROM workers w
+        WHERE w.environment = v.environment AND w.version = v.version
+          AND w.stopped_at IS NULL AND w.heartbeat_at >= :since) AS live_workers,
+       (SELECT MAX(w.heartbeat_at) FROM workers w
+        WHERE w.environment = v.environment AND w.version = v.version) AS last_heartbeat_at
+FROM versions v
+WHERE v.environment = :environment
+ORDER BY v.updated_at DESC, v.version;
 
 -- name: task_upsert
 INSERT INTO tasks (environment, id, file_path, queue, max_attempts, retry, max_duration_s,
@@ -258,7 +269,8 @@ SELECT environment, id, file_path, queue, max_attempts, retry, max_duration_s, m
 FROM tasks WHERE environment = :environment ORDER BY id;
 
 -- name: worker_list_live
-SELECT id, environment, host, pid, doorbell_port, started_at, heartbeat_at, stopped_at
+SELECT id, environment, host, pid, doorbell_port, started_at, heartbeat_at, stopped_at,
+       version
 FROM workers
 WHERE environment = :environment AND stopped_at IS NULL AND heartbeat_at >= :since;
 

@@ -20,7 +20,9 @@ def run_claim(p: RunClaimParams) -> Procedure[list[RunRecord]]:
     """Atomically take up to ``p.limit`` ready runs within every concurrency limit."""
     task_ids = json.dumps(list(p.task_ids))
     env = {"environment": p.environment}
-    ready = yield row("run_ready_exists", {**env, "now": p.now, "task_ids": task_ids})
+    # The version lock (0006): runs locked to another live version are not ours.
+    lock = {"version": p.version, "live_since": p.live_since}
+    ready = yield row("run_ready_exists", {**env, **lock, "now": p.now, "task_ids": task_ids})
     if ready is None:
         return []
     yield begin()
@@ -40,7 +42,8 @@ def run_claim(p: RunClaimParams) -> Procedure[list[RunRecord]]:
         room = min(group_capacity(state, p.environment_limit), free)
         if room > 0:
             found = yield rows(
-                "group_ready_runs", {**key, "now": p.now, "task_ids": task_ids, "limit": room}
+                "group_ready_runs",
+                {**key, **lock, "now": p.now, "task_ids": task_ids, "limit": room},
             )
             candidates.extend((sort_key, run_id) for run_id, sort_key in found)
         group = yield row("ready_group_next", key)
@@ -55,6 +58,7 @@ def run_claim(p: RunClaimParams) -> Procedure[list[RunRecord]]:
             "worker_id": p.worker_id,
             "now": p.now,
             "lease_expires_at": p.lease_expires_at,
+            "version": p.version,
         },
     )
     # A run resuming from a durable wait continues its attempt row.

@@ -9,13 +9,13 @@ INSERT INTO runs (
     priority_ms, queued_at, sort_key, available_at, delay_until, ttl_ms, max_attempts,
     idempotency_key, idempotency_key_expires_at, parent_run_id, root_run_id, depth,
     batch_id, batch_index, machine, max_duration_s, trigger_function, is_test,
-    created_at, updated_at, debounce_key, ttl_expires_at
+    created_at, updated_at, debounce_key, ttl_expires_at, version
 ) VALUES (
     :id, :environment, :task_id, :status, :payload, :metadata, :tags, :queue, :concurrency_key,
     :priority_ms, :queued_at, :sort_key, :available_at, :delay_until, :ttl_ms, :max_attempts,
     :idempotency_key, :idempotency_key_expires_at, :parent_run_id, :root_run_id, :depth,
     :batch_id, :batch_index, :machine, :max_duration_s, :trigger_function, :is_test,
-    :created_at, :created_at, :debounce_key, :ttl_expires_at
+    :created_at, :created_at, :debounce_key, :ttl_expires_at, :version
 )
 ON CONFLICT DO NOTHING;
 
@@ -43,7 +43,34 @@ WHERE environment = :environment
   AND status = 'QUEUED'
   AND available_at <= :now
   AND task_id IN (SELECT value FROM json_each(:task_ids))
+  -- The version lock, as in group_ready_runs.
+  AND (version IS NULL OR version = :version OR NOT EXISTS (
+      SELECT 1 FROM workers w
+      WHERE w.environment = :environment AND w.version = runs.version
+        AND w.stopped_at IS NULL AND w.heartbeat_at >= :live_since))
 LIMIT 1;
+
+-- name: run_pending_exists
+SELECT 1 FROM runs
+WHERE environment = :environment AND status = 'PENDING_VERSION'
+  AND task_id IN (SELECT value FROM json_each(:task_ids))
+LIMIT 1;
+
+-- name: run_promote_pending
+-- PENDING_VERSION → QUEUED for the tasks a worker brings. A run triggered before anything
+-- knew its task was put on the task's default queue (task/<id>): it moves to the queue the
+-- task registered (tasks, written earlier in the same registration).
+UPDATE runs SET
+    status = 'QUEUED',
+    queue = CASE WHEN queue = 'task/' || task_id
+                 THEN COALESCE((SELECT t.queue FROM tasks t
+                                WHERE t.environment = runs.environment AND t.id = runs.task_id),
+                               queue)
+                 ELSE queue END,
+    updated_at = :now
+WHERE environment = :environment AND status = 'PENDING_VERSION'
+  AND task_id IN (SELECT value FROM json_each(:task_ids))
+RETURNING id;
 
 -- name: environment_running
 SELECT running FROM environment_slots WHERE environment = :environment;
@@ -87,6 +114,12 @@ WHERE environment = :environment AND status = 'QUEUED'
   AND queue = :queue AND COALESCE(concurrency_key, '') = :concurrency_key
   AND available_at <= :now
   AND task_id IN (SELECT value FROM json_each(:task_ids))
+  -- The version lock (0006): a run locked to a version goes only to a worker of that
+  -- version while one is live; else to any worker (which relocks it in run_claim_ids).
+  AND (version IS NULL OR version = :version OR NOT EXISTS (
+      SELECT 1 FROM workers w
+      WHERE w.environment = :environment AND w.version = runs.version
+        AND w.stopped_at IS NULL AND w.heartbeat_at >= :live_since))
 ORDER BY sort_key, id
 LIMIT :limit;
 
@@ -102,6 +135,8 @@ UPDATE runs SET
     lease_expires_at = :lease_expires_at,
     started_at = COALESCE(started_at, :now),
     updated_at = :now,
+    -- The run locks to the claiming worker's version (0006).
+    version = COALESCE(:version, version),
     max_attempts = COALESCE(
         max_attempts,
         (SELECT t.max_attempts FROM tasks t
@@ -198,12 +233,15 @@ CREATE TABLE IF NOT EXISTS shipyard_migrations (
 SELECT COALESCE(MAX(id), 0) FROM run_events;
 
 -- name: feed_events
--- Events after :after_id up to :until_id; status: the run's status as of the event.
+-- Events after :after_id up to :until_id; status: the run's status as of the event;
+-- started: whether it had started executing by then.
 SELECT e.id, e.run_id, e.ts, e.kind, e.message, e.attributes, e.tx,
        CASE WHEN e.kind IN ('created', 'status') THEN e.message ELSE (
            SELECT s.message FROM run_events s
            WHERE s.run_id = e.run_id AND s.id < e.id AND s.kind IN ('created', 'status')
-           ORDER BY s.id DESC LIMIT 1) END
+           ORDER BY s.id DESC LIMIT 1) END AS status,
+       EXISTS (SELECT 1 FROM run_events x WHERE x.run_id = e.run_id AND x.id <= e.id
+               AND x.kind = 'status' AND x.message = 'EXECUTING') AS started
 FROM run_events e JOIN runs r ON r.id = e.run_id
 WHERE e.kind IN ('created', 'status', 'metadata', 'tag', 'input')
   AND e.id > :after_id AND e.id <= :until_id

@@ -235,9 +235,7 @@ class SqliteStore(StoreCore):
             if in_tx:
                 _retry_busy(conn.execute, "COMMIT")
         except BaseException:
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         if wake is not None:
             self._ring_from_thread(conn, wake)
@@ -293,9 +291,7 @@ class SqliteStore(StoreCore):
                     applied.append(file.name)
                 _retry_busy(conn.execute, "COMMIT")
             except BaseException:
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
             return applied
 
@@ -505,6 +501,13 @@ def _records(cursor: sqlite3.Cursor) -> list[RunRecord]:
         return []
     build = run_builder(tuple([d[0] for d in cursor.description]))
     return [build(r) for r in found]
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """End a failed transaction; a failed COMMIT (disk full) may have ended it already."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
 
 def _applied(conn: sqlite3.Connection) -> set[str]:

@@ -14,7 +14,10 @@ ALTER TABLE run_events ALTER COLUMN tx SET DEFAULT pg_current_xact_id();
 CREATE INDEX run_events_feed ON run_events (tx, id)
     WHERE kind IN ('created', 'status', 'metadata', 'tag', 'input');
 
-CREATE FUNCTION shipyard_created_events() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Every function resolves the engine's tables in the engine's schema, whatever the session's
+-- search_path (SET search_path FROM CURRENT: this migration runs in that schema; see 0006).
+CREATE FUNCTION shipyard_created_events() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 BEGIN
     INSERT INTO run_events (run_id, ts, kind, message, attributes)
     SELECT n.id, n.created_at, 'created', n.status, NULLIF(n.metadata, '{}')
@@ -33,7 +36,8 @@ EXECUTE FUNCTION shipyard_created_events();
 
 -- 0005's status events, now also waking feed readers: one NOTIFY per statement that changed
 -- a status (PostgreSQL folds identical notifications of one transaction into one).
-CREATE OR REPLACE FUNCTION shipyard_status_events() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION shipyard_status_events() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 BEGIN
     INSERT INTO run_events (run_id, ts, kind, message)
     SELECT n.id, n.updated_at, 'status', n.status
@@ -91,7 +95,8 @@ CREATE TABLE input_stream_waits (
 CREATE INDEX input_stream_waits_by_stream ON input_stream_waits (run_id, stream_id);
 
 -- Streams go with their run (retention deletes runs): one call per DELETE statement.
-CREATE FUNCTION shipyard_delete_streams() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION shipyard_delete_streams() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 BEGIN
     DELETE FROM stream_chunks WHERE run_id IN (SELECT id FROM old_runs);
     DELETE FROM streams WHERE run_id IN (SELECT id FROM old_runs);
