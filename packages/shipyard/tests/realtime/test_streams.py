@@ -86,7 +86,9 @@ async def test_two_writers_interleave_without_loss_and_reads_resume_from_an_inde
 
     reader = asyncio.create_task(_read_all(log.read(handle, timeout_in_seconds=30)))
     go.set()
-    await asyncio.gather(outside(), eventually(lambda: runs.retrieve(handle.id), until=_done))
+    await asyncio.gather(
+        outside(), eventually(lambda: runs.retrieve(handle.id), until=_done, timeout=60)
+    )
     values = await asyncio.wait_for(reader, 30)
     assert len(values) == 400
     for prefix in ("task-", "outside-"):

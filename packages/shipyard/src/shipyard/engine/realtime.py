@@ -37,7 +37,7 @@ __all__ = ["MAX_TAG_WINDOW_MS", "SNAPSHOT_LIMIT", "RealtimeOps", "realtime_run"]
 SNAPSHOT_LIMIT = 1000
 """At most this many runs (the newest) start a tag subscription."""
 MAX_TAG_WINDOW_MS = 7 * 86_400_000
-"""A tag subscription's ``created_at`` window is at most a week (SEMANTICS §10.1)."""
+"""A tag subscription's ``created_at`` window is at most a week (Trigger.dev's limit)."""
 _PAGE = 500
 _RUN_KINDS = ("created", "status", "metadata", "tag")
 _FINAL = frozenset(str(s) for s in FINAL_STATUSES)

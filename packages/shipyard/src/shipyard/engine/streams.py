@@ -56,7 +56,7 @@ CHUNK_MAX_BYTES = 1024 * 1024
 STREAM_MAX_BYTES = 300 * 1024 * 1024
 """A stream holds at most 300 MiB of chunks (Trigger.dev's limit)."""
 INPUT_MAX_BYTES = 1024 * 1024
-"""Data sent to an input stream is at most 1 MiB of JSON (SEMANTICS §10.4)."""
+"""Data sent to an input stream is at most 1 MiB of JSON (Trigger.dev's limit)."""
 _PAGE = 500
 _FINAL = frozenset(str(s) for s in FINAL_STATUSES)
 

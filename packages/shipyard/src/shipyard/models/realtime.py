@@ -3,7 +3,7 @@ stream chunks.
 
 A subscription (``runs.subscribe_to_run`` …) yields :class:`RealtimeRun` objects — a
 :class:`~shipyard.models.runs.Run` whose ``is_completed`` follows Trigger.dev's realtime
-meaning (SEMANTICS §10.1): COMPLETED or a failed status, **not** CANCELED (``runs.retrieve``'s
+meaning: COMPLETED or a failed status, **not** CANCELED (``runs.retrieve``'s
 ``is_completed`` counts CANCELED too).
 """
 
