@@ -28,6 +28,7 @@ from shipyard.errors import (
     ParallelWaitError,
     PayloadTooLargeError,
     RateLimitedError,
+    RunFinishedError,
     RunNotFoundError,
     SerializationError,
     ShipyardError,
@@ -44,6 +45,7 @@ from shipyard.models.context import Context
 from shipyard.models.handles import BatchHandle, BatchResult, Result, RunHandle, TaskRunError
 from shipyard.models.options import TriggerOptions
 from shipyard.models.queues import QueueInfo
+from shipyard.models.realtime import RealtimeRun
 from shipyard.models.runs import Attempt, Run, RunEvent
 from shipyard.models.tokens import WaitToken, WaitTokenInfo, WaitTokenResult
 from shipyard.retry_policy import RetryOptions
@@ -55,6 +57,7 @@ from shipyard.sdk.metadata import metadata
 from shipyard.sdk.queues import Queue, queue, queues
 from shipyard.sdk.retry import retry
 from shipyard.sdk.runs import runs
+from shipyard.sdk.streams import streams
 from shipyard.sdk.tags import tags
 from shipyard.sdk.task import Task, schema_task, task
 from shipyard.sdk.tasks import tasks
@@ -84,10 +87,12 @@ __all__ = [
     "Queue",
     "QueueInfo",
     "RateLimitedError",
+    "RealtimeRun",
     "Result",
     "RetryOptions",
     "Run",
     "RunEvent",
+    "RunFinishedError",
     "RunHandle",
     "RunNotFoundError",
     "RunStatus",
@@ -120,6 +125,7 @@ __all__ = [
     "retry",
     "runs",
     "schema_task",
+    "streams",
     "tags",
     "task",
     "tasks",

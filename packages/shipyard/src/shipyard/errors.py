@@ -27,6 +27,7 @@ The tree::
     ├── RateLimitedError               the environment's trigger rate limit (retry_after_ms)
     ├── DuplicateTaskError             two tasks with one id (names both files)
     ├── RunNotFoundError               no run with that id in this environment
+    ├── RunFinishedError               sending to an input stream of a run that has finished
     ├── BatchNotFoundError             no batch with that id in this environment
     ├── WaitpointNotFoundError         no wait token with that id in this environment
     ├── WaitpointTimeoutError          a wait token timed out before it was completed
@@ -34,6 +35,7 @@ The tree::
     ├── NotInRunError                  a call that only works inside a run, made outside one
     ├── SubtaskUnwrapError             ``Result.unwrap()`` on a failed child run
     ├── RunTimeoutError                ``runs.poll`` / waiting gave up before the run finished
+    ├── InvalidTokenError              a public access token that is malformed, forged or expired
     ├── PortInUseError                 ``shipyard dev``/``server`` cannot listen on its port
     ├── DeployError                    ``shipyard deploy`` cannot start (what is wrong, what to do)
     │   └── EngineImageError           the engine image cannot be built here or named
@@ -211,6 +213,12 @@ class RunNotFoundError(ShipyardError):
     """No run with that id exists in this environment."""
 
     code = "RUN_NOT_FOUND"
+
+
+class RunFinishedError(ShipyardError):
+    """The run has finished, so it can no longer receive input (``run_id``, ``status``)."""
+
+    code = "RUN_FINISHED"
 
 
 class BatchNotFoundError(ShipyardError):
@@ -391,6 +399,13 @@ class ParallelWaitError(TaskError):
 
     code = "TASK_DID_CONCURRENT_WAIT"
     retryable = False
+
+
+class InvalidTokenError(ShipyardError):
+    """A public access token (JWT) that is malformed, not signed with this environment's key,
+    for another environment, or expired."""
+
+    code = "INVALID_TOKEN"
 
 
 class WaitpointTimeoutError(ShipyardError):

@@ -5,7 +5,8 @@ the SDK, the models and the engine on SQLite. The rest comes with extras (``pypr
 
     shipyard[cli]        typer, rich                  the ``shipyard`` command
     shipyard[engine]     cli + fastapi, uvicorn,      ``shipyard dev``, ``shipyard server``,
-                         watchfiles, mcp              ``shipyard mcp``
+                         watchfiles, mcp,             ``shipyard mcp``, realtime SSE
+                         sse-starlette
     shipyard[postgres]   psycopg (binary, pool)       the PostgreSQL store
     shipyard[all]        engine + postgres            what the workspace installs
 
@@ -30,7 +31,7 @@ __all__ = ["EXTRAS", "install_hint", "missing_extra", "missing_modules", "requir
 
 EXTRAS: dict[str, tuple[str, ...]] = {
     "cli": ("typer", "rich"),
-    "engine": ("typer", "rich", "fastapi", "uvicorn", "watchfiles", "mcp"),
+    "engine": ("typer", "rich", "fastapi", "uvicorn", "watchfiles", "mcp", "sse_starlette"),
     "postgres": ("psycopg", "psycopg_pool"),
 }
 """The top-level modules each extra installs (``all`` is ``engine`` + ``postgres``)."""

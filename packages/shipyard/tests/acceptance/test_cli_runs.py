@@ -143,7 +143,9 @@ async def test_runs_logs_prints_every_event_in_order(project: Project) -> None:
     rendered = text.stdout.splitlines()
     assert len(rendered) == len(events)
     # time, kind or level, message, attributes — and markup-like text printed as written.
-    assert re.match(r"\d{4}-\d\d-\d\dT[\d:.]+Z  STATUS   EXECUTING$", rendered[0]), rendered[0]
+    # Every run's log starts with its creation (the realtime feed's ``created`` event).
+    assert re.match(r"\d{4}-\d\d-\d\dT[\d:.]+Z  CREATED  QUEUED$", rendered[0]), rendered[0]
+    assert re.match(r"\d{4}-\d\d-\d\dT[\d:.]+Z  STATUS   EXECUTING$", rendered[1]), rendered[1]
     assert any(line.endswith('INFO     hello [not markup]  {"attempt": 1}') for line in rendered), (
         rendered
     )
@@ -191,7 +193,7 @@ async def test_runs_logs_follow_prints_events_as_they_arrive_and_ends_with_the_r
             seen.append(json.loads(await _read_line(process.stdout, 30)))
         assert process.returncode is None, "--follow ended before the run did"
         assert project.run_row(handle.id)["status"] == "EXECUTING"
-        assert [e["message"] for e in seen] == ["EXECUTING", "step-1"]
+        assert [e["message"] for e in seen] == ["QUEUED", "EXECUTING", "step-1"]
 
         project.markers.mkdir(exist_ok=True)
         (project.markers / f"{handle.id}.go").write_text("go")
@@ -204,6 +206,7 @@ async def test_runs_logs_follow_prints_events_as_they_arrive_and_ends_with_the_r
     assert process.returncode == 0, err.decode()
     seen += [json.loads(line) for line in rest.decode().splitlines()]
     assert [(e["kind"], e["message"]) for e in seen] == [
+        ("created", "QUEUED"),
         ("status", "EXECUTING"),
         ("log", "step-1"),
         ("log", "step-2"),

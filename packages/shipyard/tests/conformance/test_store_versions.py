@@ -96,7 +96,10 @@ async def test_registration_promotes_pending_runs_of_its_tasks_only(store: Store
     assert await status(store, queued.run.id) == "QUEUED"
     # The database wrote the status change, dated by the registration.
     events = await store.run_events_list(RunEventsListParams(ENV, mine.run.id))
-    assert [(e.kind, e.message, e.ts) for e in events] == [("status", "QUEUED", 1_500)]
+    assert [(e.kind, e.message, e.ts) for e in events] == [
+        ("created", "PENDING_VERSION", 1_000),
+        ("status", "QUEUED", 1_500),
+    ]
     # Registering again promotes nothing more.
     assert await register(store, "w2", "v1", {"t": "task/t"}) == []
 

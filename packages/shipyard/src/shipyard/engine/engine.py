@@ -9,17 +9,20 @@ One class per domain noun, stacked into this one object (each file stays about o
 * :mod:`~shipyard.engine.runs` — retrieve, list, events, cancel, reschedule, replay, tags;
 * :mod:`~shipyard.engine.waitpoints` — wait tokens and their signed callback;
 * :mod:`~shipyard.engine.queues` — queue inspection, pause/resume, limit overrides;
-* :mod:`~shipyard.engine.claims` — what workers call: claim, finish, release, reap, heartbeat.
+* :mod:`~shipyard.engine.claims` — what workers call: claim, finish, release, reap, heartbeat;
+* :mod:`~shipyard.engine.realtime` and :mod:`~shipyard.engine.streams` — subscriptions to runs,
+  tags and batches (served by :mod:`~shipyard.engine.feed`), output and input streams.
 """
 
 from __future__ import annotations
 
 from shipyard.engine.claims import ClaimOps
+from shipyard.engine.streams import StreamOps
 
 __all__ = ["Engine"]
 
 
-class Engine(ClaimOps):
+class Engine(StreamOps, ClaimOps):
     """Domain operations for one environment over one store.
 
     Example::

@@ -1,4 +1,4 @@
-"""The runs API: retrieve, list, cancel, reschedule, replay and poll runs.
+"""The runs API: retrieve, list, cancel, reschedule, replay, poll and subscribe to runs.
 
 Example::
 
@@ -7,6 +7,8 @@ Example::
     async for run in runs.list(status=["FAILED"], task_identifier="send-email"):
         ...
     await runs.cancel(handle.id)
+    async for run in runs.subscribe_to_run(handle.id):   # ends when the run finishes
+        print(run.status, run.metadata.get("progress"))
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from shipyard.errors import RunTimeoutError
-from shipyard.models.handles import RunHandle
+from shipyard.models.handles import BatchHandle, RunHandle
+from shipyard.models.realtime import RealtimeRun
 from shipyard.models.runs import Run, RunEvent
 from shipyard.sdk.backend import current_engine
 from shipyard.sdk.pages import epoch_ms, every_item
@@ -101,6 +104,49 @@ class _Runs:
             f"Run {_run_id(run)} was not finished after {max_attempts} polls.",
             run_id=_run_id(run),
         )
+
+    # -- realtime -----------------------------------------------------------------------------
+
+    async def subscribe_to_run(
+        self, run: str | RunHandle | Run, *, stop_on_completion: bool = True
+    ) -> AsyncIterator[RealtimeRun]:
+        """The run now, then again at each change of its status, metadata or tags.
+
+        Every status change is delivered, in order; metadata changes made close together (one
+        flush interval) may arrive as one. Ends after the run's final status (canceled too)
+        unless ``stop_on_completion=False``. ``is_completed`` on what it yields has the
+        realtime meaning: COMPLETED or failed, not CANCELED.
+
+        Example::
+
+            async for run in runs.subscribe_to_run(handle):
+                print(run.status, run.metadata.get("progress"))
+        """
+        engine = current_engine()
+        async for change in engine.subscribe_run(
+            _run_id(run), stop_on_completion=stop_on_completion
+        ):
+            if change is not None:
+                yield change.run
+
+    async def subscribe_to_runs_with_tag(
+        self, tag: str | Sequence[str], *, created_at: str | int = "1d"
+    ) -> AsyncIterator[RealtimeRun]:
+        """Runs having the tag (any of several) created within ``created_at`` (at most
+        "7d"): each as it is now (the newest 1,000), then at each change, and every new one.
+        Never ends: ``break`` out of the loop.
+        """
+        async for change in current_engine().subscribe_tags(tag, created_at=created_at):
+            if change is not None:
+                yield change.run
+
+    async def subscribe_to_batch(self, batch: str | BatchHandle) -> AsyncIterator[RealtimeRun]:
+        """A batch's runs, each as it is now and then at each change. Never ends: ``break``
+        out of the loop (e.g. once every run ``is_completed``)."""
+        batch_id = batch if isinstance(batch, str) else batch.batch_id
+        async for change in current_engine().subscribe_batch(batch_id):
+            if change is not None:
+                yield change.run
 
 
 runs = _Runs()

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from shipyard.engine.engine import Engine
 from shipyard.errors import ValidationError, WaitpointNotFoundError
 from shipyard.jsonutil import MAX_JSON_DEPTH, loads
+from shipyard.server.realtime import SecretKeyAccess, realtime_router
 from shipyard.version import __version__
 
 
@@ -20,6 +21,7 @@ def create_app(engine: Engine) -> FastAPI:
     ``/healthz`` is the only unauthenticated route: it reports whether the store answers.
     """
     app = FastAPI(title="Shipyard engine", version=__version__)
+    app.include_router(realtime_router(SecretKeyAccess(engine)))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:

@@ -26,6 +26,24 @@ from shipyard.records import (
     WorkerRecord,
 )
 from shipyard.store import procedures
+from shipyard.store.feed import (
+    FeedEventRecord,
+    FeedHistoryParams,
+    FeedPage,
+    FeedReadParams,
+    FeedSnapshot,
+    FeedSnapshotParams,
+    InputSendParams,
+    InputSendResult,
+    InputTakeParams,
+    InputWaitParams,
+    StreamAppendParams,
+    StreamChunkRecord,
+    StreamHead,
+    StreamHeadsParams,
+    StreamReadParams,
+    covers,
+)
 from shipyard.store.params import (
     AttemptListParams,
     BatchGetParams,
@@ -244,3 +262,56 @@ class StoreCore(ABC):
     async def waitpoint_complete(self, params: WaitpointCompleteParams) -> WaitpointRecord | None:
         """Complete a token (first output wins) and re-queue the runs it released."""
         return await self._run(procedures.waitpoint_complete(params))
+
+    # -- realtime: the change feed, output streams, input streams ------------------------------
+
+    async def feed_head(self, environment: str) -> str:
+        """The feed position of everything committed now (``store/feed.py``)."""
+        return await self._run(procedures.feed_head(environment))
+
+    async def feed_read(self, params: FeedReadParams) -> FeedPage:
+        """Feed events after a position, oldest first, with their runs as of the same moment."""
+        return await self._run(procedures.feed_read(params))
+
+    async def feed_snapshot(self, params: FeedSnapshotParams) -> FeedSnapshot:
+        """The runs a subscription starts from, and the feed position they are current at."""
+        return await self._run(procedures.feed_snapshot(params))
+
+    async def feed_metadata_history(
+        self, params: FeedHistoryParams
+    ) -> dict[str, list[tuple[str, str | None]]]:
+        """Runs' ``created`` and ``metadata`` events before an event of each (kind,
+        attributes), to replay their metadata up to it."""
+        return await self._run(procedures.feed_metadata_history(params))
+
+    def feed_covers(self, position: str, event: FeedEventRecord) -> bool:
+        """Whether ``event`` had been read at ``position`` (no I/O)."""
+        return covers(position, event)
+
+    async def stream_append(self, params: StreamAppendParams) -> int:
+        """Append chunks to a run's stream (dense indexes); the stream's next index."""
+        if not params.chunks:
+            raise ValueError("stream_append needs at least one chunk")
+        return await self._run(procedures.stream_append(params))
+
+    async def stream_read(self, params: StreamReadParams) -> list[StreamChunkRecord]:
+        """A stream's chunks from an index, in order."""
+        return await self._run(procedures.stream_read(params))
+
+    async def stream_heads(self, params: StreamHeadsParams) -> dict[str, StreamHead]:
+        """Statuses of runs and the next index of each of their streams (by run id)."""
+        if not params.run_ids:
+            return {}
+        return await self._run(procedures.stream_heads(params))
+
+    async def input_send(self, params: InputSendParams) -> InputSendResult:
+        """Send data to a run's input stream (completes a waiting ``.wait()`` or is kept)."""
+        return await self._run(procedures.input_send(params))
+
+    async def input_take(self, params: InputTakeParams) -> str | None:
+        """Take the oldest data kept for a run's input stream, or None."""
+        return await self._run(procedures.input_take(params))
+
+    async def input_wait(self, params: InputWaitParams) -> WaitpointRecord:
+        """The token a ``.wait()`` of an input stream blocks on (completed if data was kept)."""
+        return await self._run(procedures.input_wait(params))

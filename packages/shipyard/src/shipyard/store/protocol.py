@@ -32,6 +32,23 @@ from shipyard.records import (
     WaitpointRecord,
     WorkerRecord,
 )
+from shipyard.store.feed import (
+    FeedEventRecord,
+    FeedHistoryParams,
+    FeedPage,
+    FeedReadParams,
+    FeedSnapshot,
+    FeedSnapshotParams,
+    InputSendParams,
+    InputSendResult,
+    InputTakeParams,
+    InputWaitParams,
+    StreamAppendParams,
+    StreamChunkRecord,
+    StreamHead,
+    StreamHeadsParams,
+    StreamReadParams,
+)
 from shipyard.store.params import (
     AttemptListParams,
     BatchGetParams,
@@ -93,6 +110,24 @@ class ReadyListener(Protocol):
     def poke(self) -> None:
         """Wake the waiter from inside this process."""
         ...
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait for a wake-up or ``timeout`` seconds; True if woken."""
+        ...
+
+    def close(self) -> None:
+        """Stop listening."""
+        ...
+
+
+class FeedListener(Protocol):
+    """A process's end of the change feed's wake-ups: woken when the feed may have grown.
+
+    ``poll_interval`` is how often a reader should look anyway (wake-ups from other processes
+    can be lost, or, on SQLite, do not exist).
+    """
+
+    poll_interval: float
 
     async def wait(self, timeout: float) -> bool:
         """Wait for a wake-up or ``timeout`` seconds; True if woken."""
@@ -277,6 +312,57 @@ class Store(Protocol):
         """Complete a token (first output wins) and re-queue the runs it released."""
         ...
 
+    async def feed_listen(self) -> FeedListener:
+        """Start receiving "the change feed may have grown" wake-ups for this process."""
+        ...
+
+    async def feed_head(self, environment: str) -> str:
+        """The feed position of everything committed now (``store/feed.py``)."""
+        ...
+
+    async def feed_read(self, params: FeedReadParams) -> FeedPage:
+        """Feed events after a position, oldest first, with their runs as of the same moment."""
+        ...
+
+    async def feed_snapshot(self, params: FeedSnapshotParams) -> FeedSnapshot:
+        """The runs a subscription starts from, and the feed position they are current at."""
+        ...
+
+    async def feed_metadata_history(
+        self, params: FeedHistoryParams
+    ) -> dict[str, list[tuple[str, str | None]]]:
+        """Runs' ``created`` and ``metadata`` events before an event of each (kind,
+        attributes), to replay their metadata up to it."""
+        ...
+
+    def feed_covers(self, position: str, event: FeedEventRecord) -> bool:
+        """Whether ``event`` had been read at ``position`` (no I/O)."""
+        ...
+
+    async def stream_append(self, params: StreamAppendParams) -> int:
+        """Append chunks to a run's stream (dense indexes); the stream's next index."""
+        ...
+
+    async def stream_read(self, params: StreamReadParams) -> list[StreamChunkRecord]:
+        """A stream's chunks from an index, in order."""
+        ...
+
+    async def stream_heads(self, params: StreamHeadsParams) -> dict[str, StreamHead]:
+        """Statuses of runs and the next index of each of their streams (by run id)."""
+        ...
+
+    async def input_send(self, params: InputSendParams) -> InputSendResult:
+        """Send data to a run's input stream (completes a waiting ``.wait()`` or is kept)."""
+        ...
+
+    async def input_take(self, params: InputTakeParams) -> str | None:
+        """Take the oldest data kept for a run's input stream, or None."""
+        ...
+
+    async def input_wait(self, params: InputWaitParams) -> WaitpointRecord:
+        """The token a ``.wait()`` of an input stream blocks on (completed if data was kept)."""
+        ...
+
     def worker_heartbeat(self, params: WorkerHeartbeatParams) -> int:
         """Blocking, callable from any thread: extend the worker's leases; return how many.
 
@@ -291,6 +377,7 @@ __all__ = [
     "BatchGetParams",
     "BatchInsertParams",
     "BatchRunsParams",
+    "FeedListener",
     "IdempotencyKeyResetParams",
     "MigrateParams",
     "QueueDefinition",

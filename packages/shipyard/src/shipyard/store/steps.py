@@ -46,6 +46,12 @@ how many were inserted. Each backend binds them its fastest way."""
 NOTIFY = 8
 """Wake the environment's workers once the transaction commits (``params``:
 :class:`ReadyNotifyParams`). Result: None."""
+SNAPSHOT = 9
+"""Open a read-only transaction whose statements all see one snapshot (PostgreSQL:
+REPEATABLE READ; SQLite: a deferred read transaction). Result: None."""
+FEED = 10
+"""Wake the change feed's readers once the transaction commits (PostgreSQL: NOTIFY
+shipyard_feed; SQLite: this process's readers, the others poll). Result: None."""
 
 
 def begin() -> Step:
@@ -91,3 +97,13 @@ def insert_runs(values: list[dict[str, Any]]) -> Step:
 def notify(environment: str, now: int) -> Step:
     """Wake the environment's workers after commit."""
     return (NOTIFY, "ready_notify", ReadyNotifyParams(environment, now))
+
+
+def snapshot() -> Step:
+    """Open the procedure's read-only, one-snapshot transaction."""
+    return (SNAPSHOT, "", None)
+
+
+def feed() -> Step:
+    """Wake the change feed's readers after commit."""
+    return (FEED, "", None)

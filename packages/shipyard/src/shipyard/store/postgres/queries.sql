@@ -356,3 +356,82 @@ CREATE TABLE IF NOT EXISTS shipyard_migrations (
     name        TEXT PRIMARY KEY,
     applied_at  BIGINT NOT NULL
 );
+
+-- name: feed_position
+-- Where a reader stands after reading everything visible now (store/feed.py).
+SELECT CAST(pg_current_snapshot() AS text);
+
+-- name: feed_events
+-- The rows of the transactions visible in :until but not in :since (their tx is at least
+-- since's xmax, or was in progress then), after :after_id; both conditions on tx use the
+-- run_events_feed index. status: the run's status as of the event (a run's events are
+-- committed in id order); started: whether it had started executing by then.
+SELECT e.id, e.run_id, e.ts, e.kind, e.message, e.attributes,
+       CAST(CAST(e.tx AS text) AS bigint) AS tx,
+       CASE WHEN e.kind IN ('created', 'status') THEN e.message ELSE (
+           SELECT s.message FROM run_events s
+           WHERE s.run_id = e.run_id AND s.id < e.id AND s.kind IN ('created', 'status')
+           ORDER BY s.id DESC LIMIT 1) END AS status,
+       EXISTS (SELECT 1 FROM run_events x WHERE x.run_id = e.run_id AND x.id <= e.id
+               AND x.kind = 'status' AND x.message = 'EXECUTING') AS started
+FROM run_events e JOIN runs r ON r.id = e.run_id
+WHERE e.kind IN ('created', 'status', 'metadata', 'tag', 'input')
+  AND (e.tx >= CAST(:since_xmax AS xid8) OR e.tx = ANY(CAST(:since_xip AS xid8[])))
+  AND pg_visible_in_snapshot(e.tx, CAST(:until AS pg_snapshot))
+  AND e.id > :after_id
+  AND r.environment = :environment
+  AND (CAST(:run_ids AS json) IS NULL
+       OR e.run_id IN (SELECT json_array_elements_text(CAST(:run_ids AS json))))
+  AND (CAST(:tags AS json) IS NULL OR EXISTS (
+      SELECT 1 FROM run_tags t
+      WHERE t.run_id = e.run_id
+        AND t.tag IN (SELECT json_array_elements_text(CAST(:tags AS json)))))
+  AND (CAST(:created_from AS bigint) IS NULL OR r.created_at >= :created_from)
+ORDER BY e.id
+LIMIT :limit;
+
+-- name: feed_runs
+SELECT * FROM runs
+WHERE environment = :environment
+  AND id IN (SELECT json_array_elements_text(CAST(:ids AS json)));
+
+-- name: feed_snapshot_runs
+-- The newest :limit matching runs, in id order (byte order, as SQLite sorts them).
+SELECT * FROM (
+    SELECT * FROM runs
+    WHERE environment = :environment
+      AND (CAST(:run_ids AS json) IS NULL
+           OR id IN (SELECT json_array_elements_text(CAST(:run_ids AS json))))
+      AND (CAST(:tags AS json) IS NULL OR id IN (
+          SELECT run_id FROM run_tags
+          WHERE tag IN (SELECT json_array_elements_text(CAST(:tags AS json)))))
+      AND (CAST(:created_from AS bigint) IS NULL OR created_at >= :created_from)
+      AND (CAST(:after_run_id AS text) IS NULL
+           OR id COLLATE "C" > CAST(:after_run_id AS text) COLLATE "C")
+    ORDER BY id COLLATE "C" DESC
+    LIMIT :limit
+) AS newest
+ORDER BY id COLLATE "C";
+
+-- name: stream_heads
+SELECT r.id, r.status, s.stream_id, s.next_index
+FROM runs r LEFT JOIN streams s ON s.run_id = r.id
+WHERE r.environment = :environment
+  AND r.id IN (SELECT json_array_elements_text(CAST(:run_ids AS json)));
+
+-- name: input_run_lock
+-- A send and a .wait() of one run take its row in turn, so data is never both kept and
+-- missed by a token created at the same moment.
+SELECT status FROM runs WHERE environment = :environment AND id = :run_id FOR UPDATE;
+
+-- name: feed_notify
+SELECT pg_notify('shipyard_feed', '');
+
+-- name: feed_metadata_history
+-- What a run's metadata was made of before :before_id: its creation's, then each change's
+-- operations (a run's events are in commit order by id).
+SELECT e.run_id, e.id, e.kind, e.attributes FROM run_events e
+WHERE e.run_id IN (SELECT json_array_elements_text(CAST(:run_ids AS json)))
+  AND e.kind IN ('created', 'metadata') AND e.id < :before_id
+  AND EXISTS (SELECT 1 FROM runs r WHERE r.id = e.run_id AND r.environment = :environment)
+ORDER BY e.id;

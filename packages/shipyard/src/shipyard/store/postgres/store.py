@@ -61,6 +61,7 @@ from shipyard.store.sql import load_queries, migration_files
 from shipyard.store.steps import (
     BEGIN,
     COUNT,
+    FEED,
     INSERT_RUNS,
     LOCK,
     MANY,
@@ -68,6 +69,7 @@ from shipyard.store.steps import (
     ROW,
     ROWS,
     RUNS,
+    SNAPSHOT,
     Procedure,
 )
 
@@ -78,6 +80,8 @@ _HERE = Path(__file__).parent
 _Q = load_queries("postgres")
 CONNECT_TIMEOUT_SECONDS = 10.0
 DEFAULT_SCHEMA = "shipyard"
+# A feed reader's backup look: notifications missed while its LISTEN connection was down.
+FEED_POLL_SECONDS = 1.0
 
 __all__ = [
     "CONNECT_TIMEOUT_SECONDS",
@@ -394,6 +398,20 @@ class PostgresStore(StoreCore):
         self._listeners.append(listener)
         return listener
 
+    async def feed_listen(self) -> PostgresListener:
+        """LISTEN for feed changes (status, metadata, tags, input, stream chunks) and new runs,
+        on a dedicated connection (reconnects by itself)."""
+        listener = PostgresListener(
+            self.url,
+            self._listeners,
+            self.schema,
+            channels=("shipyard_feed", "shipyard_ready"),
+            poll_interval=FEED_POLL_SECONDS,
+        )
+        await listener.start()
+        self._listeners.append(listener)
+        return listener
+
     async def ready_notify(self, params: ReadyNotifyParams) -> None:
         """NOTIFY the environment's workers: runs are ready to claim."""
         await self._ensure_open()
@@ -417,6 +435,15 @@ async def _drive(conn: psycopg.AsyncConnection[Any], procedure: Procedure[T]) ->
                 if not in_tx:
                     await transaction.enter_async_context(conn.transaction())
                     in_tx = True
+                result = None
+            elif kind == SNAPSHOT:
+                if not in_tx:
+                    await transaction.enter_async_context(conn.transaction())
+                    await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    in_tx = True
+                result = None
+            elif kind == FEED:
+                await conn.execute(_Q["feed_notify"])  # delivered at commit
                 result = None
             elif kind == NOTIFY:
                 # Delivered when (and only if) the transaction commits.
@@ -476,19 +503,28 @@ def _drive_blocking(conn: psycopg.Connection[Any], procedure: Procedure[T]) -> T
 
 
 class PostgresListener(WakeSignal):
-    """A worker's LISTEN connection. A lost connection is re-established with backoff; the
-    worker's backup poll covers notifications missed meanwhile."""
+    """A LISTEN connection (a worker's, on ``shipyard_ready``; a feed reader's). A lost
+    connection is re-established with backoff; the listener's backup poll
+    (``poll_interval``) covers notifications missed meanwhile."""
 
     port: int | None = None
 
     def __init__(
-        self, url: str, registry: list[PostgresListener], schema: str = DEFAULT_SCHEMA
+        self,
+        url: str,
+        registry: list[PostgresListener],
+        schema: str = DEFAULT_SCHEMA,
+        *,
+        channels: Sequence[str] = ("shipyard_ready",),
+        poll_interval: float = FEED_POLL_SECONDS,
     ) -> None:
         super().__init__()
         self._url = url
         self._schema = schema
         self._task: asyncio.Task[None] | None = None
         self._registry = registry
+        self._channels = tuple(channels)
+        self.poll_interval = poll_interval
 
     async def start(self) -> None:
         """Start listening in the background."""
@@ -505,7 +541,8 @@ class PostgresListener(WakeSignal):
                 async with conn:
                     # LISTEN needs no tables, but every engine connection is in its schema.
                     await conn.execute(search_path_statement(self._schema))
-                    await conn.execute("LISTEN shipyard_ready")
+                    for channel in self._channels:
+                        await conn.execute(f"LISTEN {channel}")
                     if failing:
                         log.warning("LISTEN connection to PostgreSQL is back")
                         failing = False

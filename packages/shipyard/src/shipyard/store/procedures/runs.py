@@ -51,6 +51,7 @@ from shipyard.store.steps import (
     Procedure,
     begin,
     count,
+    feed,
     insert_runs,
     lock,
     many,
@@ -335,6 +336,7 @@ def run_metadata_update(p: RunMetadataParams) -> Procedure[str]:
     yield count("run_metadata_set", {**key, "metadata": new, "now": p.now})
     if p.event is not None:
         yield count("run_event_insert", event_row(p.environment, p.event))
+        yield feed()  # realtime readers of the change feed
     return new
 
 
@@ -357,6 +359,7 @@ def run_tags_add(p: RunTagsAddParams) -> Procedure[list[str]]:
         yield many("run_tag_insert", [{"run_id": p.run_id, "tag": t} for t in added])
         event = NewEvent(run_id=p.run_id, ts=p.now, kind="tag", message=",".join(added))
         yield count("run_event_insert", event_row(p.environment, event))
+        yield feed()  # realtime readers of the change feed
     return tags
 
 

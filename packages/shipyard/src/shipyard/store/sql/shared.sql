@@ -396,3 +396,59 @@ WHERE environment = :environment AND status = 'WAITING' AND NOT EXISTS (
       AND w.status = 'PENDING'
 )
 RETURNING id;
+
+-- name: stream_run_status
+SELECT status FROM runs WHERE environment = :environment AND id = :run_id;
+
+-- name: stream_create
+INSERT INTO streams (run_id, stream_id, next_index, total_bytes, created_at, updated_at)
+VALUES (:run_id, :stream_id, 0, 0, :now, :now)
+ON CONFLICT DO NOTHING;
+
+-- name: stream_reserve
+-- Takes the stream's row (PostgreSQL: locked until commit), so concurrent appends to one
+-- stream get dense indexes in commit order. Returns the first index and the new size.
+UPDATE streams SET next_index = next_index + :count, total_bytes = total_bytes + :bytes,
+    updated_at = :now
+WHERE run_id = :run_id AND stream_id = :stream_id
+RETURNING next_index - :count, total_bytes;
+
+-- name: stream_chunk_insert
+INSERT INTO stream_chunks (run_id, stream_id, idx, data, ts)
+VALUES (:run_id, :stream_id, :idx, :data, :ts);
+
+-- name: stream_read
+SELECT idx, data, ts FROM stream_chunks
+WHERE run_id = :run_id AND stream_id = :stream_id AND idx >= :start
+  AND EXISTS (SELECT 1 FROM runs WHERE id = :run_id AND environment = :environment)
+ORDER BY idx
+LIMIT :limit;
+
+-- name: input_data_insert
+INSERT INTO input_stream_data (run_id, stream_id, data, created_at, consumed_at)
+VALUES (:run_id, :stream_id, :data, :now, CAST(:consumed_at AS BIGINT));
+
+-- name: input_data_oldest
+SELECT id, data FROM input_stream_data
+WHERE run_id = :run_id AND stream_id = :stream_id AND consumed_at IS NULL
+ORDER BY id
+LIMIT 1;
+
+-- name: input_data_consume
+UPDATE input_stream_data SET consumed_at = :now WHERE id = :id AND consumed_at IS NULL;
+
+-- name: input_wait_insert
+INSERT INTO input_stream_waits (waitpoint_id, run_id, stream_id, created_at)
+VALUES (:waitpoint_id, :run_id, :stream_id, :now)
+ON CONFLICT DO NOTHING;
+
+-- name: input_wait_pending
+-- The oldest .wait() still suspended on this stream (a timed-out token no longer counts).
+SELECT w.waitpoint_id FROM input_stream_waits w
+JOIN waitpoints p ON p.id = w.waitpoint_id
+WHERE w.run_id = :run_id AND w.stream_id = :stream_id AND p.status = 'PENDING'
+ORDER BY w.created_at, w.waitpoint_id
+LIMIT 1;
+
+-- name: input_wait_delete
+DELETE FROM input_stream_waits WHERE waitpoint_id = :waitpoint_id;

@@ -227,3 +227,65 @@ CREATE TABLE IF NOT EXISTS shipyard_migrations (
     name        TEXT PRIMARY KEY,
     applied_at  INTEGER NOT NULL
 );
+
+-- name: feed_position
+-- The feed's head: ids grow in commit order (one writer at a time).
+SELECT COALESCE(MAX(id), 0) FROM run_events;
+
+-- name: feed_events
+-- Events after :after_id up to :until_id; status: the run's status as of the event;
+-- started: whether it had started executing by then.
+SELECT e.id, e.run_id, e.ts, e.kind, e.message, e.attributes, e.tx,
+       CASE WHEN e.kind IN ('created', 'status') THEN e.message ELSE (
+           SELECT s.message FROM run_events s
+           WHERE s.run_id = e.run_id AND s.id < e.id AND s.kind IN ('created', 'status')
+           ORDER BY s.id DESC LIMIT 1) END AS status,
+       EXISTS (SELECT 1 FROM run_events x WHERE x.run_id = e.run_id AND x.id <= e.id
+               AND x.kind = 'status' AND x.message = 'EXECUTING') AS started
+FROM run_events e JOIN runs r ON r.id = e.run_id
+WHERE e.kind IN ('created', 'status', 'metadata', 'tag', 'input')
+  AND e.id > :after_id AND e.id <= :until_id
+  AND r.environment = :environment
+  AND (:run_ids IS NULL OR e.run_id IN (SELECT value FROM json_each(:run_ids)))
+  AND (:tags IS NULL OR EXISTS (
+      SELECT 1 FROM run_tags t
+      WHERE t.run_id = e.run_id AND t.tag IN (SELECT value FROM json_each(:tags))))
+  AND (:created_from IS NULL OR r.created_at >= :created_from)
+ORDER BY e.id
+LIMIT :limit;
+
+-- name: feed_runs
+SELECT * FROM runs
+WHERE environment = :environment AND id IN (SELECT value FROM json_each(:ids));
+
+-- name: feed_snapshot_runs
+-- The newest :limit matching runs, in id order.
+SELECT * FROM (
+    SELECT * FROM runs
+    WHERE environment = :environment
+      AND (:run_ids IS NULL OR id IN (SELECT value FROM json_each(:run_ids)))
+      AND (:tags IS NULL OR id IN (
+          SELECT run_id FROM run_tags WHERE tag IN (SELECT value FROM json_each(:tags))))
+      AND (:created_from IS NULL OR created_at >= :created_from)
+      AND (:after_run_id IS NULL OR id > :after_run_id)
+    ORDER BY id DESC
+    LIMIT :limit
+) AS newest
+ORDER BY id;
+
+-- name: stream_heads
+SELECT r.id, r.status, s.stream_id, s.next_index
+FROM runs r LEFT JOIN streams s ON s.run_id = r.id
+WHERE r.environment = :environment AND r.id IN (SELECT value FROM json_each(:run_ids));
+
+-- name: input_run_lock
+SELECT status FROM runs WHERE environment = :environment AND id = :run_id;
+
+-- name: feed_metadata_history
+-- What a run's metadata was made of before :before_id: its creation's, then each change's
+-- operations (a run's events are in commit order by id).
+SELECT e.run_id, e.id, e.kind, e.attributes FROM run_events e
+WHERE e.run_id IN (SELECT value FROM json_each(:run_ids))
+  AND e.kind IN ('created', 'metadata') AND e.id < :before_id
+  AND EXISTS (SELECT 1 FROM runs r WHERE r.id = e.run_id AND r.environment = :environment)
+ORDER BY e.id;

@@ -39,7 +39,7 @@ from shipyard.errors import (
 from shipyard.records import RunRecord
 from shipyard.store import procedures
 from shipyard.store.core import StoreCore
-from shipyard.store.doorbell import Doorbell, DoorbellListener
+from shipyard.store.doorbell import Doorbell, DoorbellListener, WakeSignal
 from shipyard.store.params import (
     MigrateParams,
     ReadyNotifyParams,
@@ -55,6 +55,7 @@ from shipyard.store.sqlite.claim import run_claim
 from shipyard.store.steps import (
     BEGIN,
     COUNT,
+    FEED,
     INSERT_RUNS,
     LOCK,
     MANY,
@@ -62,6 +63,7 @@ from shipyard.store.steps import (
     ROW,
     ROWS,
     RUNS,
+    SNAPSHOT,
     Procedure,
 )
 
@@ -79,6 +81,9 @@ _LIVE_WORKER_MS = 60_000
 # How long the doorbell ports of an environment's live workers are reused (a cache policy,
 # measured on the monotonic clock, not a domain time).
 _PORTS_TTL_SECONDS = 1.0
+# How often a feed reader looks for what other processes committed: SQLite cannot tell it.
+# One cheap indexed read per tick per process, whatever the number of subscribers.
+FEED_POLL_SECONDS = 0.025
 
 
 class SqliteStore(StoreCore):
@@ -106,6 +111,8 @@ class SqliteStore(StoreCore):
         # store thread, which may be busy with a large batch.
         self._heartbeat_conn: sqlite3.Connection | None = None
         self._heartbeat_lock = threading.Lock()
+        # This process's feed readers, woken after each write this store commits.
+        self._feed_signals: list[FeedSignal] = []
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -171,6 +178,8 @@ class SqliteStore(StoreCore):
         """Run every step of ``procedure`` on ``conn``; commit (or roll back) its transaction
         and ring the workers it woke once committed."""
         in_tx = False
+        read_only = False
+        fed = False
         wake: ReadyNotifyParams | None = None
         result: Any = None
         try:
@@ -185,10 +194,19 @@ class SqliteStore(StoreCore):
                         _retry_busy(conn.execute, "BEGIN IMMEDIATE")
                         in_tx = True
                     result = None
+                elif kind == SNAPSHOT:
+                    if not in_tx:
+                        # A deferred transaction: its first read fixes the snapshot (WAL).
+                        conn.execute("BEGIN")
+                        in_tx = read_only = True
+                    result = None
                 elif kind == LOCK:
                     result = None  # BEGIN IMMEDIATE already holds the whole database
                 elif kind == NOTIFY:
                     wake = params
+                    result = None
+                elif kind == FEED:
+                    fed = True
                     result = None
                 elif kind == MANY:
                     conn.executemany(_Q[name], params)
@@ -200,7 +218,7 @@ class SqliteStore(StoreCore):
                     ).rowcount
                 else:
                     sql = _Q[name]
-                    if in_tx:
+                    if in_tx and not read_only:
                         cursor = conn.execute(sql, params)
                     else:
                         cursor = _retry_busy(conn.execute, sql, params)
@@ -221,6 +239,9 @@ class SqliteStore(StoreCore):
             raise
         if wake is not None:
             self._ring_from_thread(conn, wake)
+        if (fed or (in_tx and not read_only)) and self._feed_signals:
+            for signal in list(self._feed_signals):
+                signal.poke_threadsafe()
         return value
 
     async def close(self) -> None:
@@ -310,6 +331,13 @@ class SqliteStore(StoreCore):
 
     # -- wake-ups -----------------------------------------------------------------------------
 
+    async def feed_listen(self) -> FeedSignal:
+        """Wake-ups for this process's feed readers: after every write this store commits;
+        other processes' writes are found by polling every ``FEED_POLL_SECONDS``."""
+        signal = FeedSignal(asyncio.get_running_loop(), self._feed_signals)
+        self._feed_signals.append(signal)
+        return signal
+
     async def ready_listen(self) -> DoorbellListener:
         """Start listening for "runs are ready" rings; the listener's port goes in workers."""
         return await DoorbellListener.start()
@@ -346,6 +374,36 @@ class SqliteStore(StoreCore):
             ports = [r[4] for r in found if r[4]]
             self._live_ports[params.environment] = (time.monotonic(), ports)
         self._doorbell.ring(ports)
+
+
+class FeedSignal(WakeSignal):
+    """A feed reader's wake-up, poked from the store thread after a commit (at most one
+    pending call into the event loop at a time, however many commits)."""
+
+    poll_interval = FEED_POLL_SECONDS
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, registry: list[FeedSignal]) -> None:
+        super().__init__()
+        self._loop = loop
+        self._registry = registry
+        self._pending = False
+
+    def poke_threadsafe(self) -> None:
+        """Wake the reader from any thread."""
+        if self._pending:
+            return
+        self._pending = True
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody reads
+            self._loop.call_soon_threadsafe(self._fire)
+
+    def _fire(self) -> None:
+        self._pending = False
+        self.poke()
+
+    def close(self) -> None:
+        """Stop receiving wake-ups."""
+        if self in self._registry:
+            self._registry.remove(self)
 
 
 class _StoreThread:
