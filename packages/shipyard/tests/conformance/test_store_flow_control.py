@@ -174,6 +174,31 @@ async def test_delayed_runs_are_promoted_when_due(store: Store) -> None:
     assert [r.id for r in await store.run_claim(params)] == [delayed.run.id]
 
 
+async def test_schedule_pass_reports_when_it_has_work_next(store: Store) -> None:
+    # Workers sleep until the earliest due time the pass reports, so delayed runs start on
+    # time instead of at the next poll: the earliest DELAYED time or unstarted TTL.
+    await register(store)
+    idle = await store.run_schedule_due(RunScheduleParams(ENV, 1_000, "{}"))
+    assert idle.next_due is None
+    first = await store.run_insert(
+        run_params(status="DELAYED", delay_until=5_000, available_at=5_000, queued_at=5_000)
+    )
+    await store.run_insert(
+        run_params(status="DELAYED", delay_until=7_000, available_at=7_000, queued_at=7_000)
+    )
+    await store.run_insert(run_params(ttl_ms=5_000, ttl_expires_at=6_000))
+    early = await store.run_schedule_due(RunScheduleParams(ENV, 1_000, "{}"))
+    assert (early.promoted, early.next_due) == ([], 5_000)
+    due = await store.run_schedule_due(RunScheduleParams(ENV, 5_000, "{}"))
+    # After the pass: the queued run's TTL (6,000) comes before the next delayed run.
+    assert (due.promoted, due.next_due) == ([first.run.id], 6_000)
+    later = await store.run_schedule_due(RunScheduleParams(ENV, 6_500, "{}"))
+    assert (len(later.expired), later.next_due) == (1, 7_000)
+    # The promoted runs have no TTL: nothing else is scheduled.
+    last = await store.run_schedule_due(RunScheduleParams(ENV, 7_000, "{}"))
+    assert (len(last.promoted), last.next_due) == (1, None)
+
+
 async def test_ttl_expires_only_runs_that_never_started(store: Store) -> None:
     await register(store)
     never = await store.run_insert(run_params(ttl_ms=1_000, ttl_expires_at=2_000))

@@ -9,6 +9,7 @@ attempt number and lease owner.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from collections.abc import Sequence
@@ -84,6 +85,10 @@ class WakeListener(Protocol):
 
     async def wait(self, timeout: float) -> bool:
         """Wait for a wake-up or ``timeout`` seconds; True if woken."""
+        ...
+
+    def follow(self) -> asyncio.Event:
+        """A new event set on every wake-up too, without consuming the waiter's."""
         ...
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ Every backend runs the same conformance suite (``tests/conformance``).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 from shipyard.records import (
@@ -113,6 +114,10 @@ class ReadyListener(Protocol):
 
     async def wait(self, timeout: float) -> bool:
         """Wait for a wake-up or ``timeout`` seconds; True if woken."""
+        ...
+
+    def follow(self) -> asyncio.Event:
+        """A new event set on every wake-up from outside, without consuming the waiter's."""
         ...
 
     def close(self) -> None:

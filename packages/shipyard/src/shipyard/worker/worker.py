@@ -26,6 +26,7 @@ the queue without counting the attempt.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -53,6 +54,9 @@ from shipyard.worker.heartbeat import Heartbeat
 from shipyard.worker.services import Outage, PeriodicService, Service
 
 log = logging.getLogger("shipyard.worker")
+
+# The scheduler looks for an earlier due time at most this often when wake-ups arrive.
+_RECHECK = 0.02
 
 __all__ = ["Worker"]
 
@@ -122,6 +126,57 @@ class _Claimer(Service):
             if not claimed or len(claimed) < free:
                 # Took what was ready (or nothing); more may come with the next wake-up.
                 await listener.wait(worker.poll_interval)
+
+
+class _Scheduler(Service):
+    """Promotes delayed runs and expires TTLs at their due time: after each pass it sleeps
+    until the earliest due time the store reported (at most ``tick``), or until new runs may
+    have brought an earlier one (a wake-up, at most one pass per ``_RECHECK`` seconds)."""
+
+    name = "promoter"
+
+    def __init__(self, worker: Worker, tick: float) -> None:
+        super().__init__()
+        self.worker = worker
+        self.tick = tick
+        # How long the last pass planned to sleep (seconds): a test reads it.
+        self.next_wait = tick
+
+    async def run(self) -> None:
+        worker = self.worker
+        assert worker.listener is not None
+        woken = worker.listener.follow()
+        loop = asyncio.get_running_loop()
+        wait = self.tick
+        while True:
+            started = loop.time()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), wait)
+            if woken.is_set():
+                # A wake-up (new runs, often thousands a second): look again, but not more
+                # often than every _RECHECK seconds.
+                woken.clear()
+                rest = _RECHECK - (loop.time() - started)
+                if rest > 0:
+                    await asyncio.sleep(rest)
+            wait = self.tick
+            try:
+                done = await worker.engine.promote_due()
+                worker.outage.ok()
+            except Exception as exc:
+                worker.outage.failed("scheduling delayed runs", exc)
+                self.passes += 1
+                continue
+            if done.expired:
+                log.info(
+                    "expired %d run(s) whose TTL passed before they started", len(done.expired)
+                )
+            if done.promoted:
+                worker.poke()
+            if done.next_due is not None:
+                wait = min(self.tick, max(0.0, (done.next_due - worker.engine.now()) / 1000))
+            self.next_wait = wait
+            self.passes += 1
 
 
 class _Finisher(Service):
@@ -202,7 +257,7 @@ class Worker:
         self.services: list[Service] = [
             _Claimer(self),
             _Finisher(self),
-            self._periodic("promoter", self._promote_due, tick, "scheduling delayed runs"),
+            _Scheduler(self, tick),
             self._periodic(
                 "versions", self._promote_pending, 1.0, "starting runs waiting for a version"
             ),
@@ -309,7 +364,7 @@ class Worker:
         while len(self.parked) > self.max_parked:
             # Bound memory: the oldest parked runs resume by replay wherever they are claimed.
             self._evict(next(iter(self.parked.values())))
-        self._poke()  # a slot is free
+        self.poke()  # a slot is free
         # max_duration counts execution, not waiting.
         pause_deadline(active.scope)
         try:
@@ -344,12 +399,21 @@ class Worker:
         if outcome.status is None:
             if self.active.get(active.run.id) is active:
                 del self.active[active.run.id]
-            self._poke()
+            self.poke()
             return
         self.pending.append((active, outcome))
         self.pending_event.set()
 
-    def _poke(self) -> None:
+    def _wake_at(self, at_ms: int) -> None:
+        """Wake the claimer when a retry this worker wrote falls due, instead of at the next
+        backup poll (2 ms late: the clock is in whole milliseconds, and the loop's timer
+        and the wall clock may disagree by a fraction of one). Under a fake clock the wait
+        is real time, and the backup poll covers it."""
+        delay = (at_ms - self.engine.now()) / 1000 + 0.002
+        asyncio.get_running_loop().call_later(max(0.0, delay), self.poke)
+
+    def poke(self) -> None:
+        """Wake the claimer: slots are free or runs are ready."""
         if self.listener is not None:
             self.listener.poke()
 
@@ -398,6 +462,8 @@ class Worker:
                 )
                 continue
             self.completed += 1
+            if outcome.status == RunStatus.QUEUED and outcome.retry_at is not None:
+                self._wake_at(outcome.retry_at)
             log.info(
                 "%s %s attempt %d → %s",
                 active.run.id,
@@ -411,7 +477,7 @@ class Worker:
             # The results are written; a lost wake-up only waits for the backup poll. Raising
             # here would end the finisher and strand every later result.
             self.outage.failed("settling finished runs", exc)
-        self._poke()
+        self.poke()
 
     async def _write_results(self, results: list[AttemptResult]) -> list[bool]:
         delay = 0.1
@@ -429,20 +495,13 @@ class Worker:
 
     # -- housekeeping duties --------------------------------------------------------------
 
-    async def _promote_due(self) -> None:
-        done = await self.engine.promote_due()
-        if done.expired:
-            log.info("expired %d run(s) whose TTL passed before they started", len(done.expired))
-        if done.promoted:
-            self._poke()
-
     async def _promote_pending(self) -> None:
         if await self.engine.promote_pending(self.task_ids):
-            self._poke()
+            self.poke()
 
     async def _resolve_waitpoints(self) -> None:
         if await self.engine.resolve_waitpoints():
-            self._poke()
+            self.poke()
 
     async def _check_parked(self) -> None:
         """Evict parked coroutines idle too long, or whose run was canceled or is executing
@@ -510,7 +569,7 @@ class Worker:
             return
         self.stopping = True
         grace = self.engine.settings.shutdown_grace if grace is None else grace
-        self._poke()
+        self.poke()
         await self.service("claimer").stop()
         parked = list(self.parked.values())
         for active in parked:
