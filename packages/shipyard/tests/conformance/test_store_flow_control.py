@@ -25,6 +25,7 @@ from shipyard.store.protocol import (
     RateTakeParams,
     RunCancelParams,
     RunClaimParams,
+    RunFinishManyParams,
     RunFinishParams,
     RunReapParams,
     RunReleaseParams,
@@ -148,6 +149,33 @@ async def test_slots_return_on_every_way_out_of_executing(store: Store) -> None:
     await store.run_reap_expired(RunReapParams(ENV, 10**12, "{}"))
     assert await running(store, "task/t") == 0
     assert e.id  # reaped back to QUEUED with the others
+
+
+async def test_finish_and_claim_reuses_the_slots_it_frees(store: Store) -> None:
+    # A worker's finished batch and its next claim in one call: the claim sees the slot the
+    # finish freed (queue limit 1), and a stale finish in the batch is fenced as alone.
+    await register(store)
+    await limit_queue(store, "task/t", 1)
+    first = await store.run_insert(run_params(now=1_000))
+    second = await store.run_insert(run_params(now=1_001))
+    [claimed] = await store.run_claim(claim_env())
+    assert claimed.id == first.run.id
+    stale = RunFinishParams(second.run.id, 1, "w1", "COMPLETED", "COMPLETED", 3_000)
+    accepted, next_runs = await store.run_finish_and_claim(
+        RunFinishManyParams(ENV, [finish(claimed.id), stale]), claim_env()
+    )
+    assert accepted == [True, False]
+    assert [r.id for r in next_runs] == [second.run.id]
+    assert (next_runs[0].status, next_runs[0].attempt_number) == ("EXECUTING", 1)
+    done = await get(store, first.run.id)
+    assert done is not None and done.status == "COMPLETED"
+    assert await running(store, "task/t") == 1
+    # Nothing left to claim: the finish alone.
+    accepted, none = await store.run_finish_and_claim(
+        RunFinishManyParams(ENV, [finish(second.run.id)]), claim_env()
+    )
+    assert (accepted, none) == ([True], [])
+    assert await running(store, "task/t") == 0
 
 
 async def test_priority_orders_claims_within_a_limited_queue(store: Store) -> None:

@@ -184,6 +184,13 @@ class Store(Protocol):
         """Record the end of attempts; False where the fence rejected a stale attempt."""
         ...
 
+    async def run_finish_and_claim(
+        self, finish: RunFinishManyParams, claim: RunClaimParams
+    ) -> tuple[list[bool], list[RunRecord]]:
+        """:meth:`run_finish_many`, then :meth:`run_claim` with the slots it freed, in one
+        transaction (a worker's finished batch and its next claim: one round trip)."""
+        ...
+
     async def run_release(self, params: RunReleaseParams) -> bool:
         """Give a claimed run back to the queue without counting the attempt."""
         ...

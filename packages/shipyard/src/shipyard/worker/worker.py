@@ -108,20 +108,27 @@ class _Claimer(Service):
         listener = worker.listener
         assert listener is not None
         while not worker.stopping:
-            free = worker.concurrency - len(worker.active)
             claimed: list[RunRecord] = []
-            if free > 0:
-                try:
-                    claimed = await worker.engine.claim_runs(
-                        worker.id, worker.task_ids, free, worker.lease_ms, worker.version
-                    )
-                except Exception as exc:
-                    down_for = worker.outage.failed("claiming runs", exc)
-                    await asyncio.sleep(min(worker.poll_interval * (1 + down_for), 2.0))
-                    continue
-                worker.outage.ok()
-                for run in claimed:
-                    worker.take(run)
+            failed_for: float | None = None
+            # One claim at a time per worker: the finisher claims too (finish_and_claim), and
+            # each counts the free slots under this lock.
+            async with worker.claim_lock:
+                free = worker.concurrency - len(worker.active)
+                if free > 0:
+                    try:
+                        claimed = await worker.engine.claim_runs(
+                            worker.id, worker.task_ids, free, worker.lease_ms, worker.version
+                        )
+                    except Exception as exc:
+                        down_for = worker.outage.failed("claiming runs", exc)
+                        failed_for = min(worker.poll_interval * (1 + down_for), 2.0)
+                    else:
+                        worker.outage.ok()
+                        for run in claimed:
+                            worker.take(run)
+            if failed_for is not None:
+                await asyncio.sleep(failed_for)
+                continue
             self.passes += 1
             if not claimed or len(claimed) < free:
                 # Took what was ready (or nothing); more may come with the next wake-up.
@@ -235,6 +242,8 @@ class Worker:
         # stop() and the finisher both flush; one at a time, or stop() could return while
         # the finisher's write is in flight and then cancel it (losing a finished attempt).
         self._flush_lock = asyncio.Lock()
+        # Held while claiming and while counting free slots for a claim (see _Claimer).
+        self.claim_lock = asyncio.Lock()
         self.stopping = False
         self.listener: WakeListener | None = None
         self.task_ids: list[str] = []
@@ -449,10 +458,17 @@ class Worker:
                     parent_run_id=active.run.parent_run_id,
                 )
             )
-        accepted = await self._write_results(results)
+        # The slots this batch frees are claimed again in the same round trip, under the
+        # claim lock, and the batch leaves `active` before the lock is released: the claimer
+        # never counts a slot twice.
+        async with self.claim_lock:
+            accepted, claimed = await self._write_results(results, freeing=len(batch))
+            for active, _ in batch:
+                if self.active.get(active.run.id) is active:
+                    del self.active[active.run.id]
+            for run in claimed:
+                self.take(run)
         for (active, outcome), ok in zip(batch, accepted, strict=True):
-            if self.active.get(active.run.id) is active:
-                del self.active[active.run.id]
             if not ok:
                 log.warning(
                     "%s attempt %d: result rejected, the run is no longer ours "
@@ -477,15 +493,34 @@ class Worker:
             # The results are written; a lost wake-up only waits for the backup poll. Raising
             # here would end the finisher and strand every later result.
             self.outage.failed("settling finished runs", exc)
-        self.poke()
+        if not claimed:
+            # Slots are free (the claim found nothing ready, or was not made): the claimer
+            # looks again.
+            self.poke()
 
-    async def _write_results(self, results: list[AttemptResult]) -> list[bool]:
+    async def _write_results(
+        self, results: list[AttemptResult], *, freeing: int
+    ) -> tuple[list[bool], list[RunRecord]]:
+        """Write results, claiming with the slots they free (``freeing`` of ``active``) in the
+        same round trip; after a failure, write them alone (the claimer claims)."""
+        free = self.concurrency - (len(self.active) - freeing)
+        if free > 0 and not self.stopping and self.task_ids:
+            try:
+                written = await self.engine.finish_and_claim(
+                    self.id, results, self.task_ids, free, self.lease_ms, self.version
+                )
+                self.outage.ok()
+                return written
+            except Exception as exc:
+                # Nothing was written (one transaction); the attempt-number fence makes a
+                # write that did commit unseen safe to repeat.
+                self.outage.failed(f"writing {len(results)} result(s)", exc)
         delay = 0.1
         while True:
             try:
                 accepted = await self.engine.finish_attempts(self.id, results)
                 self.outage.ok()
-                return accepted
+                return accepted, []
             except Exception as exc:
                 # Results stay in memory until the database takes them; the attempt-number
                 # fence makes a late write safe.
@@ -571,6 +606,10 @@ class Worker:
         grace = self.engine.settings.shutdown_grace if grace is None else grace
         self.poke()
         await self.service("claimer").stop()
+        # A finish that claims may be in flight: its runs join `active` before the lock is
+        # released, and every later finish sees `stopping` and claims nothing.
+        async with self.claim_lock:
+            pass
         parked = list(self.parked.values())
         for active in parked:
             # The runs stay WAITING; whoever claims them when they resolve replays them.

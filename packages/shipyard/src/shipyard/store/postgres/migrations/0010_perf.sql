@@ -53,3 +53,11 @@ AFTER UPDATE ON runs
 REFERENCING OLD TABLE AS old_runs NEW TABLE AS new_runs
 FOR EACH STATEMENT
 EXECUTE FUNCTION shipyard_slot_changes();
+
+-- Fewer indexes on the hot table: a status change is not a HOT update, so every index whose
+-- predicate the new row matches gets an entry, on every trigger, claim and finish.
+-- runs_ready duplicated the claim's runs_ready_by_group (same status, environment first);
+-- runs_leased served only the reaper, which now reads runs_owner: both hold just the
+-- EXECUTING runs, a few hundred at most.
+DROP INDEX runs_ready;
+DROP INDEX runs_leased;
