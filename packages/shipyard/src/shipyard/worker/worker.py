@@ -161,9 +161,9 @@ class _Scheduler(Service):
                 await asyncio.wait_for(woken.wait(), wait)
             if woken.is_set():
                 # A wake-up (new runs, often thousands a second): look again, but not more
-                # often than every _RECHECK seconds.
+                # often than every _RECHECK seconds, nor later than the known due time.
                 woken.clear()
-                rest = _RECHECK - (loop.time() - started)
+                rest = min(_RECHECK, wait) - (loop.time() - started)
                 if rest > 0:
                     await asyncio.sleep(rest)
             wait = self.tick

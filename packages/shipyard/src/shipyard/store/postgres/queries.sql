@@ -263,6 +263,41 @@ WITH env AS MATERIALIZED (
 )
 SELECT ord FROM finished;
 
+-- name: run_schedule_pass
+-- A scheduler pass in one statement (one round trip, where the shared procedure takes six):
+-- expire runs whose TTL passed unstarted, promote due DELAYED runs (a run due and expired at
+-- once expires, as in the procedure), wake the workers if any was promoted, and report the
+-- next times something falls due (kind 'next', either may be NULL). Both UPDATEs read one
+-- snapshot, so the promotion leaves out the runs the expiry takes.
+WITH expired AS (
+    UPDATE runs SET status = 'EXPIRED', error = :expired_error, expired_at = :now,
+        finished_at = :now, updated_at = :now
+    WHERE environment = :environment
+      AND status IN ('QUEUED', 'DELAYED', 'PENDING_VERSION')
+      AND started_at IS NULL
+      AND ttl_expires_at <= :now
+    RETURNING id
+), promoted AS (
+    UPDATE runs SET status = 'QUEUED', available_at = delay_until, updated_at = :now
+    WHERE environment = :environment AND status = 'DELAYED' AND delay_until <= :now
+      AND NOT (started_at IS NULL AND ttl_expires_at IS NOT NULL AND ttl_expires_at <= :now)
+    RETURNING id
+), woken AS (
+    SELECT pg_notify('shipyard_ready', :environment) WHERE EXISTS (SELECT 1 FROM promoted)
+)
+SELECT 'expired' AS kind, id, CAST(NULL AS bigint) AS at FROM expired
+UNION ALL SELECT 'promoted', id, NULL FROM promoted
+UNION ALL SELECT 'woken', NULL, NULL FROM woken
+UNION ALL SELECT 'next', NULL, (
+    SELECT delay_until FROM runs WHERE environment = :environment AND status = 'DELAYED'
+        AND delay_until > :now
+    ORDER BY delay_until LIMIT 1)
+UNION ALL SELECT 'next', NULL, (
+    SELECT ttl_expires_at FROM runs WHERE environment = :environment
+        AND status IN ('QUEUED', 'DELAYED', 'PENDING_VERSION')
+        AND ttl_expires_at IS NOT NULL AND started_at IS NULL AND ttl_expires_at > :now
+    ORDER BY ttl_expires_at LIMIT 1);
+
 -- name: run_reap_expired
 -- A lost worker's attempt counts as crashed; the run retries while attempts remain. Runs
 -- being finished right now are skipped (their finish ends the lease anyway).
