@@ -30,6 +30,7 @@ from shipyard.store.params import (
     RunClaimParams,
     RunFinishManyParams,
     RunFinishParams,
+    RunLeasedParams,
     RunOwnership,
     RunOwnershipParams,
     RunPromotePendingParams,
@@ -383,6 +384,12 @@ class ClaimOps(QueueOps):
                 now=self.now(),
                 timeout_error=dumps(_WAITPOINT_TIMEOUT),
             )
+        )
+
+    async def leased_runs(self, worker_id: str) -> list[RunRecord]:
+        """The runs leased to ``worker_id`` now (EXECUTING, it the lease owner)."""
+        return await self.store.run_leased(
+            RunLeasedParams(environment=self.environment, worker_id=worker_id)
         )
 
     async def run_ownership(self, run_ids: Sequence[str]) -> list[RunOwnership]:

@@ -64,6 +64,7 @@ from shipyard.store.params import (
     RunInsertManyParams,
     RunInsertParams,
     RunInsertResult,
+    RunLeasedParams,
     RunListParams,
     RunMetadataParams,
     RunOwnership,
@@ -152,6 +153,10 @@ class StoreCore(ABC):
     async def run_cancel(self, params: RunCancelParams) -> list[str]:
         """Cancel a non-final run and its non-final descendants; return the ids canceled."""
         return await self._run(procedures.run_cancel(params))
+
+    async def run_leased(self, params: RunLeasedParams) -> list[RunRecord]:
+        """The runs leased to a worker now: EXECUTING with it as the lease owner."""
+        return await self._run(procedures.run_leased(params))
 
     async def run_ownership(self, params: RunOwnershipParams) -> list[RunOwnership]:
         """Status, attempt and owner of the given runs (for a worker's fence check)."""

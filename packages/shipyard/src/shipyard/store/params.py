@@ -225,6 +225,14 @@ class RunOwnershipParams:
 
 
 @dataclass(slots=True)
+class RunLeasedParams:
+    """The runs leased to a worker (EXECUTING, ``lease_owner`` = ``worker_id``)."""
+
+    environment: str
+    worker_id: str
+
+
+@dataclass(slots=True)
 class RunOwnership:
     """Whether a run a worker is executing is still its own."""
 

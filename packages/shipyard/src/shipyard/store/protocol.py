@@ -75,6 +75,7 @@ from shipyard.store.params import (
     RunInsertManyParams,
     RunInsertParams,
     RunInsertResult,
+    RunLeasedParams,
     RunListParams,
     RunMetadataParams,
     RunOwnership,
@@ -201,6 +202,10 @@ class Store(Protocol):
 
     async def run_cancel(self, params: RunCancelParams) -> list[str]:
         """Cancel a non-final run and its non-final descendants; return the ids canceled."""
+        ...
+
+    async def run_leased(self, params: RunLeasedParams) -> list[RunRecord]:
+        """The runs leased to a worker now: EXECUTING with it as the lease owner."""
         ...
 
     async def run_ownership(self, params: RunOwnershipParams) -> list[RunOwnership]:
@@ -411,6 +416,7 @@ __all__ = [
     "RunInsertManyParams",
     "RunInsertParams",
     "RunInsertResult",
+    "RunLeasedParams",
     "RunListParams",
     "RunMetadataParams",
     "RunOwnership",

@@ -113,6 +113,8 @@ class _Claimer(Service):
             # One claim at a time per worker: the finisher claims too (finish_and_claim), and
             # each counts the free slots under this lock.
             async with worker.claim_lock:
+                if worker.claim_unsure:
+                    await worker.adopt_leased()
                 free = worker.concurrency - len(worker.active)
                 if free > 0:
                     try:
@@ -120,6 +122,8 @@ class _Claimer(Service):
                             worker.id, worker.task_ids, free, worker.lease_ms, worker.version
                         )
                     except Exception as exc:
+                        # The claim may have committed with its answer lost on the way back.
+                        worker.claim_unsure = True
                         down_for = worker.outage.failed("claiming runs", exc)
                         failed_for = min(worker.poll_interval * (1 + down_for), 2.0)
                     else:
@@ -244,6 +248,9 @@ class Worker:
         self._flush_lock = asyncio.Lock()
         # Held while claiming and while counting free slots for a claim (see _Claimer).
         self.claim_lock = asyncio.Lock()
+        # A claim failed after it may have committed: runs may be leased to this worker that
+        # it never received (adopt_leased).
+        self.claim_unsure = False
         self.stopping = False
         self.listener: WakeListener | None = None
         self.task_ids: list[str] = []
@@ -343,6 +350,26 @@ class Worker:
                 return
             self._evict(parked)
         self._spawn(run, is_replay=resuming)
+
+    async def adopt_leased(self) -> None:
+        """Take the runs leased to this worker that it does not hold: a claim that committed
+        while its connection was lost leased them, and nobody else will run them until their
+        lease expires (then the attempt would count as crashed without having run).
+        Call under ``claim_lock``."""
+        try:
+            leased = await self.engine.leased_runs(self.id)
+        except Exception as exc:
+            self.outage.failed("looking for runs leased to this worker", exc)
+            return
+        self.claim_unsure = False
+        adopted = [run for run in leased if run.id not in self.active]
+        for run in adopted:
+            self.take(run)
+        if adopted:
+            log.warning(
+                "%d run(s) leased to this worker by a claim whose answer was lost: started",
+                len(adopted),
+            )
 
     def _spawn(self, run: RunRecord, *, is_replay: bool = False) -> None:
         task = self.engine.definitions.task(run.task_id)
@@ -512,8 +539,10 @@ class Worker:
                 self.outage.ok()
                 return written
             except Exception as exc:
-                # Nothing was written (one transaction); the attempt-number fence makes a
-                # write that did commit unseen safe to repeat.
+                # Nothing was written (one transaction), or it committed and the answer was
+                # lost: the attempt-number fence makes the finish safe to repeat, and the
+                # claimer adopts the runs the claim may have leased to us.
+                self.claim_unsure = True
                 self.outage.failed(f"writing {len(results)} result(s)", exc)
         delay = 0.1
         while True:

@@ -240,7 +240,9 @@ WITH env AS MATERIALIZED (
         updated_at = i.now
     FROM input i
     WHERE r.id = i.run_id
-      AND r.environment = :environment
+      -- IS TRUE keeps the planner off runs_by_environment (every run the environment ever
+      -- had) for a BitmapAnd with runs_owner; the ids and the owner find the rows.
+      AND (r.environment = :environment) IS TRUE
       AND r.status = 'EXECUTING'
       AND r.attempt_number = i.attempt_number
       AND r.lease_owner = i.worker_id
@@ -313,8 +315,10 @@ UPDATE runs r SET
     lease_expires_at = NULL,
     updated_at = :now
 WHERE r.id IN (
+    -- IS TRUE: runs_owner (the EXECUTING runs) alone, never runs_by_environment too.
     SELECT id FROM runs
-    WHERE environment = :environment AND status = 'EXECUTING' AND lease_expires_at < :now
+    WHERE (environment = :environment) IS TRUE AND status = 'EXECUTING'
+      AND lease_expires_at < :now
     FOR UPDATE SKIP LOCKED
 )
 RETURNING r.id, r.attempt_number, r.status;

@@ -30,6 +30,7 @@ from shipyard.store.params import (
     RunInsertManyParams,
     RunInsertParams,
     RunInsertResult,
+    RunLeasedParams,
     RunListParams,
     RunMetadataParams,
     RunOwnership,
@@ -315,6 +316,14 @@ def run_cancel(p: RunCancelParams) -> Procedure[list[str]]:
     if ids:
         yield many("attempt_cancel", [{"run_id": i, "now": p.now} for i in ids])
     return ids
+
+
+def run_leased(p: RunLeasedParams) -> Procedure[list[RunRecord]]:
+    """The runs leased to a worker now."""
+    found: list[RunRecord] = yield runs(
+        "run_leased", {"environment": p.environment, "worker_id": p.worker_id}
+    )
+    return found
 
 
 def run_ownership(p: RunOwnershipParams) -> Procedure[list[RunOwnership]]:

@@ -132,6 +132,13 @@ WHERE run_id = :run_id
   AND EXISTS (SELECT 1 FROM runs WHERE id = :run_id AND environment = :environment)
 ORDER BY id;
 
+-- name: run_leased
+-- A worker's own leased runs (the runs_owner index): after a connection was lost in the
+-- middle of a claim that committed, the worker finds the runs it never received.
+SELECT * FROM runs
+WHERE environment = :environment AND status = 'EXECUTING' AND lease_owner = :worker_id
+ORDER BY sort_key, id;
+
 -- name: run_next_due
 -- When the scheduler has work next: the earliest DELAYED run's time, and the earliest TTL of
 -- a run that never started (two probes of the partial indexes runs_delayed and runs_ttl).
