@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from shipyard.discovery import code_version
-from shipyard.engine.claims import AttemptResult, WakeListener
+from shipyard.engine.claims import AttemptResult, WakeListener, WorkerRegistration
 from shipyard.engine.context import build_context
 from shipyard.engine.definitions import TaskDefinition
 from shipyard.engine.engine import Engine
@@ -307,9 +307,7 @@ class Worker:
             self.version = code_version(
                 self.engine.settings, [t.file_path for t in self.engine.definitions.tasks()]
             )
-        registration = await self.engine.register_worker(
-            self.id, doorbell_port=self.listener.port, version=self.version
-        )
+        registration = await self._register()
         self.task_ids = registration.task_ids
         self.heartbeat.start()
         on_advance = getattr(self.engine.clock, "on_advance", None)
@@ -330,6 +328,27 @@ class Worker:
                 "%d run(s) were waiting for a worker with their task (PENDING_VERSION): queued",
                 len(registration.promoted),
             )
+
+    async def _register(self) -> WorkerRegistration:
+        """Register the worker; a database that drops the connection now (a restart, a
+        terminated backend) is retried with backoff like every later call, instead of ending
+        the process before it ever claimed."""
+        assert self.listener is not None
+        delay = 0.1
+        while True:
+            try:
+                registration = await self.engine.register_worker(
+                    self.id, doorbell_port=self.listener.port, version=self.version
+                )
+            except Exception as exc:
+                if not self.engine.is_unavailable(exc):
+                    raise
+                self.outage.failed("registering the worker", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            self.outage.ok()
+            return registration
 
     # -- executing ------------------------------------------------------------------------
 
