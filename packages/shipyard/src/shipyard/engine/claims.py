@@ -24,6 +24,7 @@ from shipyard.jsonutil import dumps
 from shipyard.records import NewEvent, RunRecord, TaskRecord, WorkerRecord
 from shipyard.statuses import RunStatus
 from shipyard.store.params import (
+    PurgedRows,
     QueueDefinition,
     ReadyNotifyParams,
     ReapedRun,
@@ -34,6 +35,7 @@ from shipyard.store.params import (
     RunOwnership,
     RunOwnershipParams,
     RunPromotePendingParams,
+    RunPurgeParams,
     RunReapParams,
     RunReleaseParams,
     RunScheduleParams,
@@ -384,6 +386,17 @@ class ClaimOps(QueueOps):
                 now=self.now(),
                 timeout_error=dumps(_WAITPOINT_TIMEOUT),
             )
+        )
+
+    async def purge_finished(self, limit: int = 500) -> PurgedRows:
+        """Retention: delete one batch (``limit``) of runs finished longer ago than
+        ``run_retention``, with their attempts, events and streams, and of completed
+        waitpoints as old; nothing when retention is off (0)."""
+        retention = self.settings.run_retention_ms()
+        if retention is None:
+            return PurgedRows(runs=0, waitpoints=0)
+        return await self.store.run_purge(
+            RunPurgeParams(environment=self.environment, before=self.now() - retention, limit=limit)
         )
 
     async def leased_runs(self, worker_id: str) -> list[RunRecord]:

@@ -225,6 +225,25 @@ class RunOwnershipParams:
 
 
 @dataclass(slots=True)
+class RunPurgeParams:
+    """Delete up to ``limit`` runs that finished before ``before`` (ms) — with their tags,
+    attempts, events, waitpoint links and streams — and up to ``limit`` waitpoints completed
+    before it that no remaining run waits on."""
+
+    environment: str
+    before: int
+    limit: int = 500
+
+
+@dataclass(slots=True)
+class PurgedRows:
+    """What one retention pass deleted."""
+
+    runs: int
+    waitpoints: int
+
+
+@dataclass(slots=True)
 class RunLeasedParams:
     """The runs leased to a worker (EXECUTING, ``lease_owner`` = ``worker_id``)."""
 

@@ -57,6 +57,7 @@ from shipyard.store.params import (
     BatchRunsParams,
     IdempotencyKeyResetParams,
     MigrateParams,
+    PurgedRows,
     QueueDefinition,
     QueueListParams,
     QueueUpdateParams,
@@ -81,6 +82,7 @@ from shipyard.store.params import (
     RunOwnership,
     RunOwnershipParams,
     RunPromotePendingParams,
+    RunPurgeParams,
     RunReapParams,
     RunReleaseParams,
     RunRescheduleParams,
@@ -202,6 +204,10 @@ class Store(Protocol):
 
     async def run_cancel(self, params: RunCancelParams) -> list[str]:
         """Cancel a non-final run and its non-final descendants; return the ids canceled."""
+        ...
+
+    async def run_purge(self, params: RunPurgeParams) -> PurgedRows:
+        """Retention: delete one batch of old finished runs and completed waitpoints."""
         ...
 
     async def run_leased(self, params: RunLeasedParams) -> list[RunRecord]:
@@ -397,6 +403,7 @@ __all__ = [
     "FeedListener",
     "IdempotencyKeyResetParams",
     "MigrateParams",
+    "PurgedRows",
     "QueueDefinition",
     "QueueListParams",
     "QueueUpdateParams",
@@ -422,6 +429,7 @@ __all__ = [
     "RunOwnership",
     "RunOwnershipParams",
     "RunPromotePendingParams",
+    "RunPurgeParams",
     "RunReapParams",
     "RunReleaseParams",
     "RunRescheduleParams",

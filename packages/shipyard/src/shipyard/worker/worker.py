@@ -4,14 +4,16 @@ It is a set of services (:mod:`shipyard.worker.services`) around the attempts it
 
 * **claimer** — when slots are free, claim up to that many ready runs at once; otherwise wait
   for a wake-up (doorbell/NOTIFY), a freed slot, or the backup poll;
-* **finisher** — attempts that ended are written in batches, fenced by attempt number; only
-  then are their slots freed;
-* **promoter** (delayed runs due, TTLs passed), **versions** (runs of its tasks still
+* **finisher** — attempts that ended are written in batches, fenced by attempt number, and
+  the slots they free are claimed again in the same transaction (one round trip);
+* **promoter** (delayed runs and TTLs, each at its due time: it sleeps until the earliest
+  one), **versions** (runs of its tasks still
   waiting for a version: PENDING_VERSION, triggered while it registered), **resolver**
   (waitpoints due), **ownership**
   (canceled runs get ``on_cancel``; runs taken over after a lost lease are dropped),
   **flusher** (metadata and logs every second, parked runs included), **parking** (bounds the
-  coroutines parked at durable waits), **reaper** (leases of dead workers);
+  coroutines parked at durable waits), **reaper** (leases of dead workers), **retention**
+  (runs finished longer ago than ``run_retention`` are deleted, in small batches);
 * the **heartbeat** thread, which extends the leases of the runs this worker holds.
 
 The worker runs one **version** of the task code (``SHIPYARD_VERSION``, else a content hash
@@ -57,6 +59,11 @@ log = logging.getLogger("shipyard.worker")
 
 # The scheduler looks for an earlier due time at most this often when wake-ups arrive.
 _RECHECK = 0.02
+# Retention: a pass every so many seconds, each of at most _RETENTION_BATCHES short
+# transactions of _RETENTION_BATCH runs (a backlog is worked off over several passes).
+_RETENTION_EVERY = 10.0
+_RETENTION_BATCH = 500
+_RETENTION_BATCHES = 20
 
 __all__ = ["Worker"]
 
@@ -282,6 +289,7 @@ class Worker:
             self._periodic("flusher", self._flush_running, 1.0, "flushing metadata and logs"),
             self._periodic("parking", self._check_parked, 1.0, "checking parked runs"),
             self._periodic("reaper", self.reap, self.lease_ms / 2000, "reaping expired leases"),
+            self._periodic("retention", self.purge, _RETENTION_EVERY, "deleting old runs"),
         ]
 
     def _periodic(self, name: str, duty: object, interval: float, what: str) -> PeriodicService:
@@ -632,6 +640,20 @@ class Worker:
         # Parked runs too: an on_wait hook may set metadata that readers expect while it waits.
         for active in [*self.active.values(), *self.parked.values()]:
             await flush_scope(active.scope)
+
+    async def purge(self) -> int:
+        """Retention: delete runs finished longer ago than ``run_retention`` (and completed
+        waitpoints as old), in short batches; returns how many runs."""
+        deleted = 0
+        for _ in range(_RETENTION_BATCHES):
+            done = await self.engine.purge_finished(_RETENTION_BATCH)
+            deleted += done.runs
+            if done.runs < _RETENTION_BATCH and done.waitpoints < _RETENTION_BATCH:
+                break
+            await asyncio.sleep(0)  # let claims and finishes in between
+        if deleted:
+            log.info("retention: deleted %d finished run(s)", deleted)
+        return deleted
 
     async def reap(self) -> int:
         """Take back runs whose worker stopped heartbeating; returns how many."""

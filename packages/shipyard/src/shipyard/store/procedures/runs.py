@@ -21,6 +21,7 @@ from shipyard.store.params import (
     BatchGetParams,
     BatchRunsParams,
     IdempotencyKeyResetParams,
+    PurgedRows,
     ReapedRun,
     RunCancelParams,
     RunEventsAppendParams,
@@ -35,6 +36,7 @@ from shipyard.store.params import (
     RunMetadataParams,
     RunOwnership,
     RunOwnershipParams,
+    RunPurgeParams,
     RunReapParams,
     RunReleaseParams,
     RunRescheduleParams,
@@ -316,6 +318,26 @@ def run_cancel(p: RunCancelParams) -> Procedure[list[str]]:
     if ids:
         yield many("attempt_cancel", [{"run_id": i, "now": p.now} for i in ids])
     return ids
+
+
+def run_purge(p: RunPurgeParams) -> Procedure[PurgedRows]:
+    """Delete the oldest runs (by id, which sorts by creation) that finished before
+    ``p.before``, and what belongs to them; then completed waitpoints no run waits on. Streams
+    go with their run (a delete trigger)."""
+    values = {"environment": p.environment, "before": p.before, "limit": p.limit}
+    yield begin()
+    ids = [{"run_id": r[0]} for r in (yield rows("retention_runs", values))]
+    if ids:
+        for name in (
+            "run_tags_delete",
+            "attempts_delete",
+            "run_events_delete",
+            "run_waitpoints_delete",
+            "run_delete",
+        ):
+            yield many(name, ids)
+    waitpoints: int = yield count("retention_waitpoints", values)
+    return PurgedRows(runs=len(ids), waitpoints=waitpoints)
 
 
 def run_leased(p: RunLeasedParams) -> Procedure[list[RunRecord]]:

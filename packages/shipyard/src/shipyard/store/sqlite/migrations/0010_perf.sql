@@ -5,3 +5,7 @@
 -- the counter rows in place.)
 DROP INDEX runs_ready;
 DROP INDEX runs_leased;
+
+-- Retention (run_retention) deletes the runs that finished longest ago, a batch at a time:
+-- a range of this index, however many runs the table holds.
+CREATE INDEX runs_finished ON runs (environment, finished_at) WHERE finished_at IS NOT NULL;
