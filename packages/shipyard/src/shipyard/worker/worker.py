@@ -490,14 +490,19 @@ class Worker:
                 await self._write_batch(batch)
 
     async def _write_batch(self, batch: list[tuple[_Active, AttemptOutcome]]) -> None:
+        # Final metadata: each run's is its own read-modify-write transaction (it may touch the
+        # parent's and the root's too); written side by side over the pool, not one by one.
+        flushing = [active for active, _ in batch if active.scope.has_pending_metadata()]
+        if flushing:
+            flushed = await asyncio.gather(
+                *(flush_scope(active.scope) for active in flushing), return_exceptions=True
+            )
+            for active, error in zip(flushing, flushed, strict=True):
+                if isinstance(error, Exception):
+                    log.error("final metadata flush of %s failed: %s", active.run.id, error)
         results = []
         for active, outcome in batch:
             assert outcome.status is not None
-            if active.scope.has_pending_metadata():
-                try:
-                    await flush_scope(active.scope)
-                except Exception as exc:
-                    log.error("final metadata flush of %s failed: %s", active.run.id, exc)
             results.append(
                 AttemptResult(
                     run_id=active.run.id,
