@@ -179,6 +179,18 @@ async def test_finish_and_claim_reuses_the_slots_it_frees(store: Store) -> None:
     assert await running(store, "task/t") == 0
 
 
+async def test_a_claim_without_its_peek_claims_the_same(store: Store) -> None:
+    # A woken worker skips the lock-free peek: same runs, same limits; nothing ready is [].
+    await register(store)
+    params = claim_env(limit=5)
+    params.peek = False
+    assert await store.run_claim(params) == []
+    ids = [(await store.run_insert(run_params(now=1_000 + i))).run.id for i in range(2)]
+    await store.run_insert(run_params(now=1_500, available_at=9_000))  # not yet available
+    assert [r.id for r in await store.run_claim(params)] == ids
+    assert await store.run_claim(params) == []
+
+
 async def test_a_worker_finds_the_runs_leased_to_it(store: Store) -> None:
     # A claim whose answer was lost still leased its runs: the worker asks for them.
     await register(store)

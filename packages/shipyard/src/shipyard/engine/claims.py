@@ -222,16 +222,19 @@ class ClaimOps(QueueOps):
         limit: int,
         lease_ms: int,
         version: str | None = None,
+        *,
+        peek: bool = True,
     ) -> list[RunRecord]:
         """Take up to ``limit`` ready runs within every concurrency limit, leased to the worker.
 
         The runs lock to ``version``; a run locked to another version is left to that
-        version's workers while one is live.
+        version's workers while one is live. ``peek=False`` skips the lock-free look for
+        ready runs (the caller was just woken because runs are ready).
         """
         self.transitions.check([RunStatus.QUEUED], RunStatus.EXECUTING, "claim")
-        return await self.store.run_claim(
-            self._claim_params(worker_id, task_ids, limit, lease_ms, version, self.now())
-        )
+        params = self._claim_params(worker_id, task_ids, limit, lease_ms, version, self.now())
+        params.peek = peek
+        return await self.store.run_claim(params)
 
     def _claim_params(
         self,

@@ -132,6 +132,10 @@ class RunClaimParams:
     Versions: the claimed runs lock to ``version`` (the worker's); a run already locked to
     another version is skipped while a worker of that version heartbeated at or after
     ``live_since`` and has not stopped.
+
+    ``peek``: first look, without the claim's lock, whether any run is ready (an idle poll
+    then takes no lock); off when the caller was just told runs are ready (one round trip
+    less between a trigger and the run's start).
     """
 
     environment: str
@@ -144,6 +148,7 @@ class RunClaimParams:
     burst_factor: float = 2.0
     version: str | None = None
     live_since: int = 0
+    peek: bool = True
 
 
 @dataclass(slots=True)

@@ -114,6 +114,9 @@ class _Claimer(Service):
         worker = self.worker
         listener = worker.listener
         assert listener is not None
+        # Woken (a notification, a promotion, a retry due, a freed slot): runs are likely
+        # ready, so the claim skips its lock-free peek. After a quiet backup poll it peeks.
+        woken = False
         while not worker.stopping:
             claimed: list[RunRecord] = []
             failed_for: float | None = None
@@ -126,7 +129,12 @@ class _Claimer(Service):
                 if free > 0:
                     try:
                         claimed = await worker.engine.claim_runs(
-                            worker.id, worker.task_ids, free, worker.lease_ms, worker.version
+                            worker.id,
+                            worker.task_ids,
+                            free,
+                            worker.lease_ms,
+                            worker.version,
+                            peek=not woken,
                         )
                     except Exception as exc:
                         # The claim may have committed with its answer lost on the way back.
@@ -143,7 +151,9 @@ class _Claimer(Service):
             self.passes += 1
             if not claimed or len(claimed) < free:
                 # Took what was ready (or nothing); more may come with the next wake-up.
-                await listener.wait(worker.poll_interval)
+                woken = await listener.wait(worker.poll_interval)
+            else:
+                woken = True  # every free slot found a run: more may be ready
 
 
 class _Scheduler(Service):

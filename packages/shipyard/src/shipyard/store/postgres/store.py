@@ -286,9 +286,10 @@ class PostgresStore(StoreCore):
         values = _claim_values(params)
         async with self._pool.connection() as conn:
             # Peek outside the lock: an idle poll must not queue behind every completion.
-            cursor = await conn.execute(_Q["run_ready_exists"], values)
-            if await cursor.fetchone() is None:
-                return []
+            if params.peek:
+                cursor = await conn.execute(_Q["run_ready_exists"], values)
+                if await cursor.fetchone() is None:
+                    return []
             await self._ensure_slot_row(conn, params.environment)
             async with conn.pipeline(), conn.transaction():
                 lock = await conn.execute(_Q["environment_slot_lock"], env)
