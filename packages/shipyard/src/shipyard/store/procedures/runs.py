@@ -323,8 +323,11 @@ def run_cancel(p: RunCancelParams) -> Procedure[list[str]]:
 def run_purge(p: RunPurgeParams) -> Procedure[PurgedRows]:
     """Delete the oldest runs (by id, which sorts by creation) that finished before
     ``p.before``, and what belongs to them; then completed waitpoints no run waits on. Streams
-    go with their run (a delete trigger)."""
+    go with their run (a delete trigger). Peeks first: with nothing old enough, no write
+    lock is taken (every worker runs this every few seconds)."""
     values = {"environment": p.environment, "before": p.before, "limit": p.limit}
+    if (yield row("retention_due", values)) is None:
+        return PurgedRows(runs=0, waitpoints=0)
     yield begin()
     ids = [{"run_id": r[0]} for r in (yield rows("retention_runs", values))]
     if ids:

@@ -132,6 +132,17 @@ WHERE run_id = :run_id
   AND EXISTS (SELECT 1 FROM runs WHERE id = :run_id AND environment = :environment)
 ORDER BY id;
 
+-- name: retention_due
+-- Whether a retention pass has anything to delete (two index probes, no lock).
+SELECT 1 WHERE EXISTS (
+    SELECT 1 FROM runs
+    WHERE environment = :environment AND finished_at IS NOT NULL AND finished_at < :before
+) OR EXISTS (
+    SELECT 1 FROM waitpoints
+    WHERE environment = :environment AND created_at < :before AND status = 'COMPLETED'
+      AND completed_at < :before
+);
+
 -- name: retention_runs
 -- The runs that finished longest ago first (runs_finished: a range, however many runs).
 SELECT id FROM runs
