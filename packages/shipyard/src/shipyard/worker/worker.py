@@ -28,7 +28,6 @@ the queue without counting the attempt.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -53,12 +52,11 @@ from shipyard.worker.executor import (
     run_attempt,
 )
 from shipyard.worker.heartbeat import Heartbeat
+from shipyard.worker.loops import Claimer, Finisher, Scheduler
 from shipyard.worker.services import Outage, PeriodicService, Service
 
 log = logging.getLogger("shipyard.worker")
 
-# The scheduler looks for an earlier due time at most this often when wake-ups arrive.
-_RECHECK = 0.02
 # Retention: a pass every so many seconds, each of at most _RETENTION_BATCHES short
 # transactions of _RETENTION_BATCH runs (a backlog is worked off over several passes).
 _RETENTION_EVERY = 10.0
@@ -98,127 +96,6 @@ class _Driver:
     def lost(self) -> BaseException:
         self.active.control.reason = "lost"
         return asyncio.CancelledError()
-
-
-class _Claimer(Service):
-    name = "claimer"
-
-    def __init__(self, worker: Worker) -> None:
-        super().__init__()
-        self.worker = worker
-        # Claim passes made (tests wait for passes instead of sleeping: "it looked, and left
-        # the run alone").
-        self.passes = 0
-
-    async def run(self) -> None:
-        worker = self.worker
-        listener = worker.listener
-        assert listener is not None
-        # Woken (a notification, a promotion, a retry due, a freed slot): runs are likely
-        # ready, so the claim skips its lock-free peek. After a quiet backup poll it peeks.
-        woken = False
-        while not worker.stopping:
-            claimed: list[RunRecord] = []
-            failed_for: float | None = None
-            # One claim at a time per worker: the finisher claims too (finish_and_claim), and
-            # each counts the free slots under this lock.
-            async with worker.claim_lock:
-                if worker.claim_unsure:
-                    await worker.adopt_leased()
-                free = worker.concurrency - len(worker.active)
-                if free > 0:
-                    try:
-                        claimed = await worker.engine.claim_runs(
-                            worker.id,
-                            worker.task_ids,
-                            free,
-                            worker.lease_ms,
-                            worker.version,
-                            peek=not woken,
-                        )
-                    except Exception as exc:
-                        # The claim may have committed with its answer lost on the way back.
-                        worker.claim_unsure = True
-                        down_for = worker.outage.failed("claiming runs", exc)
-                        failed_for = min(worker.poll_interval * (1 + down_for), 2.0)
-                    else:
-                        worker.outage.ok()
-                        for run in claimed:
-                            worker.take(run)
-            if failed_for is not None:
-                await asyncio.sleep(failed_for)
-                continue
-            self.passes += 1
-            if not claimed or len(claimed) < free:
-                # Took what was ready (or nothing); more may come with the next wake-up.
-                woken = await listener.wait(worker.poll_interval)
-            else:
-                woken = True  # every free slot found a run: more may be ready
-
-
-class _Scheduler(Service):
-    """Promotes delayed runs and expires TTLs at their due time: after each pass it sleeps
-    until the earliest due time the store reported (at most ``tick``), or until new runs may
-    have brought an earlier one (a wake-up, at most one pass per ``_RECHECK`` seconds)."""
-
-    name = "promoter"
-
-    def __init__(self, worker: Worker, tick: float) -> None:
-        super().__init__()
-        self.worker = worker
-        self.tick = tick
-        # How long the last pass planned to sleep (seconds): a test reads it.
-        self.next_wait = tick
-
-    async def run(self) -> None:
-        worker = self.worker
-        assert worker.listener is not None
-        woken = worker.listener.follow()
-        loop = asyncio.get_running_loop()
-        wait = self.tick
-        while True:
-            started = loop.time()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), wait)
-            if woken.is_set():
-                # A wake-up (new runs, often thousands a second): look again, but not more
-                # often than every _RECHECK seconds, nor later than the known due time.
-                woken.clear()
-                rest = min(_RECHECK, wait) - (loop.time() - started)
-                if rest > 0:
-                    await asyncio.sleep(rest)
-            wait = self.tick
-            try:
-                done = await worker.engine.promote_due()
-                worker.outage.ok()
-            except Exception as exc:
-                worker.outage.failed("scheduling delayed runs", exc)
-                self.passes += 1
-                continue
-            if done.expired:
-                log.info(
-                    "expired %d run(s) whose TTL passed before they started", len(done.expired)
-                )
-            if done.promoted:
-                worker.poke()
-            if done.next_due is not None:
-                wait = min(self.tick, max(0.0, (done.next_due - worker.engine.now()) / 1000))
-            self.next_wait = wait
-            self.passes += 1
-
-
-class _Finisher(Service):
-    name = "finisher"
-
-    def __init__(self, worker: Worker) -> None:
-        super().__init__()
-        self.worker = worker
-
-    async def run(self) -> None:
-        while True:
-            await self.worker.pending_event.wait()
-            self.worker.pending_event.clear()
-            await self.worker.flush_finished()
 
 
 class Worker:
@@ -263,7 +140,7 @@ class Worker:
         # stop() and the finisher both flush; one at a time, or stop() could return while
         # the finisher's write is in flight and then cancel it (losing a finished attempt).
         self._flush_lock = asyncio.Lock()
-        # Held while claiming and while counting free slots for a claim (see _Claimer).
+        # Held while claiming and while counting free slots for a claim (see loops.Claimer).
         self.claim_lock = asyncio.Lock()
         # A claim failed after it may have committed: runs may be leased to this worker that
         # it never received (adopt_leased).
@@ -288,9 +165,9 @@ class Worker:
         self._clock_listener = None
         tick = min(0.25, self.heartbeat_interval)
         self.services: list[Service] = [
-            _Claimer(self),
-            _Finisher(self),
-            _Scheduler(self, tick),
+            Claimer(self),
+            Finisher(self),
+            Scheduler(self, tick),
             self._periodic(
                 "versions", self._promote_pending, 1.0, "starting runs waiting for a version"
             ),
