@@ -1,5 +1,5 @@
-"""The engine server's FastAPI app. Today: ``GET /healthz`` and the wait token callback URL;
-the HTTP API grows here."""
+"""The engine server's FastAPI app: ``GET /healthz``, the wait token callback URL, realtime
+(``/realtime/v1``) and the dashboard (``/dashboard``); the HTTP API grows here."""
 
 from __future__ import annotations
 
@@ -11,17 +11,21 @@ from fastapi.responses import JSONResponse
 from shipyard.engine.engine import Engine
 from shipyard.errors import ValidationError, WaitpointNotFoundError
 from shipyard.jsonutil import MAX_JSON_DEPTH, loads
+from shipyard.server.dashboard import dashboard_router
 from shipyard.server.realtime import SecretKeyAccess, realtime_router
 from shipyard.version import __version__
 
 
-def create_app(engine: Engine) -> FastAPI:
+def create_app(engine: Engine, *, dashboard_open: bool = False) -> FastAPI:
     """The engine server app bound to ``engine``.
 
-    ``/healthz`` is the only unauthenticated route: it reports whether the store answers.
+    ``/healthz`` is the only unauthenticated route: it reports whether the store answers. The
+    dashboard asks for the environment's secret key unless ``dashboard_open`` (only for the
+    development environment on a loopback address: see :func:`dashboard_may_open`).
     """
     app = FastAPI(title="Shipyard engine", version=__version__)
     app.include_router(realtime_router(SecretKeyAccess(engine)))
+    app.include_router(dashboard_router(engine, open_access=dashboard_open))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
@@ -61,3 +65,18 @@ def create_app(engine: Engine) -> FastAPI:
         return {"success": True}
 
     return app
+
+
+def dashboard_may_open(environment: str, host: str) -> bool:
+    """Whether the dashboard may be served without a login: the development environment on a
+    loopback address (nobody else can reach it), as ``shipyard dev`` runs it."""
+    import ipaddress
+
+    if environment != "development":
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

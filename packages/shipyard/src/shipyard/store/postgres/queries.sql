@@ -76,8 +76,23 @@ WHERE environment = :environment
   AND (CAST(:batch_id AS text) IS NULL OR batch_id = :batch_id)
   AND (CAST(:created_from AS bigint) IS NULL OR created_at >= :created_from)
   AND (CAST(:created_to AS bigint) IS NULL OR created_at <= :created_to)
+  AND (CAST(:parent_run_id AS text) IS NULL OR parent_run_id = :parent_run_id)
 ORDER BY id DESC
 LIMIT :limit;
+
+-- name: batch_list
+SELECT id, environment, status, run_count, idempotency_key, created_at, completed_at
+FROM batches
+WHERE environment = :environment AND (CAST(:cursor AS text) IS NULL OR id < :cursor)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: run_stats
+SELECT (created_at - CAST(:created_from AS bigint)) / CAST(:bucket_ms AS bigint) AS bucket,
+       status, COUNT(*) AS runs
+FROM runs
+WHERE environment = :environment AND created_at >= CAST(:created_from AS bigint)
+GROUP BY 1, 2;
 
 -- name: run_pending_exists
 SELECT 1 FROM runs

@@ -36,6 +36,7 @@ from shipyard.store.procedures.realtime import (
 from shipyard.store.procedures.runs import (
     attempt_list,
     batch_get,
+    batch_list,
     batch_runs,
     idempotency_key_reset,
     insert_resolved,
@@ -53,6 +54,7 @@ from shipyard.store.procedures.runs import (
     run_release,
     run_reschedule,
     run_schedule_due,
+    run_stats,
     run_tags_add,
 )
 from shipyard.store.procedures.waitpoints import (
@@ -69,6 +71,7 @@ from shipyard.store.procedures.waitpoints import (
 __all__ = [
     "attempt_list",
     "batch_get",
+    "batch_list",
     "batch_runs",
     "environment_rate_take",
     "feed_head",
@@ -98,6 +101,7 @@ __all__ = [
     "run_release",
     "run_reschedule",
     "run_schedule_due",
+    "run_stats",
     "run_tags_add",
     "stream_append",
     "stream_heads",

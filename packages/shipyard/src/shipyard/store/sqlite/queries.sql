@@ -29,8 +29,22 @@ WHERE environment = :environment
   AND (:batch_id IS NULL OR batch_id = :batch_id)
   AND (:created_from IS NULL OR created_at >= :created_from)
   AND (:created_to IS NULL OR created_at <= :created_to)
+  AND (:parent_run_id IS NULL OR parent_run_id = :parent_run_id)
 ORDER BY id DESC
 LIMIT :limit;
+
+-- name: batch_list
+SELECT id, environment, status, run_count, idempotency_key, created_at, completed_at
+FROM batches
+WHERE environment = :environment AND (:cursor IS NULL OR id < :cursor)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: run_stats
+SELECT (created_at - :created_from) / :bucket_ms AS bucket, status, COUNT(*) AS runs
+FROM runs
+WHERE environment = :environment AND created_at >= :created_from
+GROUP BY bucket, status;
 
 -- name: run_get_debounced
 SELECT * FROM runs
