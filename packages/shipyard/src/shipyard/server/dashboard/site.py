@@ -142,17 +142,20 @@ def dashboard_router(engine: Engine, *, open_access: bool = False) -> APIRouter:
     async def login(request: Request) -> Response:
         form = await request.form()
         nonce, key = form.get("nonce"), form.get("key")
+        target = _next(request, form.get("next"))
         if not dash.auth.login_nonce_valid(request, nonce if isinstance(nonce, str) else None):
-            return _login_page(request, "The form expired. Sign in again.", 403)
+            return _login_page(request, "The form expired. Sign in again.", 403, target)
         if not isinstance(key, str) or not key.strip() or not dash.auth.key_valid(key):
-            return _login_page(request, "That is not this environment's secret key.", 401)
+            return _login_page(request, "That is not this environment's secret key.", 401, target)
         _, value = dash.auth.new_session()
-        response = RedirectResponse(_next(request, form.get("next")), status_code=303)
+        response = RedirectResponse(target, status_code=303)
         dash.auth.set_cookie(response, request, SESSION_COOKIE, value, SESSION_TTL_S)
         dash.auth.clear_cookie(response, LOGIN_COOKIE)
         return response
 
-    def _login_page(request: Request, error: str | None, status: int = 200) -> Response:
+    def _login_page(
+        request: Request, error: str | None, status: int = 200, target: str | None = None
+    ) -> Response:
         nonce = secrets.token_urlsafe(18)
         response = render(
             request,
@@ -161,7 +164,7 @@ def dashboard_router(engine: Engine, *, open_access: bool = False) -> APIRouter:
             status,
             error=error,
             nonce=nonce,
-            next=_next(request),
+            next=target or _next(request),
             environment=engine.environment,
         )
         dash.auth.set_cookie(response, request, LOGIN_COOKIE, nonce, 3600)
