@@ -289,3 +289,23 @@ async def test_static_files_are_served(client: httpx.AsyncClient, path: str) -> 
     response = await client.get(path)
     assert response.status_code == 200 and len(response.text) > 1000
     assert (await client.get("/dashboard/static/../app.py")).status_code == 404
+
+
+async def test_open_dashboard_needs_no_login_but_still_a_csrf_token(
+    engine: Engine, serve: Any
+) -> None:
+    from shipyard.server.app import create_app
+
+    url = await serve(create_app(engine, dashboard_open=True))
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        page = await http.get("/dashboard/runs")
+        assert page.status_code == 200 and "shipyard_session" in page.headers["set-cookie"]
+        handle = await engine.trigger("nobody-runs-this", {}, {})
+        refused = await http.post(f"/dashboard/runs/{handle.id}/cancel", data={})
+        assert refused.status_code == 403
+        csrf = page.text.split('name="csrf-token" content="')[1].split('"')[0]
+        done = await http.post(
+            f"/dashboard/runs/{handle.id}/cancel", headers={"X-CSRF-Token": csrf}
+        )
+        assert done.status_code == 303
+    assert (await engine.retrieve_run(handle.id)).status == "CANCELED"

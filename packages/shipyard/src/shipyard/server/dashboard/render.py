@@ -99,11 +99,12 @@ def _scalar(value: Any, fold_chars: int) -> Markup:
     if isinstance(value, str):
         text = json.dumps(value, ensure_ascii=False)
         if len(text) > fold_chars:
+            # The start shows; opening shows the rest after it (the text is never repeated).
             return Markup(
-                '<details class="fold"><summary><span class="j-str">{}</span>… '
-                '<span class="j-more">{} characters</span></summary>'
+                '<details class="fold"><summary><span class="j-str">{}</span>'
+                '<span class="j-more">… {} characters</span></summary>'
                 '<span class="j-str">{}</span></details>'
-            ).format(text[:fold_chars], f"{len(text):,}", text)
+            ).format(text[:fold_chars], f"{len(text):,}", text[fold_chars:])
         return Markup('<span class="j-str">{}</span>').format(text)
     if value is None or isinstance(value, bool):
         return Markup('<span class="j-lit">{}</span>').format(json.dumps(value))
