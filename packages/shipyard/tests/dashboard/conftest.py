@@ -1,11 +1,10 @@
 """Dashboard test helpers: the engine server on a real uvicorn (free port, the test's event
-loop, so the in-process engine and worker serve it) and a signed-in HTTP client."""
+loop, so the in-process engine and worker serve it) and an HTTP client of it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -19,7 +18,6 @@ from shipyard.server.app import create_app
 from shipyard.testing.eventually import eventually
 
 Serve = Callable[[ASGIApp], Awaitable[str]]
-CSRF = re.compile(r'name="csrf-token" content="([^"]+)"')
 
 
 @pytest.fixture
@@ -60,24 +58,3 @@ async def client(server_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client of the engine server, not signed in."""
     async with httpx.AsyncClient(base_url=server_url, timeout=30) as http:
         yield http
-
-
-async def sign_in(client: httpx.AsyncClient, key: str) -> str:
-    """Sign ``client`` in with ``key``; the session's CSRF token."""
-    form = await client.get("/dashboard/login")
-    nonce = re.search(r'name="nonce" value="([^"]+)"', form.text)
-    assert nonce is not None
-    done = await client.post(
-        "/dashboard/login", data={"nonce": nonce.group(1), "key": key, "next": "/dashboard/runs"}
-    )
-    assert done.status_code == 303, done.text
-    page = await client.get("/dashboard/runs")
-    token = CSRF.search(page.text)
-    assert page.status_code == 200 and token is not None
-    return token.group(1)
-
-
-@pytest.fixture
-async def signed_in(client: httpx.AsyncClient, engine: Engine) -> str:
-    """Sign the client in with the environment's secret key; the CSRF token."""
-    return await sign_in(client, engine.secret_key())

@@ -5,6 +5,7 @@ browser that is not signed in gets nothing."""
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import httpx
@@ -21,6 +22,30 @@ class Greeting(BaseModel):
 
     name: str
     times: int = 1
+
+
+CSRF = re.compile(r'name="csrf-token" content="([^"]+)"')
+
+
+async def sign_in(client: httpx.AsyncClient, key: str) -> str:
+    """Sign ``client`` in with ``key``; the session's CSRF token."""
+    form = await client.get("/dashboard/login")
+    nonce = re.search(r'name="nonce" value="([^"]+)"', form.text)
+    assert nonce is not None
+    done = await client.post(
+        "/dashboard/login", data={"nonce": nonce.group(1), "key": key, "next": "/dashboard/runs"}
+    )
+    assert done.status_code == 303, done.text
+    page = await client.get("/dashboard/runs")
+    token = CSRF.search(page.text)
+    assert page.status_code == 200 and token is not None
+    return token.group(1)
+
+
+@pytest.fixture
+async def signed_in(client: httpx.AsyncClient, engine: Engine) -> str:
+    """Sign the client in with the environment's secret key; the CSRF token."""
+    return await sign_in(client, engine.secret_key())
 
 
 def define_tasks() -> None:
@@ -64,7 +89,7 @@ async def test_pages_need_a_sign_in_and_posts_a_csrf_token(
     assert form.headers["set-cookie"].lower().count("httponly") == 1
     wrong = await client.post("/dashboard/login", data={"key": "nope", "nonce": "x"})
     assert wrong.status_code == 403
-    csrf = await _sign_in(client, engine)
+    csrf = await sign_in(client, engine.secret_key())
     cookie = next(c for c in client.cookies.jar if c.name == "shipyard_session")
     assert engine.secret_key() not in cookie.value
     # Signed in, a POST without the CSRF token (or with another) is refused and changes nothing.
@@ -78,12 +103,6 @@ async def test_pages_need_a_sign_in_and_posts_a_csrf_token(
     # Signing out ends the session.
     await client.post("/dashboard/logout", data={"csrf": csrf})
     assert (await client.get("/dashboard/runs")).status_code == 303
-
-
-async def _sign_in(client: httpx.AsyncClient, engine: Engine) -> str:
-    from conftest import sign_in
-
-    return await sign_in(client, engine.secret_key())
 
 
 async def test_a_wrong_key_is_refused(client: httpx.AsyncClient) -> None:

@@ -76,7 +76,24 @@ WHERE environment = :environment
   AND (CAST(:batch_id AS text) IS NULL OR batch_id = :batch_id)
   AND (CAST(:created_from AS bigint) IS NULL OR created_at >= :created_from)
   AND (CAST(:created_to AS bigint) IS NULL OR created_at <= :created_to)
-  AND (CAST(:parent_run_id AS text) IS NULL OR parent_run_id = :parent_run_id)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: run_list_children
+-- run_list of one run's children: by the parent index (a partial one: hence IS NOT NULL).
+SELECT * FROM runs
+WHERE parent_run_id = :parent_run_id AND parent_run_id IS NOT NULL
+  AND environment = :environment
+  AND (CAST(:cursor AS text) IS NULL OR id < :cursor)
+  AND (CAST(:statuses AS json) IS NULL
+       OR status IN (SELECT json_array_elements_text(CAST(:statuses AS json))))
+  AND (CAST(:task_ids AS json) IS NULL
+       OR task_id IN (SELECT json_array_elements_text(CAST(:task_ids AS json))))
+  AND (CAST(:tag AS text) IS NULL
+       OR id IN (SELECT run_id FROM run_tags WHERE tag = :tag))
+  AND (CAST(:batch_id AS text) IS NULL OR batch_id = :batch_id)
+  AND (CAST(:created_from AS bigint) IS NULL OR created_at >= :created_from)
+  AND (CAST(:created_to AS bigint) IS NULL OR created_at <= :created_to)
 ORDER BY id DESC
 LIMIT :limit;
 

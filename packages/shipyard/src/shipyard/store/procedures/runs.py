@@ -216,7 +216,7 @@ def run_get(p: RunGetParams) -> Procedure[RunRecord | None]:
 def run_list(p: RunListParams) -> Procedure[Page]:
     """Runs newest first, filtered, one page (one extra row tells whether more follow)."""
     items: list[RunRecord] = yield runs(
-        "run_list",
+        "run_list" if p.parent_run_id is None else "run_list_children",
         {
             "environment": p.environment,
             "cursor": p.cursor,
