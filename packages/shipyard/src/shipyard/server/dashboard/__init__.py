@@ -17,6 +17,10 @@ from another origin. Every read and action goes through the :class:`~shipyard.en
 ==============================  ==========================================================
 """
 
-from shipyard.server.dashboard.site import dashboard_router
+from shipyard.extras import require
+
+require("engine", "The dashboard", ("jinja2", "multipart"))
+
+from shipyard.server.dashboard.site import dashboard_router  # noqa: E402
 
 __all__ = ["dashboard_router"]
