@@ -69,6 +69,7 @@ from shipyard.store.params import (
     ReapedRun,
     RecordedCall,
     RunCancelParams,
+    RunClaimParams,
     RunEventsAppendParams,
     RunEventsListParams,
     RunFinishManyParams,
@@ -140,6 +141,18 @@ class StoreCore(ABC):
         if not params.finishes:
             return []
         return await self._run(procedures.run_finish_many(params))
+
+    async def run_finish_and_claim(
+        self, finish: RunFinishManyParams, claim: RunClaimParams
+    ) -> tuple[list[bool], list[RunRecord]]:
+        """Record the end of attempts, then claim with the slots they freed. This default
+        makes two transactions; a backend overrides it to make one."""
+        accepted = await self.run_finish_many(finish)
+        return accepted, await self.run_claim(claim)
+
+    @abstractmethod
+    async def run_claim(self, params: RunClaimParams) -> list[RunRecord]:
+        """Atomically take up to ``limit`` ready runs within every concurrency limit."""
 
     async def run_release(self, params: RunReleaseParams) -> bool:
         """Give a claimed run back to the queue without counting the attempt."""

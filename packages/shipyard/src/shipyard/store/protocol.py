@@ -17,6 +17,7 @@ Every backend runs the same conformance suite (``tests/conformance``).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 from shipyard.records import (
@@ -128,6 +129,10 @@ class ReadyListener(Protocol):
         """Wait for a wake-up or ``timeout`` seconds; True if woken."""
         ...
 
+    def follow(self) -> asyncio.Event:
+        """A new event set on every wake-up from outside, without consuming the waiter's."""
+        ...
+
     def close(self) -> None:
         """Stop listening."""
         ...
@@ -190,6 +195,13 @@ class Store(Protocol):
 
     async def run_finish_many(self, params: RunFinishManyParams) -> list[bool]:
         """Record the end of attempts; False where the fence rejected a stale attempt."""
+        ...
+
+    async def run_finish_and_claim(
+        self, finish: RunFinishManyParams, claim: RunClaimParams
+    ) -> tuple[list[bool], list[RunRecord]]:
+        """:meth:`run_finish_many`, then :meth:`run_claim` with the slots it freed, in one
+        transaction (a worker's finished batch and its next claim: one round trip)."""
         ...
 
     async def run_release(self, params: RunReleaseParams) -> bool:

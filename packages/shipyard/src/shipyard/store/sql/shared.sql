@@ -132,15 +132,16 @@ WHERE run_id = :run_id
   AND EXISTS (SELECT 1 FROM runs WHERE id = :run_id AND environment = :environment)
 ORDER BY id;
 
--- name: run_due_exists
-SELECT 1 WHERE EXISTS (
-    SELECT 1 FROM runs WHERE environment = :environment AND status = 'DELAYED'
-        AND delay_until <= :now
-) OR EXISTS (
-    SELECT 1 FROM runs WHERE environment = :environment
+-- name: run_next_due
+-- When the scheduler has work next: the earliest DELAYED run's time, and the earliest TTL of
+-- a run that never started (two probes of the partial indexes runs_delayed and runs_ttl).
+SELECT
+    (SELECT delay_until FROM runs WHERE environment = :environment AND status = 'DELAYED'
+     ORDER BY delay_until LIMIT 1) AS delay_until,
+    (SELECT ttl_expires_at FROM runs WHERE environment = :environment
         AND status IN ('QUEUED', 'DELAYED', 'PENDING_VERSION')
-        AND ttl_expires_at <= :now AND started_at IS NULL
-);
+        AND ttl_expires_at IS NOT NULL AND started_at IS NULL
+     ORDER BY ttl_expires_at LIMIT 1) AS ttl_expires_at;
 
 -- name: run_expire_due
 -- TTL applies only to runs that never started (retries and released runs are never expired);
