@@ -8,8 +8,8 @@ is one (Trigger.dev's ``ApiError`` reads ``error``, ``code`` and ``param`` from 
 Statuses (:func:`http_status_for`)::
 
     400  ValidationError and its subclasses, NotInRunError, a bad query parameter or body
-    404  RunNotFoundError, BatchNotFoundError, WaitpointNotFoundError, UnknownTaskError,
-         UnknownQueueError
+    404  RunNotFoundError, BatchNotFoundError, WaitpointNotFoundError, ScheduleNotFoundError,
+         UnknownTaskError, UnknownQueueError
     409  IllegalTransitionError, DuplicateTaskError
     413  PayloadTooLargeError
     422  RequestBodyError (a body that parses but means something else, e.g. a token
@@ -38,6 +38,7 @@ from shipyard.errors import (
     RateLimitedError,
     RequestBodyError,
     RunNotFoundError,
+    ScheduleNotFoundError,
     ShipyardError,
     UnknownQueueError,
     UnknownTaskError,
@@ -90,6 +91,7 @@ _STATUS_BY_TYPE: tuple[tuple[type[ShipyardError], int], ...] = (
     (RunNotFoundError, 404),
     (BatchNotFoundError, 404),
     (WaitpointNotFoundError, 404),
+    (ScheduleNotFoundError, 404),
     (UnknownTaskError, 404),
     (UnknownQueueError, 404),
     (IllegalTransitionError, 409),
