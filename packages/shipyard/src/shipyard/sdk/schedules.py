@@ -8,10 +8,10 @@ key updates the schedule instead of creating another), then ``update``, ``retrie
 
 Example::
 
-    from shipyard import schedules
+    from shipyard import ScheduledPayload, schedules
 
     @schedules.task(id="daily-report", cron={"pattern": "0 9 * * 1-5", "timezone": "Europe/London"})
-    async def daily_report(payload: schedules.ScheduledPayload) -> dict:
+    async def daily_report(payload: ScheduledPayload) -> dict:
         return {"for": payload.timestamp.isoformat()}
 
     await schedules.create(task="daily-report", cron="0 18 * * *", deduplication_key="user_1")
@@ -20,14 +20,13 @@ Example::
 from __future__ import annotations
 
 import builtins
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol, TypeVar, cast
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 from typing_extensions import Unpack
 
 from shipyard.engine.definitions import default_definitions
 from shipyard.engine.schedules import cron_schedule
-from shipyard.models.context import Context
 from shipyard.models.schedules import (
     CronSchedule,
     Schedule,
@@ -35,36 +34,19 @@ from shipyard.models.schedules import (
     ScheduleList,
 )
 from shipyard.sdk.backend import current_engine
-from shipyard.sdk.task import Task, TaskOptions, _build
+from shipyard.sdk.task import SchemaTaskDecorator, Task, TaskOptions, _build
 
 __all__ = ["CronSchedule", "Schedule", "ScheduleList", "ScheduledPayload", "schedules"]
 
-OutputT = TypeVar("OutputT")
 CronOption = str | CronSchedule | Mapping[str, Any]
-
-
-class ScheduledTaskDecorator(Protocol):
-    """What ``@schedules.task(...)`` returns: a decorator keeping the function's output type."""
-
-    def __call__(
-        self,
-        fn: Callable[[ScheduledPayload], Awaitable[OutputT]]
-        | Callable[[ScheduledPayload, Context], Awaitable[OutputT]]
-        | Callable[[ScheduledPayload], OutputT]
-        | Callable[[ScheduledPayload, Context], OutputT],
-        /,
-    ) -> Task[ScheduledPayload, OutputT]: ...
 
 
 class _Schedules:
     """Declarative scheduled tasks and the imperative schedules API."""
 
-    ScheduledPayload = ScheduledPayload
-    CronSchedule = CronSchedule
-
     def task(
         self, *, id: str, cron: CronOption | None = None, **options: Unpack[TaskOptions]
-    ) -> ScheduledTaskDecorator:
+    ) -> SchemaTaskDecorator[ScheduledPayload]:
         """Define a scheduled task: it receives a :class:`ScheduledPayload`.
 
         ``cron`` is a 5-field pattern (UTC) or ``{"pattern", "timezone", "environments",
@@ -82,7 +64,7 @@ class _Schedules:
             default_definitions().add_task(definition)
             return definition
 
-        return cast("ScheduledTaskDecorator", decorate)
+        return cast("SchemaTaskDecorator[ScheduledPayload]", decorate)
 
     async def create(
         self,
