@@ -47,6 +47,7 @@ from shipyard.models.options import TriggerOptions
 from shipyard.models.queues import QueueInfo
 from shipyard.models.realtime import RealtimeRun
 from shipyard.models.runs import Attempt, Run, RunEvent
+from shipyard.models.schedules import Schedule, ScheduledPayload
 from shipyard.models.tokens import WaitToken, WaitTokenInfo, WaitTokenResult
 from shipyard.retry_policy import RetryOptions
 from shipyard.sdk.batch import batch
@@ -57,6 +58,7 @@ from shipyard.sdk.metadata import metadata
 from shipyard.sdk.queues import Queue, queue, queues
 from shipyard.sdk.retry import retry
 from shipyard.sdk.runs import runs
+from shipyard.sdk.schedules import schedules
 from shipyard.sdk.streams import streams
 from shipyard.sdk.tags import tags
 from shipyard.sdk.task import Task, schema_task, task
@@ -96,6 +98,8 @@ __all__ = [
     "RunHandle",
     "RunNotFoundError",
     "RunStatus",
+    "Schedule",
+    "ScheduledPayload",
     "SerializationError",
     "ShipyardError",
     "SubtaskUnwrapError",
@@ -124,6 +128,7 @@ __all__ = [
     "queues",
     "retry",
     "runs",
+    "schedules",
     "schema_task",
     "streams",
     "tags",

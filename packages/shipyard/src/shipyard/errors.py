@@ -30,6 +30,7 @@ The tree::
     ├── RunFinishedError               sending to an input stream of a run that has finished
     ├── BatchNotFoundError             no batch with that id in this environment
     ├── WaitpointNotFoundError         no wait token with that id in this environment
+    ├── ScheduleNotFoundError          no schedule with that id in this environment
     ├── WaitpointTimeoutError          a wait token timed out before it was completed
     ├── IllegalTransitionError         a run status change the state machine forbids
     ├── NotInRunError                  a call that only works inside a run, made outside one
@@ -235,6 +236,12 @@ class WaitpointNotFoundError(ShipyardError):
     """No wait token with that id in this environment."""
 
     code = "WAITPOINT_NOT_FOUND"
+
+
+class ScheduleNotFoundError(ShipyardError):
+    """No schedule with that id in this environment (``schedule_id``)."""
+
+    code = "SCHEDULE_NOT_FOUND"
 
 
 class IllegalTransitionError(ShipyardError):

@@ -25,6 +25,7 @@ from shipyard.cli.mcp import install_mcp, mcp
 from shipyard.cli.output import console, fail, print_json
 from shipyard.cli.queues import queues_app
 from shipyard.cli.runs import runs_app
+from shipyard.cli.schedules import schedules_app
 from shipyard.cli.session import load_cli_settings as _settings
 from shipyard.cli.session import require_extra
 from shipyard.cli.session import run_async as _run
@@ -51,6 +52,7 @@ app.add_typer(tasks_app, name="tasks")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(queues_app, name="queues")
 app.add_typer(keys_app, name="keys")
+app.add_typer(schedules_app, name="schedules")
 app.add_typer(versions_app, name="versions")
 app.add_typer(workers_app, name="workers")
 

@@ -39,6 +39,9 @@ def runs_list(
     status: Annotated[list[str] | None, typer.Option(help="Filter by status (repeatable).")] = None,
     task: Annotated[str | None, typer.Option(help="Filter by task id.")] = None,
     tag: Annotated[str | None, typer.Option(help="Filter by tag.")] = None,
+    schedule: Annotated[
+        str | None, typer.Option(help="Only the runs this schedule created (its id).")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, help="How many runs.")] = 20,
     as_json: JsonOption = False,
 ) -> None:
@@ -50,7 +53,11 @@ def runs_list(
 
         found = []
         async for run in runs.list(
-            status=status or None, task_identifier=task, tag=tag, limit=min(limit, 1000)
+            status=status or None,
+            task_identifier=task,
+            tag=tag,
+            schedule=schedule,
+            limit=min(limit, 1000),
         ):
             found.append(run.to_dict())
             if len(found) >= limit:

@@ -66,8 +66,10 @@ class RunOps(TriggerOps):
         created_to: int | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        schedule_id: str | None = None,
     ) -> RunPage:
-        """One page of runs, newest first (``cursor``: the previous page's ``next_cursor``)."""
+        """One page of runs, newest first (``cursor``: the previous page's ``next_cursor``;
+        ``schedule_id``: only the runs that schedule created)."""
         if not 1 <= limit <= LIST_LIMIT_MAX:
             raise ValidationError(
                 f"limit must be between 1 and {LIST_LIMIT_MAX}; got {limit}.", limit=limit
@@ -84,6 +86,7 @@ class RunOps(TriggerOps):
             (tag, "tag"),
             (batch_id, "batch id"),
             (cursor, "cursor"),
+            (schedule_id, "schedule id"),
         ):
             if value is not None:
                 check_text(value, what)
@@ -97,6 +100,7 @@ class RunOps(TriggerOps):
                 task_ids=list(task_ids),
                 tag=tag,
                 batch_id=batch_id,
+                schedule_id=schedule_id,
                 created_from=created_from,
                 created_to=created_to,
             )

@@ -11,7 +11,7 @@ Statuses (:func:`http_status_for`)::
     401  InvalidTokenError (no key, a wrong or revoked key, a bad or expired public token)
     403  ForbiddenError (a public token out of its scopes, a single-use token used again)
     404  RunNotFoundError, BatchNotFoundError, WaitpointNotFoundError, UnknownTaskError,
-         UnknownQueueError, KeyNotFoundError
+         UnknownQueueError, KeyNotFoundError, ScheduleNotFoundError
     409  IllegalTransitionError, DuplicateTaskError, RunFinishedError,
          RequestInProgressError (retryable: the retry answers what the first attempt did)
     413  PayloadTooLargeError
@@ -46,6 +46,7 @@ from shipyard.errors import (
     RequestInProgressError,
     RunFinishedError,
     RunNotFoundError,
+    ScheduleNotFoundError,
     ShipyardError,
     UnknownQueueError,
     UnknownTaskError,
@@ -98,6 +99,7 @@ _STATUS_BY_TYPE: tuple[tuple[type[ShipyardError], int], ...] = (
     (RunNotFoundError, 404),
     (BatchNotFoundError, 404),
     (WaitpointNotFoundError, 404),
+    (ScheduleNotFoundError, 404),
     (UnknownTaskError, 404),
     (UnknownQueueError, 404),
     (IllegalTransitionError, 409),

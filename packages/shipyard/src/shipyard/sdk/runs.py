@@ -50,10 +50,12 @@ class _Runs:
         from_: datetime.datetime | int | None = None,
         to: datetime.datetime | int | None = None,
         limit: int = 50,
+        schedule: str | None = None,
     ) -> AsyncIterator[Run]:
         """Runs newest first, fetched ``limit`` at a time as you iterate.
 
-        ``from_``/``to`` bound ``created_at`` (datetime or epoch ms).
+        ``from_``/``to`` bound ``created_at`` (datetime or epoch ms); ``schedule`` keeps the
+        runs a schedule created (its id).
         """
         engine = current_engine()
         statuses = [status] if isinstance(status, str) else list(status or [])
@@ -68,6 +70,7 @@ class _Runs:
                 created_to=epoch_ms(to),
                 limit=limit,
                 cursor=cursor,
+                schedule_id=schedule,
             )
         ):
             yield item

@@ -102,6 +102,22 @@ from shipyard.store.params import (
     WorkerListLiveParams,
     WorkerStopParams,
 )
+from shipyard.store.procedures import schedules as schedule_procedures
+from shipyard.store.schedules import (
+    ScheduleDeleteParams,
+    ScheduleDueParams,
+    ScheduleFireParams,
+    ScheduleFireResult,
+    ScheduleGetParams,
+    ScheduleListParams,
+    SchedulePage,
+    ScheduleRecord,
+    ScheduleSetActiveParams,
+    ScheduleSyncParams,
+    ScheduleSyncResult,
+    ScheduleUpdateParams,
+    ScheduleUpsertParams,
+)
 from shipyard.store.steps import Procedure
 
 T = TypeVar("T")
@@ -379,3 +395,45 @@ class StoreCore(ABC):
     async def request_key_release(self, params: RequestKeyReleaseParams) -> None:
         """Forget an unanswered request id claim."""
         return await self._run(procedures.request_key_release(params))
+
+    # -- schedules ----------------------------------------------------------------------------
+
+    async def schedule_upsert(self, params: ScheduleUpsertParams) -> tuple[ScheduleRecord, bool]:
+        """Create a schedule or update the one holding its key; (row, created)."""
+        return await self._run(schedule_procedures.schedule_upsert(params))
+
+    async def schedule_get(self, params: ScheduleGetParams) -> ScheduleRecord | None:
+        """One schedule by id, or None."""
+        return await self._run(schedule_procedures.schedule_get(params))
+
+    async def schedule_list(self, params: ScheduleListParams) -> SchedulePage:
+        """One page of the environment's schedules (oldest first) and the total."""
+        return await self._run(schedule_procedures.schedule_list(params))
+
+    async def schedule_update(self, params: ScheduleUpdateParams) -> ScheduleRecord | None:
+        """Replace an IMPERATIVE schedule's definition; None if there is no such schedule."""
+        return await self._run(schedule_procedures.schedule_update(params))
+
+    async def schedule_set_active(self, params: ScheduleSetActiveParams) -> ScheduleRecord | None:
+        """Activate or deactivate a schedule; None if there is no such schedule."""
+        return await self._run(schedule_procedures.schedule_set_active(params))
+
+    async def schedule_delete(self, params: ScheduleDeleteParams) -> bool:
+        """Delete a schedule; False if there was none."""
+        return await self._run(schedule_procedures.schedule_delete(params))
+
+    async def schedule_sync(self, params: ScheduleSyncParams) -> ScheduleSyncResult:
+        """Make the environment's DECLARATIVE schedules exactly the given ones."""
+        return await self._run(schedule_procedures.schedule_sync(params))
+
+    async def schedule_due(self, params: ScheduleDueParams) -> list[ScheduleRecord]:
+        """Active schedules due at ``now``, soonest first."""
+        return await self._run(schedule_procedures.schedule_due(params))
+
+    async def schedule_next_at(self, environment: str) -> int | None:
+        """The soonest ``next_run_at`` of the environment's active schedules, or None."""
+        return await self._run(schedule_procedures.schedule_next_at(environment))
+
+    async def schedule_fire(self, params: ScheduleFireParams) -> ScheduleFireResult:
+        """Fire one tick exactly once: compare-and-set the next tick and create its run."""
+        return await self._run(schedule_procedures.schedule_fire(params))

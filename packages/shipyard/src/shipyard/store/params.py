@@ -120,6 +120,7 @@ class RunListParams:
     batch_id: str | None = None
     created_from: int | None = None
     created_to: int | None = None
+    schedule_id: str | None = None
 
 
 @dataclass(slots=True)

@@ -222,6 +222,7 @@ def run_list(p: RunListParams) -> Procedure[Page]:
             "task_ids": json_list(p.task_ids),
             "tag": p.tag,
             "batch_id": p.batch_id,
+            "schedule_id": p.schedule_id,
             "created_from": p.created_from,
             "created_to": p.created_to,
             "limit": p.limit + 1,
