@@ -62,6 +62,8 @@ __all__ = [
     "ScopeGrant",
     "SecretKeyAccess",
     "realtime_router",
+    "sse_response",
+    "update_events",
 ]
 
 HEARTBEAT_SECONDS = 15.0
@@ -258,6 +260,21 @@ def _last_event_id(request: Request) -> str | None:
     return value.strip() or None if value else None
 
 
+def sse_response(events: AsyncIterator[bytes]) -> EventSourceResponse:
+    """A Server-Sent Events response of already encoded ``events`` (no buffering proxies)."""
+    return _EventStream(
+        events,
+        ping=0,
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def update_events(changes: AsyncIterator[RunChange | None], *, end: bool) -> AsyncIterator[bytes]:
+    """A subscription's changes as ``event: update`` (None as a ``: ping``), then
+    ``event: end`` if ``end``: what every realtime route sends (and the dashboard's list)."""
+    return _updates(changes, end=end)
+
+
 # -- the router ---------------------------------------------------------------------------------
 
 
@@ -268,12 +285,7 @@ def realtime_router(
     ``heartbeat_seconds`` is the interval of the ``: ping`` comments."""
     router = APIRouter(prefix="/realtime/v1")
 
-    def stream(events: AsyncIterator[bytes]) -> EventSourceResponse:
-        return _EventStream(
-            events,
-            ping=0,
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+    stream = sse_response
 
     async def authorize(request: Request) -> RealtimeContext | Response:
         try:

@@ -60,6 +60,7 @@ from shipyard.store.feed import (
 from shipyard.store.params import (
     AttemptListParams,
     BatchGetParams,
+    BatchListParams,
     BatchRunsParams,
     IdempotencyKeyResetParams,
     QueueListParams,
@@ -86,6 +87,7 @@ from shipyard.store.params import (
     RunReleaseParams,
     RunRescheduleParams,
     RunScheduleParams,
+    RunStatsParams,
     RunTagsAddParams,
     ScheduledRuns,
     TaskListParams,
@@ -151,6 +153,14 @@ class StoreCore(ABC):
     async def run_list(self, params: RunListParams) -> Page:
         """Runs newest first, filtered, one page at a time."""
         return await self._run(procedures.run_list(params))
+
+    async def batch_list(self, params: BatchListParams) -> tuple[list[BatchRecord], str | None]:
+        """Batches newest first (without their run ids), one page, and the next cursor."""
+        return await self._run(procedures.batch_list(params))
+
+    async def run_stats(self, params: RunStatsParams) -> list[tuple[int, str, int]]:
+        """``(bucket, status, runs)``: runs created since ``created_from`` by window, status."""
+        return await self._run(procedures.run_stats(params))
 
     async def run_finish_many(self, params: RunFinishManyParams) -> list[bool]:
         """Record the end of attempts; False where the fence rejected a stale attempt."""

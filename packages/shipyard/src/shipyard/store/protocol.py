@@ -67,6 +67,7 @@ from shipyard.store.params import (
     AttemptListParams,
     BatchGetParams,
     BatchInsertParams,
+    BatchListParams,
     BatchRunsParams,
     IdempotencyKeyResetParams,
     MigrateParams,
@@ -97,6 +98,7 @@ from shipyard.store.params import (
     RunReleaseParams,
     RunRescheduleParams,
     RunScheduleParams,
+    RunStatsParams,
     RunTagsAddParams,
     ScheduledRuns,
     TaskListParams,
@@ -202,6 +204,14 @@ class Store(Protocol):
 
     async def run_list(self, params: RunListParams) -> Page:
         """Runs newest first, filtered, one page at a time."""
+        ...
+
+    async def batch_list(self, params: BatchListParams) -> tuple[list[BatchRecord], str | None]:
+        """Batches newest first (without their run ids), one page, and the next cursor."""
+        ...
+
+    async def run_stats(self, params: RunStatsParams) -> list[tuple[int, str, int]]:
+        """``(bucket, status, runs)``: runs created since ``created_from`` by window, status."""
         ...
 
     async def run_claim(self, params: RunClaimParams) -> list[RunRecord]:
@@ -493,6 +503,7 @@ __all__ = [
     "AttemptListParams",
     "BatchGetParams",
     "BatchInsertParams",
+    "BatchListParams",
     "BatchRunsParams",
     "FeedListener",
     "IdempotencyKeyResetParams",
@@ -525,6 +536,7 @@ __all__ = [
     "RunReleaseParams",
     "RunRescheduleParams",
     "RunScheduleParams",
+    "RunStatsParams",
     "RunTagsAddParams",
     "ScheduledRuns",
     "Store",
