@@ -12,7 +12,6 @@ Example::
 """
 
 from shipyard.engine.idempotency import IdempotencyKey
-from shipyard.engine.registry import aclose, configure
 from shipyard.errors import (
     AbortTaskRunError,
     ApiError,
@@ -49,6 +48,7 @@ from shipyard.models.realtime import RealtimeRun
 from shipyard.models.runs import Attempt, Run, RunEvent
 from shipyard.models.tokens import WaitToken, WaitTokenInfo, WaitTokenResult
 from shipyard.retry_policy import RetryOptions
+from shipyard.sdk.backend import aclose, configure
 from shipyard.sdk.batch import batch
 from shipyard.sdk.idempotency import idempotency_keys
 from shipyard.sdk.locals import locals

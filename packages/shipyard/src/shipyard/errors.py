@@ -36,6 +36,9 @@ The tree::
     ├── SubtaskUnwrapError             ``Result.unwrap()`` on a failed child run
     ├── RunTimeoutError                ``runs.poll`` / waiting gave up before the run finished
     ├── InvalidTokenError              a public access token that is malformed, forged or expired
+    ├── AuthenticationError            the engine server refused the key or token (HTTP 401)
+    ├── ForbiddenError                 the key or token may not do this (HTTP 403)
+    ├── RemoteEngineError              the engine server (SHIPYARD_API_URL) failed or is unreachable
     ├── PortInUseError                 ``shipyard dev``/``server`` cannot listen on its port
     ├── DeployError                    ``shipyard deploy`` cannot start (what is wrong, what to do)
     │   └── EngineImageError           the engine image cannot be built here or named
@@ -412,3 +415,25 @@ class WaitpointTimeoutError(ShipyardError):
     """A wait token's ``timeout`` passed before it was completed (``wait.for_token``)."""
 
     code = "WAITPOINT_TIMEOUT"
+
+
+class AuthenticationError(ShipyardError):
+    """The engine server refused the request's key or token (HTTP 401): missing, wrong, of
+    another environment's server, revoked or expired. ``status`` is the HTTP status."""
+
+    code = "UNAUTHORIZED"
+
+
+class ForbiddenError(ShipyardError):
+    """The key or public access token is valid but may not do this (HTTP 403: out of scope,
+    a single-use trigger token used again). ``status`` is the HTTP status."""
+
+    code = "FORBIDDEN"
+
+
+class RemoteEngineError(ShipyardError):
+    """The engine server at ``SHIPYARD_API_URL`` could not be reached, or failed (HTTP 5xx or
+    an answer that is not the API's), after the client's retries. ``status`` is the HTTP
+    status when there was an answer; ``url`` the server's base URL."""
+
+    code = "REMOTE_ENGINE_ERROR"

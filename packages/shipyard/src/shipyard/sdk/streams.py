@@ -54,7 +54,7 @@ _PIPE_BATCH = 500
 
 
 def _engine() -> StreamOps:
-    return current_engine()
+    return current_engine("Streams (streams.append, read, pipe, send)")
 
 
 def _run_id(run: str | RunHandle | Run) -> str:
