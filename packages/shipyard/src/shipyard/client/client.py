@@ -138,6 +138,11 @@ class RemoteClient:
         """Close the client's connections."""
         await self._http.aclose()
 
+    async def server_info(self) -> dict[str, Any]:
+        """The engine server's ``/healthz``: status, version, environment, task count."""
+        data, _ = await self._json("GET", "/healthz")
+        return data if isinstance(data, dict) else {}
+
     # -- plumbing -----------------------------------------------------------------------------
 
     async def _json(

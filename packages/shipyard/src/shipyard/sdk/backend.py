@@ -7,11 +7,12 @@ Both are a :class:`Backend`: the operations the SDK (and the CLI) call outside a
 a process uses, in order:
 
 1. inside a running task: the worker's engine (``trigger_and_wait`` and friends need it);
-2. an engine installed with ``set_engine`` (``shipyard dev`` for the app it serves, a worker,
+2. a remote client installed with :func:`set_client` (the CLI's ``--api-url``, the MCP
+   server's) or configured with ``shipyard.configure(api_url=…)``;
+3. an engine installed with ``set_engine`` (``shipyard dev`` for the app it serves, a worker,
    a test) or built already;
-3. a remote client configured with ``shipyard.configure(api_url=…)``, or built from settings
-   when ``api_url`` (``SHIPYARD_API_URL``) is set;
-4. otherwise an engine built from settings on first use (``shipyard.engine.registry``).
+4. a remote client built from settings when ``api_url`` (``SHIPYARD_API_URL``) is set;
+5. otherwise an engine built from settings on first use (``shipyard.engine.registry``).
 
 Example::
 
@@ -200,11 +201,11 @@ _remote = _Remote()
 
 def default_backend() -> Backend:
     """The process's backend outside a run (see the module docstring for the order)."""
+    if _remote.client is not None:
+        return _remote.client
     engine = registry.installed_engine()
     if engine is not None:
         return engine
-    if _remote.client is not None:
-        return _remote.client
     settings = load_settings()
     if settings.api_url is not None:
         _remote.client = RemoteClient.from_settings(settings)
@@ -240,8 +241,8 @@ def current_engine(what: str = "This call") -> Engine:
 
 
 def set_client(client: RemoteClient | None) -> None:
-    """Make ``client`` the process's remote backend (the CLI does, for one command); the
-    caller closes it. An engine installed with ``set_engine`` still takes precedence."""
+    """Make ``client`` the process's backend outside runs (the CLI does, for one command;
+    ``None`` removes it); the caller closes it."""
     _remote.client = client
 
 
