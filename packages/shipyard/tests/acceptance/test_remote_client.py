@@ -180,8 +180,7 @@ async def test_errors_come_back_as_the_engines_exceptions(
     with pytest.raises(NotInRunError):
         await tasks.trigger_and_wait("double", {"n": 1})
     with pytest.raises(ConfigError, match="SHIPYARD_API_URL"):
-        async for _ in runs.subscribe_to_run("run_x"):
-            pass
+        await shipyard.streams.append("x", target="run_x")  # appending needs the engine
 
     for key in ("sk_wrong_" + "x" * 40, None):
         client = RemoteClient(remote.url, key)

@@ -25,6 +25,7 @@ import httpx
 
 from shipyard.client import convert
 from shipyard.client.options import duration_value, time_value, trigger_body
+from shipyard.client.realtime import RealtimeClient
 from shipyard.client.transport import QueryParams, Transport
 from shipyard.config import Settings
 from shipyard.errors import (
@@ -86,7 +87,7 @@ def _not_in_run(what: str) -> NoReturn:
     raise NotInRunError(f"{what} can only be called inside a running task.")
 
 
-class RemoteClient:
+class RemoteClient(RealtimeClient):
     """The engine's SDK-facing operations, over HTTP to one engine server.
 
     ``environment_limit`` stands in for the server environment's concurrency limit where

@@ -17,9 +17,10 @@ message, so code catching ``RunNotFoundError`` works the same in-process and ove
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -221,6 +222,38 @@ class Transport:
                     raise error_from_response(response, not_found=not_found, context=context)
             await asyncio.sleep(self.backoff * (2**attempt) * (0.5 + random.random()))
             attempt += 1
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        path: str,
+        *,
+        params: QueryParams | None = None,
+        headers: Mapping[str, str] | None = None,
+        not_found: type[ShipyardError] | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> AsyncIterator[httpx.Response]:
+        """A ``GET`` whose body is read as it arrives (Server-Sent Events); an error answer
+        raises as :meth:`request` does. Not retried here: the caller resumes from its last
+        event."""
+        query = httpx.QueryParams(tuple(params)) if params else None
+        request = self._http.build_request(
+            "GET",
+            path,
+            params=query,
+            headers={"accept": "text/event-stream", **(headers or {})},
+        )
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc, 1) from None
+        try:
+            if not response.is_success:
+                await response.aread()
+                raise error_from_response(response, not_found=not_found, context=context)
+            yield response
+        finally:
+            await response.aclose()
 
     def _unreachable(self, exc: httpx.TransportError, attempts: int) -> RemoteEngineError:
         url = public_url(self.base_url)

@@ -23,7 +23,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from shipyard.client import RemoteClient
@@ -35,6 +35,7 @@ from shipyard.errors import ConfigError
 from shipyard.models.batches import BatchInfo
 from shipyard.models.handles import BatchHandle, BatchResult, Result, RunHandle
 from shipyard.models.queues import QueueInfo
+from shipyard.models.realtime import RunChange, StreamChunk
 from shipyard.models.runs import Run, RunEvent, RunPage
 from shipyard.models.tasks import RegisteredTask
 from shipyard.models.tokens import WaitToken, WaitTokenInfo, WaitTokenPage
@@ -182,6 +183,37 @@ class Backend(Protocol):
         """Go back to the limit set in code."""
         ...
 
+    def subscribe_run(
+        self, run_id: str, *, stop_on_completion: bool = True
+    ) -> AsyncIterator[RunChange | None]:
+        """A run's changes (``runs.subscribe_to_run``)."""
+        ...
+
+    def subscribe_tags(
+        self, tags: str | Sequence[str], *, created_at: Any = "1d"
+    ) -> AsyncIterator[RunChange | None]:
+        """Changes of runs with any of the tags (``runs.subscribe_to_runs_with_tag``)."""
+        ...
+
+    def subscribe_batch(self, batch_id: str) -> AsyncIterator[RunChange | None]:
+        """Changes of a batch's runs (``runs.subscribe_to_batch``)."""
+        ...
+
+    def read_stream(
+        self,
+        run_id: str,
+        stream_id: str = "default",
+        *,
+        start_index: int = 0,
+        timeout_s: float = 60.0,
+    ) -> AsyncIterator[StreamChunk | None]:
+        """A run's stream, chunk by chunk (``streams.read``)."""
+        ...
+
+    async def send_input(self, run_id: str, stream_id: str, data: Any) -> bool:
+        """Send data to a run's input stream (``streams.input(id).send``)."""
+        ...
+
     async def close(self) -> None:
         """Release connections."""
         ...
@@ -221,8 +253,8 @@ def current_backend() -> Backend:
 
 
 def current_engine(what: str = "This call") -> Engine:
-    """The engine in this process for calls a remote client cannot make yet (realtime
-    subscriptions, streams): the running task's engine, else the process's default engine.
+    """The engine in this process, for calls a remote client cannot make (appending to a
+    stream from outside its run): the running task's engine, else the process's default.
 
     Raises:
         ConfigError: the process's backend is a remote client (``SHIPYARD_API_URL``).

@@ -23,7 +23,7 @@ from shipyard.errors import RunTimeoutError
 from shipyard.models.handles import BatchHandle, RunHandle
 from shipyard.models.realtime import RealtimeRun
 from shipyard.models.runs import Run, RunEvent
-from shipyard.sdk.backend import current_backend, current_engine
+from shipyard.sdk.backend import current_backend
 from shipyard.sdk.pages import epoch_ms, every_item
 
 __all__ = ["runs"]
@@ -122,8 +122,8 @@ class _Runs:
             async for run in runs.subscribe_to_run(handle):
                 print(run.status, run.metadata.get("progress"))
         """
-        engine = current_engine("runs.subscribe_to_run()")
-        async for change in engine.subscribe_run(
+        backend = current_backend()
+        async for change in backend.subscribe_run(
             _run_id(run), stop_on_completion=stop_on_completion
         ):
             if change is not None:
@@ -136,9 +136,7 @@ class _Runs:
         "7d"): each as it is now (the newest 1,000), then at each change, and every new one.
         Never ends: ``break`` out of the loop.
         """
-        async for change in current_engine("runs.subscribe_to_runs_with_tag()").subscribe_tags(
-            tag, created_at=created_at
-        ):
+        async for change in current_backend().subscribe_tags(tag, created_at=created_at):
             if change is not None:
                 yield change.run
 
@@ -146,7 +144,7 @@ class _Runs:
         """A batch's runs, each as it is now and then at each change. Never ends: ``break``
         out of the loop (e.g. once every run ``is_completed``)."""
         batch_id = batch if isinstance(batch, str) else batch.batch_id
-        async for change in current_engine("runs.subscribe_to_batch()").subscribe_batch(batch_id):
+        async for change in current_backend().subscribe_batch(batch_id):
             if change is not None:
                 yield change.run
 
