@@ -69,9 +69,11 @@ class RunOps(TriggerOps):
         parent_id: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        schedule_id: str | None = None,
     ) -> RunPage:
-        """One page of runs, newest first (``cursor``: the previous page's ``next_cursor``);
-        ``parent_id``: only the runs that run triggered (its children)."""
+        """One page of runs, newest first (``cursor``: the previous page's ``next_cursor``;
+        ``schedule_id``: only the runs that schedule created; ``parent_id``: only the runs that
+        run triggered, its children)."""
         if not 1 <= limit <= LIST_LIMIT_MAX:
             raise ValidationError(
                 f"limit must be between 1 and {LIST_LIMIT_MAX}; got {limit}.", limit=limit
@@ -89,6 +91,7 @@ class RunOps(TriggerOps):
             (batch_id, "batch id"),
             (parent_id, "parent run id"),
             (cursor, "cursor"),
+            (schedule_id, "schedule id"),
         ):
             if value is not None:
                 check_text(value, what)
@@ -102,6 +105,7 @@ class RunOps(TriggerOps):
                 task_ids=list(task_ids),
                 tag=tag,
                 batch_id=batch_id,
+                schedule_id=schedule_id,
                 created_from=created_from,
                 created_to=created_to,
                 parent_run_id=parent_id,

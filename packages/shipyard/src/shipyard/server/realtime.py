@@ -41,7 +41,7 @@ from shipyard.engine.auth import TokenClaims, verify_token
 from shipyard.engine.engine import Engine
 from shipyard.engine.streams import check_stream_id
 from shipyard.errors import (
-    InvalidTokenError,
+    AuthenticationError,
     PayloadTooLargeError,
     RunFinishedError,
     ShipyardError,
@@ -106,7 +106,7 @@ class RealtimeContext:
 
 class RealtimeAccess(Protocol):
     """The seam the HTTP API plugs its authentication into: the request's engine and grant,
-    or :class:`~shipyard.errors.InvalidTokenError` (answered 401 with its message)."""
+    or :class:`~shipyard.errors.AuthenticationError` (answered 401 with its message)."""
 
     def __call__(self, request: Request) -> Awaitable[RealtimeContext]:
         """Authenticate ``request``."""
@@ -183,11 +183,11 @@ class SecretKeyAccess:
         self.engine = engine
 
     async def __call__(self, request: Request) -> RealtimeContext:
-        """The engine and what the request's token grants; :class:`InvalidTokenError` if
+        """The engine and what the request's token grants; :class:`AuthenticationError` if
         none."""
         token = bearer_token(request)
         if token is None:
-            raise InvalidTokenError(
+            raise AuthenticationError(
                 "Missing credentials: send 'Authorization: Bearer <secret key or public "
                 "access token>', or ?token=<public access token> from a browser."
             )
@@ -290,7 +290,7 @@ def realtime_router(
     async def authorize(request: Request) -> RealtimeContext | Response:
         try:
             return await access(request)
-        except InvalidTokenError as exc:
+        except AuthenticationError as exc:
             return _denied(exc.message, 401)
 
     @router.get("/runs/{run_id}")

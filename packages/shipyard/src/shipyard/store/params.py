@@ -120,6 +120,7 @@ class RunListParams:
     batch_id: str | None = None
     created_from: int | None = None
     created_to: int | None = None
+    schedule_id: str | None = None
     parent_run_id: str | None = None
 
 
@@ -308,10 +309,13 @@ class RunScheduleParams:
 
 @dataclass(slots=True)
 class ScheduledRuns:
-    """What :meth:`Store.run_schedule_due` changed."""
+    """What :meth:`Store.run_schedule_due` changed, and when it has work next."""
 
     promoted: list[str]
     expired: list[str]
+    # The earliest time (ms) a DELAYED run falls due or an unstarted run's TTL passes, as of
+    # after this pass; None when nothing is scheduled. Workers sleep until then.
+    next_due: int | None = None
 
 
 @dataclass(slots=True)

@@ -17,6 +17,7 @@ Every backend runs the same conformance suite (``tests/conformance``).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 from shipyard.records import (
@@ -31,6 +32,19 @@ from shipyard.records import (
     WaitpointPage,
     WaitpointRecord,
     WorkerRecord,
+)
+from shipyard.store.access import (
+    AccessKeyFindParams,
+    AccessKeyInsertParams,
+    AccessKeyListParams,
+    AccessKeyRecord,
+    AccessKeyRevokeParams,
+    RequestKeyAnswerParams,
+    RequestKeyClaim,
+    RequestKeyClaimParams,
+    RequestKeyReleaseParams,
+    SigningKeyParams,
+    TokenUseParams,
 )
 from shipyard.store.feed import (
     FeedEventRecord,
@@ -102,6 +116,21 @@ from shipyard.store.params import (
     WorkerListLiveParams,
     WorkerStopParams,
 )
+from shipyard.store.schedules import (
+    ScheduleDeleteParams,
+    ScheduleDueParams,
+    ScheduleFireParams,
+    ScheduleFireResult,
+    ScheduleGetParams,
+    ScheduleListParams,
+    SchedulePage,
+    ScheduleRecord,
+    ScheduleSetActiveParams,
+    ScheduleSyncParams,
+    ScheduleSyncResult,
+    ScheduleUpdateParams,
+    ScheduleUpsertParams,
+)
 
 
 class ReadyListener(Protocol):
@@ -115,6 +144,10 @@ class ReadyListener(Protocol):
 
     async def wait(self, timeout: float) -> bool:
         """Wait for a wake-up or ``timeout`` seconds; True if woken."""
+        ...
+
+    def follow(self) -> asyncio.Event:
+        """A new event set on every wake-up from outside, without consuming the waiter's."""
         ...
 
     def close(self) -> None:
@@ -187,6 +220,13 @@ class Store(Protocol):
 
     async def run_finish_many(self, params: RunFinishManyParams) -> list[bool]:
         """Record the end of attempts; False where the fence rejected a stale attempt."""
+        ...
+
+    async def run_finish_and_claim(
+        self, finish: RunFinishManyParams, claim: RunClaimParams
+    ) -> tuple[list[bool], list[RunRecord]]:
+        """:meth:`run_finish_many`, then :meth:`run_claim` with the slots it freed, in one
+        transaction (a worker's finished batch and its next claim: one round trip)."""
         ...
 
     async def run_release(self, params: RunReleaseParams) -> bool:
@@ -371,6 +411,83 @@ class Store(Protocol):
 
     async def input_wait(self, params: InputWaitParams) -> WaitpointRecord:
         """The token a ``.wait()`` of an input stream blocks on (completed if data was kept)."""
+        ...
+
+    # -- access ---------------------------------------------------------------------------
+
+    async def access_key_insert(self, params: AccessKeyInsertParams) -> AccessKeyRecord:
+        """Store a secret key (hashed); its environment gets a signing key if it has none."""
+        ...
+
+    async def access_key_list(self, params: AccessKeyListParams) -> list[AccessKeyRecord]:
+        """Secret keys (without hashes) of one environment or all, oldest first."""
+        ...
+
+    async def access_key_revoke(self, params: AccessKeyRevokeParams) -> AccessKeyRecord | None:
+        """Revoke a key by id; the key after, or None if there is none."""
+        ...
+
+    async def access_key_find(self, params: AccessKeyFindParams) -> AccessKeyRecord | None:
+        """The live key with this hash, whatever its environment."""
+        ...
+
+    async def signing_key_get(self, params: SigningKeyParams) -> str | None:
+        """An environment's signing key (``candidate`` becomes it if it has none)."""
+        ...
+
+    async def token_use(self, params: TokenUseParams) -> bool:
+        """Spend a single-use token: True the first time."""
+        ...
+
+    async def request_key_claim(self, params: RequestKeyClaimParams) -> RequestKeyClaim:
+        """Claim a request id, or what its first request answered."""
+        ...
+
+    async def request_key_answer(self, params: RequestKeyAnswerParams) -> None:
+        """Record the answer of a claimed request id."""
+        ...
+
+    async def request_key_release(self, params: RequestKeyReleaseParams) -> None:
+        """Forget an unanswered request id claim."""
+
+    async def schedule_upsert(self, params: ScheduleUpsertParams) -> tuple[ScheduleRecord, bool]:
+        """Create a schedule or update the one holding its key; (row, created)."""
+        ...
+
+    async def schedule_get(self, params: ScheduleGetParams) -> ScheduleRecord | None:
+        """One schedule by id, or None."""
+        ...
+
+    async def schedule_list(self, params: ScheduleListParams) -> SchedulePage:
+        """One page of the environment's schedules (oldest first) and the total."""
+        ...
+
+    async def schedule_update(self, params: ScheduleUpdateParams) -> ScheduleRecord | None:
+        """Replace an IMPERATIVE schedule's definition; None if there is no such schedule."""
+        ...
+
+    async def schedule_set_active(self, params: ScheduleSetActiveParams) -> ScheduleRecord | None:
+        """Activate or deactivate a schedule; None if there is no such schedule."""
+        ...
+
+    async def schedule_delete(self, params: ScheduleDeleteParams) -> bool:
+        """Delete a schedule; False if there was none."""
+        ...
+
+    async def schedule_sync(self, params: ScheduleSyncParams) -> ScheduleSyncResult:
+        """Make the environment's DECLARATIVE schedules exactly the given ones."""
+        ...
+
+    async def schedule_due(self, params: ScheduleDueParams) -> list[ScheduleRecord]:
+        """Active schedules due at ``now``, soonest first."""
+        ...
+
+    async def schedule_next_at(self, environment: str) -> int | None:
+        """The soonest ``next_run_at`` of the environment's active schedules, or None."""
+        ...
+
+    async def schedule_fire(self, params: ScheduleFireParams) -> ScheduleFireResult:
+        """Fire one tick exactly once: compare-and-set the next tick and create its run."""
         ...
 
     def worker_heartbeat(self, params: WorkerHeartbeatParams) -> int:

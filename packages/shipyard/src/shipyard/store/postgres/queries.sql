@@ -74,6 +74,7 @@ WHERE environment = :environment
   AND (CAST(:tag AS text) IS NULL
        OR id IN (SELECT run_id FROM run_tags WHERE tag = :tag))
   AND (CAST(:batch_id AS text) IS NULL OR batch_id = :batch_id)
+  AND (CAST(:schedule_id AS text) IS NULL OR schedule_id = :schedule_id)
   AND (CAST(:created_from AS bigint) IS NULL OR created_at >= :created_from)
   AND (CAST(:created_to AS bigint) IS NULL OR created_at <= :created_to)
 ORDER BY id DESC
@@ -92,6 +93,7 @@ WHERE parent_run_id = :parent_run_id AND parent_run_id IS NOT NULL
   AND (CAST(:tag AS text) IS NULL
        OR id IN (SELECT run_id FROM run_tags WHERE tag = :tag))
   AND (CAST(:batch_id AS text) IS NULL OR batch_id = :batch_id)
+  AND (CAST(:schedule_id AS text) IS NULL OR schedule_id = :schedule_id)
   AND (CAST(:created_from AS bigint) IS NULL OR created_at >= :created_from)
   AND (CAST(:created_to AS bigint) IS NULL OR created_at <= :created_to)
 ORDER BY id DESC
@@ -467,3 +469,9 @@ WHERE e.run_id IN (SELECT json_array_elements_text(CAST(:run_ids AS json)))
   AND e.kind IN ('created', 'metadata') AND e.id < :before_id
   AND EXISTS (SELECT 1 FROM runs r WHERE r.id = e.run_id AND r.environment = :environment)
 ORDER BY e.id;
+
+-- name: schedule_delete_declarative_except
+DELETE FROM schedules
+WHERE environment = :environment AND type = :type
+  AND task_id NOT IN (SELECT json_array_elements_text(CAST(:task_ids AS json)))
+RETURNING task_id;

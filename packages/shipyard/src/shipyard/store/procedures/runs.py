@@ -224,6 +224,7 @@ def run_list(p: RunListParams) -> Procedure[Page]:
             "task_ids": json_list(p.task_ids),
             "tag": p.tag,
             "batch_id": p.batch_id,
+            "schedule_id": p.schedule_id,
             "created_from": p.created_from,
             "created_to": p.created_to,
             "parent_run_id": p.parent_run_id,
@@ -407,16 +408,27 @@ def attempt_list(p: AttemptListParams) -> Procedure[list[AttemptRecord]]:
 
 def run_schedule_due(p: RunScheduleParams) -> Procedure[ScheduledRuns]:
     """Expire runs whose TTL passed unstarted, then promote due DELAYED runs (a run due and
-    expired at once expires). Peeks first: an idle tick takes no write lock."""
+    expired at once expires). Peeks first: an idle tick takes no write lock. Returns when the
+    next such change is due, so a worker can sleep until exactly then."""
     values = {"environment": p.environment, "now": p.now, "expired_error": p.expired_error}
-    if (yield row("run_due_exists", values)) is None:
-        return ScheduledRuns(promoted=[], expired=[])
+    next_due = _next_due((yield row("run_next_due", values)))
+    if next_due is None or next_due > p.now:
+        return ScheduledRuns(promoted=[], expired=[], next_due=next_due)
     yield begin()
     expired = [r[0] for r in (yield rows("run_expire_due", values))]
     promoted = [r[0] for r in (yield rows("run_promote_due", values))]
     if promoted:
         yield notify(p.environment, p.now)
-    return ScheduledRuns(promoted=promoted, expired=expired)
+    after = _next_due((yield row("run_next_due", values)))
+    return ScheduledRuns(promoted=promoted, expired=expired, next_due=after)
+
+
+def _next_due(found: Any) -> int | None:
+    """The earlier of a ``run_next_due`` row's two times (either may be NULL)."""
+    if found is None:
+        return None
+    times = [int(t) for t in found if t is not None]
+    return min(times) if times else None
 
 
 def run_reschedule(p: RunRescheduleParams) -> Procedure[RunRecord | None]:

@@ -27,6 +27,7 @@ WHERE environment = :environment
   AND (:task_ids IS NULL OR task_id IN (SELECT value FROM json_each(:task_ids)))
   AND (:tag IS NULL OR id IN (SELECT run_id FROM run_tags WHERE tag = :tag))
   AND (:batch_id IS NULL OR batch_id = :batch_id)
+  AND (:schedule_id IS NULL OR schedule_id = :schedule_id)
   AND (:created_from IS NULL OR created_at >= :created_from)
   AND (:created_to IS NULL OR created_at <= :created_to)
 ORDER BY id DESC
@@ -43,6 +44,7 @@ WHERE parent_run_id = :parent_run_id AND parent_run_id IS NOT NULL
   AND (:task_ids IS NULL OR task_id IN (SELECT value FROM json_each(:task_ids)))
   AND (:tag IS NULL OR id IN (SELECT run_id FROM run_tags WHERE tag = :tag))
   AND (:batch_id IS NULL OR batch_id = :batch_id)
+  AND (:schedule_id IS NULL OR schedule_id = :schedule_id)
   AND (:created_from IS NULL OR created_at >= :created_from)
   AND (:created_to IS NULL OR created_at <= :created_to)
 ORDER BY id DESC
@@ -318,3 +320,9 @@ WHERE e.run_id IN (SELECT value FROM json_each(:run_ids))
   AND e.kind IN ('created', 'metadata') AND e.id < :before_id
   AND EXISTS (SELECT 1 FROM runs r WHERE r.id = e.run_id AND r.environment = :environment)
 ORDER BY e.id;
+
+-- name: schedule_delete_declarative_except
+DELETE FROM schedules
+WHERE environment = :environment AND type = :type
+  AND task_id NOT IN (SELECT value FROM json_each(:task_ids))
+RETURNING task_id;
