@@ -62,7 +62,7 @@ async def test_login_is_required_and_a_post_without_csrf_is_refused(
     await page.screenshot(path=screenshots / "login.png")
     await page.get_by_label("Secret key").fill("not-the-key-at-all-not-the-key-at-all")
     await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_role("alert")).to_contain_text("not this environment")
+    await expect(page.get_by_role("alert")).to_contain_text("not a secret key")
     await page.get_by_label("Secret key").fill(engine.secret_key())
     await page.get_by_role("button", name="Sign in").click()
     await expect(page).to_have_url(f"{url}/dashboard/runs?tag=x")

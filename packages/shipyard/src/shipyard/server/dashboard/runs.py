@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from shipyard.durations import parse_duration_ms
+from shipyard.engine.engine import Engine
 from shipyard.errors import ValidationError
 from shipyard.jsonutil import MAX_JSON_DEPTH, loads
 from shipyard.models.runs import Run
@@ -57,9 +58,9 @@ def _filters(request: Request) -> dict[str, Any]:
 
 def register(router: APIRouter, dash: Dashboard) -> None:
     """Add the runs pages and actions to ``router``."""
-    engine = dash.engine
 
     async def runs_list(request: Request, session: Session) -> Response:
+        engine = session.engine
         f = _filters(request)
         created_from = None
         if f["period"]:
@@ -93,7 +94,7 @@ def register(router: APIRouter, dash: Dashboard) -> None:
             now_ms=engine.now(),
         )
 
-    async def run_detail_context(run_id: str) -> dict[str, Any]:
+    async def run_detail_context(engine: Engine, run_id: str) -> dict[str, Any]:
         run = await engine.retrieve_run(run_id)
         events = await engine.run_event_records(run_id, limit=TRACE_EVENTS)
         children = await engine.list_runs(parent_id=run.id, limit=CHILDREN_SHOWN)
@@ -106,8 +107,9 @@ def register(router: APIRouter, dash: Dashboard) -> None:
         }
 
     async def run_page(request: Request, session: Session) -> Response:
+        engine = session.engine
         run_id = request.path_params["run_id"]
-        context = await run_detail_context(run_id)
+        context = await run_detail_context(engine, run_id)
         notice = _NOTICES.get(request.query_params.get("notice", ""))
         return render(
             request,
@@ -122,20 +124,23 @@ def register(router: APIRouter, dash: Dashboard) -> None:
 
     async def run_panels(request: Request, session: Session) -> Response:
         """The parts of a run page that change as it runs (fetched by the page's script)."""
-        context = await run_detail_context(request.path_params["run_id"])
+        engine = session.engine
+        context = await run_detail_context(engine, request.path_params["run_id"])
         return render(request, "run_panels.html", session, **context)
 
     async def cancel(request: Request, session: Session, form: dict[str, str]) -> Response:
+        engine = session.engine
         run = await engine.cancel_run(request.path_params["run_id"])
         return RedirectResponse(f"{PREFIX}/runs/{run.id}?notice=canceled", status_code=303)
 
     async def replay(request: Request, session: Session, form: dict[str, str]) -> Response:
+        engine = session.engine
         run_id = request.path_params["run_id"]
         try:
             payload = parse_json_field(form.get("payload"), "The payload")
             handle = await engine.replay_run(run_id, payload=payload)
         except ValidationError as exc:
-            context = await run_detail_context(run_id)
+            context = await run_detail_context(engine, run_id)
             return render(
                 request,
                 "run.html",
@@ -150,6 +155,7 @@ def register(router: APIRouter, dash: Dashboard) -> None:
         return RedirectResponse(f"{PREFIX}/runs/{handle.id}", status_code=303)
 
     async def reset_key(request: Request, session: Session, form: dict[str, str]) -> Response:
+        engine = session.engine
         run = await engine.retrieve_run(request.path_params["run_id"])
         notice = "reset-none"
         if run.idempotency_key:
@@ -159,8 +165,10 @@ def register(router: APIRouter, dash: Dashboard) -> None:
 
     async def live_runs(request: Request) -> Response:
         """Every new run and change, for the runs list (the page filters what it shows)."""
-        if dash.auth.session(request) is None:
+        session = await dash.auth.session(request)
+        if session is None:
             return Response("Sign in first.", status_code=401)
+        engine = session.engine
         after = request.headers.get("last-event-id") or None
         try:
             changes = engine.subscribe_runs(

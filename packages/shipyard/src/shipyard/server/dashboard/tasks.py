@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from shipyard.engine.engine import Engine
 from shipyard.errors import RateLimitedError, UnknownQueueError, UnknownTaskError, ValidationError
 from shipyard.machines import MACHINES
 from shipyard.models.tasks import RegisteredTask
@@ -87,8 +88,8 @@ def trigger_options(form: dict[str, str]) -> dict[str, Any]:
     return options
 
 
-async def _find(dash: Dashboard, task_id: str) -> RegisteredTask:
-    for task in await dash.engine.list_tasks():
+async def _find(engine: Engine, task_id: str) -> RegisteredTask:
+    for task in await engine.list_tasks():
         if task.id == task_id:
             return task
     raise UnknownTaskError(
@@ -99,13 +100,13 @@ async def _find(dash: Dashboard, task_id: str) -> RegisteredTask:
 
 def register(router: APIRouter, dash: Dashboard) -> None:
     """Add the tasks pages and the trigger action to ``router``."""
-    engine = dash.engine
 
     async def tasks_page(request: Request, session: Session) -> Response:
+        engine = session.engine
         tasks = await engine.list_tasks()
         return render(request, "tasks.html", session, tasks=tasks)
 
-    async def initial_payload(task: RegisteredTask) -> tuple[str, str]:
+    async def initial_payload(engine: Engine, task: RegisteredTask) -> tuple[str, str]:
         """The editor's first text and where it came from."""
         last = await engine.list_runs(task_ids=[task.id], limit=1)
         if last.items:
@@ -116,8 +117,9 @@ def register(router: APIRouter, dash: Dashboard) -> None:
         return "{}", "an empty object"
 
     async def test_page(request: Request, session: Session) -> Response:
-        task = await _find(dash, request.path_params["task_id"])
-        payload, source = await initial_payload(task)
+        engine = session.engine
+        task = await _find(engine, request.path_params["task_id"])
+        payload, source = await initial_payload(engine, task)
         return render(
             request,
             "test.html",
@@ -132,7 +134,8 @@ def register(router: APIRouter, dash: Dashboard) -> None:
         )
 
     async def trigger(request: Request, session: Session, form: dict[str, str]) -> Response:
-        task = await _find(dash, request.path_params["task_id"])
+        engine = session.engine
+        task = await _find(engine, request.path_params["task_id"])
         try:
             payload = parse_json_field(form.get("payload"), "The payload")
             handle = await engine.trigger(task.id, payload, trigger_options(form))

@@ -184,4 +184,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const run = document.getElementById("run");
   if (run && run.dataset.liveUrl) followRun(run);
   for (const area of document.querySelectorAll("textarea[data-json-editor]")) checkJson(area);
+  for (const select of document.querySelectorAll("select[data-autosubmit]")) {
+    select.addEventListener("change", () => select.form.requestSubmit());
+  }
 });
