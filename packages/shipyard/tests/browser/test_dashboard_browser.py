@@ -156,7 +156,7 @@ async def test_complete_a_token_and_replay_with_an_edited_payload(
     replayed = await engine.retrieve_run(page.url.rsplit("/", 1)[1])
     assert replayed.payload == {"doc": 2} and replayed.task_identifier == "approve"
 
-    for name in ("overview", "tasks", "batches"):
+    for name in ("overview", "tasks", "schedules", "batches", "keys"):
         await page.goto(f"{url}/dashboard/{name}")
         await expect(page.locator("h1")).to_be_visible()
         await page.screenshot(path=screenshots / f"{name}.png", full_page=True)

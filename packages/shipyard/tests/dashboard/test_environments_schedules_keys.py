@@ -183,6 +183,9 @@ async def test_schedules_page_lists_creates_toggles_and_runs_now(
             return run.output if run.is_completed else None
 
         assert await eventually(output, timeout=30) == declarative.id
+        # "Run now" is not a tick of the schedule: the schedule's runs do not list it.
+        listed = (await http.get("/dashboard/runs", params={"schedule": declarative.id})).text
+        assert run_id not in listed and "data-live" not in listed
         gone = await http.post(f"/dashboard/schedules/{imperative.id}/delete", data={"csrf": csrf})
         assert gone.status_code == 303
         kept = await http.post(f"/dashboard/schedules/{declarative.id}/delete", data={"csrf": csrf})

@@ -51,6 +51,7 @@ def _filters(request: Request) -> dict[str, Any]:
         "task": [t for t in q.getlist("task") if t],
         "tag": (q.get("tag") or "").strip() or None,
         "batch": (q.get("batch") or "").strip() or None,
+        "schedule": (q.get("schedule") or "").strip() or None,
         "period": (q.get("period") or "").strip() or None,
         "cursor": q.get("cursor") or None,
     }
@@ -70,6 +71,7 @@ def register(router: APIRouter, dash: Dashboard) -> None:
             task_ids=f["task"],
             tag=f["tag"],
             batch_id=f["batch"],
+            schedule_id=f["schedule"],
             created_from=created_from,
             cursor=f["cursor"],
             limit=PAGE_SIZE,
@@ -90,7 +92,8 @@ def register(router: APIRouter, dash: Dashboard) -> None:
             periods=PERIODS,
             next_url=next_url,
             first_url=f"?{urlencode(query, doseq=True)}",
-            live=f["cursor"] is None,
+            # Live updates carry no schedule: a schedule's list is not followed live.
+            live=f["cursor"] is None and f["schedule"] is None,
             now_ms=engine.now(),
         )
 
