@@ -3,8 +3,8 @@
 
 Server-rendered pages (Jinja2) with plain JavaScript for the live parts, which follow the
 realtime feed over Server-Sent Events; charts are SVG drawn on the server. Nothing is fetched
-from another origin. Every read and action goes through the :class:`~shipyard.engine.engine.Engine` of the
-environment shown.
+from another origin. Every read and action goes through the
+:class:`~shipyard.engine.engine.Engine` of the environment shown.
 
 ==============================  ==========================================================
 ``/dashboard``                   overview: runs per status over time, queue depth
