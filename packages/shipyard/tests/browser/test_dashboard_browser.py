@@ -11,7 +11,7 @@ from typing import Any
 
 from playwright.async_api import Page, expect
 
-from shipyard import logger, metadata, queue, task, wait
+from shipyard import logger, metadata, queue, streams, task, wait
 from shipyard.engine.engine import Engine
 from shipyard.server.app import create_app
 from shipyard.testing.eventually import eventually
@@ -32,6 +32,7 @@ def define(gate: asyncio.Event) -> None:
     """``slow-report`` (waits for ``gate``, traced, with progress) on the ``reports`` queue,
     and ``approve`` (waits on a token)."""
     reports = queue(name="reports", concurrency_limit=1)
+    rows = streams.define("rows")
 
     @task(id="slow-report", queue=reports)
     async def slow_report(payload: dict[str, Any]) -> dict[str, Any]:
@@ -39,6 +40,7 @@ def define(gate: asyncio.Event) -> None:
         metadata.set("progress", 0.25)
         async with logger.trace("gather rows"):
             await metadata.flush()
+            await rows.append_many(["row 1", "row 2"])
             await gate.wait()
         async with logger.trace("summarise"):
             metadata.set("progress", 1.0)
@@ -124,6 +126,7 @@ async def test_trigger_from_the_test_page_and_watch_it_live(
     for text in ("Attempt 1", "gather rows", "summarise", "report requested"):
         await expect(trace).to_contain_text(text)
     await expect(page.locator("#output")).to_contain_text('"Q3"')
+    await expect(page.locator('[data-stream="rows"] ol.chunks')).to_contain_text('"row 2"')
     await page.screenshot(path=screenshots / "run.png", full_page=True)
     await page.set_viewport_size({"width": 390, "height": 844})
     await page.screenshot(path=screenshots / "run-390.png", full_page=True)

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-from shipyard import logger, metadata, queue, schema_task, task, wait
+from shipyard import logger, metadata, queue, schema_task, streams, task, wait
 from shipyard.engine.engine import Engine
 from shipyard.testing.eventually import eventually
 
@@ -54,6 +54,7 @@ def define_tasks() -> None:
     @task(id="traced")
     async def traced(payload: dict[str, Any]) -> dict[str, Any]:
         logger.info("starting", n=payload.get("n"))
+        await streams.define("default").append_many(["first chunk", {"second": 2}])
         async with logger.trace("outer"), logger.trace("inner", step=1):
             metadata.set("progress", 0.5)
         return {"doubled": 2 * int(payload.get("n", 0))}
@@ -156,6 +157,8 @@ async def test_run_page_shows_trace_metadata_and_acts(
         assert expected in text, expected
     assert '<progress id="progress" max="1" value="0.5"' in text
     assert "read%3Aruns" not in text  # the live token is a JWT, not scopes in clear
+    assert 'data-stream="default" data-start="0"' in text
+    assert await engine.run_streams(handle.id) == {"default": 2}
     assert "/realtime/v1/runs/" + handle.id in text
     # Replay with an edited payload goes to the new run.
     replayed = await client.post(

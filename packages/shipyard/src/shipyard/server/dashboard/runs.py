@@ -28,6 +28,7 @@ PAGE_SIZE = 50
 PERIODS = ("15m", "1h", "6h", "1d", "7d", "30d")
 CHILDREN_SHOWN = 100
 TRACE_EVENTS = 10_000
+STREAM_CHUNKS_SHOWN = 200
 _NOTICES = {
     "canceled": "Cancel requested.",
     "reset": "The idempotency key was reset: a trigger with it now makes a new run.",
@@ -101,12 +102,15 @@ def register(router: APIRouter, dash: Dashboard) -> None:
         run = await engine.retrieve_run(run_id)
         events = await engine.run_event_records(run_id, limit=TRACE_EVENTS)
         children = await engine.list_runs(parent_id=run.id, limit=CHILDREN_SHOWN)
+        streams = await engine.run_streams(run.id)
         return {
             "run": run,
             "trace": waterfall(run, events, engine.now()),
             "children": children.items,
             "more_children": children.next_cursor is not None,
             "progress": _progress(run),
+            # Each stream's first chunk shown: the last STREAM_CHUNKS_SHOWN of it.
+            "streams": {s: max(0, n - STREAM_CHUNKS_SHOWN) for s, n in streams.items()},
         }
 
     async def run_page(request: Request, session: Session) -> Response:

@@ -113,6 +113,7 @@ function followRunsList(table) {
 
 function followRun(root) {
   const panels = document.getElementById("panels");
+  const streams = followStreams(root);
   let shown = panels.querySelector("[data-status-now]")?.dataset.statusNow;
   let refreshing = null;
   let again = false;
@@ -128,6 +129,7 @@ function followRun(root) {
           const fresh = doc.querySelector("#panels") || doc.body;
           panels.replaceChildren(...fresh.childNodes);
           shown = panels.querySelector("[data-status-now]")?.dataset.statusNow;
+          streams(); // streams that started since, or that a quiet minute ended
         }
       } while (again);
     })();
@@ -151,6 +153,54 @@ function followRun(root) {
     if (run.status !== shown) refresh();
   });
   source.addEventListener("end", () => { source.close(); refresh(); });
+}
+
+// -- a run's streams ---------------------------------------------------------------------------
+
+function followStreams(root) {
+  const container = document.getElementById("streams");
+  const readers = new Map(); // stream id -> {source, next}
+  const attach = (box) => {
+    const name = box.dataset.stream;
+    const state = readers.get(name) || { source: null, next: Number(box.dataset.start || 0) };
+    readers.set(name, state);
+    if (state.source) return;
+    const list = box.querySelector("ol.chunks");
+    const url = "/realtime/v1/streams/" + encodeURIComponent(root.dataset.run) + "/" +
+      encodeURIComponent(name) + "?token=" + encodeURIComponent(root.dataset.token) +
+      "&startIndex=" + state.next;
+    const source = new EventSource(url);
+    state.source = source;
+    source.addEventListener("chunk", (event) => {
+      const item = document.createElement("li");
+      item.textContent = event.data;
+      list.appendChild(item);
+      state.next = Number(event.lastEventId) + 1;
+    });
+    source.addEventListener("end", () => { source.close(); state.source = null; });
+  };
+  const discover = () => {
+    const holder = document.getElementById("stream-names");
+    const names = holder ? JSON.parse(holder.dataset.streams || "[]") : [];
+    for (const name of names) {
+      if (container.querySelector(`[data-stream="${CSS.escape(name)}"]`)) continue;
+      const box = document.createElement("div");
+      box.className = "stream";
+      box.dataset.stream = name;
+      box.dataset.start = "0";
+      const title = document.createElement("h3");
+      title.textContent = name;
+      const list = document.createElement("ol");
+      list.className = "chunks code";
+      list.start = 0;
+      box.append(title, list);
+      container.appendChild(box);
+    }
+    document.getElementById("no-streams").hidden = container.children.length > 0;
+    for (const box of container.querySelectorAll(".stream")) attach(box);
+  };
+  discover();
+  return discover;
 }
 
 // -- the Test page's JSON editor -------------------------------------------------------------
