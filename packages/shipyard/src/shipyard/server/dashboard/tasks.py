@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from shipyard.engine.engine import Engine
 from shipyard.errors import RateLimitedError, UnknownQueueError, UnknownTaskError, ValidationError
 from shipyard.machines import MACHINES
+from shipyard.models.schedules import Schedule
 from shipyard.models.tasks import RegisteredTask
 from shipyard.server.dashboard.auth import Session
 from shipyard.server.dashboard.render import render
@@ -104,7 +105,11 @@ def register(router: APIRouter, dash: Dashboard) -> None:
     async def tasks_page(request: Request, session: Session) -> Response:
         engine = session.engine
         tasks = await engine.list_tasks()
-        return render(request, "tasks.html", session, tasks=tasks)
+        # Each task's schedules (the first 100 of the environment: enough to show on a list).
+        by_task: dict[str, list[Schedule]] = {}
+        for schedule in (await engine.list_schedules(per_page=100)).data:
+            by_task.setdefault(schedule.task, []).append(schedule)
+        return render(request, "tasks.html", session, tasks=tasks, schedules=by_task)
 
     async def initial_payload(engine: Engine, task: RegisteredTask) -> tuple[str, str]:
         """The editor's first text and where it came from."""
