@@ -148,6 +148,9 @@ async def test_schedules_page_lists_creates_toggles_and_runs_now(
         assert page.status_code == 200
         assert declarative.id in page.text and "0 3 * * *" in page.text
         assert "03:00:00 UTC" in page.text  # the next runs
+        test = (await http.get("/dashboard/tasks/nightly/test")).text
+        assert f"a tick of schedule {declarative.id} now" in test
+        assert f"&#34;scheduleId&#34;: &#34;{declarative.id}&#34;" in test
         tasks = (await http.get("/dashboard/tasks")).text
         assert f"/dashboard/runs?schedule={declarative.id}" in tasks and "0 3 * * *" in tasks
         csrf = CSRF.search(page.text).group(1)  # type: ignore[union-attr]

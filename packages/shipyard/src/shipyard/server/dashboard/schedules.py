@@ -5,6 +5,7 @@ send at this moment — not one of the schedule's ticks)."""
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -18,17 +19,16 @@ from shipyard.server.dashboard.auth import Session
 from shipyard.server.dashboard.render import render
 from shipyard.server.dashboard.site import PREFIX, Dashboard
 
-__all__ = ["PER_PAGE", "register", "run_now"]
+__all__ = ["PER_PAGE", "register", "run_now", "tick_payload"]
 
 PER_PAGE = 50
 UPCOMING_SHOWN = 3
 
 
-async def run_now(engine: Engine, schedule: Schedule) -> RunHandle:
-    """Trigger ``schedule``'s task once, now, with the payload a tick at this moment would
-    carry (tagged ``schedule:<id>``; it does not count as a tick: ``lastTimestamp`` stays)."""
+def tick_payload(engine: Engine, schedule: Schedule) -> dict[str, Any]:
+    """The payload a tick of ``schedule`` at this moment would carry (JSON form)."""
     now = datetime.datetime.fromtimestamp(engine.now() / 1000, tz=datetime.UTC)
-    payload = {
+    return {
         "type": schedule.type,
         "timestamp": iso(now),
         "lastTimestamp": iso(schedule.last_run),
@@ -39,6 +39,12 @@ async def run_now(engine: Engine, schedule: Schedule) -> RunHandle:
             iso(t) for t in upcoming(schedule.generator.expression, schedule.timezone, now, 10)
         ],
     }
+
+
+async def run_now(engine: Engine, schedule: Schedule) -> RunHandle:
+    """Trigger ``schedule``'s task once, now, with :func:`tick_payload` (tagged
+    ``schedule:<id>``; it does not count as a tick: ``lastTimestamp`` stays)."""
+    payload = tick_payload(engine, schedule)
     return await engine.trigger(schedule.task, payload, {"tags": [f"schedule:{schedule.id}"]})
 
 

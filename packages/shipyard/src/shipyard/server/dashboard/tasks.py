@@ -18,6 +18,7 @@ from shipyard.models.tasks import RegisteredTask
 from shipyard.server.dashboard.auth import Session
 from shipyard.server.dashboard.render import render
 from shipyard.server.dashboard.runs import parse_json_field
+from shipyard.server.dashboard.schedules import tick_payload
 from shipyard.server.dashboard.site import PREFIX, Dashboard
 
 __all__ = ["example_payload", "register", "trigger_options"]
@@ -117,6 +118,10 @@ def register(router: APIRouter, dash: Dashboard) -> None:
         if last.items:
             run = await engine.retrieve_run(last.items[0].id)
             return json.dumps(run.payload, indent=2, ensure_ascii=False), f"the last run ({run.id})"
+        scheduled = (await engine.list_schedules(task=task.id, per_page=1)).data
+        if scheduled:
+            payload = tick_payload(engine, scheduled[0])
+            return json.dumps(payload, indent=2), f"a tick of schedule {scheduled[0].id} now"
         if task.payload_schema:
             return json.dumps(example_payload(task.payload_schema), indent=2), "the task's schema"
         return "{}", "an empty object"
