@@ -5,6 +5,7 @@ the trigger options, and a Trigger button that goes to the new run."""
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -110,7 +111,9 @@ def register(router: APIRouter, dash: Dashboard) -> None:
         by_task: dict[str, list[Schedule]] = {}
         for schedule in (await engine.list_schedules(per_page=100)).data:
             by_task.setdefault(schedule.task, []).append(schedule)
-        return render(request, "tasks.html", session, tasks=tasks, schedules=by_task)
+        root = f"{engine.settings.project_root}{os.sep}"
+        files = {t.id: t.file_path.removeprefix(root) for t in tasks}  # relative when inside
+        return render(request, "tasks.html", session, tasks=tasks, schedules=by_task, files=files)
 
     async def initial_payload(engine: Engine, task: RegisteredTask) -> tuple[str, str]:
         """The editor's first text and where it came from."""
