@@ -36,8 +36,7 @@ The tree::
     ├── NotInRunError                  a call that only works inside a run, made outside one
     ├── SubtaskUnwrapError             ``Result.unwrap()`` on a failed child run
     ├── RunTimeoutError                ``runs.poll`` / waiting gave up before the run finished
-    ├── AuthenticationError            missing or wrong credentials (HTTP 401): no key, a revoked
-    │                                  key, a public access token malformed, forged or expired
+    ├── AuthenticationError            no key, a wrong or revoked key, a bad public token (401)
     ├── ForbiddenError                 valid credentials that do not allow this (HTTP 403)
     ├── KeyNotFoundError               no secret key with that id
     ├── RequestInProgressError         a retried request whose first attempt is still running
