@@ -28,6 +28,20 @@ WATCH_STATUS = """() => {
 }"""
 
 
+# Every visible form control and button has a name a screen reader can say.
+UNLABELLED = """() => [...document.querySelectorAll(
+    'input:not([type=hidden]), select, textarea, button')].filter((el) =>
+  !(el.labels && el.labels.length) && !el.getAttribute('aria-label') &&
+  !(el.tagName === 'BUTTON' && el.textContent.trim())).map((el) => el.outerHTML)"""
+
+
+# What sticks out past a phone's width (outside the tables' own scrollers), for the message.
+TOO_WIDE = """() => [...document.querySelectorAll('body *')]
+  .filter((el) => el.getBoundingClientRect().right > 391
+    && !el.parentElement.closest('.table-wrap'))
+  .slice(0, 8).map((el) => el.tagName + '.' + el.className)"""
+
+
 def define(gate: asyncio.Event) -> None:
     """``slow-report`` (waits for ``gate``, traced, with progress) on the ``reports`` queue,
     and ``approve`` (waits on a token)."""
@@ -159,10 +173,19 @@ async def test_complete_a_token_and_replay_with_an_edited_payload(
     replayed = await engine.retrieve_run(page.url.rsplit("/", 1)[1])
     assert replayed.payload == {"doc": 2} and replayed.task_identifier == "approve"
 
-    for name in ("overview", "tasks", "schedules", "batches", "keys"):
+    pages = ("overview", "runs", f"runs/{handle.id}", "tasks", "tasks/approve/test")
+    pages += ("schedules", "batches", "tokens", "queues", "keys")
+    for name in pages:
+        await page.set_viewport_size({"width": 1280, "height": 900})
         await page.goto(f"{url}/dashboard/{name}")
         await expect(page.locator("h1")).to_be_visible()
-        await page.screenshot(path=screenshots / f"{name}.png", full_page=True)
+        assert await page.evaluate(UNLABELLED) == [], name
+        if "/" not in name:
+            await page.screenshot(path=screenshots / f"{name}.png", full_page=True)
+        # A phone's width: nothing wider than the screen but the tables' own scrollers.
+        await page.set_viewport_size({"width": 390, "height": 844})
+        wide = await page.evaluate(TOO_WIDE)
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 390, (name, wide)
 
 
 async def _has_queue(engine: Engine, name: str) -> bool:
