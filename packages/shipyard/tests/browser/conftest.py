@@ -13,11 +13,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from shipyard.testing.servers import Serve, uvicorn_servers
 
 CHROMIUM = Path("/usr/bin/chromium")
+# A loaded CI machine: assertions wait up to 20 s for the page (they pass as soon as it shows).
+expect.set_options(timeout=20_000)
 ROOT = Path(__file__).resolve().parents[4]
 
 

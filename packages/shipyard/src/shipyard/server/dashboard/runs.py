@@ -64,6 +64,9 @@ def register(router: APIRouter, dash: Dashboard) -> None:
     async def runs_list(request: Request, session: Session) -> Response:
         engine = session.engine
         f = _filters(request)
+        # Read first: the page's live updates start here, so a run made while the page
+        # loads is either listed or delivered (both: the row is updated, not repeated).
+        position = await engine.feed_position()
         created_from = None
         if f["period"]:
             created_from = engine.now() - parse_duration_ms(f["period"])
@@ -95,6 +98,7 @@ def register(router: APIRouter, dash: Dashboard) -> None:
             first_url=f"?{urlencode(query, doseq=True)}",
             # Live updates carry no schedule: a schedule's list is not followed live.
             live=f["cursor"] is None and f["schedule"] is None,
+            live_url=f"{PREFIX}/live/runs?{urlencode({'after': position})}",
             now_ms=engine.now(),
         )
 
@@ -176,7 +180,8 @@ def register(router: APIRouter, dash: Dashboard) -> None:
         if session is None:
             return Response("Sign in first.", status_code=401)
         engine = session.engine
-        after = request.headers.get("last-event-id") or None
+        # A reconnecting browser says where it was; a first connection, where its page was.
+        after = request.headers.get("last-event-id") or request.query_params.get("after") or None
         try:
             changes = engine.subscribe_runs(
                 after=engine.check_position(after), heartbeat_s=HEARTBEAT_S
