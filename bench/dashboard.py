@@ -50,7 +50,7 @@ async def main(env: Env, runs: int, reps: int) -> dict[str, Any]:
     app = create_app(engine, dashboard_open=True)
     transport = httpx.ASGITransport(app=app)
     timings: dict[str, dict[str, float]] = {}
-    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
         first = await http.get("/dashboard/runs")
         deep = first.text.split('href="/dashboard/runs?cursor=')[1].split('"')[0]
         pages = {
