@@ -7,6 +7,7 @@ const STATUS_CLASS = {
   COMPLETED: "ok", CANCELED: "muted", FAILED: "bad", CRASHED: "bad", SYSTEM_FAILURE: "bad",
   EXPIRED: "bad", TIMED_OUT: "bad", EXECUTING: "live", DEQUEUED: "live", WAITING: "wait",
 };
+const MAX_LIVE_ROWS = 500;
 const FINAL = new Set(["COMPLETED", "CANCELED", "FAILED", "CRASHED", "SYSTEM_FAILURE", "EXPIRED", "TIMED_OUT"]);
 
 function badge(status) {
@@ -104,6 +105,8 @@ function followRunsList(table) {
       row.appendChild(c);
     }
     body.insertBefore(row, body.firstChild);
+    // A busy environment must not grow the page without end: keep the newest rows.
+    while (body.rows.length > MAX_LIVE_ROWS) body.deleteRow(body.rows.length - 1);
   });
   table.dataset.liveState = "open";
   source.addEventListener("open", () => { table.dataset.liveState = "open"; });
