@@ -327,3 +327,20 @@ async def test_open_dashboard_needs_no_login_but_still_a_csrf_token(
         )
         assert done.status_code == 303
     assert (await engine.retrieve_run(handle.id)).status == "CANCELED"
+
+
+async def test_a_failed_run_shows_its_error_and_each_attempt(
+    client: httpx.AsyncClient, engine: Engine, signed_in: str, start_worker: Any
+) -> None:
+    @task(id="always-fails", retry={"max_attempts": 2, "min_timeout_ms": 10, "max_timeout_ms": 20})
+    async def always_fails(payload: dict[str, Any]) -> None:
+        raise ValueError(f"bad input <{payload['n']}>")
+
+    await start_worker()
+    handle = await engine.trigger("always-fails", {"n": 7}, {})
+    await eventually(lambda: _final(engine, handle.id), timeout=30)
+    text = (await client.get(f"/dashboard/runs/{handle.id}")).text
+    assert "FAILED" in text and "<strong>ValueError</strong>: bad input &lt;7&gt;" in text
+    assert text.count("ValueError: bad input &lt;7&gt;") >= 2  # each attempt's error
+    assert "Attempt 1" in text and "Attempt 2" in text
+    assert "Cancel run" not in text  # a final run cannot be canceled
