@@ -117,7 +117,8 @@ async def test_trigger_from_the_test_page_and_watch_it_live(
     await page.get_by_label("Payload (JSON)").fill('{"title": "Q3"}')
     await page.get_by_label("Tags").fill("browser")
     await page.screenshot(path=screenshots / "test.png")
-    await page.get_by_role("button", name="Trigger").click()
+    # From the keyboard: Ctrl+Enter in the editor triggers.
+    await page.get_by_label("Payload (JSON)").press("Control+Enter")
     await page.wait_for_url(lambda u: "/dashboard/runs/run_" in u)
     run_id = page.url.rsplit("/", 1)[1]
     badge = page.locator("h1 [data-status]")
