@@ -242,17 +242,22 @@ async def _too_large(send: Send, size: int | None, limit: int) -> None:
 def public_route_matcher(routes: Any) -> Callable[[str, str], bool]:
     """``is_public(path, method)`` for :class:`Guard`: the routes whose dependencies include
     :func:`~shipyard.server.auth.public_caller`, and every realtime route."""
-    from fastapi.routing import APIRoute
+    from fastapi.routing import APIRoute, iter_route_contexts
+    from starlette.routing import compile_path
 
     from shipyard.server.auth import public_caller
 
     patterns: list[tuple[re.Pattern[str], frozenset[str]]] = []
-    for route in routes:
-        if not isinstance(route, APIRoute):
+    # An included router is one entry of ``app.routes`` (FastAPI ≥ 0.165): walk the effective
+    # routes, each with its full path, not the top-level list.
+    for context in iter_route_contexts(list(routes)):
+        route, path = context.original_route, context.path
+        if not isinstance(route, APIRoute) or path is None:
             continue
         calls = {d.call for d in route.dependant.dependencies}
-        if public_caller in calls or route.path.startswith("/realtime/"):
-            patterns.append((route.path_regex, frozenset(route.methods or ())))
+        if public_caller in calls or path.startswith("/realtime/"):
+            regex = compile_path(path)[0]
+            patterns.append((regex, frozenset(context.methods or ())))
 
     def is_public(path: str, method: str) -> bool:
         return any(method in methods and regex.match(path) for regex, methods in patterns)
