@@ -8,23 +8,19 @@ repository root, git-ignored).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import uvicorn
-from playwright.async_api import Browser, Page, async_playwright
-from starlette.types import ASGIApp
+from playwright.async_api import Browser, Page, async_playwright, expect
 
-from shipyard.testing.eventually import eventually
+from shipyard.testing.servers import Serve, uvicorn_servers
 
 CHROMIUM = Path("/usr/bin/chromium")
+# A loaded CI machine: assertions wait up to 20 s for the page (they pass as soon as it shows).
+expect.set_options(timeout=20_000)
 ROOT = Path(__file__).resolve().parents[4]
-Serve = Callable[[ASGIApp], Awaitable[str]]
 
 
 @pytest.fixture
@@ -72,25 +68,5 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
 @pytest.fixture
 async def serve() -> AsyncIterator[Serve]:
     """``url = await serve(app)``: serve ``app`` with uvicorn on 127.0.0.1, a free port."""
-    servers: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
-
-    async def start(app: ASGIApp) -> str:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1
-        )
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        servers.append((server, task))
-        await eventually(lambda: server.started or task.done())
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for server, task in servers:
-        server.should_exit = True
-        server.force_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 10)
+    async with uvicorn_servers() as start:
+        yield start

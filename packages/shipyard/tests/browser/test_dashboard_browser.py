@@ -11,7 +11,7 @@ from typing import Any
 
 from playwright.async_api import Page, expect
 
-from shipyard import logger, metadata, queue, task, wait
+from shipyard import logger, metadata, queue, streams, task, wait
 from shipyard.engine.engine import Engine
 from shipyard.server.app import create_app
 from shipyard.testing.eventually import eventually
@@ -28,10 +28,25 @@ WATCH_STATUS = """() => {
 }"""
 
 
+# Every visible form control and button has a name a screen reader can say.
+UNLABELLED = """() => [...document.querySelectorAll(
+    'input:not([type=hidden]), select, textarea, button')].filter((el) =>
+  !(el.labels && el.labels.length) && !el.getAttribute('aria-label') &&
+  !(el.tagName === 'BUTTON' && el.textContent.trim())).map((el) => el.outerHTML)"""
+
+
+# What sticks out past a phone's width (outside the tables' own scrollers), for the message.
+TOO_WIDE = """() => [...document.querySelectorAll('body *')]
+  .filter((el) => el.getBoundingClientRect().right > 391
+    && !el.parentElement.closest('.table-wrap'))
+  .slice(0, 8).map((el) => el.tagName + '.' + el.className)"""
+
+
 def define(gate: asyncio.Event) -> None:
     """``slow-report`` (waits for ``gate``, traced, with progress) on the ``reports`` queue,
     and ``approve`` (waits on a token)."""
     reports = queue(name="reports", concurrency_limit=1)
+    rows = streams.define("rows")
 
     @task(id="slow-report", queue=reports)
     async def slow_report(payload: dict[str, Any]) -> dict[str, Any]:
@@ -39,6 +54,7 @@ def define(gate: asyncio.Event) -> None:
         metadata.set("progress", 0.25)
         async with logger.trace("gather rows"):
             await metadata.flush()
+            await rows.append_many(["row 1", "row 2"])
             await gate.wait()
         async with logger.trace("summarise"):
             metadata.set("progress", 1.0)
@@ -62,7 +78,7 @@ async def test_login_is_required_and_a_post_without_csrf_is_refused(
     await page.screenshot(path=screenshots / "login.png")
     await page.get_by_label("Secret key").fill("not-the-key-at-all-not-the-key-at-all")
     await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_role("alert")).to_contain_text("not this environment")
+    await expect(page.get_by_role("alert")).to_contain_text("not a secret key")
     await page.get_by_label("Secret key").fill(engine.secret_key())
     await page.get_by_role("button", name="Sign in").click()
     await expect(page).to_have_url(f"{url}/dashboard/runs?tag=x")
@@ -101,7 +117,8 @@ async def test_trigger_from_the_test_page_and_watch_it_live(
     await page.get_by_label("Payload (JSON)").fill('{"title": "Q3"}')
     await page.get_by_label("Tags").fill("browser")
     await page.screenshot(path=screenshots / "test.png")
-    await page.get_by_role("button", name="Trigger").click()
+    # From the keyboard: Ctrl+Enter in the editor triggers.
+    await page.get_by_label("Payload (JSON)").press("Control+Enter")
     await page.wait_for_url(lambda u: "/dashboard/runs/run_" in u)
     run_id = page.url.rsplit("/", 1)[1]
     badge = page.locator("h1 [data-status]")
@@ -124,6 +141,7 @@ async def test_trigger_from_the_test_page_and_watch_it_live(
     for text in ("Attempt 1", "gather rows", "summarise", "report requested"):
         await expect(trace).to_contain_text(text)
     await expect(page.locator("#output")).to_contain_text('"Q3"')
+    await expect(page.locator('[data-stream="rows"] ol.chunks')).to_contain_text('"row 2"')
     await page.screenshot(path=screenshots / "run.png", full_page=True)
     await page.set_viewport_size({"width": 390, "height": 844})
     await page.screenshot(path=screenshots / "run-390.png", full_page=True)
@@ -156,10 +174,19 @@ async def test_complete_a_token_and_replay_with_an_edited_payload(
     replayed = await engine.retrieve_run(page.url.rsplit("/", 1)[1])
     assert replayed.payload == {"doc": 2} and replayed.task_identifier == "approve"
 
-    for name in ("overview", "tasks", "batches"):
+    pages = ("overview", "runs", f"runs/{handle.id}", "tasks", "tasks/approve/test")
+    pages += ("schedules", "batches", "tokens", "queues", "keys")
+    for name in pages:
+        await page.set_viewport_size({"width": 1280, "height": 900})
         await page.goto(f"{url}/dashboard/{name}")
         await expect(page.locator("h1")).to_be_visible()
-        await page.screenshot(path=screenshots / f"{name}.png", full_page=True)
+        assert await page.evaluate(UNLABELLED) == [], name
+        if "/" not in name:
+            await page.screenshot(path=screenshots / f"{name}.png", full_page=True)
+        # A phone's width: nothing wider than the screen but the tables' own scrollers.
+        await page.set_viewport_size({"width": 390, "height": 844})
+        wide = await page.evaluate(TOO_WIDE)
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 390, (name, wide)
 
 
 async def _has_queue(engine: Engine, name: str) -> bool:

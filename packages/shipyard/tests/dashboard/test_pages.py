@@ -4,7 +4,6 @@ browser that is not signed in gets nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
@@ -12,7 +11,7 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-from shipyard import logger, metadata, queue, schema_task, task, wait
+from shipyard import logger, metadata, queue, schema_task, streams, task, wait
 from shipyard.engine.engine import Engine
 from shipyard.testing.eventually import eventually
 
@@ -54,6 +53,7 @@ def define_tasks() -> None:
     @task(id="traced")
     async def traced(payload: dict[str, Any]) -> dict[str, Any]:
         logger.info("starting", n=payload.get("n"))
+        await streams.define("default").append_many(["first chunk", {"second": 2}])
         async with logger.trace("outer"), logger.trace("inner", step=1):
             metadata.set("progress", 0.5)
         return {"doubled": 2 * int(payload.get("n", 0))}
@@ -110,7 +110,7 @@ async def test_a_wrong_key_is_refused(client: httpx.AsyncClient) -> None:
     nonce = form.text.split('name="nonce" value="')[1].split('"')[0]
     wrong = await client.post("/dashboard/login", data={"key": "x" * 40, "nonce": nonce})
     assert wrong.status_code == 401
-    assert "not this environment&#39;s secret key" in wrong.text
+    assert "not a secret key of any environment" in wrong.text
     assert (await client.get("/dashboard/runs")).status_code == 303
 
 
@@ -123,7 +123,7 @@ async def test_runs_list_filters_and_pages(
     ]
     page = (await client.get("/dashboard/runs")).text
     assert all(run_id in page for run_id in made)
-    assert 'data-live="/dashboard/live/runs"' in page
+    assert 'data-live="/dashboard/live/runs?after=' in page
     tagged = (await client.get("/dashboard/runs", params={"tag": "even"})).text
     assert {r for r in made if r in tagged} == {made[0], made[2], made[4]}
     by_status = (await client.get("/dashboard/runs", params={"status": "COMPLETED"})).text
@@ -156,6 +156,8 @@ async def test_run_page_shows_trace_metadata_and_acts(
         assert expected in text, expected
     assert '<progress id="progress" max="1" value="0.5"' in text
     assert "read%3Aruns" not in text  # the live token is a JWT, not scopes in clear
+    assert 'data-stream="default" data-start="0"' in text
+    assert await engine.run_streams(handle.id) == {"default": 2}
     assert "/realtime/v1/runs/" + handle.id in text
     # Replay with an edited payload goes to the new run.
     replayed = await client.post(
@@ -281,22 +283,19 @@ async def _token_of(engine: Engine, run_id: str) -> Any:
 async def test_live_runs_stream_new_runs_and_changes(
     client: httpx.AsyncClient, engine: Engine, signed_in: str
 ) -> None:
-    seen: list[str] = []
-
-    async def read() -> None:
-        async with client.stream("GET", "/dashboard/live/runs") as response:
-            assert response.status_code == 200
-            async for line in response.aiter_lines():
-                if line.startswith("data: "):
-                    seen.append(line)
-                    if len(seen) >= 2:
-                        return
-
-    reader = asyncio.create_task(read())
-    await asyncio.sleep(0.2)
+    page = (await client.get("/dashboard/runs")).text
+    live = page.split('data-live="')[1].split('"')[0].replace("&amp;", "&")
+    # Made after the page, before the browser connects: the page's position still has it.
     handle = await engine.trigger("live-one", {}, {})
     await engine.cancel_run(handle.id)
-    await asyncio.wait_for(reader, 20)
+    seen: list[str] = []
+    async with client.stream("GET", live) as response:
+        assert response.status_code == 200
+        async for line in response.aiter_lines():
+            if line.startswith("data: "):
+                seen.append(line)
+                if len(seen) >= 2:
+                    break
     assert handle.id in seen[0] and '"change":"created"' in seen[0]
     assert '"CANCELED"' in seen[1]
 
@@ -328,3 +327,20 @@ async def test_open_dashboard_needs_no_login_but_still_a_csrf_token(
         )
         assert done.status_code == 303
     assert (await engine.retrieve_run(handle.id)).status == "CANCELED"
+
+
+async def test_a_failed_run_shows_its_error_and_each_attempt(
+    client: httpx.AsyncClient, engine: Engine, signed_in: str, start_worker: Any
+) -> None:
+    @task(id="always-fails", retry={"max_attempts": 2, "min_timeout_ms": 10, "max_timeout_ms": 20})
+    async def always_fails(payload: dict[str, Any]) -> None:
+        raise ValueError(f"bad input <{payload['n']}>")
+
+    await start_worker()
+    handle = await engine.trigger("always-fails", {"n": 7}, {})
+    await eventually(lambda: _final(engine, handle.id), timeout=30)
+    text = (await client.get(f"/dashboard/runs/{handle.id}")).text
+    assert "FAILED" in text and "<strong>ValueError</strong>: bad input &lt;7&gt;" in text
+    assert text.count("ValueError: bad input &lt;7&gt;") >= 2  # each attempt's error
+    assert "Attempt 1" in text and "Attempt 2" in text
+    assert "Cancel run" not in text  # a final run cannot be canceled

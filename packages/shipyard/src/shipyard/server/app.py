@@ -65,7 +65,7 @@ def create_app(engine: Engine, *, dashboard_open: bool = False) -> FastAPI:
     for module in (tasks, runs, batches, queues, waitpoints, auth):
         app.include_router(module.router())
     app.include_router(realtime_router(gate), tags=["realtime"])
-    app.include_router(dashboard_router(engine, open_access=dashboard_open))
+    app.include_router(dashboard_router(gate, open_access=dashboard_open))
 
     @app.get("/healthz", tags=["health"], summary="Health check")
     async def healthz() -> dict[str, Any]:

@@ -22,12 +22,13 @@ PAGE_SIZE = 50
 
 def register(router: APIRouter, dash: Dashboard) -> None:
     """Add the queues, tokens and batches pages and their actions to ``router``."""
-    engine = dash.engine
 
     async def queues_page(request: Request, session: Session) -> Response:
+        engine = session.engine
         return render(request, "queues.html", session, queues=await engine.list_queues())
 
     async def queue_action(request: Request, session: Session, form: dict[str, str]) -> Response:
+        engine = session.engine
         name, verb = request.path_params["name"], request.path_params["verb"]
         if verb == "pause":
             await engine.pause_queue(name)
@@ -46,6 +47,7 @@ def register(router: APIRouter, dash: Dashboard) -> None:
         return RedirectResponse(f"{PREFIX}/queues", status_code=303)
 
     async def tokens_page(request: Request, session: Session) -> Response:
+        engine = session.engine
         q = request.query_params
         status = q.get("status") or None
         tag = (q.get("tag") or "").strip() or None
@@ -74,6 +76,7 @@ def register(router: APIRouter, dash: Dashboard) -> None:
         )
 
     async def complete_token(request: Request, session: Session, form: dict[str, str]) -> Response:
+        engine = session.engine
         token_id = request.path_params["token_id"]
         try:
             data = parse_json_field(form.get("data"), "The token data")
@@ -97,12 +100,14 @@ def register(router: APIRouter, dash: Dashboard) -> None:
         return RedirectResponse(f"{PREFIX}/tokens", status_code=303)
 
     async def batches_page(request: Request, session: Session) -> Response:
+        engine = session.engine
         cursor = request.query_params.get("cursor") or None
         batches, next_cursor = await engine.list_batches(limit=PAGE_SIZE, cursor=cursor)
         next_url = f"?{urlencode({'cursor': next_cursor})}" if next_cursor else None
         return render(request, "batches.html", session, batches=batches, next_url=next_url)
 
     async def batch_page(request: Request, session: Session) -> Response:
+        engine = session.engine
         batch = await engine.retrieve_batch(request.path_params["batch_id"])
         page = await engine.list_runs(batch_id=batch.id, limit=1000)
         by_id = {run.id: run for run in page.items}

@@ -19,9 +19,9 @@ OVERVIEW_PERIODS = {"1h": 30, "6h": 36, "1d": 48, "7d": 56, "30d": 60}
 
 def register(router: APIRouter, dash: Dashboard) -> None:
     """Add the overview to ``router``."""
-    engine = dash.engine
 
     async def overview(request: Request, session: Session) -> Response:
+        engine = session.engine
         period = request.query_params.get("period", "1d")
         if period not in OVERVIEW_PERIODS:
             period = "1d"

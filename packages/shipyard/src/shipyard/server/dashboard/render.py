@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from shipyard.server.dashboard.auth import Session
 
@@ -202,8 +202,3 @@ _HEADERS = {
         "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
     ),
 }
-
-
-def escape_text(value: Any) -> Markup:
-    """``value`` escaped for HTML."""
-    return escape(str(value))

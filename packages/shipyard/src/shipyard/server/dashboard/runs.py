@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from shipyard.durations import parse_duration_ms
+from shipyard.engine.engine import Engine
 from shipyard.errors import ValidationError
 from shipyard.jsonutil import MAX_JSON_DEPTH, loads
 from shipyard.models.runs import Run
@@ -27,6 +28,7 @@ PAGE_SIZE = 50
 PERIODS = ("15m", "1h", "6h", "1d", "7d", "30d")
 CHILDREN_SHOWN = 100
 TRACE_EVENTS = 10_000
+STREAM_CHUNKS_SHOWN = 200
 _NOTICES = {
     "canceled": "Cancel requested.",
     "reset": "The idempotency key was reset: a trigger with it now makes a new run.",
@@ -50,6 +52,7 @@ def _filters(request: Request) -> dict[str, Any]:
         "task": [t for t in q.getlist("task") if t],
         "tag": (q.get("tag") or "").strip() or None,
         "batch": (q.get("batch") or "").strip() or None,
+        "schedule": (q.get("schedule") or "").strip() or None,
         "period": (q.get("period") or "").strip() or None,
         "cursor": q.get("cursor") or None,
     }
@@ -57,10 +60,13 @@ def _filters(request: Request) -> dict[str, Any]:
 
 def register(router: APIRouter, dash: Dashboard) -> None:
     """Add the runs pages and actions to ``router``."""
-    engine = dash.engine
 
     async def runs_list(request: Request, session: Session) -> Response:
+        engine = session.engine
         f = _filters(request)
+        # Read first: the page's live updates start here, so a run made while the page
+        # loads is either listed or delivered (both: the row is updated, not repeated).
+        position = await engine.feed_position()
         created_from = None
         if f["period"]:
             created_from = engine.now() - parse_duration_ms(f["period"])
@@ -69,6 +75,7 @@ def register(router: APIRouter, dash: Dashboard) -> None:
             task_ids=f["task"],
             tag=f["tag"],
             batch_id=f["batch"],
+            schedule_id=f["schedule"],
             created_from=created_from,
             cursor=f["cursor"],
             limit=PAGE_SIZE,
@@ -89,25 +96,31 @@ def register(router: APIRouter, dash: Dashboard) -> None:
             periods=PERIODS,
             next_url=next_url,
             first_url=f"?{urlencode(query, doseq=True)}",
-            live=f["cursor"] is None,
+            # Live updates carry no schedule: a schedule's list is not followed live.
+            live=f["cursor"] is None and f["schedule"] is None,
+            live_url=f"{PREFIX}/live/runs?{urlencode({'after': position})}",
             now_ms=engine.now(),
         )
 
-    async def run_detail_context(run_id: str) -> dict[str, Any]:
+    async def run_detail_context(engine: Engine, run_id: str) -> dict[str, Any]:
         run = await engine.retrieve_run(run_id)
         events = await engine.run_event_records(run_id, limit=TRACE_EVENTS)
         children = await engine.list_runs(parent_id=run.id, limit=CHILDREN_SHOWN)
+        streams = await engine.run_streams(run.id)
         return {
             "run": run,
             "trace": waterfall(run, events, engine.now()),
             "children": children.items,
             "more_children": children.next_cursor is not None,
             "progress": _progress(run),
+            # Each stream's first chunk shown: the last STREAM_CHUNKS_SHOWN of it.
+            "streams": {s: max(0, n - STREAM_CHUNKS_SHOWN) for s, n in streams.items()},
         }
 
     async def run_page(request: Request, session: Session) -> Response:
+        engine = session.engine
         run_id = request.path_params["run_id"]
-        context = await run_detail_context(run_id)
+        context = await run_detail_context(engine, run_id)
         notice = _NOTICES.get(request.query_params.get("notice", ""))
         return render(
             request,
@@ -122,20 +135,23 @@ def register(router: APIRouter, dash: Dashboard) -> None:
 
     async def run_panels(request: Request, session: Session) -> Response:
         """The parts of a run page that change as it runs (fetched by the page's script)."""
-        context = await run_detail_context(request.path_params["run_id"])
+        engine = session.engine
+        context = await run_detail_context(engine, request.path_params["run_id"])
         return render(request, "run_panels.html", session, **context)
 
     async def cancel(request: Request, session: Session, form: dict[str, str]) -> Response:
+        engine = session.engine
         run = await engine.cancel_run(request.path_params["run_id"])
         return RedirectResponse(f"{PREFIX}/runs/{run.id}?notice=canceled", status_code=303)
 
     async def replay(request: Request, session: Session, form: dict[str, str]) -> Response:
+        engine = session.engine
         run_id = request.path_params["run_id"]
         try:
             payload = parse_json_field(form.get("payload"), "The payload")
             handle = await engine.replay_run(run_id, payload=payload)
         except ValidationError as exc:
-            context = await run_detail_context(run_id)
+            context = await run_detail_context(engine, run_id)
             return render(
                 request,
                 "run.html",
@@ -150,6 +166,7 @@ def register(router: APIRouter, dash: Dashboard) -> None:
         return RedirectResponse(f"{PREFIX}/runs/{handle.id}", status_code=303)
 
     async def reset_key(request: Request, session: Session, form: dict[str, str]) -> Response:
+        engine = session.engine
         run = await engine.retrieve_run(request.path_params["run_id"])
         notice = "reset-none"
         if run.idempotency_key:
@@ -159,9 +176,12 @@ def register(router: APIRouter, dash: Dashboard) -> None:
 
     async def live_runs(request: Request) -> Response:
         """Every new run and change, for the runs list (the page filters what it shows)."""
-        if dash.auth.session(request) is None:
+        session = await dash.auth.session(request)
+        if session is None:
             return Response("Sign in first.", status_code=401)
-        after = request.headers.get("last-event-id") or None
+        engine = session.engine
+        # A reconnecting browser says where it was; a first connection, where its page was.
+        after = request.headers.get("last-event-id") or request.query_params.get("after") or None
         try:
             changes = engine.subscribe_runs(
                 after=engine.check_position(after), heartbeat_s=HEARTBEAT_S

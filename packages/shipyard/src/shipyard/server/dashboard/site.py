@@ -1,5 +1,6 @@
-"""The dashboard's router: the login, the guard every page and action passes, static files,
-and the pages of each area (``runs.py``, ``tasks.py``, ``operate.py``, ``overview.py``)."""
+"""The dashboard's router: the login, the environment switcher, the guard every page and
+action passes, static files, and the pages of each area (``runs.py``, ``tasks.py``,
+``operate.py``, ``overview.py``, ``schedules.py``, ``keys.py``)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from shipyard.engine.engine import Engine
 from shipyard.errors import ShipyardError
+from shipyard.schemas.errors import http_status_for
+from shipyard.server.auth import Gatekeeper
 from shipyard.server.dashboard.auth import (
     LOGIN_COOKIE,
     SESSION_COOKIE,
@@ -22,26 +24,18 @@ from shipyard.server.dashboard.auth import (
 )
 from shipyard.server.dashboard.render import HERE, render
 
-__all__ = ["Dashboard", "dashboard_router"]
+__all__ = ["PREFIX", "Dashboard", "dashboard_router"]
 
 PREFIX = "/dashboard"
 _STATIC = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
 
 
 class Dashboard:
-    """What every page handler shares: the engine, the auth, and the guard."""
+    """What every page handler shares: the auth and the guards."""
 
-    def __init__(self, engine: Engine, *, open_access: bool) -> None:
-        self.engine = engine
-        self.auth = DashboardAuth(engine, open_access=open_access)
-
-    def session(self, request: Request) -> Session | None:
-        """The request's session (in open access, a new one when it has none yet)."""
-        found = self.auth.session(request)
-        if found is None and self.auth.open_access:
-            found, value = self.auth.new_session()
-            request.state.new_session = value
-        return found
+    def __init__(self, gate: Gatekeeper, *, open_access: bool) -> None:
+        self.gate = gate
+        self.auth = DashboardAuth(gate, open_access=open_access)
 
     def page(
         self, handler: Callable[[Request, Session], Awaitable[Response]]
@@ -49,25 +43,26 @@ class Dashboard:
         """Wrap a GET page: signed in (else a redirect to the login), errors shown as a page."""
 
         async def guarded(request: Request) -> Response:
-            session = self.session(request)
+            session = await self.auth.session(request)
             if session is None:
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(f"{PREFIX}/login?next={quote(target)}", status_code=303)
+            request.state.environments = await self.auth.environments()
             try:
                 response = await handler(request, session)
             except ShipyardError as exc:
                 response = self.error_page(request, session, exc)
-            return self._with_session(request, response)
+            return self.with_session(request, response)
 
         return guarded
 
     def action(
-        self, handler: Callable[[Request, Session, dict[str, Any]], Awaitable[Response]]
+        self, handler: Callable[[Request, Session, dict[str, str]], Awaitable[Response]]
     ) -> Callable[[Request], Awaitable[Response]]:
         """Wrap a POST action: signed in (401), a valid CSRF token (403), the form parsed."""
 
         async def guarded(request: Request) -> Response:
-            session = self.auth.session(request)
+            session = await self.auth.session(request)
             if session is None:
                 return render(
                     request,
@@ -89,6 +84,7 @@ class Dashboard:
                     message="The form's CSRF token is missing or wrong. Reload the page and retry.",
                 )
             values = {k: v for k, v in form.items() if isinstance(v, str)}
+            request.state.environments = await self.auth.environments()
             try:
                 return await handler(request, session, values)
             except ShipyardError as exc:
@@ -98,8 +94,6 @@ class Dashboard:
 
     def error_page(self, request: Request, session: Session | None, exc: ShipyardError) -> Response:
         """An engine error as a page with the right status (404 not found, 400 bad input)."""
-        from shipyard.schemas.errors import http_status_for
-
         return render(
             request,
             "error.html",
@@ -109,19 +103,26 @@ class Dashboard:
             message=exc.message,
         )
 
-    def _with_session(self, request: Request, response: Response) -> Response:
+    def with_session(self, request: Request, response: Response) -> Response:
+        """``response`` with the session cookie open access made for this request, if any."""
         value = getattr(request.state, "new_session", None)
         if value is not None:
             self.auth.set_cookie(response, request, SESSION_COOKIE, value, SESSION_TTL_S)
         return response
 
+    def signed(self, request: Request, response: Response, value: str) -> Response:
+        """``response`` setting the session cookie to ``value``."""
+        self.auth.set_cookie(response, request, SESSION_COOKIE, value, SESSION_TTL_S)
+        return response
 
-def dashboard_router(engine: Engine, *, open_access: bool = False) -> APIRouter:
-    """The dashboard's routes for ``engine``; ``open_access`` serves it without a login (the
+
+def dashboard_router(gate: Gatekeeper, *, open_access: bool = False) -> APIRouter:
+    """The dashboard's routes over the server's :class:`Gatekeeper` (every environment that
+    has a key); ``open_access`` serves the server's own environment without a login (the
     development environment on a loopback address only: ``shipyard dev`` decides)."""
-    from shipyard.server.dashboard import operate, overview, runs, tasks
+    from shipyard.server.dashboard import keys, operate, overview, runs, schedules, tasks
 
-    dash = Dashboard(engine, open_access=open_access)
+    dash = Dashboard(gate, open_access=open_access)
     router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
     @router.get("/static/{name}")
@@ -133,10 +134,12 @@ def dashboard_router(engine: Engine, *, open_access: bool = False) -> APIRouter:
 
     @router.get("/login")
     async def login_form(request: Request) -> Response:
-        if dash.session(request) is not None:
+        session = await dash.auth.session(request)
+        wanted = request.query_params.get("environment")
+        if session is not None and (wanted is None or wanted in session.environments):
             response: Response = RedirectResponse(_next(request), status_code=303)
-            return dash._with_session(request, response)
-        return _login_page(request, None)
+            return dash.with_session(request, response)
+        return _login_page(request, None, environment=wanted)
 
     @router.post("/login")
     async def login(request: Request) -> Response:
@@ -145,16 +148,22 @@ def dashboard_router(engine: Engine, *, open_access: bool = False) -> APIRouter:
         target = _next(request, form.get("next"))
         if not dash.auth.login_nonce_valid(request, nonce if isinstance(nonce, str) else None):
             return _login_page(request, "The form expired. Sign in again.", 403, target)
-        if not isinstance(key, str) or not key.strip() or not dash.auth.key_valid(key):
-            return _login_page(request, "That is not this environment's secret key.", 401, target)
-        _, value = dash.auth.new_session()
+        grant = await dash.auth.grant_for(key) if isinstance(key, str) else None
+        if grant is None:
+            message = "That is not a secret key of any environment (or it was revoked)."
+            return _login_page(request, message, 401, target)
+        current = await dash.auth.session(request)
         response = RedirectResponse(target, status_code=303)
-        dash.auth.set_cookie(response, request, SESSION_COOKIE, value, SESSION_TTL_S)
+        dash.signed(request, response, dash.auth.signed_in(current, grant))
         dash.auth.clear_cookie(response, LOGIN_COOKIE)
         return response
 
     def _login_page(
-        request: Request, error: str | None, status: int = 200, target: str | None = None
+        request: Request,
+        error: str | None,
+        status: int = 200,
+        target: str | None = None,
+        environment: str | None = None,
     ) -> Response:
         nonce = secrets.token_urlsafe(18)
         response = render(
@@ -165,21 +174,33 @@ def dashboard_router(engine: Engine, *, open_access: bool = False) -> APIRouter:
             error=error,
             nonce=nonce,
             next=target or _next(request),
-            environment=engine.environment,
+            environment=environment,
         )
         dash.auth.set_cookie(response, request, LOGIN_COOKIE, nonce, 3600)
         return response
 
-    async def logout(request: Request, session: Session, form: dict[str, Any]) -> Response:
+    async def logout(request: Request, session: Session, form: dict[str, str]) -> Response:
         response = RedirectResponse(f"{PREFIX}/login", status_code=303)
         dash.auth.clear_cookie(response, SESSION_COOKIE)
         return response
 
+    async def switch(request: Request, session: Session, form: dict[str, str]) -> Response:
+        environment = form.get("environment", "")
+        value = dash.auth.switched(session, environment)
+        if value is None:  # not signed in to it yet: its key first
+            login = f"{PREFIX}/login?environment={quote(environment)}&next={PREFIX}/runs"
+            return RedirectResponse(login, status_code=303)
+        response = RedirectResponse(_next(request, form.get("next")), status_code=303)
+        return dash.signed(request, response, value)
+
     router.add_api_route("/logout", dash.action(logout), methods=["POST"])
+    router.add_api_route("/environment", dash.action(switch), methods=["POST"])
     overview.register(router, dash)
     runs.register(router, dash)
     tasks.register(router, dash)
     operate.register(router, dash)
+    schedules.register(router, dash)
+    keys.register(router, dash)
     return router
 
 

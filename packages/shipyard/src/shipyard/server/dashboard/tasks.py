@@ -5,17 +5,21 @@ the trigger options, and a Trigger button that goes to the new run."""
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from shipyard.engine.engine import Engine
 from shipyard.errors import RateLimitedError, UnknownQueueError, UnknownTaskError, ValidationError
 from shipyard.machines import MACHINES
+from shipyard.models.schedules import Schedule
 from shipyard.models.tasks import RegisteredTask
 from shipyard.server.dashboard.auth import Session
 from shipyard.server.dashboard.render import render
 from shipyard.server.dashboard.runs import parse_json_field
+from shipyard.server.dashboard.schedules import tick_payload
 from shipyard.server.dashboard.site import PREFIX, Dashboard
 
 __all__ = ["example_payload", "register", "trigger_options"]
@@ -87,8 +91,8 @@ def trigger_options(form: dict[str, str]) -> dict[str, Any]:
     return options
 
 
-async def _find(dash: Dashboard, task_id: str) -> RegisteredTask:
-    for task in await dash.engine.list_tasks():
+async def _find(engine: Engine, task_id: str) -> RegisteredTask:
+    for task in await engine.list_tasks():
         if task.id == task_id:
             return task
     raise UnknownTaskError(
@@ -99,25 +103,36 @@ async def _find(dash: Dashboard, task_id: str) -> RegisteredTask:
 
 def register(router: APIRouter, dash: Dashboard) -> None:
     """Add the tasks pages and the trigger action to ``router``."""
-    engine = dash.engine
 
     async def tasks_page(request: Request, session: Session) -> Response:
+        engine = session.engine
         tasks = await engine.list_tasks()
-        return render(request, "tasks.html", session, tasks=tasks)
+        # Each task's schedules (the first 100 of the environment: enough to show on a list).
+        by_task: dict[str, list[Schedule]] = {}
+        for schedule in (await engine.list_schedules(per_page=100)).data:
+            by_task.setdefault(schedule.task, []).append(schedule)
+        root = f"{engine.settings.project_root}{os.sep}"
+        files = {t.id: t.file_path.removeprefix(root) for t in tasks}  # relative when inside
+        return render(request, "tasks.html", session, tasks=tasks, schedules=by_task, files=files)
 
-    async def initial_payload(task: RegisteredTask) -> tuple[str, str]:
+    async def initial_payload(engine: Engine, task: RegisteredTask) -> tuple[str, str]:
         """The editor's first text and where it came from."""
         last = await engine.list_runs(task_ids=[task.id], limit=1)
         if last.items:
             run = await engine.retrieve_run(last.items[0].id)
             return json.dumps(run.payload, indent=2, ensure_ascii=False), f"the last run ({run.id})"
+        scheduled = (await engine.list_schedules(task=task.id, per_page=1)).data
+        if scheduled:
+            payload = tick_payload(engine, scheduled[0])
+            return json.dumps(payload, indent=2), f"a tick of schedule {scheduled[0].id} now"
         if task.payload_schema:
             return json.dumps(example_payload(task.payload_schema), indent=2), "the task's schema"
         return "{}", "an empty object"
 
     async def test_page(request: Request, session: Session) -> Response:
-        task = await _find(dash, request.path_params["task_id"])
-        payload, source = await initial_payload(task)
+        engine = session.engine
+        task = await _find(engine, request.path_params["task_id"])
+        payload, source = await initial_payload(engine, task)
         return render(
             request,
             "test.html",
@@ -132,7 +147,8 @@ def register(router: APIRouter, dash: Dashboard) -> None:
         )
 
     async def trigger(request: Request, session: Session, form: dict[str, str]) -> Response:
-        task = await _find(dash, request.path_params["task_id"])
+        engine = session.engine
+        task = await _find(engine, request.path_params["task_id"])
         try:
             payload = parse_json_field(form.get("payload"), "The payload")
             handle = await engine.trigger(task.id, payload, trigger_options(form))

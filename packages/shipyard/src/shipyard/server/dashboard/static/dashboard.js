@@ -7,6 +7,7 @@ const STATUS_CLASS = {
   COMPLETED: "ok", CANCELED: "muted", FAILED: "bad", CRASHED: "bad", SYSTEM_FAILURE: "bad",
   EXPIRED: "bad", TIMED_OUT: "bad", EXECUTING: "live", DEQUEUED: "live", WAITING: "wait",
 };
+const MAX_LIVE_ROWS = 500;
 const FINAL = new Set(["COMPLETED", "CANCELED", "FAILED", "CRASHED", "SYSTEM_FAILURE", "EXPIRED", "TIMED_OUT"]);
 
 function badge(status) {
@@ -104,6 +105,8 @@ function followRunsList(table) {
       row.appendChild(c);
     }
     body.insertBefore(row, body.firstChild);
+    // A busy environment must not grow the page without end: keep the newest rows.
+    while (body.rows.length > MAX_LIVE_ROWS) body.deleteRow(body.rows.length - 1);
   });
   table.dataset.liveState = "open";
   source.addEventListener("open", () => { table.dataset.liveState = "open"; });
@@ -113,6 +116,7 @@ function followRunsList(table) {
 
 function followRun(root) {
   const panels = document.getElementById("panels");
+  const streams = followStreams(root);
   let shown = panels.querySelector("[data-status-now]")?.dataset.statusNow;
   let refreshing = null;
   let again = false;
@@ -128,6 +132,7 @@ function followRun(root) {
           const fresh = doc.querySelector("#panels") || doc.body;
           panels.replaceChildren(...fresh.childNodes);
           shown = panels.querySelector("[data-status-now]")?.dataset.statusNow;
+          streams(); // streams that started since, or that a quiet minute ended
         }
       } while (again);
     })();
@@ -151,6 +156,54 @@ function followRun(root) {
     if (run.status !== shown) refresh();
   });
   source.addEventListener("end", () => { source.close(); refresh(); });
+}
+
+// -- a run's streams ---------------------------------------------------------------------------
+
+function followStreams(root) {
+  const container = document.getElementById("streams");
+  const readers = new Map(); // stream id -> {source, next}
+  const attach = (box) => {
+    const name = box.dataset.stream;
+    const state = readers.get(name) || { source: null, next: Number(box.dataset.start || 0) };
+    readers.set(name, state);
+    if (state.source) return;
+    const list = box.querySelector("ol.chunks");
+    const url = "/realtime/v1/streams/" + encodeURIComponent(root.dataset.run) + "/" +
+      encodeURIComponent(name) + "?token=" + encodeURIComponent(root.dataset.token) +
+      "&startIndex=" + state.next;
+    const source = new EventSource(url);
+    state.source = source;
+    source.addEventListener("chunk", (event) => {
+      const item = document.createElement("li");
+      item.textContent = event.data;
+      list.appendChild(item);
+      state.next = Number(event.lastEventId) + 1;
+    });
+    source.addEventListener("end", () => { source.close(); state.source = null; });
+  };
+  const discover = () => {
+    const holder = document.getElementById("stream-names");
+    const names = holder ? JSON.parse(holder.dataset.streams || "[]") : [];
+    for (const name of names) {
+      if (container.querySelector(`[data-stream="${CSS.escape(name)}"]`)) continue;
+      const box = document.createElement("div");
+      box.className = "stream";
+      box.dataset.stream = name;
+      box.dataset.start = "0";
+      const title = document.createElement("h3");
+      title.textContent = name;
+      const list = document.createElement("ol");
+      list.className = "chunks code";
+      list.start = 0;
+      box.append(title, list);
+      container.appendChild(box);
+    }
+    document.getElementById("no-streams").hidden = container.children.length > 0;
+    for (const box of container.querySelectorAll(".stream")) attach(box);
+  };
+  discover();
+  return discover;
 }
 
 // -- the Test page's JSON editor -------------------------------------------------------------
@@ -184,4 +237,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const run = document.getElementById("run");
   if (run && run.dataset.liveUrl) followRun(run);
   for (const area of document.querySelectorAll("textarea[data-json-editor]")) checkJson(area);
+  for (const select of document.querySelectorAll("select[data-autosubmit]")) {
+    select.addEventListener("change", () => select.form.requestSubmit());
+  }
 });
