@@ -141,7 +141,7 @@ def test_shipyard_extras_never_reach_a_worker(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A member that declares ``shipyard[engine,postgres]`` still gets the light base: an
-    installed (non-workspace) shipyard is written as the member's range without its extras."""
+    installed (non-workspace) shipyard is written as the installed version, without extras."""
     pyproject = project / "apps" / "api" / "pyproject.toml"
     pyproject.write_text(
         pyproject.read_text().replace('"shipyard",', '"shipyard[engine, postgres]>=0.1",')
@@ -154,13 +154,15 @@ def test_shipyard_extras_never_reach_a_worker(
         def __init__(self, name: str) -> None:
             self.dist = real(name)
             self.metadata = self.dist.metadata
+            self.version = self.dist.version
 
         def read_text(self, filename: str) -> str | None:
             return None if filename == "direct_url.json" else self.dist.read_text(filename)
 
     monkeypatch.setattr(cloudflare.importlib.metadata, "distribution", Installed)
     deps = declared(cloudflare.write_api_worker(project, "api"))
-    assert deps["shipyard"] == "shipyard>=0.1"
+    version = cloudflare.importlib.metadata.version("shipyard")
+    assert deps["shipyard"] == f"shipyard=={version}"
     assert deps["pyjwt"] == "pyjwt[crypto]>=2.9"  # other members keep their extras
 
 

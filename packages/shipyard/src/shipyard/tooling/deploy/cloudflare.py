@@ -177,20 +177,21 @@ def _local_modules(folder: Path) -> set[str]:
     return local
 
 
-# Distributions whose extras never reach a worker: shipyard's extras (cli, engine, postgres)
-# are the servers and drivers; a worker runs the light base (the HTTP client and the SDK).
-BASE_ONLY = frozenset({"shipyard"})
+# A worker runs shipyard's light base (the SDK and the HTTP client), never its extras (cli,
+# engine, postgres: the servers and drivers), at the version that deploys it.
+SHIPYARD = "shipyard"
 
 
 def _requirement(distribution: str, declared: dict[str, str]) -> str:
     """What the worker declares for an installed ``distribution``.
 
-    A local (workspace) install → ``name @ file:///…`` (this checkout's code); declared in the
-    member's own ``pyproject.toml`` → that requirement (its range and extras, e.g.
-    ``pyjwt[crypto]>=2.9``); otherwise the bare name. The host's installed versions are not
-    copied: pywrangler resolves for Pyodide, whose index carries its own, often older, builds
-    of the native packages (pydantic-core, cryptography), and records the result in
-    ``pylock.toml``.
+    A local (workspace) install → ``name @ file:///…`` (this checkout's code); ``shipyard`` →
+    ``shipyard==<installed version>``, never with an extra (the client speaks the engine
+    server's API of the same release); declared in the member's own ``pyproject.toml`` → that
+    requirement (its range and extras, e.g. ``pyjwt[crypto]>=2.9``); otherwise the bare name.
+    The host's other versions are not copied: pywrangler resolves for Pyodide, whose index
+    carries its own, often older, builds of the native packages (pydantic-core,
+    cryptography), and records the result in ``pylock.toml``.
     """
     dist = importlib.metadata.distribution(distribution)
     name = dist.metadata["Name"]
@@ -200,10 +201,9 @@ def _requirement(distribution: str, declared: dict[str, str]) -> str:
         url = json.loads(direct).get("url", "")
         if url.startswith("file://"):
             return f"{name} @ {url}"
-    requirement = declared.get(key, name)
-    if key in BASE_ONLY:
-        requirement = _EXTRAS.sub("", requirement, count=1)
-    return requirement
+    if key == SHIPYARD:
+        return f"{name}=={dist.version}"
+    return declared.get(key, name)
 
 
 def declared_distributions(folder: Path) -> tuple[list[str], list[str]]:
@@ -242,7 +242,6 @@ def _normal(name: str) -> str:
 
 
 _NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9_.-]*)")
-_EXTRAS = re.compile(r"\s*\[[^\]]*\]")
 
 
 def _declared_requirements(folder: Path) -> dict[str, str]:
