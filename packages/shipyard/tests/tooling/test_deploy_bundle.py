@@ -19,7 +19,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from deploy_fakes import install_fakes
+from typer.testing import CliRunner
 
+from shipyard.cli.main import app
 from shipyard.tooling.deploy import cloudflare
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
@@ -246,3 +249,56 @@ def test_the_api_worker_closure_for_pyodide_has_no_heavy_package(project: Path) 
     assert closure >= API_NEEDS | {"supabase", "starlette", "pydantic-core"}, closure
     assert not closure & HEAVY, closure & HEAVY
     assert "click" not in closure  # the cli extra's, pulled by nothing the API imports
+
+
+# -- when pywrangler fails ----------------------------------------------------------------------
+
+# What the pinned pywrangler printed on a machine that cannot resolve github.com (uv fetching
+# the Pyodide interpreter), and what it prints when a package has no Pyodide build.
+NO_NETWORK = """error: Request failed after 3 retries in 5.9s
+  cause: Failed to download `https://github.com/pyodide/pyodide/releases/download/0.29.5/xbuildenv-0.29.5.tar.gz`
+  cause: client error (Connect)
+  cause: dns error
+ERROR    Error running command: uv venv .venv-workers/pyodide-venv --python
+         cpython-3.13.2-emscripten-wasm32-musl"""
+NO_PYODIDE_BUILD = """  x No solution found when resolving dependencies:
+  `-> Because there is no version of pydantic-core==2.50.5 and pydantic==2.14.4 depends on
+      pydantic-core==2.50.5, we can conclude that pydantic==2.14.4 cannot be used.
+ERROR    Installation failed because the packages you requested are not supported by
+         Python Workers."""
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        (NO_NETWORK, "index.pyodide.org and github.com"),
+        (NO_PYODIDE_BUILD, "has no build for Pyodide"),
+    ],
+)
+def test_a_failing_sync_says_why(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output: str, expected: str
+) -> None:
+    fakes = install_fakes(tmp_path / "fakebin", ("wrangler", "pywrangler"))
+    fakes.configure(fail={"pywrangler sync": {"stderr": output}})
+    (project / "pyproject.toml").write_text("[tool.shipyard]\n")
+    (project / ".env").write_text(
+        "CLOUDFLARE_API=token-for-a-dry-run-only\n"
+        "CLOUDFLARE_ACCOUNT_ID=0123456789abcdef0123456789abcdef\n"
+    )
+    for name in ("CLOUDFLARE_API", "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(
+        app,
+        ["deploy", "--bundle-only", "--branch", "main"],
+        env={
+            "SHIPYARD_PROJECT_ROOT": str(project),
+            "PATH": str(fakes.bin),
+            "NO_COLOR": "1",
+            "COLUMNS": "250",
+        },
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 1, result.output
+    assert expected in " ".join(result.output.split()), result.output
+    assert fakes.argvs() == [["pywrangler", "sync"]]  # nothing is bundled without its packages
+    assert "Traceback" not in result.output

@@ -43,6 +43,40 @@ WRANGLER_INSTALL_HINT = (
     "Python packages are bundled with pywrangler (`uv tool install workers-py`), run pinned "
     "through uv"
 )
+# What pywrangler fetches besides PyPI: Pyodide's package index, and — the first time, through
+# uv — a CPython for its host venv and the Pyodide interpreter (both GitHub release downloads).
+PYWRANGLER_HOSTS = "pypi.org, index.pyodide.org and github.com"
+_NETWORK_SYMPTOMS = (
+    "dns error",
+    "failed to lookup address",
+    "error sending request",
+    "failed to download",
+    "failed to fetch",
+    "client error (connect)",
+    "connection refused",
+    "invalid peer certificate",
+)
+_NO_PYODIDE_BUILD = ("no solution found", "not supported by python workers")
+
+
+def sync_hint(output: str) -> str | None:
+    """What to do when ``pywrangler sync`` failed with ``output``, when the cause is known."""
+    low = " ".join(output.lower().split())  # pywrangler's log wraps long lines
+    if any(symptom in low for symptom in _NETWORK_SYMPTOMS):
+        return (
+            f"pywrangler could not download what it needs: it fetches from {PYWRANGLER_HOSTS} "
+            "(the Pyodide and CPython 3.13 interpreters, the first time); allow those hosts or "
+            "deploy from a machine that reaches them"
+        )
+    if any(symptom in low for symptom in _NO_PYODIDE_BUILD):
+        return (
+            "a package this worker imports has no build for Pyodide (the Workers runtime) in a "
+            "version its pyproject.toml allows: see the resolver's message above; widen the "
+            "range in the member's pyproject.toml or drop the import"
+        )
+    return None
+
+
 _WORKERS_DEV_URL = re.compile(r"https://[a-z0-9-]+\.[a-z0-9-]+\.workers\.dev")
 
 Which = Callable[[str], str | None]
