@@ -35,9 +35,10 @@ The tree::
     ├── NotInRunError                  a call that only works inside a run, made outside one
     ├── SubtaskUnwrapError             ``Result.unwrap()`` on a failed child run
     ├── RunTimeoutError                ``runs.poll`` / waiting gave up before the run finished
-    ├── InvalidTokenError              a public access token that is malformed, forged or expired
-    ├── AuthenticationError            the engine server refused the key or token (HTTP 401)
-    ├── ForbiddenError                 the key or token may not do this (HTTP 403)
+    ├── InvalidTokenError              missing or wrong key, or a bad or expired access token
+    ├── ForbiddenError                 valid credentials that do not allow this (a token's scopes)
+    ├── KeyNotFoundError               no secret key with that id
+    ├── RequestInProgressError         a retried request whose first attempt is still running
     ├── RemoteEngineError              the engine server (SHIPYARD_API_URL) failed or is unreachable
     ├── PortInUseError                 ``shipyard dev``/``server`` cannot listen on its port
     ├── DeployError                    ``shipyard deploy`` cannot start (what is wrong, what to do)
@@ -417,18 +418,24 @@ class WaitpointTimeoutError(ShipyardError):
     code = "WAITPOINT_TIMEOUT"
 
 
-class AuthenticationError(ShipyardError):
-    """The engine server refused the request's key or token (HTTP 401): missing, wrong, of
-    another environment's server, revoked or expired. ``status`` is the HTTP status."""
-
-    code = "UNAUTHORIZED"
-
-
 class ForbiddenError(ShipyardError):
-    """The key or public access token is valid but may not do this (HTTP 403: out of scope,
-    a single-use trigger token used again). ``status`` is the HTTP status."""
+    """Valid credentials that do not allow the request: a public access token out of its
+    scopes, a single-use token used again, a public token on a secret-key route (HTTP 403)."""
 
     code = "FORBIDDEN"
+
+
+class KeyNotFoundError(ShipyardError):
+    """No secret key with that id (``shipyard keys revoke``)."""
+
+    code = "KEY_NOT_FOUND"
+
+
+class RequestInProgressError(ShipyardError):
+    """A request carrying a request id whose first attempt is still running (HTTP 409; retry
+    it: the retry answers what the first attempt did)."""
+
+    code = "REQUEST_IN_PROGRESS"
 
 
 class RemoteEngineError(ShipyardError):

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from acceptance_support import Procs, free_port
-from remote_support import SECRET_KEY, RemoteEngine, needs_routes, start_remote_engine, url_project
+from remote_support import SECRET_KEY, RemoteEngine, start_remote_engine, url_project
 
 import shipyard
 from shipyard import idempotency_keys, queues, runs, tasks, wait
@@ -21,8 +21,8 @@ from shipyard.client import RemoteClient
 from shipyard.config import Settings, load_settings
 from shipyard.engine.engine import Engine
 from shipyard.errors import (
-    AuthenticationError,
     ConfigError,
+    InvalidTokenError,
     NotInRunError,
     RemoteEngineError,
     RunNotFoundError,
@@ -32,7 +32,7 @@ from shipyard.errors import (
 from shipyard.models.runs import Run
 from shipyard.sdk.backend import default_backend
 
-pytestmark = [pytest.mark.timeout(180), needs_routes]
+pytestmark = pytest.mark.timeout(180)
 
 
 @pytest.fixture
@@ -185,7 +185,7 @@ async def test_errors_come_back_as_the_engines_exceptions(
     for key in ("sk_wrong_" + "x" * 40, None):
         client = RemoteClient(remote.url, key)
         try:
-            with pytest.raises(AuthenticationError) as refused:
+            with pytest.raises(InvalidTokenError) as refused:
                 await client.retrieve_run("run_x")
         finally:
             await client.close()

@@ -13,7 +13,7 @@ import pytest
 from shipyard import metadata, runs, streams, task
 from shipyard.client import RemoteClient
 from shipyard.engine.engine import Engine
-from shipyard.errors import AuthenticationError, RunNotFoundError
+from shipyard.errors import InvalidTokenError, RunNotFoundError
 from shipyard.models.realtime import RealtimeRun
 from shipyard.sdk.backend import default_backend, set_client
 from shipyard.testing.eventually import eventually
@@ -83,7 +83,7 @@ async def test_realtime_errors_over_http(engine: Engine, remote: RemoteClient) -
             pass
     wrong = RemoteClient(remote._http.base_url, "sk_wrong_" + "x" * 40)
     try:
-        with pytest.raises(AuthenticationError):
+        with pytest.raises(InvalidTokenError):
             async for _ in wrong.subscribe_run("run_x"):
                 pass
     finally:

@@ -17,9 +17,9 @@ from shipyard.client.options import duration_value, time_value, trigger_body
 from shipyard.client.transport import error_from_response, public_url
 from shipyard.engine.idempotency import normalize
 from shipyard.errors import (
-    AuthenticationError,
     ForbiddenError,
     InvalidDurationError,
+    InvalidTokenError,
     PayloadTooLargeError,
     RateLimitedError,
     RemoteEngineError,
@@ -166,7 +166,7 @@ def test_error_answers_become_the_engines_exceptions_with_the_servers_message() 
         (_answer(400, {"error": "Invalid request: x"}), ValidationError),
         (_answer(413, {"error": "too big"}), PayloadTooLargeError),
         (_answer(403, {"error": "out of scope"}), ForbiddenError),
-        (_answer(401, {"error": "Invalid API key."}), AuthenticationError),
+        (_answer(401, {"error": "Invalid API key."}), InvalidTokenError),
         (
             _answer(429, {"error": "slow down", "code": "RATE_LIMITED"}, **{"retry-after": "2"}),
             RateLimitedError,

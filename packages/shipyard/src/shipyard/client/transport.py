@@ -27,9 +27,9 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from shipyard.errors import (
-    AuthenticationError,
     ForbiddenError,
     IllegalTransitionError,
+    InvalidTokenError,
     PayloadTooLargeError,
     RateLimitedError,
     RemoteEngineError,
@@ -47,7 +47,7 @@ QueryParams = list[tuple[str, str]]
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 _STATUS_CLASSES: dict[int, type[ShipyardError]] = {
     400: ValidationError,
-    401: AuthenticationError,
+    401: InvalidTokenError,
     403: ForbiddenError,
     409: IllegalTransitionError,
     413: PayloadTooLargeError,
@@ -117,7 +117,7 @@ def error_from_response(
             cls = not_found
         else:
             cls = _STATUS_CLASSES.get(status, RemoteEngineError)
-    if cls is AuthenticationError and "SHIPYARD_SECRET_KEY" not in message:
+    if cls is InvalidTokenError and "SHIPYARD_SECRET_KEY" not in message:
         message = (
             f"{message.rstrip('.')}. Set SHIPYARD_SECRET_KEY to a secret key of the engine "
             "server's environment."
