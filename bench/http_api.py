@@ -184,6 +184,10 @@ def main() -> None:
     env = Env("http", args.backend)
     try:
         result = asyncio.run(bench(args, env))
+    except Exception:
+        log = env.dir / "server.log"
+        print(log.read_text()[-3000:] if log.exists() else "(no server log)", file=sys.stderr)
+        raise
     finally:
         env.cleanup()
     emit(
