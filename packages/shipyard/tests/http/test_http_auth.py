@@ -290,3 +290,19 @@ async def test_no_cors_by_default(engine: Engine, anon: httpx.AsyncClient) -> No
     assert (
         response.status_code == 403 and "SHIPYARD_SERVER_CORS_ORIGINS" in response.json()["error"]
     )
+
+
+async def test_a_callback_url_of_another_environment_completes_its_token(
+    engine: Engine, anon: httpx.AsyncClient
+) -> None:
+    created = await engine.create_key("staging")
+    made = await anon.post("/api/v1/waitpoints/tokens", json={}, headers=bearer(created.key))
+    path = "/" + made.json()["url"].split("/", 3)[3]
+    forged = await anon.post(path[:-4] + "0000", json={"ok": True})
+    assert forged.status_code == 401
+    done = await anon.post(path, json={"ok": True})
+    assert done.status_code == 200, done.text
+    got = await anon.get(
+        f"/api/v1/waitpoints/tokens/{made.json()['id']}", headers=bearer(created.key)
+    )
+    assert got.json()["status"] == "COMPLETED"
