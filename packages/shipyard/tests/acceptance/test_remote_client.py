@@ -7,12 +7,14 @@ back what the worker did. No database is opened in this process.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from acceptance_support import Procs, free_port
+from acceptance_support import Procs, clean_env, free_port
 from remote_support import SECRET_KEY, RemoteEngine, start_remote_engine, url_project
 
 import shipyard
@@ -198,6 +200,48 @@ async def test_errors_come_back_as_the_engines_exceptions(
             await nobody.trigger("double", {"n": 1}, {})
     finally:
         await nobody.close()
+
+
+SCRIPT = """
+import asyncio
+import threading
+
+import shipyard
+
+
+async def main() -> None:
+    handle = await shipyard.tasks.trigger("double", {"n": 2})
+    run = await shipyard.runs.poll(handle, poll_interval_ms=50, max_attempts=600)
+    await shipyard.aclose()
+    await shipyard.aclose()  # a second call does nothing
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    print(run.status, run.output, len(others), threads, flush=True)
+
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_script_with_only_the_url_and_key_triggers_and_exits_cleanly(
+    remote: RemoteEngine, tmp_path: Path
+) -> None:
+    folder = tmp_path / "script"
+    folder.mkdir()
+    (folder / "script.py").write_text(SCRIPT)
+    done = subprocess.run(
+        [sys.executable, "-W", "always", "script.py"],  # every warning shown
+        cwd=folder,
+        env=clean_env(SHIPYARD_API_URL=remote.url, SHIPYARD_SECRET_KEY=SECRET_KEY),
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "", done.stderr  # no unclosed client, no pending task
+    assert done.stdout.strip() == "COMPLETED 4 0 []", done.stdout
+    assert not (folder / ".shipyard").exists()
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
