@@ -31,6 +31,7 @@ from shipyard.errors import (
     ValidationError,
     WaitpointNotFoundError,
 )
+from shipyard.metadata_ops import MetadataOp
 from shipyard.models.runs import Run
 from shipyard.sdk.backend import default_backend
 
@@ -92,6 +93,17 @@ async def test_trigger_remotely_the_worker_runs_it_and_it_reads_back(
     assert [e.id for e in events] == sorted(e.id for e in events)
 
     assert {"double", "approve", "later"} <= {t.id for t in await default_backend().list_tasks()}
+
+    again = await runs.replay(handle, payload={"n": 50})
+    assert again.id != handle.id and again.task_identifier == "double"
+    assert (await _final(again.id)).output == 100
+
+    client = default_backend()
+    assert isinstance(client, RemoteClient)
+    assert await client.add_tags(handle.id, ["extra"]) == ["remote", "extra"]
+    ops = [MetadataOp("increment", "seen", 1), MetadataOp("set", "note", "hi")]
+    updated = await client.update_metadata(handle.id, operations=ops)
+    assert updated == {"from": "http", "seen": 22, "note": "hi"}
 
     batch = await tasks.batch_trigger("double", [{"n": 1}, {"n": 2}, {"n": 3}])
     assert batch.run_count == 3 and len(batch.runs) == 3
