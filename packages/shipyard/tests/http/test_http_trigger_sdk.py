@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Serve
+from http_support import Serve
 
 from shipyard import task, wait
 from shipyard.engine.engine import Engine
