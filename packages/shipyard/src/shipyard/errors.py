@@ -35,7 +35,7 @@ The tree::
     ├── NotInRunError                  a call that only works inside a run, made outside one
     ├── SubtaskUnwrapError             ``Result.unwrap()`` on a failed child run
     ├── RunTimeoutError                ``runs.poll`` / waiting gave up before the run finished
-    ├── InvalidTokenError              missing or wrong key, or a bad or expired access token
+    ├── InvalidTokenError              no key, a wrong or revoked key, a bad or expired token
     ├── ForbiddenError                 valid credentials that do not allow this (a token's scopes)
     ├── KeyNotFoundError               no secret key with that id
     ├── RequestInProgressError         a retried request whose first attempt is still running

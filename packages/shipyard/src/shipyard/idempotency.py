@@ -15,7 +15,6 @@ Example::
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 from typing import Literal
 
@@ -28,12 +27,10 @@ __all__ = [
     "hash_key",
     "key_parts",
     "outside_run_key",
-    "received_key",
 ]
 
 Scope = Literal["run", "attempt", "global"]
 MAX_KEY_LENGTH = 2048
-_HASHED = re.compile(r"[0-9a-f]{64}")
 
 
 class IdempotencyKey(str):
@@ -91,20 +88,3 @@ def outside_run_key(key: object) -> IdempotencyKey:
     raise IdempotencyKeyError(
         f"An idempotency key must be a string or a list of strings; got {type(key).__name__}."
     )
-
-
-def received_key(key: str) -> str:
-    """An idempotency key as an HTTP request carried it, for the engine.
-
-    Clients hash keys before sending them (Shipyard's remote client and Trigger.dev's SDK
-    both send ``sha256`` hex): such a key is final (an :class:`IdempotencyKey`), so the
-    engine stores it as sent and it matches the key a process on the database stores for the
-    same raw key. Anything else is a raw key, which the engine hashes as it hashes a raw key
-    given in-process.
-
-    Example::
-
-        >>> isinstance(received_key("a" * 64), IdempotencyKey), received_key("order-1")
-        (True, 'order-1')
-    """
-    return IdempotencyKey(key) if _HASHED.fullmatch(key) else key

@@ -7,20 +7,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from http_support import bearer
+from http_support import Serve, bearer
 from starlette.types import ASGIApp
 
 from shipyard.engine.engine import Engine
 from shipyard.server.app import create_app
 from shipyard.testing.eventually import eventually
-
-Serve = Callable[[ASGIApp], Awaitable[str]]
 
 
 @pytest.fixture

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from starlette.types import ASGIApp
+
 from shipyard.engine.engine import Engine
+
+Serve = Callable[[ASGIApp], Awaitable[str]]
+"""``url = await serve(app)`` (the ``serve`` fixture)."""
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -9,8 +9,7 @@ import json
 from urllib.parse import urlsplit
 
 import httpx
-from conftest import Serve
-from http_support import bearer, engine_with
+from http_support import Serve, bearer, engine_with
 
 from shipyard.engine.engine import Engine
 from shipyard.server.app import create_app

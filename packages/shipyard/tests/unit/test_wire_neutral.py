@@ -13,7 +13,6 @@ import shipyard.schemas as schemas
 PACKAGE = Path(schemas.__file__).parent
 NEUTRAL = {
     "shipyard.errors",
-    "shipyard.idempotency",
     "shipyard.jsonutil",
     "shipyard.durations",
     "shipyard.metadata_ops",

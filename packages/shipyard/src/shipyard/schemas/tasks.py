@@ -23,7 +23,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, WithJsonSchema, field_serializer
 
 from shipyard.errors import ValidationError
-from shipyard.idempotency import received_key
 from shipyard.schemas.payloads import decode_payload
 from shipyard.schemas.wire import StrictFloat, StrictInt, WireDateTime, WireModel
 
@@ -118,9 +117,8 @@ class TriggerTaskOptions(WireModel):
     """The name of a queue defined in code (``{"name": ...}`` from the SDK)."""
     concurrency_key: Annotated[str | None, BeforeValidator(_stringify_key)] = None
     idempotency_key: IdempotencyKeyText | None = None
-    """The SDKs send the SHA-256 hex of the key, which is stored as sent; any other key is
-    hashed by the engine as a raw key given in-process is (``shipyard.idempotency.received_key``),
-    so a key deduplicates the same runs whichever way it came."""
+    """The SDK sends the SHA-256 hex of the key; a raw key is hashed by the engine the same
+    way (``sha256(key)``), so both sides agree."""
     idempotency_key_ttl: str | None = Field(
         default=None, validation_alias="idempotencyKeyTTL", serialization_alias="idempotencyKeyTTL"
     )
@@ -176,9 +174,7 @@ class TriggerTaskOptions(WireModel):
         options: dict[str, Any] = {}
         simple = {
             "concurrency_key": self.concurrency_key,
-            "idempotency_key": (
-                received_key(self.idempotency_key) if self.idempotency_key is not None else None
-            ),
+            "idempotency_key": self.idempotency_key,
             "idempotency_key_ttl": self.idempotency_key_ttl,
             "ttl": self.ttl,
             "delay": self.delay,

@@ -31,7 +31,6 @@ from typing import Any, Literal, Protocol
 from pydantic import ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from shipyard.idempotency import received_key
 from shipyard.jsonutil import dumps
 from shipyard.schemas.runs import CursorPagination
 from shipyard.schemas.tasks import IdempotencyKeyText, Tags
@@ -73,7 +72,7 @@ class CreateWaitpointTokenRequest(WireModel):
         if self.timeout is not None:
             options["timeout"] = self.timeout
         if self.idempotency_key is not None:
-            options["idempotency_key"] = received_key(self.idempotency_key)
+            options["idempotency_key"] = self.idempotency_key
         if self.idempotency_key_ttl is not None:
             options["idempotency_key_ttl"] = self.idempotency_key_ttl
         if self.tags is not None:

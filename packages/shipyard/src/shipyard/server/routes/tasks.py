@@ -18,7 +18,6 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 
 from shipyard.errors import ForbiddenError, RunNotFoundError
-from shipyard.idempotency import received_key
 from shipyard.models.runs import to_datetime
 from shipyard.schemas.batches import BatchRun, BatchTriggerRequest, BatchTriggerResponse
 from shipyard.schemas.idempotency import ResetIdempotencyKeyRequest, ResetIdempotencyKeyResponse
@@ -30,7 +29,7 @@ from shipyard.schemas.tasks import (
     TriggerTaskResponse,
 )
 from shipyard.server.auth import Caller, public_caller, secret_caller
-from shipyard.server.routes.common import ERRORS, PUBLIC_ERRORS, Outcome, once
+from shipyard.server.routes.common import ERRORS, PUBLIC_ERRORS, Outcome, final_keys, once
 from shipyard.server.routing import JsonRoute, wire
 
 __all__ = ["router"]
@@ -75,7 +74,7 @@ def router() -> APIRouter:
         access token needs ``write:tasks:<taskId>``; a single-use one works once."""
         caller.require("write", "tasks", task_id)
         payload = body.decoded_payload()
-        options = body.trigger_options()
+        options = final_keys(body.trigger_options())
         await _spend(caller)
         engine = caller.engine
 
@@ -106,8 +105,8 @@ def router() -> APIRouter:
         task of the batch."""
         for task in dict.fromkeys(item.task for item in body.items):
             caller.require("write", "tasks", task)
-        items = body.engine_items()
-        options = {"idempotency_key": received_key(idempotency_key)} if idempotency_key else {}
+        items = [{**item, "options": final_keys(item["options"])} for item in body.engine_items()]
+        options = {"idempotency_key": idempotency_key} if idempotency_key else {}
         await _spend(caller)
         engine = caller.engine
 
