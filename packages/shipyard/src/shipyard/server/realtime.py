@@ -251,7 +251,7 @@ def _error(exc: ShipyardError, status: int | None = None) -> JSONResponse:
 
 def _denied(message: str, status: int) -> JSONResponse:
     return JSONResponse(
-        {"error": message, "code": "INVALID_TOKEN" if status == 401 else "FORBIDDEN"},
+        {"error": message, "code": "UNAUTHORIZED" if status == 401 else "FORBIDDEN"},
         status_code=status,
     )
 
