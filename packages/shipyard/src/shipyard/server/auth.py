@@ -98,19 +98,26 @@ class Gatekeeper:
         self._own_hash = hashlib.sha256(engine.secret_key().encode()).digest()
         self._engines: dict[str, Engine] = {engine.environment: engine}
         self._keys: dict[bytes, tuple[str, float]] = {}
+        self._unknown: dict[str, float] = {}
         self._lock = asyncio.Lock()
 
-    async def engine_for(self, environment: str) -> Engine | None:
+    async def engine_for(self, environment: str, *, known: bool = False) -> Engine | None:
         """The engine of ``environment``, or None when it has no signing key (no key was
-        ever made for it)."""
+        ever made for it). ``known``: the environment was just read from a key (skip the
+        short memory of environments found to have none)."""
         found = self._engines.get(environment)
         if found is not None:
             return found
+        if not known and self._unknown.get(environment, 0.0) > time.monotonic():
+            return None  # asked a moment ago: a stream of forged tokens costs no queries
         async with self._lock:
             found = self._engines.get(environment)
             if found is None:
                 signing = await self.engine.signing_key_of(environment)
                 if signing is None:
+                    if len(self._unknown) > 10_000:
+                        self._unknown.clear()
+                    self._unknown[environment] = time.monotonic() + KEY_CACHE_SECONDS
                     return None
                 found = self.engine.for_environment(environment, signing)
                 self._engines[environment] = found
@@ -148,7 +155,7 @@ class Gatekeeper:
             if len(self._keys) > 10_000:
                 self._keys.clear()
             self._keys[digest] = (environment, now + KEY_CACHE_SECONDS)
-        engine = await self.engine_for(environment)
+        engine = await self.engine_for(environment, known=True)
         if engine is None:  # a key always comes with its environment's signing key
             raise AuthenticationError(f"Environment {environment!r} has no signing key.")
         return Caller(engine)

@@ -18,11 +18,12 @@ repeated. A ``: ping`` comment every 15 s keeps proxies from closing an idle con
 
 **Access** is one dependency, :class:`RealtimeAccess`: given the request, the engine of its
 environment and a :class:`RealtimeGrant` that answers "may read run X / tags T / batch B, may
-write run X's input". :class:`SecretKeyAccess` (the default) takes the token from
-``Authorization: Bearer`` or ``?token=`` (for ``EventSource``, which cannot send headers): the
-engine's secret key grants everything; a public access token signed with it grants its
-scopes. The HTTP API swaps in its own per-environment key lookup by passing another
-``RealtimeAccess`` to :func:`realtime_router`.
+write run X's input". The engine server passes its
+:class:`~shipyard.server.auth.Gatekeeper`, the same authentication as every HTTP API route
+(any environment's secret key grants everything in it; a public access token its scopes),
+taking the token from ``Authorization: Bearer`` or ``?token=`` (for ``EventSource``, which
+cannot send headers). :class:`SecretKeyAccess` is the minimal one (one engine, its key and the
+tokens it signed), for an app that mounts these routes alone.
 """
 
 from __future__ import annotations

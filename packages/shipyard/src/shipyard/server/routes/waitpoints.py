@@ -35,7 +35,7 @@ from shipyard.schemas.tokens import (
     WaitpointTokenItem,
 )
 from shipyard.server.auth import Caller, Gatekeeper, public_caller, secret_caller
-from shipyard.server.routes.common import ERRORS, PUBLIC_ERRORS, Outcome, once
+from shipyard.server.routes.common import ERRORS, PUBLIC_ERRORS, Outcome, final_keys, once
 from shipyard.server.routing import JsonRoute, wire
 
 __all__ = ["router"]
@@ -79,7 +79,7 @@ def router() -> APIRouter:
         completed). A live token with the same ``idempotencyKey`` is returned instead
         (``isCached``). ``url`` completes it without other credentials; ``x-trigger-jwt`` is
         a public access token (24 h) that can complete it."""
-        options = body.token_options() if body else {}
+        options = final_keys(body.token_options()) if body else {}
         engine = caller.engine
 
         async def run() -> Outcome:
