@@ -148,7 +148,7 @@ def test_production_deploys_api_then_functions_then_dotenv_secrets(
     assert (api_dir / "src/app/main.py").is_file()
     assert (api_dir / "wrangler.jsonc").is_file()
     api_packages = (api_dir / "python_modules/synced.txt").read_text()
-    for requirement in ('"fastapi==', '"PyJWT[crypto]==', '"httpx=='):
+    for requirement in ('"fastapi>=0.115"', '"pyjwt[crypto]>=2.9"', '"httpx>=0.27"'):
         assert requirement in api_packages, api_packages
     # The function became a worker: its files, an entry module, a generated config, and a
     # pyproject.toml declaring what it imports.
@@ -157,7 +157,7 @@ def test_production_deploys_api_then_functions_then_dotenv_secrets(
     assert '"name": "hello-world"' in (function_dir / "wrangler.jsonc").read_text()
     assert not (function_dir / "tests").exists()
     declared = (function_dir / "pyproject.toml").read_text()
-    assert '"starlette==' in declared
+    assert '"starlette"' in declared
     assert "fastapi" not in declared  # only what its own code imports
     out = result.output
     assert "branch main → production (Cloudflare)" in out

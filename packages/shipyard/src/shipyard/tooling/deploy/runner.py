@@ -103,6 +103,10 @@ def hint_for(step: Step, output: str) -> str:
     """What to do after ``step`` failed with ``output``."""
     low = output.lower()
     again = "then run the same `shipyard deploy` again (finished steps are safe to repeat)"
+    if step.action == "sync":
+        known = cloudflare.sync_hint(output)
+        if known:
+            return f"{known}, {again}."
     if step.platform == "cloudflare":
         if any(s in low for s in ("401", "unauthorized", "authentication error", "[code: 10000]")):
             return (
