@@ -28,7 +28,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shipyard.engine.auth import TokenClaims, looks_like_jwt, token_environment, verify_token
 from shipyard.engine.engine import Engine
-from shipyard.errors import ForbiddenError, InvalidTokenError
+from shipyard.errors import AuthenticationError, ForbiddenError
 from shipyard.server.realtime import FullGrant, RealtimeContext, RealtimeGrant, ScopeGrant
 
 __all__ = [
@@ -131,9 +131,9 @@ class Gatekeeper:
         self._engines = {self.engine.environment: self.engine}
 
     async def authenticate(self, token: str | None) -> Caller:
-        """The caller ``token`` stands for; :class:`InvalidTokenError` saying why not."""
+        """The caller ``token`` stands for; :class:`AuthenticationError` saying why not."""
         if not token:
-            raise InvalidTokenError(_MISSING)
+            raise AuthenticationError(_MISSING)
         if looks_like_jwt(token):
             return await self._public(token)
         digest = hashlib.sha256(token.encode()).digest()
@@ -147,7 +147,7 @@ class Gatekeeper:
             found = await self.engine.find_key(token)
             if found is None:
                 self._keys.pop(digest, None)
-                raise InvalidTokenError(
+                raise AuthenticationError(
                     "Invalid credentials: not a secret key of any environment (or a revoked "
                     "one), and not a valid JWT public access token."
                 )
@@ -157,14 +157,14 @@ class Gatekeeper:
             self._keys[digest] = (environment, now + KEY_CACHE_SECONDS)
         engine = await self.engine_for(environment, known=True)
         if engine is None:  # a key always comes with its environment's signing key
-            raise InvalidTokenError(f"Environment {environment!r} has no signing key.")
+            raise AuthenticationError(f"Environment {environment!r} has no signing key.")
         return Caller(engine)
 
     async def _public(self, token: str) -> Caller:
         environment = token_environment(token)
         engine = await self.engine_for(environment)
         if engine is None:
-            raise InvalidTokenError(
+            raise AuthenticationError(
                 f"The public access token is for another environment ({environment!r}), "
                 "which this server has no key for."
             )

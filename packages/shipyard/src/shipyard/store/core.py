@@ -60,6 +60,7 @@ from shipyard.store.feed import (
 from shipyard.store.params import (
     AttemptListParams,
     BatchGetParams,
+    BatchListParams,
     BatchRunsParams,
     IdempotencyKeyResetParams,
     QueueListParams,
@@ -69,6 +70,7 @@ from shipyard.store.params import (
     ReapedRun,
     RecordedCall,
     RunCancelParams,
+    RunClaimParams,
     RunEventsAppendParams,
     RunEventsListParams,
     RunFinishManyParams,
@@ -85,6 +87,7 @@ from shipyard.store.params import (
     RunReleaseParams,
     RunRescheduleParams,
     RunScheduleParams,
+    RunStatsParams,
     RunTagsAddParams,
     ScheduledRuns,
     TaskListParams,
@@ -100,6 +103,22 @@ from shipyard.store.params import (
     WaitpointResolveParams,
     WorkerListLiveParams,
     WorkerStopParams,
+)
+from shipyard.store.procedures import schedules as schedule_procedures
+from shipyard.store.schedules import (
+    ScheduleDeleteParams,
+    ScheduleDueParams,
+    ScheduleFireParams,
+    ScheduleFireResult,
+    ScheduleGetParams,
+    ScheduleListParams,
+    SchedulePage,
+    ScheduleRecord,
+    ScheduleSetActiveParams,
+    ScheduleSyncParams,
+    ScheduleSyncResult,
+    ScheduleUpdateParams,
+    ScheduleUpsertParams,
 )
 from shipyard.store.steps import Procedure
 
@@ -135,11 +154,31 @@ class StoreCore(ABC):
         """Runs newest first, filtered, one page at a time."""
         return await self._run(procedures.run_list(params))
 
+    async def batch_list(self, params: BatchListParams) -> tuple[list[BatchRecord], str | None]:
+        """Batches newest first (without their run ids), one page, and the next cursor."""
+        return await self._run(procedures.batch_list(params))
+
+    async def run_stats(self, params: RunStatsParams) -> list[tuple[int, str, int]]:
+        """``(bucket, status, runs)``: runs created since ``created_from`` by window, status."""
+        return await self._run(procedures.run_stats(params))
+
     async def run_finish_many(self, params: RunFinishManyParams) -> list[bool]:
         """Record the end of attempts; False where the fence rejected a stale attempt."""
         if not params.finishes:
             return []
         return await self._run(procedures.run_finish_many(params))
+
+    async def run_finish_and_claim(
+        self, finish: RunFinishManyParams, claim: RunClaimParams
+    ) -> tuple[list[bool], list[RunRecord]]:
+        """Record the end of attempts, then claim with the slots they freed. This default
+        makes two transactions; a backend overrides it to make one."""
+        accepted = await self.run_finish_many(finish)
+        return accepted, await self.run_claim(claim)
+
+    @abstractmethod
+    async def run_claim(self, params: RunClaimParams) -> list[RunRecord]:
+        """Atomically take up to ``limit`` ready runs within every concurrency limit."""
 
     async def run_release(self, params: RunReleaseParams) -> bool:
         """Give a claimed run back to the queue without counting the attempt."""
@@ -366,3 +405,45 @@ class StoreCore(ABC):
     async def request_key_release(self, params: RequestKeyReleaseParams) -> None:
         """Forget an unanswered request id claim."""
         return await self._run(procedures.request_key_release(params))
+
+    # -- schedules ----------------------------------------------------------------------------
+
+    async def schedule_upsert(self, params: ScheduleUpsertParams) -> tuple[ScheduleRecord, bool]:
+        """Create a schedule or update the one holding its key; (row, created)."""
+        return await self._run(schedule_procedures.schedule_upsert(params))
+
+    async def schedule_get(self, params: ScheduleGetParams) -> ScheduleRecord | None:
+        """One schedule by id, or None."""
+        return await self._run(schedule_procedures.schedule_get(params))
+
+    async def schedule_list(self, params: ScheduleListParams) -> SchedulePage:
+        """One page of the environment's schedules (oldest first) and the total."""
+        return await self._run(schedule_procedures.schedule_list(params))
+
+    async def schedule_update(self, params: ScheduleUpdateParams) -> ScheduleRecord | None:
+        """Replace an IMPERATIVE schedule's definition; None if there is no such schedule."""
+        return await self._run(schedule_procedures.schedule_update(params))
+
+    async def schedule_set_active(self, params: ScheduleSetActiveParams) -> ScheduleRecord | None:
+        """Activate or deactivate a schedule; None if there is no such schedule."""
+        return await self._run(schedule_procedures.schedule_set_active(params))
+
+    async def schedule_delete(self, params: ScheduleDeleteParams) -> bool:
+        """Delete a schedule; False if there was none."""
+        return await self._run(schedule_procedures.schedule_delete(params))
+
+    async def schedule_sync(self, params: ScheduleSyncParams) -> ScheduleSyncResult:
+        """Make the environment's DECLARATIVE schedules exactly the given ones."""
+        return await self._run(schedule_procedures.schedule_sync(params))
+
+    async def schedule_due(self, params: ScheduleDueParams) -> list[ScheduleRecord]:
+        """Active schedules due at ``now``, soonest first."""
+        return await self._run(schedule_procedures.schedule_due(params))
+
+    async def schedule_next_at(self, environment: str) -> int | None:
+        """The soonest ``next_run_at`` of the environment's active schedules, or None."""
+        return await self._run(schedule_procedures.schedule_next_at(environment))
+
+    async def schedule_fire(self, params: ScheduleFireParams) -> ScheduleFireResult:
+        """Fire one tick exactly once: compare-and-set the next tick and create its run."""
+        return await self._run(schedule_procedures.schedule_fire(params))

@@ -17,6 +17,7 @@ Every backend runs the same conformance suite (``tests/conformance``).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 from shipyard.records import (
@@ -66,6 +67,7 @@ from shipyard.store.params import (
     AttemptListParams,
     BatchGetParams,
     BatchInsertParams,
+    BatchListParams,
     BatchRunsParams,
     IdempotencyKeyResetParams,
     MigrateParams,
@@ -96,6 +98,7 @@ from shipyard.store.params import (
     RunReleaseParams,
     RunRescheduleParams,
     RunScheduleParams,
+    RunStatsParams,
     RunTagsAddParams,
     ScheduledRuns,
     TaskListParams,
@@ -113,6 +116,21 @@ from shipyard.store.params import (
     WorkerListLiveParams,
     WorkerStopParams,
 )
+from shipyard.store.schedules import (
+    ScheduleDeleteParams,
+    ScheduleDueParams,
+    ScheduleFireParams,
+    ScheduleFireResult,
+    ScheduleGetParams,
+    ScheduleListParams,
+    SchedulePage,
+    ScheduleRecord,
+    ScheduleSetActiveParams,
+    ScheduleSyncParams,
+    ScheduleSyncResult,
+    ScheduleUpdateParams,
+    ScheduleUpsertParams,
+)
 
 
 class ReadyListener(Protocol):
@@ -126,6 +144,10 @@ class ReadyListener(Protocol):
 
     async def wait(self, timeout: float) -> bool:
         """Wait for a wake-up or ``timeout`` seconds; True if woken."""
+        ...
+
+    def follow(self) -> asyncio.Event:
+        """A new event set on every wake-up from outside, without consuming the waiter's."""
         ...
 
     def close(self) -> None:
@@ -184,12 +206,27 @@ class Store(Protocol):
         """Runs newest first, filtered, one page at a time."""
         ...
 
+    async def batch_list(self, params: BatchListParams) -> tuple[list[BatchRecord], str | None]:
+        """Batches newest first (without their run ids), one page, and the next cursor."""
+        ...
+
+    async def run_stats(self, params: RunStatsParams) -> list[tuple[int, str, int]]:
+        """``(bucket, status, runs)``: runs created since ``created_from`` by window, status."""
+        ...
+
     async def run_claim(self, params: RunClaimParams) -> list[RunRecord]:
         """Atomically take up to ``limit`` ready runs, oldest priority-adjusted first."""
         ...
 
     async def run_finish_many(self, params: RunFinishManyParams) -> list[bool]:
         """Record the end of attempts; False where the fence rejected a stale attempt."""
+        ...
+
+    async def run_finish_and_claim(
+        self, finish: RunFinishManyParams, claim: RunClaimParams
+    ) -> tuple[list[bool], list[RunRecord]]:
+        """:meth:`run_finish_many`, then :meth:`run_claim` with the slots it freed, in one
+        transaction (a worker's finished batch and its next claim: one round trip)."""
         ...
 
     async def run_release(self, params: RunReleaseParams) -> bool:
@@ -412,6 +449,45 @@ class Store(Protocol):
 
     async def request_key_release(self, params: RequestKeyReleaseParams) -> None:
         """Forget an unanswered request id claim."""
+
+    async def schedule_upsert(self, params: ScheduleUpsertParams) -> tuple[ScheduleRecord, bool]:
+        """Create a schedule or update the one holding its key; (row, created)."""
+        ...
+
+    async def schedule_get(self, params: ScheduleGetParams) -> ScheduleRecord | None:
+        """One schedule by id, or None."""
+        ...
+
+    async def schedule_list(self, params: ScheduleListParams) -> SchedulePage:
+        """One page of the environment's schedules (oldest first) and the total."""
+        ...
+
+    async def schedule_update(self, params: ScheduleUpdateParams) -> ScheduleRecord | None:
+        """Replace an IMPERATIVE schedule's definition; None if there is no such schedule."""
+        ...
+
+    async def schedule_set_active(self, params: ScheduleSetActiveParams) -> ScheduleRecord | None:
+        """Activate or deactivate a schedule; None if there is no such schedule."""
+        ...
+
+    async def schedule_delete(self, params: ScheduleDeleteParams) -> bool:
+        """Delete a schedule; False if there was none."""
+        ...
+
+    async def schedule_sync(self, params: ScheduleSyncParams) -> ScheduleSyncResult:
+        """Make the environment's DECLARATIVE schedules exactly the given ones."""
+        ...
+
+    async def schedule_due(self, params: ScheduleDueParams) -> list[ScheduleRecord]:
+        """Active schedules due at ``now``, soonest first."""
+        ...
+
+    async def schedule_next_at(self, environment: str) -> int | None:
+        """The soonest ``next_run_at`` of the environment's active schedules, or None."""
+        ...
+
+    async def schedule_fire(self, params: ScheduleFireParams) -> ScheduleFireResult:
+        """Fire one tick exactly once: compare-and-set the next tick and create its run."""
         ...
 
     def worker_heartbeat(self, params: WorkerHeartbeatParams) -> int:
@@ -427,6 +503,7 @@ __all__ = [
     "AttemptListParams",
     "BatchGetParams",
     "BatchInsertParams",
+    "BatchListParams",
     "BatchRunsParams",
     "FeedListener",
     "IdempotencyKeyResetParams",
@@ -459,6 +536,7 @@ __all__ = [
     "RunReleaseParams",
     "RunRescheduleParams",
     "RunScheduleParams",
+    "RunStatsParams",
     "RunTagsAddParams",
     "ScheduledRuns",
     "Store",

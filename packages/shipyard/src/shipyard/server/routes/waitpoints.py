@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from shipyard.engine.engine import Engine
-from shipyard.errors import InvalidTokenError, ValidationError
+from shipyard.errors import AuthenticationError, ValidationError
 from shipyard.jsonutil import MAX_JSON_DEPTH, loads
 from shipyard.schemas.filters import parse_token_list_query
 from shipyard.schemas.runs import CursorPagination
@@ -181,7 +181,7 @@ def router() -> APIRouter:
         the credential: a wrong signature is 401 and changes nothing."""
         engine = await _callback_engine(request.app.state.gatekeeper, token_id, signature)
         if engine is None:
-            raise InvalidTokenError("Invalid callback signature for this wait token.")
+            raise AuthenticationError("Invalid callback signature for this wait token.")
         body = await request.body()
         data: Any = (
             loads(body, max_depth=MAX_JSON_DEPTH, what="The request body") if body.strip() else {}

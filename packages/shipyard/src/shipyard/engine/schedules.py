@@ -1,0 +1,577 @@
+"""Schedules: create (upsert by deduplication key), update, retrieve, list, activate,
+deactivate, delete; sync the declarative ones when a worker registers; fire due ticks.
+
+The store holds numbers; every decision about time is made here with the pure functions of
+:mod:`shipyard.cron` (fire times, DST) and :mod:`shipyard.schedule_ticks` (the downtime rule,
+window offsets), on the engine's clock. A tick is fired by :meth:`ScheduleOps.fire_due_schedules`,
+which every worker's scheduler service calls: the store compare-and-sets the schedule's next
+tick in the transaction that creates the tick's run, so however many workers and processes
+call it, each tick creates one run. The run also carries the idempotency key
+``schedule:<id>:<nominal time>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import logging
+import math
+import random
+from collections.abc import Sequence
+
+from shipyard.cron import next_fire, parse, timezones, upcoming, validate_timezone
+from shipyard.engine.claims import ClaimOps, WorkerRegistration
+from shipyard.engine.definitions import TaskDefinition
+from shipyard.engine.idempotency import IdempotencyKey
+from shipyard.engine.options import check_text, parse_options
+from shipyard.errors import ScheduleNotFoundError, UnknownTaskError, ValidationError
+from shipyard.ids import new_id
+from shipyard.models.schedules import (
+    ENVIRONMENT_TYPES,
+    CronSchedule,
+    Schedule,
+    ScheduledPayload,
+    ScheduleGenerator,
+    ScheduleList,
+    SchedulePagination,
+    ScheduleType,
+    iso,
+)
+from shipyard.schedule_ticks import due_ticks, parse_window, window_offset_ms
+from shipyard.store.params import RunInsertParams, TaskListParams
+from shipyard.store.schedules import (
+    DECLARATIVE,
+    IMPERATIVE,
+    ScheduleDeleteParams,
+    ScheduleDueParams,
+    ScheduleFireParams,
+    ScheduleGetParams,
+    ScheduleListParams,
+    ScheduleRecord,
+    ScheduleSetActiveParams,
+    ScheduleSyncParams,
+    ScheduleSyncResult,
+    ScheduleUpdateParams,
+    ScheduleUpsertParams,
+)
+
+__all__ = ["MAX_PER_PAGE", "ScheduleOps", "cron_schedule", "environment_type"]
+
+log = logging.getLogger("shipyard.schedules")
+
+MAX_PER_PAGE = 100
+# Due schedules read per pass, and fired at once (PostgreSQL: one pooled connection each).
+_DUE_BATCH = 500
+_FIRE_CONCURRENCY = 8
+_UPCOMING = 5
+
+
+def environment_type(environment: str) -> str:
+    """The Trigger.dev environment type of a Shipyard environment name: ``production`` →
+    ``PRODUCTION``, ``preview/<branch>`` → ``PREVIEW``, ``dev`` → ``DEVELOPMENT``."""
+    name = environment.split("/", 1)[0].upper()
+    return {"DEV": "DEVELOPMENT", "PROD": "PRODUCTION"}.get(name, name)
+
+
+def cron_schedule(value: object, task_id: str) -> CronSchedule:
+    """Validate ``@schedules.task``'s ``cron=``: a pattern (UTC) or
+    ``{"pattern", "timezone"?, "environments"?, "window"?}``."""
+    where = f"cron of task '{task_id}'"
+    if isinstance(value, CronSchedule):
+        spec = value
+    elif isinstance(value, str):
+        spec = CronSchedule(pattern=value)
+    elif isinstance(value, dict):
+        unknown = sorted(set(value) - {"pattern", "timezone", "environments", "window"})
+        if unknown:
+            raise ValidationError(
+                f"Unknown key {unknown[0]!r} in the {where}; use pattern, timezone, "
+                "environments and window.",
+                task_id=task_id,
+            )
+        if "pattern" not in value:
+            raise ValidationError(f"The {where} needs a 'pattern'.", task_id=task_id)
+        environments = value.get("environments") or ()
+        if isinstance(environments, str) or not all(isinstance(e, str) for e in environments):
+            raise ValidationError(
+                f"'environments' in the {where} must be a list of names such as "
+                "['PRODUCTION', 'STAGING'].",
+                task_id=task_id,
+            )
+        spec = CronSchedule(
+            pattern=value["pattern"],
+            timezone=value.get("timezone") or "UTC",
+            environments=tuple(e.upper() for e in environments),
+            window=value.get("window"),
+        )
+    else:
+        raise ValidationError(
+            f"The {where} must be a cron pattern or a dict with 'pattern'; got "
+            f"{type(value).__name__}.",
+            task_id=task_id,
+        )
+    for name in spec.environments:
+        if name not in ENVIRONMENT_TYPES:
+            raise ValidationError(
+                f"Unknown environment {name!r} in the {where}; use {', '.join(ENVIRONMENT_TYPES)}.",
+                task_id=task_id,
+            )
+    parse(spec.pattern)
+    validate_timezone(spec.timezone)
+    if spec.window is not None:
+        parse_window(spec.window)
+    return spec
+
+
+class ScheduleOps(ClaimOps):
+    """Schedules, and the worker's side of them (sync on registration, firing ticks)."""
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def schedule_info(self, record: ScheduleRecord) -> Schedule:
+        """A stored row as the public schedule object."""
+        return Schedule(
+            id=record.id,
+            type=_type(record),
+            task=record.task_id,
+            active=bool(record.active),
+            deduplication_key=record.deduplication_key,
+            external_id=record.external_id,
+            generator=ScheduleGenerator(
+                expression=record.cron, description=parse(record.cron).describe()
+            ),
+            timezone=record.timezone,
+            window=record.fire_window,
+            next_run=to_datetime(record.next_run) if record.active else None,
+            next_run_effective_at=to_datetime(record.next_run_at) if record.active else None,
+            last_run=to_datetime(record.last_run),
+            environments=tuple(json.loads(record.environments or "[]")),
+            environment=record.environment,
+            created_at=to_datetime(record.created_at),  # type: ignore[arg-type]
+            updated_at=to_datetime(record.updated_at),  # type: ignore[arg-type]
+        )
+
+    async def _record(self, schedule_id: str) -> ScheduleRecord:
+        check_text(schedule_id, "schedule id", max_length=128)
+        await self.start()
+        record = await self.store.schedule_get(ScheduleGetParams(self.environment, schedule_id))
+        if record is None:
+            raise ScheduleNotFoundError(
+                f"Schedule '{schedule_id}' not found in this environment.",
+                schedule_id=schedule_id,
+            )
+        return record
+
+    async def retrieve_schedule(self, schedule_id: str) -> Schedule:
+        """One schedule by id, or :class:`ScheduleNotFoundError`."""
+        return self.schedule_info(await self._record(schedule_id))
+
+    async def list_schedules(
+        self,
+        *,
+        page: int = 1,
+        per_page: int = 20,
+        task: str | None = None,
+        type: str | None = None,
+    ) -> ScheduleList:
+        """One page (from 1) of the environment's schedules, oldest first."""
+        if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+            raise ValidationError(f"page must be a whole number from 1; got {page!r}.")
+        if (
+            isinstance(per_page, bool)
+            or not isinstance(per_page, int)
+            or not 1 <= per_page <= MAX_PER_PAGE
+        ):
+            raise ValidationError(
+                f"per_page must be a whole number from 1 to {MAX_PER_PAGE}; got {per_page!r}."
+            )
+        if type is not None and type.upper() not in (DECLARATIVE, IMPERATIVE):
+            raise ValidationError(f"type must be DECLARATIVE or IMPERATIVE; got {type!r}.")
+        if task is not None:
+            check_text(task, "task id", max_length=128)
+        await self.start()
+        found = await self.store.schedule_list(
+            ScheduleListParams(
+                environment=self.environment,
+                limit=per_page,
+                offset=(page - 1) * per_page,
+                type=type.upper() if type else None,
+                task_id=task,
+            )
+        )
+        return ScheduleList(
+            data=[self.schedule_info(r) for r in found.items],
+            pagination=SchedulePagination(
+                current_page=page,
+                total_pages=math.ceil(found.total / per_page),
+                count=found.total,
+            ),
+        )
+
+    def timezones(self, *, exclude_utc: bool = False) -> list[str]:
+        """Every IANA time zone a schedule accepts, sorted (``UTC`` first unless excluded)."""
+        zones = [z for z in timezones() if z != "UTC"]
+        return zones if exclude_utc else ["UTC", *zones]
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def _ticks(
+        self, schedule_id: str, cron: str, timezone: str, window: str | None, after: int
+    ) -> tuple[int, int]:
+        """The first nominal tick after ``after`` and the moment it fires (window offset)."""
+        nominal = next_fire(cron, timezone, to_datetime(after))  # type: ignore[arg-type]
+        fires_at = nominal
+        if window is not None:
+            following = next_fire(cron, timezone, nominal)
+            offset = window_offset_ms(schedule_id, nominal, following, window)
+            fires_at = nominal + datetime.timedelta(milliseconds=offset)
+        return _ms(nominal), _ms(fires_at)
+
+    async def _check_task(self, task: object) -> str:
+        task_id = check_text(task, "task id", max_length=128)
+        if self.definitions.task(task_id) is not None:
+            return task_id
+        known = {r.id for r in await self.store.task_list(TaskListParams(self.environment))}
+        if task_id not in known:
+            raise UnknownTaskError(
+                f"Unknown task '{task_id}': no task with this id is defined here or registered "
+                "by a worker of this environment.",
+                task_id=task_id,
+            )
+        return task_id
+
+    async def create_schedule(
+        self,
+        *,
+        task: str,
+        cron: str,
+        deduplication_key: str,
+        timezone: str = "UTC",
+        external_id: str | None = None,
+        window: str | None = None,
+    ) -> Schedule:
+        """Create an IMPERATIVE schedule; one with the same ``deduplication_key`` (in any
+        environment of the database) is updated instead and moves to this environment."""
+        expression = parse(cron).text
+        validate_timezone(timezone)
+        if window is not None:
+            window = parse_window(window).text
+        key = check_text(deduplication_key, "deduplication key", max_length=256)
+        if external_id is not None:
+            check_text(external_id, "external id", max_length=256)
+        await self.start()
+        task_id = await self._check_task(task)
+        now = self.now()
+        schedule_id = new_id("sched")
+        next_run, next_run_at = self._ticks(schedule_id, expression, timezone, window, now)
+        record, _ = await self.store.schedule_upsert(
+            ScheduleUpsertParams(
+                ScheduleRecord(
+                    id=schedule_id,
+                    environment=self.environment,
+                    type=IMPERATIVE,
+                    task_id=task_id,
+                    cron=expression,
+                    timezone=timezone,
+                    fire_window=window,
+                    deduplication_key=key,
+                    external_id=external_id,
+                    environments=None,
+                    active=1,
+                    next_run=next_run,
+                    next_run_at=next_run_at,
+                    last_run=None,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        )
+        if record.id != schedule_id and record.fire_window is not None:
+            # Updated: the window offset is the existing id's, not the unused new one's.
+            record = await self._reoffset(record)
+        return self.schedule_info(record)
+
+    async def _reoffset(self, record: ScheduleRecord) -> ScheduleRecord:
+        if record.next_run is None:
+            return record
+        _, fires_at = self._ticks(
+            record.id, record.cron, record.timezone, record.fire_window, record.next_run - 1
+        )
+        if fires_at == record.next_run_at:
+            return record
+        updated = await self.store.schedule_set_active(
+            ScheduleSetActiveParams(
+                self.environment,
+                record.id,
+                bool(record.active),
+                self.now(),
+                next_run=record.next_run,
+                next_run_at=fires_at,
+            )
+        )
+        return updated or record
+
+    async def update_schedule(
+        self,
+        schedule_id: str,
+        *,
+        task: str | None = None,
+        cron: str | None = None,
+        timezone: str | None = None,
+        external_id: str | None = None,
+        deduplication_key: str | None = None,
+        window: str | None = None,
+    ) -> Schedule:
+        """Change an IMPERATIVE schedule (what is not given stays). A new cron, time zone or
+        window moves the next tick to the first one from now."""
+        record = await self._record(schedule_id)
+        if record.type == DECLARATIVE:
+            raise ValidationError(
+                f"Schedule '{schedule_id}' is declarative: change the cron option of task "
+                f"'{record.task_id}' in code instead.",
+                schedule_id=schedule_id,
+            )
+        expression = parse(cron).text if cron is not None else record.cron
+        zone = validate_timezone(timezone) if timezone is not None else record.timezone
+        spread = parse_window(window).text if window is not None else record.fire_window
+        key = record.deduplication_key
+        if deduplication_key is not None:
+            key = check_text(deduplication_key, "deduplication key", max_length=256)
+        if external_id is not None:
+            check_text(external_id, "external id", max_length=256)
+        task_id = await self._check_task(task) if task is not None else record.task_id
+        now = self.now()
+        next_run, next_run_at = self._ticks(record.id, expression, zone, spread, now)
+        updated = await self.store.schedule_update(
+            ScheduleUpdateParams(
+                environment=self.environment,
+                schedule_id=record.id,
+                task_id=task_id,
+                cron=expression,
+                timezone=zone,
+                fire_window=spread,
+                external_id=external_id if external_id is not None else record.external_id,
+                deduplication_key=key,
+                next_run=next_run,
+                next_run_at=next_run_at,
+                now=now,
+            )
+        )
+        if updated is None:
+            raise ScheduleNotFoundError(
+                f"Schedule '{schedule_id}' not found in this environment.",
+                schedule_id=schedule_id,
+            )
+        return self.schedule_info(updated)
+
+    async def activate_schedule(self, schedule_id: str) -> Schedule:
+        """Fire again from the next tick after now (ticks missed while inactive never fire)."""
+        record = await self._record(schedule_id)
+        if record.active:
+            return self.schedule_info(record)
+        next_run, next_run_at = self._ticks(
+            record.id, record.cron, record.timezone, record.fire_window, self.now()
+        )
+        updated = await self.store.schedule_set_active(
+            ScheduleSetActiveParams(
+                self.environment, record.id, True, self.now(), next_run, next_run_at
+            )
+        )
+        return self.schedule_info(updated or record)
+
+    async def deactivate_schedule(self, schedule_id: str) -> Schedule:
+        """Stop firing until activated again."""
+        record = await self._record(schedule_id)
+        updated = await self.store.schedule_set_active(
+            ScheduleSetActiveParams(self.environment, record.id, False, self.now())
+        )
+        return self.schedule_info(updated or record)
+
+    async def delete_schedule(self, schedule_id: str) -> Schedule:
+        """Delete an IMPERATIVE schedule; returns it as it was."""
+        record = await self._record(schedule_id)
+        if record.type == DECLARATIVE:
+            raise ValidationError(
+                f"Schedule '{schedule_id}' is declarative: remove the cron option of task "
+                f"'{record.task_id}' in code to remove it.",
+                schedule_id=schedule_id,
+            )
+        await self.store.schedule_delete(ScheduleDeleteParams(self.environment, record.id))
+        return self.schedule_info(record)
+
+    # -- declarative schedules ----------------------------------------------------------------
+
+    def _declared(self, tasks: Sequence[TaskDefinition], now: int) -> list[ScheduleRecord]:
+        here = environment_type(self.environment)
+        records = []
+        for task in tasks:
+            spec = task.cron
+            if spec is None or (spec.environments and here not in spec.environments):
+                continue
+            # The id is only used if the schedule is new; its window offset then follows it.
+            schedule_id = new_id("sched")
+            next_run, next_run_at = self._ticks(
+                schedule_id, spec.pattern, spec.timezone, spec.window, now
+            )
+            records.append(
+                ScheduleRecord(
+                    id=schedule_id,
+                    environment=self.environment,
+                    type=DECLARATIVE,
+                    task_id=task.id,
+                    cron=parse(spec.pattern).text,
+                    timezone=spec.timezone,
+                    fire_window=spec.window,
+                    deduplication_key=None,
+                    external_id=None,
+                    environments=json.dumps(list(spec.environments)) if spec.environments else None,
+                    active=1,
+                    next_run=next_run,
+                    next_run_at=next_run_at,
+                    last_run=None,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        return records
+
+    async def sync_declarative_schedules(self) -> ScheduleSyncResult:
+        """Make this environment's DECLARATIVE schedules match the tasks defined here: a task
+        with ``cron`` has one (created, or updated when its cron changed), and every other
+        declarative schedule is deleted. Workers call this when they register, so the last
+        worker to start decides, as a deploy does."""
+        await self.start()
+        now = self.now()
+        result = await self.store.schedule_sync(
+            ScheduleSyncParams(self.environment, self._declared(self.definitions.tasks(), now), now)
+        )
+        for what, ids in (("added", result.created), ("updated", result.updated)):
+            if ids:
+                log.info("declarative schedules %s: %s", what, ", ".join(sorted(ids)))
+        if result.deleted:
+            log.info("declarative schedules removed: %s", ", ".join(result.deleted))
+        return result
+
+    async def register_worker(
+        self, worker_id: str, *, doorbell_port: int | None, version: str | None = None
+    ) -> WorkerRegistration:
+        """Register the worker (see :meth:`ClaimOps.register_worker`), then sync the
+        declarative schedules of its tasks."""
+        registration = await super().register_worker(
+            worker_id, doorbell_port=doorbell_port, version=version
+        )
+        await self.sync_declarative_schedules()
+        return registration
+
+    # -- firing -------------------------------------------------------------------------------
+
+    async def fire_due_schedules(self) -> int | None:
+        """Fire every due tick of the environment (each once, whichever worker gets there
+        first); returns when the next tick is due (epoch ms), or None if none is."""
+        await self.start()
+        while True:
+            due = await self.store.schedule_due(
+                ScheduleDueParams(self.environment, self.now(), _DUE_BATCH)
+            )
+            # Each worker takes them in its own order: several workers share the work instead
+            # of all racing for the first schedule.
+            random.shuffle(due)
+            gate = asyncio.Semaphore(_FIRE_CONCURRENCY)
+            await asyncio.gather(*(self._fire_gated(gate, r) for r in due))
+            if len(due) < _DUE_BATCH:
+                return await self.store.schedule_next_at(self.environment)
+
+    async def _fire_gated(self, gate: asyncio.Semaphore, record: ScheduleRecord) -> bool:
+        async with gate:
+            return await self._fire(record)
+
+    async def _fire(self, record: ScheduleRecord) -> bool:
+        """Fire ``record``'s due tick (the latest one, after downtime); True if this call
+        created its run."""
+        assert record.next_run is not None
+        now = self.now()
+        ticks = due_ticks(
+            record.cron,
+            record.timezone,
+            to_datetime(record.next_run - 1),  # type: ignore[arg-type]
+            to_datetime(now),  # type: ignore[arg-type]
+        )
+        following = ticks.next_nominal
+        fires_at = following
+        if record.fire_window is not None:
+            after = next_fire(record.cron, record.timezone, following)
+            offset = window_offset_ms(record.id, following, after, record.fire_window)
+            fires_at = following + datetime.timedelta(milliseconds=offset)
+        nominal = ticks.fire_now
+        params = ScheduleFireParams(
+            environment=self.environment,
+            schedule_id=record.id,
+            expected=record.next_run,
+            next_run=_ms(following),
+            next_run_at=_ms(fires_at),
+            now=now,
+        )
+        if nominal is not None:
+            params.last_run = _ms(nominal)
+            params.run = await self._tick_run(record, nominal, now)
+        result = await self.store.schedule_fire(params)
+        if result.claimed and result.run is not None and not result.cached:
+            late = now - _ms(nominal) if nominal is not None else 0
+            log.debug(
+                "schedule %s fired %s (%s) → %s, %d ms after its tick",
+                record.id,
+                iso(nominal),
+                record.task_id,
+                result.run.id,
+                late,
+            )
+            return True
+        return False
+
+    async def _tick_run(
+        self, record: ScheduleRecord, nominal: datetime.datetime, now: int
+    ) -> RunInsertParams:
+        payload = ScheduledPayload(
+            type=_type(record),
+            timestamp=nominal,
+            last_timestamp=to_datetime(record.last_run),
+            timezone=record.timezone,
+            schedule_id=record.id,
+            external_id=record.external_id,
+            upcoming=upcoming(record.cron, record.timezone, nominal, _UPCOMING),
+        )
+        text = json.dumps(
+            {
+                "type": payload.type,
+                "timestamp": iso(payload.timestamp),
+                "lastTimestamp": iso(payload.last_timestamp),
+                "timezone": payload.timezone,
+                "scheduleId": payload.schedule_id,
+                "externalId": payload.external_id,
+                "upcoming": [iso(t) for t in payload.upcoming],
+            }
+        )
+        opts = parse_options({}, now)
+        opts.idempotency_key = IdempotencyKey(f"schedule:{record.id}:{iso(nominal)}")
+        pending = bool(await self._pending_tasks({record.task_id}))
+        return self._insert_params(
+            record.task_id, text, opts, now, trigger_function="trigger", pending=pending
+        )
+
+
+def _type(record: ScheduleRecord) -> ScheduleType:
+    return "DECLARATIVE" if record.type == DECLARATIVE else "IMPERATIVE"
+
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
+def to_datetime(ms: int | None) -> datetime.datetime | None:
+    """Epoch ms as an aware UTC datetime, exactly (no float rounding); None stays None."""
+    return None if ms is None else _EPOCH + datetime.timedelta(milliseconds=ms)
+
+
+def _ms(moment: datetime.datetime) -> int:
+    delta = moment.astimezone(datetime.UTC) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
