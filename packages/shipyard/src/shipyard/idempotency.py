@@ -20,7 +20,14 @@ from typing import Literal
 
 from shipyard.errors import IdempotencyKeyError
 
-__all__ = ["MAX_KEY_LENGTH", "IdempotencyKey", "Scope", "hash_key", "key_parts", "outside_run_key"]
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "IdempotencyKey",
+    "Scope",
+    "hash_key",
+    "key_parts",
+    "outside_run_key",
+]
 
 Scope = Literal["run", "attempt", "global"]
 MAX_KEY_LENGTH = 2048

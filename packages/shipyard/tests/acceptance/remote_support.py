@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import pytest
 from acceptance_support import (
     HEARTBEAT,
     POLL,
@@ -43,20 +42,6 @@ async def approve(payload):
 async def later(payload):
     return "late"
 """
-
-
-def _source_has_routes() -> bool:
-    import shipyard.server
-
-    root = Path(shipyard.server.__file__).parent
-    return any("/api/v1/tasks/{" in p.read_text() for p in root.rglob("*.py"))
-
-
-needs_routes = pytest.mark.skipif(
-    not _source_has_routes(),
-    reason="the engine server's HTTP API routes (issue 11 item 1) are not in this build yet",
-)
-"""Skips a test until the server routes it drives exist (merged from the api work)."""
 
 
 @dataclass
@@ -95,7 +80,7 @@ async def start_remote_engine(
 ) -> RemoteEngine:
     """Start ``shipyard server`` (and a worker) on the project's database; wait until the
     server answers ``/healthz`` and the worker registered its tasks."""
-    project.write_tasks("remote_tasks", tasks)
+    (project.root / "trigger" / "remote_tasks.py").write_text(tasks, encoding="utf-8")
     port = free_port()
     env = {"SHIPYARD_SECRET_KEY": SECRET_KEY}
     server = project.spawn_shipyard("server", "--port", str(port), name="server", **env)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from acceptance_support import REPO_ROOT, Procs, clean_env
-from remote_support import SECRET_KEY, needs_routes, start_remote_engine, url_project
+from remote_support import SECRET_KEY, start_remote_engine, url_project
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -314,7 +314,6 @@ asyncio.run(main())
     assert done.stdout.strip() == "COMPLETED 42", done.stdout + done.stderr
 
 
-@needs_routes
 async def test_light_install_triggers_over_http(
     light: Venv, project: Path, tmp_path: Path, procs: Procs
 ) -> None:

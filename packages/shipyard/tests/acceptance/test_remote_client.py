@@ -7,13 +7,15 @@ back what the worker did. No database is opened in this process.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from acceptance_support import Procs, free_port
-from remote_support import SECRET_KEY, RemoteEngine, needs_routes, start_remote_engine, url_project
+from acceptance_support import Procs, clean_env, free_port
+from remote_support import SECRET_KEY, RemoteEngine, start_remote_engine, url_project
 
 import shipyard
 from shipyard import idempotency_keys, queues, runs, tasks, wait
@@ -29,10 +31,11 @@ from shipyard.errors import (
     ValidationError,
     WaitpointNotFoundError,
 )
+from shipyard.metadata_ops import MetadataOp
 from shipyard.models.runs import Run
 from shipyard.sdk.backend import default_backend
 
-pytestmark = [pytest.mark.timeout(180), needs_routes]
+pytestmark = pytest.mark.timeout(180)
 
 
 @pytest.fixture
@@ -90,6 +93,17 @@ async def test_trigger_remotely_the_worker_runs_it_and_it_reads_back(
     assert [e.id for e in events] == sorted(e.id for e in events)
 
     assert {"double", "approve", "later"} <= {t.id for t in await default_backend().list_tasks()}
+
+    again = await runs.replay(handle, payload={"n": 50})
+    assert again.id != handle.id and again.task_identifier == "double"
+    assert (await _final(again.id)).output == 100
+
+    client = default_backend()
+    assert isinstance(client, RemoteClient)
+    assert await client.add_tags(handle.id, ["extra"]) == ["remote", "extra"]
+    ops = [MetadataOp("increment", "seen", 1), MetadataOp("set", "note", "hi")]
+    updated = await client.update_metadata(handle.id, operations=ops)
+    assert updated == {"from": "http", "seen": 22, "note": "hi"}
 
     batch = await tasks.batch_trigger("double", [{"n": 1}, {"n": 2}, {"n": 3}])
     assert batch.run_count == 3 and len(batch.runs) == 3
@@ -198,6 +212,48 @@ async def test_errors_come_back_as_the_engines_exceptions(
             await nobody.trigger("double", {"n": 1}, {})
     finally:
         await nobody.close()
+
+
+SCRIPT = """
+import asyncio
+import threading
+
+import shipyard
+
+
+async def main() -> None:
+    handle = await shipyard.tasks.trigger("double", {"n": 2})
+    run = await shipyard.runs.poll(handle, poll_interval_ms=50, max_attempts=600)
+    await shipyard.aclose()
+    await shipyard.aclose()  # a second call does nothing
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    print(run.status, run.output, len(others), threads, flush=True)
+
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_script_with_only_the_url_and_key_triggers_and_exits_cleanly(
+    remote: RemoteEngine, tmp_path: Path
+) -> None:
+    folder = tmp_path / "script"
+    folder.mkdir()
+    (folder / "script.py").write_text(SCRIPT)
+    done = subprocess.run(
+        [sys.executable, "-W", "always", "script.py"],  # every warning shown
+        cwd=folder,
+        env=clean_env(SHIPYARD_API_URL=remote.url, SHIPYARD_SECRET_KEY=SECRET_KEY),
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "", done.stderr  # no unclosed client, no pending task
+    assert done.stdout.strip() == "COMPLETED 4 0 []", done.stdout
+    assert not (folder / ".shipyard").exists()
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

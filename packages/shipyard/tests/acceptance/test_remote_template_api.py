@@ -12,11 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 from acceptance_support import REPO_ROOT, Procs, clean_env, free_port, wait_until
-from remote_support import SECRET_KEY, needs_routes, start_remote_engine, url_project
+from remote_support import SECRET_KEY, start_remote_engine, url_project
 
 pytestmark = [
     pytest.mark.timeout(180),
-    needs_routes,
     pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
 ]
 

@@ -199,3 +199,20 @@ def test_json_text_round_trip_of_token_output() -> None:
     info = token_info()
     wire = RetrieveWaitpointTokenResponse.from_info(info)
     assert loads(wire.output) == info.output
+
+
+def test_importing_shipyard_leaves_the_client_and_httpx_out() -> None:
+    """A worker or a CLI command on the local database never pays for httpx and the wire
+    models: the SDK imports the remote client when a process first uses it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, shipyard\n"
+        "print(sorted(m for m in ('httpx', 'shipyard.client', 'shipyard.schemas') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout

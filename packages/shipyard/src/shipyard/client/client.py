@@ -382,12 +382,15 @@ class RemoteClient(RealtimeClient):
             body["metadata"] = dict(metadata)
         if operations:
             body["operations"] = [_wire_op(op) for op in operations]
+        # Not sent again once it may have reached the server: the server does not deduplicate
+        # this route, and an increment or append applied twice would be wrong.
         data, _ = await self._json(
             "PUT",
             f"/api/v1/runs/{_segment(run_id)}/metadata",
             body=body,
             not_found=RunNotFoundError,
             context={"run_id": run_id},
+            resend=False,
         )
         return UpdateMetadataResponse.model_validate(data).metadata
 

@@ -1,13 +1,14 @@
 """The remote client's HTTP layer: one ``httpx.AsyncClient`` per client, the bearer key,
 timeouts, retries with backoff, and error bodies turned back into Shipyard's exceptions.
 
-Retries: a request that could not be sent (connection refused or reset, DNS, connect timeout)
-and an answer of 502, 503 or 504 (or another 5xx without ``x-should-retry: false``) are tried
-again, up to ``retries`` more times with exponential backoff and jitter. Every logical call
+Retries: a request that could not be sent (connection refused or reset, DNS, connect timeout),
+an answer of 500, 502, 503 or 504 without ``x-should-retry: false``, and any answer with
+``x-should-retry: true`` (a 409 while the first attempt of the same request id still runs) are
+tried again, up to ``retries`` more times with exponential backoff and jitter. Every logical call
 carries one ``x-trigger-request-idempotency-key`` on all its attempts, so a trigger the server
-received but whose answer was lost is not created twice. A 4xx is never retried: the same
-request would fail the same way; a 429 raises :class:`~shipyard.errors.RateLimitedError` at
-once, as the in-process engine does.
+received but whose answer was lost is not created twice. Other 4xx answers are not retried (the
+same request would fail the same way); a 429 raises :class:`~shipyard.errors.RateLimitedError`
+at once, as the in-process engine does.
 
 An error answer ``{"error", "code", "param"}`` becomes the exception class whose ``code`` it
 names (``RUN_NOT_FOUND`` → :class:`~shipyard.errors.RunNotFoundError` …) with the server's
@@ -213,10 +214,11 @@ class Transport:
             else:
                 if response.is_success:
                     return response
-                retry = (
-                    response.status_code in RETRY_STATUSES
-                    and response.headers.get(SHOULD_RETRY_HEADER) != "false"
-                    and resend
+                hint = response.headers.get(SHOULD_RETRY_HEADER)
+                # The server's hint wins: "true" on a 409 says the first attempt of this request
+                # id still runs, and a retry answers what it did.
+                retry = resend and (
+                    hint == "true" or (response.status_code in RETRY_STATUSES and hint != "false")
                 )
                 if not retry or attempt >= self.retries:
                     raise error_from_response(response, not_found=not_found, context=context)

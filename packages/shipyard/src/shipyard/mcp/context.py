@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from shipyard.client.transport import public_url
 from shipyard.config import Settings, find_project_root, load_settings
 from shipyard.errors import ConfigError
 
@@ -175,7 +174,7 @@ class ToolContext:
         if self.options.api_url:
             raise ConfigError(
                 f"This tool needs this project's own engine, and --api-url / {API_URL_ENV} names "
-                f"a remote one ({public_url(self.options.api_url)}). Start the MCP server "
+                f"a remote one ({_public_url(self.options.api_url)}). Start the MCP server "
                 "without it."
             )
         settings = self.check_engine_allowed()
@@ -225,3 +224,10 @@ class ToolContext:
             engine, self._engine = self._engine, None
             set_engine(None)
             await engine.close()
+
+
+def _public_url(url: str) -> str:
+    # Imported here: the client brings httpx, which the local tools never need.
+    from shipyard.client.transport import public_url
+
+    return public_url(url)

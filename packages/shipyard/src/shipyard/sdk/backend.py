@@ -24,9 +24,8 @@ Example::
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from shipyard.client import RemoteClient
 from shipyard.config import Settings, load_settings
 from shipyard.engine import registry
 from shipyard.engine.engine import Engine
@@ -39,6 +38,11 @@ from shipyard.models.realtime import RunChange, StreamChunk
 from shipyard.models.runs import Run, RunEvent, RunPage
 from shipyard.models.tasks import RegisteredTask
 from shipyard.models.tokens import WaitToken, WaitTokenInfo, WaitTokenPage
+
+if TYPE_CHECKING:
+    # Imported when first used: httpx and the wire models cost a process that never goes
+    # over HTTP (a worker, the CLI on the local database) most of its import time.
+    from shipyard.client import RemoteClient
 
 __all__ = [
     "Backend",
@@ -241,9 +245,15 @@ def default_backend() -> Backend:
         return engine
     settings = load_settings()
     if settings.api_url is not None:
-        _remote.client = RemoteClient.from_settings(settings)
+        _remote.client = _client(settings)
         return _remote.client
     return registry.get_engine()
+
+
+def _client(settings: Settings) -> RemoteClient:
+    from shipyard.client import RemoteClient
+
+    return RemoteClient.from_settings(settings)
 
 
 def current_backend() -> Backend:
@@ -296,7 +306,7 @@ def configure(**settings: Any) -> Settings:
         _remote.client = None
     if resolved.api_url is not None:
         registry.set_engine(None)
-        _remote.client = RemoteClient.from_settings(resolved)
+        _remote.client = _client(resolved)
         return resolved
     return registry.configure(**settings)
 

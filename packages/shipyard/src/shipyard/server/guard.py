@@ -242,37 +242,30 @@ async def _too_large(send: Send, size: int | None, limit: int) -> None:
 
 
 def api_routes(routes: Iterable[Any]) -> list[Any]:
-    """Every ``APIRoute`` of an app (``app.routes``), included routers opened up: FastAPI keeps
-    an included router as one entry of ``app.routes`` (≥ 0.165). This app includes its
-    routers without a prefix, so each route's ``path`` is its full path."""
-    from fastapi.routing import APIRoute, iter_route_contexts
+    """Every ``APIRoute`` of an app, included routers opened up (FastAPI keeps an included
+    router as one entry of ``app.routes``; its ``original_router`` holds the routes; this app
+    includes routers without a prefix)."""
+    from fastapi.routing import APIRoute
 
-    return [
-        context.original_route
-        for context in iter_route_contexts(list(routes))
-        if isinstance(context.original_route, APIRoute)
-    ]
+    found: list[Any] = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            found.append(route)
+        elif (inner := getattr(route, "original_router", None)) is not None:
+            found.extend(api_routes(inner.routes))
+    return found
 
 
-def public_route_matcher(routes: Any) -> Callable[[str, str], bool]:
+def public_route_matcher(routes: Iterable[Any]) -> Callable[[str, str], bool]:
     """``is_public(path, method)`` for :class:`Guard`: the routes whose dependencies include
     :func:`~shipyard.server.auth.public_caller`, and every realtime route."""
-    from fastapi.routing import APIRoute, iter_route_contexts
-    from starlette.routing import compile_path
-
     from shipyard.server.auth import public_caller
 
     patterns: list[tuple[re.Pattern[str], frozenset[str]]] = []
-    # An included router is one entry of ``app.routes`` (FastAPI ≥ 0.165): walk the effective
-    # routes, each with its full path, not the top-level list.
-    for context in iter_route_contexts(list(routes)):
-        route, path = context.original_route, context.path
-        if not isinstance(route, APIRoute) or path is None:
-            continue
+    for route in api_routes(routes):
         calls = {d.call for d in route.dependant.dependencies}
-        if public_caller in calls or path.startswith("/realtime/"):
-            regex = compile_path(path)[0]
-            patterns.append((regex, frozenset(context.methods or ())))
+        if public_caller in calls or route.path.startswith("/realtime/"):
+            patterns.append((route.path_regex, frozenset(route.methods or ())))
 
     def is_public(path: str, method: str) -> bool:
         return any(method in methods and regex.match(path) for regex, methods in patterns)
