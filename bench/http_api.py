@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -107,6 +108,40 @@ async def concurrent(http: httpx.AsyncClient, count: int, width: int, make: Any)
     return count / (time.perf_counter() - start)
 
 
+async def raw_load(port: int, key: str, count: int, width: int) -> float:
+    """Triggers/s from ``width`` keep-alive connections writing prepared request bytes and
+    reading each answer by its Content-Length: a client that costs almost no CPU, so the
+    number is the server's (httpx spends about as much CPU per request as the server)."""
+    body = json.dumps({"payload": make_payload(0)}).encode()
+    request = (
+        f"POST /api/v1/tasks/noop/trigger HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    remaining = [count]
+
+    async def lane() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while remaining[0] > 0:
+                remaining[0] -= 1
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                if not head.startswith(b"HTTP/1.1 200"):
+                    raise RuntimeError(head[:200].decode(errors="replace"))
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                await reader.readexactly(length)
+        finally:
+            writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(lane() for _ in range(width)))
+    return count / (time.perf_counter() - start)
+
+
 async def bench(args: argparse.Namespace, env: Env) -> dict[str, Any]:
     port = free_port()
     proc = start_server(env, port)
@@ -138,6 +173,8 @@ async def bench(args: argparse.Namespace, env: Env) -> dict[str, Any]:
             await sequential(http, 200, trigger)  # warm up (JWT signer, caches, pool)
             single_rate, single_ms = await sequential(http, args.runs, trigger)
             many_rate = await concurrent(http, args.runs, args.concurrency, trigger)
+            key = os.environ["SHIPYARD_SECRET_KEY"]
+            raw_rate = await raw_load(port, key, args.runs, args.concurrency)
             keyed_rate, keyed_ms = await sequential(http, args.runs // 2, trigger_with_id)
 
             batch = [{"task": "noop", "payload": make_payload(i)} for i in range(1000)]
@@ -164,6 +201,7 @@ async def bench(args: argparse.Namespace, env: Env) -> dict[str, Any]:
         "trigger_p50_ms": round(pct(single_ms, 0.5) or 0, 2),
         "trigger_p99_ms": round(pct(single_ms, 0.99) or 0, 2),
         "trigger_concurrent_per_s": round(many_rate),
+        "trigger_raw_client_per_s": round(raw_rate),
         "trigger_request_id_per_s": round(keyed_rate),
         "trigger_request_id_p50_ms": round(pct(keyed_ms, 0.5) or 0, 2),
         "batch_1000_runs_per_s": round(batch_rate),
@@ -194,7 +232,8 @@ def main() -> None:
         result,
         f"{result['backend']}: trigger {result['trigger_sequential_per_s']}/s one at a time "
         f"(p50 {result['trigger_p50_ms']} ms, p99 {result['trigger_p99_ms']} ms), "
-        f"{result['trigger_concurrent_per_s']}/s with {result['concurrency']} in flight, "
+        f"{result['trigger_concurrent_per_s']}/s with {result['concurrency']} in flight "
+        f"({result['trigger_raw_client_per_s']}/s from a raw-socket client), "
         f"{result['trigger_request_id_per_s']}/s with a request id; batch of 1,000: "
         f"{result['batch_1000_runs_per_s']} runs/s; retrieve {result['retrieve_sequential_per_s']}"
         f"/s (p50 {result['retrieve_p50_ms']} ms, p99 {result['retrieve_p99_ms']} ms), "

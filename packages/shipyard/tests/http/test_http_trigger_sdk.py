@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from http_support import Serve
 
-from shipyard import task, wait
+from shipyard import queue, task, wait
 from shipyard.engine.engine import Engine
 from shipyard.server.app import create_app
 
@@ -120,3 +120,41 @@ async def test_the_official_sdk_drives_the_engine(
         url, key, "trigger", task="hello", payload={"name": "C"}, options={"idempotencyKey": "k1"}
     )
     assert fresh["id"] != first["id"]
+
+
+async def test_the_official_sdk_reschedules_reads_batches_and_steers_queues(
+    engine: Engine, start_worker: Callable[..., Any], serve: Serve
+) -> None:
+    installed()
+    held = queue(name="held", concurrency_limit=2)
+
+    @task(id="held-task", queue=held)
+    async def held_task(payload: Any) -> Any:
+        return payload
+
+    @task(id="own")
+    async def own(payload: Any) -> Any:
+        return payload
+
+    await start_worker()
+    url = await serve(create_app(engine))
+    key = engine.secret_key()
+
+    later = await sdk(url, key, "trigger", task="held-task", payload=1, options={"delay": "1h"})
+    moved = await sdk(url, key, "reschedule", run=later["id"], delay="2h")
+    assert moved["status"] == "DELAYED" and moved["id"] == later["id"]
+
+    batch = await engine.batch_trigger([{"task": "held-task", "payload": i} for i in range(3)], {})
+    got = await sdk(url, key, "retrieve-batch", batch=batch.batch_id)
+    assert got["runs"] == list(batch.runs) and got["runCount"] == 3
+
+    queues = await sdk(url, key, "list-queues")
+    assert "held" in [q["name"] for q in queues]
+    one = await sdk(url, key, "retrieve-queue", type="custom", name="held")
+    assert one["concurrencyLimit"] == 2
+    paused = await sdk(url, key, "pause-queue", type="custom", name="held")
+    assert paused["paused"] is True
+    resumed = await sdk(url, key, "resume-queue", type="custom", name="held")
+    assert resumed["paused"] is False
+    by_task = await sdk(url, key, "retrieve-queue", type="task", name="own")
+    assert by_task["name"] == "own" and by_task["type"] == "task"
