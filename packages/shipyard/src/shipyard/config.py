@@ -152,6 +152,17 @@ class Settings(BaseModel):
     )
     server_host: str = Field(default="127.0.0.1", description="Engine server bind address.")
     server_port: int = Field(default=3030, description="Engine server port.")
+    server_allowed_hosts: list[str] | None = Field(
+        default=None,
+        description="Host names the engine server answers (the Host header; '*' = any). "
+        "Unset: localhost, 127.0.0.1 and ::1 when it listens on a loopback address, any "
+        "host otherwise.",
+    )
+    server_cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins (https://app.example.com, or '*') allowed to call the "
+        "routes a public access token may call. Empty: no cross-origin access.",
+    )
     api_port: int = Field(
         default=8787, ge=0, le=65535, description="Port of the app API in `shipyard dev`; 0 = off."
     )

@@ -36,7 +36,10 @@ The tree::
     ├── NotInRunError                  a call that only works inside a run, made outside one
     ├── SubtaskUnwrapError             ``Result.unwrap()`` on a failed child run
     ├── RunTimeoutError                ``runs.poll`` / waiting gave up before the run finished
-    ├── InvalidTokenError              a public access token that is malformed, forged or expired
+    ├── InvalidTokenError              no or wrong credentials: a revoked key, a bad public token
+    ├── ForbiddenError                 valid credentials that do not allow this (a token's scopes)
+    ├── KeyNotFoundError               no secret key with that id
+    ├── RequestInProgressError         a retried request whose first attempt is still running
     ├── PortInUseError                 ``shipyard dev``/``server`` cannot listen on its port
     ├── DeployError                    ``shipyard deploy`` cannot start (what is wrong, what to do)
     │   └── EngineImageError           the engine image cannot be built here or named
@@ -419,3 +422,23 @@ class WaitpointTimeoutError(ShipyardError):
     """A wait token's ``timeout`` passed before it was completed (``wait.for_token``)."""
 
     code = "WAITPOINT_TIMEOUT"
+
+
+class ForbiddenError(ShipyardError):
+    """Valid credentials that do not allow the request: a public access token out of its
+    scopes, a single-use token used again, a public token on a secret-key route (HTTP 403)."""
+
+    code = "FORBIDDEN"
+
+
+class KeyNotFoundError(ShipyardError):
+    """No secret key with that id (``shipyard keys revoke``)."""
+
+    code = "KEY_NOT_FOUND"
+
+
+class RequestInProgressError(ShipyardError):
+    """A request carrying a request id whose first attempt is still running (HTTP 409; retry
+    it: the retry answers what the first attempt did)."""
+
+    code = "REQUEST_IN_PROGRESS"

@@ -20,6 +20,7 @@ except ImportError as exc:  # a light install: the console script says so before
 
 from shipyard.cli.commitmsg import commit_msg
 from shipyard.cli.deploy import deploy_app
+from shipyard.cli.keys import keys_app
 from shipyard.cli.mcp import install_mcp, mcp
 from shipyard.cli.output import console, fail, print_json
 from shipyard.cli.queues import queues_app
@@ -51,6 +52,7 @@ app.add_typer(tasks_app, name="tasks")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(queues_app, name="queues")
 app.add_typer(schedules_app, name="schedules")
+app.add_typer(keys_app, name="keys")
 app.add_typer(versions_app, name="versions")
 app.add_typer(workers_app, name="workers")
 

@@ -26,6 +26,19 @@ from shipyard.records import (
     WorkerRecord,
 )
 from shipyard.store import procedures
+from shipyard.store.access import (
+    AccessKeyFindParams,
+    AccessKeyInsertParams,
+    AccessKeyListParams,
+    AccessKeyRecord,
+    AccessKeyRevokeParams,
+    RequestKeyAnswerParams,
+    RequestKeyClaim,
+    RequestKeyClaimParams,
+    RequestKeyReleaseParams,
+    SigningKeyParams,
+    TokenUseParams,
+)
 from shipyard.store.feed import (
     FeedEventRecord,
     FeedHistoryParams,
@@ -373,3 +386,41 @@ class StoreCore(ABC):
     async def schedule_fire(self, params: ScheduleFireParams) -> ScheduleFireResult:
         """Fire one tick exactly once: compare-and-set the next tick and create its run."""
         return await self._run(schedule_procedures.schedule_fire(params))
+
+    # -- access ---------------------------------------------------------------------------
+
+    async def access_key_insert(self, params: AccessKeyInsertParams) -> AccessKeyRecord:
+        """Store a secret key (hashed); its environment gets a signing key if it has none."""
+        return await self._run(procedures.access_key_insert(params))
+
+    async def access_key_list(self, params: AccessKeyListParams) -> list[AccessKeyRecord]:
+        """Secret keys (without hashes) of one environment or all, oldest first."""
+        return await self._run(procedures.access_key_list(params))
+
+    async def access_key_revoke(self, params: AccessKeyRevokeParams) -> AccessKeyRecord | None:
+        """Revoke a key by id; the key after, or None if there is none."""
+        return await self._run(procedures.access_key_revoke(params))
+
+    async def access_key_find(self, params: AccessKeyFindParams) -> AccessKeyRecord | None:
+        """The live key with this hash, whatever its environment."""
+        return await self._run(procedures.access_key_find(params))
+
+    async def signing_key_get(self, params: SigningKeyParams) -> str | None:
+        """An environment's signing key (``candidate`` becomes it if it has none)."""
+        return await self._run(procedures.signing_key_get(params))
+
+    async def token_use(self, params: TokenUseParams) -> bool:
+        """Spend a single-use token: True the first time."""
+        return await self._run(procedures.token_use(params))
+
+    async def request_key_claim(self, params: RequestKeyClaimParams) -> RequestKeyClaim:
+        """Claim a request id, or what its first request answered."""
+        return await self._run(procedures.request_key_claim(params))
+
+    async def request_key_answer(self, params: RequestKeyAnswerParams) -> None:
+        """Record the answer of a claimed request id."""
+        return await self._run(procedures.request_key_answer(params))
+
+    async def request_key_release(self, params: RequestKeyReleaseParams) -> None:
+        """Forget an unanswered request id claim."""
+        return await self._run(procedures.request_key_release(params))

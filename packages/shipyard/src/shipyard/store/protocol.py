@@ -32,6 +32,19 @@ from shipyard.records import (
     WaitpointRecord,
     WorkerRecord,
 )
+from shipyard.store.access import (
+    AccessKeyFindParams,
+    AccessKeyInsertParams,
+    AccessKeyListParams,
+    AccessKeyRecord,
+    AccessKeyRevokeParams,
+    RequestKeyAnswerParams,
+    RequestKeyClaim,
+    RequestKeyClaimParams,
+    RequestKeyReleaseParams,
+    SigningKeyParams,
+    TokenUseParams,
+)
 from shipyard.store.feed import (
     FeedEventRecord,
     FeedHistoryParams,
@@ -416,6 +429,43 @@ class Store(Protocol):
 
     async def schedule_fire(self, params: ScheduleFireParams) -> ScheduleFireResult:
         """Fire one tick exactly once: compare-and-set the next tick and create its run."""
+
+    # -- access ---------------------------------------------------------------------------
+
+    async def access_key_insert(self, params: AccessKeyInsertParams) -> AccessKeyRecord:
+        """Store a secret key (hashed); its environment gets a signing key if it has none."""
+        ...
+
+    async def access_key_list(self, params: AccessKeyListParams) -> list[AccessKeyRecord]:
+        """Secret keys (without hashes) of one environment or all, oldest first."""
+        ...
+
+    async def access_key_revoke(self, params: AccessKeyRevokeParams) -> AccessKeyRecord | None:
+        """Revoke a key by id; the key after, or None if there is none."""
+        ...
+
+    async def access_key_find(self, params: AccessKeyFindParams) -> AccessKeyRecord | None:
+        """The live key with this hash, whatever its environment."""
+        ...
+
+    async def signing_key_get(self, params: SigningKeyParams) -> str | None:
+        """An environment's signing key (``candidate`` becomes it if it has none)."""
+        ...
+
+    async def token_use(self, params: TokenUseParams) -> bool:
+        """Spend a single-use token: True the first time."""
+        ...
+
+    async def request_key_claim(self, params: RequestKeyClaimParams) -> RequestKeyClaim:
+        """Claim a request id, or what its first request answered."""
+        ...
+
+    async def request_key_answer(self, params: RequestKeyAnswerParams) -> None:
+        """Record the answer of a claimed request id."""
+        ...
+
+    async def request_key_release(self, params: RequestKeyReleaseParams) -> None:
+        """Forget an unanswered request id claim."""
         ...
 
     def worker_heartbeat(self, params: WorkerHeartbeatParams) -> int:

@@ -8,6 +8,17 @@ trigger) override the method that runs them, not these.
 
 from __future__ import annotations
 
+from shipyard.store.procedures.access import (
+    access_key_find,
+    access_key_insert,
+    access_key_list,
+    access_key_revoke,
+    request_key_answer,
+    request_key_claim,
+    request_key_release,
+    signing_key_get,
+    token_use,
+)
 from shipyard.store.procedures.environment import (
     environment_rate_take,
     queue_list,
@@ -67,6 +78,10 @@ from shipyard.store.procedures.waitpoints import (
 )
 
 __all__ = [
+    "access_key_find",
+    "access_key_insert",
+    "access_key_list",
+    "access_key_revoke",
     "attempt_list",
     "batch_get",
     "batch_runs",
@@ -83,6 +98,9 @@ __all__ = [
     "queue_list",
     "queue_update",
     "queue_upsert",
+    "request_key_answer",
+    "request_key_claim",
+    "request_key_release",
     "run_cancel",
     "run_events_append",
     "run_events_list",
@@ -99,11 +117,13 @@ __all__ = [
     "run_reschedule",
     "run_schedule_due",
     "run_tags_add",
+    "signing_key_get",
     "stream_append",
     "stream_heads",
     "stream_read",
     "task_list",
     "task_register",
+    "token_use",
     "version_list",
     "waitpoint_block",
     "waitpoint_complete",

@@ -586,3 +586,60 @@ WHERE environment = :environment AND id = :id AND active = 1 AND next_run = :exp
 
 -- name: run_set_schedule
 UPDATE runs SET schedule_id = :schedule_id WHERE id = :id;
+-- name: access_key_insert
+INSERT INTO access_keys (id, environment, name, prefix, key_hash, created_at)
+VALUES (:id, :environment, :name, :prefix, :key_hash, :now);
+
+-- name: access_key_list
+SELECT id, environment, name, prefix, created_at, revoked_at FROM access_keys
+WHERE (CAST(:environment AS TEXT) IS NULL OR environment = :environment)
+ORDER BY created_at, id;
+
+-- name: access_key_get
+SELECT id, environment, name, prefix, created_at, revoked_at FROM access_keys WHERE id = :id;
+
+-- name: access_key_revoke
+UPDATE access_keys SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL;
+
+-- name: access_key_find
+SELECT id, environment, name, prefix, created_at, revoked_at FROM access_keys
+WHERE key_hash = :key_hash AND revoked_at IS NULL;
+
+-- name: signing_key_insert
+INSERT INTO signing_keys (environment, signing_key, created_at)
+VALUES (:environment, :signing_key, :now)
+ON CONFLICT (environment) DO NOTHING;
+
+-- name: signing_key_get
+SELECT signing_key FROM signing_keys WHERE environment = :environment;
+
+-- name: used_token_purge
+DELETE FROM used_tokens WHERE expires_at < :now;
+
+-- name: used_token_insert
+INSERT INTO used_tokens (environment, jti, used_at, expires_at)
+VALUES (:environment, :jti, :now, :expires_at)
+ON CONFLICT (environment, jti) DO NOTHING;
+
+-- name: request_key_purge
+DELETE FROM request_keys WHERE expires_at < :now;
+
+-- name: request_key_claim
+-- A new key, or one whose first request never answered (it crashed) and went stale.
+INSERT INTO request_keys (environment, request_key, response, created_at, expires_at)
+VALUES (:environment, :request_key, NULL, :now, :expires_at)
+ON CONFLICT (environment, request_key) DO UPDATE SET created_at = excluded.created_at,
+    expires_at = excluded.expires_at
+WHERE request_keys.response IS NULL AND request_keys.created_at < :stale_before;
+
+-- name: request_key_get
+SELECT response FROM request_keys
+WHERE environment = :environment AND request_key = :request_key AND expires_at >= :now;
+
+-- name: request_key_answer
+UPDATE request_keys SET response = :response
+WHERE environment = :environment AND request_key = :request_key;
+
+-- name: request_key_release
+DELETE FROM request_keys
+WHERE environment = :environment AND request_key = :request_key AND response IS NULL;
