@@ -4,12 +4,17 @@ engine's message (404 for an unknown id, 401 without a key)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from shipyard import schedules
+from shipyard.clock import FakeClock
+from shipyard.engine.engine import Engine
 from shipyard.models.schedules import ScheduledPayload
+from shipyard.testing.eventually import eventually
 
 
 async def test_schedule_routes(api: httpx.AsyncClient, anon: httpx.AsyncClient) -> None:
@@ -87,3 +92,34 @@ async def test_schedule_routes(api: httpx.AsyncClient, anon: httpx.AsyncClient) 
     unknown_task = await api.post("/api/v1/schedules", json={**body, "task": "nope"})
     assert unknown_task.status_code == 404, unknown_task.text
     assert (await anon.get("/api/v1/schedules")).status_code == 401
+
+
+@pytest.mark.fake_clock
+async def test_a_scheduled_run_shows_its_schedule(
+    engine: Engine, clock: FakeClock, start_worker: Callable[..., Any], api: httpx.AsyncClient
+) -> None:
+    @schedules.task(id="minutely")
+    async def minutely(payload: ScheduledPayload) -> str:
+        return payload.schedule_id
+
+    await start_worker()
+    created = await api.post(
+        "/api/v1/schedules",
+        json={"task": "minutely", "cron": "* * * * *", "deduplicationKey": "m", "externalId": "x"},
+    )
+    schedule = created.json()
+
+    async def fired() -> Any:
+        return (await engine.list_runs(schedule_id=schedule["id"])).items
+
+    await clock.advance(61)
+    [run] = await eventually(fired)
+    got = await api.get(f"/api/v3/runs/{run.id}")
+    assert got.status_code == 200, got.text
+    assert got.json()["schedule"] == {
+        "id": schedule["id"],
+        "externalId": "x",
+        "deduplicationKey": "m",
+        "generator": {"type": "CRON", "expression": "* * * * *", "description": "Every minute"},
+    }
+    assert got.json()["payload"]["scheduleId"] == schedule["id"]
