@@ -554,7 +554,12 @@ class ScheduleOps(ClaimOps):
         )
         opts = parse_options({}, now)
         opts.idempotency_key = IdempotencyKey(f"schedule:{record.id}:{iso(nominal)}")
-        pending = bool(await self._pending_tasks({record.task_id}))
+        # A task this process defines and one of its workers runs is served: skip the lookup
+        # (it may query the store, on the tick's critical path).
+        served = self.definitions.task(record.task_id) is not None and any(
+            record.task_id in tasks for tasks in self._local_workers.values()
+        )
+        pending = not served and bool(await self._pending_tasks({record.task_id}))
         return self._insert_params(
             record.task_id, text, opts, now, trigger_function="trigger", pending=pending
         )
