@@ -26,7 +26,7 @@ from typing import Any, cast
 from typing_extensions import Unpack
 
 from shipyard.engine.definitions import default_definitions
-from shipyard.engine.schedules import cron_schedule
+from shipyard.engine.schedule_specs import cron_schedule
 from shipyard.models.schedules import (
     CronSchedule,
     Schedule,

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from shipyard.engine.schedules import environment_type
+from shipyard.engine.schedule_specs import environment_type
 from shipyard.models.schedules import Schedule
 from shipyard.schemas.filters import parse_offset_page
 from shipyard.schemas.schedules import (
