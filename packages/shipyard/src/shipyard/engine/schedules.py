@@ -12,7 +12,6 @@ call it, each tick creates one run. The run also carries the idempotency key
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import json
 import logging
@@ -60,9 +59,10 @@ __all__ = ["MAX_PER_PAGE", "ScheduleOps", "cron_schedule", "environment_type"]
 log = logging.getLogger("shipyard.schedules")
 
 MAX_PER_PAGE = 100
-# Due schedules read per pass, and fired at once (PostgreSQL: one pooled connection each).
+# Due schedules read per pass, and fired per transaction (one commit and one wake-up of the
+# workers for the lot).
 _DUE_BATCH = 500
-_FIRE_CONCURRENCY = 8
+_FIRE_CHUNK = 50
 _UPCOMING = 5
 
 
@@ -417,22 +417,36 @@ class ScheduleOps(ClaimOps):
                 ScheduleDueParams(self.environment, self.now(), _DUE_BATCH)
             )
             # Each worker takes them in its own order: several workers share the work instead
-            # of all racing for the first schedule.
+            # of all racing for the same schedules.
             random.shuffle(due)
-            gate = asyncio.Semaphore(_FIRE_CONCURRENCY)
-            await asyncio.gather(*(self._fire_gated(gate, r) for r in due))
+            for start in range(0, len(due), _FIRE_CHUNK):
+                await self._fire_chunk(due[start : start + _FIRE_CHUNK])
             if len(due) < _DUE_BATCH:
                 return await self.store.schedule_next_at(self.environment)
 
-    async def _fire_gated(self, gate: asyncio.Semaphore, record: ScheduleRecord) -> bool:
-        async with gate:
-            return await self._fire(record)
-
-    async def _fire(self, record: ScheduleRecord) -> bool:
-        """Fire ``record``'s due tick (the latest one, after downtime); True if this call
-        created its run."""
-        assert record.next_run is not None
+    async def _fire_chunk(self, records: Sequence[ScheduleRecord]) -> int:
+        """Fire the due tick of each record (the latest one, after downtime) in one
+        transaction; how many runs this call created."""
         now = self.now()
+        params = [await self._fire_params(record, now) for record in records]
+        results = await self.store.schedule_fire_many(params)
+        created = 0
+        for p, result in zip(params, results, strict=True):
+            if result.claimed and result.run is not None and not result.cached:
+                created += 1
+                log.debug(
+                    "schedule %s fired its %d tick → %s, %d ms after it",
+                    p.schedule_id,
+                    p.last_run,
+                    result.run.id,
+                    now - (p.last_run or now),
+                )
+        return created
+
+    async def _fire_params(self, record: ScheduleRecord, now: int) -> ScheduleFireParams:
+        """What firing ``record`` at ``now`` writes: the tick to fire (the latest due one),
+        the next tick, and the tick's run."""
+        assert record.next_run is not None
         ticks = due_ticks(
             record.cron,
             record.timezone,
@@ -445,7 +459,6 @@ class ScheduleOps(ClaimOps):
             after = next_fire(record.cron, record.timezone, following)
             offset = window_offset_ms(record.id, following, after, record.fire_window)
             fires_at = following + datetime.timedelta(milliseconds=offset)
-        nominal = ticks.fire_now
         params = ScheduleFireParams(
             environment=self.environment,
             schedule_id=record.id,
@@ -454,22 +467,10 @@ class ScheduleOps(ClaimOps):
             next_run_at=_ms(fires_at),
             now=now,
         )
-        if nominal is not None:
-            params.last_run = _ms(nominal)
-            params.run = await self._tick_run(record, nominal, now)
-        result = await self.store.schedule_fire(params)
-        if result.claimed and result.run is not None and not result.cached:
-            late = now - _ms(nominal) if nominal is not None else 0
-            log.debug(
-                "schedule %s fired %s (%s) → %s, %d ms after its tick",
-                record.id,
-                iso(nominal),
-                record.task_id,
-                result.run.id,
-                late,
-            )
-            return True
-        return False
+        if ticks.fire_now is not None:
+            params.last_run = _ms(ticks.fire_now)
+            params.run = await self._tick_run(record, ticks.fire_now, now)
+        return params
 
     async def _tick_run(
         self, record: ScheduleRecord, nominal: datetime.datetime, now: int

@@ -17,6 +17,7 @@ Every backend runs the same conformance suite (``tests/conformance``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from shipyard.records import (
@@ -429,6 +430,12 @@ class Store(Protocol):
 
     async def schedule_fire(self, params: ScheduleFireParams) -> ScheduleFireResult:
         """Fire one tick exactly once: compare-and-set the next tick and create its run."""
+
+    async def schedule_fire_many(
+        self, params: Sequence[ScheduleFireParams]
+    ) -> list[ScheduleFireResult]:
+        """Fire many ticks in one transaction (each once); results in order."""
+        ...
 
     # -- access ---------------------------------------------------------------------------
 

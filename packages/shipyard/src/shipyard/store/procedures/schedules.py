@@ -4,6 +4,7 @@ the declarative ones, and fire a tick exactly once (``store/schedules.py``)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -153,12 +154,8 @@ def schedule_next_at(environment: str) -> Procedure[int | None]:
     return int(found[0]) if found and found[0] is not None else None
 
 
-def schedule_fire(p: ScheduleFireParams) -> Procedure[ScheduleFireResult]:
-    """Compare-and-set the schedule's next tick and create the tick's run, in one transaction:
-    of any number of schedulers firing the same tick, exactly one moves it on and creates the
-    run; the run also carries an idempotency key naming the tick, so a tick fired again (a
-    crashed scheduler's) resolves to the same run while its key is held."""
-    yield begin()
+def _fire(p: ScheduleFireParams) -> Procedure[tuple[ScheduleFireResult, bool]]:
+    """Inside a transaction: the compare-and-set, then the run; (result, a run was made)."""
     claimed = yield count(
         "schedule_advance",
         {
@@ -172,13 +169,41 @@ def schedule_fire(p: ScheduleFireParams) -> Procedure[ScheduleFireResult]:
         },
     )
     if not claimed:
-        return ScheduleFireResult(claimed=False)
+        return ScheduleFireResult(claimed=False), False
     if p.run is None:
-        return ScheduleFireResult(claimed=True)
+        return ScheduleFireResult(claimed=True), False
     inserted = yield from insert_resolved(p.run)
     run = inserted.run
     if not inserted.cached:
         yield count("run_set_schedule", {"id": run.id, "schedule_id": p.schedule_id})
         run.schedule_id = p.schedule_id
+    return ScheduleFireResult(claimed=True, run=run, cached=inserted.cached), not inserted.cached
+
+
+def schedule_fire(p: ScheduleFireParams) -> Procedure[ScheduleFireResult]:
+    """Compare-and-set the schedule's next tick and create the tick's run, in one transaction:
+    of any number of schedulers firing the same tick, exactly one moves it on and creates the
+    run; the run also carries an idempotency key naming the tick, so a tick fired again (a
+    crashed scheduler's) resolves to the same run while its key is held."""
+    yield begin()
+    result, made = yield from _fire(p)
+    if made:
         yield notify(p.environment, p.now)
-    return ScheduleFireResult(claimed=True, run=run, cached=inserted.cached)
+    return result
+
+
+def schedule_fire_many(ps: Sequence[ScheduleFireParams]) -> Procedure[list[ScheduleFireResult]]:
+    """:func:`schedule_fire` for many ticks in one transaction (results in the given order).
+    Rows are locked in id order, so two schedulers firing overlapping sets cannot deadlock;
+    workers are woken once."""
+    if not ps:
+        return []
+    yield begin()
+    results: dict[int, ScheduleFireResult] = {}
+    made_any = False
+    for index in sorted(range(len(ps)), key=lambda i: ps[i].schedule_id):
+        results[index], made = yield from _fire(ps[index])
+        made_any = made_any or made
+    if made_any:
+        yield notify(ps[0].environment, max(p.now for p in ps))
+    return [results[i] for i in range(len(ps))]
