@@ -13,6 +13,7 @@ call it, each tick creates one run. The run also carries the idempotency key
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import logging
 import math
@@ -29,14 +30,13 @@ from shipyard.errors import ScheduleNotFoundError, UnknownTaskError, ValidationE
 from shipyard.ids import new_id
 from shipyard.models.schedules import (
     Schedule,
-    ScheduledPayload,
     ScheduleGenerator,
     ScheduleList,
     SchedulePagination,
     ScheduleType,
     iso,
 )
-from shipyard.schedule_ticks import due_ticks, parse_window, window_offset_ms
+from shipyard.schedule_ticks import DueTicks, due_ticks, parse_window, window_offset_ms
 from shipyard.store.params import RunInsertParams, TaskListParams
 from shipyard.store.schedules import (
     DECLARATIVE,
@@ -447,12 +447,18 @@ class ScheduleOps(ClaimOps):
         """What firing ``record`` at ``now`` writes: the tick to fire (the latest due one),
         the next tick, and the tick's run."""
         assert record.next_run is not None
-        ticks = due_ticks(
-            record.cron,
-            record.timezone,
-            to_datetime(record.next_run - 1),  # type: ignore[arg-type]
-            to_datetime(now),  # type: ignore[arg-type]
-        )
+        # The usual case, in one cached lookup shared by every schedule on the same
+        # expression and tick: next_run is due and the tick after it is not.
+        ahead = _upcoming(record.cron, record.timezone, record.next_run)
+        if _ms(ahead[0]) > now:
+            ticks = DueTicks(to_datetime(record.next_run), ahead[0])
+        else:  # after downtime: the latest missed tick fires, the others never
+            ticks = due_ticks(
+                record.cron,
+                record.timezone,
+                to_datetime(record.next_run - 1),  # type: ignore[arg-type]
+                to_datetime(now),  # type: ignore[arg-type]
+            )
         following = ticks.next_nominal
         fires_at = following
         if record.fire_window is not None:
@@ -475,28 +481,22 @@ class ScheduleOps(ClaimOps):
     async def _tick_run(
         self, record: ScheduleRecord, nominal: datetime.datetime, now: int
     ) -> RunInsertParams:
-        payload = ScheduledPayload(
-            type=_type(record),
-            timestamp=nominal,
-            last_timestamp=to_datetime(record.last_run),
-            timezone=record.timezone,
-            schedule_id=record.id,
-            external_id=record.external_id,
-            upcoming=upcoming(record.cron, record.timezone, nominal, _UPCOMING),
-        )
+        # The JSON of a ScheduledPayload (what the task function is given, parsed back).
+        nominal_ms = _ms(nominal)
+        stamp = _iso_ms(nominal_ms)
         text = json.dumps(
             {
-                "type": payload.type,
-                "timestamp": iso(payload.timestamp),
-                "lastTimestamp": iso(payload.last_timestamp),
-                "timezone": payload.timezone,
-                "scheduleId": payload.schedule_id,
-                "externalId": payload.external_id,
-                "upcoming": [iso(t) for t in payload.upcoming],
+                "type": _type(record),
+                "timestamp": stamp,
+                "lastTimestamp": _iso_ms(record.last_run) if record.last_run is not None else None,
+                "timezone": record.timezone,
+                "scheduleId": record.id,
+                "externalId": record.external_id,
+                "upcoming": _upcoming_iso(record.cron, record.timezone, nominal_ms),
             }
         )
         opts = parse_options({}, now)
-        opts.idempotency_key = IdempotencyKey(f"schedule:{record.id}:{iso(nominal)}")
+        opts.idempotency_key = IdempotencyKey(f"schedule:{record.id}:{stamp}")
         # A task this process defines and one of its workers runs is served: skip the lookup
         # (it may query the store, on the tick's critical path).
         served = self.definitions.task(record.task_id) is not None and any(
@@ -506,6 +506,24 @@ class ScheduleOps(ClaimOps):
         return self._insert_params(
             record.task_id, text, opts, now, trigger_function="trigger", pending=pending
         )
+
+
+@functools.lru_cache(maxsize=4096)
+def _upcoming(cron: str, timezone: str, after_ms: int) -> tuple[datetime.datetime, ...]:
+    """The next ticks after ``after_ms`` (cached: every schedule on one expression and zone
+    asks the same question at each tick)."""
+    return tuple(upcoming(cron, timezone, to_datetime(after_ms), _UPCOMING))  # type: ignore[arg-type]
+
+
+@functools.lru_cache(maxsize=4096)
+def _upcoming_iso(cron: str, timezone: str, after_ms: int) -> list[str]:
+    """:func:`_upcoming` as ISO strings (the payload's ``upcoming``); do not mutate."""
+    return [iso(t) or "" for t in _upcoming(cron, timezone, after_ms)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_ms(ms: int) -> str:
+    return iso(to_datetime(ms)) or ""
 
 
 def _type(record: ScheduleRecord) -> ScheduleType:
