@@ -12,6 +12,7 @@ call it, each tick creates one run. The run also carries the idempotency key
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import functools
 import json
@@ -59,10 +60,12 @@ __all__ = ["MAX_PER_PAGE", "ScheduleOps", "cron_schedule", "environment_type"]
 log = logging.getLogger("shipyard.schedules")
 
 MAX_PER_PAGE = 100
-# Due schedules read per pass, and fired per transaction (one commit and one wake-up of the
-# workers for the lot).
+# Due schedules read per pass; fired per transaction (one commit and one wake-up of the
+# workers for the lot), a few transactions at once (PostgreSQL: each on its own connection;
+# the chunks of one pass are disjoint, and rows are locked in id order, so no deadlock).
 _DUE_BATCH = 500
-_FIRE_CHUNK = 50
+_FIRE_CHUNK = 25
+_FIRE_CONCURRENCY = 4
 _UPCOMING = 5
 
 
@@ -419,10 +422,19 @@ class ScheduleOps(ClaimOps):
             # Each worker takes them in its own order: several workers share the work instead
             # of all racing for the same schedules.
             random.shuffle(due)
-            for start in range(0, len(due), _FIRE_CHUNK):
-                await self._fire_chunk(due[start : start + _FIRE_CHUNK])
+            gate = asyncio.Semaphore(_FIRE_CONCURRENCY)
+            await asyncio.gather(
+                *(
+                    self._fire_gated(gate, due[start : start + _FIRE_CHUNK])
+                    for start in range(0, len(due), _FIRE_CHUNK)
+                )
+            )
             if len(due) < _DUE_BATCH:
                 return await self.store.schedule_next_at(self.environment)
+
+    async def _fire_gated(self, gate: asyncio.Semaphore, records: Sequence[ScheduleRecord]) -> int:
+        async with gate:
+            return await self._fire_chunk(records)
 
     async def _fire_chunk(self, records: Sequence[ScheduleRecord]) -> int:
         """Fire the due tick of each record (the latest one, after downtime) in one
