@@ -63,9 +63,10 @@ MAX_PER_PAGE = 100
 # Due schedules read per pass; fired per transaction (one commit and one wake-up of the
 # workers for the lot), a few transactions at once (PostgreSQL: each on its own connection;
 # the chunks of one pass are disjoint, and rows are locked in id order, so no deadlock).
+# Fewer due ticks than that make smaller chunks.
 _DUE_BATCH = 500
 _FIRE_CHUNK = 25
-_FIRE_CONCURRENCY = 4
+_FIRE_CONCURRENCY = 6
 _UPCOMING = 5
 
 
@@ -422,11 +423,13 @@ class ScheduleOps(ClaimOps):
             # Each worker takes them in its own order: several workers share the work instead
             # of all racing for the same schedules.
             random.shuffle(due)
+            # A few ticks: one small transaction each way, so the first run starts sooner.
+            size = max(1, min(_FIRE_CHUNK, math.ceil(len(due) / _FIRE_CONCURRENCY)))
             gate = asyncio.Semaphore(_FIRE_CONCURRENCY)
             await asyncio.gather(
                 *(
-                    self._fire_gated(gate, due[start : start + _FIRE_CHUNK])
-                    for start in range(0, len(due), _FIRE_CHUNK)
+                    self._fire_gated(gate, due[start : start + size])
+                    for start in range(0, len(due), size)
                 )
             )
             if len(due) < _DUE_BATCH:
