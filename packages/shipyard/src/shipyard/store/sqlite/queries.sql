@@ -296,3 +296,21 @@ DELETE FROM schedules
 WHERE environment = :environment AND type = :type
   AND task_id NOT IN (SELECT value FROM json_each(:task_ids))
 RETURNING task_id;
+
+-- name: schedule_lock_many
+-- (PostgreSQL only: SQLite's write transaction already holds the database.)
+SELECT 1;
+
+-- name: schedule_advance_many
+-- The compare-and-set of many ticks at once; the ids of the schedules it moved on.
+UPDATE schedules SET
+    next_run = json_extract(j.value, '$.next_run'),
+    next_run_at = json_extract(j.value, '$.next_run_at'),
+    last_run = COALESCE(json_extract(j.value, '$.last_run'), schedules.last_run),
+    updated_at = :now
+FROM json_each(:rows) AS j
+WHERE schedules.environment = :environment
+  AND schedules.id = json_extract(j.value, '$.id')
+  AND schedules.active = 1
+  AND schedules.next_run = json_extract(j.value, '$.expected')
+RETURNING schedules.id;
