@@ -447,8 +447,8 @@ RETURNING task_id;
 -- The schedules a chunk fires, locked in id order before the compare-and-set (whose join
 -- order is the planner's), so schedulers firing overlapping chunks cannot deadlock.
 SELECT id FROM schedules
-WHERE environment = :environment
-  AND id IN (SELECT json_array_elements_text(CAST(:ids AS json)))
+WHERE id = ANY (ARRAY(SELECT json_array_elements_text(CAST(:ids AS json))))
+  AND environment = :environment
 ORDER BY id
 FOR UPDATE;
 
@@ -461,8 +461,10 @@ UPDATE schedules AS s SET
     updated_at = :now
 FROM json_to_recordset(CAST(:rows AS json))
     AS j(id text, expected bigint, next_run bigint, next_run_at bigint, last_run bigint)
-WHERE s.environment = :environment
+-- "= ANY (ARRAY(...))": found by primary key, not by a scan of every schedule.
+WHERE s.id = ANY (ARRAY(SELECT r ->> 'id' FROM json_array_elements(CAST(:rows AS json)) AS r))
   AND s.id = j.id
+  AND s.environment = :environment
   AND s.active = 1
   AND s.next_run = j.expected
 RETURNING s.id;

@@ -302,15 +302,20 @@ RETURNING task_id;
 SELECT 1;
 
 -- name: schedule_advance_many
--- The compare-and-set of many ticks at once; the ids of the schedules it moved on.
+-- The compare-and-set of many ticks at once; the ids of the schedules it moved on. The id list
+-- drives the loop (primary key lookups); each row reads its own values from the list.
 UPDATE schedules SET
-    next_run = json_extract(j.value, '$.next_run'),
-    next_run_at = json_extract(j.value, '$.next_run_at'),
-    last_run = COALESCE(json_extract(j.value, '$.last_run'), schedules.last_run),
+    next_run = (SELECT json_extract(j.value, '$.next_run') FROM json_each(:rows) AS j
+                WHERE json_extract(j.value, '$.id') = schedules.id),
+    next_run_at = (SELECT json_extract(j.value, '$.next_run_at') FROM json_each(:rows) AS j
+                   WHERE json_extract(j.value, '$.id') = schedules.id),
+    last_run = COALESCE((SELECT json_extract(j.value, '$.last_run') FROM json_each(:rows) AS j
+                         WHERE json_extract(j.value, '$.id') = schedules.id), last_run),
     updated_at = :now
-FROM json_each(:rows) AS j
-WHERE schedules.environment = :environment
-  AND schedules.id = json_extract(j.value, '$.id')
-  AND schedules.active = 1
-  AND schedules.next_run = json_extract(j.value, '$.expected')
-RETURNING schedules.id;
+WHERE id IN (SELECT json_extract(value, '$.id') FROM json_each(:rows))
+  -- "+": not through the environment's indexes (a scan of every schedule); by id.
+  AND +environment = :environment
+  AND +active = 1
+  AND next_run = (SELECT json_extract(j.value, '$.expected') FROM json_each(:rows) AS j
+                  WHERE json_extract(j.value, '$.id') = schedules.id)
+RETURNING id;
