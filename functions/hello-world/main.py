@@ -24,6 +24,33 @@ from starlette.routing import Route
 FUNCTION_NAME = "hello-world"
 RUNTIME = f"python-{platform.python_version()}"
 MAX_NAME_LENGTH = 200
+# Deeper JSON than this is refused before parsing: json.loads recurses once per level, and how
+# deep it may go depends on the interpreter's recursion limit, which a host can change.
+MAX_NESTING = 64
+
+
+def _nesting_exceeds(raw: bytes, limit: int) -> bool:
+    """Whether arrays/objects in ``raw`` nest deeper than ``limit`` (brackets inside strings
+    do not count)."""
+    depth = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # closing quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return False
 
 
 def _error(message: str) -> JSONResponse:
@@ -36,6 +63,8 @@ async def hello(request: Request) -> JSONResponse:
     if request.method == "POST":
         raw = await request.body()
         if raw.strip():
+            if _nesting_exceeds(raw, MAX_NESTING):
+                return _error("Request body is nested too deeply.")
             try:
                 body = json.loads(raw)
             except (json.JSONDecodeError, UnicodeDecodeError):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import json
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -93,3 +95,28 @@ async def test_deeply_nested_json_is_400_not_500(client: httpx.AsyncClient, dept
         )
         assert response.status_code == 400, response.text[:200]
         assert "nested too deeply" in response.json()["error"]
+
+
+async def test_nesting_limit_does_not_depend_on_the_recursion_limit(
+    client: httpx.AsyncClient,
+) -> None:
+    """Regression: the depth check used to be RecursionError, so a host (or another test) that
+    raised the recursion limit let a 5,000-deep body through to the "not an object" branch."""
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(50_000)
+    try:
+        deep = b'{"name": "Ada", "x": ' + b"[" * 65 + b"]" * 65 + b"}"
+        response = await client.post(URL, content=deep)
+    finally:
+        sys.setrecursionlimit(previous)
+    assert response.status_code == 400
+    assert "nested too deeply" in response.json()["error"]
+
+
+async def test_brackets_inside_strings_do_not_count_as_nesting(client: httpx.AsyncClient) -> None:
+    """Only real arrays and objects count: a name full of brackets (and escaped quotes) is fine."""
+    name = '[{"' * 60 + '\\"'
+    body = json.dumps({"name": name, "ok": [[[1]]]}).encode()
+    response = await client.post(URL, content=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["message"] == f"Hello {name}!"

@@ -12,7 +12,6 @@ Example::
 """
 
 from shipyard.engine.idempotency import IdempotencyKey
-from shipyard.engine.registry import aclose, configure
 from shipyard.errors import (
     AbortTaskRunError,
     ApiError,
@@ -50,6 +49,7 @@ from shipyard.models.runs import Attempt, Run, RunEvent
 from shipyard.models.schedules import Schedule, ScheduledPayload
 from shipyard.models.tokens import WaitToken, WaitTokenInfo, WaitTokenResult
 from shipyard.retry_policy import RetryOptions
+from shipyard.sdk.backend import aclose, configure
 from shipyard.sdk.batch import batch
 from shipyard.sdk.idempotency import idempotency_keys
 from shipyard.sdk.locals import locals

@@ -36,10 +36,11 @@ The tree::
     ├── NotInRunError                  a call that only works inside a run, made outside one
     ├── SubtaskUnwrapError             ``Result.unwrap()`` on a failed child run
     ├── RunTimeoutError                ``runs.poll`` / waiting gave up before the run finished
-    ├── InvalidTokenError              no or wrong credentials: a revoked key, a bad public token
-    ├── ForbiddenError                 valid credentials that do not allow this (a token's scopes)
+    ├── AuthenticationError            no key, a wrong or revoked key, a bad public token (401)
+    ├── ForbiddenError                 valid credentials that do not allow this (HTTP 403)
     ├── KeyNotFoundError               no secret key with that id
     ├── RequestInProgressError         a retried request whose first attempt is still running
+    ├── RemoteEngineError              the engine server (SHIPYARD_API_URL) failed or is unreachable
     ├── PortInUseError                 ``shipyard dev``/``server`` cannot listen on its port
     ├── DeployError                    ``shipyard deploy`` cannot start (what is wrong, what to do)
     │   └── EngineImageError           the engine image cannot be built here or named
@@ -411,22 +412,23 @@ class ParallelWaitError(TaskError):
     retryable = False
 
 
-class InvalidTokenError(ShipyardError):
-    """A public access token (JWT) that is malformed, not signed with this environment's key,
-    for another environment, or expired."""
-
-    code = "INVALID_TOKEN"
-
-
 class WaitpointTimeoutError(ShipyardError):
     """A wait token's ``timeout`` passed before it was completed (``wait.for_token``)."""
 
     code = "WAITPOINT_TIMEOUT"
 
 
+class AuthenticationError(ShipyardError):
+    """Missing or wrong credentials (HTTP 401): no key, a wrong or revoked secret key, a key of
+    another environment's server, a public access token (JWT) that is malformed, forged, for
+    another environment or expired. ``status`` is the HTTP status when raised by the client."""
+
+    code = "UNAUTHORIZED"
+
+
 class ForbiddenError(ShipyardError):
-    """Valid credentials that do not allow the request: a public access token out of its
-    scopes, a single-use token used again, a public token on a secret-key route (HTTP 403)."""
+    """Valid credentials that do not allow the request (HTTP 403): a public access token out of
+    its scopes, a single-use token used again, a public token on a secret-key route."""
 
     code = "FORBIDDEN"
 
@@ -442,3 +444,11 @@ class RequestInProgressError(ShipyardError):
     it: the retry answers what the first attempt did)."""
 
     code = "REQUEST_IN_PROGRESS"
+
+
+class RemoteEngineError(ShipyardError):
+    """The engine server at ``SHIPYARD_API_URL`` could not be reached, or failed (HTTP 5xx or
+    an answer that is not the API's), after the client's retries. ``status`` is the HTTP
+    status when there was an answer; ``url`` the server's base URL."""
+
+    code = "REMOTE_ENGINE_ERROR"

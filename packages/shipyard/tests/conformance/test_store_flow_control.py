@@ -25,6 +25,7 @@ from shipyard.store.protocol import (
     RateTakeParams,
     RunCancelParams,
     RunClaimParams,
+    RunFinishManyParams,
     RunFinishParams,
     RunReapParams,
     RunReleaseParams,
@@ -150,6 +151,33 @@ async def test_slots_return_on_every_way_out_of_executing(store: Store) -> None:
     assert e.id  # reaped back to QUEUED with the others
 
 
+async def test_finish_and_claim_reuses_the_slots_it_frees(store: Store) -> None:
+    # A worker's finished batch and its next claim in one call: the claim sees the slot the
+    # finish freed (queue limit 1), and a stale finish in the batch is fenced as alone.
+    await register(store)
+    await limit_queue(store, "task/t", 1)
+    first = await store.run_insert(run_params(now=1_000))
+    second = await store.run_insert(run_params(now=1_001))
+    [claimed] = await store.run_claim(claim_env())
+    assert claimed.id == first.run.id
+    stale = RunFinishParams(second.run.id, 1, "w1", "COMPLETED", "COMPLETED", 3_000)
+    accepted, next_runs = await store.run_finish_and_claim(
+        RunFinishManyParams(ENV, [finish(claimed.id), stale]), claim_env()
+    )
+    assert accepted == [True, False]
+    assert [r.id for r in next_runs] == [second.run.id]
+    assert (next_runs[0].status, next_runs[0].attempt_number) == ("EXECUTING", 1)
+    done = await get(store, first.run.id)
+    assert done is not None and done.status == "COMPLETED"
+    assert await running(store, "task/t") == 1
+    # Nothing left to claim: the finish alone.
+    accepted, none = await store.run_finish_and_claim(
+        RunFinishManyParams(ENV, [finish(second.run.id)]), claim_env()
+    )
+    assert (accepted, none) == ([True], [])
+    assert await running(store, "task/t") == 0
+
+
 async def test_priority_orders_claims_within_a_limited_queue(store: Store) -> None:
     await register(store)
     await limit_queue(store, "task/t", 1)
@@ -172,6 +200,31 @@ async def test_delayed_runs_are_promoted_when_due(store: Store) -> None:
     params = claim_env()
     params.now = 5_000
     assert [r.id for r in await store.run_claim(params)] == [delayed.run.id]
+
+
+async def test_schedule_pass_reports_when_it_has_work_next(store: Store) -> None:
+    # Workers sleep until the earliest due time the pass reports, so delayed runs start on
+    # time instead of at the next poll: the earliest DELAYED time or unstarted TTL.
+    await register(store)
+    idle = await store.run_schedule_due(RunScheduleParams(ENV, 1_000, "{}"))
+    assert idle.next_due is None
+    first = await store.run_insert(
+        run_params(status="DELAYED", delay_until=5_000, available_at=5_000, queued_at=5_000)
+    )
+    await store.run_insert(
+        run_params(status="DELAYED", delay_until=7_000, available_at=7_000, queued_at=7_000)
+    )
+    await store.run_insert(run_params(ttl_ms=5_000, ttl_expires_at=6_000))
+    early = await store.run_schedule_due(RunScheduleParams(ENV, 1_000, "{}"))
+    assert (early.promoted, early.next_due) == ([], 5_000)
+    due = await store.run_schedule_due(RunScheduleParams(ENV, 5_000, "{}"))
+    # After the pass: the queued run's TTL (6,000) comes before the next delayed run.
+    assert (due.promoted, due.next_due) == ([first.run.id], 6_000)
+    later = await store.run_schedule_due(RunScheduleParams(ENV, 6_500, "{}"))
+    assert (len(later.expired), later.next_due) == (1, 7_000)
+    # The promoted runs have no TTL: nothing else is scheduled.
+    last = await store.run_schedule_due(RunScheduleParams(ENV, 7_000, "{}"))
+    assert (len(last.promoted), last.next_due) == (1, None)
 
 
 async def test_ttl_expires_only_runs_that_never_started(store: Store) -> None:

@@ -7,20 +7,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from http_support import bearer
+from http_support import Serve, bearer
 from starlette.types import ASGIApp
 
 from shipyard.engine.engine import Engine
 from shipyard.server.app import create_app
 from shipyard.testing.eventually import eventually
-
-Serve = Callable[[ASGIApp], Awaitable[str]]
 
 
 @pytest.fixture
@@ -53,7 +51,7 @@ async def serve() -> AsyncIterator[Serve]:
     servers: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
 
     async def start(app: ASGIApp) -> str:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -288,3 +288,17 @@ async def test_tasks_list_and_idempotency_key_reset(
     assert fresh.json()["isCached"] is False and fresh.json()["id"] != first.json()["id"]
     no_task = await api.post("/api/v1/idempotencyKeys/k/reset", json={})
     assert no_task.status_code == 400 and "taskIdentifier" in no_task.json()["error"]
+
+
+async def test_a_hashed_key_from_an_sdk_matches_the_python_sdks_raw_key(
+    engine: Engine, api: httpx.AsyncClient
+) -> None:
+    import hashlib
+
+    local = await engine.trigger("agree", 1, {"idempotency_key": "k1"})
+    hashed = hashlib.sha256(b"k1").hexdigest()  # what Trigger.dev's SDK sends for "k1"
+    remote = await api.post(
+        "/api/v1/tasks/agree/trigger", json={"options": {"idempotencyKey": hashed}}
+    )
+    raw = await api.post("/api/v1/tasks/agree/trigger", json={"options": {"idempotencyKey": "k1"}})
+    assert remote.json() == raw.json() == {"id": local.id, "isCached": True}

@@ -521,8 +521,14 @@ async def test_dev_only_refuses_any_other_engine(tmp_path, overrides, expected, 
         assert (await call(client, "search_docs", {"query": "anything"}))["results"] == []
 
 
-async def test_a_remote_api_url_is_refused_clearly_until_supported(engine):
-    async with connect(engine, api_url="https://engine.example.com") as client:
+async def test_a_remote_api_url_is_used_and_an_unreachable_one_named(engine):
+    """With --api-url the engine tools go over HTTP (end to end against a real server in
+    tests/client); a server that does not answer is one clear message naming it, and the dev
+    server tools, which need this project's engine, refuse."""
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    async with connect(engine, api_url=url) as client:
         for name, arguments in [
             ("get_current_worker", {}),
             ("trigger_task", {"task_id": "echo"}),
@@ -531,8 +537,9 @@ async def test_a_remote_api_url_is_refused_clearly_until_supported(engine):
             ("list_queues", {}),
         ]:
             message = await call_error(client, name, arguments)
-            assert message.startswith("Remote engines are not supported yet by this build")
-            assert "https://engine.example.com" in message
+            assert f"The engine server at {url} could not be reached" in message, message
+        message = await call_error(client, "start_dev_server")
+        assert "needs this project's own engine" in message and url in message
 
 
 async def test_search_docs_reads_the_repository_docs(engine):

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from shipyard.cli.output import console, id_column, print_json
+from shipyard.cli.output import console, fail, id_column, print_json
 from shipyard.cli.session import load_cli_settings, run_async, with_engine
 from shipyard.models.access import AccessKey, CreatedKey
 
@@ -40,14 +40,30 @@ def keys_create(
         ),
     ] = None,
     name: Annotated[str | None, typer.Option(help="A name to tell the key apart.")] = None,
+    rotate: Annotated[
+        bool,
+        typer.Option(
+            "--rotate",
+            help="Then revoke the environment's other live keys of the same --name "
+            "(what a preview deploy does on every deploy).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Create a secret key; it is printed this once (only its hash is stored)."""
     settings = load_cli_settings()
     environment = env or settings.environment
+    if rotate and not name:
+        fail("--rotate needs --name: it revokes the other keys of that name.", code=2)
 
     async def body() -> CreatedKey:
-        return await _engine().create_key(environment, name=name)
+        engine = _engine()
+        created = await engine.create_key(environment, name=name)
+        if rotate:
+            for key in await engine.list_keys(environment):
+                if key.name == name and key.id != created.info.id and not key.revoked:
+                    await engine.revoke_key(key.id)
+        return created
 
     created = run_async(lambda: with_engine(settings, body))
     if as_json:
@@ -105,19 +121,38 @@ def keys_list(
 
 @keys_app.command("revoke")
 def keys_revoke(
-    key_id: Annotated[str, typer.Argument(help="The key's id (key_…, from keys list).")],
+    key_id: Annotated[
+        str | None, typer.Argument(help="The key's id (key_…, from keys list).")
+    ] = None,
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "--env",
+            help="Instead of one key: revoke every live key of this environment "
+            "(what `shipyard deploy cleanup` does for a preview).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Revoke a key: servers stop accepting it within seconds."""
+    """Revoke a key (or every key of ``--env``): servers stop accepting it within seconds."""
+    if (key_id is None) == (env is None):
+        fail("Give a key id, or --env ENV to revoke every key of an environment.", code=2)
     settings = load_cli_settings()
 
-    async def body() -> AccessKey:
-        return await _engine().revoke_key(key_id)
+    async def body() -> list[AccessKey]:
+        engine = _engine()
+        if key_id is not None:
+            return [await engine.revoke_key(key_id)]
+        live = [k for k in await engine.list_keys(env) if not k.revoked]
+        return [await engine.revoke_key(k.id) for k in live]
 
-    key = run_async(lambda: with_engine(settings, body))
+    keys = run_async(lambda: with_engine(settings, body))
     if as_json:
-        print_json(key.to_dict())
+        print_json(keys[0].to_dict() if key_id is not None else [k.to_dict() for k in keys])
         return
-    console.print(
-        f"Secret key {key.id} of {key.environment} revoked.", highlight=False, markup=False
-    )
+    if env is not None and not keys:
+        console.print(f"No live keys in {env}.", highlight=False, markup=False)
+    for key in keys:
+        console.print(
+            f"Secret key {key.id} of {key.environment} revoked.", highlight=False, markup=False
+        )

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shipyard.errors import InvalidTokenError
+from shipyard.errors import AuthenticationError
 
 __all__ = ["TokenClaims", "looks_like_jwt", "sign_token", "token_environment", "verify_token"]
 
@@ -63,16 +63,16 @@ def looks_like_jwt(token: str) -> bool:
 
 def token_environment(token: str) -> str:
     """The environment (``sub``) a token says it is for, read **without** verifying it: only
-    to choose the key to verify it with. :class:`InvalidTokenError` if it is not a JWT."""
+    to choose the key to verify it with. :class:`AuthenticationError` if it is not a JWT."""
     import jwt
 
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:
-        raise InvalidTokenError("The public access token is not a valid JWT.") from None
+        raise AuthenticationError("The public access token is not a valid JWT.") from None
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
-        raise InvalidTokenError("The public access token names no environment (sub).")
+        raise AuthenticationError("The public access token names no environment (sub).")
     return subject
 
 
@@ -102,7 +102,7 @@ def verify_token(
     token: str, secret: str, *, environment: str | None = None, now_s: int | None = None
 ) -> TokenClaims:
     """The claims of a token signed with ``secret`` (HS256) that has not expired (and is for
-    ``environment`` when given); :class:`InvalidTokenError` saying why otherwise."""
+    ``environment`` when given); :class:`AuthenticationError` saying why otherwise."""
     import jwt
 
     try:
@@ -116,23 +116,23 @@ def verify_token(
         if now_s is not None and int(claims["exp"]) + _LEEWAY_S < now_s:
             raise jwt.ExpiredSignatureError("expired")
     except jwt.ExpiredSignatureError:
-        raise InvalidTokenError("The public access token has expired.") from None
+        raise AuthenticationError("The public access token has expired.") from None
     except jwt.InvalidSignatureError:
-        raise InvalidTokenError(
+        raise AuthenticationError(
             "The public access token is not signed with this environment's key."
         ) from None
     except jwt.PyJWTError:
-        raise InvalidTokenError("The public access token is not a valid JWT.") from None
+        raise AuthenticationError("The public access token is not a valid JWT.") from None
     scopes = claims.get("scopes")
     if not isinstance(scopes, Sequence) or isinstance(scopes, str):
         scopes = []
     subject = claims.get("sub")
     if environment is not None and subject != environment:
-        raise InvalidTokenError("The public access token is for another environment.")
+        raise AuthenticationError("The public access token is for another environment.")
     jti = claims.get("jti")
     one_time_use = claims.get("otu") is True
     if one_time_use and not isinstance(jti, str):
-        raise InvalidTokenError("The single-use public access token has no id (jti).")
+        raise AuthenticationError("The single-use public access token has no id (jti).")
     return TokenClaims(
         environment=str(subject),
         scopes=tuple(s for s in scopes if isinstance(s, str)),

@@ -9,6 +9,7 @@ attempt number and lease owner.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from collections.abc import Sequence
@@ -84,6 +85,10 @@ class WakeListener(Protocol):
 
     async def wait(self, timeout: float) -> bool:
         """Wait for a wake-up or ``timeout`` seconds; True if woken."""
+        ...
+
+    def follow(self) -> asyncio.Event:
+        """A new event set on every wake-up too, without consuming the waiter's."""
         ...
 
     def close(self) -> None:
@@ -221,51 +226,90 @@ class ClaimOps(QueueOps):
         version's workers while one is live.
         """
         self.transitions.check([RunStatus.QUEUED], RunStatus.EXECUTING, "claim")
-        now = self.now()
         return await self.store.run_claim(
-            RunClaimParams(
-                environment=self.environment,
-                worker_id=worker_id,
-                task_ids=task_ids,
-                limit=limit,
-                now=now,
-                lease_expires_at=now + lease_ms,
-                environment_limit=self.settings.environment_concurrency_limit,
-                burst_factor=self.settings.burst_factor,
-                version=version,
-                live_since=now - self.live_window_ms,
-            )
+            self._claim_params(worker_id, task_ids, limit, lease_ms, version, self.now())
+        )
+
+    def _claim_params(
+        self,
+        worker_id: str,
+        task_ids: Sequence[str],
+        limit: int,
+        lease_ms: int,
+        version: str | None,
+        now: int,
+    ) -> RunClaimParams:
+        return RunClaimParams(
+            environment=self.environment,
+            worker_id=worker_id,
+            task_ids=task_ids,
+            limit=limit,
+            now=now,
+            lease_expires_at=now + lease_ms,
+            environment_limit=self.settings.environment_concurrency_limit,
+            burst_factor=self.settings.burst_factor,
+            version=version,
+            live_since=now - self.live_window_ms,
         )
 
     async def finish_attempts(self, worker_id: str, results: Sequence[AttemptResult]) -> list[bool]:
         """Write how attempts ended (one transaction); False where the fence rejected one.
 
         Finished runs wake their in-process waiters; parents waiting for them are resolved at
-        once; a retry wakes the environment's workers.
+        once (:meth:`settle_finished`); a retry wakes the environment's workers.
         """
+        params = self._finish_params(worker_id, results, self.now())
+        accepted = await self.store.run_finish_many(params)
+        self._wake_finished(results, accepted)
+        return accepted
+
+    async def finish_and_claim(
+        self,
+        worker_id: str,
+        results: Sequence[AttemptResult],
+        task_ids: Sequence[str],
+        limit: int,
+        lease_ms: int,
+        version: str | None = None,
+    ) -> tuple[list[bool], list[RunRecord]]:
+        """:meth:`finish_attempts`, then :meth:`claim_runs` of up to ``limit`` runs with the
+        slots the results freed: one transaction where the store can (PostgreSQL: one round
+        trip), so a freed slot starts its next run without waiting for another claim."""
+        self.transitions.check([RunStatus.QUEUED], RunStatus.EXECUTING, "claim")
+        now = self.now()
+        accepted, claimed = await self.store.run_finish_and_claim(
+            self._finish_params(worker_id, results, now),
+            self._claim_params(worker_id, task_ids, limit, lease_ms, version, now),
+        )
+        self._wake_finished(results, accepted)
+        return accepted, claimed
+
+    def _finish_params(
+        self, worker_id: str, results: Sequence[AttemptResult], now: int
+    ) -> RunFinishManyParams:
         for result in results:
             self.transitions.check([RunStatus.EXECUTING], result.status, "finish", [result.run_id])
-        now = self.now()
-        accepted = await self.store.run_finish_many(
-            RunFinishManyParams(
-                environment=self.environment,
-                finishes=[
-                    RunFinishParams(
-                        run_id=r.run_id,
-                        attempt_number=r.attempt_number,
-                        worker_id=worker_id,
-                        status=r.status,
-                        attempt_status=r.attempt_status,
-                        now=now,
-                        output=r.output,
-                        error=r.error,
-                        retry_at=r.retry_at,
-                        events=r.events,
-                    )
-                    for r in results
-                ],
-            )
+        return RunFinishManyParams(
+            environment=self.environment,
+            finishes=[
+                RunFinishParams(
+                    run_id=r.run_id,
+                    attempt_number=r.attempt_number,
+                    worker_id=worker_id,
+                    status=r.status,
+                    attempt_status=r.attempt_status,
+                    now=now,
+                    output=r.output,
+                    error=r.error,
+                    retry_at=r.retry_at,
+                    events=r.events,
+                )
+                for r in results
+            ],
         )
+
+    def _wake_finished(self, results: Sequence[AttemptResult], accepted: Sequence[bool]) -> None:
+        """Wake the in-process waiters of the runs that ended."""
         finished = [
             r.run_id
             for r, ok in zip(results, accepted, strict=True)
@@ -273,7 +317,6 @@ class ClaimOps(QueueOps):
         ]
         if finished:
             self.run_finished(finished)
-        return accepted
 
     async def settle_finished(
         self, results: Sequence[AttemptResult], accepted: Sequence[bool]

@@ -8,10 +8,10 @@ is one (Trigger.dev's ``ApiError`` reads ``error``, ``code`` and ``param`` from 
 Statuses (:func:`http_status_for`)::
 
     400  ValidationError and its subclasses, NotInRunError, a bad query parameter or body
-    401  InvalidTokenError (no key, a wrong or revoked key, a bad or expired public token)
+    401  AuthenticationError (no key, a wrong or revoked key, a bad or expired public token)
     403  ForbiddenError (a public token out of its scopes, a single-use token used again)
-    404  RunNotFoundError, BatchNotFoundError, WaitpointNotFoundError, ScheduleNotFoundError,
-         UnknownTaskError, UnknownQueueError, KeyNotFoundError
+    404  RunNotFoundError, BatchNotFoundError, WaitpointNotFoundError, UnknownTaskError,
+         UnknownQueueError, KeyNotFoundError, ScheduleNotFoundError
     409  IllegalTransitionError, DuplicateTaskError, RunFinishedError,
          RequestInProgressError (retryable: the retry answers what the first attempt did)
     413  PayloadTooLargeError
@@ -33,11 +33,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shipyard.errors import (
+    AuthenticationError,
     BatchNotFoundError,
     DuplicateTaskError,
     ForbiddenError,
     IllegalTransitionError,
-    InvalidTokenError,
     KeyNotFoundError,
     NotInRunError,
     PayloadTooLargeError,
@@ -105,7 +105,7 @@ _STATUS_BY_TYPE: tuple[tuple[type[ShipyardError], int], ...] = (
     (IllegalTransitionError, 409),
     (DuplicateTaskError, 409),
     (RateLimitedError, 429),
-    (InvalidTokenError, 401),
+    (AuthenticationError, 401),
     (ForbiddenError, 403),
     (KeyNotFoundError, 404),
     (RunFinishedError, 409),

@@ -8,7 +8,7 @@ milliseconds (``filter[createdAt][from]=1735689600000``), ``filter[createdAt][pe
 ISO-8601 dates and repeated parameters (``filter[tag]=a&filter[tag]=b``).
 
 A filter the SDK knows but Shipyard cannot apply yet (``filter[version]``,
-``filter[schedule]`` …) is a 400 naming it, never silently ignored: an ignored filter would
+``filter[queue]`` …) is a 400 naming it, never silently ignored: an ignored filter would
 return runs the caller asked to leave out. An unknown parameter is a 400 too.
 
 Example::
@@ -72,6 +72,7 @@ RUN_FILTERS_SUPPORTED = frozenset(
         "filter[taskIdentifier]",
         "filter[tag]",
         "filter[batch]",
+        "filter[schedule]",
         "filter[createdAt][from]",
         "filter[createdAt][to]",
         "filter[createdAt][period]",

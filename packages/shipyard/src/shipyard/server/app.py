@@ -1,5 +1,6 @@
 """The engine server's FastAPI app: the HTTP API (``docs/http-api.md``), realtime, and
-``/healthz``.
+``/healthz``;
+the dashboard (``/dashboard``, ``docs/dashboard.md``).
 
 One app serves every environment that has a key: a request's secret key (or public access
 token) picks its environment's engine (:class:`~shipyard.server.auth.Gatekeeper`), so runs,
@@ -19,6 +20,7 @@ from fastapi import FastAPI
 
 from shipyard.engine.engine import Engine
 from shipyard.server.auth import Gatekeeper
+from shipyard.server.dashboard import dashboard_router
 from shipyard.server.errors import install_error_handlers
 from shipyard.server.guard import Guard, allowed_hosts, public_route_matcher
 from shipyard.server.realtime import realtime_router
@@ -34,11 +36,13 @@ _DESCRIPTION = (
 )
 
 
-def create_app(engine: Engine) -> FastAPI:
+def create_app(engine: Engine, *, dashboard_open: bool = False) -> FastAPI:
     """The engine server app bound to ``engine`` (the server's own environment; the others'
     engines share its store).
 
-    ``/healthz`` and the wait token callback URL are the only routes without a key.
+    ``/healthz`` and the wait token callback URL are the only routes without a key. The
+    dashboard asks for the environment's secret key unless ``dashboard_open`` (only for the
+    development environment on a loopback address: see :func:`dashboard_may_open`).
     """
     gate = Gatekeeper(engine)
 
@@ -61,6 +65,7 @@ def create_app(engine: Engine) -> FastAPI:
     for module in (tasks, runs, batches, queues, waitpoints, schedules, auth):
         app.include_router(module.router())
     app.include_router(realtime_router(gate), tags=["realtime"])
+    app.include_router(dashboard_router(gate, open_access=dashboard_open))
 
     @app.get("/healthz", tags=["health"], summary="Health check")
     async def healthz() -> dict[str, Any]:
@@ -93,3 +98,18 @@ def _lazy_matcher(app: FastAPI) -> Callable[[str, str], bool]:
         return found[0](path, method)
 
     return is_public
+
+
+def dashboard_may_open(environment: str, host: str) -> bool:
+    """Whether the dashboard may be served without a login: the development environment on a
+    loopback address (nobody else can reach it), as ``shipyard dev`` runs it."""
+    import ipaddress
+
+    if environment != "development":
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

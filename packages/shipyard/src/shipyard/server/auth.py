@@ -28,7 +28,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shipyard.engine.auth import TokenClaims, looks_like_jwt, token_environment, verify_token
 from shipyard.engine.engine import Engine
-from shipyard.errors import ForbiddenError, InvalidTokenError
+from shipyard.errors import AuthenticationError, ForbiddenError
 from shipyard.server.realtime import FullGrant, RealtimeContext, RealtimeGrant, ScopeGrant
 
 __all__ = [
@@ -98,19 +98,26 @@ class Gatekeeper:
         self._own_hash = hashlib.sha256(engine.secret_key().encode()).digest()
         self._engines: dict[str, Engine] = {engine.environment: engine}
         self._keys: dict[bytes, tuple[str, float]] = {}
+        self._unknown: dict[str, float] = {}
         self._lock = asyncio.Lock()
 
-    async def engine_for(self, environment: str) -> Engine | None:
+    async def engine_for(self, environment: str, *, known: bool = False) -> Engine | None:
         """The engine of ``environment``, or None when it has no signing key (no key was
-        ever made for it)."""
+        ever made for it). ``known``: the environment was just read from a key (skip the
+        short memory of environments found to have none)."""
         found = self._engines.get(environment)
         if found is not None:
             return found
+        if not known and self._unknown.get(environment, 0.0) > time.monotonic():
+            return None  # asked a moment ago: a stream of forged tokens costs no queries
         async with self._lock:
             found = self._engines.get(environment)
             if found is None:
                 signing = await self.engine.signing_key_of(environment)
                 if signing is None:
+                    if len(self._unknown) > 10_000:
+                        self._unknown.clear()
+                    self._unknown[environment] = time.monotonic() + KEY_CACHE_SECONDS
                     return None
                 found = self.engine.for_environment(environment, signing)
                 self._engines[environment] = found
@@ -124,9 +131,9 @@ class Gatekeeper:
         self._engines = {self.engine.environment: self.engine}
 
     async def authenticate(self, token: str | None) -> Caller:
-        """The caller ``token`` stands for; :class:`InvalidTokenError` saying why not."""
+        """The caller ``token`` stands for; :class:`AuthenticationError` saying why not."""
         if not token:
-            raise InvalidTokenError(_MISSING)
+            raise AuthenticationError(_MISSING)
         if looks_like_jwt(token):
             return await self._public(token)
         digest = hashlib.sha256(token.encode()).digest()
@@ -140,7 +147,7 @@ class Gatekeeper:
             found = await self.engine.find_key(token)
             if found is None:
                 self._keys.pop(digest, None)
-                raise InvalidTokenError(
+                raise AuthenticationError(
                     "Invalid credentials: not a secret key of any environment (or a revoked "
                     "one), and not a valid JWT public access token."
                 )
@@ -148,16 +155,16 @@ class Gatekeeper:
             if len(self._keys) > 10_000:
                 self._keys.clear()
             self._keys[digest] = (environment, now + KEY_CACHE_SECONDS)
-        engine = await self.engine_for(environment)
+        engine = await self.engine_for(environment, known=True)
         if engine is None:  # a key always comes with its environment's signing key
-            raise InvalidTokenError(f"Environment {environment!r} has no signing key.")
+            raise AuthenticationError(f"Environment {environment!r} has no signing key.")
         return Caller(engine)
 
     async def _public(self, token: str) -> Caller:
         environment = token_environment(token)
         engine = await self.engine_for(environment)
         if engine is None:
-            raise InvalidTokenError(
+            raise AuthenticationError(
                 f"The public access token is for another environment ({environment!r}), "
                 "which this server has no key for."
             )

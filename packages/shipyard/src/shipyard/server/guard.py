@@ -31,6 +31,8 @@ __all__ = [
     "LOOPBACK_HOSTS",
     "Guard",
     "allowed_hosts",
+    "api_routes",
+    "public_route_matcher",
 ]
 
 BODY_LIMIT = 3 * 1024 * 1024 + 64 * 1024
@@ -239,17 +241,28 @@ async def _too_large(send: Send, size: int | None, limit: int) -> None:
     await _respond(send, 413, error.message, error.code)
 
 
-def public_route_matcher(routes: Any) -> Callable[[str, str], bool]:
-    """``is_public(path, method)`` for :class:`Guard`: the routes whose dependencies include
-    :func:`~shipyard.server.auth.public_caller`, and every realtime route."""
+def api_routes(routes: Iterable[Any]) -> list[Any]:
+    """Every ``APIRoute`` of an app, included routers opened up (FastAPI keeps an included
+    router as one entry of ``app.routes``; its ``original_router`` holds the routes; this app
+    includes routers without a prefix)."""
     from fastapi.routing import APIRoute
 
+    found: list[Any] = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            found.append(route)
+        elif (inner := getattr(route, "original_router", None)) is not None:
+            found.extend(api_routes(inner.routes))
+    return found
+
+
+def public_route_matcher(routes: Iterable[Any]) -> Callable[[str, str], bool]:
+    """``is_public(path, method)`` for :class:`Guard`: the routes whose dependencies include
+    :func:`~shipyard.server.auth.public_caller`, and every realtime route."""
     from shipyard.server.auth import public_caller
 
     patterns: list[tuple[re.Pattern[str], frozenset[str]]] = []
-    for route in routes:
-        if not isinstance(route, APIRoute):
-            continue
+    for route in api_routes(routes):
         calls = {d.call for d in route.dependant.dependencies}
         if public_caller in calls or route.path.startswith("/realtime/"):
             patterns.append((route.path_regex, frozenset(route.methods or ())))

@@ -61,6 +61,7 @@ from shipyard.store.feed import (
 from shipyard.store.params import (
     AttemptListParams,
     BatchGetParams,
+    BatchListParams,
     BatchRunsParams,
     IdempotencyKeyResetParams,
     QueueListParams,
@@ -70,6 +71,7 @@ from shipyard.store.params import (
     ReapedRun,
     RecordedCall,
     RunCancelParams,
+    RunClaimParams,
     RunEventsAppendParams,
     RunEventsListParams,
     RunFinishManyParams,
@@ -86,6 +88,7 @@ from shipyard.store.params import (
     RunReleaseParams,
     RunRescheduleParams,
     RunScheduleParams,
+    RunStatsParams,
     RunTagsAddParams,
     ScheduledRuns,
     TaskListParams,
@@ -152,11 +155,31 @@ class StoreCore(ABC):
         """Runs newest first, filtered, one page at a time."""
         return await self._run(procedures.run_list(params))
 
+    async def batch_list(self, params: BatchListParams) -> tuple[list[BatchRecord], str | None]:
+        """Batches newest first (without their run ids), one page, and the next cursor."""
+        return await self._run(procedures.batch_list(params))
+
+    async def run_stats(self, params: RunStatsParams) -> list[tuple[int, str, int]]:
+        """``(bucket, status, runs)``: runs created since ``created_from`` by window, status."""
+        return await self._run(procedures.run_stats(params))
+
     async def run_finish_many(self, params: RunFinishManyParams) -> list[bool]:
         """Record the end of attempts; False where the fence rejected a stale attempt."""
         if not params.finishes:
             return []
         return await self._run(procedures.run_finish_many(params))
+
+    async def run_finish_and_claim(
+        self, finish: RunFinishManyParams, claim: RunClaimParams
+    ) -> tuple[list[bool], list[RunRecord]]:
+        """Record the end of attempts, then claim with the slots they freed. This default
+        makes two transactions; a backend overrides it to make one."""
+        accepted = await self.run_finish_many(finish)
+        return accepted, await self.run_claim(claim)
+
+    @abstractmethod
+    async def run_claim(self, params: RunClaimParams) -> list[RunRecord]:
+        """Atomically take up to ``limit`` ready runs within every concurrency limit."""
 
     async def run_release(self, params: RunReleaseParams) -> bool:
         """Give a claimed run back to the queue without counting the attempt."""
@@ -346,6 +369,44 @@ class StoreCore(ABC):
         """The token a ``.wait()`` of an input stream blocks on (completed if data was kept)."""
         return await self._run(procedures.input_wait(params))
 
+    # -- access ---------------------------------------------------------------------------
+
+    async def access_key_insert(self, params: AccessKeyInsertParams) -> AccessKeyRecord:
+        """Store a secret key (hashed); its environment gets a signing key if it has none."""
+        return await self._run(procedures.access_key_insert(params))
+
+    async def access_key_list(self, params: AccessKeyListParams) -> list[AccessKeyRecord]:
+        """Secret keys (without hashes) of one environment or all, oldest first."""
+        return await self._run(procedures.access_key_list(params))
+
+    async def access_key_revoke(self, params: AccessKeyRevokeParams) -> AccessKeyRecord | None:
+        """Revoke a key by id; the key after, or None if there is none."""
+        return await self._run(procedures.access_key_revoke(params))
+
+    async def access_key_find(self, params: AccessKeyFindParams) -> AccessKeyRecord | None:
+        """The live key with this hash, whatever its environment."""
+        return await self._run(procedures.access_key_find(params))
+
+    async def signing_key_get(self, params: SigningKeyParams) -> str | None:
+        """An environment's signing key (``candidate`` becomes it if it has none)."""
+        return await self._run(procedures.signing_key_get(params))
+
+    async def token_use(self, params: TokenUseParams) -> bool:
+        """Spend a single-use token: True the first time."""
+        return await self._run(procedures.token_use(params))
+
+    async def request_key_claim(self, params: RequestKeyClaimParams) -> RequestKeyClaim:
+        """Claim a request id, or what its first request answered."""
+        return await self._run(procedures.request_key_claim(params))
+
+    async def request_key_answer(self, params: RequestKeyAnswerParams) -> None:
+        """Record the answer of a claimed request id."""
+        return await self._run(procedures.request_key_answer(params))
+
+    async def request_key_release(self, params: RequestKeyReleaseParams) -> None:
+        """Forget an unanswered request id claim."""
+        return await self._run(procedures.request_key_release(params))
+
     # -- schedules ----------------------------------------------------------------------------
 
     async def schedule_upsert(self, params: ScheduleUpsertParams) -> tuple[ScheduleRecord, bool]:
@@ -393,41 +454,3 @@ class StoreCore(ABC):
     ) -> list[ScheduleFireResult]:
         """Fire many ticks in one transaction (each once); results in order."""
         return await self._run(schedule_procedures.schedule_fire_many(params))
-
-    # -- access ---------------------------------------------------------------------------
-
-    async def access_key_insert(self, params: AccessKeyInsertParams) -> AccessKeyRecord:
-        """Store a secret key (hashed); its environment gets a signing key if it has none."""
-        return await self._run(procedures.access_key_insert(params))
-
-    async def access_key_list(self, params: AccessKeyListParams) -> list[AccessKeyRecord]:
-        """Secret keys (without hashes) of one environment or all, oldest first."""
-        return await self._run(procedures.access_key_list(params))
-
-    async def access_key_revoke(self, params: AccessKeyRevokeParams) -> AccessKeyRecord | None:
-        """Revoke a key by id; the key after, or None if there is none."""
-        return await self._run(procedures.access_key_revoke(params))
-
-    async def access_key_find(self, params: AccessKeyFindParams) -> AccessKeyRecord | None:
-        """The live key with this hash, whatever its environment."""
-        return await self._run(procedures.access_key_find(params))
-
-    async def signing_key_get(self, params: SigningKeyParams) -> str | None:
-        """An environment's signing key (``candidate`` becomes it if it has none)."""
-        return await self._run(procedures.signing_key_get(params))
-
-    async def token_use(self, params: TokenUseParams) -> bool:
-        """Spend a single-use token: True the first time."""
-        return await self._run(procedures.token_use(params))
-
-    async def request_key_claim(self, params: RequestKeyClaimParams) -> RequestKeyClaim:
-        """Claim a request id, or what its first request answered."""
-        return await self._run(procedures.request_key_claim(params))
-
-    async def request_key_answer(self, params: RequestKeyAnswerParams) -> None:
-        """Record the answer of a claimed request id."""
-        return await self._run(procedures.request_key_answer(params))
-
-    async def request_key_release(self, params: RequestKeyReleaseParams) -> None:
-        """Forget an unanswered request id claim."""
-        return await self._run(procedures.request_key_release(params))

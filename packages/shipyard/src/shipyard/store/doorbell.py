@@ -37,6 +37,28 @@ class Doorbell:
             self._sock = None
 
 
+class FanoutEvent(asyncio.Event):
+    """An event that also sets its followers' events whenever it is set.
+
+    The claimer consumes a listener's event; other services (the worker's scheduler of
+    delayed runs) follow the same wake-ups without stealing them.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.followers: list[asyncio.Event] = []
+
+    def set(self) -> None:
+        """Set this event and every follower."""
+        super().set()
+        for follower in self.followers:
+            follower.set()
+
+    def set_alone(self) -> None:
+        """Set this event only (a wake-up meant for the waiter alone)."""
+        super().set()
+
+
 class _Protocol(asyncio.DatagramProtocol):
     def __init__(self, event: asyncio.Event) -> None:
         self.event = event
@@ -52,11 +74,19 @@ class WakeSignal:
     """
 
     def __init__(self) -> None:
-        self._event = asyncio.Event()
+        self._event = FanoutEvent()
+
+    def follow(self) -> asyncio.Event:
+        """A new event set on every wake-up from outside (not by :meth:`poke`); its owner clears
+        it. The signal's own waiter is unaffected."""
+        follower = asyncio.Event()
+        self._event.followers.append(follower)
+        return follower
 
     def poke(self) -> None:
-        """Wake the waiter from inside this process."""
-        self._event.set()
+        """Wake the waiter from inside this process (followers are not woken: a poke says
+        slots were freed or runs were made ready here, which they already know)."""
+        self._event.set_alone()
 
     async def wait(self, timeout: float) -> bool:
         """Wait for a wake-up or ``timeout`` seconds; True if woken."""
@@ -71,7 +101,7 @@ class WakeSignal:
 class DoorbellListener(WakeSignal):
     """Receives wake-ups; :meth:`wait` returns early when one arrives."""
 
-    def __init__(self, transport: asyncio.DatagramTransport, event: asyncio.Event) -> None:
+    def __init__(self, transport: asyncio.DatagramTransport, event: FanoutEvent) -> None:
         super().__init__()
         self._transport = transport
         self._event = event
@@ -80,7 +110,7 @@ class DoorbellListener(WakeSignal):
     @classmethod
     async def start(cls) -> DoorbellListener:
         """Bind an ephemeral UDP port on 127.0.0.1."""
-        event = asyncio.Event()
+        event = FanoutEvent()
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
             lambda: _Protocol(event), local_addr=("127.0.0.1", 0)

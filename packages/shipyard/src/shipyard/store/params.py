@@ -121,6 +121,17 @@ class RunListParams:
     created_from: int | None = None
     created_to: int | None = None
     schedule_id: str | None = None
+    parent_run_id: str | None = None
+
+
+@dataclass(slots=True)
+class RunStatsParams:
+    """Count the runs created at or after ``created_from``, by status and by ``bucket_ms``
+    window of creation time (bucket 0 starts at ``created_from``)."""
+
+    environment: str
+    created_from: int
+    bucket_ms: int
 
 
 @dataclass(slots=True)
@@ -298,10 +309,13 @@ class RunScheduleParams:
 
 @dataclass(slots=True)
 class ScheduledRuns:
-    """What :meth:`Store.run_schedule_due` changed."""
+    """What :meth:`Store.run_schedule_due` changed, and when it has work next."""
 
     promoted: list[str]
     expired: list[str]
+    # The earliest time (ms) a DELAYED run falls due or an unstarted run's TTL passes, as of
+    # after this pass; None when nothing is scheduled. Workers sleep until then.
+    next_due: int | None = None
 
 
 @dataclass(slots=True)
@@ -315,6 +329,15 @@ class RunRescheduleParams:
 
 
 # -- batches, keys, queues, rate limits --------------------------------------------------------
+
+
+@dataclass(slots=True)
+class BatchListParams:
+    """Batches newest first, one page; ``cursor`` is the last id of the previous page."""
+
+    environment: str
+    limit: int = 50
+    cursor: str | None = None
 
 
 @dataclass(slots=True)

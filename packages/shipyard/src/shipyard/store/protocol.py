@@ -17,6 +17,7 @@ Every backend runs the same conformance suite (``tests/conformance``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -67,6 +68,7 @@ from shipyard.store.params import (
     AttemptListParams,
     BatchGetParams,
     BatchInsertParams,
+    BatchListParams,
     BatchRunsParams,
     IdempotencyKeyResetParams,
     MigrateParams,
@@ -97,6 +99,7 @@ from shipyard.store.params import (
     RunReleaseParams,
     RunRescheduleParams,
     RunScheduleParams,
+    RunStatsParams,
     RunTagsAddParams,
     ScheduledRuns,
     TaskListParams,
@@ -142,6 +145,10 @@ class ReadyListener(Protocol):
 
     async def wait(self, timeout: float) -> bool:
         """Wait for a wake-up or ``timeout`` seconds; True if woken."""
+        ...
+
+    def follow(self) -> asyncio.Event:
+        """A new event set on every wake-up from outside, without consuming the waiter's."""
         ...
 
     def close(self) -> None:
@@ -200,12 +207,27 @@ class Store(Protocol):
         """Runs newest first, filtered, one page at a time."""
         ...
 
+    async def batch_list(self, params: BatchListParams) -> tuple[list[BatchRecord], str | None]:
+        """Batches newest first (without their run ids), one page, and the next cursor."""
+        ...
+
+    async def run_stats(self, params: RunStatsParams) -> list[tuple[int, str, int]]:
+        """``(bucket, status, runs)``: runs created since ``created_from`` by window, status."""
+        ...
+
     async def run_claim(self, params: RunClaimParams) -> list[RunRecord]:
         """Atomically take up to ``limit`` ready runs, oldest priority-adjusted first."""
         ...
 
     async def run_finish_many(self, params: RunFinishManyParams) -> list[bool]:
         """Record the end of attempts; False where the fence rejected a stale attempt."""
+        ...
+
+    async def run_finish_and_claim(
+        self, finish: RunFinishManyParams, claim: RunClaimParams
+    ) -> tuple[list[bool], list[RunRecord]]:
+        """:meth:`run_finish_many`, then :meth:`run_claim` with the slots it freed, in one
+        transaction (a worker's finished batch and its next claim: one round trip)."""
         ...
 
     async def run_release(self, params: RunReleaseParams) -> bool:
@@ -392,6 +414,43 @@ class Store(Protocol):
         """The token a ``.wait()`` of an input stream blocks on (completed if data was kept)."""
         ...
 
+    # -- access ---------------------------------------------------------------------------
+
+    async def access_key_insert(self, params: AccessKeyInsertParams) -> AccessKeyRecord:
+        """Store a secret key (hashed); its environment gets a signing key if it has none."""
+        ...
+
+    async def access_key_list(self, params: AccessKeyListParams) -> list[AccessKeyRecord]:
+        """Secret keys (without hashes) of one environment or all, oldest first."""
+        ...
+
+    async def access_key_revoke(self, params: AccessKeyRevokeParams) -> AccessKeyRecord | None:
+        """Revoke a key by id; the key after, or None if there is none."""
+        ...
+
+    async def access_key_find(self, params: AccessKeyFindParams) -> AccessKeyRecord | None:
+        """The live key with this hash, whatever its environment."""
+        ...
+
+    async def signing_key_get(self, params: SigningKeyParams) -> str | None:
+        """An environment's signing key (``candidate`` becomes it if it has none)."""
+        ...
+
+    async def token_use(self, params: TokenUseParams) -> bool:
+        """Spend a single-use token: True the first time."""
+        ...
+
+    async def request_key_claim(self, params: RequestKeyClaimParams) -> RequestKeyClaim:
+        """Claim a request id, or what its first request answered."""
+        ...
+
+    async def request_key_answer(self, params: RequestKeyAnswerParams) -> None:
+        """Record the answer of a claimed request id."""
+        ...
+
+    async def request_key_release(self, params: RequestKeyReleaseParams) -> None:
+        """Forget an unanswered request id claim."""
+
     async def schedule_upsert(self, params: ScheduleUpsertParams) -> tuple[ScheduleRecord, bool]:
         """Create a schedule or update the one holding its key; (row, created)."""
         ...
@@ -430,49 +489,12 @@ class Store(Protocol):
 
     async def schedule_fire(self, params: ScheduleFireParams) -> ScheduleFireResult:
         """Fire one tick exactly once: compare-and-set the next tick and create its run."""
+        ...
 
     async def schedule_fire_many(
         self, params: Sequence[ScheduleFireParams]
     ) -> list[ScheduleFireResult]:
         """Fire many ticks in one transaction (each once); results in order."""
-        ...
-
-    # -- access ---------------------------------------------------------------------------
-
-    async def access_key_insert(self, params: AccessKeyInsertParams) -> AccessKeyRecord:
-        """Store a secret key (hashed); its environment gets a signing key if it has none."""
-        ...
-
-    async def access_key_list(self, params: AccessKeyListParams) -> list[AccessKeyRecord]:
-        """Secret keys (without hashes) of one environment or all, oldest first."""
-        ...
-
-    async def access_key_revoke(self, params: AccessKeyRevokeParams) -> AccessKeyRecord | None:
-        """Revoke a key by id; the key after, or None if there is none."""
-        ...
-
-    async def access_key_find(self, params: AccessKeyFindParams) -> AccessKeyRecord | None:
-        """The live key with this hash, whatever its environment."""
-        ...
-
-    async def signing_key_get(self, params: SigningKeyParams) -> str | None:
-        """An environment's signing key (``candidate`` becomes it if it has none)."""
-        ...
-
-    async def token_use(self, params: TokenUseParams) -> bool:
-        """Spend a single-use token: True the first time."""
-        ...
-
-    async def request_key_claim(self, params: RequestKeyClaimParams) -> RequestKeyClaim:
-        """Claim a request id, or what its first request answered."""
-        ...
-
-    async def request_key_answer(self, params: RequestKeyAnswerParams) -> None:
-        """Record the answer of a claimed request id."""
-        ...
-
-    async def request_key_release(self, params: RequestKeyReleaseParams) -> None:
-        """Forget an unanswered request id claim."""
         ...
 
     def worker_heartbeat(self, params: WorkerHeartbeatParams) -> int:
@@ -488,6 +510,7 @@ __all__ = [
     "AttemptListParams",
     "BatchGetParams",
     "BatchInsertParams",
+    "BatchListParams",
     "BatchRunsParams",
     "FeedListener",
     "IdempotencyKeyResetParams",
@@ -520,6 +543,7 @@ __all__ = [
     "RunReleaseParams",
     "RunRescheduleParams",
     "RunScheduleParams",
+    "RunStatsParams",
     "RunTagsAddParams",
     "ScheduledRuns",
     "Store",

@@ -27,6 +27,7 @@ the queue without counting the attempt.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -54,6 +55,9 @@ from shipyard.worker.heartbeat import Heartbeat
 from shipyard.worker.services import Outage, PeriodicService, SchedulerService, Service
 
 log = logging.getLogger("shipyard.worker")
+
+# The scheduler looks for an earlier due time at most this often when wake-ups arrive.
+_RECHECK = 0.02
 
 __all__ = ["Worker"]
 
@@ -105,24 +109,82 @@ class _Claimer(Service):
         listener = worker.listener
         assert listener is not None
         while not worker.stopping:
-            free = worker.concurrency - len(worker.active)
             claimed: list[RunRecord] = []
-            if free > 0:
-                try:
-                    claimed = await worker.engine.claim_runs(
-                        worker.id, worker.task_ids, free, worker.lease_ms, worker.version
-                    )
-                except Exception as exc:
-                    down_for = worker.outage.failed("claiming runs", exc)
-                    await asyncio.sleep(min(worker.poll_interval * (1 + down_for), 2.0))
-                    continue
-                worker.outage.ok()
-                for run in claimed:
-                    worker.take(run)
+            failed_for: float | None = None
+            # One claim at a time per worker: the finisher claims too (finish_and_claim), and
+            # each counts the free slots under this lock.
+            async with worker.claim_lock:
+                free = worker.concurrency - len(worker.active)
+                if free > 0:
+                    try:
+                        claimed = await worker.engine.claim_runs(
+                            worker.id, worker.task_ids, free, worker.lease_ms, worker.version
+                        )
+                    except Exception as exc:
+                        down_for = worker.outage.failed("claiming runs", exc)
+                        failed_for = min(worker.poll_interval * (1 + down_for), 2.0)
+                    else:
+                        worker.outage.ok()
+                        for run in claimed:
+                            worker.take(run)
+            if failed_for is not None:
+                await asyncio.sleep(failed_for)
+                continue
             self.passes += 1
             if not claimed or len(claimed) < free:
                 # Took what was ready (or nothing); more may come with the next wake-up.
                 await listener.wait(worker.poll_interval)
+
+
+class _Scheduler(Service):
+    """Promotes delayed runs and expires TTLs at their due time: after each pass it sleeps
+    until the earliest due time the store reported (at most ``tick``), or until new runs may
+    have brought an earlier one (a wake-up, at most one pass per ``_RECHECK`` seconds)."""
+
+    name = "promoter"
+
+    def __init__(self, worker: Worker, tick: float) -> None:
+        super().__init__()
+        self.worker = worker
+        self.tick = tick
+        # How long the last pass planned to sleep (seconds): a test reads it.
+        self.next_wait = tick
+
+    async def run(self) -> None:
+        worker = self.worker
+        assert worker.listener is not None
+        woken = worker.listener.follow()
+        loop = asyncio.get_running_loop()
+        wait = self.tick
+        while True:
+            started = loop.time()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), wait)
+            if woken.is_set():
+                # A wake-up (new runs, often thousands a second): look again, but not more
+                # often than every _RECHECK seconds.
+                woken.clear()
+                rest = _RECHECK - (loop.time() - started)
+                if rest > 0:
+                    await asyncio.sleep(rest)
+            wait = self.tick
+            try:
+                done = await worker.engine.promote_due()
+                worker.outage.ok()
+            except Exception as exc:
+                worker.outage.failed("scheduling delayed runs", exc)
+                self.passes += 1
+                continue
+            if done.expired:
+                log.info(
+                    "expired %d run(s) whose TTL passed before they started", len(done.expired)
+                )
+            if done.promoted:
+                worker.poke()
+            if done.next_due is not None:
+                wait = min(self.tick, max(0.0, (done.next_due - worker.engine.now()) / 1000))
+            self.next_wait = wait
+            self.passes += 1
 
 
 class _Finisher(Service):
@@ -182,6 +244,8 @@ class Worker:
         # stop() and the finisher both flush; one at a time, or stop() could return while
         # the finisher's write is in flight and then cancel it (losing a finished attempt).
         self._flush_lock = asyncio.Lock()
+        # Held while claiming and while counting free slots for a claim (see _Claimer).
+        self.claim_lock = asyncio.Lock()
         self.stopping = False
         self.listener: WakeListener | None = None
         self.task_ids: list[str] = []
@@ -204,7 +268,7 @@ class Worker:
         self.services: list[Service] = [
             _Claimer(self),
             _Finisher(self),
-            self._periodic("promoter", self._promote_due, tick, "scheduling delayed runs"),
+            _Scheduler(self, tick),
             self._periodic(
                 "versions", self._promote_pending, 1.0, "starting runs waiting for a version"
             ),
@@ -317,7 +381,7 @@ class Worker:
         while len(self.parked) > self.max_parked:
             # Bound memory: the oldest parked runs resume by replay wherever they are claimed.
             self._evict(next(iter(self.parked.values())))
-        self._poke()  # a slot is free
+        self.poke()  # a slot is free
         # max_duration counts execution, not waiting.
         pause_deadline(active.scope)
         try:
@@ -352,12 +416,21 @@ class Worker:
         if outcome.status is None:
             if self.active.get(active.run.id) is active:
                 del self.active[active.run.id]
-            self._poke()
+            self.poke()
             return
         self.pending.append((active, outcome))
         self.pending_event.set()
 
-    def _poke(self) -> None:
+    def _wake_at(self, at_ms: int) -> None:
+        """Wake the claimer when a retry this worker wrote falls due, instead of at the next
+        backup poll (2 ms late: the clock is in whole milliseconds, and the loop's timer
+        and the wall clock may disagree by a fraction of one). Under a fake clock the wait
+        is real time, and the backup poll covers it."""
+        delay = (at_ms - self.engine.now()) / 1000 + 0.002
+        asyncio.get_running_loop().call_later(max(0.0, delay), self.poke)
+
+    def poke(self) -> None:
+        """Wake the claimer: slots are free or runs are ready."""
         if self.listener is not None:
             self.listener.poke()
 
@@ -393,10 +466,17 @@ class Worker:
                     parent_run_id=active.run.parent_run_id,
                 )
             )
-        accepted = await self._write_results(results)
+        # The slots this batch frees are claimed again in the same round trip, under the
+        # claim lock, and the batch leaves `active` before the lock is released: the claimer
+        # never counts a slot twice.
+        async with self.claim_lock:
+            accepted, claimed = await self._write_results(results, freeing=len(batch))
+            for active, _ in batch:
+                if self.active.get(active.run.id) is active:
+                    del self.active[active.run.id]
+            for run in claimed:
+                self.take(run)
         for (active, outcome), ok in zip(batch, accepted, strict=True):
-            if self.active.get(active.run.id) is active:
-                del self.active[active.run.id]
             if not ok:
                 log.warning(
                     "%s attempt %d: result rejected, the run is no longer ours "
@@ -406,6 +486,8 @@ class Worker:
                 )
                 continue
             self.completed += 1
+            if outcome.status == RunStatus.QUEUED and outcome.retry_at is not None:
+                self._wake_at(outcome.retry_at)
             log.info(
                 "%s %s attempt %d → %s",
                 active.run.id,
@@ -419,15 +501,34 @@ class Worker:
             # The results are written; a lost wake-up only waits for the backup poll. Raising
             # here would end the finisher and strand every later result.
             self.outage.failed("settling finished runs", exc)
-        self._poke()
+        if not claimed:
+            # Slots are free (the claim found nothing ready, or was not made): the claimer
+            # looks again.
+            self.poke()
 
-    async def _write_results(self, results: list[AttemptResult]) -> list[bool]:
+    async def _write_results(
+        self, results: list[AttemptResult], *, freeing: int
+    ) -> tuple[list[bool], list[RunRecord]]:
+        """Write results, claiming with the slots they free (``freeing`` of ``active``) in the
+        same round trip; after a failure, write them alone (the claimer claims)."""
+        free = self.concurrency - (len(self.active) - freeing)
+        if free > 0 and not self.stopping and self.task_ids:
+            try:
+                written = await self.engine.finish_and_claim(
+                    self.id, results, self.task_ids, free, self.lease_ms, self.version
+                )
+                self.outage.ok()
+                return written
+            except Exception as exc:
+                # Nothing was written (one transaction); the attempt-number fence makes a
+                # write that did commit unseen safe to repeat.
+                self.outage.failed(f"writing {len(results)} result(s)", exc)
         delay = 0.1
         while True:
             try:
                 accepted = await self.engine.finish_attempts(self.id, results)
                 self.outage.ok()
-                return accepted
+                return accepted, []
             except Exception as exc:
                 # Results stay in memory until the database takes them; the attempt-number
                 # fence makes a late write safe.
@@ -437,20 +538,13 @@ class Worker:
 
     # -- housekeeping duties --------------------------------------------------------------
 
-    async def _promote_due(self) -> None:
-        done = await self.engine.promote_due()
-        if done.expired:
-            log.info("expired %d run(s) whose TTL passed before they started", len(done.expired))
-        if done.promoted:
-            self._poke()
-
     async def _promote_pending(self) -> None:
         if await self.engine.promote_pending(self.task_ids):
-            self._poke()
+            self.poke()
 
     async def _resolve_waitpoints(self) -> None:
         if await self.engine.resolve_waitpoints():
-            self._poke()
+            self.poke()
 
     async def _check_parked(self) -> None:
         """Evict parked coroutines idle too long, or whose run was canceled or is executing
@@ -518,8 +612,12 @@ class Worker:
             return
         self.stopping = True
         grace = self.engine.settings.shutdown_grace if grace is None else grace
-        self._poke()
+        self.poke()
         await self.service("claimer").stop()
+        # A finish that claims may be in flight: its runs join `active` before the lock is
+        # released, and every later finish sees `stopping` and claims nothing.
+        async with self.claim_lock:
+            pass
         parked = list(self.parked.values())
         for active in parked:
             # The runs stay WAITING; whoever claims them when they resolve replays them.

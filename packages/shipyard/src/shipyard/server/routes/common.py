@@ -4,6 +4,7 @@ a retried request (``x-trigger-request-idempotency-key``) with what its first at
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,12 +12,31 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from shipyard.engine.engine import Engine
+from shipyard.engine.idempotency import IdempotencyKey
 from shipyard.errors import RequestInProgressError
 from shipyard.jsonutil import dumps, loads
 from shipyard.schemas.errors import ErrorResponse
 from shipyard.schemas.headers import REQUEST_IDEMPOTENCY_HEADER, TRIGGER_JWT_HEADER
 
-__all__ = ["ERRORS", "PUBLIC_ERRORS", "once"]
+__all__ = ["ERRORS", "PUBLIC_ERRORS", "final_keys", "once"]
+
+_HASHED = re.compile(r"^[0-9a-f]{64}$")
+
+
+def final_keys(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with an ``idempotency_key`` that is already a SHA-256 hex taken as final.
+
+    Trigger.dev's SDKs hash a key client-side (``sha256`` of its parts and scope) and its
+    server stores what it receives; Shipyard's engine hashes a raw key once. Taking a 64-hex
+    key as received keeps both agreeing: the official SDK's ``"k1"`` arrives as
+    ``sha256("k1")``, which is what ``trigger(idempotency_key="k1")`` stores from Python (and
+    what a raw ``"k1"`` sent with curl becomes), so ``idempotencyKeys.reset`` finds it.
+    """
+    key = options.get("idempotency_key")
+    if isinstance(key, str) and _HASHED.match(key):
+        return {**options, "idempotency_key": IdempotencyKey(key)}
+    return options
+
 
 _ERROR = {"model": ErrorResponse}
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -146,8 +146,8 @@ def router() -> APIRouter:
     ) -> JSONResponse:
         """One page of runs, newest first. Filters: ``filter[status]``,
         ``filter[taskIdentifier]``, ``filter[tag]`` (one), ``filter[batch]``,
-        ``filter[createdAt][from|to|period]``; paging: ``page[size]`` (≤ 100), ``page[after]``
-        (the previous page's ``pagination.next``)."""
+        ``filter[schedule]``, ``filter[createdAt][from|to|period]``; paging: ``page[size]``
+        (≤ 100), ``page[after]`` (the previous page's ``pagination.next``)."""
         query = parse_run_list_query(request.query_params.multi_items())
         if len(query.tags) > 1:
             raise ValidationError(
@@ -161,6 +161,7 @@ def router() -> APIRouter:
             task_ids=query.task_identifiers,
             tag=query.tags[0] if query.tags else None,
             batch_id=query.batch,
+            schedule_id=query.schedule,
             created_from=created_from,
             created_to=created_to,
             limit=query.page.size,

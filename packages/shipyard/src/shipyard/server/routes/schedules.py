@@ -28,6 +28,8 @@ from shipyard.models.schedules import Schedule
 from shipyard.schemas.filters import parse_offset_page
 from shipyard.schemas.schedules import (
     CreateScheduleRequest,
+    ListSchedulesResponse,
+    ScheduleObject,
     TimezonesResponse,
     UpdateScheduleRequest,
 )
@@ -53,7 +55,12 @@ def router() -> APIRouter:
     """The schedule routes."""
     api = APIRouter(route_class=JsonRoute, tags=["schedules"])
 
-    @api.post("/api/v1/schedules", responses=ERRORS, summary="Create a schedule")
+    @api.post(
+        "/api/v1/schedules",
+        response_model=ScheduleObject,
+        responses=ERRORS,
+        summary="Create a schedule",
+    )
     async def create_schedule(body: CreateScheduleRequest, caller: SecretCaller) -> JSONResponse:
         """Create an imperative schedule, or update the one holding ``deduplicationKey``."""
         schedule = await caller.engine.create_schedule(
@@ -64,23 +71,42 @@ def router() -> APIRouter:
             external_id=body.external_id,
             window=body.window,
         )
-        return JSONResponse(schedule_json(schedule))
+        return wire(ScheduleObject.model_validate(schedule_json(schedule)))
 
-    @api.get("/api/v1/schedules", responses=ERRORS, summary="List schedules")
+    @api.get(
+        "/api/v1/schedules",
+        response_model=ListSchedulesResponse,
+        responses=ERRORS,
+        summary="List schedules",
+    )
     async def list_schedules(request: Request, caller: SecretCaller) -> JSONResponse:
         """One page of the environment's schedules: ``{data, pagination}``."""
         page = parse_offset_page(request.query_params.multi_items())
         found = await caller.engine.list_schedules(page=page.page, per_page=page.per_page)
         body = found.to_dict()
         body["data"] = [schedule_json(s) for s in found.data]
-        return JSONResponse(body)
+        return wire(ListSchedulesResponse.model_validate(body))
 
-    @api.get("/api/v1/schedules/{schedule_id}", responses=ERRORS, summary="Retrieve a schedule")
+    @api.get(
+        "/api/v1/schedules/{schedule_id}",
+        response_model=ScheduleObject,
+        responses=ERRORS,
+        summary="Retrieve a schedule",
+    )
     async def retrieve_schedule(schedule_id: str, caller: SecretCaller) -> JSONResponse:
         """One schedule by id."""
-        return JSONResponse(schedule_json(await caller.engine.retrieve_schedule(schedule_id)))
+        return wire(
+            ScheduleObject.model_validate(
+                schedule_json(await caller.engine.retrieve_schedule(schedule_id))
+            )
+        )
 
-    @api.put("/api/v1/schedules/{schedule_id}", responses=ERRORS, summary="Update a schedule")
+    @api.put(
+        "/api/v1/schedules/{schedule_id}",
+        response_model=ScheduleObject,
+        responses=ERRORS,
+        summary="Update a schedule",
+    )
     async def update_schedule(
         schedule_id: str, body: UpdateScheduleRequest, caller: SecretCaller
     ) -> JSONResponse:
@@ -94,22 +120,49 @@ def router() -> APIRouter:
             deduplication_key=body.deduplication_key,
             window=body.window,
         )
-        return JSONResponse(schedule_json(schedule))
+        return wire(ScheduleObject.model_validate(schedule_json(schedule)))
 
-    @api.delete("/api/v1/schedules/{schedule_id}", responses=ERRORS, summary="Delete a schedule")
+    @api.delete(
+        "/api/v1/schedules/{schedule_id}",
+        response_model=ScheduleObject,
+        responses=ERRORS,
+        summary="Delete a schedule",
+    )
     async def delete_schedule(schedule_id: str, caller: SecretCaller) -> JSONResponse:
         """Delete an imperative schedule; answers it as it was."""
-        return JSONResponse(schedule_json(await caller.engine.delete_schedule(schedule_id)))
+        return wire(
+            ScheduleObject.model_validate(
+                schedule_json(await caller.engine.delete_schedule(schedule_id))
+            )
+        )
 
-    @api.post("/api/v1/schedules/{schedule_id}/activate", responses=ERRORS, summary="Activate")
+    @api.post(
+        "/api/v1/schedules/{schedule_id}/activate",
+        response_model=ScheduleObject,
+        responses=ERRORS,
+        summary="Activate",
+    )
     async def activate_schedule(schedule_id: str, caller: SecretCaller) -> JSONResponse:
         """Fire again, from the next tick after now."""
-        return JSONResponse(schedule_json(await caller.engine.activate_schedule(schedule_id)))
+        return wire(
+            ScheduleObject.model_validate(
+                schedule_json(await caller.engine.activate_schedule(schedule_id))
+            )
+        )
 
-    @api.post("/api/v1/schedules/{schedule_id}/deactivate", responses=ERRORS, summary="Deactivate")
+    @api.post(
+        "/api/v1/schedules/{schedule_id}/deactivate",
+        response_model=ScheduleObject,
+        responses=ERRORS,
+        summary="Deactivate",
+    )
     async def deactivate_schedule(schedule_id: str, caller: SecretCaller) -> JSONResponse:
         """Stop firing until activated."""
-        return JSONResponse(schedule_json(await caller.engine.deactivate_schedule(schedule_id)))
+        return wire(
+            ScheduleObject.model_validate(
+                schedule_json(await caller.engine.deactivate_schedule(schedule_id))
+            )
+        )
 
     @api.get(
         "/api/v1/timezones",

@@ -29,7 +29,7 @@ from shipyard.schemas.tasks import (
     TriggerTaskResponse,
 )
 from shipyard.server.auth import Caller, public_caller, secret_caller
-from shipyard.server.routes.common import ERRORS, PUBLIC_ERRORS, Outcome, once
+from shipyard.server.routes.common import ERRORS, PUBLIC_ERRORS, Outcome, final_keys, once
 from shipyard.server.routing import JsonRoute, wire
 
 __all__ = ["router"]
@@ -74,7 +74,7 @@ def router() -> APIRouter:
         access token needs ``write:tasks:<taskId>``; a single-use one works once."""
         caller.require("write", "tasks", task_id)
         payload = body.decoded_payload()
-        options = body.trigger_options()
+        options = final_keys(body.trigger_options())
         await _spend(caller)
         engine = caller.engine
 
@@ -105,7 +105,7 @@ def router() -> APIRouter:
         task of the batch."""
         for task in dict.fromkeys(item.task for item in body.items):
             caller.require("write", "tasks", task)
-        items = body.engine_items()
+        items = [{**item, "options": final_keys(item["options"])} for item in body.engine_items()]
         options = {"idempotency_key": idempotency_key} if idempotency_key else {}
         await _spend(caller)
         engine = caller.engine

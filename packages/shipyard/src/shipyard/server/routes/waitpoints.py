@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from shipyard.engine.engine import Engine
-from shipyard.errors import InvalidTokenError, ValidationError
+from shipyard.errors import AuthenticationError, ValidationError
 from shipyard.jsonutil import MAX_JSON_DEPTH, loads
 from shipyard.schemas.filters import parse_token_list_query
 from shipyard.schemas.runs import CursorPagination
@@ -35,7 +35,7 @@ from shipyard.schemas.tokens import (
     WaitpointTokenItem,
 )
 from shipyard.server.auth import Caller, Gatekeeper, public_caller, secret_caller
-from shipyard.server.routes.common import ERRORS, PUBLIC_ERRORS, Outcome, once
+from shipyard.server.routes.common import ERRORS, PUBLIC_ERRORS, Outcome, final_keys, once
 from shipyard.server.routing import JsonRoute, wire
 
 __all__ = ["router"]
@@ -79,7 +79,7 @@ def router() -> APIRouter:
         completed). A live token with the same ``idempotencyKey`` is returned instead
         (``isCached``). ``url`` completes it without other credentials; ``x-trigger-jwt`` is
         a public access token (24 h) that can complete it."""
-        options = body.token_options() if body else {}
+        options = final_keys(body.token_options()) if body else {}
         engine = caller.engine
 
         async def run() -> Outcome:
@@ -181,7 +181,7 @@ def router() -> APIRouter:
         the credential: a wrong signature is 401 and changes nothing."""
         engine = await _callback_engine(request.app.state.gatekeeper, token_id, signature)
         if engine is None:
-            raise InvalidTokenError("Invalid callback signature for this wait token.")
+            raise AuthenticationError("Invalid callback signature for this wait token.")
         body = await request.body()
         data: Any = (
             loads(body, max_depth=MAX_JSON_DEPTH, what="The request body") if body.strip() else {}

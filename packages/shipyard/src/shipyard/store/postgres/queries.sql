@@ -80,6 +80,39 @@ WHERE environment = :environment
 ORDER BY id DESC
 LIMIT :limit;
 
+-- name: run_list_children
+-- run_list of one run's children: by the parent index (a partial one: hence IS NOT NULL).
+SELECT * FROM runs
+WHERE parent_run_id = :parent_run_id AND parent_run_id IS NOT NULL
+  AND environment = :environment
+  AND (CAST(:cursor AS text) IS NULL OR id < :cursor)
+  AND (CAST(:statuses AS json) IS NULL
+       OR status IN (SELECT json_array_elements_text(CAST(:statuses AS json))))
+  AND (CAST(:task_ids AS json) IS NULL
+       OR task_id IN (SELECT json_array_elements_text(CAST(:task_ids AS json))))
+  AND (CAST(:tag AS text) IS NULL
+       OR id IN (SELECT run_id FROM run_tags WHERE tag = :tag))
+  AND (CAST(:batch_id AS text) IS NULL OR batch_id = :batch_id)
+  AND (CAST(:schedule_id AS text) IS NULL OR schedule_id = :schedule_id)
+  AND (CAST(:created_from AS bigint) IS NULL OR created_at >= :created_from)
+  AND (CAST(:created_to AS bigint) IS NULL OR created_at <= :created_to)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: batch_list
+SELECT id, environment, status, run_count, idempotency_key, created_at, completed_at
+FROM batches
+WHERE environment = :environment AND (CAST(:cursor AS text) IS NULL OR id < :cursor)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: run_stats
+SELECT (created_at - CAST(:created_from AS bigint)) / CAST(:bucket_ms AS bigint) AS bucket,
+       status, COUNT(*) AS runs
+FROM runs
+WHERE environment = :environment AND created_at >= CAST(:created_from AS bigint)
+GROUP BY 1, 2;
+
 -- name: run_pending_exists
 SELECT 1 FROM runs
 WHERE environment = :environment AND status = 'PENDING_VERSION'

@@ -47,6 +47,7 @@ from shipyard.store.procedures.realtime import (
 from shipyard.store.procedures.runs import (
     attempt_list,
     batch_get,
+    batch_list,
     batch_runs,
     idempotency_key_reset,
     insert_resolved,
@@ -64,6 +65,7 @@ from shipyard.store.procedures.runs import (
     run_release,
     run_reschedule,
     run_schedule_due,
+    run_stats,
     run_tags_add,
 )
 from shipyard.store.procedures.waitpoints import (
@@ -84,6 +86,7 @@ __all__ = [
     "access_key_revoke",
     "attempt_list",
     "batch_get",
+    "batch_list",
     "batch_runs",
     "environment_rate_take",
     "feed_head",
@@ -116,6 +119,7 @@ __all__ = [
     "run_release",
     "run_reschedule",
     "run_schedule_due",
+    "run_stats",
     "run_tags_add",
     "signing_key_get",
     "stream_append",

@@ -19,6 +19,7 @@ from shipyard.records import (
 from shipyard.store.params import (
     AttemptListParams,
     BatchGetParams,
+    BatchListParams,
     BatchRunsParams,
     IdempotencyKeyResetParams,
     ReapedRun,
@@ -38,6 +39,7 @@ from shipyard.store.params import (
     RunReleaseParams,
     RunRescheduleParams,
     RunScheduleParams,
+    RunStatsParams,
     RunTagsAddParams,
     ScheduledRuns,
 )
@@ -214,7 +216,7 @@ def run_get(p: RunGetParams) -> Procedure[RunRecord | None]:
 def run_list(p: RunListParams) -> Procedure[Page]:
     """Runs newest first, filtered, one page (one extra row tells whether more follow)."""
     items: list[RunRecord] = yield runs(
-        "run_list",
+        "run_list" if p.parent_run_id is None else "run_list_children",
         {
             "environment": p.environment,
             "cursor": p.cursor,
@@ -225,12 +227,26 @@ def run_list(p: RunListParams) -> Procedure[Page]:
             "schedule_id": p.schedule_id,
             "created_from": p.created_from,
             "created_to": p.created_to,
+            "parent_run_id": p.parent_run_id,
             "limit": p.limit + 1,
         },
     )
     more = len(items) > p.limit
     items = items[: p.limit]
     return Page(items=items, next_cursor=items[-1].id if more and items else None)
+
+
+def run_stats(p: RunStatsParams) -> Procedure[list[tuple[int, str, int]]]:
+    """``(bucket, status, runs)`` for the runs created at or after ``created_from``."""
+    found = yield rows(
+        "run_stats",
+        {
+            "environment": p.environment,
+            "created_from": p.created_from,
+            "bucket_ms": p.bucket_ms,
+        },
+    )
+    return [(int(b), str(s), int(n)) for b, s, n in found]
 
 
 def run_finish_many(p: RunFinishManyParams) -> Procedure[list[bool]]:
@@ -392,16 +408,27 @@ def attempt_list(p: AttemptListParams) -> Procedure[list[AttemptRecord]]:
 
 def run_schedule_due(p: RunScheduleParams) -> Procedure[ScheduledRuns]:
     """Expire runs whose TTL passed unstarted, then promote due DELAYED runs (a run due and
-    expired at once expires). Peeks first: an idle tick takes no write lock."""
+    expired at once expires). Peeks first: an idle tick takes no write lock. Returns when the
+    next such change is due, so a worker can sleep until exactly then."""
     values = {"environment": p.environment, "now": p.now, "expired_error": p.expired_error}
-    if (yield row("run_due_exists", values)) is None:
-        return ScheduledRuns(promoted=[], expired=[])
+    next_due = _next_due((yield row("run_next_due", values)))
+    if next_due is None or next_due > p.now:
+        return ScheduledRuns(promoted=[], expired=[], next_due=next_due)
     yield begin()
     expired = [r[0] for r in (yield rows("run_expire_due", values))]
     promoted = [r[0] for r in (yield rows("run_promote_due", values))]
     if promoted:
         yield notify(p.environment, p.now)
-    return ScheduledRuns(promoted=promoted, expired=expired)
+    after = _next_due((yield row("run_next_due", values)))
+    return ScheduledRuns(promoted=promoted, expired=expired, next_due=after)
+
+
+def _next_due(found: Any) -> int | None:
+    """The earlier of a ``run_next_due`` row's two times (either may be NULL)."""
+    if found is None:
+        return None
+    times = [int(t) for t in found if t is not None]
+    return min(times) if times else None
 
 
 def run_reschedule(p: RunRescheduleParams) -> Procedure[RunRecord | None]:
@@ -425,6 +452,15 @@ def batch_get(p: BatchGetParams) -> Procedure[BatchRecord | None]:
     """One batch by id."""
     found = yield row("batch_get", {"environment": p.environment, "id": p.batch_id})
     return BatchRecord(*found) if found else None
+
+
+def batch_list(p: BatchListParams) -> Procedure[tuple[list[BatchRecord], str | None]]:
+    """Batches newest first (without their run ids), one page, and the next page's cursor."""
+    found = yield rows(
+        "batch_list", {"environment": p.environment, "cursor": p.cursor, "limit": p.limit + 1}
+    )
+    items = [BatchRecord(*r) for r in found[: p.limit]]
+    return items, items[-1].id if len(found) > p.limit and items else None
 
 
 def batch_runs(p: BatchRunsParams) -> Procedure[list[RunRecord]]:

@@ -132,15 +132,16 @@ WHERE run_id = :run_id
   AND EXISTS (SELECT 1 FROM runs WHERE id = :run_id AND environment = :environment)
 ORDER BY id;
 
--- name: run_due_exists
-SELECT 1 WHERE EXISTS (
-    SELECT 1 FROM runs WHERE environment = :environment AND status = 'DELAYED'
-        AND delay_until <= :now
-) OR EXISTS (
-    SELECT 1 FROM runs WHERE environment = :environment
+-- name: run_next_due
+-- When the scheduler has work next: the earliest DELAYED run's time, and the earliest TTL of
+-- a run that never started (two probes of the partial indexes runs_delayed and runs_ttl).
+SELECT
+    (SELECT delay_until FROM runs WHERE environment = :environment AND status = 'DELAYED'
+     ORDER BY delay_until LIMIT 1) AS delay_until,
+    (SELECT ttl_expires_at FROM runs WHERE environment = :environment
         AND status IN ('QUEUED', 'DELAYED', 'PENDING_VERSION')
-        AND ttl_expires_at <= :now AND started_at IS NULL
-);
+        AND ttl_expires_at IS NOT NULL AND started_at IS NULL
+     ORDER BY ttl_expires_at LIMIT 1) AS ttl_expires_at;
 
 -- name: run_expire_due
 -- TTL applies only to runs that never started (retries and released runs are never expired);
@@ -453,6 +454,64 @@ LIMIT 1;
 -- name: input_wait_delete
 DELETE FROM input_stream_waits WHERE waitpoint_id = :waitpoint_id;
 
+-- name: access_key_insert
+INSERT INTO access_keys (id, environment, name, prefix, key_hash, created_at)
+VALUES (:id, :environment, :name, :prefix, :key_hash, :now);
+
+-- name: access_key_list
+SELECT id, environment, name, prefix, created_at, revoked_at FROM access_keys
+WHERE (CAST(:environment AS TEXT) IS NULL OR environment = :environment)
+ORDER BY created_at, id;
+
+-- name: access_key_get
+SELECT id, environment, name, prefix, created_at, revoked_at FROM access_keys WHERE id = :id;
+
+-- name: access_key_revoke
+UPDATE access_keys SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL;
+
+-- name: access_key_find
+SELECT id, environment, name, prefix, created_at, revoked_at FROM access_keys
+WHERE key_hash = :key_hash AND revoked_at IS NULL;
+
+-- name: signing_key_insert
+INSERT INTO signing_keys (environment, signing_key, created_at)
+VALUES (:environment, :signing_key, :now)
+ON CONFLICT (environment) DO NOTHING;
+
+-- name: signing_key_get
+SELECT signing_key FROM signing_keys WHERE environment = :environment;
+
+-- name: used_token_purge
+DELETE FROM used_tokens WHERE expires_at < :now;
+
+-- name: used_token_insert
+INSERT INTO used_tokens (environment, jti, used_at, expires_at)
+VALUES (:environment, :jti, :now, :expires_at)
+ON CONFLICT (environment, jti) DO NOTHING;
+
+-- name: request_key_purge
+DELETE FROM request_keys WHERE expires_at < :now;
+
+-- name: request_key_claim
+-- A new key, or one whose first request never answered (it crashed) and went stale.
+INSERT INTO request_keys (environment, request_key, response, created_at, expires_at)
+VALUES (:environment, :request_key, NULL, :now, :expires_at)
+ON CONFLICT (environment, request_key) DO UPDATE SET created_at = excluded.created_at,
+    expires_at = excluded.expires_at
+WHERE request_keys.response IS NULL AND request_keys.created_at < :stale_before;
+
+-- name: request_key_get
+SELECT response FROM request_keys
+WHERE environment = :environment AND request_key = :request_key AND expires_at >= :now;
+
+-- name: request_key_answer
+UPDATE request_keys SET response = :response
+WHERE environment = :environment AND request_key = :request_key;
+
+-- name: request_key_release
+DELETE FROM request_keys
+WHERE environment = :environment AND request_key = :request_key AND response IS NULL;
+
 -- -- schedules (0009) ---------------------------------------------------------------------------
 
 -- name: schedule_insert
@@ -586,60 +645,3 @@ WHERE environment = :environment AND id = :id AND active = 1 AND next_run = :exp
 
 -- name: run_set_schedule
 UPDATE runs SET schedule_id = :schedule_id WHERE id = :id;
--- name: access_key_insert
-INSERT INTO access_keys (id, environment, name, prefix, key_hash, created_at)
-VALUES (:id, :environment, :name, :prefix, :key_hash, :now);
-
--- name: access_key_list
-SELECT id, environment, name, prefix, created_at, revoked_at FROM access_keys
-WHERE (CAST(:environment AS TEXT) IS NULL OR environment = :environment)
-ORDER BY created_at, id;
-
--- name: access_key_get
-SELECT id, environment, name, prefix, created_at, revoked_at FROM access_keys WHERE id = :id;
-
--- name: access_key_revoke
-UPDATE access_keys SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL;
-
--- name: access_key_find
-SELECT id, environment, name, prefix, created_at, revoked_at FROM access_keys
-WHERE key_hash = :key_hash AND revoked_at IS NULL;
-
--- name: signing_key_insert
-INSERT INTO signing_keys (environment, signing_key, created_at)
-VALUES (:environment, :signing_key, :now)
-ON CONFLICT (environment) DO NOTHING;
-
--- name: signing_key_get
-SELECT signing_key FROM signing_keys WHERE environment = :environment;
-
--- name: used_token_purge
-DELETE FROM used_tokens WHERE expires_at < :now;
-
--- name: used_token_insert
-INSERT INTO used_tokens (environment, jti, used_at, expires_at)
-VALUES (:environment, :jti, :now, :expires_at)
-ON CONFLICT (environment, jti) DO NOTHING;
-
--- name: request_key_purge
-DELETE FROM request_keys WHERE expires_at < :now;
-
--- name: request_key_claim
--- A new key, or one whose first request never answered (it crashed) and went stale.
-INSERT INTO request_keys (environment, request_key, response, created_at, expires_at)
-VALUES (:environment, :request_key, NULL, :now, :expires_at)
-ON CONFLICT (environment, request_key) DO UPDATE SET created_at = excluded.created_at,
-    expires_at = excluded.expires_at
-WHERE request_keys.response IS NULL AND request_keys.created_at < :stale_before;
-
--- name: request_key_get
-SELECT response FROM request_keys
-WHERE environment = :environment AND request_key = :request_key AND expires_at >= :now;
-
--- name: request_key_answer
-UPDATE request_keys SET response = :response
-WHERE environment = :environment AND request_key = :request_key;
-
--- name: request_key_release
-DELETE FROM request_keys
-WHERE environment = :environment AND request_key = :request_key AND response IS NULL;

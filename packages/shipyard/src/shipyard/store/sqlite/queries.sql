@@ -33,6 +33,36 @@ WHERE environment = :environment
 ORDER BY id DESC
 LIMIT :limit;
 
+-- name: run_list_children
+-- run_list of one run's children: by the parent index (a partial one: hence IS NOT NULL),
+-- named, as the planner would rather walk the environment's runs in id order.
+SELECT * FROM runs INDEXED BY runs_by_parent
+WHERE parent_run_id = :parent_run_id AND parent_run_id IS NOT NULL
+  AND environment = :environment
+  AND (:cursor IS NULL OR id < :cursor)
+  AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+  AND (:task_ids IS NULL OR task_id IN (SELECT value FROM json_each(:task_ids)))
+  AND (:tag IS NULL OR id IN (SELECT run_id FROM run_tags WHERE tag = :tag))
+  AND (:batch_id IS NULL OR batch_id = :batch_id)
+  AND (:schedule_id IS NULL OR schedule_id = :schedule_id)
+  AND (:created_from IS NULL OR created_at >= :created_from)
+  AND (:created_to IS NULL OR created_at <= :created_to)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: batch_list
+SELECT id, environment, status, run_count, idempotency_key, created_at, completed_at
+FROM batches
+WHERE environment = :environment AND (:cursor IS NULL OR id < :cursor)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: run_stats
+SELECT (created_at - :created_from) / :bucket_ms AS bucket, status, COUNT(*) AS runs
+FROM runs
+WHERE environment = :environment AND created_at >= :created_from
+GROUP BY bucket, status;
+
 -- name: run_get_debounced
 SELECT * FROM runs
 WHERE environment = :environment AND task_id = :task_id AND debounce_key = :debounce_key

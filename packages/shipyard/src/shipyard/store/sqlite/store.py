@@ -44,6 +44,7 @@ from shipyard.store.params import (
     MigrateParams,
     ReadyNotifyParams,
     RunClaimParams,
+    RunFinishManyParams,
     RunInsertParams,
     RunInsertResult,
     WorkerHeartbeatParams,
@@ -315,6 +316,16 @@ class SqliteStore(StoreCore):
         if params.limit <= 0 or not params.task_ids:
             return []
         return await self._run(run_claim(params))
+
+    async def run_finish_and_claim(
+        self, finish: RunFinishManyParams, claim: RunClaimParams
+    ) -> tuple[list[bool], list[RunRecord]]:
+        """Record the end of attempts, then claim with the slots they freed: one transaction."""
+        if not finish.finishes:
+            return [], await self.run_claim(claim)
+        if claim.limit <= 0 or not claim.task_ids:
+            return await self.run_finish_many(finish), []
+        return await self._run(_finish_and_claim(finish, claim))
 
     def worker_heartbeat(self, params: WorkerHeartbeatParams) -> int:
         """Blocking, callable from any thread: extend the worker's leases; return how many."""
@@ -596,3 +607,11 @@ def _split_statements(script: str) -> list[str]:
                 statements.append(statement)
             buffer = ""
     return statements
+
+
+def _finish_and_claim(
+    finish: RunFinishManyParams, claim: RunClaimParams
+) -> Procedure[tuple[list[bool], list[RunRecord]]]:
+    accepted = yield from procedures.run_finish_many(finish)
+    claimed = yield from run_claim(claim)
+    return accepted, claimed

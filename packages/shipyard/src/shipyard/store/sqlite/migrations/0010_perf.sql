@@ -1,0 +1,1 @@
+-- SQLite needs nothing here: its slot triggers are per row and cheap (no row versions).
