@@ -240,3 +240,55 @@ async def test_a_tick_fired_again_resolves_to_the_same_run(store: Store) -> None
     assert again.claimed and again.cached
     assert first.run is not None and again.run is not None and again.run.id == first.run.id
     assert json.loads(again.run.payload or "null") == {}
+
+
+async def test_fire_many_overlapping_sets_fire_each_tick_once(store: Store) -> None:
+    records = [
+        (await store.schedule_upsert(ScheduleUpsertParams(schedule(deduplication_key=f"k{i}"))))[0]
+        for i in range(12)
+    ]
+
+    def fire(record: ScheduleRecord, key: str) -> ScheduleFireParams:
+        return ScheduleFireParams(
+            ENV, record.id, 3_600_000, 7_200_000, 7_200_000, 3_600_001, 3_600_000, run_params(key)
+        )
+
+    # Three schedulers fire overlapping sets in opposite orders, each in one transaction.
+    sets = [records[:8], list(reversed(records[4:])), records[::2]]
+    results = await asyncio.gather(
+        *[
+            store.schedule_fire_many([fire(r, f"{n}-{r.id}") for r in chosen])
+            for n, chosen in enumerate(sets)
+        ]
+    )
+    claimed = [
+        chosen[i].id
+        for chosen, batch in zip(sets, results, strict=True)
+        for i, result in enumerate(batch)
+        if result.claimed
+    ]
+    assert sorted(claimed) == sorted(r.id for r in records)  # each exactly once
+    runs = (await store.run_list(RunListParams(ENV, limit=100))).items
+    assert sorted(r.schedule_id or "" for r in runs) == sorted(r.id for r in records)
+    assert await store.schedule_fire_many([]) == []
+
+
+async def test_fire_many_settles_a_held_key_and_inserts_the_rest(store: Store) -> None:
+    first, _ = await store.schedule_upsert(ScheduleUpsertParams(schedule(deduplication_key="a")))
+    second, _ = await store.schedule_upsert(ScheduleUpsertParams(schedule(deduplication_key="b")))
+    held = await store.run_insert(run_params("held-key"))
+
+    def fire(record: ScheduleRecord, key: str) -> ScheduleFireParams:
+        return ScheduleFireParams(
+            ENV, record.id, 3_600_000, 7_200_000, 7_200_000, 3_600_001, 3_600_000, run_params(key)
+        )
+
+    results = await store.schedule_fire_many([fire(first, "held-key"), fire(second, "fresh")])
+    assert [r.claimed for r in results] == [True, True]
+    assert results[0].cached and results[0].run is not None
+    assert results[0].run.id == held.run.id  # the key's run, not a second one
+    assert not results[1].cached and results[1].run is not None
+    assert results[1].run.schedule_id == second.id
+    stored = await store.run_get(RunGetParams(ENV, results[1].run.id))
+    assert stored is not None and stored.schedule_id == second.id
+    assert len((await store.run_list(RunListParams(ENV))).items) == 2

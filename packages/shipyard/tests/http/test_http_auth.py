@@ -41,6 +41,16 @@ ROUTES: dict[tuple[str, str], dict[str, Any]] = {
         "json": {"type": "custom", "concurrencyLimit": 1}
     },
     ("POST", "/api/v1/queues/{queue}/concurrency/reset"): {"json": {"type": "custom"}},
+    ("POST", "/api/v1/schedules"): {
+        "json": {"task": "t", "cron": "0 0 * * *", "deduplicationKey": "k"}
+    },
+    ("GET", "/api/v1/schedules"): {},
+    ("GET", "/api/v1/schedules/{schedule_id}"): {},
+    ("PUT", "/api/v1/schedules/{schedule_id}"): {"json": {"cron": "0 0 * * *"}},
+    ("DELETE", "/api/v1/schedules/{schedule_id}"): {},
+    ("POST", "/api/v1/schedules/{schedule_id}/activate"): {},
+    ("POST", "/api/v1/schedules/{schedule_id}/deactivate"): {},
+    ("GET", "/api/v1/timezones"): {},
     ("POST", "/api/v1/waitpoints/tokens"): {"json": {}},
     ("GET", "/api/v1/waitpoints/tokens"): {},
     ("GET", "/api/v1/waitpoints/tokens/{token_id}"): {},
@@ -89,6 +99,7 @@ async def ids(engine: Engine) -> dict[str, str]:
         "queue": "q",
         "token_id": token.id,
         "stream_id": "s",
+        "schedule_id": "sched_x",
     }
 
 

@@ -41,6 +41,7 @@ EVERY_TOOL = CHANGING | {
     "list_runs",
     "wait_for_run_to_complete",
     "list_queues",
+    "list_schedules",
     "search_docs",
     "dev_server_status",
 }
@@ -402,6 +403,30 @@ async def test_queues_list_pause_and_resume(engine, start_worker):
         assert resumed["queue"]["paused"] is False
         missing = await call_error(client, "pause_queue", {"name": "nope"})
     assert missing == "Queue 'nope' not found in this environment."
+
+
+async def test_list_schedules(engine, start_worker):
+    from shipyard import schedules
+
+    @schedules.task(id="nightly", cron={"pattern": "0 3 * * *", "timezone": "Europe/Paris"})
+    async def nightly(payload):
+        return None
+
+    async with connect(engine) as client:
+        empty = await call(client, "list_schedules")
+        assert empty["data"] == [] and "@schedules.task" in empty["next"]
+        await start_worker()
+        listed = await call(client, "list_schedules", {"task": "nightly"})
+        [schedule] = listed["data"]
+        assert (schedule["task"], schedule["type"], schedule["timezone"]) == (
+            "nightly",
+            "DECLARATIVE",
+            "Europe/Paris",
+        )
+        assert schedule["generator"]["description"] == "At 03:00 every day"
+        assert listed["pagination"]["count"] == 1
+        bad = await call_error(client, "list_schedules", {"per_page": 0})
+    assert "per_page" in bad
 
 
 async def test_dev_server_start_status_and_stop(engine, tmp_path):

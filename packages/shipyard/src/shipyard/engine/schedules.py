@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import json
 import logging
 import math
@@ -25,20 +26,18 @@ from shipyard.engine.claims import ClaimOps, WorkerRegistration
 from shipyard.engine.definitions import TaskDefinition
 from shipyard.engine.idempotency import IdempotencyKey
 from shipyard.engine.options import check_text, parse_options
+from shipyard.engine.schedule_specs import cron_schedule, environment_type
 from shipyard.errors import ScheduleNotFoundError, UnknownTaskError, ValidationError
 from shipyard.ids import new_id
 from shipyard.models.schedules import (
-    ENVIRONMENT_TYPES,
-    CronSchedule,
     Schedule,
-    ScheduledPayload,
     ScheduleGenerator,
     ScheduleList,
     SchedulePagination,
     ScheduleType,
     iso,
 )
-from shipyard.schedule_ticks import due_ticks, parse_window, window_offset_ms
+from shipyard.schedule_ticks import DueTicks, due_ticks, parse_window, window_offset_ms
 from shipyard.store.params import RunInsertParams, TaskListParams
 from shipyard.store.schedules import (
     DECLARATIVE,
@@ -61,67 +60,14 @@ __all__ = ["MAX_PER_PAGE", "ScheduleOps", "cron_schedule", "environment_type"]
 log = logging.getLogger("shipyard.schedules")
 
 MAX_PER_PAGE = 100
-# Due schedules read per pass, and fired at once (PostgreSQL: one pooled connection each).
+# Due schedules read per pass; fired per transaction (one commit and one wake-up of the
+# workers for the lot), a few transactions at once (PostgreSQL: each on its own connection;
+# the chunks of one pass are disjoint, and rows are locked in id order, so no deadlock).
+# Fewer due ticks than that make smaller chunks.
 _DUE_BATCH = 500
-_FIRE_CONCURRENCY = 8
+_FIRE_CHUNK = 25
+_FIRE_CONCURRENCY = 6
 _UPCOMING = 5
-
-
-def environment_type(environment: str) -> str:
-    """The Trigger.dev environment type of a Shipyard environment name: ``production`` →
-    ``PRODUCTION``, ``preview/<branch>`` → ``PREVIEW``, ``dev`` → ``DEVELOPMENT``."""
-    name = environment.split("/", 1)[0].upper()
-    return {"DEV": "DEVELOPMENT", "PROD": "PRODUCTION"}.get(name, name)
-
-
-def cron_schedule(value: object, task_id: str) -> CronSchedule:
-    """Validate ``@schedules.task``'s ``cron=``: a pattern (UTC) or
-    ``{"pattern", "timezone"?, "environments"?, "window"?}``."""
-    where = f"cron of task '{task_id}'"
-    if isinstance(value, CronSchedule):
-        spec = value
-    elif isinstance(value, str):
-        spec = CronSchedule(pattern=value)
-    elif isinstance(value, dict):
-        unknown = sorted(set(value) - {"pattern", "timezone", "environments", "window"})
-        if unknown:
-            raise ValidationError(
-                f"Unknown key {unknown[0]!r} in the {where}; use pattern, timezone, "
-                "environments and window.",
-                task_id=task_id,
-            )
-        if "pattern" not in value:
-            raise ValidationError(f"The {where} needs a 'pattern'.", task_id=task_id)
-        environments = value.get("environments") or ()
-        if isinstance(environments, str) or not all(isinstance(e, str) for e in environments):
-            raise ValidationError(
-                f"'environments' in the {where} must be a list of names such as "
-                "['PRODUCTION', 'STAGING'].",
-                task_id=task_id,
-            )
-        spec = CronSchedule(
-            pattern=value["pattern"],
-            timezone=value.get("timezone") or "UTC",
-            environments=tuple(e.upper() for e in environments),
-            window=value.get("window"),
-        )
-    else:
-        raise ValidationError(
-            f"The {where} must be a cron pattern or a dict with 'pattern'; got "
-            f"{type(value).__name__}.",
-            task_id=task_id,
-        )
-    for name in spec.environments:
-        if name not in ENVIRONMENT_TYPES:
-            raise ValidationError(
-                f"Unknown environment {name!r} in the {where}; use {', '.join(ENVIRONMENT_TYPES)}.",
-                task_id=task_id,
-            )
-    parse(spec.pattern)
-    validate_timezone(spec.timezone)
-    if spec.window is not None:
-        parse_window(spec.window)
-    return spec
 
 
 class ScheduleOps(ClaimOps):
@@ -475,35 +421,65 @@ class ScheduleOps(ClaimOps):
                 ScheduleDueParams(self.environment, self.now(), _DUE_BATCH)
             )
             # Each worker takes them in its own order: several workers share the work instead
-            # of all racing for the first schedule.
+            # of all racing for the same schedules.
             random.shuffle(due)
+            # A few ticks: one small transaction each way, so the first run starts sooner.
+            size = max(1, min(_FIRE_CHUNK, math.ceil(len(due) / _FIRE_CONCURRENCY)))
             gate = asyncio.Semaphore(_FIRE_CONCURRENCY)
-            await asyncio.gather(*(self._fire_gated(gate, r) for r in due))
+            await asyncio.gather(
+                *(
+                    self._fire_gated(gate, due[start : start + size])
+                    for start in range(0, len(due), size)
+                )
+            )
             if len(due) < _DUE_BATCH:
                 return await self.store.schedule_next_at(self.environment)
 
-    async def _fire_gated(self, gate: asyncio.Semaphore, record: ScheduleRecord) -> bool:
+    async def _fire_gated(self, gate: asyncio.Semaphore, records: Sequence[ScheduleRecord]) -> int:
         async with gate:
-            return await self._fire(record)
+            return await self._fire_chunk(records)
 
-    async def _fire(self, record: ScheduleRecord) -> bool:
-        """Fire ``record``'s due tick (the latest one, after downtime); True if this call
-        created its run."""
-        assert record.next_run is not None
+    async def _fire_chunk(self, records: Sequence[ScheduleRecord]) -> int:
+        """Fire the due tick of each record (the latest one, after downtime) in one
+        transaction; how many runs this call created."""
         now = self.now()
-        ticks = due_ticks(
-            record.cron,
-            record.timezone,
-            to_datetime(record.next_run - 1),  # type: ignore[arg-type]
-            to_datetime(now),  # type: ignore[arg-type]
-        )
+        params = [await self._fire_params(record, now) for record in records]
+        results = await self.store.schedule_fire_many(params)
+        created = 0
+        for p, result in zip(params, results, strict=True):
+            if result.claimed and result.run is not None and not result.cached:
+                created += 1
+                log.debug(
+                    "schedule %s fired its %d tick → %s, %d ms after it",
+                    p.schedule_id,
+                    p.last_run,
+                    result.run.id,
+                    now - (p.last_run or now),
+                )
+        return created
+
+    async def _fire_params(self, record: ScheduleRecord, now: int) -> ScheduleFireParams:
+        """What firing ``record`` at ``now`` writes: the tick to fire (the latest due one),
+        the next tick, and the tick's run."""
+        assert record.next_run is not None
+        # The usual case, in one cached lookup shared by every schedule on the same
+        # expression and tick: next_run is due and the tick after it is not.
+        ahead = _upcoming(record.cron, record.timezone, record.next_run)
+        if _ms(ahead[0]) > now:
+            ticks = DueTicks(to_datetime(record.next_run), ahead[0])
+        else:  # after downtime: the latest missed tick fires, the others never
+            ticks = due_ticks(
+                record.cron,
+                record.timezone,
+                to_datetime(record.next_run - 1),  # type: ignore[arg-type]
+                to_datetime(now),  # type: ignore[arg-type]
+            )
         following = ticks.next_nominal
         fires_at = following
         if record.fire_window is not None:
             after = next_fire(record.cron, record.timezone, following)
             offset = window_offset_ms(record.id, following, after, record.fire_window)
             fires_at = following + datetime.timedelta(milliseconds=offset)
-        nominal = ticks.fire_now
         params = ScheduleFireParams(
             environment=self.environment,
             schedule_id=record.id,
@@ -512,52 +488,57 @@ class ScheduleOps(ClaimOps):
             next_run_at=_ms(fires_at),
             now=now,
         )
-        if nominal is not None:
-            params.last_run = _ms(nominal)
-            params.run = await self._tick_run(record, nominal, now)
-        result = await self.store.schedule_fire(params)
-        if result.claimed and result.run is not None and not result.cached:
-            late = now - _ms(nominal) if nominal is not None else 0
-            log.debug(
-                "schedule %s fired %s (%s) → %s, %d ms after its tick",
-                record.id,
-                iso(nominal),
-                record.task_id,
-                result.run.id,
-                late,
-            )
-            return True
-        return False
+        if ticks.fire_now is not None:
+            params.last_run = _ms(ticks.fire_now)
+            params.run = await self._tick_run(record, ticks.fire_now, now)
+        return params
 
     async def _tick_run(
         self, record: ScheduleRecord, nominal: datetime.datetime, now: int
     ) -> RunInsertParams:
-        payload = ScheduledPayload(
-            type=_type(record),
-            timestamp=nominal,
-            last_timestamp=to_datetime(record.last_run),
-            timezone=record.timezone,
-            schedule_id=record.id,
-            external_id=record.external_id,
-            upcoming=upcoming(record.cron, record.timezone, nominal, _UPCOMING),
-        )
+        # The JSON of a ScheduledPayload (what the task function is given, parsed back).
+        nominal_ms = _ms(nominal)
+        stamp = _iso_ms(nominal_ms)
         text = json.dumps(
             {
-                "type": payload.type,
-                "timestamp": iso(payload.timestamp),
-                "lastTimestamp": iso(payload.last_timestamp),
-                "timezone": payload.timezone,
-                "scheduleId": payload.schedule_id,
-                "externalId": payload.external_id,
-                "upcoming": [iso(t) for t in payload.upcoming],
+                "type": _type(record),
+                "timestamp": stamp,
+                "lastTimestamp": _iso_ms(record.last_run) if record.last_run is not None else None,
+                "timezone": record.timezone,
+                "scheduleId": record.id,
+                "externalId": record.external_id,
+                "upcoming": _upcoming_iso(record.cron, record.timezone, nominal_ms),
             }
         )
         opts = parse_options({}, now)
-        opts.idempotency_key = IdempotencyKey(f"schedule:{record.id}:{iso(nominal)}")
-        pending = bool(await self._pending_tasks({record.task_id}))
+        opts.idempotency_key = IdempotencyKey(f"schedule:{record.id}:{stamp}")
+        # A task this process defines and one of its workers runs is served: skip the lookup
+        # (it may query the store, on the tick's critical path).
+        served = self.definitions.task(record.task_id) is not None and any(
+            record.task_id in tasks for tasks in self._local_workers.values()
+        )
+        pending = not served and bool(await self._pending_tasks({record.task_id}))
         return self._insert_params(
             record.task_id, text, opts, now, trigger_function="trigger", pending=pending
         )
+
+
+@functools.lru_cache(maxsize=4096)
+def _upcoming(cron: str, timezone: str, after_ms: int) -> tuple[datetime.datetime, ...]:
+    """The next ticks after ``after_ms`` (cached: every schedule on one expression and zone
+    asks the same question at each tick)."""
+    return tuple(upcoming(cron, timezone, to_datetime(after_ms), _UPCOMING))  # type: ignore[arg-type]
+
+
+@functools.lru_cache(maxsize=4096)
+def _upcoming_iso(cron: str, timezone: str, after_ms: int) -> list[str]:
+    """:func:`_upcoming` as ISO strings (the payload's ``upcoming``); do not mutate."""
+    return [iso(t) or "" for t in _upcoming(cron, timezone, after_ms)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_ms(ms: int) -> str:
+    return iso(to_datetime(ms)) or ""
 
 
 def _type(record: ScheduleRecord) -> ScheduleType:

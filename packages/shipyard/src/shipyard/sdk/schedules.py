@@ -26,7 +26,7 @@ from typing import Any, cast
 from typing_extensions import Unpack
 
 from shipyard.engine.definitions import default_definitions
-from shipyard.engine.schedules import cron_schedule
+from shipyard.engine.schedule_specs import cron_schedule
 from shipyard.models.schedules import (
     CronSchedule,
     Schedule,
@@ -77,7 +77,7 @@ class _Schedules:
         window: str | None = None,
     ) -> Schedule:
         """Create an imperative schedule, or update the one with this ``deduplication_key``."""
-        return await current_engine().create_schedule(
+        return await current_engine("schedules.create").create_schedule(
             task=task,
             cron=cron,
             deduplication_key=deduplication_key,
@@ -98,7 +98,7 @@ class _Schedules:
         window: str | None = None,
     ) -> Schedule:
         """Change an imperative schedule; what is not given stays as it is."""
-        return await current_engine().update_schedule(
+        return await current_engine("schedules.update").update_schedule(
             schedule_id,
             task=task,
             cron=cron,
@@ -110,30 +110,32 @@ class _Schedules:
 
     async def retrieve(self, schedule_id: str) -> Schedule:
         """One schedule by id (``ScheduleNotFoundError`` if there is none)."""
-        return await current_engine().retrieve_schedule(schedule_id)
+        return await current_engine("schedules.retrieve").retrieve_schedule(schedule_id)
 
     async def list(
         self, *, page: int = 1, per_page: int = 20, task: str | None = None
     ) -> ScheduleList:
         """One page of the environment's schedules: ``.data`` and ``.pagination``
         (``current_page``, ``total_pages``, ``count``)."""
-        return await current_engine().list_schedules(page=page, per_page=per_page, task=task)
+        return await current_engine("schedules.list").list_schedules(
+            page=page, per_page=per_page, task=task
+        )
 
     async def activate(self, schedule_id: str) -> Schedule:
         """Fire again, from the next tick after now."""
-        return await current_engine().activate_schedule(schedule_id)
+        return await current_engine("schedules.activate").activate_schedule(schedule_id)
 
     async def deactivate(self, schedule_id: str) -> Schedule:
         """Stop firing until activated."""
-        return await current_engine().deactivate_schedule(schedule_id)
+        return await current_engine("schedules.deactivate").deactivate_schedule(schedule_id)
 
     async def delete(self, schedule_id: str) -> Schedule:
         """Delete an imperative schedule (a declarative one goes with its ``cron``)."""
-        return await current_engine().delete_schedule(schedule_id)
+        return await current_engine("schedules.delete").delete_schedule(schedule_id)
 
     async def timezones(self, *, exclude_utc: bool = False) -> builtins.list[str]:
         """Every IANA time zone a schedule accepts."""
-        return current_engine().timezones(exclude_utc=exclude_utc)
+        return current_engine("schedules.timezones").timezones(exclude_utc=exclude_utc)
 
 
 schedules = _Schedules()

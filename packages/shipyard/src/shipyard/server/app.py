@@ -24,7 +24,7 @@ from shipyard.server.dashboard import dashboard_router
 from shipyard.server.errors import install_error_handlers
 from shipyard.server.guard import Guard, allowed_hosts, public_route_matcher
 from shipyard.server.realtime import realtime_router
-from shipyard.server.routes import auth, batches, queues, runs, tasks, waitpoints
+from shipyard.server.routes import auth, batches, queues, runs, schedules, tasks, waitpoints
 from shipyard.version import __version__
 
 __all__ = ["create_app"]
@@ -62,7 +62,7 @@ def create_app(engine: Engine, *, dashboard_open: bool = False) -> FastAPI:
     )
     app.state.gatekeeper = gate
     install_error_handlers(app)
-    for module in (tasks, runs, batches, queues, waitpoints, auth):
+    for module in (tasks, runs, batches, queues, waitpoints, schedules, auth):
         app.include_router(module.router())
     app.include_router(realtime_router(gate), tags=["realtime"])
     app.include_router(dashboard_router(gate, open_access=dashboard_open))

@@ -10,6 +10,7 @@ its heartbeat connection, and its fast paths.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import TypeVar
 
 from shipyard.records import (
@@ -447,3 +448,9 @@ class StoreCore(ABC):
     async def schedule_fire(self, params: ScheduleFireParams) -> ScheduleFireResult:
         """Fire one tick exactly once: compare-and-set the next tick and create its run."""
         return await self._run(schedule_procedures.schedule_fire(params))
+
+    async def schedule_fire_many(
+        self, params: Sequence[ScheduleFireParams]
+    ) -> list[ScheduleFireResult]:
+        """Fire many ticks in one transaction (each once); results in order."""
+        return await self._run(schedule_procedures.schedule_fire_many(params))

@@ -18,6 +18,7 @@ Every backend runs the same conformance suite (``tests/conformance``).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Protocol
 
 from shipyard.records import (
@@ -488,6 +489,12 @@ class Store(Protocol):
 
     async def schedule_fire(self, params: ScheduleFireParams) -> ScheduleFireResult:
         """Fire one tick exactly once: compare-and-set the next tick and create its run."""
+        ...
+
+    async def schedule_fire_many(
+        self, params: Sequence[ScheduleFireParams]
+    ) -> list[ScheduleFireResult]:
+        """Fire many ticks in one transaction (each once); results in order."""
         ...
 
     def worker_heartbeat(self, params: WorkerHeartbeatParams) -> int:

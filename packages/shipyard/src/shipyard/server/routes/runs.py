@@ -20,8 +20,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from shipyard.engine.engine import Engine
 from shipyard.engine.metadata import apply_metadata_ops
-from shipyard.errors import ForbiddenError, ValidationError
+from shipyard.errors import ForbiddenError, ScheduleNotFoundError, ValidationError
 from shipyard.jsonutil import loads
 from shipyard.models.runs import Run
 from shipyard.schemas.events import ListRunEventsResponse
@@ -39,6 +40,8 @@ from shipyard.schemas.runs import (
     RescheduleRunRequest,
     RetrieveRunResponse,
     RunEnvironment,
+    RunSchedule,
+    ScheduleGenerator,
 )
 from shipyard.server.auth import Caller, public_caller, secret_caller
 from shipyard.server.routes.common import ERRORS, PUBLIC_ERRORS
@@ -64,7 +67,28 @@ async def run_body(caller: Caller, run: Run) -> RetrieveRunResponse:
     if run.root_id and run.root_id != run.id:
         root = parent if parent is not None and parent.id == run.root_id else None
         root = root or await engine.retrieve_run(run.root_id)
-    return RetrieveRunResponse.from_run(run, root=root, parent=parent)
+    return RetrieveRunResponse.from_run(
+        run, root=root, parent=parent, schedule=await run_schedule(engine, run.schedule_id)
+    )
+
+
+async def run_schedule(engine: Engine, schedule_id: str | None) -> RunSchedule | None:
+    """The schedule that created a run, as the run object shows it (None once deleted)."""
+    if schedule_id is None:
+        return None
+    try:
+        schedule = await engine.retrieve_schedule(schedule_id)
+    except ScheduleNotFoundError:
+        return None
+    return RunSchedule(
+        id=schedule.id,
+        external_id=schedule.external_id,
+        deduplication_key=schedule.deduplication_key,
+        generator=ScheduleGenerator(
+            expression=schedule.generator.expression,
+            description=schedule.generator.description,
+        ),
+    )
 
 
 def _events_page(request: Request) -> tuple[int, int]:

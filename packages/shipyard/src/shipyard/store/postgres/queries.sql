@@ -475,3 +475,29 @@ DELETE FROM schedules
 WHERE environment = :environment AND type = :type
   AND task_id NOT IN (SELECT json_array_elements_text(CAST(:task_ids AS json)))
 RETURNING task_id;
+
+-- name: schedule_lock_many
+-- The schedules a chunk fires, locked in id order before the compare-and-set (whose join
+-- order is the planner's), so schedulers firing overlapping chunks cannot deadlock.
+SELECT id FROM schedules
+WHERE id = ANY (ARRAY(SELECT json_array_elements_text(CAST(:ids AS json))))
+  AND environment = :environment
+ORDER BY id
+FOR UPDATE;
+
+-- name: schedule_advance_many
+-- The compare-and-set of many ticks at once; the ids of the schedules it moved on.
+UPDATE schedules AS s SET
+    next_run = j.next_run,
+    next_run_at = j.next_run_at,
+    last_run = COALESCE(j.last_run, s.last_run),
+    updated_at = :now
+FROM json_to_recordset(CAST(:rows AS json))
+    AS j(id text, expected bigint, next_run bigint, next_run_at bigint, last_run bigint)
+-- "= ANY (ARRAY(...))": found by primary key, not by a scan of every schedule.
+WHERE s.id = ANY (ARRAY(SELECT r ->> 'id' FROM json_array_elements(CAST(:rows AS json)) AS r))
+  AND s.id = j.id
+  AND s.environment = :environment
+  AND s.active = 1
+  AND s.next_run = j.expected
+RETURNING s.id;

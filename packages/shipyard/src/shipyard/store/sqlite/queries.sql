@@ -326,3 +326,26 @@ DELETE FROM schedules
 WHERE environment = :environment AND type = :type
   AND task_id NOT IN (SELECT value FROM json_each(:task_ids))
 RETURNING task_id;
+
+-- name: schedule_lock_many
+-- (PostgreSQL only: SQLite's write transaction already holds the database.)
+SELECT 1;
+
+-- name: schedule_advance_many
+-- The compare-and-set of many ticks at once; the ids of the schedules it moved on. The id list
+-- drives the loop (primary key lookups); each row reads its own values from the list.
+UPDATE schedules SET
+    next_run = (SELECT json_extract(j.value, '$.next_run') FROM json_each(:rows) AS j
+                WHERE json_extract(j.value, '$.id') = schedules.id),
+    next_run_at = (SELECT json_extract(j.value, '$.next_run_at') FROM json_each(:rows) AS j
+                   WHERE json_extract(j.value, '$.id') = schedules.id),
+    last_run = COALESCE((SELECT json_extract(j.value, '$.last_run') FROM json_each(:rows) AS j
+                         WHERE json_extract(j.value, '$.id') = schedules.id), last_run),
+    updated_at = :now
+WHERE id IN (SELECT json_extract(value, '$.id') FROM json_each(:rows))
+  -- "+": not through the environment's indexes (a scan of every schedule); by id.
+  AND +environment = :environment
+  AND +active = 1
+  AND next_run = (SELECT json_extract(j.value, '$.expected') FROM json_each(:rows) AS j
+                  WHERE json_extract(j.value, '$.id') = schedules.id)
+RETURNING id;
