@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from shipyard.cli.output import console, id_column, print_json
-from shipyard.cli.session import load_cli_settings, run_async, with_engine
+from shipyard.cli.session import ApiUrlOption, load_cli_settings, run_async, with_engine
 from shipyard.models.schedules import Schedule, ScheduleList
 
 __all__ = ["schedules_app"]
@@ -25,9 +25,10 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (shapes: do
 IdArgument = Annotated[str, typer.Argument(help="The schedule id (sched_…).")]
 
 
-def _call(action: Callable[[Any], Awaitable[T]]) -> T:
-    """Run ``action(schedules)`` against the engine the settings name."""
-    settings = load_cli_settings()
+def _call(action: Callable[[Any], Awaitable[T]], api_url: str | None) -> T:
+    """Run ``action(schedules)`` against the engine the settings name (or, with an API URL,
+    the engine server there)."""
+    settings = load_cli_settings(api_url=api_url)
 
     async def body() -> T:
         from shipyard.sdk.schedules import schedules
@@ -72,9 +73,10 @@ def schedules_list(
     page: Annotated[int, typer.Option(min=1, help="Page number (from 1).")] = 1,
     per_page: Annotated[int, typer.Option(min=1, max=100, help="Schedules per page.")] = 20,
     as_json: JsonOption = False,
+    api_url: ApiUrlOption = None,
 ) -> None:
     """The environment's schedules, oldest first, one page at a time."""
-    found: ScheduleList = _call(lambda s: s.list(page=page, per_page=per_page, task=task))
+    found: ScheduleList = _call(lambda s: s.list(page=page, per_page=per_page, task=task), api_url)
     if as_json:
         print_json(found.to_dict())
         return
@@ -106,9 +108,11 @@ def schedules_list(
 
 
 @schedules_app.command("get")
-def schedules_get(schedule_id: IdArgument, as_json: JsonOption = False) -> None:
+def schedules_get(
+    schedule_id: IdArgument, as_json: JsonOption = False, api_url: ApiUrlOption = None
+) -> None:
     """One schedule: task, cron and its description, time zone, next and last run."""
-    _show(_call(lambda s: s.retrieve(schedule_id)), as_json)
+    _show(_call(lambda s: s.retrieve(schedule_id), api_url), as_json)
 
 
 @schedules_app.command("create")
@@ -126,6 +130,7 @@ def schedules_create(
         str | None, typer.Option(help="Spread each fire over '30m', '2h' or 'N%'.")
     ] = None,
     as_json: JsonOption = False,
+    api_url: ApiUrlOption = None,
 ) -> None:
     """Create an imperative schedule (the same deduplication key updates it)."""
     schedule = _call(
@@ -136,7 +141,8 @@ def schedules_create(
             timezone=timezone,
             external_id=external_id,
             window=window,
-        )
+        ),
+        api_url,
     )
     _show(schedule, as_json)
 
@@ -151,6 +157,7 @@ def schedules_update(
     deduplication_key: Annotated[str | None, typer.Option(help="A new deduplication key.")] = None,
     window: Annotated[str | None, typer.Option(help="A new window ('30m', '2h', 'N%').")] = None,
     as_json: JsonOption = False,
+    api_url: ApiUrlOption = None,
 ) -> None:
     """Change an imperative schedule; options not given stay as they are."""
     schedule = _call(
@@ -162,24 +169,31 @@ def schedules_update(
             external_id=external_id,
             deduplication_key=deduplication_key,
             window=window,
-        )
+        ),
+        api_url,
     )
     _show(schedule, as_json)
 
 
 @schedules_app.command("activate")
-def schedules_activate(schedule_id: IdArgument, as_json: JsonOption = False) -> None:
+def schedules_activate(
+    schedule_id: IdArgument, as_json: JsonOption = False, api_url: ApiUrlOption = None
+) -> None:
     """Fire again, from the next tick after now (ticks missed meanwhile never fire)."""
-    _show(_call(lambda s: s.activate(schedule_id)), as_json, " activated")
+    _show(_call(lambda s: s.activate(schedule_id), api_url), as_json, " activated")
 
 
 @schedules_app.command("deactivate")
-def schedules_deactivate(schedule_id: IdArgument, as_json: JsonOption = False) -> None:
+def schedules_deactivate(
+    schedule_id: IdArgument, as_json: JsonOption = False, api_url: ApiUrlOption = None
+) -> None:
     """Stop firing until activated again."""
-    _show(_call(lambda s: s.deactivate(schedule_id)), as_json, " deactivated")
+    _show(_call(lambda s: s.deactivate(schedule_id), api_url), as_json, " deactivated")
 
 
 @schedules_app.command("delete")
-def schedules_delete(schedule_id: IdArgument, as_json: JsonOption = False) -> None:
+def schedules_delete(
+    schedule_id: IdArgument, as_json: JsonOption = False, api_url: ApiUrlOption = None
+) -> None:
     """Delete an imperative schedule (a declarative one goes when its task loses ``cron``)."""
-    _show(_call(lambda s: s.delete(schedule_id)), as_json, " deleted")
+    _show(_call(lambda s: s.delete(schedule_id), api_url), as_json, " deleted")

@@ -2,10 +2,11 @@
 
 :class:`RemoteClient` has the methods the SDK calls on the in-process
 :class:`~shipyard.engine.engine.Engine` (trigger, runs, wait tokens, queues, idempotency keys,
-tasks), with the same arguments, return values and exceptions, so ``shipyard.tasks.trigger``,
-``shipyard.runs.retrieve`` … work unchanged in a process that only knows ``SHIPYARD_API_URL``
-and ``SHIPYARD_SECRET_KEY``. ``trigger_and_wait`` and friends need a running task; inside one,
-the SDK uses the worker's engine, never this client.
+tasks, schedules), with the same arguments, return values and exceptions, so
+``shipyard.tasks.trigger``, ``shipyard.runs.retrieve``, ``shipyard.schedules.create`` … work
+unchanged in a process that only knows ``SHIPYARD_API_URL`` and ``SHIPYARD_SECRET_KEY``.
+``trigger_and_wait`` and friends need a running task; inside one, the SDK uses the worker's
+engine, never this client.
 
 Example::
 
@@ -26,6 +27,7 @@ import httpx
 from shipyard.client import convert
 from shipyard.client.options import duration_value, time_value, trigger_body
 from shipyard.client.realtime import RealtimeClient
+from shipyard.client.schedules import ScheduleClient
 from shipyard.client.transport import QueryParams, Transport
 from shipyard.config import Settings
 from shipyard.errors import (
@@ -87,7 +89,7 @@ def _not_in_run(what: str) -> NoReturn:
     raise NotInRunError(f"{what} can only be called inside a running task.")
 
 
-class RemoteClient(RealtimeClient):
+class RemoteClient(RealtimeClient, ScheduleClient):
     """The engine's SDK-facing operations, over HTTP to one engine server.
 
     ``environment_limit`` stands in for the server environment's concurrency limit where

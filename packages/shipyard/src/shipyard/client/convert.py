@@ -18,6 +18,7 @@ from shipyard.models.batches import BatchInfo
 from shipyard.models.handles import TaskRunError
 from shipyard.models.queues import QueueInfo
 from shipyard.models.runs import Attempt, Run, RunEvent
+from shipyard.models.schedules import Schedule, ScheduleGenerator, ScheduleList, SchedulePagination
 from shipyard.models.tasks import RegisteredTask
 from shipyard.models.tokens import WaitTokenInfo
 from shipyard.schemas.batches import RetrieveBatchResponse
@@ -29,6 +30,7 @@ from shipyard.schemas.runs import (
     RunAttempt,
     SerializedError,
 )
+from shipyard.schemas.schedules import ListSchedulesResponse, ScheduleObject
 from shipyard.schemas.tasks import TaskItem
 from shipyard.schemas.tokens import RetrieveWaitpointTokenResponse, WaitpointTokenItem
 from shipyard.statuses import RunStatus
@@ -40,6 +42,8 @@ __all__ = [
     "run_event",
     "run_from_item",
     "run_from_retrieve",
+    "schedule",
+    "schedule_list",
     "token_info",
 ]
 
@@ -214,4 +218,41 @@ def registered_task(item: TaskItem) -> RegisteredTask:
         description=item.description,
         payload_schema=dict(item.payload_schema or {}),
         ttl_ms=_ttl_ms(item.ttl),
+    )
+
+
+def schedule(body: ScheduleObject) -> Schedule:
+    """A :class:`Schedule` from a schedule route's body (``environments`` is the engine's
+    list of names, ``declaredEnvironments`` on the wire)."""
+    return Schedule(
+        id=body.id,
+        type=body.type,
+        task=body.task,
+        active=body.active,
+        deduplication_key=body.deduplication_key,
+        external_id=body.external_id,
+        generator=ScheduleGenerator(
+            expression=body.generator.expression, description=body.generator.description
+        ),
+        timezone=body.timezone,
+        window=body.window,
+        next_run=body.next_run,
+        next_run_effective_at=body.next_run_effective_at,
+        last_run=body.last_run,
+        environments=tuple(body.declared_environments),
+        environment=body.environment,
+        created_at=body.created_at,
+        updated_at=body.updated_at,
+    )
+
+
+def schedule_list(body: ListSchedulesResponse) -> ScheduleList:
+    """A :class:`ScheduleList` from ``GET /api/v1/schedules``."""
+    return ScheduleList(
+        data=tuple(schedule(item) for item in body.data),
+        pagination=SchedulePagination(
+            current_page=body.pagination.current_page,
+            total_pages=body.pagination.total_pages,
+            count=body.pagination.count,
+        ),
     )

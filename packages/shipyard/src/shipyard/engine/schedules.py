@@ -160,6 +160,11 @@ class ScheduleOps(ClaimOps):
         zones = [z for z in timezones() if z != "UTC"]
         return zones if exclude_utc else ["UTC", *zones]
 
+    async def list_timezones(self, *, exclude_utc: bool = False) -> list[str]:
+        """:meth:`timezones`, as the SDK's ``schedules.timezones`` awaits it (a remote client
+        asks the engine server for them)."""
+        return self.timezones(exclude_utc=exclude_utc)
+
     # -- writing ------------------------------------------------------------------------------
 
     def _ticks(

@@ -14,7 +14,8 @@
 ==========================================  ===============================================
 
 The schedule object is the engine's (``Schedule.to_dict()``) with ``environments`` as
-Trigger.dev lists them: ``[{"id", "type"}]``.
+Trigger.dev lists them: ``[{"id", "type"}]``, and the engine's list of names as
+``declaredEnvironments``. The list takes ``?task=`` (Shipyard's: one task's schedules).
 """
 
 from __future__ import annotations
@@ -108,6 +109,9 @@ class ScheduleObject(WireModel):
     next_run_effective_at: WireDateTime | None = None
     last_run: WireDateTime | None = None
     environments: list[ScheduleEnvironment] = Field(default_factory=list)
+    declared_environments: list[str] = Field(default_factory=list)
+    """Shipyard's: the environments a declarative schedule's ``cron`` names (empty: every
+    one; always empty for an imperative schedule)."""
     environment: str
     created_at: WireDateTime
     updated_at: WireDateTime

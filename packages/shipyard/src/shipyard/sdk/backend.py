@@ -36,6 +36,7 @@ from shipyard.models.handles import BatchHandle, BatchResult, Result, RunHandle
 from shipyard.models.queues import QueueInfo
 from shipyard.models.realtime import RunChange, StreamChunk
 from shipyard.models.runs import Run, RunEvent, RunPage
+from shipyard.models.schedules import Schedule, ScheduleList
 from shipyard.models.tasks import RegisteredTask
 from shipyard.models.tokens import WaitToken, WaitTokenInfo, WaitTokenPage
 
@@ -186,6 +187,59 @@ class Backend(Protocol):
 
     async def reset_queue_limit(self, name: str) -> QueueInfo:
         """Go back to the limit set in code."""
+        ...
+
+    async def create_schedule(
+        self,
+        *,
+        task: str,
+        cron: str,
+        deduplication_key: str,
+        timezone: str = "UTC",
+        external_id: str | None = None,
+        window: str | None = None,
+    ) -> Schedule:
+        """Create an imperative schedule, or update the one with this deduplication key."""
+        ...
+
+    async def update_schedule(
+        self,
+        schedule_id: str,
+        *,
+        task: str | None = None,
+        cron: str | None = None,
+        timezone: str | None = None,
+        external_id: str | None = None,
+        deduplication_key: str | None = None,
+        window: str | None = None,
+    ) -> Schedule:
+        """Change an imperative schedule; what is not given stays."""
+        ...
+
+    async def retrieve_schedule(self, schedule_id: str) -> Schedule:
+        """One schedule by id."""
+        ...
+
+    async def list_schedules(
+        self, *, page: int = 1, per_page: int = 20, task: str | None = None
+    ) -> ScheduleList:
+        """One page of the environment's schedules, oldest first."""
+        ...
+
+    async def activate_schedule(self, schedule_id: str) -> Schedule:
+        """Fire again, from the next tick after now."""
+        ...
+
+    async def deactivate_schedule(self, schedule_id: str) -> Schedule:
+        """Stop firing until activated."""
+        ...
+
+    async def delete_schedule(self, schedule_id: str) -> Schedule:
+        """Delete an imperative schedule."""
+        ...
+
+    async def list_timezones(self, *, exclude_utc: bool = False) -> list[str]:
+        """Every IANA time zone a schedule accepts."""
         ...
 
     def subscribe_run(

@@ -4,7 +4,8 @@ Declarative: ``@schedules.task(id=..., cron=...)`` defines a task (every option 
 whose schedule is created, updated or removed when a worker with it registers. Imperative:
 ``await schedules.create(task=..., cron=..., deduplication_key=...)`` at run time (the same
 key updates the schedule instead of creating another), then ``update``, ``retrieve``, ``list``,
-``activate``, ``deactivate``, ``delete`` and ``timezones``.
+``activate``, ``deactivate``, ``delete`` and ``timezones`` (in-process, or over HTTP with
+``SHIPYARD_API_URL``).
 
 Example::
 
@@ -33,7 +34,7 @@ from shipyard.models.schedules import (
     ScheduledPayload,
     ScheduleList,
 )
-from shipyard.sdk.backend import current_engine
+from shipyard.sdk.backend import current_backend
 from shipyard.sdk.task import SchemaTaskDecorator, Task, TaskOptions, _build
 
 __all__ = ["CronSchedule", "Schedule", "ScheduleList", "ScheduledPayload", "schedules"]
@@ -77,7 +78,7 @@ class _Schedules:
         window: str | None = None,
     ) -> Schedule:
         """Create an imperative schedule, or update the one with this ``deduplication_key``."""
-        return await current_engine("schedules.create").create_schedule(
+        return await current_backend().create_schedule(
             task=task,
             cron=cron,
             deduplication_key=deduplication_key,
@@ -98,7 +99,7 @@ class _Schedules:
         window: str | None = None,
     ) -> Schedule:
         """Change an imperative schedule; what is not given stays as it is."""
-        return await current_engine("schedules.update").update_schedule(
+        return await current_backend().update_schedule(
             schedule_id,
             task=task,
             cron=cron,
@@ -110,32 +111,30 @@ class _Schedules:
 
     async def retrieve(self, schedule_id: str) -> Schedule:
         """One schedule by id (``ScheduleNotFoundError`` if there is none)."""
-        return await current_engine("schedules.retrieve").retrieve_schedule(schedule_id)
+        return await current_backend().retrieve_schedule(schedule_id)
 
     async def list(
         self, *, page: int = 1, per_page: int = 20, task: str | None = None
     ) -> ScheduleList:
         """One page of the environment's schedules: ``.data`` and ``.pagination``
         (``current_page``, ``total_pages``, ``count``)."""
-        return await current_engine("schedules.list").list_schedules(
-            page=page, per_page=per_page, task=task
-        )
+        return await current_backend().list_schedules(page=page, per_page=per_page, task=task)
 
     async def activate(self, schedule_id: str) -> Schedule:
         """Fire again, from the next tick after now."""
-        return await current_engine("schedules.activate").activate_schedule(schedule_id)
+        return await current_backend().activate_schedule(schedule_id)
 
     async def deactivate(self, schedule_id: str) -> Schedule:
         """Stop firing until activated."""
-        return await current_engine("schedules.deactivate").deactivate_schedule(schedule_id)
+        return await current_backend().deactivate_schedule(schedule_id)
 
     async def delete(self, schedule_id: str) -> Schedule:
         """Delete an imperative schedule (a declarative one goes with its ``cron``)."""
-        return await current_engine("schedules.delete").delete_schedule(schedule_id)
+        return await current_backend().delete_schedule(schedule_id)
 
     async def timezones(self, *, exclude_utc: bool = False) -> builtins.list[str]:
         """Every IANA time zone a schedule accepts."""
-        return current_engine("schedules.timezones").timezones(exclude_utc=exclude_utc)
+        return await current_backend().list_timezones(exclude_utc=exclude_utc)
 
 
 schedules = _Schedules()

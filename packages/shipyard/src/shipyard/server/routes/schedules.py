@@ -3,7 +3,7 @@
 
 =============================================  ============================================
 ``POST   /api/v1/schedules``                    create (the same deduplication key updates)
-``GET    /api/v1/schedules?page=&perPage=``     one page, oldest first
+``GET    /api/v1/schedules?page=&perPage=``     one page, oldest first (``&task=``: one task's)
 ``GET    /api/v1/schedules/{schedule_id}``      one schedule
 ``PUT    /api/v1/schedules/{schedule_id}``      change an imperative schedule
 ``DELETE /api/v1/schedules/{schedule_id}``      delete an imperative schedule
@@ -24,6 +24,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from shipyard.engine.schedule_specs import environment_type
+from shipyard.errors import ValidationError
 from shipyard.models.schedules import Schedule
 from shipyard.schemas.filters import parse_offset_page
 from shipyard.schemas.schedules import (
@@ -45,6 +46,7 @@ SecretCaller = Annotated[Caller, Depends(secret_caller)]
 def schedule_json(schedule: Schedule) -> dict[str, Any]:
     """The schedule object as Trigger.dev's client reads it."""
     data = schedule.to_dict()
+    data["declaredEnvironments"] = data["environments"]
     data["environments"] = [
         {"id": schedule.environment, "type": environment_type(schedule.environment)}
     ]
@@ -81,8 +83,16 @@ def router() -> APIRouter:
     )
     async def list_schedules(request: Request, caller: SecretCaller) -> JSONResponse:
         """One page of the environment's schedules: ``{data, pagination}``."""
-        page = parse_offset_page(request.query_params.multi_items())
-        found = await caller.engine.list_schedules(page=page.page, per_page=page.per_page)
+        params = request.query_params.multi_items()
+        tasks = [value for name, value in params if name == "task"]
+        if len(tasks) > 1:
+            raise ValidationError(
+                "Invalid query parameter task: given more than once.", param="task"
+            )
+        page = parse_offset_page([(name, value) for name, value in params if name != "task"])
+        found = await caller.engine.list_schedules(
+            page=page.page, per_page=page.per_page, task=tasks[0] if tasks else None
+        )
         body = found.to_dict()
         body["data"] = [schedule_json(s) for s in found.data]
         return wire(ListSchedulesResponse.model_validate(body))
