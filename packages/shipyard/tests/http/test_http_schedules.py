@@ -123,3 +123,11 @@ async def test_a_scheduled_run_shows_its_schedule(
         "generator": {"type": "CRON", "expression": "* * * * *", "description": "Every minute"},
     }
     assert got.json()["payload"]["scheduleId"] == schedule["id"]
+
+
+async def test_an_unknown_list_parameter_names_every_accepted_one(api: httpx.AsyncClient) -> None:
+    answer = await api.get("/api/v1/schedules", params={"sort": "asc"})
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "Unknown query parameter sort; accepted: page, perPage, task."
+    listed = await api.get("/api/v1/schedules", params={"task": "nope", "perPage": "5"})
+    assert listed.status_code == 200, listed.text

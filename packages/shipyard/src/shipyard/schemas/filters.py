@@ -358,15 +358,16 @@ def parse_token_list_query(params: QueryParams) -> TokenListQuery:
     )
 
 
-def parse_offset_page(params: QueryParams) -> OffsetPage:
-    """Parse ``page`` and ``perPage`` (the queue list's offset paging).
+def parse_offset_page(params: QueryParams, others: tuple[str, ...] = ()) -> OffsetPage:
+    """Parse ``page`` and ``perPage`` (the queue list's offset paging); ``others`` are the
+    route's own parameters, accepted here (and named in the unknown-parameter error).
 
     Example::
 
         >>> parse_offset_page({"page": "2", "perPage": "10"}).offset
         10
     """
-    values = _collect(params, ("page", "perPage"))
+    values = _collect(params, ("page", "perPage", *others))
     page, per_page = 1, DEFAULT_PAGE_SIZE
     raw = _one(values, "page")
     if raw is not None:

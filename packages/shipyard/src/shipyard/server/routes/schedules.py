@@ -89,7 +89,7 @@ def router() -> APIRouter:
             raise ValidationError(
                 "Invalid query parameter task: given more than once.", param="task"
             )
-        page = parse_offset_page([(name, value) for name, value in params if name != "task"])
+        page = parse_offset_page(params, others=("task",))
         found = await caller.engine.list_schedules(
             page=page.page, per_page=page.per_page, task=tasks[0] if tasks else None
         )
