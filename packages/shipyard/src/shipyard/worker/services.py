@@ -88,7 +88,12 @@ class Service:
         task, self._task = self._task, None
         if task is None:
             return
-        task.cancel()
+        # Cancel until it ends: on Python 3.11 `asyncio.wait_for` loses a cancellation that
+        # arrives as the awaited thing completes (a wake-up set just before stop), and the
+        # loop would go on forever.
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.5)
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
