@@ -136,6 +136,7 @@ async def every_minute_real(payload):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.timeout(240)  # two minute boundaries on the real clock: up to 2 min of waiting
 async def test_real_time_two_minute_boundaries_two_runs(project: Project) -> None:
     """On the real clock, two `shipyard worker` processes: the next two minute boundaries
