@@ -5,6 +5,16 @@ cd "$(dirname "$0")/.."
 # In CI a missing PostgreSQL must fail the PostgreSQL tests, never skip them.
 if [ "${CI:-}" = "true" ]; then export SHIPYARD_REQUIRE_POSTGRES=1; fi
 command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
+# The dashboard's browser tests drive Debian's Chromium (packages/shipyard/tests/browser).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing chromium for the dashboard's browser tests…"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "Chromium is missing: the browser tests need /usr/bin/chromium" \
+      "(sudo apt-get install -y chromium); they are skipped outside CI and fail in CI." >&2
+  fi
+fi
 uv sync --frozen
 uv run ruff format --check .
 uv run ruff check .

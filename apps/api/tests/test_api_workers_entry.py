@@ -48,6 +48,44 @@ async def test_entry_hands_requests_and_bindings_to_the_fastapi_app(
     assert calls == [(app, "request", env)]
 
 
+async def test_entry_points_shipyard_at_the_engine_from_the_bindings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Bindings are not environment variables: the entry hands the engine's URL and key to
+    Shipyard, so the report routes trigger over HTTP on Workers."""
+    from shipyard.client import RemoteClient
+    from shipyard.sdk.backend import current_backend, set_client
+
+    async def fetch(app: Any, request: Any, env: Any) -> Any:
+        return current_backend()
+
+    class WorkerEntrypoint:
+        def __init__(self, env: Any) -> None:
+            self.env = env
+
+    runtime = types.ModuleType("workers")
+    runtime.WorkerEntrypoint = WorkerEntrypoint  # type: ignore[attr-defined]
+    runtime.asgi = types.SimpleNamespace(fetch=fetch)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "workers", runtime)
+    monkeypatch.delenv("SHIPYARD_API_URL", raising=False)
+    spec = importlib.util.spec_from_file_location("worker_entry2", API_ROOT / "src" / "entry.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    key = "sk_preview_" + "k" * 40
+    env = types.SimpleNamespace(
+        SHIPYARD_API_URL="https://engine.example.com/", SHIPYARD_SECRET_KEY=key
+    )
+    try:
+        backend = await module.Default(env).fetch("request")
+        assert isinstance(backend, RemoteClient)
+        assert backend.api_url == "https://engine.example.com"
+        # The same bindings again: the same client, not a new one per request.
+        assert await module.Default(env).fetch("request") is backend
+    finally:
+        set_client(None)
+
+
 def test_wrangler_config_points_at_the_python_entry() -> None:
     text = (API_ROOT / "wrangler.jsonc").read_text()
     config = json.loads(re.sub(r"^\s*//.*$", "", text, flags=re.MULTILINE))

@@ -29,6 +29,22 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "fake_clock: the engine runs on a FakeClock")
+    config.addinivalue_line(
+        "markers", "long: takes a minute or more of wall time (mostly waiting); runs first"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Long tests first, then slow ones: pytest-xdist hands tests out in order, so a test that
+    waits for minutes starts while the rest of the suite runs beside it instead of at the
+    end (the suite's wall time stays the longest test, not the sum of the last ones)."""
+
+    def weight(item: pytest.Item) -> int:
+        if item.get_closest_marker("long"):
+            return 0
+        return 1 if item.get_closest_marker("slow") else 2
+
+    items.sort(key=weight)  # stable: the collection order holds within each group
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,6 @@ Example::
 """
 
 from shipyard.engine.idempotency import IdempotencyKey
-from shipyard.engine.registry import aclose, configure
 from shipyard.errors import (
     AbortTaskRunError,
     ApiError,
@@ -47,8 +46,10 @@ from shipyard.models.options import TriggerOptions
 from shipyard.models.queues import QueueInfo
 from shipyard.models.realtime import RealtimeRun
 from shipyard.models.runs import Attempt, Run, RunEvent
+from shipyard.models.schedules import Schedule, ScheduledPayload
 from shipyard.models.tokens import WaitToken, WaitTokenInfo, WaitTokenResult
 from shipyard.retry_policy import RetryOptions
+from shipyard.sdk.backend import aclose, configure
 from shipyard.sdk.batch import batch
 from shipyard.sdk.idempotency import idempotency_keys
 from shipyard.sdk.locals import locals
@@ -57,6 +58,7 @@ from shipyard.sdk.metadata import metadata
 from shipyard.sdk.queues import Queue, queue, queues
 from shipyard.sdk.retry import retry
 from shipyard.sdk.runs import runs
+from shipyard.sdk.schedules import schedules
 from shipyard.sdk.streams import streams
 from shipyard.sdk.tags import tags
 from shipyard.sdk.task import Task, schema_task, task
@@ -96,6 +98,8 @@ __all__ = [
     "RunHandle",
     "RunNotFoundError",
     "RunStatus",
+    "Schedule",
+    "ScheduledPayload",
     "SerializationError",
     "ShipyardError",
     "SubtaskUnwrapError",
@@ -124,6 +128,7 @@ __all__ = [
     "queues",
     "retry",
     "runs",
+    "schedules",
     "schema_task",
     "streams",
     "tags",

@@ -157,6 +157,17 @@ class Settings(BaseModel):
     )
     server_host: str = Field(default="127.0.0.1", description="Engine server bind address.")
     server_port: int = Field(default=3030, description="Engine server port.")
+    server_allowed_hosts: list[str] | None = Field(
+        default=None,
+        description="Host names the engine server answers (the Host header; '*' = any). "
+        "Unset: localhost, 127.0.0.1 and ::1 when it listens on a loopback address, any "
+        "host otherwise.",
+    )
+    server_cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins (https://app.example.com, or '*') allowed to call the "
+        "routes a public access token may call. Empty: no cross-origin access.",
+    )
     api_port: int = Field(
         default=8787, ge=0, le=65535, description="Port of the app API in `shipyard dev`; 0 = off."
     )
@@ -165,6 +176,15 @@ class Settings(BaseModel):
         ge=0,
         le=65535,
         description="Port of the functions (/functions/v1/<name>) in `shipyard dev`; 0 = off.",
+    )
+    api_url: str | None = Field(
+        default=None,
+        description="A remote engine server's URL (https://engine.example.com). When set, SDK "
+        "calls made outside a running task (trigger, runs, wait tokens, queues …) and the CLI go "
+        "over HTTP to it, authenticated with secret_key, and no database is opened here.",
+    )
+    api_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds the remote client waits for one HTTP answer."
     )
     log_level: str = Field(default="info", description="debug, info, warning or error.")
     log_format: Literal["text", "json"] = Field(
@@ -179,6 +199,20 @@ class Settings(BaseModel):
         if not value.startswith(("sqlite://", "postgresql://", "postgres://")):
             raise ValueError(
                 f"database_url must start with sqlite:/// or postgresql://, got {value[:12]!r}…"
+            )
+        return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")) or len(value) <= len("https://"):
+            raise ValueError(
+                "api_url (SHIPYARD_API_URL) must be the engine server's http:// or https:// URL, "
+                "e.g. https://engine.example.com (the value is not repeated here: a URL can hold a "
+                "password)"
             )
         return value
 

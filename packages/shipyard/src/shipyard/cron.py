@@ -200,6 +200,13 @@ def parse(expression: str | CronExpression) -> CronExpression:
             f"Invalid cron expression {expression!r}: expected a string; {_FIELD_HINT}",
             expression=repr(expression),
         )
+    # Schedulers evaluate the same few expressions over and over: parse each once (an
+    # invalid one raises every time: errors are not cached).
+    return _parse_text(expression)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text(expression: str) -> CronExpression:
     if len(expression) > MAX_EXPRESSION_LENGTH:
         raise _invalid(expression, f"longer than {MAX_EXPRESSION_LENGTH} characters")
     # Fields are separated by ASCII spaces and tabs only (a no-break space is a typo, not a

@@ -30,12 +30,17 @@ The tree::
     ├── RunFinishedError               sending to an input stream of a run that has finished
     ├── BatchNotFoundError             no batch with that id in this environment
     ├── WaitpointNotFoundError         no wait token with that id in this environment
+    ├── ScheduleNotFoundError          no schedule with that id in this environment
     ├── WaitpointTimeoutError          a wait token timed out before it was completed
     ├── IllegalTransitionError         a run status change the state machine forbids
     ├── NotInRunError                  a call that only works inside a run, made outside one
     ├── SubtaskUnwrapError             ``Result.unwrap()`` on a failed child run
     ├── RunTimeoutError                ``runs.poll`` / waiting gave up before the run finished
-    ├── InvalidTokenError              a public access token that is malformed, forged or expired
+    ├── AuthenticationError            no key, a wrong or revoked key, a bad public token (401)
+    ├── ForbiddenError                 valid credentials that do not allow this (HTTP 403)
+    ├── KeyNotFoundError               no secret key with that id
+    ├── RequestInProgressError         a retried request whose first attempt is still running
+    ├── RemoteEngineError              the engine server (SHIPYARD_API_URL) failed or is unreachable
     ├── PortInUseError                 ``shipyard dev``/``server`` cannot listen on its port
     ├── DeployError                    ``shipyard deploy`` cannot start (what is wrong, what to do)
     │   └── EngineImageError           the engine image cannot be built here or named
@@ -233,6 +238,12 @@ class WaitpointNotFoundError(ShipyardError):
     code = "WAITPOINT_NOT_FOUND"
 
 
+class ScheduleNotFoundError(ShipyardError):
+    """No schedule with that id in this environment (``schedule_id``)."""
+
+    code = "SCHEDULE_NOT_FOUND"
+
+
 class IllegalTransitionError(ShipyardError):
     """A run status change that the state machine does not allow."""
 
@@ -401,14 +412,43 @@ class ParallelWaitError(TaskError):
     retryable = False
 
 
-class InvalidTokenError(ShipyardError):
-    """A public access token (JWT) that is malformed, not signed with this environment's key,
-    for another environment, or expired."""
-
-    code = "INVALID_TOKEN"
-
-
 class WaitpointTimeoutError(ShipyardError):
     """A wait token's ``timeout`` passed before it was completed (``wait.for_token``)."""
 
     code = "WAITPOINT_TIMEOUT"
+
+
+class AuthenticationError(ShipyardError):
+    """Missing or wrong credentials (HTTP 401): no key, a wrong or revoked secret key, a key of
+    another environment's server, a public access token (JWT) that is malformed, forged, for
+    another environment or expired. ``status`` is the HTTP status when raised by the client."""
+
+    code = "UNAUTHORIZED"
+
+
+class ForbiddenError(ShipyardError):
+    """Valid credentials that do not allow the request (HTTP 403): a public access token out of
+    its scopes, a single-use token used again, a public token on a secret-key route."""
+
+    code = "FORBIDDEN"
+
+
+class KeyNotFoundError(ShipyardError):
+    """No secret key with that id (``shipyard keys revoke``)."""
+
+    code = "KEY_NOT_FOUND"
+
+
+class RequestInProgressError(ShipyardError):
+    """A request carrying a request id whose first attempt is still running (HTTP 409; retry
+    it: the retry answers what the first attempt did)."""
+
+    code = "REQUEST_IN_PROGRESS"
+
+
+class RemoteEngineError(ShipyardError):
+    """The engine server at ``SHIPYARD_API_URL`` could not be reached, or failed (HTTP 5xx or
+    an answer that is not the API's), after the client's retries. ``status`` is the HTTP
+    status when there was an answer; ``url`` the server's base URL."""
+
+    code = "REMOTE_ENGINE_ERROR"

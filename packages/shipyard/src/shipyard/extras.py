@@ -5,8 +5,9 @@ the SDK, the models and the engine on SQLite. The rest comes with extras (``pypr
 
     shipyard[cli]        typer, rich                  the ``shipyard`` command
     shipyard[engine]     cli + fastapi, uvicorn,      ``shipyard dev``, ``shipyard server``,
-                         watchfiles, mcp,             ``shipyard mcp``, realtime SSE
-                         sse-starlette
+                         watchfiles, mcp,             ``shipyard mcp``, realtime SSE, the
+                         sse-starlette, jinja2,       dashboard
+                         python-multipart
     shipyard[postgres]   psycopg (binary, pool)       the PostgreSQL store
     shipyard[all]        engine + postgres            what the workspace installs
 
@@ -31,7 +32,17 @@ __all__ = ["EXTRAS", "install_hint", "missing_extra", "missing_modules", "requir
 
 EXTRAS: dict[str, tuple[str, ...]] = {
     "cli": ("typer", "rich"),
-    "engine": ("typer", "rich", "fastapi", "uvicorn", "watchfiles", "mcp", "sse_starlette"),
+    "engine": (
+        "typer",
+        "rich",
+        "fastapi",
+        "uvicorn",
+        "watchfiles",
+        "mcp",
+        "sse_starlette",
+        "jinja2",
+        "multipart",
+    ),
     "postgres": ("psycopg", "psycopg_pool"),
 }
 """The top-level modules each extra installs (``all`` is ``engine`` + ``postgres``)."""

@@ -10,6 +10,7 @@ packages.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from acceptance_support import REPO_ROOT, clean_env
+from acceptance_support import REPO_ROOT, Procs, clean_env
+from remote_support import SECRET_KEY, start_remote_engine, url_project
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -312,11 +314,49 @@ asyncio.run(main())
     assert done.stdout.strip() == "COMPLETED 42", done.stdout + done.stderr
 
 
-@pytest.mark.skip(reason="the remote client (issue 11 item 4) is not built yet")
-def test_light_install_triggers_over_http(light: Venv, project: Path) -> None:
-    """The place for the remote client's end-to-end check: with only ``SHIPYARD_API_URL`` and
-    ``SHIPYARD_SECRET_KEY`` set, a script in the light venv triggers a task of a real
-    ``shipyard server`` + worker (started from this workspace) and polls it to COMPLETED."""
+async def test_light_install_triggers_over_http(
+    light: Venv, project: Path, tmp_path: Path, procs: Procs
+) -> None:
+    """With only ``SHIPYARD_API_URL`` and ``SHIPYARD_SECRET_KEY`` set, a script in the light
+    venv triggers a task of a real ``shipyard server`` + worker (started from this workspace)
+    and polls it to COMPLETED, importing none of the heavy packages and opening no database."""
+    engine = url_project(tmp_path / "engine", procs, f"sqlite:///{tmp_path / 'engine.db'}")
+    remote = await start_remote_engine(engine)
+    script = f"""
+import asyncio
+import sys
+
+import shipyard
+
+
+async def main() -> None:
+    handle = await shipyard.tasks.trigger("double", {{"n": 21}}, tags=["light"])
+    run = await shipyard.runs.poll(handle.id, poll_interval_ms=50, max_attempts=600)
+    try:
+        await shipyard.runs.retrieve("run_doesnotexist")
+    except shipyard.RunNotFoundError as exc:
+        print("not found:", exc.message)
+    await shipyard.aclose()
+    heavy = sorted(m for m in sys.modules if m.split(".")[0] in {sorted(HEAVY_MODULES)!r})
+    print(run.status, run.output, heavy)
+
+
+asyncio.run(main())
+"""
+    done = await asyncio.to_thread(
+        light.run,
+        light.python,
+        "-c",
+        script,
+        cwd=project,
+        SHIPYARD_API_URL=remote.url,
+        SHIPYARD_SECRET_KEY=SECRET_KEY,
+    )
+    assert done.returncode == 0, done.stderr + procs.dump()
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].startswith("not found:") and "run_doesnotexist" in lines[0], done.stdout
+    assert lines[-1] == "COMPLETED 42 []", done.stdout
+    assert not (project / ".shipyard").exists(), "the light script opened a database"
 
 
 # -- the cli extra ----------------------------------------------------------------------------

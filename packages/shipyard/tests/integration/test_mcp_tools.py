@@ -41,6 +41,7 @@ EVERY_TOOL = CHANGING | {
     "list_runs",
     "wait_for_run_to_complete",
     "list_queues",
+    "list_schedules",
     "search_docs",
     "dev_server_status",
 }
@@ -404,6 +405,30 @@ async def test_queues_list_pause_and_resume(engine, start_worker):
     assert missing == "Queue 'nope' not found in this environment."
 
 
+async def test_list_schedules(engine, start_worker):
+    from shipyard import schedules
+
+    @schedules.task(id="nightly", cron={"pattern": "0 3 * * *", "timezone": "Europe/Paris"})
+    async def nightly(payload):
+        return None
+
+    async with connect(engine) as client:
+        empty = await call(client, "list_schedules")
+        assert empty["data"] == [] and "@schedules.task" in empty["next"]
+        await start_worker()
+        listed = await call(client, "list_schedules", {"task": "nightly"})
+        [schedule] = listed["data"]
+        assert (schedule["task"], schedule["type"], schedule["timezone"]) == (
+            "nightly",
+            "DECLARATIVE",
+            "Europe/Paris",
+        )
+        assert schedule["generator"]["description"] == "At 03:00 every day"
+        assert listed["pagination"]["count"] == 1
+        bad = await call_error(client, "list_schedules", {"per_page": 0})
+    assert "per_page" in bad
+
+
 async def test_dev_server_start_status_and_stop(engine, tmp_path):
     (tmp_path / "trigger" / "hello.py").write_text(
         "from shipyard import task\n\n\n"
@@ -496,8 +521,14 @@ async def test_dev_only_refuses_any_other_engine(tmp_path, overrides, expected, 
         assert (await call(client, "search_docs", {"query": "anything"}))["results"] == []
 
 
-async def test_a_remote_api_url_is_refused_clearly_until_supported(engine):
-    async with connect(engine, api_url="https://engine.example.com") as client:
+async def test_a_remote_api_url_is_used_and_an_unreachable_one_named(engine):
+    """With --api-url the engine tools go over HTTP (end to end against a real server in
+    tests/client); a server that does not answer is one clear message naming it, and the dev
+    server tools, which need this project's engine, refuse."""
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    async with connect(engine, api_url=url) as client:
         for name, arguments in [
             ("get_current_worker", {}),
             ("trigger_task", {"task_id": "echo"}),
@@ -506,8 +537,9 @@ async def test_a_remote_api_url_is_refused_clearly_until_supported(engine):
             ("list_queues", {}),
         ]:
             message = await call_error(client, name, arguments)
-            assert message.startswith("Remote engines are not supported yet by this build")
-            assert "https://engine.example.com" in message
+            assert f"The engine server at {url} could not be reached" in message, message
+        message = await call_error(client, "start_dev_server")
+        assert "needs this project's own engine" in message and url in message
 
 
 async def test_search_docs_reads_the_repository_docs(engine):

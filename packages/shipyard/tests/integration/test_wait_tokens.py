@@ -94,7 +94,7 @@ async def test_callback_url_completes_the_token_and_rejects_a_wrong_signature(
     token = await wait.retrieve_token(tokens[handle.id])
     path = token.url.split("://", 1)[1].split("/", 1)[1]
     transport = httpx.ASGITransport(app=create_app(engine))
-    async with httpx.AsyncClient(transport=transport, base_url="http://engine") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         bad = path.rsplit("/", 1)[0] + "/" + "0" * 64
         response = await client.post(f"/{bad}", json={"hacked": True})
         assert response.status_code == 401
@@ -112,7 +112,7 @@ async def test_callback_with_an_empty_body_completes_with_an_empty_object(
     assert not token.is_cached and token.public_access_token
     transport = httpx.ASGITransport(app=create_app(engine))
     path = "/" + token.url.split("://", 1)[1].split("/", 1)[1]
-    async with httpx.AsyncClient(transport=transport, base_url="http://engine") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         assert (await client.post(path)).status_code == 200
     info = await wait.retrieve_token(token.id)
     assert (info.status, info.output) == ("COMPLETED", {})

@@ -111,7 +111,10 @@ async def test_reconnecting_with_last_event_id_loses_and_repeats_nothing(
     path = f"/realtime/v1/runs/{handle.id}"
     key = engine.secret_key()
 
+    snapshots: set[str] = set()
+
     def saw(body: dict[str, Any]) -> None:
+        snapshots.add("whole")
         value = (body["run"].get("metadata") or {}).get("progress")
         if value in steps:
             steps[value].set()
@@ -121,16 +124,27 @@ async def test_reconnecting_with_last_event_id_loses_and_repeats_nothing(
         got: list[SseEvent] = []
         last: str | None = None
         while True:
-            part = await collect(client, path, key, last_event_id=last, stop_after=2)
+            part = await collect(
+                client,
+                path,
+                key,
+                last_event_id=last,
+                stop_after=2,
+                on_update=lambda _: snapshots.add("broken"),
+            )
             got += part
             if part and part[-1].event == "end":
                 return got
             last = [e for e in got if e.event == "update"][-1].id
 
     whole = asyncio.create_task(collect(client, path, key, on_update=saw))
-    other = asyncio.create_task(collect(client, path, key))
+    other = asyncio.create_task(
+        collect(client, path, key, on_update=lambda _: snapshots.add("other"))
+    )
     broken = asyncio.create_task(interrupted())
-    await eventually(lambda: len(engine.feed_hub._by_run.get(handle.id, ())) == 3)
+    # Every reader has its first snapshot before the run changes: a reader that connected
+    # later would rightly start from a later snapshot, and the lists would differ.
+    await eventually(lambda: snapshots == {"whole", "other", "broken"})
     await start_worker()
     reference = await asyncio.wait_for(whole, 30)
     pieces = await asyncio.wait_for(broken, 30)

@@ -148,7 +148,7 @@ def test_production_deploys_api_then_functions_then_dotenv_secrets(
     assert (api_dir / "src/app/main.py").is_file()
     assert (api_dir / "wrangler.jsonc").is_file()
     api_packages = (api_dir / "python_modules/synced.txt").read_text()
-    for requirement in ('"fastapi==', '"PyJWT[crypto]==', '"httpx=='):
+    for requirement in ('"fastapi>=0.115"', '"pyjwt[crypto]>=2.9"', '"httpx>=0.27"'):
         assert requirement in api_packages, api_packages
     # The function became a worker: its files, an entry module, a generated config, and a
     # pyproject.toml declaring what it imports.
@@ -157,7 +157,7 @@ def test_production_deploys_api_then_functions_then_dotenv_secrets(
     assert '"name": "hello-world"' in (function_dir / "wrangler.jsonc").read_text()
     assert not (function_dir / "tests").exists()
     declared = (function_dir / "pyproject.toml").read_text()
-    assert '"starlette==' in declared
+    assert '"starlette"' in declared
     assert "fastapi" not in declared  # only what its own code imports
     out = result.output
     assert "branch main → production (Cloudflare)" in out
@@ -574,3 +574,111 @@ def test_recorded_calls_are_json_lines(project: Path, tmp_path: Path) -> None:
     run(project, path, "-p", "supabase", "-b", "main")
     for line in (fakes.bin / "calls.jsonl").read_text().splitlines():
         assert set(json.loads(line)) == {"tool", "argv", "cwd", "env", "stdin"}
+
+
+# -- the engine: preview keys --------------------------------------------------------------
+
+ENGINE_URL = "https://engine.example.com"
+PRODUCTION_ENGINE_KEY = "sk_prod_SECRET-production-engine-key-0007"
+
+
+def engine_env(project: Path, tmp_path: Path) -> Path:
+    """``.env`` with the engine server's URL, its database (a real SQLite file) and key."""
+    database = tmp_path / "engine.db"
+    write_env(
+        project,
+        {
+            **ENV,
+            "SHIPYARD_API_URL": ENGINE_URL,
+            "SHIPYARD_DATABASE_URL": f"sqlite:///{database}",
+            "SHIPYARD_SECRET_KEY": PRODUCTION_ENGINE_KEY,
+        },
+    )
+    return database
+
+
+async def _find_key(project: Path, database: Path, key: str) -> tuple[str | None, list[Any]]:
+    from shipyard.config import load_settings
+    from shipyard.engine.engine import Engine
+
+    engine = Engine(load_settings(project_root=project, database_url=f"sqlite:///{database}"))
+    await engine.start()
+    try:
+        found = await engine.find_key(key)
+        keys = await engine.list_keys("preview/feature-user-auth")
+        return (found.environment if found else None), keys
+    finally:
+        await engine.close()
+
+
+def test_preview_gets_a_key_of_its_own_engine_environment(project: Path, tmp_path: Path) -> None:
+    import asyncio
+
+    database = engine_env(project, tmp_path)
+    fakes, path = path_with(tmp_path, ALL_TOOLS)
+    result = run(project, path, "-p", "cloudflare", "-b", "feature/User_Auth")
+    assert result.exit_code == 0, result.output
+    (bulk,) = [c for c in fakes.calls("wrangler") if c["argv"][:2] == ["secret", "bulk"]]
+    secrets = json.loads(bulk["stdin"])
+    assert set(secrets) == {"SHIPYARD_API_URL", "SHIPYARD_SECRET_KEY"}
+    assert secrets["SHIPYARD_API_URL"] == ENGINE_URL
+    key = secrets["SHIPYARD_SECRET_KEY"]
+    # Never the production key from .env: a key of the preview's own environment.
+    assert key != PRODUCTION_ENGINE_KEY and key.startswith("sk_preview_")
+    environment, keys = asyncio.run(_find_key(project, database, key))
+    assert environment == "preview/feature-user-auth"
+    assert key not in result.output and PRODUCTION_ENGINE_KEY not in result.output
+    assert "preview/feature-user-auth" in result.output
+    assert f"Engine server: {ENGINE_URL}" in result.output
+    assert_no_secrets(result, fakes)
+
+    # A second deploy rotates: a new key, the first one revoked.
+    again = run(project, path, "-p", "cloudflare", "-b", "feature/User_Auth")
+    assert again.exit_code == 0, again.output
+    bulks = [c for c in fakes.calls("wrangler") if c["argv"][:2] == ["secret", "bulk"]]
+    second = json.loads(bulks[-1]["stdin"])["SHIPYARD_SECRET_KEY"]
+    assert second != key
+    assert asyncio.run(_find_key(project, database, key))[0] is None
+    environment, keys = asyncio.run(_find_key(project, database, second))
+    assert environment == "preview/feature-user-auth"
+    assert [k.revoked for k in keys] == [True, False]
+
+    # Cleanup revokes the preview's keys.
+    cleanup = run(project, path, "cleanup", "-b", "feature/User_Auth", "-p", "cloudflare")
+    assert cleanup.exit_code == 0, cleanup.output
+    assert "1 key(s) revoked" in cleanup.output
+    assert asyncio.run(_find_key(project, database, second))[0] is None
+
+
+def test_preview_without_an_engine_url_gets_no_engine_secrets(
+    project: Path, tmp_path: Path
+) -> None:
+    write_env(project, {**ENV, "SHIPYARD_SECRET_KEY": PRODUCTION_ENGINE_KEY})
+    fakes, path = path_with(tmp_path, ALL_TOOLS)
+    result = run(project, path, "-p", "cloudflare", "-b", "fix/bug-123")
+    assert result.exit_code == 0, result.output
+    assert "gets no engine key: set SHIPYARD_API_URL" in result.output
+    assert not [c for c in fakes.calls("wrangler") if c["argv"][:2] == ["secret", "bulk"]]
+    assert PRODUCTION_ENGINE_KEY not in result.output
+
+
+def test_production_sends_the_engine_url_and_key_from_dotenv(project: Path, tmp_path: Path) -> None:
+    engine_env(project, tmp_path)
+    fakes, path = path_with(tmp_path, ALL_TOOLS)
+    result = run(project, path, "-p", "cloudflare", "-b", "main")
+    assert result.exit_code == 0, result.output
+    (bulk,) = [c for c in fakes.calls("wrangler") if c["argv"][:2] == ["secret", "bulk"]]
+    secrets = json.loads(bulk["stdin"])
+    assert secrets["SHIPYARD_API_URL"] == ENGINE_URL
+    assert secrets["SHIPYARD_SECRET_KEY"] == PRODUCTION_ENGINE_KEY
+    assert PRODUCTION_ENGINE_KEY not in result.output
+    assert not any("keys" in c["argv"] for c in fakes.calls())
+
+
+def test_dry_run_shows_the_key_step_and_creates_nothing(project: Path, tmp_path: Path) -> None:
+    database = engine_env(project, tmp_path)
+    _fakes, path = path_with(tmp_path, ALL_TOOLS)
+    result = run(project, path, "-p", "cloudflare", "-b", "feature/x", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "keys create --env preview/feature-x --name deploy --rotate --json" in result.output
+    assert not database.exists()

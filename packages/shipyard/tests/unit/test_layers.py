@@ -24,6 +24,7 @@ NEUTRAL_MODULES = {
     "durations",
     "errors",
     "extras",
+    "idempotency",
     "ids",
     "logformat",
     "jsonutil",

@@ -173,6 +173,9 @@ def _summary(console: Console, result: DeployResult) -> None:
         elif step.action in ("image-build", "image-push"):
             what = "image" if step.action == "image-build" else "push"
             table.add_row("Engine", what, plan.image or "", status, "")
+        elif step.action in ("engine-key", "key-revoke"):
+            what = "key" if step.action == "engine-key" else "revoke keys"
+            table.add_row("Engine", what, plan.engine_environment or "", status, "")
         elif step.action in ("branch-create", "push"):
             name = plan.target.supabase_branch if step.action == "branch-create" else "migrations"
             ref = result.branch_ref or plan.project_ref or ""
@@ -192,6 +195,12 @@ def _summary(console: Console, result: DeployResult) -> None:
         ref = result.branch_ref or plan.project_ref or "<SUPABASE_PROJECT_REF>"
         label = "Supabase branch" if not plan.target.production else "Supabase project"
         console.print(f"  {label}: {naming.supabase_dashboard_url(ref)}")
+    if plan.engine_url and plan.engine_environment:
+        console.print(
+            f"  Engine server: {plan.engine_url} (environment {plan.engine_environment}; "
+            f"dashboard {plan.engine_url.rstrip('/')}/dashboard)",
+            markup=False,
+        )
     if plan.image and result.ok:
         if plan.image_pushed:
             console.print(f"  Engine image: {plan.image} (pushed)")

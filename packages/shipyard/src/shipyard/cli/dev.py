@@ -32,7 +32,7 @@ from shipyard.engine.definitions import default_definitions
 from shipyard.engine.engine import Engine
 from shipyard.engine.registry import set_engine
 from shipyard.errors import ConfigError, PortInUseError
-from shipyard.server.app import create_app
+from shipyard.server.app import create_app, dashboard_may_open
 from shipyard.tooling.apphost import bind_listener, server_config, start_app_servers
 from shipyard.tooling.dotenv import load_into_environ
 from shipyard.tooling.envcheck import mask
@@ -143,7 +143,9 @@ async def run_dev(settings: Settings, *, concurrency: int | None, reload: bool) 
     engine = Engine(settings)
     await engine.start()
     discover(settings)  # fail fast on a broken task module, and list what was found
-    server = uvicorn.Server(server_config(create_app(engine), lifespan="off"))
+    dashboard_open = dashboard_may_open(settings.environment, settings.server_host)
+    app = create_app(engine, dashboard_open=dashboard_open)
+    server = uvicorn.Server(server_config(app, lifespan="off"))
     # This process handles SIGINT/SIGTERM itself, to stop the worker before the server.
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     server_task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -161,6 +163,8 @@ async def run_dev(settings: Settings, *, concurrency: int | None, reload: bool) 
         f"  environment    {settings.environment}\n"
         f"  database       {masked_url(settings.database_url)}\n"
         f"  engine server  {base}  (health: {base}/healthz)\n"
+        f"  dashboard      {base}/dashboard"
+        f"  ({'open: development on loopback' if dashboard_open else 'sign in: secret key'})\n"
         f"  worker         pid {worker.pid}, {len(default_definitions().task_ids())} task(s): "
         f"{', '.join(default_definitions().task_ids()) or '-'}\n"
         f"  hot reload     {'on' if reload else 'off'} ({', '.join(settings.dirs)})\n"

@@ -20,13 +20,16 @@ except ImportError as exc:  # a light install: the console script says so before
 
 from shipyard.cli.commitmsg import commit_msg
 from shipyard.cli.deploy import deploy_app
+from shipyard.cli.keys import keys_app
 from shipyard.cli.mcp import install_mcp, mcp
 from shipyard.cli.output import console, fail, print_json
 from shipyard.cli.queues import queues_app
 from shipyard.cli.runs import runs_app
+from shipyard.cli.schedules import schedules_app
+from shipyard.cli.session import ApiUrlOption, require_extra
 from shipyard.cli.session import load_cli_settings as _settings
-from shipyard.cli.session import require_extra
 from shipyard.cli.session import run_async as _run
+from shipyard.cli.session import wait_for_final as _wait_for_final
 from shipyard.cli.session import with_engine as _with_engine
 from shipyard.cli.tokens import tokens_app
 from shipyard.cli.tooling import check_envs, deps
@@ -49,6 +52,8 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(queues_app, name="queues")
+app.add_typer(keys_app, name="keys")
+app.add_typer(schedules_app, name="schedules")
 app.add_typer(versions_app, name="versions")
 app.add_typer(workers_app, name="workers")
 
@@ -252,13 +257,14 @@ def trigger(
     tag: Annotated[list[str] | None, typer.Option(help="A tag (repeatable).")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="Idempotency key.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (docs/cli.md).")] = False,
+    api_url: ApiUrlOption = None,
 ) -> None:
     """Trigger a run of TASK_ID."""
     try:
         data = json.loads(payload)
     except json.JSONDecodeError as exc:
         fail(f"--payload is not valid JSON: {exc}", code=2)
-    settings = _settings()
+    settings = _settings(api_url=api_url)
     options: dict[str, Any] = {}
     if tag:
         options["tags"] = tag
@@ -266,7 +272,6 @@ def trigger(
         options["idempotency_key"] = idempotency_key
 
     async def body() -> dict[str, Any]:
-        from shipyard.engine.registry import get_engine
         from shipyard.sdk.runs import runs
         from shipyard.sdk.tasks import tasks
 
@@ -275,7 +280,7 @@ def trigger(
         if not wait:
             result["status"] = str((await runs.retrieve(handle.id)).status)
         if wait:
-            await get_engine().wait_for_final(handle.id, timeout=timeout)
+            await _wait_for_final(handle.id, timeout)
             run = await runs.retrieve(handle.id)
             result.update(status=str(run.status), output=run.output, error=run.to_dict()["error"])
         return result
@@ -306,12 +311,13 @@ def trigger(
 @tasks_app.command("list")
 def tasks_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (docs/cli.md).")] = False,
+    api_url: ApiUrlOption = None,
 ) -> None:
     """Tasks that workers registered in this environment."""
-    settings = _settings()
+    settings = _settings(api_url=api_url)
 
     async def body() -> list[dict[str, Any]]:
-        from shipyard.engine.registry import get_engine
+        from shipyard.sdk.backend import default_backend
 
         return [
             {
@@ -321,7 +327,7 @@ def tasks_list(
                 "max_attempts": t.max_attempts,
                 "description": t.description,
             }
-            for t in await get_engine().list_tasks()
+            for t in await default_backend().list_tasks()
         ]
 
     found = _run(lambda: _with_engine(settings, body))
@@ -350,7 +356,7 @@ def versions_list(
 
         return [v.to_dict() for v in await get_engine().list_versions()]
 
-    found = _run(lambda: _with_engine(settings, body))
+    found = _run(lambda: _with_engine(settings, body, local_only="shipyard versions list"))
     if as_json:
         print_json(found)
         return
@@ -393,7 +399,7 @@ def workers_list(
             for w in await engine.live_workers(engine.live_window_ms)
         ]
 
-    found = _run(lambda: _with_engine(settings, body))
+    found = _run(lambda: _with_engine(settings, body, local_only="shipyard workers list"))
     if as_json:
         print_json(found)
         return

@@ -39,7 +39,8 @@ def mcp(
         typer.Option(
             "--api-url",
             envvar=API_URL_ENV,
-            help="A remote engine's URL (not supported by this build yet).",
+            help="A remote engine server's URL: the tools reach it over HTTP (SHIPYARD_SECRET_KEY "
+            "is the key).",
         ),
     ] = None,
 ) -> None:

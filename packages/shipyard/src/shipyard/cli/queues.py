@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from shipyard.cli.output import console, print_json
-from shipyard.cli.session import load_cli_settings, run_async, with_engine
+from shipyard.cli.session import ApiUrlOption, load_cli_settings, run_async, with_engine
 from shipyard.models.queues import QueueInfo
 
 __all__ = ["queues_app"]
@@ -21,9 +21,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (shapes: do
 
 
 @queues_app.command("list")
-def queues_list(as_json: JsonOption = False) -> None:
+def queues_list(as_json: JsonOption = False, api_url: ApiUrlOption = None) -> None:
     """Every queue of the environment: running and queued runs, its limit, paused or not."""
-    settings = load_cli_settings()
+    settings = load_cli_settings(api_url=api_url)
 
     async def body() -> list[QueueInfo]:
         from shipyard.sdk.queues import queues
@@ -45,8 +45,8 @@ def queues_list(as_json: JsonOption = False) -> None:
     console.print(table)
 
 
-def _set_paused(name: str, paused: bool, as_json: bool) -> None:
-    settings = load_cli_settings()
+def _set_paused(name: str, paused: bool, as_json: bool, api_url: str | None) -> None:
+    settings = load_cli_settings(api_url=api_url)
 
     async def body() -> QueueInfo:
         from shipyard.sdk.queues import queues
@@ -69,15 +69,17 @@ def _set_paused(name: str, paused: bool, as_json: bool) -> None:
 def queues_pause(
     name: Annotated[str, typer.Argument(help="The queue name (a task's id names its queue).")],
     as_json: JsonOption = False,
+    api_url: ApiUrlOption = None,
 ) -> None:
     """Pause a queue: its runs stay queued (running ones finish) until it is resumed."""
-    _set_paused(name, True, as_json)
+    _set_paused(name, True, as_json, api_url)
 
 
 @queues_app.command("resume")
 def queues_resume(
     name: Annotated[str, typer.Argument(help="The queue name.")],
     as_json: JsonOption = False,
+    api_url: ApiUrlOption = None,
 ) -> None:
     """Resume a paused queue: its queued runs start again."""
-    _set_paused(name, False, as_json)
+    _set_paused(name, False, as_json, api_url)

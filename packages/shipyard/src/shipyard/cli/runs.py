@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from shipyard.cli.output import console, id_column, print_json, print_json_line
-from shipyard.cli.session import load_cli_settings, run_async, with_engine
+from shipyard.cli.session import ApiUrlOption, load_cli_settings, run_async, with_engine
 from shipyard.models.runs import Run, RunEvent
 
 __all__ = ["event_line", "runs_app"]
@@ -39,18 +39,26 @@ def runs_list(
     status: Annotated[list[str] | None, typer.Option(help="Filter by status (repeatable).")] = None,
     task: Annotated[str | None, typer.Option(help="Filter by task id.")] = None,
     tag: Annotated[str | None, typer.Option(help="Filter by tag.")] = None,
+    schedule: Annotated[
+        str | None, typer.Option(help="Only the runs this schedule created (its id).")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, help="How many runs.")] = 20,
     as_json: JsonOption = False,
+    api_url: ApiUrlOption = None,
 ) -> None:
     """List runs, newest first."""
-    settings = load_cli_settings()
+    settings = load_cli_settings(api_url=api_url)
 
     async def body() -> list[dict[str, Any]]:
         from shipyard.sdk.runs import runs
 
         found = []
         async for run in runs.list(
-            status=status or None, task_identifier=task, tag=tag, limit=min(limit, 1000)
+            status=status or None,
+            task_identifier=task,
+            tag=tag,
+            schedule=schedule,
+            limit=min(limit, 1000),
         ):
             found.append(run.to_dict())
             if len(found) >= limit:
@@ -91,9 +99,10 @@ def runs_get(
         int, typer.Option("--logs", min=0, help="How many of the last log lines to show.")
     ] = 10,
     as_json: JsonOption = False,
+    api_url: ApiUrlOption = None,
 ) -> None:
     """Show one run: status, payload, output, error, metadata, attempts and its last logs."""
-    settings = load_cli_settings()
+    settings = load_cli_settings(api_url=api_url)
 
     async def body() -> tuple[Run, list[RunEvent]]:
         from shipyard.sdk.runs import runs
@@ -193,12 +202,13 @@ def runs_logs(
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per event and line (docs/cli.md).")
     ] = False,
+    api_url: ApiUrlOption = None,
 ) -> None:
     """A run's logs, spans, metadata, tag and status changes, in the order they were recorded.
 
     With --follow, new events are printed as they arrive until the run is final.
     """
-    settings = load_cli_settings()
+    settings = load_cli_settings(api_url=api_url)
 
     def show(event: RunEvent) -> None:
         if as_json:
@@ -286,9 +296,10 @@ def _compact(value: Any) -> str:
 def runs_cancel(
     run_id: Annotated[str, typer.Argument(help="The run id.")],
     as_json: JsonOption = False,
+    api_url: ApiUrlOption = None,
 ) -> None:
     """Cancel a run (and its non-final children). A finished run is left as it is."""
-    settings = load_cli_settings()
+    settings = load_cli_settings(api_url=api_url)
 
     async def body() -> Run:
         from shipyard.sdk.runs import runs
@@ -306,9 +317,10 @@ def runs_cancel(
 def runs_replay(
     run_id: Annotated[str, typer.Argument(help="The run id.")],
     as_json: JsonOption = False,
+    api_url: ApiUrlOption = None,
 ) -> None:
     """Trigger a new run with the same task, payload and options."""
-    settings = load_cli_settings()
+    settings = load_cli_settings(api_url=api_url)
 
     async def body() -> dict[str, Any]:
         from shipyard.sdk.runs import runs

@@ -10,21 +10,41 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from shipyard.cli.output import fail
 from shipyard.config import Settings, load_settings
-from shipyard.errors import ShipyardError
+from shipyard.errors import ConfigError, RunTimeoutError, ShipyardError
 
-__all__ = ["load_cli_settings", "require_extra", "run_async", "with_engine"]
+__all__ = [
+    "ApiUrlOption",
+    "load_cli_settings",
+    "require_extra",
+    "run_async",
+    "wait_for_final",
+    "with_engine",
+]
 
 T = TypeVar("T")
 
 INTERRUPTED = 130
 """The exit code of a command stopped with Ctrl-C (128 + SIGINT), as shells report it."""
+
+
+ApiUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api-url",
+        help="Act on a remote engine server over HTTP (SHIPYARD_API_URL; the key is "
+        "SHIPYARD_SECRET_KEY) instead of opening the database here.",
+        show_default=False,
+    ),
+]
+"""``--api-url URL``: every command that reaches the engine through the SDK takes it."""
 
 
 def load_cli_settings(**overrides: Any) -> Settings:
@@ -45,9 +65,26 @@ def run_async(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
         raise typer.Exit(INTERRUPTED) from None
 
 
-async def with_engine(settings: Settings, body: Callable[[], Awaitable[T]]) -> T:
+async def with_engine(
+    settings: Settings,
+    body: Callable[[], Awaitable[T]],
+    *,
+    local_only: str | None = None,
+) -> T:
     """Run ``body`` with an engine on ``settings`` as the process's default (what the SDK
-    calls use), then close it."""
+    calls use), then close it.
+
+    With ``settings.api_url`` the default is a remote client of that engine server instead
+    (nothing is opened here). ``local_only`` names a command that reads the engine's database
+    itself (``"shipyard versions list"``): with an API URL it stops with a line saying so.
+    """
+    if settings.api_url is not None:
+        if local_only is not None:
+            raise ConfigError(
+                f"{local_only} reads the engine's database directly and does not work over "
+                "HTTP: unset SHIPYARD_API_URL and run it where the database is reachable."
+            )
+        return await _with_client(settings, body)
     from shipyard.engine.engine import Engine
     from shipyard.engine.registry import set_engine
 
@@ -59,6 +96,46 @@ async def with_engine(settings: Settings, body: Callable[[], Awaitable[T]]) -> T
     finally:
         await engine.close()
         set_engine(None)
+
+
+async def _with_client(settings: Settings, body: Callable[[], Awaitable[T]]) -> T:
+    from shipyard.client import RemoteClient
+    from shipyard.sdk.backend import set_client
+
+    client = RemoteClient.from_settings(settings)
+    set_client(client)
+    try:
+        return await body()
+    finally:
+        set_client(None)
+        await client.close()
+
+
+async def wait_for_final(run_id: str, timeout: float) -> None:
+    """Wait until the run is final, at most ``timeout`` seconds (:class:`RunTimeoutError`):
+    woken in-process by the engine, or by polling a remote one."""
+    from shipyard.engine.engine import Engine
+    from shipyard.sdk.backend import default_backend
+
+    backend = default_backend()
+    if isinstance(backend, Engine):
+        await backend.wait_for_final(run_id, timeout=timeout)
+        return
+    deadline = time.monotonic() + timeout
+    interval = 0.05
+    while True:
+        run = await backend.retrieve_run(run_id)
+        if run.is_completed:
+            return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RunTimeoutError(
+                f"Run {run_id} did not finish within {timeout} s (status {run.status}).",
+                run_id=run_id,
+                status=str(run.status),
+            )
+        await asyncio.sleep(min(interval, remaining))
+        interval = min(interval * 1.5, 0.5)
 
 
 def require_extra(extra: str, what: str, modules: tuple[str, ...] | None = None) -> None:

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from shipyard.cli.output import console, fail, id_column, print_json
-from shipyard.cli.session import load_cli_settings, run_async, with_engine
+from shipyard.cli.session import ApiUrlOption, load_cli_settings, run_async, with_engine
 from shipyard.models.tokens import WaitTokenInfo
 
 __all__ = ["tokens_app"]
@@ -31,9 +31,10 @@ def tokens_list(
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="How many tokens.")] = 20,
     as_json: JsonOption = False,
+    api_url: ApiUrlOption = None,
 ) -> None:
     """List wait tokens, newest first."""
-    settings = load_cli_settings()
+    settings = load_cli_settings(api_url=api_url)
 
     async def body() -> list[WaitTokenInfo]:
         from shipyard.sdk.wait import wait
@@ -74,6 +75,7 @@ def tokens_complete(
         str, typer.Option(help="The JSON the waiting run resumes with (wait.for_token's output).")
     ] = "null",
     as_json: JsonOption = False,
+    api_url: ApiUrlOption = None,
 ) -> None:
     """Complete a wait token with --data; the run waiting on it resumes. Completing a token
     again changes nothing: the first data is kept."""
@@ -81,7 +83,7 @@ def tokens_complete(
         value = json.loads(data)
     except json.JSONDecodeError as exc:
         fail(f"--data is not valid JSON: {exc}", code=2)
-    settings = load_cli_settings()
+    settings = load_cli_settings(api_url=api_url)
 
     async def body() -> tuple[str, WaitTokenInfo]:
         from shipyard.sdk.wait import wait

@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from shipyard.errors import DuplicateTaskError, ValidationError
+from shipyard.models.schedules import CronSchedule
 from shipyard.retry_policy import RetryOptions
 
 __all__ = [
@@ -112,6 +113,8 @@ class TaskDefinition:
     on_resume: Hook | None = None
     middleware: Sequence[Hook] = ()
     file_path: str = ""
+    # A declarative schedule (``@schedules.task(cron=...)``), synced when a worker registers.
+    cron: CronSchedule | None = None
     takes_ctx: bool = field(init=False, default=False)
     is_async: bool = field(init=False, default=False)
 

@@ -9,54 +9,13 @@ the ``run`` scope — whatever its length — unless it is an :class:`Idempotenc
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
-from typing import Literal
 
 from shipyard.engine.scope import current_scope
 from shipyard.errors import IdempotencyKeyError
+from shipyard.idempotency import MAX_KEY_LENGTH, IdempotencyKey, Scope, hash_key, key_parts
 
 __all__ = ["MAX_KEY_LENGTH", "IdempotencyKey", "Scope", "hash_key", "key_parts", "normalize"]
-
-Scope = Literal["run", "attempt", "global"]
-MAX_KEY_LENGTH = 2048
-
-
-class IdempotencyKey(str):
-    """A hashed idempotency key (what ``idempotency_keys.create`` returns)."""
-
-    __slots__ = ()
-
-
-def key_parts(key: str | Sequence[str]) -> list[str]:
-    """The key's parts (a string is one part); empty or over 2,048 characters is an error."""
-    parts = [key] if isinstance(key, str) else [str(p) for p in key]
-    total = sum(len(p) for p in parts)
-    if total == 0:
-        raise IdempotencyKeyError("An idempotency key cannot be empty.")
-    if total > MAX_KEY_LENGTH:
-        raise IdempotencyKeyError(
-            f"An idempotency key can be at most {MAX_KEY_LENGTH} characters; got {total}.",
-            limit=MAX_KEY_LENGTH,
-            size=total,
-        )
-    return parts
-
-
-def hash_key(
-    parts: Sequence[str], scope: Scope, run_id: str | None, attempt: int | None
-) -> IdempotencyKey:
-    """SHA-256 hex of the parts plus the scope's parts."""
-    if scope not in ("run", "attempt", "global"):
-        raise IdempotencyKeyError(
-            f"Unknown idempotency key scope {scope!r}; one of run, attempt, global."
-        )
-    scope_parts: list[str] = []
-    if scope == "run" and run_id:
-        scope_parts = [run_id]
-    elif scope == "attempt" and run_id:
-        scope_parts = [run_id, str(attempt)]
-    return IdempotencyKey(hashlib.sha256("-".join([*parts, *scope_parts]).encode()).hexdigest())
 
 
 def create(key: str | Sequence[str], scope: Scope = "run") -> IdempotencyKey:

@@ -7,15 +7,16 @@ PostgreSQL text cannot hold, are refused here for every string the store indexes
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from shipyard.durations import parse_duration_ms, resolve_time
 from shipyard.engine.idempotency import normalize
-from shipyard.errors import TooManyTagsError, ValidationError
+from shipyard.errors import InvalidDurationError, TooManyTagsError, ValidationError
 from shipyard.jsonutil import dumps
 from shipyard.machines import validate_machine
 from shipyard.metadata_ops import check_metadata_size
@@ -166,6 +167,17 @@ def validate_tags(tags: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(cleaned)
 
 
+@contextlib.contextmanager
+def _naming(option: str) -> Iterator[None]:
+    """Say which option a duration or time error is about (``delay: Invalid time …``)."""
+    try:
+        yield
+    except InvalidDurationError as exc:
+        raise InvalidDurationError(
+            f"{option}: {exc.message}", **{**exc.context, "param": option}
+        ) from None
+
+
 def parse_options(options: Mapping[str, Any], now_ms: int) -> ParsedOptions:
     """Validate trigger keyword options; an unknown option is an error naming it.
 
@@ -204,7 +216,8 @@ def parse_options(options: Mapping[str, Any], now_ms: int) -> ParsedOptions:
     if (key := options.get("idempotency_key")) is not None:
         parsed.idempotency_key = normalize(key)
     if (ttl := options.get("idempotency_key_ttl")) is not None:
-        parsed.idempotency_key_ttl_ms = parse_duration_ms(ttl)
+        with _naming("idempotency_key_ttl"):
+            parsed.idempotency_key_ttl_ms = parse_duration_ms(ttl)
     if (machine := options.get("machine")) is not None:
         parsed.machine = validate_machine(machine)
     if (priority := options.get("priority")) is not None:
@@ -216,11 +229,13 @@ def parse_options(options: Mapping[str, Any], now_ms: int) -> ParsedOptions:
     if (key := options.get("concurrency_key")) is not None:
         parsed.concurrency_key = check_text(key, "concurrency_key", max_length=CONCURRENCY_KEY_MAX)
     if (delay := options.get("delay")) is not None:
-        resolve_time(delay, now_ms)  # validated now; resolved against the clock at insert
+        with _naming("delay"):
+            resolve_time(delay, now_ms)  # validated now; resolved against the clock at insert
         parsed.delay = delay
     if "ttl" in options and options["ttl"] is not None:
         parsed.ttl_set = True
-        parsed.ttl_ms = parse_duration_ms(options["ttl"]) or None
+        with _naming("ttl"):
+            parsed.ttl_ms = parse_duration_ms(options["ttl"]) or None
     if (debounce := options.get("debounce")) is not None:
         parsed.debounce = parse_debounce(debounce)
     return parsed

@@ -187,6 +187,25 @@ class RealtimeOps(WaitpointOps):
         async for change in self._follow(flt, after, False, heartbeat_s):
             yield change
 
+    async def feed_position(self) -> str:
+        """The change feed's position now: :meth:`subscribe_runs` from it misses nothing that
+        changes after this call (read it before a list the subscription will keep current)."""
+        await self.start()
+        return await self.store.feed_head(self.environment)
+
+    async def subscribe_runs(
+        self, *, after: str | None = None, heartbeat_s: float | None = None
+    ) -> AsyncIterator[RunChange | None]:
+        """Every run of the environment, from now (or after ``after``): each new run and each
+        change, without a snapshot (a list of runs already shows them). Never ends.
+        ``heartbeat_s``: as for :meth:`subscribe_run`."""
+        if after is None:
+            after = await self.feed_position()
+        elif "~" in after:
+            raise ValidationError("A resume position of every run has no '~'.", param="position")
+        async for change in self._follow(_Filter(), self.check_position(after), False, heartbeat_s):
+            yield change
+
     # -- following the feed -----------------------------------------------------------------
 
     async def _follow(

@@ -33,6 +33,11 @@ def get_engine() -> Engine:
     return _registry.engine
 
 
+def installed_engine() -> Engine | None:
+    """The process's default engine if one is installed or built already (never builds one)."""
+    return _registry.engine
+
+
 def set_engine(engine: Engine | None) -> None:
     """Make ``engine`` the process's default (the worker and tests do this); the caller
     closes it (:func:`aclose` does not)."""

@@ -17,13 +17,14 @@ from shipyard.errors import BatchNotFoundError, ValidationError
 from shipyard.jsonutil import dumps, loads
 from shipyard.models.batches import BatchInfo
 from shipyard.models.handles import RunHandle
-from shipyard.models.runs import Run, RunEvent, RunPage, to_datetime
+from shipyard.models.runs import Run, RunEvent, RunPage, RunStats, to_datetime
 from shipyard.models.tasks import RegisteredTask, RegisteredVersion
 from shipyard.records import NewEvent, RunEventRecord, TaskRecord, WorkerRecord
 from shipyard.statuses import FINAL_STATUSES, RunStatus
 from shipyard.store.params import (
     AttemptListParams,
     BatchGetParams,
+    BatchListParams,
     IdempotencyKeyResetParams,
     ReadyNotifyParams,
     RunCancelParams,
@@ -31,6 +32,7 @@ from shipyard.store.params import (
     RunEventsListParams,
     RunListParams,
     RunRescheduleParams,
+    RunStatsParams,
     RunTagsAddParams,
     TaskListParams,
     VersionListParams,
@@ -64,10 +66,14 @@ class RunOps(TriggerOps):
         batch_id: str | None = None,
         created_from: int | None = None,
         created_to: int | None = None,
+        parent_id: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        schedule_id: str | None = None,
     ) -> RunPage:
-        """One page of runs, newest first (``cursor``: the previous page's ``next_cursor``)."""
+        """One page of runs, newest first (``cursor``: the previous page's ``next_cursor``;
+        ``schedule_id``: only the runs that schedule created; ``parent_id``: only the runs that
+        run triggered, its children)."""
         if not 1 <= limit <= LIST_LIMIT_MAX:
             raise ValidationError(
                 f"limit must be between 1 and {LIST_LIMIT_MAX}; got {limit}.", limit=limit
@@ -83,7 +89,9 @@ class RunOps(TriggerOps):
             *((t, "task id") for t in task_ids),
             (tag, "tag"),
             (batch_id, "batch id"),
+            (parent_id, "parent run id"),
             (cursor, "cursor"),
+            (schedule_id, "schedule id"),
         ):
             if value is not None:
                 check_text(value, what)
@@ -97,14 +105,41 @@ class RunOps(TriggerOps):
                 task_ids=list(task_ids),
                 tag=tag,
                 batch_id=batch_id,
+                schedule_id=schedule_id,
                 created_from=created_from,
                 created_to=created_to,
+                parent_run_id=parent_id,
             )
         )
         now = self.now()
         return RunPage(
             items=tuple(Run.from_record(r, now_ms=now) for r in page.items),
             next_cursor=page.next_cursor,
+        )
+
+    async def run_stats(self, *, period_ms: int, buckets: int) -> RunStats:
+        """How many runs were created in each of ``buckets`` equal windows of the last
+        ``period_ms``, by status (their status now)."""
+        if not 1 <= buckets <= 1000 or period_ms < buckets:
+            raise ValidationError(
+                f"Give 1 to 1000 buckets over a period of at least that many ms; got {buckets} "
+                f"over {period_ms} ms.",
+                buckets=buckets,
+            )
+        await self.start()
+        bucket_ms = -(-period_ms // buckets)
+        start = self.now() - bucket_ms * buckets
+        found = await self.store.run_stats(
+            RunStatsParams(environment=self.environment, created_from=start, bucket_ms=bucket_ms)
+        )
+        counts: list[dict[str, int]] = [{} for _ in range(buckets)]
+        for bucket, status, runs in found:
+            if 0 <= bucket < buckets:  # a run created "in the future" of a skewed clock
+                counts[bucket][status] = counts[bucket].get(status, 0) + runs
+        return RunStats(
+            start=to_datetime(start) or to_datetime(0),  # type: ignore[arg-type]
+            bucket_ms=bucket_ms,
+            counts=tuple(counts),
         )
 
     async def run_events(
@@ -251,6 +286,33 @@ class RunOps(TriggerOps):
             created_at=to_datetime(record.created_at) or to_datetime(0),  # type: ignore[arg-type]
             completed_at=to_datetime(record.completed_at),
         )
+
+    async def list_batches(
+        self, *, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[BatchInfo], str | None]:
+        """One page of batches, newest first (their ``runs`` left empty: see
+        :meth:`retrieve_batch`), and the cursor of the next page (None on the last)."""
+        if not 1 <= limit <= LIST_LIMIT_MAX:
+            raise ValidationError(
+                f"limit must be between 1 and {LIST_LIMIT_MAX}; got {limit}.", limit=limit
+            )
+        if cursor is not None:
+            check_text(cursor, "cursor")
+        await self.start()
+        records, next_cursor = await self.store.batch_list(
+            BatchListParams(environment=self.environment, limit=limit, cursor=cursor)
+        )
+        return [
+            BatchInfo(
+                id=r.id,
+                status=r.status,
+                run_count=r.run_count,
+                runs=(),
+                created_at=to_datetime(r.created_at) or to_datetime(0),  # type: ignore[arg-type]
+                completed_at=to_datetime(r.completed_at),
+            )
+            for r in records
+        ], next_cursor
 
     async def task_records(self) -> list[TaskRecord]:
         """Every task a worker of this environment registered, as stored rows."""

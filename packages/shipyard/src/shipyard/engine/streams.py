@@ -37,6 +37,7 @@ from shipyard.store.feed import (
     InputTakeParams,
     InputWaitParams,
     StreamAppendParams,
+    StreamHeadsParams,
     StreamReadParams,
 )
 
@@ -104,6 +105,16 @@ class StreamOps(RealtimeOps):
                 max_bytes=STREAM_MAX_BYTES,
             )
         )
+
+    async def run_streams(self, run_id: str) -> dict[str, int]:
+        """A run's output streams: each stream id (sorted) and how many chunks it holds;
+        :class:`~shipyard.errors.RunNotFoundError` for an unknown run."""
+        record = await self.get_run(run_id)
+        heads = await self.store.stream_heads(
+            StreamHeadsParams(environment=self.environment, run_ids=[record.id])
+        )
+        head = heads.get(record.id)
+        return dict(sorted(head.next_index.items())) if head is not None else {}
 
     async def read_stream(
         self,

@@ -4,8 +4,10 @@ The engine is opened on first use (so ``search_docs`` works in a project whose s
 broken) and installed as the process default, so the public SDK (``shipyard.runs`` …) that
 the tools call reaches it. The flags decide which engine a tool may use at all:
 
-* ``api_url`` (``--api-url`` / ``SHIPYARD_API_URL``) names a remote engine. This build has no
-  remote client yet, so every engine tool says so instead of silently using a local one.
+* ``api_url`` (``--api-url`` / ``SHIPYARD_API_URL``) names a remote engine server: the tools
+  reach it through the remote client (:class:`~shipyard.client.RemoteClient`, authenticated
+  with ``SHIPYARD_SECRET_KEY``), installed as the process's SDK backend. The dev server tools
+  need this project's own engine and refuse.
 * ``dev_only`` (``--dev-only``) refuses any engine but the local development one: the
   environment must be ``development`` and the database SQLite or PostgreSQL on this machine.
 """
@@ -23,6 +25,7 @@ from shipyard.config import Settings, find_project_root, load_settings
 from shipyard.errors import ConfigError
 
 if TYPE_CHECKING:
+    from shipyard.client import RemoteClient
     from shipyard.engine.engine import Engine
     from shipyard.mcp.devserver import DevServer
     from shipyard.mcp.docs import DocsIndex
@@ -40,7 +43,7 @@ class McpOptions:
     dev_only: bool = False
     """Refuse any engine that is not the local development one."""
     api_url: str | None = None
-    """A remote engine's URL (not supported by this build yet: engine tools say so)."""
+    """A remote engine server's URL: the tools go to it over HTTP."""
     project_root: Path | None = None
     """The project (``pyproject.toml`` with ``[tool.shipyard]``); found from the cwd if None."""
 
@@ -108,6 +111,7 @@ class ToolContext:
         self._owns_engine = engine is None
         self._settings = settings or (engine.settings if engine is not None else None)
         self._lock = asyncio.Lock()
+        self._client: RemoteClient | None = None
         self._dev_server: DevServer | None = None
         self._docs: DocsIndex | None = None
 
@@ -133,20 +137,46 @@ class ToolContext:
             return find_project_root()
 
     def check_engine_allowed(self) -> Settings:
-        """The settings of the engine tools may use, or the error that says why none may."""
-        if self.options.api_url:
-            raise ConfigError(
-                f"Remote engines are not supported yet by this build (--api-url / {API_URL_ENV} "
-                f"is set to {self.options.api_url!r}). Unset it to use the local engine of this "
-                "project."
-            )
+        """The settings of the engine tools may use, or the error that says why none may.
+
+        With ``--dev-only`` a remote engine is refused (it is not the local development one).
+        """
         settings = self.settings()
         if self.options.dev_only:
+            if self.options.api_url:
+                raise ConfigError(
+                    "shipyard mcp runs with --dev-only and --api-url names a remote engine "
+                    "server; drop one of them."
+                )
             check_dev_only(settings)
         return settings
 
-    async def engine(self) -> Engine:
-        """The engine, opened (and migrated) on first use, installed as the process default."""
+    async def engine(self) -> Engine | RemoteClient:
+        """The engine the tools use: the remote client of ``--api-url`` (installed as the
+        SDK's backend), else this project's engine (:meth:`local_engine`)."""
+        if not self.options.api_url:
+            return await self.local_engine()
+        settings = self.check_engine_allowed()
+        async with self._lock:
+            if self._client is None:
+                from shipyard.client import RemoteClient
+                from shipyard.sdk.backend import set_client
+
+                self._client = RemoteClient.from_settings(
+                    settings.model_copy(update={"api_url": self.options.api_url})
+                )
+                set_client(self._client)
+            return self._client
+
+    async def local_engine(self) -> Engine:
+        """This project's engine, opened (and migrated) on first use, installed as the process
+        default. Refused with ``--api-url`` (the dev server tools need it)."""
+        if self.options.api_url:
+            raise ConfigError(
+                f"This tool needs this project's own engine, and --api-url / {API_URL_ENV} names "
+                f"a remote one ({_public_url(self.options.api_url)}). Start the MCP server "
+                "without it."
+            )
         settings = self.check_engine_allowed()
         async with self._lock:
             if self._engine is None:
@@ -182,9 +212,22 @@ class ToolContext:
         """Stop the dev server this process started and close the engine it opened."""
         if self._dev_server is not None:
             await self._dev_server.stop_if_started_here()
+        if self._client is not None:
+            from shipyard.sdk.backend import set_client
+
+            client, self._client = self._client, None
+            set_client(None)
+            await client.close()
         if self._owns_engine and self._engine is not None:
             from shipyard.engine.registry import set_engine
 
             engine, self._engine = self._engine, None
             set_engine(None)
             await engine.close()
+
+
+def _public_url(url: str) -> str:
+    # Imported here: the client brings httpx, which the local tools never need.
+    from shipyard.client.transport import public_url
+
+    return public_url(url)

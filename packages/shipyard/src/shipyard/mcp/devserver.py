@@ -143,7 +143,7 @@ class DevServer:
 
     async def start(self, timeout: float) -> dict[str, Any]:
         """Start ``shipyard dev`` (unless running) and wait for its server and a worker."""
-        engine = await self.context.engine()
+        engine = await self.context.local_engine()
         pid = self.running_pid()
         if pid is None and await self.healthz() is not None:
             raise ShipyardError(
@@ -167,7 +167,7 @@ class DevServer:
             health = await self.healthz()
             workers = [
                 w
-                for w in await engine_reads.live_workers(engine)
+                for w in await engine_reads.live_workers(engine) or []
                 if not started_here or w.started_at >= since - 1000
             ]
             if health is not None and workers:
@@ -276,10 +276,10 @@ class DevServer:
         health = await self.healthz()
         workers: list[dict[str, Any]] | None = None
         with contextlib.suppress(ShipyardError):
-            engine = await self.context.engine()
+            engine = await self.context.local_engine()
             workers = [
                 {"id": w.id, "pid": w.pid, "started_at": iso(w.started_at)}
-                for w in await engine_reads.live_workers(engine)
+                for w in await engine_reads.live_workers(engine) or []
             ]
         return {
             "running": pid is not None or health is not None,

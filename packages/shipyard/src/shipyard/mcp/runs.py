@@ -62,7 +62,7 @@ async def _no_worker_hint(context: ToolContext, run: Run) -> str:
     if not run.is_queued:
         return ""
     engine = await context.engine()
-    if await engine_reads.live_workers(engine):
+    if await engine_reads.live_workers(engine) != []:  # some run, or unknown (remote)
         return ""
     return (
         " No worker is running in this environment, so queued runs do not start: call "
@@ -175,7 +175,7 @@ async def list_runs(context: ToolContext, args: ListRunsArguments) -> Output:
     created_from = _parse_time(args.from_, "from") if args.from_ else None
     created_to = _parse_time(args.to, "to") if args.to else None
     if args.period:
-        created_from = engine.now() - parse_duration_ms(args.period)
+        created_from = engine_reads.now_ms(engine) - parse_duration_ms(args.period)
     if args.cursor:
         try:
             # Every run older than the cursor was created at or before the cursor's id time
@@ -235,7 +235,7 @@ async def wait_for_run_to_complete(context: ToolContext, args: WaitForRunArgumen
     await runs.retrieve(args.run_id)  # an unknown run fails at once, not at the timeout
     timed_out = False
     try:
-        await engine.wait_for_final(args.run_id, timeout=args.timeout_seconds)
+        await engine_reads.wait_for_final(engine, args.run_id, args.timeout_seconds)
     except RunTimeoutError:
         timed_out = True
     run = await runs.retrieve(args.run_id)

@@ -26,7 +26,7 @@ try:
     from mcp.server import Server
 except ImportError as exc:  # a light install: say which extra has the MCP SDK
     raise missing_extra(exc, "engine", "The MCP server (shipyard mcp)") from None
-from shipyard.mcp import devserver, docs, queues, runs, tasks, tokens
+from shipyard.mcp import devserver, docs, queues, runs, schedules, tasks, tokens
 from shipyard.mcp.context import McpOptions, ToolContext
 from shipyard.mcp.tool import Output, Tool, to_json_text
 from shipyard.version import __version__
@@ -38,6 +38,7 @@ ALL_TOOLS: list[Tool] = [
     *runs.TOOLS,
     *tokens.TOOLS,
     *queues.TOOLS,
+    *schedules.TOOLS,
     *docs.TOOLS,
     *devserver.TOOLS,
 ]

@@ -51,9 +51,10 @@ async def get_current_worker(context: ToolContext, args: NoArguments) -> Output:
     engine = await context.engine()
     records = await engine_reads.registered_tasks(engine)
     workers = await engine_reads.live_workers(engine)
+    environment = await engine_reads.environment(engine)
     by_queue = {q.name: q for q in await queues.list()}
     data: dict[str, Any] = {
-        "environment": engine.environment,
+        "environment": environment,
         "workers": [
             {
                 "id": w.id,
@@ -62,16 +63,16 @@ async def get_current_worker(context: ToolContext, args: NoArguments) -> Output:
                 "started_at": iso(w.started_at),
                 "last_heartbeat_at": iso(w.heartbeat_at),
             }
-            for w in workers
+            for w in workers or ()
         ],
         "tasks": [_task_entry(r, by_queue.get(r.queue)) for r in sorted(records, key=_by_id)],
     }
     if not records:
         data["next"] = (
-            f"No worker has registered tasks in environment '{engine.environment}' yet: "
+            f"No worker has registered tasks in environment '{environment}' yet: "
             f"{START_A_WORKER}; tasks live in the project's trigger/ folder."
         )
-    elif not workers:
+    elif workers is not None and not workers:
         data["next"] = (
             "These tasks were registered by workers that are not running now: triggered runs "
             f"wait (PENDING_VERSION) until one with their task starts; {START_A_WORKER}."
@@ -167,7 +168,7 @@ async def trigger_task(context: ToolContext, args: TriggerTaskArguments) -> Outp
         f"Call wait_for_run_to_complete with run_id {handle.id} to wait for its result, or "
         "get_run_details to see it now."
     )
-    if run.is_queued and not await engine_reads.live_workers(engine):
+    if run.is_queued and await engine_reads.live_workers(engine) == []:
         follow += f" No worker is running, so it will not start until one does: {START_A_WORKER}."
     return Output(
         {

@@ -17,7 +17,7 @@ from shipyard.models.handles import Result, TaskRunError
 from shipyard.records import AttemptRecord, RunEventRecord, RunRecord
 from shipyard.statuses import RunStatus
 
-__all__ = ["Attempt", "Run", "RunEvent", "RunPage", "error_of", "result_of"]
+__all__ = ["Attempt", "Run", "RunEvent", "RunPage", "RunStats", "error_of", "result_of"]
 
 _FLAGS = (
     "is_queued",
@@ -290,3 +290,18 @@ def _error_dict(error: TaskRunError | None) -> dict[str, str] | None:
     if error.code is not None:
         data["code"] = error.code
     return data
+
+
+@dataclass(frozen=True, slots=True)
+class RunStats:
+    """Runs created per time window, by status: ``counts[i]`` maps each status to how many
+    runs created in ``[start + i × bucket_ms, start + (i + 1) × bucket_ms)`` have it now."""
+
+    start: datetime.datetime
+    bucket_ms: int
+    counts: tuple[dict[str, int], ...]
+
+    @property
+    def total(self) -> int:
+        """Runs created in the whole period."""
+        return sum(sum(c.values()) for c in self.counts)

@@ -20,6 +20,7 @@ module             what it holds
 ``events``         a run's change feed (logs, spans, status changes)
 ``tokens``         wait tokens: create, list, retrieve, complete
 ``queues``         queues: list, retrieve, pause/resume, override/reset
+``schedules``      schedules: create, update (request bodies), time zones
 ``idempotency``    idempotency key reset
 ``filters``        ``filter[...]``/``page[...]`` query parsing
 =================  ==========================================================================

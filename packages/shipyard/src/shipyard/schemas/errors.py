@@ -8,9 +8,12 @@ is one (Trigger.dev's ``ApiError`` reads ``error``, ``code`` and ``param`` from 
 Statuses (:func:`http_status_for`)::
 
     400  ValidationError and its subclasses, NotInRunError, a bad query parameter or body
+    401  AuthenticationError (no key, a wrong or revoked key, a bad or expired public token)
+    403  ForbiddenError (a public token out of its scopes, a single-use token used again)
     404  RunNotFoundError, BatchNotFoundError, WaitpointNotFoundError, UnknownTaskError,
-         UnknownQueueError
-    409  IllegalTransitionError, DuplicateTaskError
+         UnknownQueueError, KeyNotFoundError, ScheduleNotFoundError
+    409  IllegalTransitionError, DuplicateTaskError, RunFinishedError,
+         RequestInProgressError (retryable: the retry answers what the first attempt did)
     413  PayloadTooLargeError
     422  RequestBodyError (a body that parses but means something else, e.g. a token
          completion that sends ``output`` instead of ``data``)
@@ -30,14 +33,20 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shipyard.errors import (
+    AuthenticationError,
     BatchNotFoundError,
     DuplicateTaskError,
+    ForbiddenError,
     IllegalTransitionError,
+    KeyNotFoundError,
     NotInRunError,
     PayloadTooLargeError,
     RateLimitedError,
     RequestBodyError,
+    RequestInProgressError,
+    RunFinishedError,
     RunNotFoundError,
+    ScheduleNotFoundError,
     ShipyardError,
     UnknownQueueError,
     UnknownTaskError,
@@ -90,11 +99,17 @@ _STATUS_BY_TYPE: tuple[tuple[type[ShipyardError], int], ...] = (
     (RunNotFoundError, 404),
     (BatchNotFoundError, 404),
     (WaitpointNotFoundError, 404),
+    (ScheduleNotFoundError, 404),
     (UnknownTaskError, 404),
     (UnknownQueueError, 404),
     (IllegalTransitionError, 409),
     (DuplicateTaskError, 409),
     (RateLimitedError, 429),
+    (AuthenticationError, 401),
+    (ForbiddenError, 403),
+    (KeyNotFoundError, 404),
+    (RunFinishedError, 409),
+    (RequestInProgressError, 409),
 )
 
 
@@ -140,6 +155,8 @@ def error_headers(status: int, error: ShipyardError | None = None) -> dict[str, 
         if isinstance(retry_after_ms, int | float) and retry_after_ms > 0:
             return {"Retry-After": str(max(1, math.ceil(retry_after_ms / 1000)))}
         return {}
+    if isinstance(error, RequestInProgressError):
+        return {"x-should-retry": "true"}
     if 400 <= status < 500 and status != 408:
         return {"x-should-retry": "false"}
     return {}

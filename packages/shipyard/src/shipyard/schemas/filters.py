@@ -8,7 +8,7 @@ milliseconds (``filter[createdAt][from]=1735689600000``), ``filter[createdAt][pe
 ISO-8601 dates and repeated parameters (``filter[tag]=a&filter[tag]=b``).
 
 A filter the SDK knows but Shipyard cannot apply yet (``filter[version]``,
-``filter[schedule]`` …) is a 400 naming it, never silently ignored: an ignored filter would
+``filter[queue]`` …) is a 400 naming it, never silently ignored: an ignored filter would
 return runs the caller asked to leave out. An unknown parameter is a 400 too.
 
 Example::
@@ -72,6 +72,7 @@ RUN_FILTERS_SUPPORTED = frozenset(
         "filter[taskIdentifier]",
         "filter[tag]",
         "filter[batch]",
+        "filter[schedule]",
         "filter[createdAt][from]",
         "filter[createdAt][to]",
         "filter[createdAt][period]",
@@ -357,15 +358,16 @@ def parse_token_list_query(params: QueryParams) -> TokenListQuery:
     )
 
 
-def parse_offset_page(params: QueryParams) -> OffsetPage:
-    """Parse ``page`` and ``perPage`` (the queue list's offset paging).
+def parse_offset_page(params: QueryParams, others: tuple[str, ...] = ()) -> OffsetPage:
+    """Parse ``page`` and ``perPage`` (the queue list's offset paging); ``others`` are the
+    route's own parameters, accepted here (and named in the unknown-parameter error).
 
     Example::
 
         >>> parse_offset_page({"page": "2", "perPage": "10"}).offset
         10
     """
-    values = _collect(params, ("page", "perPage"))
+    values = _collect(params, ("page", "perPage", *others))
     page, per_page = 1, DEFAULT_PAGE_SIZE
     raw = _one(values, "page")
     if raw is not None:

@@ -20,7 +20,7 @@ from shipyard.errors import ValidationError
 from shipyard.models.batches import BatchInfo
 from shipyard.models.handles import BatchHandle, BatchResult
 from shipyard.models.options import TriggerOptions
-from shipyard.sdk.backend import current_engine
+from shipyard.sdk.backend import current_backend
 
 __all__ = ["BatchInfo", "batch"]
 
@@ -44,15 +44,15 @@ class _Batch:
         self, items: Sequence[Mapping[str, Any]], **options: Unpack[TriggerOptions]
     ) -> BatchHandle:
         """Trigger runs of several tasks (``{"id", "payload", "options"}`` each, ≤ 1,000)."""
-        return await current_engine().batch_trigger(_entries(items), options)
+        return await current_backend().batch_trigger(_entries(items), options)
 
     async def trigger_and_wait(self, items: Sequence[Mapping[str, Any]]) -> BatchResult[Any]:
         """Trigger runs of several tasks and wait for all; only inside a run."""
-        return await current_engine().batch_trigger_and_wait(_entries(items), {})
+        return await current_backend().batch_trigger_and_wait(_entries(items), {})
 
     async def retrieve(self, batch_id: str) -> BatchInfo:
         """A batch and its run ids."""
-        return await current_engine().retrieve_batch(batch_id)
+        return await current_backend().retrieve_batch(batch_id)
 
 
 batch = _Batch()

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from shipyard.engine.idempotency import IdempotencyKey, Scope, create, hash_key, key_parts
 from shipyard.engine.scope import current_scope
 from shipyard.errors import IdempotencyKeyError
-from shipyard.sdk.backend import current_engine
+from shipyard.sdk.backend import current_backend
 
 __all__ = ["IdempotencyKey", "idempotency_keys"]
 
@@ -61,7 +61,7 @@ class _IdempotencyKeys:
             if scope == "attempt" and attempt is None:
                 raise IdempotencyKeyError("Resetting an attempt-scoped key needs attempt_number.")
             hashed = str(hash_key(key_parts(key), scope, run_id, attempt))
-        return await current_engine().reset_idempotency_key(task_id, hashed)
+        return await current_backend().reset_idempotency_key(task_id, hashed)
 
 
 idempotency_keys = _IdempotencyKeys()

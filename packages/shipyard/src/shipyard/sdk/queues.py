@@ -21,7 +21,7 @@ from __future__ import annotations
 from shipyard.engine.definitions import QueueDefinition, default_definitions, validate_limit
 from shipyard.errors import ValidationError
 from shipyard.models.queues import QueueInfo
-from shipyard.sdk.backend import current_engine
+from shipyard.sdk.backend import current_backend
 
 __all__ = ["Queue", "QueueInfo", "queue", "queues"]
 
@@ -54,27 +54,27 @@ class _Queues:
 
     async def list(self) -> list[QueueInfo]:
         """Every queue workers registered in this environment."""
-        return await current_engine().list_queues()
+        return await current_backend().list_queues()
 
     async def retrieve(self, name: str) -> QueueInfo:
         """One queue by name."""
-        return await current_engine().retrieve_queue(name)
+        return await current_backend().retrieve_queue(name)
 
     async def pause(self, name: str) -> QueueInfo:
         """Stop claims from this queue (running runs finish normally)."""
-        return await current_engine().pause_queue(name)
+        return await current_backend().pause_queue(name)
 
     async def resume(self, name: str) -> QueueInfo:
         """Allow claims from this queue again."""
-        return await current_engine().resume_queue(name)
+        return await current_backend().resume_queue(name)
 
     async def override_concurrency_limit(self, name: str, limit: int) -> QueueInfo:
         """Replace the queue's limit until reset (survives worker restarts)."""
-        return await current_engine().override_queue_limit(name, limit)
+        return await current_backend().override_queue_limit(name, limit)
 
     async def reset_concurrency_limit(self, name: str) -> QueueInfo:
         """Go back to the limit set in code."""
-        return await current_engine().reset_queue_limit(name)
+        return await current_backend().reset_queue_limit(name)
 
 
 queues = _Queues()

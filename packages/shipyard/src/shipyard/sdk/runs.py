@@ -23,7 +23,7 @@ from shipyard.errors import RunTimeoutError
 from shipyard.models.handles import BatchHandle, RunHandle
 from shipyard.models.realtime import RealtimeRun
 from shipyard.models.runs import Run, RunEvent
-from shipyard.sdk.backend import current_engine
+from shipyard.sdk.backend import current_backend
 from shipyard.sdk.pages import epoch_ms, every_item
 
 __all__ = ["runs"]
@@ -38,7 +38,7 @@ class _Runs:
 
     async def retrieve(self, run: str | RunHandle | Run) -> Run:
         """The full run, with payload, output, error and attempts."""
-        return await current_engine().retrieve_run(_run_id(run))
+        return await current_backend().retrieve_run(_run_id(run))
 
     async def list(
         self,
@@ -50,12 +50,14 @@ class _Runs:
         from_: datetime.datetime | int | None = None,
         to: datetime.datetime | int | None = None,
         limit: int = 50,
+        schedule: str | None = None,
     ) -> AsyncIterator[Run]:
         """Runs newest first, fetched ``limit`` at a time as you iterate.
 
-        ``from_``/``to`` bound ``created_at`` (datetime or epoch ms).
+        ``from_``/``to`` bound ``created_at`` (datetime or epoch ms); ``schedule`` keeps the
+        runs a schedule created (its id).
         """
-        engine = current_engine()
+        engine = current_backend()
         statuses = [status] if isinstance(status, str) else list(status or [])
         task_ids = [task_identifier] if isinstance(task_identifier, str) else task_identifier
         async for item in every_item(
@@ -68,6 +70,7 @@ class _Runs:
                 created_to=epoch_ms(to),
                 limit=limit,
                 cursor=cursor,
+                schedule_id=schedule,
             )
         ):
             yield item
@@ -76,20 +79,20 @@ class _Runs:
         self, run: str | RunHandle | Run, *, after_id: int = 0, limit: int = 1000
     ) -> builtins.list[RunEvent]:
         """A run's logs, spans, metadata, tag and status changes after ``after_id``, in order."""
-        return await current_engine().run_events(_run_id(run), after_id=after_id, limit=limit)
+        return await current_backend().run_events(_run_id(run), after_id=after_id, limit=limit)
 
     async def cancel(self, run: str | RunHandle | Run) -> Run:
         """Cancel a run and its non-final children (an executing attempt gets on_cancel)."""
-        return await current_engine().cancel_run(_run_id(run))
+        return await current_backend().cancel_run(_run_id(run))
 
     async def reschedule(self, run: str | RunHandle | Run, *, delay: Any) -> Run:
         """Move a DELAYED run to ``delay`` (duration from now, datetime or ISO string)."""
-        return await current_engine().reschedule_run(_run_id(run), delay)
+        return await current_backend().reschedule_run(_run_id(run), delay)
 
     async def replay(self, run: str | RunHandle | Run, *, payload: Any = ...) -> RunHandle:
         """A new run of the same task with the same payload (or ``payload``), tags, metadata,
         queue, concurrency key, machine, max attempts, max duration and TTL."""
-        return await current_engine().replay_run(_run_id(run), payload=payload)
+        return await current_backend().replay_run(_run_id(run), payload=payload)
 
     async def poll(
         self, run: str | RunHandle | Run, *, poll_interval_ms: int = 1000, max_attempts: int = 500
@@ -122,8 +125,8 @@ class _Runs:
             async for run in runs.subscribe_to_run(handle):
                 print(run.status, run.metadata.get("progress"))
         """
-        engine = current_engine()
-        async for change in engine.subscribe_run(
+        backend = current_backend()
+        async for change in backend.subscribe_run(
             _run_id(run), stop_on_completion=stop_on_completion
         ):
             if change is not None:
@@ -136,7 +139,7 @@ class _Runs:
         "7d"): each as it is now (the newest 1,000), then at each change, and every new one.
         Never ends: ``break`` out of the loop.
         """
-        async for change in current_engine().subscribe_tags(tag, created_at=created_at):
+        async for change in current_backend().subscribe_tags(tag, created_at=created_at):
             if change is not None:
                 yield change.run
 
@@ -144,7 +147,7 @@ class _Runs:
         """A batch's runs, each as it is now and then at each change. Never ends: ``break``
         out of the loop (e.g. once every run ``is_completed``)."""
         batch_id = batch if isinstance(batch, str) else batch.batch_id
-        async for change in current_engine().subscribe_batch(batch_id):
+        async for change in current_backend().subscribe_batch(batch_id):
             if change is not None:
                 yield change.run
 

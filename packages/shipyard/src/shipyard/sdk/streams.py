@@ -42,7 +42,7 @@ from shipyard.errors import NotInRunError, ValidationError
 from shipyard.models.handles import RunHandle
 from shipyard.models.runs import Run
 from shipyard.models.tokens import WaitTokenResult
-from shipyard.sdk.backend import current_engine
+from shipyard.sdk.backend import current_backend, current_engine
 
 __all__ = ["InputStream", "Stream", "streams"]
 
@@ -54,7 +54,9 @@ _PIPE_BATCH = 500
 
 
 def _engine() -> StreamOps:
-    return current_engine()
+    # Appending needs the engine: inside the run (the usual case) or in a process on the
+    # engine's database; the HTTP API has no append route.
+    return current_engine("Appending to a stream from outside its run")
 
 
 def _run_id(run: str | RunHandle | Run) -> str:
@@ -160,7 +162,7 @@ class Stream(Generic[T]):
         one. Ends after ``timeout_in_seconds`` without a new chunk, or once the run has
         finished and everything was read. Resume with ``start_index`` = chunks read so far.
         """
-        async for chunk in _engine().read_stream(
+        async for chunk in current_backend().read_stream(
             _run_id(run), self.id, start_index=start_index, timeout_s=timeout_in_seconds
         ):
             if chunk is not None:
@@ -205,7 +207,7 @@ class InputStream(Generic[T]):
     async def send(self, run: str | RunHandle | Run, data: T) -> None:
         """Send ``data`` (JSON, at most 1 MiB) to a run's input stream. Raises
         :class:`~shipyard.errors.RunFinishedError` if the run has finished."""
-        await _engine().send_input(_run_id(run), self.id, data)
+        await current_backend().send_input(_run_id(run), self.id, data)
 
 
 class _Streams:

@@ -38,7 +38,7 @@ from shipyard.models.context import Context
 from shipyard.models.handles import BatchHandle, BatchResult, Result, RunHandle
 from shipyard.models.options import TriggerOptions
 from shipyard.retry_policy import RetryOptions
-from shipyard.sdk.backend import current_engine
+from shipyard.sdk.backend import current_backend
 
 __all__ = ["Task", "TaskOptions", "schema_task", "task"]
 
@@ -97,7 +97,7 @@ class Task(TaskDefinition, Generic[PayloadT, OutputT]):
         validated first (pydantic's error, no run created).
         """
         self._validate_client_side(payload)
-        return await current_engine().trigger(self.id, payload, options)
+        return await current_backend().trigger(self.id, payload, options)
 
     async def batch_trigger(
         self, items: Sequence[PayloadT | Mapping[str, Any]], **options: Unpack[TriggerOptions]
@@ -112,7 +112,7 @@ class Task(TaskDefinition, Generic[PayloadT, OutputT]):
         entries = [batch_entry(self.id, item) for item in items]
         for entry in entries:
             self._validate_client_side(entry["payload"])
-        return await current_engine().batch_trigger(entries, options)
+        return await current_backend().batch_trigger(entries, options)
 
     async def trigger_and_wait(
         self,
@@ -124,7 +124,7 @@ class Task(TaskDefinition, Generic[PayloadT, OutputT]):
         Returns a :class:`Result`; ``.unwrap()`` gives the output or raises.
         """
         self._validate_client_side(payload)
-        return await current_engine().trigger_and_wait(self.id, payload, options)
+        return await current_backend().trigger_and_wait(self.id, payload, options)
 
     async def batch_trigger_and_wait(
         self, items: Sequence[PayloadT | Mapping[str, Any]], **options: Unpack[TriggerOptions]
@@ -137,7 +137,7 @@ class Task(TaskDefinition, Generic[PayloadT, OutputT]):
         entries = [batch_entry(self.id, item) for item in items]
         for entry in entries:
             self._validate_client_side(entry["payload"])
-        return await current_engine().batch_trigger_and_wait(entries, options)
+        return await current_backend().batch_trigger_and_wait(entries, options)
 
     def _validate_client_side(self, payload: Any) -> None:
         if self.schema is not None:

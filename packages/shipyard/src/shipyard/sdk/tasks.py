@@ -18,7 +18,7 @@ from typing_extensions import Unpack
 from shipyard.engine.definitions import default_definitions
 from shipyard.models.handles import BatchHandle, BatchResult, Result, RunHandle
 from shipyard.models.options import TriggerOptions
-from shipyard.sdk.backend import current_engine
+from shipyard.sdk.backend import current_backend
 from shipyard.sdk.task import batch_entry
 
 __all__ = ["tasks"]
@@ -37,7 +37,7 @@ class _Tasks:
         self, task_id: str, payload: Any = None, **options: Unpack[TriggerOptions]
     ) -> RunHandle:
         """Trigger a task by id, without importing its code (no client-side validation)."""
-        return await current_engine().trigger(task_id, payload, options)
+        return await current_backend().trigger(task_id, payload, options)
 
     async def batch_trigger(
         self,
@@ -47,13 +47,13 @@ class _Tasks:
     ) -> BatchHandle:
         """Trigger many runs of one task by id (items: payloads or ``{payload, options}``)."""
         entries = [batch_entry(task_id, item) for item in items]
-        return await current_engine().batch_trigger(entries, options)
+        return await current_backend().batch_trigger(entries, options)
 
     async def trigger_and_wait(
         self, task_id: str, payload: Any = None, **options: Unpack[TriggerOptions]
     ) -> Result[Any]:
         """Trigger a task by id and wait for its result; only inside a run."""
-        return await current_engine().trigger_and_wait(task_id, payload, options)
+        return await current_backend().trigger_and_wait(task_id, payload, options)
 
     async def batch_trigger_and_wait(
         self,
@@ -63,7 +63,7 @@ class _Tasks:
     ) -> BatchResult[Any]:
         """Trigger many runs of one task by id and wait for all; only inside a run."""
         entries = [batch_entry(task_id, item) for item in items]
-        return await current_engine().batch_trigger_and_wait(entries, options)
+        return await current_backend().batch_trigger_and_wait(entries, options)
 
     def init(self, fn: Hook) -> Hook:
         """Run ``fn`` before every attempt of every task (before the task's own ``init``).

@@ -31,7 +31,7 @@ from shipyard.engine.waits import (
 from shipyard.errors import ValidationError
 from shipyard.jsonutil import loads
 from shipyard.models.tokens import WaitToken, WaitTokenInfo, WaitTokenResult
-from shipyard.sdk.backend import current_engine
+from shipyard.sdk.backend import current_backend
 from shipyard.sdk.pages import epoch_ms, every_item
 
 __all__ = ["wait"]
@@ -146,7 +146,7 @@ class _Wait:
     ) -> WaitToken:
         """Create a wait token (anywhere). ``timeout``: a duration or a datetime; none by
         default (the token waits until completed). At most 10 ``tags``."""
-        return await current_engine().create_token(
+        return await current_backend().create_token(
             timeout=timeout,
             idempotency_key=idempotency_key,
             idempotency_key_ttl=idempotency_key_ttl,
@@ -157,7 +157,7 @@ class _Wait:
         self, token: WaitToken | WaitTokenInfo | str, data: Any = None
     ) -> bool:
         """Complete a token with ``data`` (anywhere). Idempotent: the first data is kept."""
-        await current_engine().complete_token(_token_id(token), data)
+        await current_backend().complete_token(_token_id(token), data)
         return True
 
     async def for_token(self, token: WaitToken | WaitTokenInfo | str) -> WaitTokenResult:
@@ -174,7 +174,7 @@ class _Wait:
 
     async def retrieve_token(self, token: WaitToken | WaitTokenInfo | str) -> WaitTokenInfo:
         """A token's status, output and times (anywhere)."""
-        return await current_engine().retrieve_token(_token_id(token))
+        return await current_backend().retrieve_token(_token_id(token))
 
     async def list_tokens(
         self,
@@ -195,7 +195,7 @@ class _Wait:
             async for token in wait.list_tokens(status="WAITING", tags=["approval"]):
                 print(token.id)
         """
-        engine = current_engine()
+        engine = current_backend()
         statuses = [status] if isinstance(status, str) else list(status or [])
         wanted = [tags] if isinstance(tags, str) else list(tags or [])
         async for item in every_item(

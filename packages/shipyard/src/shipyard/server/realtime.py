@@ -18,11 +18,12 @@ repeated. A ``: ping`` comment every 15 s keeps proxies from closing an idle con
 
 **Access** is one dependency, :class:`RealtimeAccess`: given the request, the engine of its
 environment and a :class:`RealtimeGrant` that answers "may read run X / tags T / batch B, may
-write run X's input". :class:`SecretKeyAccess` (the default) takes the token from
-``Authorization: Bearer`` or ``?token=`` (for ``EventSource``, which cannot send headers): the
-engine's secret key grants everything; a public access token signed with it grants its
-scopes. The HTTP API swaps in its own per-environment key lookup by passing another
-``RealtimeAccess`` to :func:`realtime_router`.
+write run X's input". The engine server passes its
+:class:`~shipyard.server.auth.Gatekeeper`, the same authentication as every HTTP API route
+(any environment's secret key grants everything in it; a public access token its scopes),
+taking the token from ``Authorization: Bearer`` or ``?token=`` (for ``EventSource``, which
+cannot send headers). :class:`SecretKeyAccess` is the minimal one (one engine, its key and the
+tokens it signed), for an app that mounts these routes alone.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from shipyard.engine.auth import TokenClaims, verify_token
 from shipyard.engine.engine import Engine
 from shipyard.engine.streams import check_stream_id
 from shipyard.errors import (
-    InvalidTokenError,
+    AuthenticationError,
     PayloadTooLargeError,
     RunFinishedError,
     ShipyardError,
@@ -62,6 +63,8 @@ __all__ = [
     "ScopeGrant",
     "SecretKeyAccess",
     "realtime_router",
+    "sse_response",
+    "update_events",
 ]
 
 HEARTBEAT_SECONDS = 15.0
@@ -104,7 +107,7 @@ class RealtimeContext:
 
 class RealtimeAccess(Protocol):
     """The seam the HTTP API plugs its authentication into: the request's engine and grant,
-    or :class:`~shipyard.errors.InvalidTokenError` (answered 401 with its message)."""
+    or :class:`~shipyard.errors.AuthenticationError` (answered 401 with its message)."""
 
     def __call__(self, request: Request) -> Awaitable[RealtimeContext]:
         """Authenticate ``request``."""
@@ -181,11 +184,11 @@ class SecretKeyAccess:
         self.engine = engine
 
     async def __call__(self, request: Request) -> RealtimeContext:
-        """The engine and what the request's token grants; :class:`InvalidTokenError` if
+        """The engine and what the request's token grants; :class:`AuthenticationError` if
         none."""
         token = bearer_token(request)
         if token is None:
-            raise InvalidTokenError(
+            raise AuthenticationError(
                 "Missing credentials: send 'Authorization: Bearer <secret key or public "
                 "access token>', or ?token=<public access token> from a browser."
             )
@@ -258,6 +261,21 @@ def _last_event_id(request: Request) -> str | None:
     return value.strip() or None if value else None
 
 
+def sse_response(events: AsyncIterator[bytes]) -> EventSourceResponse:
+    """A Server-Sent Events response of already encoded ``events`` (no buffering proxies)."""
+    return _EventStream(
+        events,
+        ping=0,
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def update_events(changes: AsyncIterator[RunChange | None], *, end: bool) -> AsyncIterator[bytes]:
+    """A subscription's changes as ``event: update`` (None as a ``: ping``), then
+    ``event: end`` if ``end``: what every realtime route sends (and the dashboard's list)."""
+    return _updates(changes, end=end)
+
+
 # -- the router ---------------------------------------------------------------------------------
 
 
@@ -268,17 +286,12 @@ def realtime_router(
     ``heartbeat_seconds`` is the interval of the ``: ping`` comments."""
     router = APIRouter(prefix="/realtime/v1")
 
-    def stream(events: AsyncIterator[bytes]) -> EventSourceResponse:
-        return _EventStream(
-            events,
-            ping=0,
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+    stream = sse_response
 
     async def authorize(request: Request) -> RealtimeContext | Response:
         try:
             return await access(request)
-        except InvalidTokenError as exc:
+        except AuthenticationError as exc:
             return _denied(exc.message, 401)
 
     @router.get("/runs/{run_id}")

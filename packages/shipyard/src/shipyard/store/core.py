@@ -10,6 +10,7 @@ its heartbeat connection, and its fast paths.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import TypeVar
 
 from shipyard.records import (
@@ -26,6 +27,19 @@ from shipyard.records import (
     WorkerRecord,
 )
 from shipyard.store import procedures
+from shipyard.store.access import (
+    AccessKeyFindParams,
+    AccessKeyInsertParams,
+    AccessKeyListParams,
+    AccessKeyRecord,
+    AccessKeyRevokeParams,
+    RequestKeyAnswerParams,
+    RequestKeyClaim,
+    RequestKeyClaimParams,
+    RequestKeyReleaseParams,
+    SigningKeyParams,
+    TokenUseParams,
+)
 from shipyard.store.feed import (
     FeedEventRecord,
     FeedHistoryParams,
@@ -47,6 +61,7 @@ from shipyard.store.feed import (
 from shipyard.store.params import (
     AttemptListParams,
     BatchGetParams,
+    BatchListParams,
     BatchRunsParams,
     IdempotencyKeyResetParams,
     PurgedRows,
@@ -76,6 +91,7 @@ from shipyard.store.params import (
     RunReleaseParams,
     RunRescheduleParams,
     RunScheduleParams,
+    RunStatsParams,
     RunTagsAddParams,
     ScheduledRuns,
     TaskListParams,
@@ -91,6 +107,22 @@ from shipyard.store.params import (
     WaitpointResolveParams,
     WorkerListLiveParams,
     WorkerStopParams,
+)
+from shipyard.store.procedures import schedules as schedule_procedures
+from shipyard.store.schedules import (
+    ScheduleDeleteParams,
+    ScheduleDueParams,
+    ScheduleFireParams,
+    ScheduleFireResult,
+    ScheduleGetParams,
+    ScheduleListParams,
+    SchedulePage,
+    ScheduleRecord,
+    ScheduleSetActiveParams,
+    ScheduleSyncParams,
+    ScheduleSyncResult,
+    ScheduleUpdateParams,
+    ScheduleUpsertParams,
 )
 from shipyard.store.steps import Procedure
 
@@ -125,6 +157,14 @@ class StoreCore(ABC):
     async def run_list(self, params: RunListParams) -> Page:
         """Runs newest first, filtered, one page at a time."""
         return await self._run(procedures.run_list(params))
+
+    async def batch_list(self, params: BatchListParams) -> tuple[list[BatchRecord], str | None]:
+        """Batches newest first (without their run ids), one page, and the next cursor."""
+        return await self._run(procedures.batch_list(params))
+
+    async def run_stats(self, params: RunStatsParams) -> list[tuple[int, str, int]]:
+        """``(bucket, status, runs)``: runs created since ``created_from`` by window, status."""
+        return await self._run(procedures.run_stats(params))
 
     async def run_finish_many(self, params: RunFinishManyParams) -> list[bool]:
         """Record the end of attempts; False where the fence rejected a stale attempt."""
@@ -340,3 +380,89 @@ class StoreCore(ABC):
     async def input_wait(self, params: InputWaitParams) -> WaitpointRecord:
         """The token a ``.wait()`` of an input stream blocks on (completed if data was kept)."""
         return await self._run(procedures.input_wait(params))
+
+    # -- access ---------------------------------------------------------------------------
+
+    async def access_key_insert(self, params: AccessKeyInsertParams) -> AccessKeyRecord:
+        """Store a secret key (hashed); its environment gets a signing key if it has none."""
+        return await self._run(procedures.access_key_insert(params))
+
+    async def access_key_list(self, params: AccessKeyListParams) -> list[AccessKeyRecord]:
+        """Secret keys (without hashes) of one environment or all, oldest first."""
+        return await self._run(procedures.access_key_list(params))
+
+    async def access_key_revoke(self, params: AccessKeyRevokeParams) -> AccessKeyRecord | None:
+        """Revoke a key by id; the key after, or None if there is none."""
+        return await self._run(procedures.access_key_revoke(params))
+
+    async def access_key_find(self, params: AccessKeyFindParams) -> AccessKeyRecord | None:
+        """The live key with this hash, whatever its environment."""
+        return await self._run(procedures.access_key_find(params))
+
+    async def signing_key_get(self, params: SigningKeyParams) -> str | None:
+        """An environment's signing key (``candidate`` becomes it if it has none)."""
+        return await self._run(procedures.signing_key_get(params))
+
+    async def token_use(self, params: TokenUseParams) -> bool:
+        """Spend a single-use token: True the first time."""
+        return await self._run(procedures.token_use(params))
+
+    async def request_key_claim(self, params: RequestKeyClaimParams) -> RequestKeyClaim:
+        """Claim a request id, or what its first request answered."""
+        return await self._run(procedures.request_key_claim(params))
+
+    async def request_key_answer(self, params: RequestKeyAnswerParams) -> None:
+        """Record the answer of a claimed request id."""
+        return await self._run(procedures.request_key_answer(params))
+
+    async def request_key_release(self, params: RequestKeyReleaseParams) -> None:
+        """Forget an unanswered request id claim."""
+        return await self._run(procedures.request_key_release(params))
+
+    # -- schedules ----------------------------------------------------------------------------
+
+    async def schedule_upsert(self, params: ScheduleUpsertParams) -> tuple[ScheduleRecord, bool]:
+        """Create a schedule or update the one holding its key; (row, created)."""
+        return await self._run(schedule_procedures.schedule_upsert(params))
+
+    async def schedule_get(self, params: ScheduleGetParams) -> ScheduleRecord | None:
+        """One schedule by id, or None."""
+        return await self._run(schedule_procedures.schedule_get(params))
+
+    async def schedule_list(self, params: ScheduleListParams) -> SchedulePage:
+        """One page of the environment's schedules (oldest first) and the total."""
+        return await self._run(schedule_procedures.schedule_list(params))
+
+    async def schedule_update(self, params: ScheduleUpdateParams) -> ScheduleRecord | None:
+        """Replace an IMPERATIVE schedule's definition; None if there is no such schedule."""
+        return await self._run(schedule_procedures.schedule_update(params))
+
+    async def schedule_set_active(self, params: ScheduleSetActiveParams) -> ScheduleRecord | None:
+        """Activate or deactivate a schedule; None if there is no such schedule."""
+        return await self._run(schedule_procedures.schedule_set_active(params))
+
+    async def schedule_delete(self, params: ScheduleDeleteParams) -> bool:
+        """Delete a schedule; False if there was none."""
+        return await self._run(schedule_procedures.schedule_delete(params))
+
+    async def schedule_sync(self, params: ScheduleSyncParams) -> ScheduleSyncResult:
+        """Make the environment's DECLARATIVE schedules exactly the given ones."""
+        return await self._run(schedule_procedures.schedule_sync(params))
+
+    async def schedule_due(self, params: ScheduleDueParams) -> list[ScheduleRecord]:
+        """Active schedules due at ``now``, soonest first."""
+        return await self._run(schedule_procedures.schedule_due(params))
+
+    async def schedule_next_at(self, environment: str) -> int | None:
+        """The soonest ``next_run_at`` of the environment's active schedules, or None."""
+        return await self._run(schedule_procedures.schedule_next_at(environment))
+
+    async def schedule_fire(self, params: ScheduleFireParams) -> ScheduleFireResult:
+        """Fire one tick exactly once: compare-and-set the next tick and create its run."""
+        return await self._run(schedule_procedures.schedule_fire(params))
+
+    async def schedule_fire_many(
+        self, params: Sequence[ScheduleFireParams]
+    ) -> list[ScheduleFireResult]:
+        """Fire many ticks in one transaction (each once); results in order."""
+        return await self._run(schedule_procedures.schedule_fire_many(params))

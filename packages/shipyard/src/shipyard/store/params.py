@@ -120,6 +120,18 @@ class RunListParams:
     batch_id: str | None = None
     created_from: int | None = None
     created_to: int | None = None
+    schedule_id: str | None = None
+    parent_run_id: str | None = None
+
+
+@dataclass(slots=True)
+class RunStatsParams:
+    """Count the runs created at or after ``created_from``, by status and by ``bucket_ms``
+    window of creation time (bucket 0 starts at ``created_from``)."""
+
+    environment: str
+    created_from: int
+    bucket_ms: int
 
 
 @dataclass(slots=True)
@@ -349,6 +361,15 @@ class RunRescheduleParams:
 
 
 # -- batches, keys, queues, rate limits --------------------------------------------------------
+
+
+@dataclass(slots=True)
+class BatchListParams:
+    """Batches newest first, one page; ``cursor`` is the last id of the previous page."""
+
+    environment: str
+    limit: int = 50
+    cursor: str | None = None
 
 
 @dataclass(slots=True)

@@ -18,6 +18,7 @@ Every backend runs the same conformance suite (``tests/conformance``).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Protocol
 
 from shipyard.records import (
@@ -32,6 +33,19 @@ from shipyard.records import (
     WaitpointPage,
     WaitpointRecord,
     WorkerRecord,
+)
+from shipyard.store.access import (
+    AccessKeyFindParams,
+    AccessKeyInsertParams,
+    AccessKeyListParams,
+    AccessKeyRecord,
+    AccessKeyRevokeParams,
+    RequestKeyAnswerParams,
+    RequestKeyClaim,
+    RequestKeyClaimParams,
+    RequestKeyReleaseParams,
+    SigningKeyParams,
+    TokenUseParams,
 )
 from shipyard.store.feed import (
     FeedEventRecord,
@@ -54,6 +68,7 @@ from shipyard.store.params import (
     AttemptListParams,
     BatchGetParams,
     BatchInsertParams,
+    BatchListParams,
     BatchRunsParams,
     IdempotencyKeyResetParams,
     MigrateParams,
@@ -87,6 +102,7 @@ from shipyard.store.params import (
     RunReleaseParams,
     RunRescheduleParams,
     RunScheduleParams,
+    RunStatsParams,
     RunTagsAddParams,
     ScheduledRuns,
     TaskListParams,
@@ -103,6 +119,21 @@ from shipyard.store.params import (
     WorkerHeartbeatParams,
     WorkerListLiveParams,
     WorkerStopParams,
+)
+from shipyard.store.schedules import (
+    ScheduleDeleteParams,
+    ScheduleDueParams,
+    ScheduleFireParams,
+    ScheduleFireResult,
+    ScheduleGetParams,
+    ScheduleListParams,
+    SchedulePage,
+    ScheduleRecord,
+    ScheduleSetActiveParams,
+    ScheduleSyncParams,
+    ScheduleSyncResult,
+    ScheduleUpdateParams,
+    ScheduleUpsertParams,
 )
 
 
@@ -177,6 +208,14 @@ class Store(Protocol):
 
     async def run_list(self, params: RunListParams) -> Page:
         """Runs newest first, filtered, one page at a time."""
+        ...
+
+    async def batch_list(self, params: BatchListParams) -> tuple[list[BatchRecord], str | None]:
+        """Batches newest first (without their run ids), one page, and the next cursor."""
+        ...
+
+    async def run_stats(self, params: RunStatsParams) -> list[tuple[int, str, int]]:
+        """``(bucket, status, runs)``: runs created since ``created_from`` by window, status."""
         ...
 
     async def run_claim(self, params: RunClaimParams) -> list[RunRecord]:
@@ -386,6 +425,89 @@ class Store(Protocol):
         """The token a ``.wait()`` of an input stream blocks on (completed if data was kept)."""
         ...
 
+    # -- access ---------------------------------------------------------------------------
+
+    async def access_key_insert(self, params: AccessKeyInsertParams) -> AccessKeyRecord:
+        """Store a secret key (hashed); its environment gets a signing key if it has none."""
+        ...
+
+    async def access_key_list(self, params: AccessKeyListParams) -> list[AccessKeyRecord]:
+        """Secret keys (without hashes) of one environment or all, oldest first."""
+        ...
+
+    async def access_key_revoke(self, params: AccessKeyRevokeParams) -> AccessKeyRecord | None:
+        """Revoke a key by id; the key after, or None if there is none."""
+        ...
+
+    async def access_key_find(self, params: AccessKeyFindParams) -> AccessKeyRecord | None:
+        """The live key with this hash, whatever its environment."""
+        ...
+
+    async def signing_key_get(self, params: SigningKeyParams) -> str | None:
+        """An environment's signing key (``candidate`` becomes it if it has none)."""
+        ...
+
+    async def token_use(self, params: TokenUseParams) -> bool:
+        """Spend a single-use token: True the first time."""
+        ...
+
+    async def request_key_claim(self, params: RequestKeyClaimParams) -> RequestKeyClaim:
+        """Claim a request id, or what its first request answered."""
+        ...
+
+    async def request_key_answer(self, params: RequestKeyAnswerParams) -> None:
+        """Record the answer of a claimed request id."""
+        ...
+
+    async def request_key_release(self, params: RequestKeyReleaseParams) -> None:
+        """Forget an unanswered request id claim."""
+
+    async def schedule_upsert(self, params: ScheduleUpsertParams) -> tuple[ScheduleRecord, bool]:
+        """Create a schedule or update the one holding its key; (row, created)."""
+        ...
+
+    async def schedule_get(self, params: ScheduleGetParams) -> ScheduleRecord | None:
+        """One schedule by id, or None."""
+        ...
+
+    async def schedule_list(self, params: ScheduleListParams) -> SchedulePage:
+        """One page of the environment's schedules (oldest first) and the total."""
+        ...
+
+    async def schedule_update(self, params: ScheduleUpdateParams) -> ScheduleRecord | None:
+        """Replace an IMPERATIVE schedule's definition; None if there is no such schedule."""
+        ...
+
+    async def schedule_set_active(self, params: ScheduleSetActiveParams) -> ScheduleRecord | None:
+        """Activate or deactivate a schedule; None if there is no such schedule."""
+        ...
+
+    async def schedule_delete(self, params: ScheduleDeleteParams) -> bool:
+        """Delete a schedule; False if there was none."""
+        ...
+
+    async def schedule_sync(self, params: ScheduleSyncParams) -> ScheduleSyncResult:
+        """Make the environment's DECLARATIVE schedules exactly the given ones."""
+        ...
+
+    async def schedule_due(self, params: ScheduleDueParams) -> list[ScheduleRecord]:
+        """Active schedules due at ``now``, soonest first."""
+        ...
+
+    async def schedule_next_at(self, environment: str) -> int | None:
+        """The soonest ``next_run_at`` of the environment's active schedules, or None."""
+        ...
+
+    async def schedule_fire(self, params: ScheduleFireParams) -> ScheduleFireResult:
+        """Fire one tick exactly once: compare-and-set the next tick and create its run."""
+        ...
+
+    async def schedule_fire_many(
+        self, params: Sequence[ScheduleFireParams]
+    ) -> list[ScheduleFireResult]:
+        """Fire many ticks in one transaction (each once); results in order."""
+        ...
+
     def worker_heartbeat(self, params: WorkerHeartbeatParams) -> int:
         """Blocking, callable from any thread: extend the worker's leases; return how many.
 
@@ -399,6 +521,7 @@ __all__ = [
     "AttemptListParams",
     "BatchGetParams",
     "BatchInsertParams",
+    "BatchListParams",
     "BatchRunsParams",
     "FeedListener",
     "IdempotencyKeyResetParams",
@@ -434,6 +557,7 @@ __all__ = [
     "RunReleaseParams",
     "RunRescheduleParams",
     "RunScheduleParams",
+    "RunStatsParams",
     "RunTagsAddParams",
     "ScheduledRuns",
     "Store",

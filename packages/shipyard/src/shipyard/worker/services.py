@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-__all__ = ["Outage", "PeriodicService", "Service"]
+__all__ = ["Outage", "PeriodicService", "SchedulerService", "Service"]
 
 log = logging.getLogger("shipyard.worker")
 
@@ -88,7 +88,12 @@ class Service:
         task, self._task = self._task, None
         if task is None:
             return
-        task.cancel()
+        # Cancel until it ends: on Python 3.11 `asyncio.wait_for` loses a cancellation that
+        # arrives as the awaited thing completes (a wake-up set just before stop), and the
+        # loop would go on forever.
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.5)
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
@@ -124,3 +129,41 @@ class PeriodicService(Service):
             except Exception as exc:
                 self.outage.failed(self.what, exc)
             self.passes += 1
+
+
+class SchedulerService(Service):
+    """Fires due schedule ticks (``fire``: the engine's ``fire_due_schedules``, which returns
+    when the next tick is due, in epoch ms on ``now``'s clock) and sleeps until then, or at
+    most ``interval`` seconds: a schedule created or changed by another process is seen within
+    one interval, and a tick is fired within milliseconds of its time. Every worker runs one;
+    the store's compare-and-set makes each tick fire once however many do."""
+
+    name = "scheduler"
+
+    def __init__(
+        self,
+        fire: Callable[[], Awaitable[int | None]],
+        now: Callable[[], int],
+        interval: float,
+        outage: Outage,
+    ) -> None:
+        super().__init__()
+        self.fire = fire
+        self.now = now
+        self.interval = interval
+        self.outage = outage
+
+    async def run(self) -> None:
+        """Fire what is due, sleep until the next tick (at most ``interval``); forever."""
+        while True:
+            next_at: int | None = None
+            try:
+                next_at = await self.fire()
+                self.outage.ok()
+            except Exception as exc:
+                self.outage.failed("firing schedules", exc)
+            self.passes += 1
+            wait = self.interval
+            if next_at is not None:
+                wait = min(wait, max(0.0, (next_at - self.now()) / 1000))
+            await asyncio.sleep(wait)

@@ -13,7 +13,8 @@ It is a set of services (:mod:`shipyard.worker.services`) around the attempts it
   (canceled runs get ``on_cancel``; runs taken over after a lost lease are dropped),
   **flusher** (metadata and logs every second, parked runs included), **parking** (bounds the
   coroutines parked at durable waits), **reaper** (leases of dead workers), **retention**
-  (runs finished longer ago than ``run_retention`` are deleted, in small batches);
+  (runs finished longer ago than ``run_retention`` are deleted, in small batches),
+  **scheduler** (fires due schedule ticks, each once across every worker);
 * the **heartbeat** thread, which extends the leases of the runs this worker holds.
 
 The worker runs one **version** of the task code (``SHIPYARD_VERSION``, else a content hash
@@ -53,7 +54,7 @@ from shipyard.worker.executor import (
 )
 from shipyard.worker.heartbeat import Heartbeat
 from shipyard.worker.loops import Claimer, Finisher, Scheduler
-from shipyard.worker.services import Outage, PeriodicService, Service
+from shipyard.worker.services import Outage, PeriodicService, SchedulerService, Service
 
 log = logging.getLogger("shipyard.worker")
 
@@ -120,6 +121,7 @@ class Worker:
         max_parked: int | None = None,
         parked_idle: float | None = None,
         version: str | None = None,
+        scheduler_interval: float | None = None,
     ) -> None:
         settings = engine.settings
         self.engine = engine
@@ -177,6 +179,12 @@ class Worker:
             self._periodic("parking", self._check_parked, 1.0, "checking parked runs"),
             self._periodic("reaper", self.reap, self.lease_ms / 2000, "reaping expired leases"),
             self._periodic("retention", self.purge, _RETENTION_EVERY, "deleting old runs"),
+            SchedulerService(
+                engine.fire_due_schedules,
+                engine.now,
+                tick if scheduler_interval is None else scheduler_interval,
+                self.outage,
+            ),
         ]
 
     def _periodic(self, name: str, duty: object, interval: float, what: str) -> PeriodicService:

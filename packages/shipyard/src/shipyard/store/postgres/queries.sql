@@ -74,10 +74,44 @@ WHERE environment = :environment
   AND (CAST(:tag AS text) IS NULL
        OR id IN (SELECT run_id FROM run_tags WHERE tag = :tag))
   AND (CAST(:batch_id AS text) IS NULL OR batch_id = :batch_id)
+  AND (CAST(:schedule_id AS text) IS NULL OR schedule_id = :schedule_id)
   AND (CAST(:created_from AS bigint) IS NULL OR created_at >= :created_from)
   AND (CAST(:created_to AS bigint) IS NULL OR created_at <= :created_to)
 ORDER BY id DESC
 LIMIT :limit;
+
+-- name: run_list_children
+-- run_list of one run's children: by the parent index (a partial one: hence IS NOT NULL).
+SELECT * FROM runs
+WHERE parent_run_id = :parent_run_id AND parent_run_id IS NOT NULL
+  AND environment = :environment
+  AND (CAST(:cursor AS text) IS NULL OR id < :cursor)
+  AND (CAST(:statuses AS json) IS NULL
+       OR status IN (SELECT json_array_elements_text(CAST(:statuses AS json))))
+  AND (CAST(:task_ids AS json) IS NULL
+       OR task_id IN (SELECT json_array_elements_text(CAST(:task_ids AS json))))
+  AND (CAST(:tag AS text) IS NULL
+       OR id IN (SELECT run_id FROM run_tags WHERE tag = :tag))
+  AND (CAST(:batch_id AS text) IS NULL OR batch_id = :batch_id)
+  AND (CAST(:schedule_id AS text) IS NULL OR schedule_id = :schedule_id)
+  AND (CAST(:created_from AS bigint) IS NULL OR created_at >= :created_from)
+  AND (CAST(:created_to AS bigint) IS NULL OR created_at <= :created_to)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: batch_list
+SELECT id, environment, status, run_count, idempotency_key, created_at, completed_at
+FROM batches
+WHERE environment = :environment AND (CAST(:cursor AS text) IS NULL OR id < :cursor)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: run_stats
+SELECT (created_at - CAST(:created_from AS bigint)) / CAST(:bucket_ms AS bigint) AS bucket,
+       status, COUNT(*) AS runs
+FROM runs
+WHERE environment = :environment AND created_at >= CAST(:created_from AS bigint)
+GROUP BY 1, 2;
 
 -- name: run_pending_exists
 SELECT 1 FROM runs
@@ -474,3 +508,35 @@ WHERE e.run_id IN (SELECT json_array_elements_text(CAST(:run_ids AS json)))
   AND e.kind IN ('created', 'metadata') AND e.id < :before_id
   AND EXISTS (SELECT 1 FROM runs r WHERE r.id = e.run_id AND r.environment = :environment)
 ORDER BY e.id;
+
+-- name: schedule_delete_declarative_except
+DELETE FROM schedules
+WHERE environment = :environment AND type = :type
+  AND task_id NOT IN (SELECT json_array_elements_text(CAST(:task_ids AS json)))
+RETURNING task_id;
+
+-- name: schedule_lock_many
+-- The schedules a chunk fires, locked in id order before the compare-and-set (whose join
+-- order is the planner's), so schedulers firing overlapping chunks cannot deadlock.
+SELECT id FROM schedules
+WHERE id = ANY (ARRAY(SELECT json_array_elements_text(CAST(:ids AS json))))
+  AND environment = :environment
+ORDER BY id
+FOR UPDATE;
+
+-- name: schedule_advance_many
+-- The compare-and-set of many ticks at once; the ids of the schedules it moved on.
+UPDATE schedules AS s SET
+    next_run = j.next_run,
+    next_run_at = j.next_run_at,
+    last_run = COALESCE(j.last_run, s.last_run),
+    updated_at = :now
+FROM json_to_recordset(CAST(:rows AS json))
+    AS j(id text, expected bigint, next_run bigint, next_run_at bigint, last_run bigint)
+-- "= ANY (ARRAY(...))": found by primary key, not by a scan of every schedule.
+WHERE s.id = ANY (ARRAY(SELECT r ->> 'id' FROM json_array_elements(CAST(:rows AS json)) AS r))
+  AND s.id = j.id
+  AND s.environment = :environment
+  AND s.active = 1
+  AND s.next_run = j.expected
+RETURNING s.id;

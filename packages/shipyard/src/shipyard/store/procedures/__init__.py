@@ -8,6 +8,17 @@ trigger) override the method that runs them, not these.
 
 from __future__ import annotations
 
+from shipyard.store.procedures.access import (
+    access_key_find,
+    access_key_insert,
+    access_key_list,
+    access_key_revoke,
+    request_key_answer,
+    request_key_claim,
+    request_key_release,
+    signing_key_get,
+    token_use,
+)
 from shipyard.store.procedures.environment import (
     environment_rate_take,
     queue_list,
@@ -36,6 +47,7 @@ from shipyard.store.procedures.realtime import (
 from shipyard.store.procedures.runs import (
     attempt_list,
     batch_get,
+    batch_list,
     batch_runs,
     idempotency_key_reset,
     insert_resolved,
@@ -55,6 +67,7 @@ from shipyard.store.procedures.runs import (
     run_release,
     run_reschedule,
     run_schedule_due,
+    run_stats,
     run_tags_add,
 )
 from shipyard.store.procedures.waitpoints import (
@@ -69,8 +82,13 @@ from shipyard.store.procedures.waitpoints import (
 )
 
 __all__ = [
+    "access_key_find",
+    "access_key_insert",
+    "access_key_list",
+    "access_key_revoke",
     "attempt_list",
     "batch_get",
+    "batch_list",
     "batch_runs",
     "environment_rate_take",
     "feed_head",
@@ -85,6 +103,9 @@ __all__ = [
     "queue_list",
     "queue_update",
     "queue_upsert",
+    "request_key_answer",
+    "request_key_claim",
+    "request_key_release",
     "run_cancel",
     "run_events_append",
     "run_events_list",
@@ -102,12 +123,15 @@ __all__ = [
     "run_release",
     "run_reschedule",
     "run_schedule_due",
+    "run_stats",
     "run_tags_add",
+    "signing_key_get",
     "stream_append",
     "stream_heads",
     "stream_read",
     "task_list",
     "task_register",
+    "token_use",
     "version_list",
     "waitpoint_block",
     "waitpoint_complete",

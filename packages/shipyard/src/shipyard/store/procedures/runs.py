@@ -19,6 +19,7 @@ from shipyard.records import (
 from shipyard.store.params import (
     AttemptListParams,
     BatchGetParams,
+    BatchListParams,
     BatchRunsParams,
     IdempotencyKeyResetParams,
     PurgedRows,
@@ -41,6 +42,7 @@ from shipyard.store.params import (
     RunReleaseParams,
     RunRescheduleParams,
     RunScheduleParams,
+    RunStatsParams,
     RunTagsAddParams,
     ScheduledRuns,
 )
@@ -217,7 +219,7 @@ def run_get(p: RunGetParams) -> Procedure[RunRecord | None]:
 def run_list(p: RunListParams) -> Procedure[Page]:
     """Runs newest first, filtered, one page (one extra row tells whether more follow)."""
     items: list[RunRecord] = yield runs(
-        "run_list",
+        "run_list" if p.parent_run_id is None else "run_list_children",
         {
             "environment": p.environment,
             "cursor": p.cursor,
@@ -225,14 +227,29 @@ def run_list(p: RunListParams) -> Procedure[Page]:
             "task_ids": json_list(p.task_ids),
             "tag": p.tag,
             "batch_id": p.batch_id,
+            "schedule_id": p.schedule_id,
             "created_from": p.created_from,
             "created_to": p.created_to,
+            "parent_run_id": p.parent_run_id,
             "limit": p.limit + 1,
         },
     )
     more = len(items) > p.limit
     items = items[: p.limit]
     return Page(items=items, next_cursor=items[-1].id if more and items else None)
+
+
+def run_stats(p: RunStatsParams) -> Procedure[list[tuple[int, str, int]]]:
+    """``(bucket, status, runs)`` for the runs created at or after ``created_from``."""
+    found = yield rows(
+        "run_stats",
+        {
+            "environment": p.environment,
+            "created_from": p.created_from,
+            "bucket_ms": p.bucket_ms,
+        },
+    )
+    return [(int(b), str(s), int(n)) for b, s, n in found]
 
 
 def run_finish_many(p: RunFinishManyParams) -> Procedure[list[bool]]:
@@ -469,6 +486,15 @@ def batch_get(p: BatchGetParams) -> Procedure[BatchRecord | None]:
     """One batch by id."""
     found = yield row("batch_get", {"environment": p.environment, "id": p.batch_id})
     return BatchRecord(*found) if found else None
+
+
+def batch_list(p: BatchListParams) -> Procedure[tuple[list[BatchRecord], str | None]]:
+    """Batches newest first (without their run ids), one page, and the next page's cursor."""
+    found = yield rows(
+        "batch_list", {"environment": p.environment, "cursor": p.cursor, "limit": p.limit + 1}
+    )
+    items = [BatchRecord(*r) for r in found[: p.limit]]
+    return items, items[-1].id if len(found) > p.limit and items else None
 
 
 def batch_runs(p: BatchRunsParams) -> Procedure[list[RunRecord]]:

@@ -504,3 +504,195 @@ LIMIT 1;
 
 -- name: input_wait_delete
 DELETE FROM input_stream_waits WHERE waitpoint_id = :waitpoint_id;
+
+-- name: access_key_insert
+INSERT INTO access_keys (id, environment, name, prefix, key_hash, created_at)
+VALUES (:id, :environment, :name, :prefix, :key_hash, :now);
+
+-- name: access_key_list
+SELECT id, environment, name, prefix, created_at, revoked_at FROM access_keys
+WHERE (CAST(:environment AS TEXT) IS NULL OR environment = :environment)
+ORDER BY created_at, id;
+
+-- name: access_key_get
+SELECT id, environment, name, prefix, created_at, revoked_at FROM access_keys WHERE id = :id;
+
+-- name: access_key_revoke
+UPDATE access_keys SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL;
+
+-- name: access_key_find
+SELECT id, environment, name, prefix, created_at, revoked_at FROM access_keys
+WHERE key_hash = :key_hash AND revoked_at IS NULL;
+
+-- name: signing_key_insert
+INSERT INTO signing_keys (environment, signing_key, created_at)
+VALUES (:environment, :signing_key, :now)
+ON CONFLICT (environment) DO NOTHING;
+
+-- name: signing_key_get
+SELECT signing_key FROM signing_keys WHERE environment = :environment;
+
+-- name: used_token_purge
+DELETE FROM used_tokens WHERE expires_at < :now;
+
+-- name: used_token_insert
+INSERT INTO used_tokens (environment, jti, used_at, expires_at)
+VALUES (:environment, :jti, :now, :expires_at)
+ON CONFLICT (environment, jti) DO NOTHING;
+
+-- name: request_key_purge
+DELETE FROM request_keys WHERE expires_at < :now;
+
+-- name: request_key_claim
+-- A new key, or one whose first request never answered (it crashed) and went stale.
+INSERT INTO request_keys (environment, request_key, response, created_at, expires_at)
+VALUES (:environment, :request_key, NULL, :now, :expires_at)
+ON CONFLICT (environment, request_key) DO UPDATE SET created_at = excluded.created_at,
+    expires_at = excluded.expires_at
+WHERE request_keys.response IS NULL AND request_keys.created_at < :stale_before;
+
+-- name: request_key_get
+SELECT response FROM request_keys
+WHERE environment = :environment AND request_key = :request_key AND expires_at >= :now;
+
+-- name: request_key_answer
+UPDATE request_keys SET response = :response
+WHERE environment = :environment AND request_key = :request_key;
+
+-- name: request_key_release
+DELETE FROM request_keys
+WHERE environment = :environment AND request_key = :request_key AND response IS NULL;
+
+-- -- schedules (0009) ---------------------------------------------------------------------------
+
+-- name: schedule_insert
+-- A new schedule; a key already held (deduplication key, or environment and task of a
+-- declarative schedule) inserts nothing: the caller updates that row instead.
+INSERT INTO schedules (
+    id, environment, type, task_id, cron, timezone, fire_window, deduplication_key,
+    external_id, environments, active, next_run, next_run_at, last_run, created_at, updated_at
+) VALUES (
+    :id, :environment, :type, :task_id, :cron, :timezone, :fire_window, :deduplication_key,
+    :external_id, :environments, :active, :next_run, :next_run_at, :last_run, :created_at,
+    :updated_at
+)
+ON CONFLICT DO NOTHING;
+
+-- name: schedule_get_imperative
+SELECT * FROM schedules WHERE type = 'IMPERATIVE' AND deduplication_key = :deduplication_key;
+
+-- name: schedule_get_declarative
+SELECT * FROM schedules
+WHERE type = 'DECLARATIVE' AND environment = :environment AND task_id = :task_id;
+
+-- name: schedule_update_imperative
+-- The same deduplication key updates (and moves the schedule to this environment). The next
+-- tick is kept unless what decides it changed. SET expressions read the row as it was.
+UPDATE schedules SET
+    environment = :environment,
+    task_id = :task_id,
+    next_run = CASE WHEN cron = :cron AND timezone = :timezone
+                         AND COALESCE(fire_window, '') = COALESCE(CAST(:fire_window AS TEXT), '')
+                         AND next_run IS NOT NULL
+                    THEN next_run ELSE CAST(:next_run AS BIGINT) END,
+    next_run_at = CASE WHEN cron = :cron AND timezone = :timezone
+                         AND COALESCE(fire_window, '') = COALESCE(CAST(:fire_window AS TEXT), '')
+                         AND next_run IS NOT NULL
+                    THEN next_run_at ELSE CAST(:next_run_at AS BIGINT) END,
+    cron = :cron,
+    timezone = :timezone,
+    fire_window = :fire_window,
+    external_id = :external_id,
+    updated_at = :now
+WHERE type = 'IMPERATIVE' AND deduplication_key = :deduplication_key;
+
+-- name: schedule_update_declarative
+UPDATE schedules SET
+    next_run = CASE WHEN cron = :cron AND timezone = :timezone
+                         AND COALESCE(fire_window, '') = COALESCE(CAST(:fire_window AS TEXT), '')
+                         AND next_run IS NOT NULL
+                    THEN next_run ELSE CAST(:next_run AS BIGINT) END,
+    next_run_at = CASE WHEN cron = :cron AND timezone = :timezone
+                         AND COALESCE(fire_window, '') = COALESCE(CAST(:fire_window AS TEXT), '')
+                         AND next_run IS NOT NULL
+                    THEN next_run_at ELSE CAST(:next_run_at AS BIGINT) END,
+    cron = :cron,
+    timezone = :timezone,
+    fire_window = :fire_window,
+    environments = :environments,
+    updated_at = :now
+WHERE type = 'DECLARATIVE' AND environment = :environment AND task_id = :task_id;
+
+-- name: schedule_get
+SELECT * FROM schedules WHERE environment = :environment AND id = :id;
+
+-- name: schedule_list
+SELECT * FROM schedules
+WHERE environment = :environment
+  AND (CAST(:type AS TEXT) IS NULL OR type = :type)
+  AND (CAST(:task_id AS TEXT) IS NULL OR task_id = :task_id)
+ORDER BY created_at, id
+LIMIT :limit OFFSET :offset;
+
+-- name: schedule_count
+SELECT COUNT(*) FROM schedules
+WHERE environment = :environment
+  AND (CAST(:type AS TEXT) IS NULL OR type = :type)
+  AND (CAST(:task_id AS TEXT) IS NULL OR task_id = :task_id);
+
+-- name: schedule_update
+-- An imperative schedule edited by id; the next tick is kept unless what decides it changed.
+UPDATE schedules SET
+    task_id = :task_id,
+    next_run = CASE WHEN cron = :cron AND timezone = :timezone
+                         AND COALESCE(fire_window, '') = COALESCE(CAST(:fire_window AS TEXT), '')
+                         AND next_run IS NOT NULL
+                    THEN next_run ELSE CAST(:next_run AS BIGINT) END,
+    next_run_at = CASE WHEN cron = :cron AND timezone = :timezone
+                         AND COALESCE(fire_window, '') = COALESCE(CAST(:fire_window AS TEXT), '')
+                         AND next_run IS NOT NULL
+                    THEN next_run_at ELSE CAST(:next_run_at AS BIGINT) END,
+    cron = :cron,
+    timezone = :timezone,
+    fire_window = :fire_window,
+    external_id = :external_id,
+    deduplication_key = :deduplication_key,
+    updated_at = :now
+WHERE environment = :environment AND id = :id AND type = 'IMPERATIVE';
+
+-- name: schedule_set_active
+-- Activating moves the next tick to the one given (computed from now: the ticks that passed
+-- while inactive never fire); deactivating keeps it, unused.
+UPDATE schedules SET
+    active = :active,
+    next_run = COALESCE(CAST(:next_run AS BIGINT), next_run),
+    next_run_at = COALESCE(CAST(:next_run_at AS BIGINT), next_run_at),
+    updated_at = :now
+WHERE environment = :environment AND id = :id;
+
+-- name: schedule_delete
+DELETE FROM schedules
+WHERE environment = :environment AND id = :id
+  AND (:imperative_only = 0 OR type = 'IMPERATIVE');
+
+-- name: schedule_due
+SELECT * FROM schedules
+WHERE environment = :environment AND active = 1 AND next_run_at <= :now
+ORDER BY next_run_at
+LIMIT :limit;
+
+-- name: schedule_next_at
+SELECT MIN(next_run_at) FROM schedules WHERE environment = :environment AND active = 1;
+
+-- name: schedule_advance
+-- The compare-and-set that fires a tick: only the scheduler that still sees next_run at the
+-- tick it fires moves it on. last_run moves only when a run is created.
+UPDATE schedules SET
+    next_run = :next_run,
+    next_run_at = :next_run_at,
+    last_run = COALESCE(CAST(:last_run AS BIGINT), last_run),
+    updated_at = :now
+WHERE environment = :environment AND id = :id AND active = 1 AND next_run = :expected;
+
+-- name: run_set_schedule
+UPDATE runs SET schedule_id = :schedule_id WHERE id = :id;

@@ -27,10 +27,41 @@ WHERE environment = :environment
   AND (:task_ids IS NULL OR task_id IN (SELECT value FROM json_each(:task_ids)))
   AND (:tag IS NULL OR id IN (SELECT run_id FROM run_tags WHERE tag = :tag))
   AND (:batch_id IS NULL OR batch_id = :batch_id)
+  AND (:schedule_id IS NULL OR schedule_id = :schedule_id)
   AND (:created_from IS NULL OR created_at >= :created_from)
   AND (:created_to IS NULL OR created_at <= :created_to)
 ORDER BY id DESC
 LIMIT :limit;
+
+-- name: run_list_children
+-- run_list of one run's children: by the parent index (a partial one: hence IS NOT NULL),
+-- named, as the planner would rather walk the environment's runs in id order.
+SELECT * FROM runs INDEXED BY runs_by_parent
+WHERE parent_run_id = :parent_run_id AND parent_run_id IS NOT NULL
+  AND environment = :environment
+  AND (:cursor IS NULL OR id < :cursor)
+  AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+  AND (:task_ids IS NULL OR task_id IN (SELECT value FROM json_each(:task_ids)))
+  AND (:tag IS NULL OR id IN (SELECT run_id FROM run_tags WHERE tag = :tag))
+  AND (:batch_id IS NULL OR batch_id = :batch_id)
+  AND (:schedule_id IS NULL OR schedule_id = :schedule_id)
+  AND (:created_from IS NULL OR created_at >= :created_from)
+  AND (:created_to IS NULL OR created_at <= :created_to)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: batch_list
+SELECT id, environment, status, run_count, idempotency_key, created_at, completed_at
+FROM batches
+WHERE environment = :environment AND (:cursor IS NULL OR id < :cursor)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: run_stats
+SELECT (created_at - :created_from) / :bucket_ms AS bucket, status, COUNT(*) AS runs
+FROM runs
+WHERE environment = :environment AND created_at >= :created_from
+GROUP BY bucket, status;
 
 -- name: run_get_debounced
 SELECT * FROM runs
@@ -291,3 +322,32 @@ WHERE e.run_id IN (SELECT value FROM json_each(:run_ids))
   AND e.kind IN ('created', 'metadata') AND e.id < :before_id
   AND EXISTS (SELECT 1 FROM runs r WHERE r.id = e.run_id AND r.environment = :environment)
 ORDER BY e.id;
+
+-- name: schedule_delete_declarative_except
+DELETE FROM schedules
+WHERE environment = :environment AND type = :type
+  AND task_id NOT IN (SELECT value FROM json_each(:task_ids))
+RETURNING task_id;
+
+-- name: schedule_lock_many
+-- (PostgreSQL only: SQLite's write transaction already holds the database.)
+SELECT 1;
+
+-- name: schedule_advance_many
+-- The compare-and-set of many ticks at once; the ids of the schedules it moved on. The id list
+-- drives the loop (primary key lookups); each row reads its own values from the list.
+UPDATE schedules SET
+    next_run = (SELECT json_extract(j.value, '$.next_run') FROM json_each(:rows) AS j
+                WHERE json_extract(j.value, '$.id') = schedules.id),
+    next_run_at = (SELECT json_extract(j.value, '$.next_run_at') FROM json_each(:rows) AS j
+                   WHERE json_extract(j.value, '$.id') = schedules.id),
+    last_run = COALESCE((SELECT json_extract(j.value, '$.last_run') FROM json_each(:rows) AS j
+                         WHERE json_extract(j.value, '$.id') = schedules.id), last_run),
+    updated_at = :now
+WHERE id IN (SELECT json_extract(value, '$.id') FROM json_each(:rows))
+  -- "+": not through the environment's indexes (a scan of every schedule); by id.
+  AND +environment = :environment
+  AND +active = 1
+  AND next_run = (SELECT json_extract(j.value, '$.expected') FROM json_each(:rows) AS j
+                  WHERE json_extract(j.value, '$.id') = schedules.id)
+RETURNING id;

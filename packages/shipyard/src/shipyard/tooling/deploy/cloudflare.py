@@ -6,8 +6,8 @@ Every worker is laid out under ``.shipyard/deploy/`` before it is built: the API
 Each folder gets a ``pyproject.toml`` declaring the distributions its code imports
 (:func:`declared_distributions`; a function's own ``pyproject.toml`` wins), so that
 ``pywrangler sync`` (PyPI ``workers-py``, pinned to :data:`WORKERS_PY_VERSION`, run with
-``uv tool run``) vendors them into ``python_modules/``, which ``wrangler deploy`` uploads with
-the worker.
+``uv tool run``) resolves them for Pyodide (``pylock.toml``, kept between deploys) and vendors
+them into ``python_modules/``, which ``wrangler deploy`` uploads with the worker.
 
 Tools are pinned: ``wrangler`` on PATH is used as installed, else ``npx --yes
 wrangler@`` :data:`WRANGLER_VERSION`. Secrets go in one ``wrangler secret bulk`` call (every
@@ -43,6 +43,40 @@ WRANGLER_INSTALL_HINT = (
     "Python packages are bundled with pywrangler (`uv tool install workers-py`), run pinned "
     "through uv"
 )
+# What pywrangler fetches besides PyPI: Pyodide's package index, and — the first time, through
+# uv — a CPython for its host venv and the Pyodide interpreter (both GitHub release downloads).
+PYWRANGLER_HOSTS = "pypi.org, index.pyodide.org and github.com"
+_NETWORK_SYMPTOMS = (
+    "dns error",
+    "failed to lookup address",
+    "error sending request",
+    "failed to download",
+    "failed to fetch",
+    "client error (connect)",
+    "connection refused",
+    "invalid peer certificate",
+)
+_NO_PYODIDE_BUILD = ("no solution found", "not supported by python workers")
+
+
+def sync_hint(output: str) -> str | None:
+    """What to do when ``pywrangler sync`` failed with ``output``, when the cause is known."""
+    low = " ".join(output.lower().split())  # pywrangler's log wraps long lines
+    if any(symptom in low for symptom in _NETWORK_SYMPTOMS):
+        return (
+            f"pywrangler could not download what it needs: it fetches from {PYWRANGLER_HOSTS} "
+            "(the Pyodide and CPython 3.13 interpreters, the first time); allow those hosts or "
+            "deploy from a machine that reaches them"
+        )
+    if any(symptom in low for symptom in _NO_PYODIDE_BUILD):
+        return (
+            "a package this worker imports has no build for Pyodide (the Workers runtime) in a "
+            "version its pyproject.toml allows: see the resolver's message above; widen the "
+            "range in the member's pyproject.toml or drop the import"
+        )
+    return None
+
+
 _WORKERS_DEV_URL = re.compile(r"https://[a-z0-9-]+\.[a-z0-9-]+\.workers\.dev")
 
 Which = Callable[[str], str | None]
@@ -177,27 +211,42 @@ def _local_modules(folder: Path) -> set[str]:
     return local
 
 
-def _requirement(distribution: str, extras: dict[str, str] | None = None) -> str:
-    """``name[extras]==installed version``, or ``name @ file:///…`` for a local (workspace)
-    install."""
+# A worker runs shipyard's light base (the SDK and the HTTP client), never its extras (cli,
+# engine, postgres: the servers and drivers), at the version that deploys it.
+SHIPYARD = "shipyard"
+
+
+def _requirement(distribution: str, declared: dict[str, str]) -> str:
+    """What the worker declares for an installed ``distribution``.
+
+    A local (workspace) install → ``name @ file:///…`` (this checkout's code); ``shipyard`` →
+    ``shipyard==<installed version>``, never with an extra (the client speaks the engine
+    server's API of the same release); declared in the member's own ``pyproject.toml`` → that
+    requirement (its range and extras, e.g. ``pyjwt[crypto]>=2.9``); otherwise the bare name.
+    The host's other versions are not copied: pywrangler resolves for Pyodide, whose index
+    carries its own, often older, builds of the native packages (pydantic-core,
+    cryptography), and records the result in ``pylock.toml``.
+    """
     dist = importlib.metadata.distribution(distribution)
     name = dist.metadata["Name"]
-    name += (extras or {}).get(_normal(name), "")
+    key = _normal(name)
     direct = dist.read_text("direct_url.json")
     if direct:
         url = json.loads(direct).get("url", "")
         if url.startswith("file://"):
             return f"{name} @ {url}"
-    return f"{name}=={dist.version}"
+    if key == SHIPYARD:
+        return f"{name}=={dist.version}"
+    return declared.get(key, name)
 
 
 def declared_distributions(folder: Path) -> tuple[list[str], list[str]]:
     """(requirements, unresolved modules) for the Python files under ``folder``.
 
     Each imported module outside the standard library, the worker's own files and the Workers
-    runtime maps to the installed distribution that provides it, pinned to the installed
-    version (the one ``uv.lock`` resolved). Modules no installed distribution provides are
-    returned apart, to be reported.
+    runtime maps to the installed distribution that provides it (:func:`_requirement` says
+    how it is written). Modules no installed distribution provides are returned apart, to be
+    reported.
     """
     files = [
         p
@@ -207,14 +256,14 @@ def declared_distributions(folder: Path) -> tuple[list[str], list[str]]:
     modules = imported_modules(files) - _local_modules(folder) - RUNTIME_MODULES
     modules -= set(sys.stdlib_module_names) | {"__future__"}
     providers = importlib.metadata.packages_distributions()
-    extras = _declared_extras(folder)
+    declared = _declared_requirements(folder)
     requirements: set[str] = set()
     unresolved: list[str] = []
     for module in sorted(modules):
         # Editable (workspace) installs are not in packages_distributions(): try the name.
         candidates = providers.get(module) or [module]
         try:
-            requirement = _requirement(candidates[0], extras)
+            requirement = _requirement(candidates[0], declared)
         except importlib.metadata.PackageNotFoundError:
             unresolved.append(module)
             continue
@@ -226,9 +275,12 @@ def _normal(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _declared_extras(folder: Path) -> dict[str, str]:
-    """``{normalised name: "[extra,…]"}`` from the member's own ``pyproject.toml``, so a
-    declared ``pyjwt[crypto]`` keeps its extra (imports alone cannot tell)."""
+_NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9_.-]*)")
+
+
+def _declared_requirements(folder: Path) -> dict[str, str]:
+    """``{normalised name: requirement}`` from the member's own ``pyproject.toml``, so a
+    declared ``pyjwt[crypto]>=2.9`` keeps its extra and range (imports alone cannot tell)."""
     import tomllib
 
     path = folder / "pyproject.toml"
@@ -238,12 +290,12 @@ def _declared_extras(folder: Path) -> dict[str, str]:
         declared = tomllib.loads(path.read_text(encoding="utf-8"))["project"]["dependencies"]
     except (KeyError, TypeError, tomllib.TOMLDecodeError):
         return {}
-    extras: dict[str, str] = {}
+    requirements: dict[str, str] = {}
     for requirement in declared:
-        match = re.match(r"\s*([A-Za-z0-9_.-]+)\s*(\[[^\]]*\])", str(requirement))
+        match = _NAME.match(str(requirement))
         if match:
-            extras[_normal(match.group(1))] = match.group(2).replace(" ", "")
-    return extras
+            requirements[_normal(match.group(1))] = str(requirement).strip()
+    return requirements
 
 
 _PYPROJECT = """# Generated by `shipyard deploy`: the distributions this worker's code imports.
@@ -297,17 +349,32 @@ _WRANGLER = """// Generated by `shipyard deploy` for functions/{function}; rewri
 _IGNORED = shutil.ignore_patterns("tests", "__pycache__", "*.pyc", ".*", "python_modules")
 
 
-def _fresh(target: Path) -> None:
+LOCKFILE = "pylock.toml"
+
+
+def _fresh(target: Path) -> bytes | None:
+    """Empty ``target``; returns the ``pylock.toml`` pywrangler wrote there last time, so the
+    versions it resolved for Pyodide carry over to the next deploy."""
+    lock = target / LOCKFILE
+    kept = lock.read_bytes() if lock.is_file() else None
     if target.exists():
         shutil.rmtree(target)
+    return kept
+
+
+def _keep_lock(target: Path, kept: bytes | None) -> None:
+    """Put back the previous ``pylock.toml`` unless the member brought its own."""
+    if kept is not None and not (target / LOCKFILE).is_file():
+        (target / LOCKFILE).write_bytes(kept)
 
 
 def write_function_worker(root: Path, function: str, worker: str) -> Path:
     """Lay out ``functions/<function>`` as a deployable worker; returns its folder."""
     source = root / FUNCTIONS_DIR / function
     target = function_build_dir(root, function)
-    _fresh(target)
+    kept = _fresh(target)
     shutil.copytree(source, target, ignore=_IGNORED)
+    _keep_lock(target, kept)
     (target / ENTRY_MODULE).write_text(_ENTRY, encoding="utf-8")
     (target / "wrangler.jsonc").write_text(
         _WRANGLER.format(
@@ -324,12 +391,14 @@ def write_api_worker(root: Path, worker: str) -> Path:
     """Lay out ``apps/api`` (its ``src/`` and Workers config) as a deployable worker."""
     source = root / API_DIR
     target = api_build_dir(root)
-    _fresh(target)
+    kept = _fresh(target)
     shutil.copytree(source / "src", target / "src", ignore=_IGNORED)
-    for config in ("wrangler.jsonc", "wrangler.toml", "pyproject.toml"):
+    for config in ("wrangler.jsonc", "wrangler.toml", "pyproject.toml", LOCKFILE):
         if (source / config).is_file():
             shutil.copy2(source / config, target / config)
-    # The member's pyproject.toml lends its extras (pyjwt[crypto]); the generated one replaces it.
+    _keep_lock(target, kept)
+    # The member's pyproject.toml lends its ranges and extras (pyjwt[crypto]>=2.9); the
+    # generated one replaces it.
     requirements, unresolved = declared_distributions(target)
     _write_pyproject(target, worker, requirements, unresolved)
     return target

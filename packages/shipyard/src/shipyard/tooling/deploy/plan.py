@@ -34,6 +34,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,10 @@ from shipyard.tooling.envcheck import Finding, Level, check_values, load_env_fil
 from shipyard.tooling.placeholders import placeholder_reason
 
 PLATFORMS = ("cloudflare", "supabase", "engine")
+ENGINE_SECRETS = ("SHIPYARD_API_URL", "SHIPYARD_SECRET_KEY")
+"""What the API worker needs to reach the engine server (the remote client)."""
+ENGINE_KEY_NAME = "deploy"
+"""The name of the secret keys a preview deploy creates (and rotates) for its environment."""
 PLATFORM_TITLES = {"cloudflare": "Cloudflare", "supabase": "Supabase", "engine": "Engine image"}
 
 
@@ -67,6 +72,17 @@ class Target:
 
     def worker(self, base: str) -> str:
         return naming.worker_name(base, self.branch)
+
+    @property
+    def engine_environment(self) -> str:
+        """The engine environment the deployed API triggers runs in: ``production``, or
+        ``preview/<branch slug>`` (one per preview, so its runs, queues and keys are apart)."""
+        return "production" if self.production else f"preview/{self.supabase_branch}"
+
+
+def shipyard_command() -> tuple[str, ...]:
+    """This Python's ``shipyard`` CLI (it reaches the engine's database in-process)."""
+    return (sys.executable, "-m", "shipyard")
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -151,6 +167,8 @@ class DeployPlan:
     image: str | None = None
     image_pushed: bool = False
     run_commands: list[str] = field(default_factory=list)
+    engine_environment: str | None = None
+    engine_url: str | None = None
 
     @property
     def api_worker(self) -> str:
@@ -205,6 +223,7 @@ def load_values(
     values = dict(env.values)
     source = os.environ if environ is None else environ
     names = {finding.variable.name for finding in check_values({})}
+    names.update(("SHIPYARD_API_URL", "SHIPYARD_DATABASE_URL", "SHIPYARD_SECRET_KEY"))
     values.update({name: source[name] for name in names if source.get(name)})
     return values
 
@@ -217,6 +236,7 @@ def sent_variables(
     names = [name for p in platforms for name in DEPLOY_VARIABLES[p]]
     if "cloudflare" in platforms and target is not None and target.production:
         names += [name for name in supabase.WORKER_SECRETS if name in values]
+        names += [name for name in ENGINE_SECRETS if name in values]
     return names
 
 
@@ -481,6 +501,7 @@ def _plan_cloudflare(plan: DeployPlan, values: Mapping[str, str], tools: Tools) 
             f"{api} gets no Supabase credentials: deploy with --platform both to create the "
             "branch's database and wire its URL and keys into the worker."
         )
+    names = [*names, *_plan_engine_key(plan, values)]
     if names:
         wrangler = tools.cloudflare.wrangler or tools.cloudflare.deploy or ("wrangler",)
         plan.steps.append(
@@ -495,6 +516,46 @@ def _plan_cloudflare(plan: DeployPlan, values: Mapping[str, str], tools: Tools) 
                 optional=optional,
             )
         )
+
+
+def _plan_engine_key(plan: DeployPlan, values: Mapping[str, str]) -> list[str]:
+    """The engine secrets the API worker gets. Production: ``SHIPYARD_API_URL`` and
+    ``SHIPYARD_SECRET_KEY`` from ``.env``. A preview: the engine URL and a key of the preview's
+    own environment, created by a step before the secrets (never the production key)."""
+    target = plan.target
+    plan.engine_url = _real(values, "SHIPYARD_API_URL")
+    if target.production:
+        if plan.engine_url:
+            plan.engine_environment = target.engine_environment
+        return [name for name in ENGINE_SECRETS if _real(values, name)]
+    if not (_real(values, "SHIPYARD_API_URL") and _real(values, "SHIPYARD_DATABASE_URL")):
+        plan.notes.append(
+            f"{plan.api_worker} gets no engine key: set SHIPYARD_API_URL (the engine server's "
+            "URL) and SHIPYARD_DATABASE_URL (its database) in .env to wire one."
+        )
+        return []
+    environment = target.engine_environment
+    plan.engine_environment = environment
+    plan.steps.append(
+        Step(
+            "engine",
+            "engine-key",
+            f"Create the secret key of engine environment {environment}",
+            (
+                *shipyard_command(),
+                "keys",
+                "create",
+                "--env",
+                environment,
+                "--name",
+                ENGINE_KEY_NAME,
+                "--rotate",
+                "--json",
+            ),
+            plan.root,
+        )
+    )
+    return list(ENGINE_SECRETS)
 
 
 def plan_cleanup(
@@ -529,6 +590,18 @@ def plan_cleanup(
                     worker=name,
                 )
             )
+    if "cloudflare" in platforms and _real(values, "SHIPYARD_DATABASE_URL"):
+        environment = target.engine_environment
+        plan.engine_environment = environment
+        plan.steps.append(
+            Step(
+                "engine",
+                "key-revoke",
+                f"Revoke the secret keys of engine environment {environment}",
+                (*shipyard_command(), "keys", "revoke", "--env", environment, "--json"),
+                root,
+            )
+        )
     if "supabase" in platforms:
         sb = _require(tools.supabase, "supabase", supabase.SUPABASE_INSTALL_HINT, plan.notes)
         ref = plan.project_ref or "<SUPABASE_PROJECT_REF>"

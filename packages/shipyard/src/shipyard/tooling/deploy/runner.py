@@ -13,6 +13,7 @@ messages this module returns.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -33,6 +34,7 @@ SECRET_VARIABLES = (
     "SUPABASE_SERVICE_ROLE_KEY",
     "SUPABASE_SECRET_KEY",
     "SUPABASE_JWT_SECRET",
+    "SHIPYARD_SECRET_KEY",
 )
 MASK = "********"
 BRANCH_LINK_PLACEHOLDER = "<branch ref>"
@@ -84,6 +86,14 @@ class DeployResult:
 Progress = Callable[[int, int, Step, StepResult | None], None]
 
 
+def _json_list(text: str) -> list[object]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return []
+    return value if isinstance(value, list) else []
+
+
 def _tail(text: str, lines: int = 8) -> str:
     kept = [line.rstrip() for line in text.strip().splitlines() if line.strip()]
     return "\n".join(kept[-lines:])
@@ -93,6 +103,10 @@ def hint_for(step: Step, output: str) -> str:
     """What to do after ``step`` failed with ``output``."""
     low = output.lower()
     again = "then run the same `shipyard deploy` again (finished steps are safe to repeat)"
+    if step.action == "sync":
+        known = cloudflare.sync_hint(output)
+        if known:
+            return f"{known}, {again}."
     if step.platform == "cloudflare":
         if any(s in low for s in ("401", "unauthorized", "authentication error", "[code: 10000]")):
             return (
@@ -143,6 +157,12 @@ class Runner:
         self._masked: set[str] = set()
         self.hide(env.get(name, "") for name in SECRET_VARIABLES)
         self.hide(self.secret_values.get(name, "") for name in SECRET_VARIABLES)
+        for url in (
+            env.get("SHIPYARD_DATABASE_URL"),
+            self.secret_values.get("SHIPYARD_DATABASE_URL"),
+        ):
+            if url and "://" in url:
+                self.hide([urlsplit(url).password or ""])
 
     def hide(self, values: Iterable[str]) -> None:
         """Mask these values wherever a tool's output is shown."""
@@ -247,6 +267,11 @@ class Runner:
             if step.worker:
                 result.urls[step.worker] = url
             return StepResult(step, "ok", url, url=url)
+        if step.action == "engine-key":
+            return self._engine_key(result, step, out)
+        if step.action == "key-revoke":
+            revoked = _json_list(out)
+            return StepResult(step, "ok", f"{len(revoked)} key(s) revoked")
         if step.action == "secrets":
             names = [n for n in step.secrets if (self.secret_values.get(n) or "").strip()]
             result.secrets_set.extend(names)
@@ -260,6 +285,23 @@ class Runner:
         if step.action == "image-push":
             return StepResult(step, "ok", f"pushed {plan.image}")
         return StepResult(step, "ok", "done")
+
+    def _engine_key(self, result: DeployResult, step: Step, out: str) -> StepResult:
+        try:
+            created = json.loads(out)
+            key, key_id = str(created["key"]), str(created["id"])
+        except (ValueError, KeyError, TypeError):
+            return self._fail(
+                result,
+                step,
+                "shipyard keys create printed no key",
+                "check SHIPYARD_DATABASE_URL in .env (the engine server's database), then "
+                "deploy again.",
+            )
+        self.hide([key])
+        # The preview worker gets its own environment's key, never the one in .env.
+        self.secret_values["SHIPYARD_SECRET_KEY"] = key
+        return StepResult(step, "ok", f"{key_id} of {created.get('environment')} (value hidden)")
 
     def _missing(self, result: DeployResult, step: Step) -> StepResult:
         tool = step.argv[0]
