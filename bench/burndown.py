@@ -6,6 +6,7 @@ drain_wall_per_s = runs / (worker launch -> all COMPLETED), boot included, polle
 
     uv run python bench/burndown.py --runs 10000 --workers 1 --concurrency 100
     uv run python bench/burndown.py --backend postgres --workers 2
+    uv run python bench/burndown.py --backend postgres --task noop-metadata   # real task shapes
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=10_000)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--concurrency", type=int, default=100)
+    ap.add_argument(
+        "--task",
+        choices=["noop", "noop-metadata", "noop-log"],
+        default="noop",
+        help="task shape: the no-op, or it plus one metadata.set / one logger.info",
+    )
     ap.add_argument("--timeout", type=float, default=110.0)
     ap.add_argument("--keep", action="store_true", help="keep the temp folder / database")
     add_backend_arg(ap)
@@ -42,7 +49,7 @@ def run(a: argparse.Namespace, env: Env) -> None:
         t0 = time.perf_counter()
         for start in range(0, a.runs, 1000):
             entries = [
-                {"task": "noop", "payload": make_payload(i), "options": {}}
+                {"task": a.task, "payload": make_payload(i), "options": {}}
                 for i in range(start, min(start + 1000, a.runs))
             ]
             await engine.batch_trigger(entries, {})
@@ -81,6 +88,7 @@ def run(a: argparse.Namespace, env: Env) -> None:
         "runs": a.runs,
         "workers": a.workers,
         "concurrency": a.concurrency,
+        "task": a.task,
         "enqueue_s": round(enqueue_s, 3),
         "complete": done >= a.runs,
         "drain_per_s": round((len(starts) - 1) / span, 1) if span else None,
@@ -91,7 +99,7 @@ def run(a: argparse.Namespace, env: Env) -> None:
     }
     emit(
         result,
-        f"burndown [{a.backend}] {a.runs} runs, "
+        f"burndown [{a.backend}] {a.runs} {a.task} runs, "
         f"{a.workers} worker proc(s) x concurrency {a.concurrency}: "
         f"drain {result['drain_per_s']}/s (db {result['drain_db_per_s']}/s), "
         f"wall incl. boot {result['drain_wall_per_s']}/s, exactly once: {check['exactly_once']}",

@@ -10,7 +10,7 @@ import os
 import time
 from typing import Any
 
-from shipyard import task
+from shipyard import logger, metadata, task
 
 _fds: dict[int, int] = {}
 
@@ -33,4 +33,18 @@ def record(payload: dict[str, Any]) -> dict[str, Any]:
 @task(id="noop")
 async def noop(payload: dict[str, Any]) -> dict[str, Any]:
     """Return the payload after recording the start."""
+    return record(payload)
+
+
+@task(id="noop-metadata")
+async def noop_metadata(payload: dict[str, Any]) -> dict[str, Any]:
+    """A real task shape: the no-op that also sets one metadata key (a progress field)."""
+    metadata.set("progress", 1.0)
+    return record(payload)
+
+
+@task(id="noop-log")
+async def noop_log(payload: dict[str, Any]) -> dict[str, Any]:
+    """A real task shape: the no-op that also logs one line."""
+    logger.info("working", i=payload["i"])
     return record(payload)

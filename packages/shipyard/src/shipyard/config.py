@@ -101,6 +101,11 @@ class Settings(BaseModel):
         description="TTL of runs that set none (duration or seconds; 0 = none). Unset: 10m in "
         "development, none elsewhere.",
     )
+    run_retention: str | int = Field(
+        default="30d",
+        description="How long finished runs (with their attempts, events and streams) and "
+        "completed waitpoints are kept (duration or seconds; 0 = forever).",
+    )
     trigger_rate_limit: bool | None = Field(
         default=None,
         description="Token-bucket limit on triggers per environment. Unset: off in development, "
@@ -241,7 +246,7 @@ class Settings(BaseModel):
             )
         return value
 
-    @field_validator("default_ttl", mode="before")
+    @field_validator("default_ttl", "run_retention", mode="before")
     @classmethod
     def _ttl_seconds(cls, value: Any) -> Any:
         # SHIPYARD_DEFAULT_TTL=600 means 600 seconds, as default_ttl = 600 does in pyproject.
@@ -258,6 +263,12 @@ class Settings(BaseModel):
             return 600_000 if self.environment == "development" else None
         ms = parse_duration_ms(value)
         return ms or None
+
+    def run_retention_ms(self) -> int | None:
+        """How long finished runs are kept, in ms (None: forever)."""
+        from shipyard.durations import parse_duration_ms
+
+        return parse_duration_ms(self.run_retention) or None
 
     def rate_limit_enabled(self) -> bool:
         """Whether triggers are rate limited in this environment."""

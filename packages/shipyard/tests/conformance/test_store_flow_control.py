@@ -27,6 +27,7 @@ from shipyard.store.protocol import (
     RunClaimParams,
     RunFinishManyParams,
     RunFinishParams,
+    RunLeasedParams,
     RunReapParams,
     RunReleaseParams,
     RunRescheduleParams,
@@ -176,6 +177,33 @@ async def test_finish_and_claim_reuses_the_slots_it_frees(store: Store) -> None:
     )
     assert (accepted, none) == ([True], [])
     assert await running(store, "task/t") == 0
+
+
+async def test_a_claim_without_its_peek_claims_the_same(store: Store) -> None:
+    # A woken worker skips the lock-free peek: same runs, same limits; nothing ready is [].
+    await register(store)
+    params = claim_env(limit=5)
+    params.peek = False
+    assert await store.run_claim(params) == []
+    ids = [(await store.run_insert(run_params(now=1_000 + i))).run.id for i in range(2)]
+    await store.run_insert(run_params(now=1_500, available_at=9_000))  # not yet available
+    assert [r.id for r in await store.run_claim(params)] == ids
+    assert await store.run_claim(params) == []
+
+
+async def test_a_worker_finds_the_runs_leased_to_it(store: Store) -> None:
+    # A claim whose answer was lost still leased its runs: the worker asks for them.
+    await register(store)
+    ids = [(await store.run_insert(run_params(now=1_000 + i))).run.id for i in range(3)]
+    mine = await store.run_claim(claim_env(limit=2))
+    theirs = await store.run_claim(claim_env(limit=5, worker="w2"))
+    leased = await store.run_leased(RunLeasedParams(ENV, "w1"))
+    assert [r.id for r in leased] == [r.id for r in mine] == ids[:2]
+    assert all(r.status == "EXECUTING" and r.lease_owner == "w1" for r in leased)
+    assert [r.id for r in await store.run_leased(RunLeasedParams(ENV, "w2"))] == [theirs[0].id]
+    await finish_many(store, finish(ids[0]))
+    assert [r.id for r in await store.run_leased(RunLeasedParams(ENV, "w1"))] == [ids[1]]
+    assert await store.run_leased(RunLeasedParams(ENV, "nobody")) == []
 
 
 async def test_priority_orders_claims_within_a_limited_queue(store: Store) -> None:

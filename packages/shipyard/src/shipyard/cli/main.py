@@ -178,14 +178,18 @@ async def run_worker(settings: Settings) -> None:
     engine = Engine(settings)
     set_engine(engine)
     worker = Worker(engine)
-    await worker.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await worker.stop(settings.shutdown_grace)
-    await engine.close()
+    try:
+        await worker.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await worker.stop(settings.shutdown_grace)
+    finally:
+        # Also when starting failed: an open pool left to asyncio.run's cleanup can keep the
+        # process from exiting at all.
+        await engine.close()
 
 
 @app.command()

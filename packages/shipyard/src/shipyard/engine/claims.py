@@ -24,15 +24,18 @@ from shipyard.jsonutil import dumps
 from shipyard.records import NewEvent, RunRecord, TaskRecord, WorkerRecord
 from shipyard.statuses import RunStatus
 from shipyard.store.params import (
+    PurgedRows,
     QueueDefinition,
     ReadyNotifyParams,
     ReapedRun,
     RunClaimParams,
     RunFinishManyParams,
     RunFinishParams,
+    RunLeasedParams,
     RunOwnership,
     RunOwnershipParams,
     RunPromotePendingParams,
+    RunPurgeParams,
     RunReapParams,
     RunReleaseParams,
     RunScheduleParams,
@@ -219,16 +222,19 @@ class ClaimOps(QueueOps):
         limit: int,
         lease_ms: int,
         version: str | None = None,
+        *,
+        peek: bool = True,
     ) -> list[RunRecord]:
         """Take up to ``limit`` ready runs within every concurrency limit, leased to the worker.
 
         The runs lock to ``version``; a run locked to another version is left to that
-        version's workers while one is live.
+        version's workers while one is live. ``peek=False`` skips the lock-free look for
+        ready runs (the caller was just woken because runs are ready).
         """
         self.transitions.check([RunStatus.QUEUED], RunStatus.EXECUTING, "claim")
-        return await self.store.run_claim(
-            self._claim_params(worker_id, task_ids, limit, lease_ms, version, self.now())
-        )
+        params = self._claim_params(worker_id, task_ids, limit, lease_ms, version, self.now())
+        params.peek = peek
+        return await self.store.run_claim(params)
 
     def _claim_params(
         self,
@@ -383,6 +389,23 @@ class ClaimOps(QueueOps):
                 now=self.now(),
                 timeout_error=dumps(_WAITPOINT_TIMEOUT),
             )
+        )
+
+    async def purge_finished(self, limit: int = 500) -> PurgedRows:
+        """Retention: delete one batch (``limit``) of runs finished longer ago than
+        ``run_retention``, with their attempts, events and streams, and of completed
+        waitpoints as old; nothing when retention is off (0)."""
+        retention = self.settings.run_retention_ms()
+        if retention is None:
+            return PurgedRows(runs=0, waitpoints=0)
+        return await self.store.run_purge(
+            RunPurgeParams(environment=self.environment, before=self.now() - retention, limit=limit)
+        )
+
+    async def leased_runs(self, worker_id: str) -> list[RunRecord]:
+        """The runs leased to ``worker_id`` now (EXECUTING, it the lease owner)."""
+        return await self.store.run_leased(
+            RunLeasedParams(environment=self.environment, worker_id=worker_id)
         )
 
     async def run_ownership(self, run_ids: Sequence[str]) -> list[RunOwnership]:

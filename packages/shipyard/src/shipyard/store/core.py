@@ -64,6 +64,7 @@ from shipyard.store.params import (
     BatchListParams,
     BatchRunsParams,
     IdempotencyKeyResetParams,
+    PurgedRows,
     QueueListParams,
     QueueUpdateParams,
     QueueUpsertParams,
@@ -79,11 +80,13 @@ from shipyard.store.params import (
     RunInsertManyParams,
     RunInsertParams,
     RunInsertResult,
+    RunLeasedParams,
     RunListParams,
     RunMetadataParams,
     RunOwnership,
     RunOwnershipParams,
     RunPromotePendingParams,
+    RunPurgeParams,
     RunReapParams,
     RunReleaseParams,
     RunRescheduleParams,
@@ -192,6 +195,15 @@ class StoreCore(ABC):
     async def run_cancel(self, params: RunCancelParams) -> list[str]:
         """Cancel a non-final run and its non-final descendants; return the ids canceled."""
         return await self._run(procedures.run_cancel(params))
+
+    async def run_purge(self, params: RunPurgeParams) -> PurgedRows:
+        """Retention: delete one batch of old finished runs and completed waitpoints (a short
+        transaction each: a busy install's tables are never locked for long)."""
+        return await self._run(procedures.run_purge(params))
+
+    async def run_leased(self, params: RunLeasedParams) -> list[RunRecord]:
+        """The runs leased to a worker now: EXECUTING with it as the lease owner."""
+        return await self._run(procedures.run_leased(params))
 
     async def run_ownership(self, params: RunOwnershipParams) -> list[RunOwnership]:
         """Status, attempt and owner of the given runs (for a worker's fence check)."""

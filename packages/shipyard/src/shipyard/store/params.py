@@ -144,6 +144,10 @@ class RunClaimParams:
     Versions: the claimed runs lock to ``version`` (the worker's); a run already locked to
     another version is skipped while a worker of that version heartbeated at or after
     ``live_since`` and has not stopped.
+
+    ``peek``: first look, without the claim's lock, whether any run is ready (an idle poll
+    then takes no lock); off when the caller was just told runs are ready (one round trip
+    less between a trigger and the run's start).
     """
 
     environment: str
@@ -156,6 +160,7 @@ class RunClaimParams:
     burst_factor: float = 2.0
     version: str | None = None
     live_since: int = 0
+    peek: bool = True
 
 
 @dataclass(slots=True)
@@ -234,6 +239,33 @@ class RunOwnershipParams:
 
     environment: str
     run_ids: Sequence[str]
+
+
+@dataclass(slots=True)
+class RunPurgeParams:
+    """Delete up to ``limit`` runs that finished before ``before`` (ms) — with their tags,
+    attempts, events, waitpoint links and streams — and up to ``limit`` waitpoints completed
+    before it that no remaining run waits on."""
+
+    environment: str
+    before: int
+    limit: int = 500
+
+
+@dataclass(slots=True)
+class PurgedRows:
+    """What one retention pass deleted."""
+
+    runs: int
+    waitpoints: int
+
+
+@dataclass(slots=True)
+class RunLeasedParams:
+    """The runs leased to a worker (EXECUTING, ``lease_owner`` = ``worker_id``)."""
+
+    environment: str
+    worker_id: str
 
 
 @dataclass(slots=True)

@@ -72,6 +72,7 @@ from shipyard.store.params import (
     BatchRunsParams,
     IdempotencyKeyResetParams,
     MigrateParams,
+    PurgedRows,
     QueueDefinition,
     QueueListParams,
     QueueUpdateParams,
@@ -90,11 +91,13 @@ from shipyard.store.params import (
     RunInsertManyParams,
     RunInsertParams,
     RunInsertResult,
+    RunLeasedParams,
     RunListParams,
     RunMetadataParams,
     RunOwnership,
     RunOwnershipParams,
     RunPromotePendingParams,
+    RunPurgeParams,
     RunReapParams,
     RunReleaseParams,
     RunRescheduleParams,
@@ -240,6 +243,14 @@ class Store(Protocol):
 
     async def run_cancel(self, params: RunCancelParams) -> list[str]:
         """Cancel a non-final run and its non-final descendants; return the ids canceled."""
+        ...
+
+    async def run_purge(self, params: RunPurgeParams) -> PurgedRows:
+        """Retention: delete one batch of old finished runs and completed waitpoints."""
+        ...
+
+    async def run_leased(self, params: RunLeasedParams) -> list[RunRecord]:
+        """The runs leased to a worker now: EXECUTING with it as the lease owner."""
         ...
 
     async def run_ownership(self, params: RunOwnershipParams) -> list[RunOwnership]:
@@ -515,6 +526,7 @@ __all__ = [
     "FeedListener",
     "IdempotencyKeyResetParams",
     "MigrateParams",
+    "PurgedRows",
     "QueueDefinition",
     "QueueListParams",
     "QueueUpdateParams",
@@ -534,11 +546,13 @@ __all__ = [
     "RunInsertManyParams",
     "RunInsertParams",
     "RunInsertResult",
+    "RunLeasedParams",
     "RunListParams",
     "RunMetadataParams",
     "RunOwnership",
     "RunOwnershipParams",
     "RunPromotePendingParams",
+    "RunPurgeParams",
     "RunReapParams",
     "RunReleaseParams",
     "RunRescheduleParams",

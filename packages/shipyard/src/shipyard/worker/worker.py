@@ -4,15 +4,17 @@ It is a set of services (:mod:`shipyard.worker.services`) around the attempts it
 
 * **claimer** — when slots are free, claim up to that many ready runs at once; otherwise wait
   for a wake-up (doorbell/NOTIFY), a freed slot, or the backup poll;
-* **finisher** — attempts that ended are written in batches, fenced by attempt number; only
-  then are their slots freed;
-* **promoter** (delayed runs due, TTLs passed), **versions** (runs of its tasks still
+* **finisher** — attempts that ended are written in batches, fenced by attempt number, and
+  the slots they free are claimed again in the same transaction (one round trip);
+* **promoter** (delayed runs and TTLs, each at its due time: it sleeps until the earliest
+  one), **versions** (runs of its tasks still
   waiting for a version: PENDING_VERSION, triggered while it registered), **resolver**
   (waitpoints due), **ownership**
   (canceled runs get ``on_cancel``; runs taken over after a lost lease are dropped),
   **flusher** (metadata and logs every second, parked runs included), **parking** (bounds the
-  coroutines parked at durable waits), **reaper** (leases of dead workers), **scheduler**
-  (fires due schedule ticks, each once across every worker);
+  coroutines parked at durable waits), **reaper** (leases of dead workers), **retention**
+  (runs finished longer ago than ``run_retention`` are deleted, in small batches),
+  **scheduler** (fires due schedule ticks, each once across every worker);
 * the **heartbeat** thread, which extends the leases of the runs this worker holds.
 
 The worker runs one **version** of the task code (``SHIPYARD_VERSION``, else a content hash
@@ -27,13 +29,12 @@ the queue without counting the attempt.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from shipyard.discovery import code_version
-from shipyard.engine.claims import AttemptResult, WakeListener
+from shipyard.engine.claims import AttemptResult, WakeListener, WorkerRegistration
 from shipyard.engine.context import build_context
 from shipyard.engine.definitions import TaskDefinition
 from shipyard.engine.engine import Engine
@@ -52,12 +53,16 @@ from shipyard.worker.executor import (
     run_attempt,
 )
 from shipyard.worker.heartbeat import Heartbeat
+from shipyard.worker.loops import Claimer, Finisher, Scheduler
 from shipyard.worker.services import Outage, PeriodicService, SchedulerService, Service
 
 log = logging.getLogger("shipyard.worker")
 
-# The scheduler looks for an earlier due time at most this often when wake-ups arrive.
-_RECHECK = 0.02
+# Retention: a pass every so many seconds, each of at most _RETENTION_BATCHES short
+# transactions of _RETENTION_BATCH runs (a backlog is worked off over several passes).
+_RETENTION_EVERY = 10.0
+_RETENTION_BATCH = 500
+_RETENTION_BATCHES = 20
 
 __all__ = ["Worker"]
 
@@ -92,113 +97,6 @@ class _Driver:
     def lost(self) -> BaseException:
         self.active.control.reason = "lost"
         return asyncio.CancelledError()
-
-
-class _Claimer(Service):
-    name = "claimer"
-
-    def __init__(self, worker: Worker) -> None:
-        super().__init__()
-        self.worker = worker
-        # Claim passes made (tests wait for passes instead of sleeping: "it looked, and left
-        # the run alone").
-        self.passes = 0
-
-    async def run(self) -> None:
-        worker = self.worker
-        listener = worker.listener
-        assert listener is not None
-        while not worker.stopping:
-            claimed: list[RunRecord] = []
-            failed_for: float | None = None
-            # One claim at a time per worker: the finisher claims too (finish_and_claim), and
-            # each counts the free slots under this lock.
-            async with worker.claim_lock:
-                free = worker.concurrency - len(worker.active)
-                if free > 0:
-                    try:
-                        claimed = await worker.engine.claim_runs(
-                            worker.id, worker.task_ids, free, worker.lease_ms, worker.version
-                        )
-                    except Exception as exc:
-                        down_for = worker.outage.failed("claiming runs", exc)
-                        failed_for = min(worker.poll_interval * (1 + down_for), 2.0)
-                    else:
-                        worker.outage.ok()
-                        for run in claimed:
-                            worker.take(run)
-            if failed_for is not None:
-                await asyncio.sleep(failed_for)
-                continue
-            self.passes += 1
-            if not claimed or len(claimed) < free:
-                # Took what was ready (or nothing); more may come with the next wake-up.
-                await listener.wait(worker.poll_interval)
-
-
-class _Scheduler(Service):
-    """Promotes delayed runs and expires TTLs at their due time: after each pass it sleeps
-    until the earliest due time the store reported (at most ``tick``), or until new runs may
-    have brought an earlier one (a wake-up, at most one pass per ``_RECHECK`` seconds)."""
-
-    name = "promoter"
-
-    def __init__(self, worker: Worker, tick: float) -> None:
-        super().__init__()
-        self.worker = worker
-        self.tick = tick
-        # How long the last pass planned to sleep (seconds): a test reads it.
-        self.next_wait = tick
-
-    async def run(self) -> None:
-        worker = self.worker
-        assert worker.listener is not None
-        woken = worker.listener.follow()
-        loop = asyncio.get_running_loop()
-        wait = self.tick
-        while True:
-            started = loop.time()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), wait)
-            if woken.is_set():
-                # A wake-up (new runs, often thousands a second): look again, but not more
-                # often than every _RECHECK seconds.
-                woken.clear()
-                rest = _RECHECK - (loop.time() - started)
-                if rest > 0:
-                    await asyncio.sleep(rest)
-            wait = self.tick
-            try:
-                done = await worker.engine.promote_due()
-                worker.outage.ok()
-            except Exception as exc:
-                worker.outage.failed("scheduling delayed runs", exc)
-                self.passes += 1
-                continue
-            if done.expired:
-                log.info(
-                    "expired %d run(s) whose TTL passed before they started", len(done.expired)
-                )
-            if done.promoted:
-                worker.poke()
-            if done.next_due is not None:
-                wait = min(self.tick, max(0.0, (done.next_due - worker.engine.now()) / 1000))
-            self.next_wait = wait
-            self.passes += 1
-
-
-class _Finisher(Service):
-    name = "finisher"
-
-    def __init__(self, worker: Worker) -> None:
-        super().__init__()
-        self.worker = worker
-
-    async def run(self) -> None:
-        while True:
-            await self.worker.pending_event.wait()
-            self.worker.pending_event.clear()
-            await self.worker.flush_finished()
 
 
 class Worker:
@@ -244,8 +142,11 @@ class Worker:
         # stop() and the finisher both flush; one at a time, or stop() could return while
         # the finisher's write is in flight and then cancel it (losing a finished attempt).
         self._flush_lock = asyncio.Lock()
-        # Held while claiming and while counting free slots for a claim (see _Claimer).
+        # Held while claiming and while counting free slots for a claim (see loops.Claimer).
         self.claim_lock = asyncio.Lock()
+        # A claim failed after it may have committed: runs may be leased to this worker that
+        # it never received (adopt_leased).
+        self.claim_unsure = False
         self.stopping = False
         self.listener: WakeListener | None = None
         self.task_ids: list[str] = []
@@ -266,9 +167,9 @@ class Worker:
         self._clock_listener = None
         tick = min(0.25, self.heartbeat_interval)
         self.services: list[Service] = [
-            _Claimer(self),
-            _Finisher(self),
-            _Scheduler(self, tick),
+            Claimer(self),
+            Finisher(self),
+            Scheduler(self, tick),
             self._periodic(
                 "versions", self._promote_pending, 1.0, "starting runs waiting for a version"
             ),
@@ -277,6 +178,7 @@ class Worker:
             self._periodic("flusher", self._flush_running, 1.0, "flushing metadata and logs"),
             self._periodic("parking", self._check_parked, 1.0, "checking parked runs"),
             self._periodic("reaper", self.reap, self.lease_ms / 2000, "reaping expired leases"),
+            self._periodic("retention", self.purge, _RETENTION_EVERY, "deleting old runs"),
             SchedulerService(
                 engine.fire_due_schedules,
                 engine.now,
@@ -308,9 +210,7 @@ class Worker:
             self.version = code_version(
                 self.engine.settings, [t.file_path for t in self.engine.definitions.tasks()]
             )
-        registration = await self.engine.register_worker(
-            self.id, doorbell_port=self.listener.port, version=self.version
-        )
+        registration = await self._register()
         self.task_ids = registration.task_ids
         self.heartbeat.start()
         on_advance = getattr(self.engine.clock, "on_advance", None)
@@ -332,6 +232,27 @@ class Worker:
                 len(registration.promoted),
             )
 
+    async def _register(self) -> WorkerRegistration:
+        """Register the worker; a database that drops the connection now (a restart, a
+        terminated backend) is retried with backoff like every later call, instead of ending
+        the process before it ever claimed."""
+        assert self.listener is not None
+        delay = 0.1
+        while True:
+            try:
+                registration = await self.engine.register_worker(
+                    self.id, doorbell_port=self.listener.port, version=self.version
+                )
+            except Exception as exc:
+                if not self.engine.is_unavailable(exc):
+                    raise
+                self.outage.failed("registering the worker", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            self.outage.ok()
+            return registration
+
     # -- executing ------------------------------------------------------------------------
 
     def take(self, run: RunRecord) -> None:
@@ -351,6 +272,26 @@ class Worker:
                 return
             self._evict(parked)
         self._spawn(run, is_replay=resuming)
+
+    async def adopt_leased(self) -> None:
+        """Take the runs leased to this worker that it does not hold: a claim that committed
+        while its connection was lost leased them, and nobody else will run them until their
+        lease expires (then the attempt would count as crashed without having run).
+        Call under ``claim_lock``."""
+        try:
+            leased = await self.engine.leased_runs(self.id)
+        except Exception as exc:
+            self.outage.failed("looking for runs leased to this worker", exc)
+            return
+        self.claim_unsure = False
+        adopted = [run for run in leased if run.id not in self.active]
+        for run in adopted:
+            self.take(run)
+        if adopted:
+            log.warning(
+                "%d run(s) leased to this worker by a claim whose answer was lost: started",
+                len(adopted),
+            )
 
     def _spawn(self, run: RunRecord, *, is_replay: bool = False) -> None:
         task = self.engine.definitions.task(run.task_id)
@@ -444,14 +385,19 @@ class Worker:
                 await self._write_batch(batch)
 
     async def _write_batch(self, batch: list[tuple[_Active, AttemptOutcome]]) -> None:
+        # Final metadata: each run's is its own read-modify-write transaction (it may touch the
+        # parent's and the root's too); written side by side over the pool, not one by one.
+        flushing = [active for active, _ in batch if active.scope.has_pending_metadata()]
+        if flushing:
+            flushed = await asyncio.gather(
+                *(flush_scope(active.scope) for active in flushing), return_exceptions=True
+            )
+            for active, error in zip(flushing, flushed, strict=True):
+                if isinstance(error, Exception):
+                    log.error("final metadata flush of %s failed: %s", active.run.id, error)
         results = []
         for active, outcome in batch:
             assert outcome.status is not None
-            if active.scope.has_pending_metadata():
-                try:
-                    await flush_scope(active.scope)
-                except Exception as exc:
-                    log.error("final metadata flush of %s failed: %s", active.run.id, exc)
             results.append(
                 AttemptResult(
                     run_id=active.run.id,
@@ -520,8 +466,10 @@ class Worker:
                 self.outage.ok()
                 return written
             except Exception as exc:
-                # Nothing was written (one transaction); the attempt-number fence makes a
-                # write that did commit unseen safe to repeat.
+                # Nothing was written (one transaction), or it committed and the answer was
+                # lost: the attempt-number fence makes the finish safe to repeat, and the
+                # claimer adopts the runs the claim may have leased to us.
+                self.claim_unsure = True
                 self.outage.failed(f"writing {len(results)} result(s)", exc)
         delay = 0.1
         while True:
@@ -592,6 +540,20 @@ class Worker:
         # Parked runs too: an on_wait hook may set metadata that readers expect while it waits.
         for active in [*self.active.values(), *self.parked.values()]:
             await flush_scope(active.scope)
+
+    async def purge(self) -> int:
+        """Retention: delete runs finished longer ago than ``run_retention`` (and completed
+        waitpoints as old), in short batches; returns how many runs."""
+        deleted = 0
+        for _ in range(_RETENTION_BATCHES):
+            done = await self.engine.purge_finished(_RETENTION_BATCH)
+            deleted += done.runs
+            if done.runs < _RETENTION_BATCH and done.waitpoints < _RETENTION_BATCH:
+                break
+            await asyncio.sleep(0)  # let claims and finishes in between
+        if deleted:
+            log.info("retention: deleted %d finished run(s)", deleted)
+        return deleted
 
     async def reap(self) -> int:
         """Take back runs whose worker stopped heartbeating; returns how many."""

@@ -274,7 +274,9 @@ WITH env AS MATERIALIZED (
         updated_at = i.now
     FROM input i
     WHERE r.id = i.run_id
-      AND r.environment = :environment
+      -- IS TRUE keeps the planner off runs_by_environment (every run the environment ever
+      -- had) for a BitmapAnd with runs_owner; the ids and the owner find the rows.
+      AND (r.environment = :environment) IS TRUE
       AND r.status = 'EXECUTING'
       AND r.attempt_number = i.attempt_number
       AND r.lease_owner = i.worker_id
@@ -297,6 +299,41 @@ WITH env AS MATERIALIZED (
 )
 SELECT ord FROM finished;
 
+-- name: run_schedule_pass
+-- A scheduler pass in one statement (one round trip, where the shared procedure takes six):
+-- expire runs whose TTL passed unstarted, promote due DELAYED runs (a run due and expired at
+-- once expires, as in the procedure), wake the workers if any was promoted, and report the
+-- next times something falls due (kind 'next', either may be NULL). Both UPDATEs read one
+-- snapshot, so the promotion leaves out the runs the expiry takes.
+WITH expired AS (
+    UPDATE runs SET status = 'EXPIRED', error = :expired_error, expired_at = :now,
+        finished_at = :now, updated_at = :now
+    WHERE environment = :environment
+      AND status IN ('QUEUED', 'DELAYED', 'PENDING_VERSION')
+      AND started_at IS NULL
+      AND ttl_expires_at <= :now
+    RETURNING id
+), promoted AS (
+    UPDATE runs SET status = 'QUEUED', available_at = delay_until, updated_at = :now
+    WHERE environment = :environment AND status = 'DELAYED' AND delay_until <= :now
+      AND NOT (started_at IS NULL AND ttl_expires_at IS NOT NULL AND ttl_expires_at <= :now)
+    RETURNING id
+), woken AS (
+    SELECT pg_notify('shipyard_ready', :environment) WHERE EXISTS (SELECT 1 FROM promoted)
+)
+SELECT 'expired' AS kind, id, CAST(NULL AS bigint) AS at FROM expired
+UNION ALL SELECT 'promoted', id, NULL FROM promoted
+UNION ALL SELECT 'woken', NULL, NULL FROM woken
+UNION ALL SELECT 'next', NULL, (
+    SELECT delay_until FROM runs WHERE environment = :environment AND status = 'DELAYED'
+        AND delay_until > :now
+    ORDER BY delay_until LIMIT 1)
+UNION ALL SELECT 'next', NULL, (
+    SELECT ttl_expires_at FROM runs WHERE environment = :environment
+        AND status IN ('QUEUED', 'DELAYED', 'PENDING_VERSION')
+        AND ttl_expires_at IS NOT NULL AND started_at IS NULL AND ttl_expires_at > :now
+    ORDER BY ttl_expires_at LIMIT 1);
+
 -- name: run_reap_expired
 -- A lost worker's attempt counts as crashed; the run retries while attempts remain. Runs
 -- being finished right now are skipped (their finish ends the lease anyway).
@@ -312,8 +349,10 @@ UPDATE runs r SET
     lease_expires_at = NULL,
     updated_at = :now
 WHERE r.id IN (
+    -- IS TRUE: runs_owner (the EXECUTING runs) alone, never runs_by_environment too.
     SELECT id FROM runs
-    WHERE environment = :environment AND status = 'EXECUTING' AND lease_expires_at < :now
+    WHERE (environment = :environment) IS TRUE AND status = 'EXECUTING'
+      AND lease_expires_at < :now
     FOR UPDATE SKIP LOCKED
 )
 RETURNING r.id, r.attempt_number, r.status;

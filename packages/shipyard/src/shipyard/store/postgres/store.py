@@ -49,6 +49,8 @@ from shipyard.store.params import (
     RunFinishManyParams,
     RunInsertParams,
     RunInsertResult,
+    RunScheduleParams,
+    ScheduledRuns,
     WorkerHeartbeatParams,
 )
 from shipyard.store.postgres.schema import (
@@ -284,9 +286,10 @@ class PostgresStore(StoreCore):
         values = _claim_values(params)
         async with self._pool.connection() as conn:
             # Peek outside the lock: an idle poll must not queue behind every completion.
-            cursor = await conn.execute(_Q["run_ready_exists"], values)
-            if await cursor.fetchone() is None:
-                return []
+            if params.peek:
+                cursor = await conn.execute(_Q["run_ready_exists"], values)
+                if await cursor.fetchone() is None:
+                    return []
             await self._ensure_slot_row(conn, params.environment)
             async with conn.pipeline(), conn.transaction():
                 lock = await conn.execute(_Q["environment_slot_lock"], env)
@@ -337,6 +340,27 @@ class PostgresStore(StoreCore):
         if environment not in self._slot_rows:
             await conn.execute(_Q["environment_slot_ensure"], {"environment": environment})
             self._slot_rows.add(environment)
+
+    async def run_schedule_due(self, params: RunScheduleParams) -> ScheduledRuns:
+        """Expire, promote, wake and report the next due time in one statement (a worker's
+        scheduler runs this at every due time: its round trips are lateness)."""
+        await self._ensure_open()
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                _Q["run_schedule_pass"],
+                {
+                    "environment": params.environment,
+                    "now": params.now,
+                    "expired_error": params.expired_error,
+                },
+            )
+            found = await cursor.fetchall()
+        times = [int(r[2]) for r in found if r[0] == "next" and r[2] is not None]
+        return ScheduledRuns(
+            promoted=[r[1] for r in found if r[0] == "promoted"],
+            expired=[r[1] for r in found if r[0] == "expired"],
+            next_due=min(times) if times else None,
+        )
 
     async def _drive_caller(self, conn: psycopg.AsyncConnection[Any], procedure: Procedure[T]) -> T:
         """Drive ``procedure`` in the caller's own connection and transaction: the engine's

@@ -22,6 +22,7 @@ from shipyard.store.params import (
     BatchListParams,
     BatchRunsParams,
     IdempotencyKeyResetParams,
+    PurgedRows,
     ReapedRun,
     RunCancelParams,
     RunEventsAppendParams,
@@ -31,10 +32,12 @@ from shipyard.store.params import (
     RunInsertManyParams,
     RunInsertParams,
     RunInsertResult,
+    RunLeasedParams,
     RunListParams,
     RunMetadataParams,
     RunOwnership,
     RunOwnershipParams,
+    RunPurgeParams,
     RunReapParams,
     RunReleaseParams,
     RunRescheduleParams,
@@ -332,6 +335,37 @@ def run_cancel(p: RunCancelParams) -> Procedure[list[str]]:
     if ids:
         yield many("attempt_cancel", [{"run_id": i, "now": p.now} for i in ids])
     return ids
+
+
+def run_purge(p: RunPurgeParams) -> Procedure[PurgedRows]:
+    """Delete the oldest runs (by id, which sorts by creation) that finished before
+    ``p.before``, and what belongs to them; then completed waitpoints no run waits on. Streams
+    go with their run (a delete trigger). Peeks first: with nothing old enough, no write
+    lock is taken (every worker runs this every few seconds)."""
+    values = {"environment": p.environment, "before": p.before, "limit": p.limit}
+    if (yield row("retention_due", values)) is None:
+        return PurgedRows(runs=0, waitpoints=0)
+    yield begin()
+    ids = [{"run_id": r[0]} for r in (yield rows("retention_runs", values))]
+    if ids:
+        for name in (
+            "run_tags_delete",
+            "attempts_delete",
+            "run_events_delete",
+            "run_waitpoints_delete",
+            "run_delete",
+        ):
+            yield many(name, ids)
+    waitpoints: int = yield count("retention_waitpoints", values)
+    return PurgedRows(runs=len(ids), waitpoints=waitpoints)
+
+
+def run_leased(p: RunLeasedParams) -> Procedure[list[RunRecord]]:
+    """The runs leased to a worker now."""
+    found: list[RunRecord] = yield runs(
+        "run_leased", {"environment": p.environment, "worker_id": p.worker_id}
+    )
+    return found
 
 
 def run_ownership(p: RunOwnershipParams) -> Procedure[list[RunOwnership]]:

@@ -132,6 +132,57 @@ WHERE run_id = :run_id
   AND EXISTS (SELECT 1 FROM runs WHERE id = :run_id AND environment = :environment)
 ORDER BY id;
 
+-- name: retention_due
+-- Whether a retention pass has anything to delete (two index probes, no lock).
+SELECT 1 WHERE EXISTS (
+    SELECT 1 FROM runs
+    WHERE environment = :environment AND finished_at IS NOT NULL AND finished_at < :before
+) OR EXISTS (
+    SELECT 1 FROM waitpoints
+    WHERE environment = :environment AND created_at < :before AND status = 'COMPLETED'
+      AND completed_at < :before
+);
+
+-- name: retention_runs
+-- The runs that finished longest ago first (runs_finished: a range, however many runs).
+SELECT id FROM runs
+WHERE environment = :environment
+  AND finished_at IS NOT NULL AND finished_at < :before
+  AND status IN ('COMPLETED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE', 'CANCELED', 'EXPIRED',
+                 'TIMED_OUT')
+ORDER BY finished_at
+LIMIT :limit;
+
+-- name: attempts_delete
+DELETE FROM attempts WHERE run_id = :run_id;
+
+-- name: run_events_delete
+DELETE FROM run_events WHERE run_id = :run_id;
+
+-- name: run_waitpoints_delete
+DELETE FROM run_waitpoints WHERE run_id = :run_id;
+
+-- name: run_delete
+DELETE FROM runs WHERE id = :run_id;
+
+-- name: retention_waitpoints
+-- Completed waitpoints older than the cutoff that no remaining run is linked to.
+DELETE FROM waitpoints WHERE id IN (
+    SELECT w.id FROM waitpoints w
+    WHERE w.environment = :environment AND w.status = 'COMPLETED'
+      -- created before the cutoff too: a range of waitpoints_by_environment, not all of them
+      AND w.created_at < :before AND w.completed_at < :before
+      AND NOT EXISTS (SELECT 1 FROM run_waitpoints rw WHERE rw.waitpoint_id = w.id)
+    LIMIT :limit
+);
+
+-- name: run_leased
+-- A worker's own leased runs (the runs_owner index): after a connection was lost in the
+-- middle of a claim that committed, the worker finds the runs it never received.
+SELECT * FROM runs
+WHERE environment = :environment AND status = 'EXECUTING' AND lease_owner = :worker_id
+ORDER BY sort_key, id;
+
 -- name: run_next_due
 -- When the scheduler has work next: the earliest DELAYED run's time, and the earliest TTL of
 -- a run that never started (two probes of the partial indexes runs_delayed and runs_ttl).

@@ -22,9 +22,10 @@ def run_claim(p: RunClaimParams) -> Procedure[list[RunRecord]]:
     env = {"environment": p.environment}
     # The version lock (0006): runs locked to another live version are not ours.
     lock = {"version": p.version, "live_since": p.live_since}
-    ready = yield row("run_ready_exists", {**env, **lock, "now": p.now, "task_ids": task_ids})
-    if ready is None:
-        return []
+    if p.peek:
+        ready = yield row("run_ready_exists", {**env, **lock, "now": p.now, "task_ids": task_ids})
+        if ready is None:
+            return []
     yield begin()
     running = yield row("environment_running", env)
     free = min(

@@ -187,7 +187,9 @@ VALUES (:run_id, :number, 'EXECUTING', :worker_id, :now);
 
 -- name: run_reap_expired
 -- A lost worker's attempt counts as crashed; the run retries while attempts remain.
-UPDATE runs SET
+-- INDEXED BY: left to itself the planner walks runs_by_environment, every run the
+-- environment ever had, on each reaper pass; runs_owner holds only the EXECUTING ones.
+UPDATE runs INDEXED BY runs_owner SET
     status = CASE WHEN attempt_number >= COALESCE(max_attempts, 1) THEN 'CRASHED' ELSE 'QUEUED' END,
     error = CASE WHEN attempt_number >= COALESCE(max_attempts, 1) THEN :crash_error ELSE error END,
     finished_at = CASE WHEN attempt_number >= COALESCE(max_attempts, 1) THEN :now ELSE NULL END,

@@ -61,3 +61,7 @@ EXECUTE FUNCTION shipyard_slot_changes();
 -- EXECUTING runs, a few hundred at most.
 DROP INDEX runs_ready;
 DROP INDEX runs_leased;
+
+-- Retention (run_retention) deletes the runs that finished longest ago, a batch at a time:
+-- a range of this index, however many runs the table holds.
+CREATE INDEX runs_finished ON runs (environment, finished_at) WHERE finished_at IS NOT NULL;
