@@ -519,8 +519,10 @@ async def test_catch_error_retry_options_recompute_the_delay(engine, start_worke
 
     attempts = (await engine.retrieve_run(handle.id)).attempts
     gap = (attempts[1].started_at - attempts[0].finished_at).total_seconds() * 1000  # type: ignore[operator]
-    # 250 ms from catch_error's options, not the task's 5 s.
-    assert 245 <= gap < 2000, gap
+    # 250 ms from catch_error's options, not the task's 5 s. The delay runs from the retry
+    # decision; the attempt's end is written a few ms later (the finisher batches writes), and
+    # the retry now starts at its due time, so the measured gap may be a little under 250.
+    assert 200 <= gap < 2000, gap
 
 
 async def test_init_and_cleanup_hooks_run_around_every_attempt(engine, start_worker):

@@ -481,7 +481,10 @@ async def _drive(conn: psycopg.AsyncConnection[Any], procedure: Procedure[T]) ->
                 elif kind == ROW:
                     result = await cursor.fetchone()
                 elif kind == RUNS:
-                    result = _records(cursor.description, await cursor.fetchall())
+                    # Rows first: a cursor's description is known only once its results
+                    # have arrived (in a pipeline, after the fetch), so read it after.
+                    rows = await cursor.fetchall()
+                    result = _records(cursor.description, rows)
                 else:  # pragma: no cover - every kind is handled above
                     raise ValueError(f"unknown step kind {kind}")
 
