@@ -78,7 +78,10 @@ async def test_an_sse_subscriber_sees_each_status_the_progress_and_the_stream_en
     steps = {v: asyncio.Event() for v in values}
     handle = await stepped_task(values, steps).trigger(None)
 
+    seen: list[str] = []
+
     def saw(body: dict[str, Any]) -> None:
+        seen.append(body["change"])
         value = (body["run"].get("metadata") or {}).get("progress")
         if value in steps:
             steps[value].set()
@@ -86,8 +89,9 @@ async def test_an_sse_subscriber_sees_each_status_the_progress_and_the_stream_en
     reading = asyncio.create_task(
         collect(client, f"/realtime/v1/runs/{handle.id}", engine.secret_key(), on_update=saw)
     )
-    await asyncio.sleep(0)  # the snapshot is taken before any worker runs the task
-    await eventually(lambda: engine.feed_hub._by_run)
+    # The snapshot arrives before any worker runs the task (a later one would rightly show
+    # the run as it is then, QUEUED, and never PENDING_VERSION).
+    await eventually(lambda: seen == ["snapshot"])
     await start_worker()
     events = await asyncio.wait_for(reading, 30)  # the server ends the stream by itself
     bodies = updates(events)
