@@ -11,7 +11,37 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shipyard.records import NewEvent, RunRecord, TaskRecord, WaitpointRecord, WorkerRecord
+from shipyard.records import NewEvent, RunRecord, TaskRecord, WorkerRecord
+
+# The waitpoint operations' params live in their own module (size); re-exported here so
+# every params type is still found in this one place.
+from shipyard.store.waitpoint_params import (
+    RecordedCall as RecordedCall,
+)
+from shipyard.store.waitpoint_params import (
+    WaitpointBlockParams as WaitpointBlockParams,
+)
+from shipyard.store.waitpoint_params import (
+    WaitpointBlockResult as WaitpointBlockResult,
+)
+from shipyard.store.waitpoint_params import (
+    WaitpointCompleteParams as WaitpointCompleteParams,
+)
+from shipyard.store.waitpoint_params import (
+    WaitpointCreateParams as WaitpointCreateParams,
+)
+from shipyard.store.waitpoint_params import (
+    WaitpointGetParams as WaitpointGetParams,
+)
+from shipyard.store.waitpoint_params import (
+    WaitpointListParams as WaitpointListParams,
+)
+from shipyard.store.waitpoint_params import (
+    WaitpointRecordedParams as WaitpointRecordedParams,
+)
+from shipyard.store.waitpoint_params import (
+    WaitpointResolveParams as WaitpointResolveParams,
+)
 
 # -- runs ---------------------------------------------------------------------------------------
 
@@ -527,114 +557,4 @@ class ReadyNotifyParams:
     """Wake the environment's workers; ``now`` dates which workers count as live."""
 
     environment: str
-    now: int
-
-
-# -- waitpoints ---------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class WaitpointCreateParams:
-    """A waitpoint to create; with ``idempotency_key`` the live one holding it is reused."""
-
-    id: str
-    environment: str
-    kind: str
-    now: int
-    completes_at: int | None = None
-    timeout_at: int | None = None
-    idempotency_key: str | None = None
-    idempotency_key_expires_at: int | None = None
-    tags: Sequence[str] = ()
-    target_id: str | None = None
-
-
-@dataclass(slots=True)
-class WaitpointGetParams:
-    """One waitpoint by id."""
-
-    environment: str
-    waitpoint_id: str
-
-
-@dataclass(slots=True)
-class WaitpointListParams:
-    """Filters for ``waitpoint_list`` (tokens only), newest first, one page at a time.
-
-    ``statuses`` any of; ``tags`` all of; ``cursor`` is the last id of the previous page.
-    """
-
-    environment: str
-    statuses: Sequence[str] = ()
-    tags: Sequence[str] = ()
-    idempotency_key: str | None = None
-    created_from: int | None = None
-    created_to: int | None = None
-    cursor: str | None = None
-    limit: int = 100
-
-
-@dataclass(slots=True)
-class WaitpointRecordedParams:
-    """The durable call an attempt recorded at sequence number ``seq``."""
-
-    environment: str
-    run_id: str
-    attempt_number: int
-    seq: int
-
-
-@dataclass(slots=True)
-class RecordedCall:
-    """The durable call recorded at a sequence number of an attempt."""
-
-    call: str
-    waitpoint: WaitpointRecord
-
-
-@dataclass(slots=True)
-class WaitpointBlockParams:
-    """Block an attempt on a waitpoint at its durable call ``seq``.
-
-    Either ``create`` (a new waitpoint, or the live one holding its idempotency key) or
-    ``waitpoint_id`` (an existing one: a token, or the call recorded at ``seq``). If the
-    waitpoint is still pending the run goes EXECUTING → WAITING, fenced like a finish.
-    """
-
-    environment: str
-    run_id: str
-    attempt_number: int
-    worker_id: str
-    seq: int
-    call: str
-    now: int
-    create: WaitpointCreateParams | None = None
-    waitpoint_id: str | None = None
-
-
-@dataclass(slots=True)
-class WaitpointBlockResult:
-    """The waitpoint the call is blocked on and what happened to the run."""
-
-    waitpoint: WaitpointRecord
-    suspended: bool
-    owned: bool
-
-
-@dataclass(slots=True)
-class WaitpointResolveParams:
-    """Resolve due waitpoints of an environment and re-queue the runs they released."""
-
-    environment: str
-    now: int
-    timeout_error: str
-
-
-@dataclass(slots=True)
-class WaitpointCompleteParams:
-    """Complete a PENDING token with ``output`` (JSON); a completed token keeps its output."""
-
-    environment: str
-    waitpoint_id: str
-    output: str
     now: int
