@@ -23,6 +23,7 @@ from shipyard.durations import parse_duration_ms
 from shipyard.errors import ValidationError
 from shipyard.idempotency import outside_run_key
 from shipyard.jsonutil import dumps
+from shipyard.models.options import check_option_names
 from shipyard.schemas.runs import duration_text
 from shipyard.schemas.wire import format_wire_datetime
 
@@ -37,21 +38,6 @@ _PLAIN = {
     "priority": "priority",
     "metadata": "metadata",
 }
-SUPPORTED = (
-    "tags",
-    "metadata",
-    "max_attempts",
-    "max_duration",
-    "idempotency_key",
-    "idempotency_key_ttl",
-    "machine",
-    "priority",
-    "queue",
-    "concurrency_key",
-    "delay",
-    "ttl",
-    "debounce",
-)
 
 
 def duration_value(value: Any, what: str) -> str:
@@ -101,13 +87,7 @@ def trigger_options(options: Mapping[str, Any]) -> dict[str, Any]:
             "process; a remote client (SHIPYARD_API_URL) cannot join a transaction.",
             options=["connection"],
         )
-    unknown = sorted(set(options) - set(SUPPORTED))
-    if unknown:
-        raise ValidationError(
-            f"Unknown trigger option{'s' if len(unknown) > 1 else ''} "
-            f"{', '.join(repr(u) for u in unknown)}; supported: {', '.join(SUPPORTED)}.",
-            options=unknown,
-        )
+    check_option_names(options)
     body: dict[str, Any] = {}
     for name, wire in _PLAIN.items():
         if options.get(name) is not None:

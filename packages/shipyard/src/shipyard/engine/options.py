@@ -20,6 +20,7 @@ from shipyard.errors import InvalidDurationError, TooManyTagsError, ValidationEr
 from shipyard.jsonutil import dumps
 from shipyard.machines import validate_machine
 from shipyard.metadata_ops import check_metadata_size
+from shipyard.models.options import check_option_names
 
 MAX_TAGS = 10
 MAX_TAG_LENGTH = 128
@@ -59,21 +60,6 @@ def check_number(value: object, what: str, *, minimum: float, maximum: float) ->
     return value
 
 
-SUPPORTED = (
-    "tags",
-    "metadata",
-    "max_attempts",
-    "max_duration",
-    "idempotency_key",
-    "idempotency_key_ttl",
-    "machine",
-    "priority",
-    "queue",
-    "concurrency_key",
-    "delay",
-    "ttl",
-    "debounce",
-)
 DEBOUNCE_KEY_MAX = 512
 CONCURRENCY_KEY_MAX = 512
 
@@ -189,13 +175,7 @@ def parse_options(options: Mapping[str, Any], now_ms: int) -> ParsedOptions:
             "and trigger_and_wait() only, not by batch triggers.",
             options=["connection"],
         )
-    unknown = sorted(set(options) - set(SUPPORTED))
-    if unknown:
-        raise ValidationError(
-            f"Unknown trigger option{'s' if len(unknown) > 1 else ''} "
-            f"{', '.join(repr(u) for u in unknown)}; supported: {', '.join(SUPPORTED)}.",
-            options=unknown,
-        )
+    check_option_names(options)
     parsed = ParsedOptions(tags=validate_tags(options.get("tags")))
     metadata = options.get("metadata")
     if metadata is not None:

@@ -10,7 +10,9 @@ import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypedDict
 
-__all__ = ["DebounceOptions", "TriggerOptions"]
+from shipyard.errors import ValidationError
+
+__all__ = ["SUPPORTED", "DebounceOptions", "TriggerOptions", "check_option_names"]
 
 Duration = str | int | float | datetime.timedelta
 
@@ -56,3 +58,36 @@ class TriggerOptions(TypedDict, total=False):
     ttl: Duration
     debounce: DebounceOptions
     connection: Any
+
+
+SUPPORTED = (
+    "tags",
+    "metadata",
+    "max_attempts",
+    "max_duration",
+    "idempotency_key",
+    "idempotency_key_ttl",
+    "machine",
+    "priority",
+    "queue",
+    "concurrency_key",
+    "delay",
+    "ttl",
+    "debounce",
+)
+"""The trigger options the engine and the remote client take (``connection`` aside)."""
+
+
+def check_option_names(options: Mapping[str, Any]) -> None:
+    """Refuse option names that are not trigger options, naming them and the supported ones.
+
+    Raises:
+        ValidationError: an unknown option (a typo, or Trigger.dev's camelCase spelling).
+    """
+    unknown = sorted(set(options) - set(SUPPORTED))
+    if unknown:
+        raise ValidationError(
+            f"Unknown trigger option{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(u) for u in unknown)}; supported: {', '.join(SUPPORTED)}.",
+            options=unknown,
+        )
