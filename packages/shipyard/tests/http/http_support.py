@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.types import ASGIApp
-
 from shipyard.engine.engine import Engine
+from shipyard.testing.servers import Serve as Serve
 
-Serve = Callable[[ASGIApp], Awaitable[str]]
 """``url = await serve(app)`` (the ``serve`` fixture)."""
 
 

@@ -31,7 +31,8 @@ async def uvicorn_servers() -> AsyncIterator[Serve]:
     servers: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
 
     async def start(app: ASGIApp) -> str:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP, as the real server's socket: asyncio turns Nagle off only for TCP.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
