@@ -95,7 +95,7 @@ async def test_trigger_from_the_test_page_and_watch_it_live(
 ) -> None:
     gate = asyncio.Event()
     define(gate)
-    await start_worker()
+    worker = await start_worker()
     url = await serve(create_app(engine, dashboard_open=True))
     await eventually(lambda: _has_queue(engine, "reports"), timeout=20)
 
@@ -124,9 +124,11 @@ async def test_trigger_from_the_test_page_and_watch_it_live(
     badge = page.locator("h1 [data-status]")
     await expect(badge).to_have_text("QUEUED")
     await page.evaluate(WATCH_STATUS)
-    for _ in range(3):  # workers keep polling; the paused queue keeps the run
-        await asyncio.sleep(0.3)
-        assert (await engine.retrieve_run(run_id)).status == "QUEUED"
+    # Three more claim passes of the worker: the paused queue keeps the run.
+    claimer = worker.service("claimer")
+    passes = claimer.passes
+    await eventually(lambda: claimer.passes >= passes + 3)
+    assert (await engine.retrieve_run(run_id)).status == "QUEUED"
 
     await engine.resume_queue("reports")
     await expect(badge).to_have_text("EXECUTING")
