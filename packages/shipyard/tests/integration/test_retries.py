@@ -249,9 +249,10 @@ async def test_retry_delays_follow_the_task_retry_options(engine, start_worker):
     second_gap = (attempts[2].started_at - attempts[1].finished_at).total_seconds() * 1000  # type: ignore[operator]
     # The delay is computed when the attempt fails; its result is written a moment later, so
     # allow a few ms between "failed" and "finished_at" on the low side.
-    # (Retries start at their due time, not at the next poll, so nothing pads the gap.)
-    assert first_gap >= 180, first_gap
-    assert second_gap >= 380, second_gap
+    # Retries start at their due time, not at the next poll, so nothing pads the gap, while
+    # the failed attempt's end is written by the finisher up to tens of ms after the decision.
+    assert first_gap >= 150, first_gap
+    assert second_gap >= 350, second_gap
     # Not the config default (1000 ms) and with factor 2: the second gap is about twice the first.
     assert first_gap < 400, first_gap
     assert second_gap < 800, second_gap
