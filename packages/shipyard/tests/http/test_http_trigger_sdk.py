@@ -7,11 +7,12 @@ the fixture on first use)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,26 +44,69 @@ def installed() -> None:
             )
 
 
-async def sdk(url: str, secret: str, command: str, **options: Any) -> Any:
-    """One SDK call through ``client.mjs``: its result, or AssertionError with its error."""
-    args = ["node", "client.mjs", "--base-url", url, "--secret-key", secret, "--max-attempts", "1"]
-    args.append(command)
-    for name, value in options.items():
-        text = value if isinstance(value, str) else json.dumps(value)
-        args += [f"--{name}", text]
-    proc = await asyncio.create_subprocess_exec(
-        *args, cwd=FIXTURE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
-    lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
-    assert lines, (command, out.decode(), err.decode())
-    step = lines[-1]
-    assert step["ok"], (command, step)
-    return step["result"]
+class Sdk:
+    """One Node process running ``client.mjs steps`` for a whole test: each call writes a step
+    line and reads that step's result line (loading the SDK costs ~0.5 s of CPU per process)."""
+
+    def __init__(self, url: str, secret: str) -> None:
+        self.args = ["node", "client.mjs", "--base-url", url, "--secret-key", secret]
+        self.args += ["--max-attempts", "1", "steps"]
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def __aenter__(self) -> Sdk:
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.args,
+            cwd=FIXTURE,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            limit=16 * 1024 * 1024,
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 30)
+        finally:
+            if self.proc.returncode is None:
+                self.proc.kill()
+                await self.proc.wait()
+
+    async def __call__(self, command: str, **options: Any) -> Any:
+        """One SDK call: its result, or AssertionError with its error (or Node's stderr)."""
+        assert self.proc is not None and self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(json.dumps({"command": command, **options}).encode() + b"\n")
+        await self.proc.stdin.drain()
+        while True:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), 120)
+            if not line:
+                err = await self.proc.stderr.read() if self.proc.stderr else b""
+                raise AssertionError((command, "node exited", err.decode()))
+            if line.startswith(b"{"):
+                break
+        step = json.loads(line)
+        assert step["ok"], (command, step)
+        return step["result"]
+
+
+OpenSdk = Callable[[str, str], Awaitable[Sdk]]
+
+
+@pytest.fixture
+async def open_sdk() -> AsyncIterator[OpenSdk]:
+    """Opens an :class:`Sdk` session on a server; every session is closed after the test."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def open_(url: str, secret: str) -> Sdk:
+            return await stack.enter_async_context(Sdk(url, secret))
+
+        yield open_
 
 
 async def test_the_official_sdk_drives_the_engine(
-    engine: Engine, start_worker: Callable[..., Any], serve: Serve
+    engine: Engine, start_worker: Callable[..., Any], serve: Serve, open_sdk: OpenSdk
 ) -> None:
     installed()
 
@@ -76,54 +120,52 @@ async def test_the_official_sdk_drives_the_engine(
 
     await start_worker()
     url = await serve(create_app(engine))
-    key = engine.secret_key()
+    sdk = await open_sdk(url, engine.secret_key())
 
-    handle = await sdk(url, key, "trigger", task="hello", payload={"name": "Ada"})
+    handle = await sdk("trigger", task="hello", payload={"name": "Ada"})
     assert handle["id"].startswith("run_") and handle["publicAccessToken"]
-    run = await sdk(url, key, "poll", run=handle["id"])
+    run = await sdk("poll", run=handle["id"])
     assert run["status"] == "COMPLETED" and run["isSuccess"] is True
     assert run["output"] == {"greeting": "Hello, Ada!"}
-    retrieved = await sdk(url, key, "retrieve", run=handle["id"])
+    retrieved = await sdk("retrieve", run=handle["id"])
     assert retrieved["payload"] == {"name": "Ada"}
 
-    listed = await sdk(url, key, "list", filters={"taskIdentifier": "hello"})
+    listed = await sdk("list", filters={"taskIdentifier": "hello"})
     assert handle["id"] in [r["id"] for r in listed]
-    replayed = await sdk(url, key, "replay", run=handle["id"])
+    replayed = await sdk("replay", run=handle["id"])
     assert replayed["id"] != handle["id"]
-    assert (await sdk(url, key, "poll", run=replayed["id"]))["status"] == "COMPLETED"
+    assert (await sdk("poll", run=replayed["id"]))["status"] == "COMPLETED"
 
-    later = await sdk(
-        url, key, "trigger", task="hello", payload={"name": "B"}, options={"delay": "1h"}
-    )
-    canceled = await sdk(url, key, "cancel", run=later["id"])
+    later = await sdk("trigger", task="hello", payload={"name": "B"}, options={"delay": "1h"})
+    canceled = await sdk("cancel", run=later["id"])
     assert canceled["id"] == later["id"]
     assert (await engine.retrieve_run(later["id"])).status == "CANCELED"
 
-    token = await sdk(url, key, "create-token", options={"timeout": "10m"})
+    token = await sdk("create-token", options={"timeout": "10m"})
     waiting = await engine.trigger("approval", {"token": token["id"]}, {})
-    done = await sdk(url, key, "complete-token", token=token["id"], data={"ok": True})
+    done = await sdk("complete-token", token=token["id"], data={"ok": True})
     assert done == {"success": True}
     final = await engine.wait_for_final(waiting.id, timeout=30)
     assert json.loads(final.output or "null") == {"ok": True}
-    got = await sdk(url, key, "retrieve-token", token=token["id"])
+    got = await sdk("retrieve-token", token=token["id"])
     assert got["status"] == "COMPLETED" and got["output"] == {"ok": True}
 
     first = await sdk(
-        url, key, "trigger", task="hello", payload={"name": "C"}, options={"idempotencyKey": "k1"}
+        "trigger", task="hello", payload={"name": "C"}, options={"idempotencyKey": "k1"}
     )
     cached = await sdk(
-        url, key, "trigger", task="hello", payload={"name": "C"}, options={"idempotencyKey": "k1"}
+        "trigger", task="hello", payload={"name": "C"}, options={"idempotencyKey": "k1"}
     )
     assert cached["id"] == first["id"]
-    await sdk(url, key, "reset-idempotency", task="hello", key="k1")
+    await sdk("reset-idempotency", task="hello", key="k1")
     fresh = await sdk(
-        url, key, "trigger", task="hello", payload={"name": "C"}, options={"idempotencyKey": "k1"}
+        "trigger", task="hello", payload={"name": "C"}, options={"idempotencyKey": "k1"}
     )
     assert fresh["id"] != first["id"]
 
 
 async def test_the_official_sdk_reschedules_reads_batches_and_steers_queues(
-    engine: Engine, start_worker: Callable[..., Any], serve: Serve
+    engine: Engine, start_worker: Callable[..., Any], serve: Serve, open_sdk: OpenSdk
 ) -> None:
     installed()
     held = queue(name="held", concurrency_limit=2)
@@ -138,23 +180,23 @@ async def test_the_official_sdk_reschedules_reads_batches_and_steers_queues(
 
     await start_worker()
     url = await serve(create_app(engine))
-    key = engine.secret_key()
+    sdk = await open_sdk(url, engine.secret_key())
 
-    later = await sdk(url, key, "trigger", task="held-task", payload=1, options={"delay": "1h"})
-    moved = await sdk(url, key, "reschedule", run=later["id"], delay="2h")
+    later = await sdk("trigger", task="held-task", payload=1, options={"delay": "1h"})
+    moved = await sdk("reschedule", run=later["id"], delay="2h")
     assert moved["status"] == "DELAYED" and moved["id"] == later["id"]
 
     batch = await engine.batch_trigger([{"task": "held-task", "payload": i} for i in range(3)], {})
-    got = await sdk(url, key, "retrieve-batch", batch=batch.batch_id)
+    got = await sdk("retrieve-batch", batch=batch.batch_id)
     assert got["runs"] == list(batch.runs) and got["runCount"] == 3
 
-    queues = await sdk(url, key, "list-queues")
+    queues = await sdk("list-queues")
     assert "held" in [q["name"] for q in queues]
-    one = await sdk(url, key, "retrieve-queue", type="custom", name="held")
+    one = await sdk("retrieve-queue", type="custom", name="held")
     assert one["concurrencyLimit"] == 2
-    paused = await sdk(url, key, "pause-queue", type="custom", name="held")
+    paused = await sdk("pause-queue", type="custom", name="held")
     assert paused["paused"] is True
-    resumed = await sdk(url, key, "resume-queue", type="custom", name="held")
+    resumed = await sdk("resume-queue", type="custom", name="held")
     assert resumed["paused"] is False
-    by_task = await sdk(url, key, "retrieve-queue", type="task", name="own")
+    by_task = await sdk("retrieve-queue", type="task", name="own")
     assert by_task["name"] == "own" and by_task["type"] == "task"

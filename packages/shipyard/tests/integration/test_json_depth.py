@@ -192,16 +192,22 @@ async def test_a_980_level_row_stored_before_the_limit_reads_as_a_marker(
         "COLUMNS": "200",
         "PATH": "/usr/bin:/bin",
     }
-    for args in (["runs", "list"], ["runs", "get", deep_handle.id], ["runs", "list", "--json"]):
-        result = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "shipyard", *args],
-            env=env,
-            cwd=settings.project_root,
-            capture_output=True,
-            text=True,
-            timeout=60,
+    commands = (["runs", "list"], ["runs", "get", deep_handle.id], ["runs", "list", "--json"])
+    results = await asyncio.gather(
+        *(
+            asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-m", "shipyard", *args],
+                env=env,
+                cwd=settings.project_root,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            for args in commands
         )
+    )
+    for args, result in zip(commands, results, strict=True):
         output = result.stdout + result.stderr
         assert result.returncode == 0, output
         assert "Traceback" not in output and "RecursionError" not in output
