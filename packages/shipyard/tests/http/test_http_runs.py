@@ -47,6 +47,45 @@ async def test_trigger_then_retrieve_the_completed_run(
     assert "error" not in run  # absent, never null
 
 
+async def test_retrieve_relates_a_run_to_its_root_parent_and_children(
+    engine: Engine, start_worker: Callable[..., Any], api: httpx.AsyncClient
+) -> None:
+    @task(id="leaf")
+    async def leaf(payload: Any) -> Any:
+        return payload
+
+    @task(id="middle")
+    async def middle(payload: Any) -> Any:
+        return (await leaf.trigger_and_wait(payload)).unwrap()
+
+    @task(id="top")
+    async def top(payload: Any) -> Any:
+        first = await middle.trigger_and_wait(1)
+        second = await leaf.trigger_and_wait(2)
+        return [first.unwrap(), second.unwrap()]
+
+    await start_worker()
+    handle = await top.trigger(None)
+    await engine.wait_for_final(handle.id, timeout=20)
+
+    top_run = (await api.get(f"/api/v3/runs/{handle.id}")).json()
+    related = top_run["relatedRuns"]
+    children = {c["taskIdentifier"]: c["id"] for c in related["children"]}
+    assert set(children) == {"middle", "leaf"}
+    assert all(c["status"] == "COMPLETED" for c in related["children"])
+    # A root with children is its own root; it has no parent.
+    assert related["root"]["id"] == handle.id and "parent" not in related
+
+    middle_run = (await api.get(f"/api/v3/runs/{children['middle']}")).json()
+    related = middle_run["relatedRuns"]
+    assert related["parent"]["id"] == related["root"]["id"] == handle.id
+    [grandchild] = related["children"]
+    leaf_run = (await api.get(f"/api/v3/runs/{grandchild['id']}")).json()
+    related = leaf_run["relatedRuns"]
+    assert related["parent"]["id"] == children["middle"] and related["root"]["id"] == handle.id
+    assert "children" not in related  # a run without children leaves the list out
+
+
 async def test_an_idempotent_trigger_is_cached_and_a_payload_type_is_decoded(
     api: httpx.AsyncClient,
 ) -> None:

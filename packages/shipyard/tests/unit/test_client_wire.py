@@ -127,6 +127,19 @@ def test_a_run_survives_the_wire(run: Any) -> None:
     )
 
 
+def test_a_root_with_children_is_its_own_root_on_the_wire_but_not_in_the_client() -> None:
+    root = make_run(id="run_root")
+    child = dataclasses.replace(make_run(id="run_child"), parent_id="run_root", root_id="run_root")
+    wire = RetrieveRunResponse.from_run(root, root=root, children=[child]).to_wire()
+    assert wire["relatedRuns"]["root"]["id"] == "run_root"
+    assert [c["id"] for c in wire["relatedRuns"]["children"]] == ["run_child"]
+    back = convert.run_from_retrieve(RetrieveRunResponse.model_validate(wire))
+    assert back.root_id is None and back.parent_id is None  # as the engine has it for a root
+    wire = RetrieveRunResponse.from_run(child, root=root, parent=root).to_wire()
+    back = convert.run_from_retrieve(RetrieveRunResponse.model_validate(wire))
+    assert back.root_id == back.parent_id == "run_root"
+
+
 def test_tokens_and_queues_survive_the_wire() -> None:
     for status in ("COMPLETED", "WAITING", "TIMED_OUT"):
         info = token_info(status)

@@ -103,7 +103,8 @@ def run_from_retrieve(body: RetrieveRunResponse) -> Run:
         trigger_function=body.trigger_function,
         batch_id=body.batch_id,
         parent_id=related.parent.id if related.parent else None,
-        root_id=related.root.id if related.root else None,
+        # A root run with children is its own root on the wire; the engine's root_id is None.
+        root_id=related.root.id if related.root and related.root.id != body.id else None,
         payload=body.payload,
         output=body.output,
         error=_error(body.error),

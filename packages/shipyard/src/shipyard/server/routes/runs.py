@@ -59,16 +59,28 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {
 _REPLAY_SUPPORTED = frozenset({"payload", "payload_type"})
 
 
+# relatedRuns.children lists the newest this many children (Trigger.dev lists them all; a run
+# with more is a batch fan-out, which `GET /api/v1/runs` pages through).
+CHILDREN_LISTED = 100
+
+
 async def run_body(caller: Caller, run: Run) -> RetrieveRunResponse:
-    """The retrieve body of ``run`` with its parent and root (children are left out)."""
+    """The retrieve body of ``run`` with its parent, root and children."""
     engine = caller.engine
     parent = await engine.retrieve_run(run.parent_id) if run.parent_id else None
-    root = None
+    children = (await engine.list_runs(parent_id=run.id, limit=CHILDREN_LISTED)).items
+    root: Run | None = None
     if run.root_id and run.root_id != run.id:
         root = parent if parent is not None and parent.id == run.root_id else None
         root = root or await engine.retrieve_run(run.root_id)
+    elif children:
+        root = run  # a root run is its own root in Trigger.dev's answer once it has children
     return RetrieveRunResponse.from_run(
-        run, root=root, parent=parent, schedule=await run_schedule(engine, run.schedule_id)
+        run,
+        root=root,
+        parent=parent,
+        children=children,
+        schedule=await run_schedule(engine, run.schedule_id),
     )
 
 
