@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 from typing import Any
 
 from _common import Env, Workers, add_backend_arg, emit, make_payload, pct
+from claim_cycle import server_cpu
 
 SHALLOW = 1_000
 BATCH = 1_000
@@ -68,8 +70,9 @@ def run(a: argparse.Namespace, env: Env, scenario: str, depth: int) -> dict[str,
 
     conn = env.connect()
     workers = Workers(env, 1, 100)
+    worker_pid = workers.procs[0].pid
 
-    async def drive() -> dict[str, float]:
+    async def drive() -> dict[str, Any]:
         deadline = time.time() + a.timeout + depth / 2_000
         await engine.start()
         # Warm-up: the worker has registered the tasks and queues, and claims.
@@ -103,11 +106,13 @@ def run(a: argparse.Namespace, env: Env, scenario: str, depth: int) -> dict[str,
                 for i in range(start, min(start + BATCH, a.drain))
             ]
             await engine.batch_trigger(entries, {})
+        cpu0 = (proc_cpu(worker_pid), server_cpu(env, conn))
         await engine.resume_queue("depth-drain")
         while count_drained(env) < a.drain:
             if time.time() > deadline or not workers.alive():
                 raise RuntimeError(f"drain incomplete at depth {depth}:\n" + workers.log_tail())
             await asyncio.sleep(0.05)
+        cpu1 = (proc_cpu(worker_pid), server_cpu(env, conn))
 
         # Latency at a steady rate.
         count = int(a.rate * a.duration)
@@ -120,7 +125,14 @@ def run(a: argparse.Namespace, env: Env, scenario: str, depth: int) -> dict[str,
                 raise RuntimeError(f"latency runs incomplete at depth {depth}")
             await asyncio.sleep(0.05)
         await engine.close()
-        return {"insert_s": insert_s}
+        # CPU per drained run (less sensitive to a shared machine than wall time): the worker
+        # process, and the PostgreSQL backends serving this database (None for SQLite).
+        server = None if cpu0[1] is None or cpu1[1] is None else cpu1[1] - cpu0[1]
+        return {
+            "insert_s": insert_s,
+            "worker_cpu_us_per_run": 1e6 * (cpu1[0] - cpu0[0]) / a.drain,
+            "server_cpu_us_per_run": None if server is None else 1e6 * server / a.drain,
+        }
 
     try:
         info = asyncio.run(drive())
@@ -145,6 +157,10 @@ def run(a: argparse.Namespace, env: Env, scenario: str, depth: int) -> dict[str,
         "insert_per_s": round(depth / info["insert_s"], 1),
         "drain": a.drain,
         "drain_per_s": round((len(drain_starts) - 1) / span, 1) if span else None,
+        "worker_cpu_us_per_run": round(info["worker_cpu_us_per_run"]),
+        "server_cpu_us_per_run": (
+            None if info["server_cpu_us_per_run"] is None else round(info["server_cpu_us_per_run"])
+        ),
         "rate": a.rate,
         "latency_runs": len(lats),
         "p50_ms": round(1000 * (pct(lats, 0.5) or 0.0), 2),
@@ -159,6 +175,13 @@ def run(a: argparse.Namespace, env: Env, scenario: str, depth: int) -> dict[str,
     return result
 
 
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of one process, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def count_drained(env: Env) -> int:
     return sum(1 for r in env.records() if r[0] >= DRAIN_BASE)
 
@@ -166,8 +189,11 @@ def count_drained(env: Env) -> int:
 def table(results: list[dict[str, Any]]) -> None:
     """Deep vs shallow per (backend, scenario): drain/s and p50/p99 with ratios."""
     print()
-    print("| backend | scenario | depth | insert | drain/s | p50 ms | p99 ms | load |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| backend | scenario | depth | insert | drain/s | p50 ms | p99 ms "
+        "| worker / server CPU µs per run | load |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     shallow: dict[tuple[str, str], dict[str, Any]] = {}
     for r in results:
         key = (r["backend"], r["scenario"])
@@ -182,7 +208,8 @@ def table(results: list[dict[str, Any]]) -> None:
             )
         print(
             f"| {r['backend']} | {r['scenario']} | {r['depth']:,} | {r['insert_s']} s | "
-            f"{r['drain_per_s']}{ratio} | {r['p50_ms']} | {r['p99_ms']} | {r['loadavg_1m']} |"
+            f"{r['drain_per_s']}{ratio} | {r['p50_ms']} | {r['p99_ms']} | "
+            f"{r['worker_cpu_us_per_run']} / {r['server_cpu_us_per_run']} | {r['loadavg_1m']} |"
         )
 
 
