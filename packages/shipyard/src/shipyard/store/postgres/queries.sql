@@ -215,8 +215,9 @@ WITH RECURSIVE g(queue, ck) AS (
         LIMIT LEAST(groups.room, (SELECT n FROM free))
     ) c
     WHERE groups.room > 0
-), chosen AS (
-    SELECT id FROM candidates ORDER BY sort_key, id LIMIT (SELECT n FROM free)
+), chosen AS MATERIALIZED (
+    SELECT id, CAST('QUEUED' AS text) AS status
+    FROM candidates ORDER BY sort_key, id LIMIT (SELECT n FROM free)
 ), claimed AS (
     UPDATE runs r SET
         status = 'EXECUTING',
@@ -236,7 +237,12 @@ WITH RECURSIVE g(queue, ck) AS (
              WHERE t.environment = r.environment AND t.id = r.task_id)
         )
     FROM chosen
-    WHERE r.id = chosen.id AND r.status = 'QUEUED'
+    -- By primary key, whatever the statistics say. Written "r.status = 'QUEUED'", the
+    -- condition would let the planner read runs_ready_by_group (status = 'QUEUED') whole and
+    -- filter it by id — its pick when statistics say few runs are queued (analyzed while the
+    -- queue was short), one walk of every queued run per claim at 10⁶ queued. Compared with
+    -- a column of the (materialized) chosen rows, it proves no partial index's predicate.
+    WHERE r.id = chosen.id AND r.status = chosen.status
     RETURNING r.*
 ), started AS (
     INSERT INTO attempts (run_id, number, status, worker_id, started_at)
@@ -375,9 +381,11 @@ WHERE id IN (SELECT id FROM tree)
 RETURNING id;
 
 -- name: run_ownership
+-- "= ANY (ARRAY(...))": probes of the primary key; "IN (SELECT ...)" may plan as a hash join
+-- over a scan of every run when statistics are old.
 SELECT id, status, attempt_number, lease_owner FROM runs
 WHERE environment = :environment
-  AND id IN (SELECT json_array_elements_text(CAST(:ids AS json)));
+  AND id = ANY (ARRAY(SELECT json_array_elements_text(CAST(:ids AS json))));
 
 -- name: run_metadata_get
 SELECT metadata FROM runs WHERE environment = :environment AND id = :run_id FOR UPDATE;

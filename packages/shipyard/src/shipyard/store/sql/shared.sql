@@ -133,11 +133,14 @@ WHERE run_id = :run_id
 ORDER BY id;
 
 -- name: retention_due
--- Whether a retention pass has anything to delete (two index probes, no lock).
-SELECT 1 WHERE EXISTS (
-    SELECT 1 FROM runs
-    WHERE environment = :environment AND finished_at IS NOT NULL AND finished_at < :before
-) OR EXISTS (
+-- Whether a retention pass has anything to delete (two index probes, no lock). The oldest
+-- finish, not "EXISTS (... finished_at < :before)": PostgreSQL's generic plan of that guesses
+-- a third of the runs match and reads the table from the start, through every queued run.
+SELECT 1 WHERE (
+    SELECT finished_at FROM runs
+    WHERE environment = :environment AND finished_at IS NOT NULL
+    ORDER BY finished_at LIMIT 1
+) < :before OR EXISTS (
     SELECT 1 FROM waitpoints
     WHERE environment = :environment AND created_at < :before AND status = 'COMPLETED'
       AND completed_at < :before

@@ -1,0 +1,408 @@
+"""The claim path stays on its indexes however deep the backlog, without ANALYZE.
+
+A worker's hot statements (claim, peek, finish, scheduler pass, reaper, heartbeat, adoption,
+the waits service's checks) are planned here on real databases right after a bulk insert of
+queued runs onto a paused queue — a table never analyzed, and one analyzed while it held only
+finished runs (statistics that say no run is queued) — with the parameters the stores send.
+Every access to ``runs`` must be an index probe: no sequential scan, and no index walked whole
+for a condition on a later column (the planner may do that when it believes an index tiny; at
+10⁶ queued runs each such walk reads every one of them). On PostgreSQL both the custom plan
+and the generic plan a prepared statement settles on are checked. No timing: plans only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.adapt import Transformer
+
+from shipyard.store.params import RunClaimParams, RunFinishManyParams, RunFinishParams
+from shipyard.store.postgres.store import _claim_values, _finish_values
+from shipyard.store.sql import load_queries
+from shipyard.testing.postgres import ENGINE_OPTIONS, databases, require_postgres
+
+ENV = "development"
+NOW = 1_800_000_000_000
+DEEP = 3_000  # queued runs on the paused queue: enough for the planner to care
+TASKS = ["drain-task", "deep-task"]
+
+
+def claim_params() -> RunClaimParams:
+    return RunClaimParams(
+        environment=ENV,
+        worker_id="w1",
+        task_ids=TASKS,
+        limit=100,
+        now=NOW,
+        lease_expires_at=NOW + 30_000,
+        environment_limit=100,
+        burst_factor=1.0,
+        version="v1",
+        live_since=NOW - 30_000,
+    )
+
+
+def finish_params() -> RunFinishManyParams:
+    return RunFinishManyParams(
+        environment=ENV,
+        finishes=[
+            RunFinishParams(
+                run_id=f"run_exec{i:06d}",
+                attempt_number=1,
+                worker_id="w1",
+                status="COMPLETED",
+                attempt_status="COMPLETED",
+                output=None,
+                error=None,
+                retry_at=None,
+                now=NOW,
+                events=[],
+            )
+            for i in range(100)
+        ],
+    )
+
+
+def postgres_statements() -> dict[str, dict[str, Any]]:
+    """The worker's statements on PostgreSQL and the parameters it sends them."""
+    ids = json.dumps([f"run_exec{i:06d}" for i in range(100)])
+    env = {"environment": ENV}
+    return {
+        "run_ready_exists": _claim_values(claim_params()),
+        "run_claim_limited": _claim_values(claim_params()),
+        "run_finish_many": _finish_values(finish_params()),
+        "run_schedule_pass": {**env, "now": NOW, "expired_error": "{}"},
+        "run_reap_expired": {**env, "now": NOW, "crash_error": "{}"},
+        "worker_heartbeat_runs": {
+            **env,
+            "lease_expires_at": NOW,
+            "worker_id": "w1",
+            "run_ids": ids,
+        },
+        "run_leased": {**env, "worker_id": "w1"},
+        "run_next_due": env,
+        "waitpoint_due_exists": {**env, "now": NOW},
+        "runs_wake": {**env, "now": NOW},
+        "run_pending_exists": {**env, "task_ids": json.dumps(TASKS)},
+        "run_ownership": {**env, "ids": ids},
+        "retention_due": {**env, "before": NOW - 86_400_000},
+        "retention_runs": {**env, "before": NOW - 86_400_000, "limit": 100},
+    }
+
+
+ROWS = """
+INSERT INTO runs (id, environment, task_id, status, payload, queue, queued_at, sort_key,
+                  available_at, created_at, updated_at, lease_owner, lease_expires_at,
+                  attempt_number, started_at, finished_at, delay_until, ttl_expires_at)
+SELECT {prefix} || lpad(g::text, 6, '0'), 'development', {task}, {status}, '{{"i": 1}}',
+       {queue}, {base} + g, {base} + g, {base}, {base}, {base}, {owner}, {lease}, {attempt},
+       {started}, {finished}, {delay}, {ttl}
+FROM generate_series(1, {count}) AS g
+"""
+
+
+def rows(count: int, prefix: str, status: str, queue: str, **extra: str) -> str:
+    """``count`` runs in one statement (a bulk insert: the planner sees no statistics)."""
+    values = {
+        "task": "'deep-task'" if queue == "deep" else "'drain-task'",
+        "owner": "NULL",
+        "lease": "NULL",
+        "attempt": "0",
+        "started": "NULL",
+        "finished": "NULL",
+        "delay": "NULL",
+        "ttl": "NULL",
+        **extra,
+    }
+    return ROWS.format(
+        prefix=f"'{prefix}'",
+        status=f"'{status}'",
+        queue=f"'{queue}'",
+        base=str(NOW - 1_000_000),
+        count=count,
+        **values,
+    )
+
+
+FINISHED = [rows(2_000, "run_done", "COMPLETED", "drain", finished=str(NOW - 500_000))]
+BACKLOG = [
+    rows(DEEP, "run_deep", "QUEUED", "deep"),
+    rows(20, "run_ready", "QUEUED", "drain"),
+    rows(
+        100,
+        "run_exec",
+        "EXECUTING",
+        "drain",
+        owner="'w1'",
+        lease=str(NOW + 30_000),
+        attempt="1",
+        started=str(NOW - 1_000),
+    ),
+    rows(10, "run_later", "DELAYED", "drain", delay=str(NOW + 60_000)),
+    rows(10, "run_ttl", "QUEUED", "drain", ttl=str(NOW + 60_000)),
+]
+SETUP = [
+    "INSERT INTO environment_slots (environment, running) VALUES ('development', 100)",
+    "INSERT INTO queues (environment, name, concurrency_limit, paused, created_at, updated_at) "
+    "VALUES ('development', 'deep', NULL, 1, 0, 0), ('development', 'drain', NULL, 0, 0, 0)",
+    "INSERT INTO workers (id, environment, host, pid, started_at, heartbeat_at) "
+    f"VALUES ('w1', 'development', 'h', 1, {NOW}, {NOW})",
+]
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["never-analyzed", "analyzed-before-backlog"])
+def pg(request: pytest.FixtureRequest) -> Iterator[psycopg.Connection[Any]]:
+    """A migrated database holding the backlog (see the module docstring)."""
+    require_postgres()
+    import asyncio
+
+    url = asyncio.run(databases.create())
+    try:
+        with psycopg.connect(url, autocommit=True, options=ENGINE_OPTIONS) as conn:
+            for statement in SETUP + FINISHED:
+                conn.execute(statement.encode())
+            if request.param == "analyzed-before-backlog":
+                conn.execute("ANALYZE runs")  # statistics: finished runs only, none queued
+            for statement in BACKLOG:
+                conn.execute(statement.encode())
+            yield conn
+    finally:
+        asyncio.run(databases.drop(url))
+
+
+def runs_indexes(conn: psycopg.Connection[Any]) -> dict[str, str]:
+    """Each index on runs and its leading column (or expression)."""
+    found = conn.execute(
+        "SELECT c.relname, pg_get_indexdef(i.indexrelid, 1, true) FROM pg_index i "
+        "JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE i.indrelid = 'runs'::regclass"
+    ).fetchall()
+    return {name: leading for name, leading in found}
+
+
+def plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from plan_nodes(child)
+
+
+# Indexes a statement may read whole: runs_owner holds the EXECUTING runs only, as many as the
+# concurrency limits allow (the reaper and the finish read it so, by design).
+BOUNDED = {"runs_owner"}
+
+
+def check_plan(name: str, plan: dict[str, Any], indexes: dict[str, str]) -> list[str]:
+    """What is wrong with the accesses to runs in ``plan`` (nothing: an empty list)."""
+    problems = []
+    for node in plan_nodes(plan):
+        if node.get("Relation Name") == "runs" and node["Node Type"] == "Seq Scan":
+            problems.append(f"{name}: Seq Scan on runs")
+        index = node.get("Index Name")
+        if index in indexes and index not in BOUNDED:
+            leading = indexes[index]
+            cond = node.get("Index Cond", "")
+            # Bound by the leading column: a probe, not a walk of the whole index.
+            if not re.search(rf"(^|[(\s]){re.escape(leading)} (=|<|>|<=|>=|IS)", cond):
+                problems.append(f"{name}: {index} walked whole (Index Cond: {cond or 'none'})")
+    return problems
+
+
+def explain_custom(conn: psycopg.Connection[Any], query: str, params: dict[str, Any]) -> Any:
+    cursor = conn.execute(f"EXPLAIN (FORMAT JSON) {query}", params)
+    return cursor.fetchone()[0][0]["Plan"]  # type: ignore[index]
+
+
+def explain_generic(
+    conn: psycopg.Connection[Any], name: str, query: str, params: dict[str, Any]
+) -> Any:
+    """The plan a prepared statement settles on (PostgreSQL 15 has no EXPLAIN GENERIC_PLAN):
+    prepared as the driver prepares it, explained under force_generic_plan."""
+    from psycopg._queries import PostgresQuery
+
+    converted = PostgresQuery(Transformer(conn))
+    converted.convert(query, params)
+    statement = f"plan_{name}"
+    result = conn.pgconn.prepare(statement.encode(), converted.query, converted.types)
+    assert result.status == psycopg.pq.ExecStatus.COMMAND_OK, result.error_message
+    order = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", query)))
+    args = sql.SQL(", ").join(sql.Literal(params[k]) for k in order)
+    conn.execute("SET plan_cache_mode = force_generic_plan")
+    try:
+        found = conn.execute(
+            sql.SQL("EXPLAIN (FORMAT JSON) EXECUTE {}({})").format(sql.Identifier(statement), args)
+        ).fetchone()
+    finally:
+        conn.execute("RESET plan_cache_mode")
+        conn.execute(sql.SQL("DEALLOCATE {}").format(sql.Identifier(statement)))
+    return found[0][0]["Plan"]  # type: ignore[index]
+
+
+def test_postgres_hot_statements_probe_indexes(pg: psycopg.Connection[Any]) -> None:
+    queries = load_queries("postgres")
+    indexes = runs_indexes(pg)
+    problems = []
+    for name, params in postgres_statements().items():
+        problems += check_plan(name, explain_custom(pg, queries[name], params), indexes)
+        problems += check_plan(
+            f"{name} (generic)", explain_generic(pg, name, queries[name], params), indexes
+        )
+    assert problems == [], "\n".join(problems)
+
+
+def test_postgres_plan_check_catches_a_walk(pg: psycopg.Connection[Any]) -> None:
+    """The check catches what it is for: the claim as it was written before (its lookup by id
+    also saying status = 'QUEUED') walks runs_ready_by_group whole once statistics say few
+    runs are queued; and a lookup by id through an index ending with id is a walk."""
+    indexes = runs_indexes(pg)
+    walk = {
+        "Node Type": "Index Scan",
+        "Index Name": "runs_ready_by_group",
+        "Index Cond": "(id = chosen.id)",
+        "Relation Name": "runs",
+    }
+    assert check_plan("q", walk, indexes) == [
+        "q: runs_ready_by_group walked whole (Index Cond: (id = chosen.id))"
+    ]
+    analyzed = pg.execute(
+        "SELECT reltuples >= 0 FROM pg_class WHERE oid = 'runs'::regclass"
+    ).fetchone()
+    if not (analyzed and analyzed[0]):
+        return  # never analyzed: the planner happens to probe the primary key either way
+    claim = load_queries("postgres")["run_claim_limited"]
+    fixed = "WHERE r.id = chosen.id AND r.status = chosen.status"
+    assert fixed in claim
+    before = claim.replace(fixed, "WHERE r.id = chosen.id AND r.status = 'QUEUED'")
+    params = _claim_values(claim_params())
+    assert any(
+        "runs_ready_by_group walked whole" in problem
+        for problem in check_plan("claim", explain_custom(pg, before, params), indexes)
+    )
+
+
+# --- SQLite -------------------------------------------------------------------------------
+
+
+def sqlite_statements() -> dict[str, dict[str, Any]]:
+    """The worker's statements on SQLite (store/sqlite/claim.py, shared.sql) and parameters."""
+    env = {"environment": ENV}
+    ids = json.dumps([f"run_exec{i:06d}" for i in range(100)])
+    lock = {"version": "v1", "live_since": NOW - 30_000}
+    group = {**env, "queue": "drain", "concurrency_key": ""}
+    finish = {
+        **env,
+        "run_id": "run_exec000001",
+        "attempt_number": 1,
+        "worker_id": "w1",
+        "status": "COMPLETED",
+        "output": None,
+        "error": None,
+        "retry_at": None,
+        "now": NOW,
+    }
+    return {
+        "run_ready_exists": {**env, **lock, "now": NOW, "task_ids": json.dumps(TASKS)},
+        "environment_running": env,
+        "ready_group_first": env,
+        "ready_group_next": group,
+        "group_state": group,
+        "group_ready_runs": {
+            **group,
+            **lock,
+            "now": NOW,
+            "task_ids": json.dumps(TASKS),
+            "limit": 100,
+        },
+        "run_claim_ids": {
+            **env,
+            "ids": ids,
+            "worker_id": "w1",
+            "now": NOW,
+            "lease_expires_at": NOW + 30_000,
+            "version": "v1",
+        },
+        "run_finish_fence": finish,
+        "run_finish": finish,
+        "run_reap_expired": {**env, "now": NOW, "crash_error": "{}"},
+        "worker_heartbeat_runs": {
+            **env,
+            "lease_expires_at": NOW,
+            "worker_id": "w1",
+            "run_ids": ids,
+        },
+        "run_leased": {**env, "worker_id": "w1"},
+        "run_next_due": env,
+        "run_expire_due": {**env, "now": NOW, "expired_error": "{}"},
+        "run_promote_due": {**env, "now": NOW},
+        "waitpoint_due_exists": {**env, "now": NOW},
+        "runs_wake": {**env, "now": NOW},
+        "run_pending_exists": {**env, "task_ids": json.dumps(TASKS)},
+        "run_ownership": {**env, "ids": ids},
+        "retention_due": {**env, "before": NOW - 86_400_000},
+        "retention_runs": {**env, "before": NOW - 86_400_000, "limit": 100},
+    }
+
+
+def sqlite_rows(sql_text: str) -> str:
+    """A PostgreSQL bulk insert above, in SQLite's words (a recursive series)."""
+    series = re.sub(
+        r"generate_series\(1, (\d+)\) AS g",
+        r"(WITH RECURSIVE s(value) AS (SELECT 1 UNION ALL SELECT value + 1 FROM s"
+        r" WHERE value < \1) SELECT value FROM s) AS g",
+        sql_text,
+    )
+    return series.replace("lpad(g::text, 6, '0')", "printf('%06d', g.value)").replace(
+        " + g,", " + g.value,"
+    )
+
+
+@pytest.fixture(params=["never-analyzed", "analyzed-before-backlog"])
+def lite(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    """A migrated SQLite file holding the backlog (see the module docstring)."""
+    import asyncio
+
+    from shipyard.store.protocol import MigrateParams
+    from shipyard.store.sqlite import SqliteStore
+
+    path = tmp_path / "plans.db"
+
+    async def migrate() -> None:
+        store = SqliteStore(path)
+        await store.migrate(MigrateParams(now=0))
+        await store.close()
+
+    asyncio.run(migrate())
+    conn = sqlite3.connect(path)
+    try:
+        for statement in SETUP + [sqlite_rows(s) for s in FINISHED]:
+            conn.execute(statement)
+        if request.param == "analyzed-before-backlog":
+            conn.execute("ANALYZE")
+        for statement in BACKLOG:
+            conn.execute(sqlite_rows(statement))
+        conn.commit()
+        yield conn
+    finally:
+        conn.close()
+
+
+def test_sqlite_hot_statements_search_indexes(lite: sqlite3.Connection) -> None:
+    queries = load_queries("sqlite")
+    problems = []
+    for name, params in sqlite_statements().items():
+        plan = lite.execute(f"EXPLAIN QUERY PLAN {queries[name]}", params).fetchall()
+        for _, _, _, detail in plan:
+            # "SCAN runs" reads every row; "SCAN runs USING INDEX x" every entry of x.
+            if re.match(r"SCAN runs\b", detail) and "runs_owner" not in detail:
+                problems.append(f"{name}: {detail}")
+    assert problems == [], "\n".join(problems)
