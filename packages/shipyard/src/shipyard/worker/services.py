@@ -16,13 +16,16 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from shipyard.errors import DatabaseFullError
+
 __all__ = ["Outage", "PeriodicService", "SchedulerService", "Service"]
 
 log = logging.getLogger("shipyard.worker")
 
 
 class Outage:
-    """Logs one line when the database becomes unreachable and one when it is back.
+    """Logs one line when the database becomes unreachable (or its disk full) and one when it
+    is back.
 
     Errors that are not about reaching the database (a bug, a constraint) are logged with
     their traceback, once per distinct error, and do not count as an outage.
@@ -45,9 +48,12 @@ class Outage:
         if self.down_since is None:
             self.down_since = now
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            # A full disk is an outage too (writes fail until space is freed), not a bug.
+            state = "full" if isinstance(exc, DatabaseFullError) else "unreachable"
             log.error(
-                "database unreachable while %s: %s — retrying with backoff; finished results "
-                "are kept in memory until it is back",
+                "database %s while %s: %s — retrying with backoff; finished results are kept "
+                "in memory until it is back",
+                state,
                 what,
                 first,
             )
