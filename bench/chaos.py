@@ -173,7 +173,7 @@ def make_fault(
         return Terminate(driver.conn)
     if a.fault == "pg-restart":
         assert server is not None
-        return Restart(server, ["fast", "immediate"])
+        return Restart(server, ["fast", "immediate"], a.hold)
     if a.fault == "pool":
         return Exhaust(env.url, driver.conn, a.hold)
     assert disk is not None

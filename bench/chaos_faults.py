@@ -146,18 +146,32 @@ class PrivateServer:
 
 class Restart(Fault):
     """Restart the private server: ``pg_ctl restart -m fast``, every other one ``-m immediate``
-    (a crash: no checkpoint, connections cut, WAL replayed on start)."""
+    (a crash: no checkpoint, connections cut, WAL replayed on start). With a ``hold``, the
+    server stays down that long before it starts again (an outage, not a blip)."""
 
-    def __init__(self, server: PrivateServer, modes: list[str]) -> None:
+    def __init__(self, server: PrivateServer, modes: list[str], hold: float) -> None:
         super().__init__()
         self.server = server
+        self.hold = hold
         self.modes = modes
         self.detail["restarts"] = []
 
     def begin(self) -> None:
         mode = self.modes[(len(self.windows) - 1) % len(self.modes)]  # windows has this one
-        took = self.server.server.restart(mode)
+        server = self.server.server
+        if self.hold <= 0:
+            took = server.restart(mode)
+        else:
+            # Down for ``hold`` seconds: stopped, then started (a crash recovery after
+            # ``immediate``). chaos.py calls ``end`` when the hold is over.
+            began = time.monotonic()
+            server.halt(mode)
+            took = time.monotonic() - began
         self.detail["restarts"].append({"mode": mode, "s": round(took, 2)})
+
+    def end(self) -> None:
+        if self.hold > 0:
+            self.server.server.start()
 
 
 class Exhaust(Fault):
@@ -193,18 +207,38 @@ class Exhaust(Fault):
                     return
                 raise
 
+    def _others(self) -> int:
+        """Client connections to the server that are neither the hog's nor the driver's."""
+        pids = [c.info.backend_pid for c in self.conns]
+        row = self.driver.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+            "AND pid <> pg_backend_pid() AND pid <> ALL(%s)",
+            (pids,),
+        ).fetchone()
+        return int(row[0])
+
+    def _evict(self) -> int:
+        """Terminate the engine's connections and take their slots, until none is left
+        (a terminated backend frees its slot a moment later: grab it before a reconnect)."""
+        pids = tuple(c.info.backend_pid for c in self.conns)
+        ended = terminate_backends(self.driver, pids)
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            self._grab()
+            if self._others() == 0:
+                break
+            time.sleep(0.005)
+            ended += terminate_backends(self.driver, tuple(c.info.backend_pid for c in self.conns))
+        return ended
+
     def begin(self) -> None:
         self._grab()
-        pids = tuple(c.info.backend_pid for c in self.conns)
-        self.detail["connections_terminated"] += terminate_backends(self.driver, pids)
-        self._grab()
+        self.detail["connections_terminated"] += self._evict()
         self.detail["hog_connections"] = max(self.detail["hog_connections"], len(self.conns))
 
     def tick(self) -> None:
-        self._grab()
-        pids = tuple(c.info.backend_pid for c in self.conns)
-        self.detail["intruders_terminated"] += terminate_backends(self.driver, pids)
-        self._grab()
+        if self._others():
+            self.detail["intruders_terminated"] += self._evict()
 
     def end(self) -> None:
         for conn in self.conns:

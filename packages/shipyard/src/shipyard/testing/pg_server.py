@@ -154,6 +154,11 @@ class PrivatePostgres:
         )
         return time.monotonic() - began
 
+    def halt(self, mode: str = "immediate") -> None:
+        """Stop the server but keep its files (``mode`` as in :meth:`restart`); ``start()``
+        brings it back: an outage of any length."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")
+
     def stop(self) -> None:
         """Stop the server and delete its files (safe to call twice)."""
         if (self.data / "postmaster.pid").exists():
