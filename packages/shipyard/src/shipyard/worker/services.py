@@ -34,6 +34,7 @@ class Outage:
     def __init__(self, is_unavailable: Callable[[BaseException], bool]) -> None:
         self.is_unavailable = is_unavailable
         self.down_since: float | None = None
+        self.recovered_at: float | None = None
         self._seen: set[tuple[str, str]] = set()
 
     def failed(self, what: str, exc: BaseException) -> float:
@@ -62,11 +63,18 @@ class Outage:
     def ok(self) -> None:
         """Record a success; logs the recovery after an outage."""
         if self.down_since is not None:
+            self.recovered_at = time.monotonic()
             log.warning(
                 "database reachable again after %.1f s; resuming",
-                time.monotonic() - self.down_since,
+                self.recovered_at - self.down_since,
             )
             self.down_since = None
+
+    def settled(self, seconds: float) -> bool:
+        """Reachable, and for at least ``seconds`` since the last outage ended."""
+        if self.down_since is not None:
+            return False
+        return self.recovered_at is None or time.monotonic() - self.recovered_at >= seconds
 
 
 class Service:
