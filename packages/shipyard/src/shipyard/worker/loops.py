@@ -82,11 +82,11 @@ class Claimer(Service):
                         worker.outage.ok()
                         for run in claimed:
                             worker.take(run)
-                        if claimed:
-                            await worker.renew_if_late(began)
             if failed_for is not None:
                 await asyncio.sleep(failed_for)
                 continue
+            if claimed:  # outside the lock: a heartbeat may wait for the database
+                await worker.renew_if_late(began)
             self.passes += 1
             if not claimed or len(claimed) < free:
                 # Took what was ready (or nothing); more may come with the next wake-up.

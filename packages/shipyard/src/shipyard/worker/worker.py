@@ -436,8 +436,8 @@ class Worker:
                     del self.active[active.run.id]
             for run in claimed:
                 self.take(run)
-            if claimed:
-                await self.renew_if_late(began)
+        if claimed:  # outside the lock: a heartbeat may wait for the database
+            await self.renew_if_late(began)
         for (active, outcome), ok in zip(batch, accepted, strict=True):
             if not ok:
                 log.warning(
