@@ -88,13 +88,22 @@ def main() -> None:
         "--fault", choices=["kill", "terminate", "pg-restart", "pool", "disk-full"], default="kill"
     )
     ap.add_argument("--every", type=float, help="seconds between faults (default per fault)")
-    ap.add_argument("--hold", type=float, help="seconds a pool / disk-full fault lasts")
+    ap.add_argument(
+        "--hold",
+        type=float,
+        help="seconds a pool / disk-full fault lasts (2); pg-restart: the server stays down "
+        "that long (default 0: a plain restart)",
+    )
     ap.add_argument("--faults", type=int, default=5)
     ap.add_argument("--preload", type=float, default=0.5, help="share of runs queued up front")
     ap.add_argument("--disk-mb", type=int, default=64, help="disk-full: the filesystem's size")
     ap.add_argument("--heartbeat", type=float, default=1.0, help="workers' heartbeat (s)")
     ap.add_argument("--timeout", type=float, default=240.0)
-    ap.add_argument("--keep", action="store_true", help="keep the temp folder / database")
+    ap.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the temp folder / database (disk-full: the tmpfs stays mounted)",
+    )
     add_backend_arg(ap)
     a = ap.parse_args()
     if a.fault in ("terminate", "pg-restart", "pool"):
