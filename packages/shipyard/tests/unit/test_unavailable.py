@@ -7,7 +7,7 @@ import sqlite3
 import psycopg
 from psycopg_pool import PoolTimeout
 
-from shipyard.errors import StoreUnavailableError
+from shipyard.errors import DatabaseFullError, StoreUnavailableError
 from shipyard.store import is_unavailable
 
 
@@ -17,6 +17,12 @@ def test_connection_errors_are_outages() -> None:
     assert is_unavailable(StoreUnavailableError("Cannot reach PostgreSQL"))
     assert is_unavailable(ConnectionRefusedError())
     assert is_unavailable(sqlite3.OperationalError("database is locked"))
+
+
+def test_a_full_disk_is_an_outage() -> None:
+    # Writes fail until space is freed; then the same writes succeed: retry, don't crash.
+    assert is_unavailable(DatabaseFullError("The SQLite database cannot grow: the disk is full"))
+    assert is_unavailable(sqlite3.OperationalError("database or disk is full"))
 
 
 def test_other_errors_are_not_outages() -> None:

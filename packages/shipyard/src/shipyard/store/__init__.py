@@ -15,7 +15,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from shipyard.errors import ConfigError, DatabaseBusyError, StoreUnavailableError
+from shipyard.errors import (
+    ConfigError,
+    DatabaseBusyError,
+    DatabaseFullError,
+    StoreUnavailableError,
+)
 from shipyard.store.protocol import Store
 
 if TYPE_CHECKING:
@@ -37,14 +42,23 @@ def open_store(settings: Settings) -> Store:
 
 
 def is_unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` means the database could not be reached (rather than a bug)."""
+    """Whether ``exc`` means the database cannot serve the operation for now (rather than a
+    bug): it could not be reached, stayed locked, or its disk is full. Nothing was written, or
+    a fenced write may be repeated: callers retry with backoff and log the outage once."""
     import sqlite3
 
-    if isinstance(exc, ConnectionError | TimeoutError | DatabaseBusyError | StoreUnavailableError):
+    if isinstance(
+        exc,
+        ConnectionError
+        | TimeoutError
+        | DatabaseBusyError
+        | DatabaseFullError
+        | StoreUnavailableError,
+    ):
         return True
     if isinstance(exc, sqlite3.OperationalError):
         text = str(exc)
-        return "locked" in text or "busy" in text or "unable to open" in text
+        return any(word in text for word in ("locked", "busy", "unable to open", "disk is full"))
     try:
         import psycopg
         from psycopg_pool import PoolTimeout

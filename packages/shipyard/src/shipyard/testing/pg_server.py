@@ -51,7 +51,7 @@ def _free_port() -> int:
 class PrivatePostgres:
     """A throwaway PostgreSQL cluster of the test's own; ``stop()`` removes it."""
 
-    def __init__(self, *, fsync: bool = False) -> None:
+    def __init__(self, *, fsync: bool = False, max_connections: int = 200) -> None:
         bin_dir = postgres_bin_dir()
         if bin_dir is None:
             raise RuntimeError("PostgreSQL server binaries (initdb, pg_ctl) are not installed.")
@@ -61,6 +61,7 @@ class PrivatePostgres:
         self.data = self.root / "data"
         self.log = self.root / "server.log"
         self.fsync = fsync
+        self.max_connections = max_connections
         self._user: str | None = None
         if os.geteuid() == 0:
             self._user = "postgres"
@@ -113,7 +114,7 @@ class PrivatePostgres:
             )
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-            f"-c fsync={'on' if self.fsync else 'off'} -c max_connections=200"
+            f"-c fsync={'on' if self.fsync else 'off'} -c max_connections={self.max_connections}"
         )
         self._run(
             "pg_ctl",
@@ -130,8 +131,13 @@ class PrivatePostgres:
         )
         return self
 
-    def restart(self) -> float:
-        """Restart the server (fast shutdown: every connection is dropped); seconds it took."""
+    def restart(self, mode: str = "fast") -> float:
+        """Restart the server; seconds it took until it accepts connections again.
+
+        ``mode`` is ``pg_ctl``'s shutdown mode: ``fast`` (every connection is dropped, a clean
+        checkpoint) or ``immediate`` (the server is killed like a crash: the start replays
+        the WAL).
+        """
         began = time.monotonic()
         self._run(
             "pg_ctl",
@@ -140,13 +146,18 @@ class PrivatePostgres:
             "-l",
             str(self.log),
             "-m",
-            "fast",
+            mode,
             "-w",
             "-t",
             "60",
             "restart",
         )
         return time.monotonic() - began
+
+    def halt(self, mode: str = "immediate") -> None:
+        """Stop the server but keep its files (``mode`` as in :meth:`restart`); ``start()``
+        brings it back: an outage of any length."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")
 
     def stop(self) -> None:
         """Stop the server and delete its files (safe to call twice)."""

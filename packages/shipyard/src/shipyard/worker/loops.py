@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from shipyard.records import RunRecord
@@ -62,6 +63,7 @@ class Claimer(Service):
                     await worker.adopt_leased()
                 free = worker.concurrency - len(worker.active)
                 if free > 0:
+                    began = time.monotonic()
                     try:
                         claimed = await worker.engine.claim_runs(
                             worker.id,
@@ -83,6 +85,8 @@ class Claimer(Service):
             if failed_for is not None:
                 await asyncio.sleep(failed_for)
                 continue
+            if claimed:  # outside the lock: a heartbeat may wait for the database
+                await worker.renew_if_late(began)
             self.passes += 1
             if not claimed or len(claimed) < free:
                 # Took what was ready (or nothing); more may come with the next wake-up.

@@ -16,13 +16,16 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from shipyard.errors import DatabaseFullError
+
 __all__ = ["Outage", "PeriodicService", "SchedulerService", "Service"]
 
 log = logging.getLogger("shipyard.worker")
 
 
 class Outage:
-    """Logs one line when the database becomes unreachable and one when it is back.
+    """Logs one line when the database becomes unreachable (or its disk full) and one when it
+    is back.
 
     Errors that are not about reaching the database (a bug, a constraint) are logged with
     their traceback, once per distinct error, and do not count as an outage.
@@ -31,6 +34,7 @@ class Outage:
     def __init__(self, is_unavailable: Callable[[BaseException], bool]) -> None:
         self.is_unavailable = is_unavailable
         self.down_since: float | None = None
+        self.recovered_at: float | None = None
         self._seen: set[tuple[str, str]] = set()
 
     def failed(self, what: str, exc: BaseException) -> float:
@@ -45,9 +49,12 @@ class Outage:
         if self.down_since is None:
             self.down_since = now
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            # A full disk is an outage too (writes fail until space is freed), not a bug.
+            state = "full" if isinstance(exc, DatabaseFullError) else "unreachable"
             log.error(
-                "database unreachable while %s: %s — retrying with backoff; finished results "
-                "are kept in memory until it is back",
+                "database %s while %s: %s — retrying with backoff; finished results are kept "
+                "in memory until it is back",
+                state,
                 what,
                 first,
             )
@@ -56,11 +63,18 @@ class Outage:
     def ok(self) -> None:
         """Record a success; logs the recovery after an outage."""
         if self.down_since is not None:
+            self.recovered_at = time.monotonic()
             log.warning(
                 "database reachable again after %.1f s; resuming",
-                time.monotonic() - self.down_since,
+                self.recovered_at - self.down_since,
             )
             self.down_since = None
+
+    def settled(self, seconds: float) -> bool:
+        """Reachable, and for at least ``seconds`` since the last outage ended."""
+        if self.down_since is not None:
+            return False
+        return self.recovered_at is None or time.monotonic() - self.recovered_at >= seconds
 
 
 class Service:

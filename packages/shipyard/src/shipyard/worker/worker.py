@@ -29,7 +29,9 @@ the queue without counting the attempt.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -288,10 +290,21 @@ class Worker:
         for run in adopted:
             self.take(run)
         if adopted:
+            await self.renew_if_late(0.0)  # their leases were written before the loss
             log.warning(
                 "%d run(s) leased to this worker by a claim whose answer was lost: started",
                 len(adopted),
             )
+
+    async def renew_if_late(self, began: float) -> None:
+        """Renew the leases of the runs held now if a claim that took some was sent more than
+        a third of a lease ago (``began``, monotonic): its leases count from when it was sent
+        (it may have waited for a pooled connection through an outage, or behind a lock) and
+        may have run out by the time it committed; renewed now rather than at the next
+        heartbeat, before a reaper counts the runs as lost."""
+        if time.monotonic() - began > self.lease_ms / 3000:
+            with contextlib.suppress(Exception):  # the heartbeat thread keeps trying
+                await asyncio.to_thread(self.heartbeat.beat)
 
     def _spawn(self, run: RunRecord, *, is_replay: bool = False) -> None:
         task = self.engine.definitions.task(run.task_id)
@@ -416,12 +429,15 @@ class Worker:
         # claim lock, and the batch leaves `active` before the lock is released: the claimer
         # never counts a slot twice.
         async with self.claim_lock:
+            began = time.monotonic()
             accepted, claimed = await self._write_results(results, freeing=len(batch))
             for active, _ in batch:
                 if self.active.get(active.run.id) is active:
                     del self.active[active.run.id]
             for run in claimed:
                 self.take(run)
+        if claimed:  # outside the lock: a heartbeat may wait for the database
+            await self.renew_if_late(began)
         for (active, outcome), ok in zip(batch, accepted, strict=True):
             if not ok:
                 log.warning(
@@ -556,7 +572,14 @@ class Worker:
         return deleted
 
     async def reap(self) -> int:
-        """Take back runs whose worker stopped heartbeating; returns how many."""
+        """Take back runs whose worker stopped heartbeating; returns how many.
+
+        Not during an outage, nor for one lease after it: leases that ran out while the
+        database was unreachable could not be renewed by anyone, and live workers need a
+        heartbeat to renew them before their runs count as lost (reaped at once, a run still
+        executing would run again beside itself)."""
+        if not self.outage.settled(self.lease_ms / 1000):
+            return 0
         reaped = await self.engine.reap_expired()
         if reaped:
             log.warning(

@@ -88,7 +88,8 @@ class PostgresListener(WakeSignal):
                     log.error("LISTEN connection to PostgreSQL lost: %s (reconnecting)", exc)
                     failing = True
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                # Capped low: after a long outage, back within ~2 s of the server.
+                delay = min(delay * 2, 2.0)
 
     def close(self) -> None:
         """Stop listening."""

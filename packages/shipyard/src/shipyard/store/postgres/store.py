@@ -96,6 +96,21 @@ __all__ = [
 ]
 
 
+# How long one reconnection attempt of the pool lasts before it starts afresh (see __init__).
+RECONNECT_SECONDS = 2.0
+
+
+async def _retry_connecting(pool: AsyncConnectionPool[Any]) -> None:
+    """The pool gave up reconnecting: start a fresh attempt (``check`` grows the pool by one
+    when it is short, beginning with an immediate try), unless it is closing."""
+    if pool.closed:
+        return
+    try:
+        await pool.check()
+    except Exception as exc:  # the pool closed meanwhile: nothing to reconnect
+        log.debug("pool check after a failed reconnection: %s", exc)
+
+
 def describe_url(url: str) -> str:
     """``host:port/dbname`` of a PostgreSQL URL, without user or password."""
     parts = urlsplit(url)
@@ -137,6 +152,12 @@ class PostgresStore(StoreCore):
             # One statement = one transaction, one round trip (see the module docstring).
             kwargs={"autocommit": True},
             configure=self._configure,
+            # psycopg_pool retries a lost connection with a backoff that doubles without a cap
+            # (1, 2, 4, 8 … s): after an outage of a minute it reconnected about a minute after
+            # the server was back. Each attempt gives up after a few seconds instead and starts
+            # afresh (_retry_connecting), so the pool tries about once a second until it is.
+            reconnect_timeout=RECONNECT_SECONDS,
+            reconnect_failed=_retry_connecting,
         )
         self._opened = False
         self._open_lock = asyncio.Lock()
