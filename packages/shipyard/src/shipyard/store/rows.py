@@ -106,6 +106,31 @@ INSERT_COLUMNS = tuple(insert_row(RunInsertParams("", "", "", "", None, "", 0, 0
 """The columns of ``insert_row``, in order (positional binding and bulk inserts)."""
 
 
+def bulk_rows(
+    names: Sequence[str], template: dict[str, Any], ids: Sequence[str], payloads: Sequence[Any]
+) -> list[list[Any]]:
+    """The positional rows (values in ``names`` order) of runs made from one ``insert_row``
+    template: run ``i`` has id ``ids[i]``, payload ``payloads[i]`` and, when the template's
+    batch index is not None, batch index ``i``. One list copy per run, no dict."""
+    base = [template[n] for n in names]
+    at_id = [k for k, n in enumerate(names) if n == "id"]
+    at_payload = [k for k, n in enumerate(names) if n == "payload"]
+    at_index = [k for k, n in enumerate(names) if n == "batch_index"]
+    if template["batch_index"] is None:
+        at_index = []
+    out = []
+    for i, (run_id, payload) in enumerate(zip(ids, payloads, strict=True)):
+        row = base.copy()
+        for k in at_id:
+            row[k] = run_id
+        for k in at_payload:
+            row[k] = payload
+        for k in at_index:
+            row[k] = i
+        out.append(row)
+    return out
+
+
 def inserted_record(row: dict[str, Any]) -> RunRecord:
     """The record of a freshly inserted run: its insert values plus the column defaults, so
     an insert need not read its row back."""

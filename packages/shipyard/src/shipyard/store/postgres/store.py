@@ -69,6 +69,7 @@ from shipyard.store.steps import (
     BEGIN,
     COUNT,
     FEED,
+    INSERT_BULK,
     INSERT_RUNS,
     LOCK,
     MANY,
@@ -463,6 +464,13 @@ async def _drive(conn: psycopg.AsyncConnection[Any], procedure: Procedure[T]) ->
                 async with conn.cursor() as cursor:
                     await cursor.executemany(_Q[name], params)
                 result = None
+            elif kind == INSERT_BULK:
+                template, ids, payloads = params
+                cursor = await conn.execute(
+                    _Q["run_insert_bulk"],
+                    {**template, "ids": json.dumps(ids), "payloads": json.dumps(payloads)},
+                )
+                result = cursor.rowcount
             elif kind == INSERT_RUNS:
                 cursor = await conn.execute(_Q["run_insert"], {"rows": json.dumps(params)})
                 result = cursor.rowcount

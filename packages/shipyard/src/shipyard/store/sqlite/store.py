@@ -50,13 +50,14 @@ from shipyard.store.params import (
     WorkerHeartbeatParams,
     WorkerListLiveParams,
 )
-from shipyard.store.rows import run_builder
+from shipyard.store.rows import bulk_rows, run_builder
 from shipyard.store.sql import load_queries, migration_files
 from shipyard.store.sqlite.claim import run_claim
 from shipyard.store.steps import (
     BEGIN,
     COUNT,
     FEED,
+    INSERT_BULK,
     INSERT_RUNS,
     LOCK,
     MANY,
@@ -212,6 +213,10 @@ class SqliteStore(StoreCore):
                 elif kind == MANY:
                     conn.executemany(_Q[name], params)
                     result = None
+                elif kind == INSERT_BULK:
+                    result = conn.executemany(
+                        _RUN_INSERT_POSITIONAL, bulk_rows(_RUN_INSERT_NAMES, *params)
+                    ).rowcount
                 elif kind == INSERT_RUNS:
                     result = conn.executemany(
                         _RUN_INSERT_POSITIONAL,
