@@ -13,6 +13,7 @@ from test_store_runs import ENV, claim, register, run_params
 from shipyard.errors import ShipyardError
 from shipyard.ids import new_id, new_ids
 from shipyard.records import RunRecord
+from shipyard.store import rows
 from shipyard.store.protocol import (
     BatchGetParams,
     BatchInsertParams,
@@ -93,6 +94,21 @@ async def test_bulk_runs_equal_the_runs_insert_many_makes(store: Store) -> None:
     assert record.run_ids is not None and record.run_ids.replace(" ", "") == (
         "[" + ",".join(f'"{i}"' for i in ids) + "]"
     )
+
+
+async def test_a_bulk_insert_in_chunks_keeps_every_batch_index(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 10 bytes per statement: payloads of 8 bytes make chunks of one run (the first may hold
+    # a bigger one: a chunk always takes at least one run).
+    monkeypatch.setattr(rows, "BULK_CHUNK_BYTES", 10)
+    payloads = ['{"i":100}', *[f'{{"i":{i}}}' for i in range(1, 7)], None]
+    assert len(rows.bulk_chunks({}, ["x"] * len(payloads), payloads, pairs=True)) >= 4
+    batch = BatchInsertParams(new_id("batch"), ENV, None, 1_000)
+    ids = await _bulk(store, run_params(batch_id=batch.id, batch_index=0), payloads, batch)
+    for i, run_id in enumerate(ids):
+        run = await store.run_get(RunGetParams(ENV, run_id))
+        assert run is not None and (run.batch_index, run.payload) == (i, payloads[i])
 
 
 async def test_bulk_without_a_batch_has_no_batch_index(store: Store) -> None:

@@ -106,29 +106,53 @@ INSERT_COLUMNS = tuple(insert_row(RunInsertParams("", "", "", "", None, "", 0, 0
 """The columns of ``insert_row``, in order (positional binding and bulk inserts)."""
 
 
-def bulk_rows(
-    names: Sequence[str], template: dict[str, Any], ids: Sequence[str], payloads: Sequence[Any]
-) -> list[list[Any]]:
-    """The positional rows (values in ``names`` order) of runs made from one ``insert_row``
-    template: run ``i`` has id ``ids[i]``, payload ``payloads[i]`` and, when the template's
-    batch index is not None, batch index ``i``. One list copy per run, no dict."""
-    base = [template[n] for n in names]
-    at_id = [k for k, n in enumerate(names) if n == "id"]
-    at_payload = [k for k, n in enumerate(names) if n == "payload"]
-    at_index = [k for k, n in enumerate(names) if n == "batch_index"]
-    if template["batch_index"] is None:
-        at_index = []
-    out = []
-    for i, (run_id, payload) in enumerate(zip(ids, payloads, strict=True)):
-        row = base.copy()
-        for k in at_id:
-            row[k] = run_id
-        for k in at_payload:
-            row[k] = payload
-        for k in at_index:
-            row[k] = i
-        out.append(row)
-    return out
+BULK_CHUNK_BYTES = 64 * 1024 * 1024
+"""Payload bytes per statement of a bulk insert: both databases refuse a text over 1 GB, and
+a batch of 1,000 payloads of 3 MiB is 3 GB."""
+
+
+def bulk_chunks(
+    template: dict[str, Any],
+    ids: Sequence[str],
+    payloads: Sequence[str | None],
+    *,
+    pairs: bool,
+    max_bytes: int | None = None,
+) -> list[dict[str, Any]]:
+    """The values of each ``run_insert_bulk`` statement of a bulk insert: the template's, the
+    position of the chunk's first run (``offset``), and its runs' ids and payloads as JSON (one
+    C ``json.dumps``): ``rows``, an array of ``[id, payload]`` pairs, with ``pairs`` (SQLite:
+    one json_each), else two arrays ``ids`` and ``payloads`` (PostgreSQL: ROWS FROM zips
+    them). At most ``max_bytes`` (default ``BULK_CHUNK_BYTES``) of payload per chunk, and at
+    least one run."""
+    limit = BULK_CHUNK_BYTES if max_bytes is None else max_bytes
+    chunks = []
+    start = size = 0
+    for end, payload in enumerate(payloads):
+        length = len(payload) if payload is not None else 0
+        if end > start and size + length > limit:
+            chunks.append((start, end))
+            start, size = end, 0
+        size += length
+    chunks.append((start, len(payloads)))
+    if pairs:
+        return [
+            {
+                **template,
+                "offset": a,
+                "rows": json.dumps(list(zip(ids[a:b], payloads[a:b], strict=True))),
+            }
+            for a, b in chunks
+        ]
+    return [
+        {
+            **template,
+            "offset": a,
+            "ids": json.dumps(list(ids[a:b])),
+            "payloads": json.dumps(list(payloads[a:b])),
+        }
+        for a, b in chunks
+    ]
 
 
 def inserted_record(row: dict[str, Any]) -> RunRecord:

@@ -38,9 +38,10 @@ ON CONFLICT DO NOTHING;
 -- name: run_insert_bulk
 -- Runs made from one template (a batch whose items share task and options): the shared
 -- values are bound once, only each run's id and payload travel per run, as two JSON arrays
--- of strings zipped by position (ROWS FROM), which is also the batch index. The server parses
--- two strings per run instead of a 31-key object, the client dumps no per-run dict. Every
--- bound value is cast: untyped NULLs in a SELECT list would be text.
+-- of strings zipped by position (ROWS FROM); position + :offset (the chunk's first run, see
+-- rows.bulk_chunks) is the batch index. The server parses two strings per run instead of a
+-- 31-key object, the client dumps no per-run dict. Every bound value is cast: untyped NULLs
+-- in a SELECT list would be text.
 INSERT INTO runs (
     id, environment, task_id, status, payload, metadata, tags, queue, concurrency_key,
     priority_ms, queued_at, sort_key, available_at, delay_until, ttl_ms, max_attempts,
@@ -56,7 +57,8 @@ SELECT r.id, CAST(:environment AS text), CAST(:task_id AS text), CAST(:status AS
        CAST(:idempotency_key AS text), CAST(:idempotency_key_expires_at AS bigint),
        CAST(:parent_run_id AS text), CAST(:root_run_id AS text), CAST(:depth AS bigint),
        CAST(:batch_id AS text),
-       CASE WHEN CAST(:batch_index AS bigint) IS NULL THEN NULL ELSE r.n - 1 END,
+       CASE WHEN CAST(:batch_index AS bigint) IS NULL THEN NULL
+            ELSE CAST(:offset AS bigint) + r.n - 1 END,
        CAST(:machine AS text), CAST(:max_duration_s AS bigint),
        CAST(:trigger_function AS text), CAST(:is_test AS bigint), CAST(:created_at AS bigint),
        CAST(:created_at AS bigint), CAST(:debounce_key AS text),

@@ -63,7 +63,13 @@ from shipyard.store.postgres.schema import (
     create_schema,
     revoke_api_roles,
 )
-from shipyard.store.rows import event_row, insert_row, inserted_record, run_builder
+from shipyard.store.rows import (
+    bulk_chunks,
+    event_row,
+    insert_row,
+    inserted_record,
+    run_builder,
+)
 from shipyard.store.sql import load_queries, migration_files
 from shipyard.store.steps import (
     BEGIN,
@@ -465,12 +471,10 @@ async def _drive(conn: psycopg.AsyncConnection[Any], procedure: Procedure[T]) ->
                     await cursor.executemany(_Q[name], params)
                 result = None
             elif kind == INSERT_BULK:
-                template, ids, payloads = params
-                cursor = await conn.execute(
-                    _Q["run_insert_bulk"],
-                    {**template, "ids": json.dumps(ids), "payloads": json.dumps(payloads)},
-                )
-                result = cursor.rowcount
+                result = 0
+                for values in bulk_chunks(*params, pairs=False):
+                    cursor = await conn.execute(_Q["run_insert_bulk"], values)
+                    result += cursor.rowcount
             elif kind == INSERT_RUNS:
                 cursor = await conn.execute(_Q["run_insert"], {"rows": json.dumps(params)})
                 result = cursor.rowcount

@@ -50,7 +50,7 @@ from shipyard.store.params import (
     WorkerHeartbeatParams,
     WorkerListLiveParams,
 )
-from shipyard.store.rows import bulk_rows, run_builder
+from shipyard.store.rows import bulk_chunks, run_builder
 from shipyard.store.sql import load_queries, migration_files
 from shipyard.store.sqlite.claim import run_claim
 from shipyard.store.steps import (
@@ -214,9 +214,10 @@ class SqliteStore(StoreCore):
                     conn.executemany(_Q[name], params)
                     result = None
                 elif kind == INSERT_BULK:
-                    result = conn.executemany(
-                        _RUN_INSERT_POSITIONAL, bulk_rows(_RUN_INSERT_NAMES, *params)
-                    ).rowcount
+                    result = sum(
+                        conn.execute(_Q[name], values).rowcount
+                        for values in bulk_chunks(*params, pairs=True)
+                    )
                 elif kind == INSERT_RUNS:
                     result = conn.executemany(
                         _RUN_INSERT_POSITIONAL,
