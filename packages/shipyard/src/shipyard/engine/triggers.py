@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from shipyard.durations import parse_duration_ms, resolve_time
@@ -379,7 +379,7 @@ class TriggerOps(EngineBase):
             batch_id=batch_id,
             run_count=len(results),
             runs=tuple(r.run.id for r in results),
-            public_access_token=self.public_token([f"read:batch:{batch_id}"]),
+            token_factory=self._batch_token(batch_id),
         )
 
     async def _batch_uniform(
@@ -426,7 +426,16 @@ class TriggerOps(EngineBase):
             batch_id=batch_id,
             run_count=len(ids),
             runs=tuple(ids),
-            public_access_token=self.public_token([f"read:batch:{batch_id}"]),
+            token_factory=self._batch_token(batch_id),
+        )
+
+    def _batch_token(self, batch_id: str) -> Callable[[], str]:
+        """Signs the batch handle's token on first read, with the claims fixed now (so the
+        token is the one signing here would give). The secret key was checked before."""
+        issued = int(time.time())
+        environment, secret = self.environment, self.secret_key()
+        return lambda: sign_token(
+            environment, [f"read:batch:{batch_id}"], issued, HANDLE_TOKEN_TTL_S, secret
         )
 
     # -- waiting for runs -----------------------------------------------------------------
