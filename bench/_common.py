@@ -218,3 +218,26 @@ def emit(result: dict[str, Any], human: str) -> None:
     result["loadavg_1m"] = round(os.getloadavg()[0], 2)
     print(json.dumps(result), flush=True)
     print(human, flush=True)
+
+
+def server_cpu(env: Env, conn: Any) -> float | None:
+    """CPU seconds (user + system) of the PostgreSQL backends serving the bench's database, read
+    from /proc (a server on this machine only; None otherwise, and for SQLite)."""
+    if env.backend != "postgres":
+        return None
+    pids = [
+        r[0]
+        for r in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        ).fetchall()
+    ]
+    total = 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import time
-from typing import Any
 
-from _common import Env, add_backend_arg, emit, make_payload
+from _common import Env, add_backend_arg, emit, make_payload, server_cpu
 
 
 def main() -> None:
@@ -113,29 +111,6 @@ async def run(a: argparse.Namespace, env: Env) -> None:
         f"CPU per run: client {1e6 * client_cpu / max(done, 1):.0f} µs, server "
         + ("n/a" if server_cpu_s is None else f"{1e6 * server_cpu_s / max(done, 1):.0f} µs"),
     )
-
-
-def server_cpu(env: Env, conn: Any) -> float | None:
-    """CPU seconds (user + system) of the PostgreSQL backends serving the bench's database, read
-    from /proc (a server on this machine only; None otherwise, and for SQLite)."""
-    if env.backend != "postgres":
-        return None
-    pids = [
-        r[0]
-        for r in conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-        ).fetchall()
-    ]
-    total = 0.0
-    ticks = os.sysconf("SC_CLK_TCK")
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
 
 
 if __name__ == "__main__":

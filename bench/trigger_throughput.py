@@ -4,7 +4,9 @@
 * batch: ``--runs / 1000`` ``engine.batch_trigger`` calls of 1,000 entries each.
 
 Each mode gets a fresh database (SQLite file, or PostgreSQL database with
-``--backend postgres``). The numbers are runs created per second of wall time.
+``--backend postgres``). The numbers are runs created per second of wall time, and the CPU
+per run of this process (``*_client_cpu_us``) and, on PostgreSQL, of the database backends
+serving it (``*_server_cpu_us``): less sensitive to a loaded machine than the wall clock.
 
     uv run python bench/trigger_throughput.py --runs 10000
     uv run python bench/trigger_throughput.py --backend postgres
@@ -15,37 +17,47 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from typing import Any
 
-from _common import Env, add_backend_arg, emit, make_payload
+from _common import Env, add_backend_arg, emit, make_payload, server_cpu
+
+Timing = tuple[float, float, float | None]  # wall s, client CPU s, server CPU s (or None)
 
 
-async def _single(engine: object, n: int) -> float:
-    e: object = engine
-    await e.start()  # type: ignore[attr-defined]
-    t0 = time.perf_counter()
+async def _single(engine: Any, env: Env, n: int) -> Timing:
+    e = engine
+    await e.start()
+    reader = env.connect()
+    # Warm-up outside the timing (the pool's connection, its prepared statements).
+    for i in range(20):
+        await e.trigger("noop", make_payload(-1 - i), {})
+    s0, c0, t0 = server_cpu(env, reader), time.process_time(), time.perf_counter()
     for i in range(n):
-        await e.trigger("noop", make_payload(i), {})  # type: ignore[attr-defined]
+        await e.trigger("noop", make_payload(i), {})
     took = time.perf_counter() - t0
-    await e.close()  # type: ignore[attr-defined]
-    return took
+    client, s1 = time.process_time() - c0, server_cpu(env, reader)
+    await e.close()
+    return took, client, None if s0 is None or s1 is None else s1 - s0
 
 
-async def _batch(engine: object, n: int, size: int) -> float:
-    e: object = engine
-    await e.start()  # type: ignore[attr-defined]
+async def _batch(engine: Any, env: Env, n: int, size: int) -> Timing:
+    e = engine
+    await e.start()
+    reader = env.connect()
     # Warm-up outside the timing: the first batch handle's token signing imports jwt and
     # cryptography (~0.5 s once per process, not per batch).
-    e.public_token(["read:batch:warmup"])  # type: ignore[attr-defined]
-    t0 = time.perf_counter()
+    e.public_token(["read:batch:warmup"])
+    s0, c0, t0 = server_cpu(env, reader), time.process_time(), time.perf_counter()
     for start in range(0, n, size):
         entries = [
             {"task": "noop", "payload": make_payload(i), "options": {}}
             for i in range(start, min(start + size, n))
         ]
-        await e.batch_trigger(entries, {})  # type: ignore[attr-defined]
+        await e.batch_trigger(entries, {})
     took = time.perf_counter() - t0
-    await e.close()  # type: ignore[attr-defined]
-    return took
+    client, s1 = time.process_time() - c0, server_cpu(env, reader)
+    await e.close()
+    return took, client, None if s0 is None or s1 is None else s1 - s0
 
 
 def main() -> None:
@@ -67,9 +79,9 @@ def main() -> None:
         try:
             engine = env.engine()
             if mode == "single":
-                took = asyncio.run(_single(engine, a.runs))
+                took, client, server = asyncio.run(_single(engine, env, a.runs))
             else:
-                took = asyncio.run(_batch(engine, a.runs, a.batch_size))
+                took, client, server = asyncio.run(_batch(engine, env, a.runs, a.batch_size))
             conn = env.connect()
             # No worker runs here: the runs wait for one (PENDING_VERSION).
             queued = conn.execute(
@@ -80,10 +92,16 @@ def main() -> None:
         result[f"{mode}_s"] = round(took, 3)
         result[f"{mode}_per_s"] = round(a.runs / took, 1)
         result[f"{mode}_queued"] = queued
+        result[f"{mode}_client_cpu_us"] = round(1e6 * client / a.runs, 1)
+        result[f"{mode}_server_cpu_us"] = (
+            None if server is None else round(1e6 * server / a.runs, 1)
+        )
     emit(
         result,
         f"trigger [{a.backend}] {a.runs} runs: single {result.get('single_per_s')}/s, "
-        f"batch of {a.batch_size} {result.get('batch_per_s')}/s",
+        f"batch of {a.batch_size} {result.get('batch_per_s')}/s; CPU µs/run client/server: "
+        f"single {result.get('single_client_cpu_us')}/{result.get('single_server_cpu_us')}, "
+        f"batch {result.get('batch_client_cpu_us')}/{result.get('batch_server_cpu_us')}",
     )
 
 

@@ -22,7 +22,7 @@ import time
 
 from shipyard.errors import ValidationError
 
-__all__ = ["id_timestamp_ms", "new_id"]
+__all__ = ["id_timestamp_ms", "new_id", "new_ids"]
 
 # Lowercase Crockford base32; digits sort before letters in ASCII, so string order = value order.
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
@@ -91,6 +91,49 @@ def new_id(prefix: str) -> str:
     if ms > _MAX_TIME:
         raise ValidationError("The clock is past the year 10889; ULIDs cannot encode it")
     return f"{prefix}_{_encode_ulid(ms, rnd)}"
+
+
+def new_ids(prefix: str, count: int) -> list[str]:
+    """``count`` new ids at once, in increasing order, as ``count`` calls of :func:`new_id`
+    would make them (one millisecond, consecutive random parts). Thread-safe.
+
+    A batch trigger makes one id per run: encoding every random part in one base32 call costs
+    a fraction of ``count`` separate ids.
+
+    Example::
+
+        >>> a, b = new_ids("run", 2)
+        >>> a < b and a[:14] == b[:14]
+        True
+    """
+    if count <= 0:
+        return []
+    if not _PREFIX.match(prefix):
+        raise ValidationError(
+            f"Invalid id prefix {prefix!r}: use lowercase letters and digits, e.g. 'run'",
+            prefix=prefix,
+        )
+    global _last_ms, _last_random
+    with _lock:
+        now = time.time_ns() // 1_000_000
+        if now <= _last_ms:
+            now = _last_ms
+            first = _last_random + 1
+        else:
+            first = secrets.randbits(_RANDOM_BITS)
+        if first + count - 1 > _MAX_RANDOM:
+            # The random part would overflow within this millisecond: the next one.
+            now += 1
+            first = secrets.randbits(_RANDOM_BITS - 1)  # room for any count below 2**79
+        _last_ms, _last_random = now, first + count - 1
+    if now > _MAX_TIME:
+        raise ValidationError("The clock is past the year 10889; ULIDs cannot encode it")
+    # 80 random bits are exactly 10 bytes and 16 base32 digits, so the encoding of the
+    # concatenated parts is the concatenation of their encodings.
+    head = f"{prefix}_{_encode_ulid(now, 0)[:_TIME_CHARS]}"
+    raw = b"".join([(first + i).to_bytes(10, "big") for i in range(count)])
+    digits = base64.b32encode(raw).translate(_FROM_RFC4648).decode()
+    return [head + digits[k : k + _RANDOM_CHARS] for k in range(0, len(digits), _RANDOM_CHARS)]
 
 
 def id_timestamp_ms(id: str) -> int:

@@ -11,7 +11,7 @@ import pytest
 
 from shipyard import ids
 from shipyard.errors import ValidationError
-from shipyard.ids import id_timestamp_ms, new_id
+from shipyard.ids import id_timestamp_ms, new_id, new_ids
 
 _ID = re.compile(r"^([a-z]+)_[0-9a-hjkmnp-tv-z]{26}$")
 
@@ -93,6 +93,46 @@ def test_thread_safe_and_unique() -> None:
 def test_bad_prefix(prefix: str) -> None:
     with pytest.raises(ValidationError, match="Invalid id prefix"):
         new_id(prefix)
+    with pytest.raises(ValidationError, match="Invalid id prefix"):
+        new_ids(prefix, 2)
+
+
+def test_new_ids_are_what_new_id_would_make() -> None:
+    fixed_ms = 1_700_000_000_000
+    with (
+        mock.patch.object(ids, "_last_ms", -1),
+        mock.patch("shipyard.ids.time.time_ns", return_value=fixed_ms * 1_000_000),
+        mock.patch("shipyard.ids.secrets.randbits", return_value=(1 << 40) + 30),
+    ):
+        many = new_ids("run", 40)
+        after = new_id("run")
+    with (
+        mock.patch.object(ids, "_last_ms", -1),
+        mock.patch("shipyard.ids.time.time_ns", return_value=fixed_ms * 1_000_000),
+        mock.patch("shipyard.ids.secrets.randbits", return_value=(1 << 40) + 30),
+    ):
+        one_by_one = [new_id("run") for _ in range(41)]
+    assert [*many, after] == one_by_one
+    assert all(_ID.match(value) for value in many)
+
+
+def test_new_ids_interleave_with_new_id_in_order() -> None:
+    generated = [new_id("run"), *new_ids("run", 1_000), new_id("run"), *new_ids("run", 3)]
+    assert generated == sorted(generated)
+    assert len(set(generated)) == len(generated)
+    assert new_ids("run", 0) == []
+
+
+def test_new_ids_overflowing_the_random_part_move_to_the_next_ms() -> None:
+    fixed_ms = 1_700_000_000_000
+    with (
+        mock.patch.object(ids, "_last_ms", fixed_ms),
+        mock.patch.object(ids, "_last_random", (1 << 80) - 3),
+        mock.patch("shipyard.ids.time.time_ns", return_value=fixed_ms * 1_000_000),
+    ):
+        values = new_ids("run", 5)
+    assert values == sorted(values)
+    assert {id_timestamp_ms(v) for v in values} == {fixed_ms + 1}
 
 
 @pytest.mark.parametrize("value", ["run", "run_abc", "run_" + "u" * 26, "_" + "0" * 25])

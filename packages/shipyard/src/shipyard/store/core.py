@@ -77,6 +77,7 @@ from shipyard.store.params import (
     RunEventsListParams,
     RunFinishManyParams,
     RunGetParams,
+    RunInsertBulkParams,
     RunInsertManyParams,
     RunInsertParams,
     RunInsertResult,
@@ -149,6 +150,13 @@ class StoreCore(ABC):
         if not params.runs and params.batch is None:
             return []
         return await self._run(procedures.run_insert_many(params))
+
+    async def run_insert_bulk(self, params: RunInsertBulkParams) -> int:
+        """Create runs made from one template (and their batch) in one transaction, in order;
+        wakes workers once. Returns how many were created."""
+        if not params.ids and params.batch is None:
+            return 0
+        return await self._run(procedures.run_insert_bulk(params))
 
     async def run_get(self, params: RunGetParams) -> RunRecord | None:
         """One run by id, or None."""

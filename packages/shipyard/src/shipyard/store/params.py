@@ -130,6 +130,22 @@ class RunInsertManyParams:
 
 
 @dataclass(slots=True)
+class RunInsertBulkParams:
+    """Many runs made from one template, created in one transaction, in order.
+
+    Run ``i`` is ``template`` with id ``ids[i]``, payload ``payloads[i]`` and batch index
+    ``i`` (a batch trigger whose items share their task and options). The template has no
+    idempotency key, debounce key or tags: nothing to resolve, every row is inserted as is.
+    """
+
+    environment: str
+    template: RunInsertParams
+    ids: Sequence[str]
+    payloads: Sequence[str | None]
+    batch: BatchInsertParams | None = None
+
+
+@dataclass(slots=True)
 class RunGetParams:
     """One run by id."""
 

@@ -88,6 +88,7 @@ from shipyard.store.params import (
     RunFinishManyParams,
     RunFinishParams,
     RunGetParams,
+    RunInsertBulkParams,
     RunInsertManyParams,
     RunInsertParams,
     RunInsertResult,
@@ -200,6 +201,11 @@ class Store(Protocol):
 
     async def run_insert_many(self, params: RunInsertManyParams) -> list[RunInsertResult]:
         """Create many runs (and their batch) in one transaction, in order; wakes workers once."""
+        ...
+
+    async def run_insert_bulk(self, params: RunInsertBulkParams) -> int:
+        """Create runs made from one template (and their batch) in one transaction, in order;
+        wakes workers once. Returns how many were created (all, or it raises)."""
         ...
 
     async def run_get(self, params: RunGetParams) -> RunRecord | None:
@@ -543,6 +549,7 @@ __all__ = [
     "RunFinishManyParams",
     "RunFinishParams",
     "RunGetParams",
+    "RunInsertBulkParams",
     "RunInsertManyParams",
     "RunInsertParams",
     "RunInsertResult",

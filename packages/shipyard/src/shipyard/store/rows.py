@@ -106,6 +106,55 @@ INSERT_COLUMNS = tuple(insert_row(RunInsertParams("", "", "", "", None, "", 0, 0
 """The columns of ``insert_row``, in order (positional binding and bulk inserts)."""
 
 
+BULK_CHUNK_BYTES = 64 * 1024 * 1024
+"""Payload bytes per statement of a bulk insert: both databases refuse a text over 1 GB, and
+a batch of 1,000 payloads of 3 MiB is 3 GB."""
+
+
+def bulk_chunks(
+    template: dict[str, Any],
+    ids: Sequence[str],
+    payloads: Sequence[str | None],
+    *,
+    pairs: bool,
+    max_bytes: int | None = None,
+) -> list[dict[str, Any]]:
+    """The values of each ``run_insert_bulk`` statement of a bulk insert: the template's, the
+    position of the chunk's first run (``offset``), and its runs' ids and payloads as JSON (one
+    C ``json.dumps``): ``rows``, an array of ``[id, payload]`` pairs, with ``pairs`` (SQLite:
+    one json_each), else two arrays ``ids`` and ``payloads`` (PostgreSQL: ROWS FROM zips
+    them). At most ``max_bytes`` (default ``BULK_CHUNK_BYTES``) of payload per chunk, and at
+    least one run."""
+    limit = BULK_CHUNK_BYTES if max_bytes is None else max_bytes
+    chunks = []
+    start = size = 0
+    for end, payload in enumerate(payloads):
+        length = len(payload) if payload is not None else 0
+        if end > start and size + length > limit:
+            chunks.append((start, end))
+            start, size = end, 0
+        size += length
+    chunks.append((start, len(payloads)))
+    if pairs:
+        return [
+            {
+                **template,
+                "offset": a,
+                "rows": json.dumps(list(zip(ids[a:b], payloads[a:b], strict=True))),
+            }
+            for a, b in chunks
+        ]
+    return [
+        {
+            **template,
+            "offset": a,
+            "ids": json.dumps(list(ids[a:b])),
+            "payloads": json.dumps(list(payloads[a:b])),
+        }
+        for a, b in chunks
+    ]
+
+
 def inserted_record(row: dict[str, Any]) -> RunRecord:
     """The record of a freshly inserted run: its insert values plus the column defaults, so
     an insert need not read its row back."""

@@ -15,7 +15,7 @@ transaction (committed when it returns, rolled back when it raises).
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from typing import Any, TypeVar
 
 from shipyard.store.params import ReadyNotifyParams
@@ -49,6 +49,10 @@ NOTIFY = 8
 SNAPSHOT = 9
 """Open a read-only transaction whose statements all see one snapshot (PostgreSQL:
 REPEATABLE READ; SQLite: a deferred read transaction). Result: None."""
+INSERT_BULK = 11
+"""Insert runs made from one template (``params``: ``(template, ids, payloads)``: an
+``rows.insert_row`` dict and, per run, its id and payload; its batch index is its position),
+skipping conflicts; result: how many were inserted. No per-run dict or record is built."""
 FEED = 10
 """Wake the change feed's readers once the transaction commits (PostgreSQL: NOTIFY
 shipyard_feed; SQLite: this process's readers, the others poll). Result: None."""
@@ -92,6 +96,11 @@ def many(name: str, params: list[Any]) -> Step:
 def insert_runs(values: list[dict[str, Any]]) -> Step:
     """Insert runs, skipping conflicts; how many were inserted."""
     return (INSERT_RUNS, "run_insert", values)
+
+
+def insert_bulk(template: dict[str, Any], ids: Sequence[str], payloads: Sequence[Any]) -> Step:
+    """Insert runs made from one template, skipping conflicts; how many were inserted."""
+    return (INSERT_BULK, "run_insert_bulk", (template, ids, payloads))
 
 
 def notify(environment: str, now: int) -> Step:

@@ -35,6 +35,40 @@ FROM json_to_recordset(CAST(:rows AS json)) AS i(
 )
 ON CONFLICT DO NOTHING;
 
+-- name: run_insert_bulk
+-- Runs made from one template (a batch whose items share task and options): the shared
+-- values are bound once, only each run's id and payload travel per run, as two JSON arrays
+-- of strings zipped by position (ROWS FROM); position + :offset (the chunk's first run, see
+-- rows.bulk_chunks) is the batch index. The server parses two strings per run instead of a
+-- 31-key object, the client dumps no per-run dict. Every bound value is cast: untyped NULLs
+-- in a SELECT list would be text.
+INSERT INTO runs (
+    id, environment, task_id, status, payload, metadata, tags, queue, concurrency_key,
+    priority_ms, queued_at, sort_key, available_at, delay_until, ttl_ms, max_attempts,
+    idempotency_key, idempotency_key_expires_at, parent_run_id, root_run_id, depth,
+    batch_id, batch_index, machine, max_duration_s, trigger_function, is_test,
+    created_at, updated_at, debounce_key, ttl_expires_at, version
+)
+SELECT r.id, CAST(:environment AS text), CAST(:task_id AS text), CAST(:status AS text),
+       r.payload, CAST(:metadata AS text), CAST(:tags AS text), CAST(:queue AS text),
+       CAST(:concurrency_key AS text), CAST(:priority_ms AS bigint),
+       CAST(:queued_at AS bigint), CAST(:sort_key AS bigint), CAST(:available_at AS bigint),
+       CAST(:delay_until AS bigint), CAST(:ttl_ms AS bigint), CAST(:max_attempts AS bigint),
+       CAST(:idempotency_key AS text), CAST(:idempotency_key_expires_at AS bigint),
+       CAST(:parent_run_id AS text), CAST(:root_run_id AS text), CAST(:depth AS bigint),
+       CAST(:batch_id AS text),
+       CASE WHEN CAST(:batch_index AS bigint) IS NULL THEN NULL
+            ELSE CAST(:offset AS bigint) + r.n - 1 END,
+       CAST(:machine AS text), CAST(:max_duration_s AS bigint),
+       CAST(:trigger_function AS text), CAST(:is_test AS bigint), CAST(:created_at AS bigint),
+       CAST(:created_at AS bigint), CAST(:debounce_key AS text),
+       CAST(:ttl_expires_at AS bigint), CAST(:version AS text)
+FROM ROWS FROM (
+    json_array_elements_text(CAST(:ids AS json)),
+    json_array_elements_text(CAST(:payloads AS json))
+) WITH ORDINALITY AS r(id, payload, n)
+ON CONFLICT DO NOTHING;
+
 -- name: run_insert_notify
 -- The common trigger in one statement (one round trip, one commit in autocommit): insert the
 -- run and its tags, and NOTIFY in the same transaction, only if the row was inserted. No row

@@ -63,12 +63,19 @@ from shipyard.store.postgres.schema import (
     create_schema,
     revoke_api_roles,
 )
-from shipyard.store.rows import event_row, insert_row, inserted_record, run_builder
+from shipyard.store.rows import (
+    bulk_chunks,
+    event_row,
+    insert_row,
+    inserted_record,
+    run_builder,
+)
 from shipyard.store.sql import load_queries, migration_files
 from shipyard.store.steps import (
     BEGIN,
     COUNT,
     FEED,
+    INSERT_BULK,
     INSERT_RUNS,
     LOCK,
     MANY,
@@ -484,6 +491,11 @@ async def _drive(conn: psycopg.AsyncConnection[Any], procedure: Procedure[T]) ->
                 async with conn.cursor() as cursor:
                     await cursor.executemany(_Q[name], params)
                 result = None
+            elif kind == INSERT_BULK:
+                result = 0
+                for values in bulk_chunks(*params, pairs=False):
+                    cursor = await conn.execute(_Q["run_insert_bulk"], values)
+                    result += cursor.rowcount
             elif kind == INSERT_RUNS:
                 cursor = await conn.execute(_Q["run_insert"], {"rows": json.dumps(params)})
                 result = cursor.rowcount

@@ -29,6 +29,7 @@ from shipyard.store.params import (
     RunEventsListParams,
     RunFinishManyParams,
     RunGetParams,
+    RunInsertBulkParams,
     RunInsertManyParams,
     RunInsertParams,
     RunInsertResult,
@@ -57,6 +58,7 @@ from shipyard.store.steps import (
     begin,
     count,
     feed,
+    insert_bulk,
     insert_runs,
     lock,
     many,
@@ -208,6 +210,43 @@ def run_insert_many(p: RunInsertManyParams) -> Procedure[list[RunInsertResult]]:
     if p.runs:
         yield notify(p.environment, p.runs[0].created_at)
     return results
+
+
+def run_insert_bulk(p: RunInsertBulkParams) -> Procedure[int]:
+    """Create runs made from one template (and their batch) in one transaction, in order;
+    wake once. The template holds no key and no tag: every row is inserted as is."""
+    t = p.template
+    if t.environment != p.environment:
+        raise ValueError("run_insert_bulk: the template must be in the params' environment")
+    if t.idempotency_key is not None or t.debounce_key is not None or t.tags:
+        raise ValueError("run_insert_bulk: a template has no idempotency key, debounce or tags")
+    if len(p.ids) != len(p.payloads):
+        raise ValueError("run_insert_bulk: one payload per id")
+    yield begin()
+    if p.batch is not None:
+        yield count(
+            "batch_insert",
+            {
+                "id": p.batch.id,
+                "environment": p.environment,
+                "run_count": len(p.ids),
+                "idempotency_key": p.batch.idempotency_key,
+                "created_at": p.batch.created_at,
+            },
+        )
+    if p.ids:
+        # A batch index of None stays None; else each run's is its position.
+        template = {**insert_row(t), "batch_index": None if t.batch_id is None else 0}
+        if (yield insert_bulk(template, p.ids, p.payloads)) != len(p.ids):
+            raise ShipyardError("Run id collision on batch insert.")
+    if p.batch is not None:
+        yield count(
+            "batch_set_run_ids",
+            {"environment": p.environment, "id": p.batch.id, "run_ids": json.dumps(list(p.ids))},
+        )
+    if p.ids:
+        yield notify(p.environment, t.created_at)
+    return len(p.ids)
 
 
 def run_get(p: RunGetParams) -> Procedure[RunRecord | None]:

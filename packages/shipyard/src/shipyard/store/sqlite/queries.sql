@@ -19,6 +19,31 @@ INSERT INTO runs (
 )
 ON CONFLICT DO NOTHING;
 
+-- name: run_insert_bulk
+-- Runs made from one template: the shared values are bound once, each run's id and payload
+-- come from one JSON array of [id, payload] pairs read by json_each in C; its position +
+-- :offset is the batch index. A third of an executemany's time, whose cost was binding 32
+-- values per row.
+INSERT INTO runs (
+    id, environment, task_id, status, payload, metadata, tags, queue, concurrency_key,
+    priority_ms, queued_at, sort_key, available_at, delay_until, ttl_ms, max_attempts,
+    idempotency_key, idempotency_key_expires_at, parent_run_id, root_run_id, depth,
+    batch_id, batch_index, machine, max_duration_s, trigger_function, is_test,
+    created_at, updated_at, debounce_key, ttl_expires_at, version
+)
+SELECT
+    json_extract(j.value, '$[0]'), :environment, :task_id, :status,
+    json_extract(j.value, '$[1]'), :metadata, :tags, :queue, :concurrency_key,
+    :priority_ms, :queued_at, :sort_key, :available_at, :delay_until, :ttl_ms, :max_attempts,
+    :idempotency_key, :idempotency_key_expires_at, :parent_run_id, :root_run_id, :depth,
+    :batch_id, CASE WHEN :batch_index IS NULL THEN NULL ELSE :offset + j.key END, :machine,
+    :max_duration_s, :trigger_function, :is_test,
+    :created_at, :created_at, :debounce_key, :ttl_expires_at, :version
+FROM json_each(:rows) AS j
+-- WHERE true: SQLite's parser needs it between a SELECT's FROM and an upsert clause.
+WHERE true
+ON CONFLICT DO NOTHING;
+
 -- name: run_list
 SELECT * FROM runs
 WHERE environment = :environment

@@ -50,13 +50,14 @@ from shipyard.store.params import (
     WorkerHeartbeatParams,
     WorkerListLiveParams,
 )
-from shipyard.store.rows import run_builder
+from shipyard.store.rows import bulk_chunks, run_builder
 from shipyard.store.sql import load_queries, migration_files
 from shipyard.store.sqlite.claim import run_claim
 from shipyard.store.steps import (
     BEGIN,
     COUNT,
     FEED,
+    INSERT_BULK,
     INSERT_RUNS,
     LOCK,
     MANY,
@@ -212,6 +213,11 @@ class SqliteStore(StoreCore):
                 elif kind == MANY:
                     conn.executemany(_Q[name], params)
                     result = None
+                elif kind == INSERT_BULK:
+                    result = sum(
+                        conn.execute(_Q[name], values).rowcount
+                        for values in bulk_chunks(*params, pairs=True)
+                    )
                 elif kind == INSERT_RUNS:
                     result = conn.executemany(
                         _RUN_INSERT_POSITIONAL,
