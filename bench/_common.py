@@ -197,11 +197,45 @@ class Workers:
                 break
         self.log.close()
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds (user + system) the worker processes used so far (from /proc)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for p in self.procs:
+            with contextlib.suppress(OSError):
+                with open(f"/proc/{p.pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / ticks
+        return total
+
     def log_tail(self) -> str:
         try:
             return (self.env.dir / "workers.log").read_text()[-2000:]
         except OSError:
             return ""
+
+
+def server_cpu(env: Env, conn: Any) -> float | None:
+    """CPU seconds (user + system) of the PostgreSQL backends serving the bench's database, read
+    from /proc (a server on this machine only; None otherwise, and for SQLite)."""
+    if env.backend != "postgres":
+        return None
+    pids = [
+        r[0]
+        for r in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        ).fetchall()
+    ]
+    total = 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
 
 def pct(values: list[float], q: float) -> float | None:

@@ -259,12 +259,17 @@ WITH env AS MATERIALIZED (
 ), input AS (
     SELECT i.* FROM json_to_recordset(CAST(:input AS json)) AS i(
         ord bigint, run_id text, attempt_number bigint, worker_id text, status text,
-        attempt_status text, output text, error text, retry_at bigint, now bigint
+        attempt_status text, output text, error text, retry_at bigint, now bigint,
+        metadata text, metadata_base text
     )
     LEFT JOIN env ON true
 ), finished AS (
     UPDATE runs r SET
         status = i.status,
+        -- The attempt's last metadata operations applied (NULL: none, or unchanged): to the
+        -- row run_finish_metadata_get locked, or to metadata_base, when the row still holds it
+        -- (else the finish is not taken here; the store retries it with the row locked).
+        metadata = COALESCE(i.metadata, r.metadata),
         output = i.output,
         error = i.error,
         available_at = COALESCE(i.retry_at, r.available_at),
@@ -280,6 +285,7 @@ WITH env AS MATERIALIZED (
       AND r.status = 'EXECUTING'
       AND r.attempt_number = i.attempt_number
       AND r.lease_owner = i.worker_id
+      AND (i.metadata_base IS NULL OR r.metadata = i.metadata_base)
     RETURNING r.id, i.ord, i.attempt_number, i.attempt_status, i.error, i.now
 ), attempts_done AS (
     UPDATE attempts a SET status = f.attempt_status, finished_at = f.now, error = f.error
@@ -298,6 +304,15 @@ WITH env AS MATERIALIZED (
     ORDER BY e.seq
 )
 SELECT ord FROM finished;
+
+-- name: run_finish_metadata_get
+-- The stored metadata of the runs whose finish carries their last metadata operations, locked
+-- until the finish in the same transaction (after environment_slot_lock, as every writer).
+SELECT id, metadata FROM runs
+WHERE environment = :environment
+  AND id IN (SELECT value FROM json_array_elements_text(CAST(:ids AS json)))
+ORDER BY id
+FOR UPDATE;
 
 -- name: run_schedule_pass
 -- A scheduler pass in one statement (one round trip, where the shared procedure takes six):
