@@ -554,7 +554,10 @@ class Worker:
     async def _flush_running(self) -> None:
         # Parked runs too: an on_wait hook may set metadata that readers expect while it waits.
         for active in [*self.active.values(), *self.parked.values()]:
-            await flush_scope(active.scope)
+            scope = active.scope
+            # Most scopes (every parked run, usually) have nothing to write: skip them cheaply.
+            if scope.pending_events or scope.has_pending_metadata():
+                await flush_scope(scope)
 
     async def purge(self) -> int:
         """Retention: delete runs finished longer ago than ``run_retention`` (and completed

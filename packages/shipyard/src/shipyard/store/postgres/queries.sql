@@ -555,3 +555,24 @@ WHERE s.id = ANY (ARRAY(SELECT r ->> 'id' FROM json_array_elements(CAST(:rows AS
   AND s.active = 1
   AND s.next_run = j.expected
 RETURNING s.id;
+
+-- name: waitpoint_block_get
+-- The waitpoint a run is about to suspend on, FOR SHARE: a completion committing meanwhile is
+-- waited for and then seen (no suspend); one that starts after waits for the suspend to commit,
+-- and then wakes the run in its own transaction. So no WAITING run is left for a poll to find.
+SELECT id, environment, kind, status, completes_at, timeout_at, idempotency_key,
+    idempotency_key_expires_at, tags, output, output_is_error, target_id, created_at,
+    completed_at
+FROM waitpoints WHERE environment = :environment AND id = :id
+FOR SHARE;
+
+-- name: run_suspend_pending
+-- run_suspend, only while the waitpoint is pending (waitpoint_block in one round trip: the
+-- statement decides what the shared procedure decides in Python after waitpoint_block_get).
+UPDATE runs SET status = 'WAITING', lease_expires_at = NULL, updated_at = :now
+WHERE environment = :environment AND id = :run_id AND status = 'EXECUTING'
+  AND attempt_number = :attempt_number AND lease_owner = :worker_id
+  AND EXISTS (
+    SELECT 1 FROM waitpoints
+    WHERE environment = :environment AND id = :waitpoint_id AND status = 'PENDING'
+  );
