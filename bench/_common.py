@@ -197,27 +197,22 @@ class Workers:
                 break
         self.log.close()
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds (user + system) the worker processes used so far (from /proc)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for p in self.procs:
+            with contextlib.suppress(OSError):
+                with open(f"/proc/{p.pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / ticks
+        return total
+
     def log_tail(self) -> str:
         try:
             return (self.env.dir / "workers.log").read_text()[-2000:]
         except OSError:
             return ""
-
-
-def pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    v = sorted(values)
-    k = (len(v) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (k - lo)
-
-
-def emit(result: dict[str, Any], human: str) -> None:
-    # Other work on the machine skews every number: keep the load next to the result.
-    result["loadavg_1m"] = round(os.getloadavg()[0], 2)
-    print(json.dumps(result), flush=True)
-    print(human, flush=True)
 
 
 def server_cpu(env: Env, conn: Any) -> float | None:
@@ -241,3 +236,19 @@ def server_cpu(env: Env, conn: Any) -> float | None:
             return None
         total += (int(fields[11]) + int(fields[12])) / ticks
     return total
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    v = sorted(values)
+    k = (len(v) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def emit(result: dict[str, Any], human: str) -> None:
+    # Other work on the machine skews every number: keep the load next to the result.
+    result["loadavg_1m"] = round(os.getloadavg()[0], 2)
+    print(json.dumps(result), flush=True)
+    print(human, flush=True)

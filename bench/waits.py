@@ -108,16 +108,16 @@ async def run(args: argparse.Namespace, env: Env) -> dict[str, Any]:
     started = time.perf_counter()
     await worker.start()
     for _ in range(int(args.timeout / 0.2)):
-        if len(worker._parked) >= args.parked:
+        if len(worker.parked) >= args.parked:
             break
         await asyncio.sleep(0.2)
     parked_s = time.perf_counter() - started
     after = rss_kb()
-    result["parked"] = len(worker._parked)
+    result["parked"] = len(worker.parked)
     result["park_all_s"] = round(parked_s, 1)
     result["rss_before_kb"] = before
     result["rss_after_kb"] = after
-    result["rss_per_parked_kb"] = round((after - before) / max(1, len(worker._parked)), 2)
+    result["rss_per_parked_kb"] = round((after - before) / max(1, len(worker.parked)), 2)
     await worker.stop(grace=0)
     return result
 

@@ -30,6 +30,7 @@ from shipyard.store.params import (
     ReapedRun,
     RunClaimParams,
     RunFinishManyParams,
+    RunFinishMetadata,
     RunFinishParams,
     RunLeasedParams,
     RunOwnership,
@@ -123,6 +124,8 @@ class AttemptResult:
     events: list[NewEvent] = field(default_factory=list)
     # A parent may be waiting for this run: its waitpoint resolves as soon as the run ends.
     parent_run_id: str | None = None
+    # The attempt's last metadata operations: written with the finish, not on their own.
+    metadata: RunFinishMetadata | None = None
 
 
 class ClaimOps(QueueOps):
@@ -309,6 +312,7 @@ class ClaimOps(QueueOps):
                     error=r.error,
                     retry_at=r.retry_at,
                     events=r.events,
+                    metadata=r.metadata,
                 )
                 for r in results
             ],

@@ -9,6 +9,7 @@ them).
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import threading
 from collections.abc import Callable
@@ -55,6 +56,9 @@ class RunScope:
     task: TaskDefinition
     metadata: dict[str, Any]
     tags: list[str]
+    # The stored metadata (JSON text) ``metadata`` is ``pending_metadata`` applied to: as claimed,
+    # then as each flush wrote it. None: unknown (always re-read and re-applied).
+    metadata_text: str | None = None
     pending_metadata: list[MetadataOp] = field(default_factory=list)
     pending_parent_metadata: list[MetadataOp] = field(default_factory=list)
     pending_root_metadata: list[MetadataOp] = field(default_factory=list)
@@ -65,6 +69,9 @@ class RunScope:
     queued_at: int = 0
     # def tasks run in threads and mutate the pending lists while the worker flushes them.
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Held while metadata operations taken from the scope are being written, so the periodic
+    # flush and the final write (with the finish) land in the order the task made them.
+    flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Durable waits (engine/waits.py): the worker's parking hooks, the next call's sequence
     # number, whether a call is in progress (concurrent calls are an error) and the hooks'
     # arguments.

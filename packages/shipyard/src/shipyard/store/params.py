@@ -229,6 +229,28 @@ class RunFinishParams:
     error: str | None = None
     retry_at: int | None = None
     events: Sequence[NewEvent] = ()
+    metadata: RunFinishMetadata | None = None
+
+
+@dataclass(slots=True)
+class RunFinishMetadata:
+    """The attempt's last metadata operations, written with its finish (no write of their own).
+
+    ``mutate`` turns the stored metadata (JSON text, read under the finish's lock) into the new
+    text, or None to leave it as it is (the operations failed, e.g. too large: the engine has
+    reported it). ``event`` (the change's record) is appended after the finish's other events,
+    before the status change's. Applied only if the finish is accepted.
+
+    ``expected``/``text``, when known: the stored text the operations were applied to and the
+    result. While the row still holds ``expected`` a store may write ``text`` without reading
+    the row first (PostgreSQL: the finish stays one statement, compare-and-set); otherwise it
+    reads, locks and ``mutate``s.
+    """
+
+    mutate: Callable[[str], str | None]
+    event: NewEvent
+    expected: str | None = None
+    text: str | None = None
 
 
 @dataclass(slots=True)

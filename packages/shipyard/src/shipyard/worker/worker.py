@@ -40,7 +40,13 @@ from shipyard.engine.claims import AttemptResult, WakeListener, WorkerRegistrati
 from shipyard.engine.context import build_context
 from shipyard.engine.definitions import TaskDefinition
 from shipyard.engine.engine import Engine
-from shipyard.engine.metadata import drain_events, flush_scope
+from shipyard.engine.metadata import (
+    FinalMetadata,
+    drain_events,
+    final_metadata,
+    flush_scope,
+    write_final_metadata,
+)
 from shipyard.engine.retries import serialize_error
 from shipyard.engine.scope import RunScope
 from shipyard.ids import new_id
@@ -315,6 +321,7 @@ class Worker:
             engine=self.engine,
             task=task,
             metadata=loads(run.metadata) or {},
+            metadata_text=run.metadata,
             tags=list(ctx.run.tags),
             queued_at=run.queued_at,
         )
@@ -398,18 +405,14 @@ class Worker:
                 await self._write_batch(batch)
 
     async def _write_batch(self, batch: list[tuple[_Active, AttemptOutcome]]) -> None:
-        # Final metadata: each run's is its own read-modify-write transaction (it may touch the
-        # parent's and the root's too); written side by side over the pool, not one by one.
-        flushing = [active for active, _ in batch if active.scope.has_pending_metadata()]
-        if flushing:
-            flushed = await asyncio.gather(
-                *(flush_scope(active.scope) for active in flushing), return_exceptions=True
-            )
-            for active, error in zip(flushing, flushed, strict=True):
-                if isinstance(error, Exception):
-                    log.error("final metadata flush of %s failed: %s", active.run.id, error)
+        # Final metadata: the run's own last operations travel with its finish (no write of
+        # their own); those aimed at its parent or root are written first (rarely any).
+        finals: list[FinalMetadata | None] = [None] * len(batch)
+        for i, (active, _) in enumerate(batch):
+            if active.scope.has_pending_metadata() or active.scope.flush_lock.locked():
+                finals[i] = await final_metadata(active.scope)
         results = []
-        for active, outcome in batch:
+        for (active, outcome), final in zip(batch, finals, strict=True):
             assert outcome.status is not None
             results.append(
                 AttemptResult(
@@ -423,6 +426,7 @@ class Worker:
                     # Logs emitted after the last metadata write travel with the result.
                     events=drain_events(active.scope),
                     parent_run_id=active.run.parent_run_id,
+                    metadata=final,
                 )
             )
         # The slots this batch frees are claimed again in the same round trip, under the
@@ -438,7 +442,7 @@ class Worker:
                 self.take(run)
         if claimed:  # outside the lock: a heartbeat may wait for the database
             await self.renew_if_late(began)
-        for (active, outcome), ok in zip(batch, accepted, strict=True):
+        for (active, outcome), ok, result in zip(batch, accepted, results, strict=True):
             if not ok:
                 log.warning(
                     "%s attempt %d: result rejected, the run is no longer ours "
@@ -446,6 +450,7 @@ class Worker:
                     active.run.id,
                     active.run.attempt_number,
                 )
+                await self._write_rejected_metadata(result)
                 continue
             self.completed += 1
             if outcome.status == RunStatus.QUEUED and outcome.retry_at is not None:
@@ -467,6 +472,16 @@ class Worker:
             # Slots are free (the claim found nothing ready, or was not made): the claimer
             # looks again.
             self.poke()
+
+    async def _write_rejected_metadata(self, result: AttemptResult) -> None:
+        """A rejected finish (the run was canceled meanwhile) still leaves its last metadata
+        operations applied, as a flush of their own would have."""
+        if result.metadata is None:
+            return
+        try:
+            await write_final_metadata(self.engine, result.run_id, result.metadata)
+        except Exception as exc:
+            log.error("final metadata of %s not written: %s", result.run_id, exc)
 
     async def _write_results(
         self, results: list[AttemptResult], *, freeing: int
@@ -555,7 +570,10 @@ class Worker:
     async def _flush_running(self) -> None:
         # Parked runs too: an on_wait hook may set metadata that readers expect while it waits.
         for active in [*self.active.values(), *self.parked.values()]:
-            await flush_scope(active.scope)
+            scope = active.scope
+            # Most scopes (every parked run, usually) have nothing to write: skip them cheaply.
+            if scope.pending_events or scope.has_pending_metadata():
+                await flush_scope(scope)
 
     async def purge(self) -> int:
         """Retention: delete runs finished longer ago than ``run_retention`` (and completed

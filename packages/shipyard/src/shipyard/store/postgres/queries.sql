@@ -299,12 +299,17 @@ WITH env AS MATERIALIZED (
 ), input AS (
     SELECT i.* FROM json_to_recordset(CAST(:input AS json)) AS i(
         ord bigint, run_id text, attempt_number bigint, worker_id text, status text,
-        attempt_status text, output text, error text, retry_at bigint, now bigint
+        attempt_status text, output text, error text, retry_at bigint, now bigint,
+        metadata text, metadata_base text
     )
     LEFT JOIN env ON true
 ), finished AS (
     UPDATE runs r SET
         status = i.status,
+        -- The attempt's last metadata operations applied (NULL: none, or unchanged): to the
+        -- row run_finish_metadata_get locked, or to metadata_base, when the row still holds it
+        -- (else the finish is not taken here; the store retries it with the row locked).
+        metadata = COALESCE(i.metadata, r.metadata),
         output = i.output,
         error = i.error,
         available_at = COALESCE(i.retry_at, r.available_at),
@@ -320,6 +325,7 @@ WITH env AS MATERIALIZED (
       AND r.status = 'EXECUTING'
       AND r.attempt_number = i.attempt_number
       AND r.lease_owner = i.worker_id
+      AND (i.metadata_base IS NULL OR r.metadata = i.metadata_base)
     RETURNING r.id, i.ord, i.attempt_number, i.attempt_status, i.error, i.now
 ), attempts_done AS (
     UPDATE attempts a SET status = f.attempt_status, finished_at = f.now, error = f.error
@@ -338,6 +344,15 @@ WITH env AS MATERIALIZED (
     ORDER BY e.seq
 )
 SELECT ord FROM finished;
+
+-- name: run_finish_metadata_get
+-- The stored metadata of the runs whose finish carries their last metadata operations, locked
+-- until the finish in the same transaction (after environment_slot_lock, as every writer).
+SELECT id, metadata FROM runs
+WHERE environment = :environment
+  AND id IN (SELECT value FROM json_array_elements_text(CAST(:ids AS json)))
+ORDER BY id
+FOR UPDATE;
 
 -- name: run_schedule_pass
 -- A scheduler pass in one statement (one round trip, where the shared procedure takes six):
@@ -582,3 +597,24 @@ WHERE s.id = ANY (ARRAY(SELECT r ->> 'id' FROM json_array_elements(CAST(:rows AS
   AND s.active = 1
   AND s.next_run = j.expected
 RETURNING s.id;
+
+-- name: waitpoint_block_get
+-- The waitpoint a run is about to suspend on, FOR SHARE: a completion committing meanwhile is
+-- waited for and then seen (no suspend); one that starts after waits for the suspend to commit,
+-- and then wakes the run in its own transaction. So no WAITING run is left for a poll to find.
+SELECT id, environment, kind, status, completes_at, timeout_at, idempotency_key,
+    idempotency_key_expires_at, tags, output, output_is_error, target_id, created_at,
+    completed_at
+FROM waitpoints WHERE environment = :environment AND id = :id
+FOR SHARE;
+
+-- name: run_suspend_pending
+-- run_suspend, only while the waitpoint is pending (waitpoint_block in one round trip: the
+-- statement decides what the shared procedure decides in Python after waitpoint_block_get).
+UPDATE runs SET status = 'WAITING', lease_expires_at = NULL, updated_at = :now
+WHERE environment = :environment AND id = :run_id AND status = 'EXECUTING'
+  AND attempt_number = :attempt_number AND lease_owner = :worker_id
+  AND EXISTS (
+    SELECT 1 FROM waitpoints
+    WHERE environment = :environment AND id = :waitpoint_id AND status = 'PENDING'
+  );

@@ -29,6 +29,7 @@ import json
 import logging
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -37,7 +38,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from shipyard.errors import ShipyardError, StoreUnavailableError
-from shipyard.records import RunRecord
+from shipyard.records import RunRecord, WaitpointRecord
 from shipyard.store import procedures
 from shipyard.store.core import StoreCore
 from shipyard.store.params import (
@@ -45,10 +46,14 @@ from shipyard.store.params import (
     ReadyNotifyParams,
     RunClaimParams,
     RunFinishManyParams,
+    RunFinishMetadata,
+    RunFinishParams,
     RunInsertParams,
     RunInsertResult,
     RunScheduleParams,
     ScheduledRuns,
+    WaitpointBlockParams,
+    WaitpointBlockResult,
     WorkerHeartbeatParams,
 )
 from shipyard.store.postgres.listener import (
@@ -69,6 +74,7 @@ from shipyard.store.rows import (
     insert_row,
     inserted_record,
     run_builder,
+    waitpoint_values,
 )
 from shipyard.store.sql import load_queries, migration_files
 from shipyard.store.steps import (
@@ -327,10 +333,13 @@ class PostgresStore(StoreCore):
         if not params.finishes:
             return []
         await self._ensure_open()
-        values = _finish_values(params)
         async with self._pool.connection() as conn:
-            cursor = await conn.execute(_Q["run_finish_many"], values)
-            return _accepted(len(params.finishes), await cursor.fetchall())
+            if _needs_read(params):
+                accepted, _ = await self._finish_locked(conn, params, None)
+                return accepted
+            cursor = await conn.execute(_Q["run_finish_many"], _finish_values(params))
+            accepted = _accepted(len(params.finishes), await cursor.fetchall())
+            return await self._finish_conflicts(conn, params, accepted)
 
     async def run_finish_and_claim(
         self, finish: RunFinishManyParams, claim: RunClaimParams
@@ -346,6 +355,8 @@ class PostgresStore(StoreCore):
         await self._ensure_open()
         async with self._pool.connection() as conn:
             await self._ensure_slot_row(conn, claim.environment)
+            if _needs_read(finish):
+                return await self._finish_locked(conn, finish, claim)
             async with conn.pipeline(), conn.transaction():
                 lock = await conn.execute(
                     _Q["environment_slot_lock"], {"environment": claim.environment}
@@ -355,7 +366,116 @@ class PostgresStore(StoreCore):
             if await lock.fetchone() is None:  # pragma: no cover - the row was ensured
                 raise ShipyardError(f"No slot row for environment {claim.environment!r}.")
             accepted = _accepted(len(finish.finishes), await finished.fetchall())
+            accepted = await self._finish_conflicts(conn, finish, accepted)
             return accepted, _records(claimed.description, await claimed.fetchall())
+
+    async def _finish_conflicts(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        params: RunFinishManyParams,
+        accepted: list[bool],
+    ) -> list[bool]:
+        """Finishes whose metadata compare-and-set found the row changed (someone else wrote
+        the run's metadata meanwhile, e.g. a child's ``metadata.parent``), written again with
+        the row read and locked. A finish the fence rejected is rejected again (no run is
+        finished twice: the fence requires EXECUTING). Rare: the claim made with the first
+        statement counted their slots as freed, so the worker holds that many more runs than
+        its concurrency until this returns (the environment's limits are the database's)."""
+        again = [
+            i
+            for i, (f, ok) in enumerate(zip(params.finishes, accepted, strict=True))
+            if not ok and f.metadata is not None
+        ]
+        if not again:
+            return accepted
+        retry = RunFinishManyParams(
+            environment=params.environment,
+            finishes=[
+                replace(params.finishes[i], metadata=_locked(params.finishes[i])) for i in again
+            ],
+        )
+        redone, _ = await self._finish_locked(conn, retry, None)
+        for i, ok in zip(again, redone, strict=True):
+            accepted[i] = ok
+        return accepted
+
+    async def _finish_locked(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        finish: RunFinishManyParams,
+        claim: RunClaimParams | None,
+    ) -> tuple[list[bool], list[RunRecord]]:
+        """The finish (and claim) of a batch with metadata operations to apply to the stored
+        metadata: one transaction, two round trips (not one write per run): the slot lock and
+        the stored metadata of those runs, locked; then, mutated here, the finish and the
+        claim."""
+        await self._ensure_slot_row(conn, finish.environment)
+        ids = [f.run_id for f in finish.finishes if f.metadata is not None]
+        claimed = None
+        async with conn.pipeline() as pipe, conn.transaction():
+            lock = await conn.execute(
+                _Q["environment_slot_lock"], {"environment": finish.environment}
+            )
+            read = await conn.execute(
+                _Q["run_finish_metadata_get"],
+                {"environment": finish.environment, "ids": json.dumps(ids)},
+            )
+            await pipe.sync()
+            if await lock.fetchone() is None:  # pragma: no cover - the row was ensured
+                raise ShipyardError(f"No slot row for environment {finish.environment!r}.")
+            stored = {str(r[0]): str(r[1]) for r in await read.fetchall()}
+            values = _finish_values(finish, stored)
+            finished = await conn.execute(_Q["run_finish_many"], values)
+            if claim is not None:
+                claimed = await conn.execute(_Q["run_claim_limited"], _claim_values(claim))
+        accepted = _accepted(len(finish.finishes), await finished.fetchall())
+        if claimed is None:
+            return accepted, []
+        return accepted, _records(claimed.description, await claimed.fetchall())
+
+    async def waitpoint_block(self, params: WaitpointBlockParams) -> WaitpointBlockResult:
+        """The shared procedure's steps in one pipeline: one round trip, where its awaits took
+        seven (a worker parks every run this way). A new waitpoint with an idempotency key may
+        have to resolve a conflict first: that one takes the shared procedure."""
+        create = params.create
+        if create is not None and create.idempotency_key is not None:
+            return await super().waitpoint_block(params)
+        if create is None and params.waitpoint_id is None:
+            raise ValueError("waitpoint_block needs create or waitpoint_id")
+        waitpoint_id = create.id if create is not None else params.waitpoint_id
+        values = {
+            "environment": params.environment,
+            "run_id": params.run_id,
+            "attempt_number": params.attempt_number,
+            "worker_id": params.worker_id,
+            "seq": params.seq,
+            "call": params.call,
+            "now": params.now,
+            "waitpoint_id": waitpoint_id,
+            "id": waitpoint_id,
+        }
+        await self._ensure_open()
+        async with self._pool.connection() as conn:
+            await self._ensure_slot_row(conn, params.environment)
+            async with conn.pipeline(), conn.transaction():
+                await conn.execute(_Q["environment_slot_lock"], {"environment": params.environment})
+                inserted = None
+                if create is not None:
+                    inserted = await conn.execute(_Q["waitpoint_insert"], waitpoint_values(create))
+                await conn.execute(_Q["waitpoint_link"], values)
+                await conn.execute(_Q["waitpoint_settle_one"], values)
+                got = await conn.execute(_Q["waitpoint_block_get"], values)
+                suspended = await conn.execute(_Q["run_suspend_pending"], values)
+            if inserted is not None and await inserted.fetchone() is None:
+                raise ShipyardError(f"Could not create waitpoint {waitpoint_id}: its id exists.")
+            found = await got.fetchone()
+            if found is None:
+                raise ShipyardError(f"Waitpoint {waitpoint_id} not found.")
+            waitpoint = WaitpointRecord(*found)
+            if waitpoint.status != "PENDING":
+                return WaitpointBlockResult(waitpoint, suspended=False, owned=True)
+            owned = suspended.rowcount == 1
+            return WaitpointBlockResult(waitpoint, suspended=owned, owned=owned)
 
     async def _ensure_slot_row(self, conn: psycopg.AsyncConnection[Any], environment: str) -> None:
         """Create the environment's slot row once per process, before a claim locks it: were
@@ -581,11 +701,23 @@ def _claim_values(params: RunClaimParams) -> dict[str, Any]:
     }
 
 
-def _finish_values(params: RunFinishManyParams) -> dict[str, Any]:
-    """The parameters of ``run_finish_many``: inputs and events as one JSON array each."""
+def _finish_values(
+    params: RunFinishManyParams, stored: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The parameters of ``run_finish_many``: inputs and events as one JSON array each.
+
+    ``stored``: the metadata (locked) of the runs whose finish carries metadata operations;
+    each gets its new metadata (NULL: unchanged) and, when changed, its metadata event last.
+    """
     inputs: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     for i, p in enumerate(params.finishes, 1):
+        metadata = base = None
+        if p.metadata is not None:
+            if stored is None:  # compare-and-set: written only while the row holds the base
+                metadata, base = p.metadata.text, p.metadata.expected
+            elif p.run_id in stored:
+                metadata = p.metadata.mutate(stored[p.run_id])
         inputs.append(
             {
                 "ord": i,
@@ -598,15 +730,36 @@ def _finish_values(params: RunFinishManyParams) -> dict[str, Any]:
                 "error": p.error,
                 "retry_at": p.retry_at,
                 "now": p.now,
+                "metadata": metadata,
+                "metadata_base": base,
             }
         )
-        for e in p.events:
+        own = p.events
+        if metadata is not None and p.metadata is not None:
+            own = [*p.events, p.metadata.event]  # the metadata change after the logs
+        for e in own:
             events.append({**event_row(params.environment, e), "seq": len(events), "owner": i})
     return {
         "environment": params.environment,
         "input": json.dumps(inputs),
         "events": json.dumps(events),
     }
+
+
+def _needs_read(params: RunFinishManyParams) -> bool:
+    """Whether a finish carries metadata operations whose result is not known beforehand (the
+    batch then reads and locks those rows first)."""
+    return any(
+        f.metadata is not None and (f.metadata.expected is None or f.metadata.text is None)
+        for f in params.finishes
+    )
+
+
+def _locked(finish: RunFinishParams) -> RunFinishMetadata | None:
+    """The finish's metadata without its compare-and-set values: applied to the row as read."""
+    if finish.metadata is None:
+        return None
+    return replace(finish.metadata, expected=None, text=None)
 
 
 def _accepted(count: int, found: Sequence[Sequence[Any]]) -> list[bool]:

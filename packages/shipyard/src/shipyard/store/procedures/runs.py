@@ -295,7 +295,8 @@ def run_finish_many(p: RunFinishManyParams) -> Procedure[list[bool]]:
     """Record the end of attempts, each fenced by attempt number and lease owner.
 
     An accepted finish writes its attempt's events first, so they get lower ids than the
-    status event the database appends for the status change.
+    status event the database appends for the status change; its last metadata operations
+    (``metadata``) are applied in the same transaction, their event after the others.
     """
     yield begin()
     accepted: list[bool] = []
@@ -312,11 +313,22 @@ def run_finish_many(p: RunFinishManyParams) -> Procedure[list[bool]]:
             "error": f.error,
             "retry_at": f.retry_at,
         }
-        if f.events:
+        if f.events or f.metadata is not None:
             if (yield row("run_finish_fence", values)) is None:
                 accepted.append(False)
                 continue
-            yield many("run_event_insert", [event_row(p.environment, e) for e in f.events])
+            events = list(f.events)
+            if f.metadata is not None:
+                # The attempt's last metadata operations ride on its finish: applied to the
+                # metadata as stored now (under the write lock), their event after the logs.
+                key = {"environment": p.environment, "run_id": f.run_id}
+                stored = yield row("run_metadata_get", key)
+                new = f.metadata.mutate(stored[0])
+                if new is not None:
+                    yield count("run_metadata_set", {**key, "metadata": new, "now": f.now})
+                    events.append(f.metadata.event)
+            if events:
+                yield many("run_event_insert", [event_row(p.environment, e) for e in events])
         ok = (yield count("run_finish", values)) == 1
         accepted.append(ok)
         if ok:

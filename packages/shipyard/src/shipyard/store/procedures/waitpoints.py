@@ -57,8 +57,10 @@ def waitpoint_create(p: WaitpointCreateParams) -> Procedure[tuple[WaitpointRecor
 
 
 def waitpoint_create_alone(p: WaitpointCreateParams) -> Procedure[tuple[WaitpointRecord, bool]]:
-    """:func:`waitpoint_create` in a transaction of its own."""
-    yield begin()
+    """:func:`waitpoint_create` in a transaction of its own (without an idempotency key it is
+    one INSERT: no BEGIN/COMMIT round trips around it)."""
+    if p.idempotency_key is not None:
+        yield begin()
     return (yield from waitpoint_create(p))
 
 
@@ -130,7 +132,7 @@ def waitpoint_block(p: WaitpointBlockParams) -> Procedure[WaitpointBlockResult]:
     }
     yield count("waitpoint_link", values)
     yield count("waitpoint_settle_one", values)
-    found = yield row("waitpoint_get", values)
+    found = yield row("waitpoint_block_get", values)
     if found is None:
         raise ShipyardError(f"Waitpoint {waitpoint_id} not found.")
     waitpoint = WaitpointRecord(*found)

@@ -428,11 +428,30 @@ UPDATE waitpoints SET status = 'COMPLETED', output = :output, output_is_error = 
 WHERE environment = :environment AND id = :id AND status = 'PENDING' AND kind = 'MANUAL';
 
 -- name: waitpoint_due_exists
+-- Whether a resolver pass has anything to do: a date or a token timeout that fell due, or a run
+-- or batch waitpoint whose target ended without its finish settling it (a worker that died in
+-- between). WAITING runs themselves are not polled (a pass over them cost O(waiting runs) every
+-- tick on every worker): every write that completes a waitpoint wakes its runs in the same
+-- transaction (token completion, input streams, the resolver), and a suspend reads its
+-- waitpoint locked (waitpoint_block_get), so it never misses a completion committed meanwhile.
 SELECT 1 WHERE EXISTS (
-    SELECT 1 FROM runs WHERE environment = :environment AND status = 'WAITING'
+    SELECT 1 FROM waitpoints WHERE environment = :environment AND status = 'PENDING'
+      AND kind = 'DATETIME' AND completes_at <= :now
 ) OR EXISTS (
     SELECT 1 FROM waitpoints WHERE environment = :environment AND status = 'PENDING'
       AND kind = 'MANUAL' AND timeout_at <= :now
+) OR EXISTS (
+    SELECT 1 FROM waitpoints w JOIN runs r ON r.id = w.target_id
+    WHERE w.environment = :environment AND w.status = 'PENDING' AND w.kind = 'RUN'
+      AND r.status IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE',
+                       'EXPIRED', 'TIMED_OUT')
+) OR EXISTS (
+    SELECT 1 FROM waitpoints w
+    WHERE w.environment = :environment AND w.status = 'PENDING' AND w.kind = 'BATCH'
+      AND NOT EXISTS (
+        SELECT 1 FROM runs r WHERE r.batch_id = w.target_id
+          AND r.status NOT IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE',
+                               'EXPIRED', 'TIMED_OUT'))
 );
 
 -- name: run_suspend

@@ -376,3 +376,11 @@ WHERE id IN (SELECT json_extract(value, '$.id') FROM json_each(:rows))
   AND next_run = (SELECT json_extract(j.value, '$.expected') FROM json_each(:rows) AS j
                   WHERE json_extract(j.value, '$.id') = schedules.id)
 RETURNING id;
+
+-- name: waitpoint_block_get
+-- The waitpoint a run is about to suspend on (SQLite: one writer at a time, so no completion
+-- can commit between this read and the suspend).
+SELECT id, environment, kind, status, completes_at, timeout_at, idempotency_key,
+    idempotency_key_expires_at, tags, output, output_is_error, target_id, created_at,
+    completed_at
+FROM waitpoints WHERE environment = :environment AND id = :id;
