@@ -448,10 +448,12 @@ SELECT 1 WHERE EXISTS (
 ) OR EXISTS (
     SELECT 1 FROM waitpoints w
     WHERE w.environment = :environment AND w.status = 'PENDING' AND w.kind = 'BATCH'
-      AND NOT EXISTS (
-        SELECT 1 FROM runs r WHERE r.batch_id = w.target_id
-          AND r.status NOT IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE',
-                               'EXPIRED', 'TIMED_OUT'))
+      -- A scalar subquery, not NOT EXISTS: PostgreSQL may turn NOT EXISTS into an anti-join
+      -- that reads every batched run on every pass; this is one probe per pending waitpoint.
+      AND (SELECT 1 FROM runs r WHERE r.batch_id = w.target_id
+             AND r.status NOT IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE',
+                                  'EXPIRED', 'TIMED_OUT')
+           LIMIT 1) IS NULL
 );
 
 -- name: run_suspend
