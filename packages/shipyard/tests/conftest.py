@@ -24,6 +24,9 @@ from shipyard.engine.registry import set_engine
 from shipyard.testing.postgres import databases, require_postgres
 from shipyard.worker.worker import Worker
 
+# Make the next PostgreSQL test databases and drop finished ones in background threads.
+databases.background = True
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
