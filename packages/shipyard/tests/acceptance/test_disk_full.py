@@ -135,6 +135,8 @@ async def test_full_disk_is_an_outage_the_worker_and_the_trigger_recover_from(
     log = worker.output()
     assert worker.alive(), log[-4000:]
     assert "Traceback" not in log, log[-6000:]
-    assert log.count("database full while") == 1, log[-6000:]
+    # One line per outage; SQLite's WAL may take a small write while the disk is full (it
+    # reuses its file after a checkpoint), which ends the outage early: a few lines at most.
+    assert 1 <= log.count("database full while") <= 3, log[-6000:]
     assert "database reachable again" in log, log[-6000:]
     assert os.listdir(small_disk) == ["project"]

@@ -8,6 +8,8 @@ import pytest
 from shipyard.errors import (
     BatchNotFoundError,
     ConfigError,
+    DatabaseBusyError,
+    DatabaseFullError,
     IllegalTransitionError,
     InvalidDurationError,
     NotInRunError,
@@ -15,6 +17,7 @@ from shipyard.errors import (
     RateLimitedError,
     RunNotFoundError,
     ShipyardError,
+    StoreUnavailableError,
     TooManyTagsError,
     UnknownQueueError,
     UnknownTaskError,
@@ -46,6 +49,10 @@ from shipyard.schemas import (
         (PayloadTooLargeError("too big", limit=3, size=4), 413),
         (RequestBodyError("send data", param="data"), 422),
         (RateLimitedError("slow down", retry_after_ms=1), 429),
+        # The database cannot serve now: retryable, unlike a bug (a full disk, chaos suite).
+        (StoreUnavailableError("cannot reach PostgreSQL"), 503),
+        (DatabaseBusyError("locked"), 503),
+        (DatabaseFullError("the disk is full"), 503),
         (ConfigError("broken"), 500),
         (ShipyardError("unknown"), 500),
     ],
@@ -71,6 +78,7 @@ def test_retry_headers() -> None:
         assert error_headers(status) == {"x-should-retry": "false"}
     assert error_headers(408) == {}
     assert error_headers(500) == {}
+    assert error_headers(503, DatabaseFullError("the disk is full")) == {"Retry-After": "1"}
 
 
 def test_validation_errors_from_fastapi_locations() -> None:

@@ -18,6 +18,9 @@ Statuses (:func:`http_status_for`)::
     422  RequestBodyError (a body that parses but means something else, e.g. a token
          completion that sends ``output`` instead of ``data``)
     429  RateLimitedError (with ``Retry-After``)
+    503  StoreUnavailableError, DatabaseBusyError, DatabaseFullError: the database cannot
+         serve the request now (unreachable, locked, its disk full); nothing was written, a
+         retry after ``Retry-After`` may succeed
     500  anything else
 
 The official client retries 408, 409, 429 and 5xx responses (up to 5 attempts over ~10 s) unless
@@ -35,6 +38,8 @@ from typing import Any
 from shipyard.errors import (
     AuthenticationError,
     BatchNotFoundError,
+    DatabaseBusyError,
+    DatabaseFullError,
     DuplicateTaskError,
     ForbiddenError,
     IllegalTransitionError,
@@ -48,6 +53,7 @@ from shipyard.errors import (
     RunNotFoundError,
     ScheduleNotFoundError,
     ShipyardError,
+    StoreUnavailableError,
     UnknownQueueError,
     UnknownTaskError,
     ValidationError,
@@ -110,6 +116,9 @@ _STATUS_BY_TYPE: tuple[tuple[type[ShipyardError], int], ...] = (
     (KeyNotFoundError, 404),
     (RunFinishedError, 409),
     (RequestInProgressError, 409),
+    (StoreUnavailableError, 503),
+    (DatabaseBusyError, 503),
+    (DatabaseFullError, 503),
 )
 
 
@@ -141,7 +150,8 @@ def error_headers(status: int, error: ShipyardError | None = None) -> dict[str, 
     """Headers for an error response of ``status``.
 
     A 429 gets ``Retry-After`` (whole seconds, rounded up) and ``x-ratelimit-reset`` is left to
-    the caller (it needs the clock). Every other 4xx gets ``x-should-retry: false``, so the
+    the caller (it needs the clock); a 503 (the database cannot serve now) ``Retry-After: 1``.
+    Every other 4xx gets ``x-should-retry: false``, so the
     official client does not retry a 409 for ten seconds; 5xx responses carry no hint and are
     retried.
 
@@ -157,6 +167,8 @@ def error_headers(status: int, error: ShipyardError | None = None) -> dict[str, 
         return {}
     if isinstance(error, RequestInProgressError):
         return {"x-should-retry": "true"}
+    if status == 503:
+        return {"Retry-After": "1"}
     if 400 <= status < 500 and status != 408:
         return {"x-should-retry": "false"}
     return {}
