@@ -132,7 +132,11 @@ def rows(count: int, prefix: str, status: str, queue: str, **extra: str) -> str:
     )
 
 
+WARM_UP = [rows(1, "run_warm", "COMPLETED", "drain", finished=str(NOW - 600_000))]
 FINISHED = [rows(2_000, "run_done", "COMPLETED", "drain", finished=str(NOW - 500_000))]
+# When the table is analyzed: never; after one finished run (statistics say the environment has
+# one run); after 2,000 finished runs (they say none is queued). The backlog comes after.
+STATES = ["never-analyzed", "analyzed-when-short", "analyzed-before-backlog"]
 BACKLOG = [
     rows(DEEP, "run_deep", "QUEUED", "deep"),
     rows(20, "run_ready", "QUEUED", "drain"),
@@ -161,7 +165,7 @@ SETUP = [
 # --- PostgreSQL ---------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["never-analyzed", "analyzed-before-backlog"])
+@pytest.fixture(params=STATES)
 def pg(request: pytest.FixtureRequest) -> Iterator[psycopg.Connection[Any]]:
     """A migrated database holding the backlog (see the module docstring)."""
     require_postgres()
@@ -170,10 +174,14 @@ def pg(request: pytest.FixtureRequest) -> Iterator[psycopg.Connection[Any]]:
     url = asyncio.run(databases.create())
     try:
         with psycopg.connect(url, autocommit=True, options=ENGINE_OPTIONS) as conn:
-            for statement in SETUP + FINISHED:
+            for statement in SETUP + WARM_UP:
+                conn.execute(statement.encode())
+            if request.param == "analyzed-when-short":
+                conn.execute("ANALYZE runs")
+            for statement in FINISHED:
                 conn.execute(statement.encode())
             if request.param == "analyzed-before-backlog":
-                conn.execute("ANALYZE runs")  # statistics: finished runs only, none queued
+                conn.execute("ANALYZE runs")
             for statement in BACKLOG:
                 conn.execute(statement.encode())
             yield conn
@@ -366,7 +374,7 @@ def sqlite_rows(sql_text: str) -> str:
     )
 
 
-@pytest.fixture(params=["never-analyzed", "analyzed-before-backlog"])
+@pytest.fixture(params=STATES)
 def lite(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sqlite3.Connection]:
     """A migrated SQLite file holding the backlog (see the module docstring)."""
     import asyncio
@@ -384,8 +392,12 @@ def lite(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sqlite3.Con
     asyncio.run(migrate())
     conn = sqlite3.connect(path)
     try:
-        for statement in SETUP + [sqlite_rows(s) for s in FINISHED]:
+        for statement in SETUP + [sqlite_rows(s) for s in WARM_UP]:
             conn.execute(statement)
+        if request.param == "analyzed-when-short":
+            conn.execute("ANALYZE")
+        for statement in FINISHED:
+            conn.execute(sqlite_rows(statement))
         if request.param == "analyzed-before-backlog":
             conn.execute("ANALYZE")
         for statement in BACKLOG:
@@ -396,6 +408,12 @@ def lite(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sqlite3.Con
         conn.close()
 
 
+# The waits service's checks of WAITING runs (shared.sql) still take runs_by_environment on
+# SQLite when statistics say the environment holds a run or two; they are being reworked with
+# the waits service (issue 16) and are left to it.
+WAITS = {"waitpoint_due_exists", "runs_wake"}
+
+
 def test_sqlite_hot_statements_search_indexes(lite: sqlite3.Connection) -> None:
     queries = load_queries("sqlite")
     problems = []
@@ -404,5 +422,8 @@ def test_sqlite_hot_statements_search_indexes(lite: sqlite3.Connection) -> None:
         for _, _, _, detail in plan:
             # "SCAN runs" reads every row; "SCAN runs USING INDEX x" every entry of x.
             if re.match(r"SCAN runs\b", detail) and "runs_owner" not in detail:
+                problems.append(f"{name}: {detail}")
+            # Every run the environment ever had, a range walked for a few.
+            if "runs_by_environment (environment=?)" in detail and name not in WAITS:
                 problems.append(f"{name}: {detail}")
     assert problems == [], "\n".join(problems)

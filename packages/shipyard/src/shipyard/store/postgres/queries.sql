@@ -389,6 +389,24 @@ UNION ALL SELECT 'next', NULL, (
         AND ttl_expires_at IS NOT NULL AND started_at IS NULL AND ttl_expires_at > :now
     ORDER BY ttl_expires_at LIMIT 1);
 
+-- name: run_leased
+-- A worker's own leased runs (the runs_owner index): after a connection was lost in the
+-- middle of a claim that committed, the worker finds the runs it never received.
+SELECT * FROM runs
+WHERE environment = :environment AND status = 'EXECUTING' AND lease_owner = :worker_id
+ORDER BY sort_key, id;
+
+-- name: run_next_due
+-- When the scheduler has work next: the earliest DELAYED run's time, and the earliest TTL of
+-- a run that never started (two probes of the partial indexes runs_delayed and runs_ttl).
+SELECT
+    (SELECT delay_until FROM runs WHERE environment = :environment AND status = 'DELAYED'
+     ORDER BY delay_until LIMIT 1) AS delay_until,
+    (SELECT ttl_expires_at FROM runs WHERE environment = :environment
+        AND status IN ('QUEUED', 'DELAYED', 'PENDING_VERSION')
+        AND ttl_expires_at IS NOT NULL AND started_at IS NULL
+     ORDER BY ttl_expires_at LIMIT 1) AS ttl_expires_at;
+
 -- name: run_reap_expired
 -- A lost worker's attempt counts as crashed; the run retries while attempts remain. Runs
 -- being finished right now are skipped (their finish ends the lease anyway).

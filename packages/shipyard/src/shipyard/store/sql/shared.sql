@@ -179,24 +179,6 @@ DELETE FROM waitpoints WHERE id IN (
     LIMIT :limit
 );
 
--- name: run_leased
--- A worker's own leased runs (the runs_owner index): after a connection was lost in the
--- middle of a claim that committed, the worker finds the runs it never received.
-SELECT * FROM runs
-WHERE environment = :environment AND status = 'EXECUTING' AND lease_owner = :worker_id
-ORDER BY sort_key, id;
-
--- name: run_next_due
--- When the scheduler has work next: the earliest DELAYED run's time, and the earliest TTL of
--- a run that never started (two probes of the partial indexes runs_delayed and runs_ttl).
-SELECT
-    (SELECT delay_until FROM runs WHERE environment = :environment AND status = 'DELAYED'
-     ORDER BY delay_until LIMIT 1) AS delay_until,
-    (SELECT ttl_expires_at FROM runs WHERE environment = :environment
-        AND status IN ('QUEUED', 'DELAYED', 'PENDING_VERSION')
-        AND ttl_expires_at IS NOT NULL AND started_at IS NULL
-     ORDER BY ttl_expires_at LIMIT 1) AS ttl_expires_at;
-
 -- name: run_expire_due
 -- TTL applies only to runs that never started (retries and released runs are never expired);
 -- a run waiting for a worker with its task (PENDING_VERSION) expires like a queued one.

@@ -94,7 +94,10 @@ WHERE environment = :environment AND task_id = :task_id AND debounce_key = :debo
   AND status = 'DELAYED';
 
 -- name: run_ready_exists
-SELECT 1 FROM runs
+-- INDEXED BY (here and in the claim's group queries): statistics left by an ANALYZE while the
+-- queue was short (sqlite_stat1 says the environment has a run or two) make the planner prefer
+-- runs_by_environment — every run the environment ever had — to the ready set's index.
+SELECT 1 FROM runs INDEXED BY runs_ready_by_group
 WHERE environment = :environment
   AND status = 'QUEUED'
   AND available_at <= :now
@@ -132,7 +135,7 @@ RETURNING id;
 SELECT running FROM environment_slots WHERE environment = :environment;
 
 -- name: ready_group_first
-SELECT queue, COALESCE(concurrency_key, '') FROM runs
+SELECT queue, COALESCE(concurrency_key, '') FROM runs INDEXED BY runs_ready_by_group
 WHERE environment = :environment AND status = 'QUEUED'
 ORDER BY queue, COALESCE(concurrency_key, '')
 LIMIT 1;
@@ -142,7 +145,7 @@ LIMIT 1;
 -- probes joined: SQLite only bounds an index search by the first column of a row-value
 -- comparison, which would walk every queued run of the queue.
 SELECT * FROM (
-    SELECT queue, COALESCE(concurrency_key, '') FROM runs
+    SELECT queue, COALESCE(concurrency_key, '') FROM runs INDEXED BY runs_ready_by_group
     WHERE environment = :environment AND status = 'QUEUED'
       AND queue = :queue AND COALESCE(concurrency_key, '') > :concurrency_key
     ORDER BY queue, COALESCE(concurrency_key, '')
@@ -150,7 +153,7 @@ SELECT * FROM (
 )
 UNION ALL
 SELECT * FROM (
-    SELECT queue, COALESCE(concurrency_key, '') FROM runs
+    SELECT queue, COALESCE(concurrency_key, '') FROM runs INDEXED BY runs_ready_by_group
     WHERE environment = :environment AND status = 'QUEUED' AND queue > :queue
     ORDER BY queue, COALESCE(concurrency_key, '')
     LIMIT 1
@@ -165,7 +168,7 @@ LEFT JOIN concurrency_slots s ON s.environment = :environment AND s.queue = :que
     AND s.concurrency_key = :concurrency_key;
 
 -- name: group_ready_runs
-SELECT id, sort_key FROM runs
+SELECT id, sort_key FROM runs INDEXED BY runs_ready_by_group
 WHERE environment = :environment AND status = 'QUEUED'
   AND queue = :queue AND COALESCE(concurrency_key, '') = :concurrency_key
   AND available_at <= :now
@@ -209,6 +212,27 @@ WHERE run_id = :run_id AND number = :number;
 -- name: attempt_insert
 INSERT INTO attempts (run_id, number, status, worker_id, started_at)
 VALUES (:run_id, :number, 'EXECUTING', :worker_id, :now);
+
+-- name: run_leased
+-- A worker's own leased runs (the runs_owner index): after a connection was lost in the
+-- middle of a claim that committed, the worker finds the runs it never received. INDEXED BY
+-- (here and in run_next_due): statistics from an ANALYZE while the table held a run or two
+-- make the planner walk runs_by_environment, every run of the environment, instead.
+SELECT * FROM runs INDEXED BY runs_owner
+WHERE environment = :environment AND status = 'EXECUTING' AND lease_owner = :worker_id
+ORDER BY sort_key, id;
+
+-- name: run_next_due
+-- When the scheduler has work next: the earliest DELAYED run's time, and the earliest TTL of
+-- a run that never started (two probes of the partial indexes runs_delayed and runs_ttl).
+SELECT
+    (SELECT delay_until FROM runs INDEXED BY runs_delayed
+     WHERE environment = :environment AND status = 'DELAYED'
+     ORDER BY delay_until LIMIT 1) AS delay_until,
+    (SELECT ttl_expires_at FROM runs INDEXED BY runs_ttl WHERE environment = :environment
+        AND status IN ('QUEUED', 'DELAYED', 'PENDING_VERSION')
+        AND ttl_expires_at IS NOT NULL AND started_at IS NULL
+     ORDER BY ttl_expires_at LIMIT 1) AS ttl_expires_at;
 
 -- name: run_reap_expired
 -- A lost worker's attempt counts as crashed; the run retries while attempts remain.
