@@ -341,8 +341,9 @@ class ClaimOps(QueueOps):
         results are already written) cannot make a caller write them again."""
         done = [r for r, ok in zip(results, accepted, strict=True) if ok]
         if any(r.parent_run_id and r.status != RunStatus.QUEUED for r in done):
-            # A parent may wait for one of them: resolve at once, without the peek.
-            await self.resolve_waitpoints(peek=False)
+            # The finish settled their waitpoints and woke their parents in its transaction;
+            # this pass (a lock-free peek, usually nothing due) catches anything else due.
+            await self.resolve_waitpoints()
         if any(r.status == RunStatus.QUEUED for r in done):
             await self.notify_ready()
 

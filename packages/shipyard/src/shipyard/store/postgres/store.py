@@ -320,7 +320,12 @@ class PostgresStore(StoreCore):
             if _needs_read(params):
                 accepted, _ = await self._finish_locked(conn, params, None)
                 return accepted
-            cursor = await conn.execute(_Q["run_finish_many"], _finish_values(params))
+            if not _ends_runs(params):
+                cursor = await conn.execute(_Q["run_finish_many"], _finish_values(params))
+            else:
+                async with conn.pipeline(), conn.transaction():
+                    cursor = await conn.execute(_Q["run_finish_many"], _finish_values(params))
+                    await _wake_parents(conn, params)
             accepted = _accepted(len(params.finishes), await cursor.fetchall())
             return await self._finish_conflicts(conn, params, accepted)
 
@@ -345,6 +350,9 @@ class PostgresStore(StoreCore):
                     _Q["environment_slot_lock"], {"environment": claim.environment}
                 )
                 finished = await conn.execute(_Q["run_finish_many"], _finish_values(finish))
+                # Parents waiting for these runs are woken here, and claimed by the claim
+                # below when they are this worker's (their parked coroutine continues).
+                await _wake_parents(conn, finish)
                 claimed = await conn.execute(_Q["run_claim_limited"], _claim_values(claim))
             if await lock.fetchone() is None:  # pragma: no cover - the row was ensured
                 raise ShipyardError(f"No slot row for environment {claim.environment!r}.")
@@ -409,6 +417,7 @@ class PostgresStore(StoreCore):
             stored = {str(r[0]): str(r[1]) for r in await read.fetchall()}
             values = _finish_values(finish, stored)
             finished = await conn.execute(_Q["run_finish_many"], values)
+            await _wake_parents(conn, finish)
             if claim is not None:
                 claimed = await conn.execute(_Q["run_claim_limited"], _claim_values(claim))
         accepted = _accepted(len(finish.finishes), await finished.fetchall())
@@ -868,6 +877,26 @@ def _create_row(create: WaitpointCreateParams) -> dict[str, Any]:
         "target_id": create.target_id,
         "now": create.now,
     }
+
+
+def _ends_runs(params: RunFinishManyParams) -> bool:
+    """Whether a finish batch ends a run (a parent may be waiting for it)."""
+    return any(f.status != "QUEUED" for f in params.finishes)
+
+
+async def _wake_parents(conn: psycopg.AsyncConnection[Any], params: RunFinishManyParams) -> None:
+    """After the finish statement, in its transaction (each statement sees the ones before):
+    settle the run/batch waitpoints of the runs it ended and wake their parents (NOTIFY), as
+    the shared procedure does. A finish the fence rejected changed nothing: harmless here."""
+    if not _ends_runs(params):
+        return
+    wake = {
+        "environment": params.environment,
+        "ids": json.dumps([f.run_id for f in params.finishes]),
+        "now": max(f.now for f in params.finishes),
+    }
+    await conn.execute(_Q["waitpoint_settle_finished"], wake)
+    await conn.execute(_Q["runs_wake_parents"], wake)
 
 
 def _needs_read(params: RunFinishManyParams) -> bool:
