@@ -172,9 +172,11 @@ async def test_run_waitpoint_resolves_when_the_child_is_final(store: Store) -> N
     await finish_many(
         store, RunFinishParams(child.id, 1, "w1", "COMPLETED", "COMPLETED", 2_300, output="7")
     )
-    assert await store.waitpoint_resolve_due(WaitpointResolveParams(ENV, 2_400, TIMEOUT)) == [
-        run_id
-    ]
+    # The child's finish settles the waitpoint and wakes the parent in its own transaction:
+    # the resolver finds nothing left to do.
+    parent = await get(store, run_id)
+    assert parent is not None and (parent.status, parent.resume_state) == ("QUEUED", "RESUMING")
+    assert await store.waitpoint_resolve_due(WaitpointResolveParams(ENV, 2_400, TIMEOUT)) == []
 
 
 async def test_claim_params_unchanged_for_fresh_runs(store: Store) -> None:

@@ -10,6 +10,7 @@ attempt number and lease owner.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from shipyard.durations import parse_duration_ms
+from shipyard.engine.batching import Coalescer
 from shipyard.engine.definitions import TaskDefinition
 from shipyard.engine.queues import QueueOps
 from shipyard.engine.retries import retries_disabled, retry_options
@@ -42,6 +44,9 @@ from shipyard.store.params import (
     RunScheduleParams,
     ScheduledRuns,
     TaskRegisterParams,
+    WaitpointBlockManyParams,
+    WaitpointBlockParams,
+    WaitpointBlockResult,
     WaitpointResolveParams,
     WorkerHeartbeatParams,
     WorkerStopParams,
@@ -336,9 +341,42 @@ class ClaimOps(QueueOps):
         results are already written) cannot make a caller write them again."""
         done = [r for r, ok in zip(results, accepted, strict=True) if ok]
         if any(r.parent_run_id and r.status != RunStatus.QUEUED for r in done):
+            # The finish settled their waitpoints and woke their parents in its transaction;
+            # this pass (a lock-free peek, usually nothing due) catches anything else due.
             await self.resolve_waitpoints()
         if any(r.status == RunStatus.QUEUED for r in done):
             await self.notify_ready()
+
+    async def suspend(self, block: WaitpointBlockParams) -> WaitpointBlockResult:
+        """Block an attempt's durable call (``Store.waitpoint_block``), in one transaction
+        with the other calls made meanwhile: a suspend gives a slot back, so alone each one
+        waited for the previous one's commit on the environment's slot row."""
+        return await self._suspends.submit(block)
+
+    @functools.cached_property
+    def _suspends(self) -> Coalescer[WaitpointBlockParams, WaitpointBlockResult]:
+        return Coalescer(self._suspend_many)
+
+    async def _suspend_many(
+        self, blocks: Sequence[WaitpointBlockParams]
+    ) -> list[WaitpointBlockResult | Exception]:
+        """One transaction for every block; if it fails, each alone, so one bad call (an
+        unknown waitpoint) fails only its own attempt."""
+        try:
+            found = await self.store.waitpoint_block_many(
+                WaitpointBlockManyParams(environment=self.environment, blocks=blocks)
+            )
+            return list(found)
+        except Exception:
+            if len(blocks) == 1:
+                raise
+        results: list[WaitpointBlockResult | Exception] = []
+        for block in blocks:
+            try:
+                results.append(await self.store.waitpoint_block(block))
+            except Exception as exc:
+                results.append(exc)
+        return results
 
     async def release_run(self, worker_id: str, run_id: str, attempt_number: int) -> bool:
         """Give a claimed run back to the queue without counting its attempt (shutdown)."""
@@ -384,14 +422,16 @@ class ClaimOps(QueueOps):
             self.run_finished(done.expired)
         return done
 
-    async def resolve_waitpoints(self) -> list[str]:
-        """Complete due waitpoints; runs no longer blocked go WAITING → QUEUED (their ids)."""
+    async def resolve_waitpoints(self, *, peek: bool = True) -> list[str]:
+        """Complete due waitpoints; runs no longer blocked go WAITING → QUEUED (their ids).
+        ``peek=False``: the caller knows something is due (skips the lock-free look)."""
         self.transitions.check([RunStatus.WAITING], RunStatus.QUEUED, "resume")
         return await self.store.waitpoint_resolve_due(
             WaitpointResolveParams(
                 environment=self.environment,
                 now=self.now(),
                 timeout_error=dumps(_WAITPOINT_TIMEOUT),
+                peek=peek,
             )
         )
 

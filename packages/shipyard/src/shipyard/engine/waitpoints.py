@@ -7,12 +7,14 @@ environment's secret key. Completing twice keeps the first data.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Sequence
 from typing import Any
 
 from shipyard.durations import parse_duration_ms, resolve_time
+from shipyard.engine.batching import Coalescer
 from shipyard.engine.idempotency import IdempotencyKey, normalize
 from shipyard.engine.options import check_text, validate_tags
 from shipyard.engine.runs import RunOps
@@ -27,10 +29,14 @@ from shipyard.jsonutil import byte_size, dumps, loads
 from shipyard.models.tokens import WaitToken, WaitTokenInfo, WaitTokenPage
 from shipyard.records import WaitpointRecord
 from shipyard.store.params import (
+    RecordedCall,
     WaitpointCompleteParams,
+    WaitpointCreateManyParams,
     WaitpointCreateParams,
     WaitpointGetParams,
     WaitpointListParams,
+    WaitpointReadsParams,
+    WaitpointRecordedParams,
 )
 
 __all__ = ["OUTPUT_MAX_BYTES", "TOKEN_MAX_TAGS", "TOKEN_PAT_TTL_S", "WaitpointOps", "token_error"]
@@ -132,19 +138,66 @@ class WaitpointOps(RunOps):
         await self.start()
         now = self.now()
         ttl_ms = parse_duration_ms(idempotency_key_ttl) if idempotency_key_ttl else None
-        record, cached = await self.store.waitpoint_create(
-            WaitpointCreateParams(
-                id=new_id("waitpoint"),
-                environment=self.environment,
-                kind="MANUAL",
-                now=now,
-                timeout_at=resolve_time(timeout, now) if timeout is not None else None,
-                idempotency_key=key,
-                idempotency_key_expires_at=now + ttl_ms if key and ttl_ms else None,
-                tags=tag_list,
-            )
+        params = WaitpointCreateParams(
+            id=new_id("waitpoint"),
+            environment=self.environment,
+            kind="MANUAL",
+            now=now,
+            timeout_at=resolve_time(timeout, now) if timeout is not None else None,
+            idempotency_key=key,
+            idempotency_key_expires_at=now + ttl_ms if key and ttl_ms else None,
+            tags=tag_list,
         )
+        if key is None:
+            # Tokens created at about the same time (a worker's runs all reaching one) share
+            # a transaction: one commit instead of one each.
+            return self._token(await self._token_creates.submit(params), False)
+        record, cached = await self.store.waitpoint_create(params)
         return self._token(record, cached)
+
+    async def read_waitpoint(self, params: WaitpointGetParams) -> WaitpointRecord | None:
+        """One waitpoint by id, read with the others asked for meanwhile (one round trip)."""
+        found = await self._waitpoint_reads.submit(params)
+        assert not isinstance(found, RecordedCall)
+        return found
+
+    async def recorded_call(self, params: WaitpointRecordedParams) -> RecordedCall | None:
+        """The durable call an attempt recorded at ``params.seq``, read with the others asked
+        for meanwhile (a worker's runs reach their durable calls together)."""
+        found = await self._waitpoint_reads.submit(params)
+        assert not isinstance(found, WaitpointRecord)
+        return found
+
+    @functools.cached_property
+    def _waitpoint_reads(
+        self,
+    ) -> Coalescer[
+        WaitpointGetParams | WaitpointRecordedParams, WaitpointRecord | RecordedCall | None
+    ]:
+        async def read(
+            items: Sequence[WaitpointGetParams | WaitpointRecordedParams],
+        ) -> list[WaitpointRecord | RecordedCall | None]:
+            gets = [i for i in items if isinstance(i, WaitpointGetParams)]
+            recorded = [i for i in items if isinstance(i, WaitpointRecordedParams)]
+            found = await self.store.waitpoint_reads(
+                WaitpointReadsParams(environment=self.environment, gets=gets, recorded=recorded)
+            )
+            answers = iter(found.gets), iter(found.recorded)
+            return [
+                next(answers[0]) if isinstance(i, WaitpointGetParams) else next(answers[1])
+                for i in items
+            ]
+
+        return Coalescer(read)
+
+    @functools.cached_property
+    def _token_creates(self) -> Coalescer[WaitpointCreateParams, WaitpointRecord]:
+        async def write(creates: Sequence[WaitpointCreateParams]) -> list[WaitpointRecord]:
+            return await self.store.waitpoint_create_many(
+                WaitpointCreateManyParams(environment=self.environment, creates=creates)
+            )
+
+        return Coalescer(write)
 
     async def complete_token(self, waitpoint_id: str, data: Any) -> WaitTokenInfo:
         """Complete a token with ``data``; completing it again keeps the first data."""
@@ -177,7 +230,7 @@ class WaitpointOps(RunOps):
         """A token's row by id, or :class:`WaitpointNotFoundError`."""
         check_text(waitpoint_id, "token id")
         await self.start()
-        found = await self.store.waitpoint_get(
+        found = await self.read_waitpoint(
             WaitpointGetParams(environment=self.environment, waitpoint_id=waitpoint_id)
         )
         if found is None or found.kind != "MANUAL":

@@ -86,7 +86,6 @@ async def _durable_call(
     driver = scope.waits
     assert driver is not None
     engine = scope.engine
-    store = engine.store
     run_id = scope.ctx.run.id
     attempt = driver.attempt_number()
     # The run's own metadata must be readable while it waits, and must land before anything
@@ -94,7 +93,7 @@ async def _durable_call(
     await flush_scope(scope)
     seq = scope.wait_seq
     scope.wait_seq += 1
-    recorded = await store.waitpoint_recorded(
+    recorded = await engine.recorded_call(
         WaitpointRecordedParams(
             environment=engine.environment, run_id=run_id, attempt_number=attempt, seq=seq
         )
@@ -133,7 +132,7 @@ async def _durable_call(
     params.now = engine.now()
     # EXECUTING → WAITING if the waitpoint is still pending (the store decides atomically).
     engine.transitions.check([RunStatus.EXECUTING], RunStatus.WAITING, "suspend", [run_id])
-    blocked = await store.waitpoint_block(params)
+    blocked = await engine.suspend(params)
     if not blocked.owned:
         raise driver.lost()
     if not blocked.suspended:
@@ -142,7 +141,7 @@ async def _durable_call(
     await _hooks(scope, "on_wait", info)
     await driver.park()
     await _hooks(scope, "on_resume", info)
-    found = await store.waitpoint_get(
+    found = await engine.read_waitpoint(
         WaitpointGetParams(environment=engine.environment, waitpoint_id=blocked.waitpoint.id)
     )
     assert found is not None

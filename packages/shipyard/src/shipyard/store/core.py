@@ -98,12 +98,16 @@ from shipyard.store.params import (
     TaskListParams,
     TaskRegisterParams,
     VersionListParams,
+    WaitpointBlockManyParams,
     WaitpointBlockParams,
     WaitpointBlockResult,
     WaitpointCompleteParams,
+    WaitpointCreateManyParams,
     WaitpointCreateParams,
     WaitpointGetParams,
     WaitpointListParams,
+    WaitpointReads,
+    WaitpointReadsParams,
     WaitpointRecordedParams,
     WaitpointResolveParams,
     WorkerListLiveParams,
@@ -327,6 +331,22 @@ class StoreCore(ABC):
     async def waitpoint_block(self, params: WaitpointBlockParams) -> WaitpointBlockResult:
         """Link the attempt's call ``seq`` to a waitpoint; suspend the run if it is pending."""
         return await self._run(procedures.waitpoint_block(params))
+
+    async def waitpoint_reads(self, params: WaitpointReadsParams) -> WaitpointReads:
+        """Waitpoints by id and recorded calls, many at once (one round trip)."""
+        return await self._run(procedures.waitpoint_reads(params))
+
+    async def waitpoint_create_many(
+        self, params: WaitpointCreateManyParams
+    ) -> list[WaitpointRecord]:
+        """New waitpoints (no idempotency keys) in one transaction, in order."""
+        return await self._run(procedures.waitpoint_create_many(params))
+
+    async def waitpoint_block_many(
+        self, params: WaitpointBlockManyParams
+    ) -> list[WaitpointBlockResult]:
+        """:meth:`waitpoint_block` for each of ``params.blocks``, in one transaction."""
+        return await self._run(procedures.waitpoint_block_many(params))
 
     async def waitpoint_resolve_due(self, params: WaitpointResolveParams) -> list[str]:
         """Complete due waitpoints; WAITING → QUEUED for runs no longer blocked (their ids)."""

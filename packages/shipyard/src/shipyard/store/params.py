@@ -19,6 +19,9 @@ from shipyard.store.waitpoint_params import (
     RecordedCall as RecordedCall,
 )
 from shipyard.store.waitpoint_params import (
+    WaitpointBlockManyParams as WaitpointBlockManyParams,
+)
+from shipyard.store.waitpoint_params import (
     WaitpointBlockParams as WaitpointBlockParams,
 )
 from shipyard.store.waitpoint_params import (
@@ -28,6 +31,9 @@ from shipyard.store.waitpoint_params import (
     WaitpointCompleteParams as WaitpointCompleteParams,
 )
 from shipyard.store.waitpoint_params import (
+    WaitpointCreateManyParams as WaitpointCreateManyParams,
+)
+from shipyard.store.waitpoint_params import (
     WaitpointCreateParams as WaitpointCreateParams,
 )
 from shipyard.store.waitpoint_params import (
@@ -35,6 +41,12 @@ from shipyard.store.waitpoint_params import (
 )
 from shipyard.store.waitpoint_params import (
     WaitpointListParams as WaitpointListParams,
+)
+from shipyard.store.waitpoint_params import (
+    WaitpointReads as WaitpointReads,
+)
+from shipyard.store.waitpoint_params import (
+    WaitpointReadsParams as WaitpointReadsParams,
 )
 from shipyard.store.waitpoint_params import (
     WaitpointRecordedParams as WaitpointRecordedParams,

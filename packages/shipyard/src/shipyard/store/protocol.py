@@ -109,12 +109,16 @@ from shipyard.store.params import (
     TaskListParams,
     TaskRegisterParams,
     VersionListParams,
+    WaitpointBlockManyParams,
     WaitpointBlockParams,
     WaitpointBlockResult,
     WaitpointCompleteParams,
+    WaitpointCreateManyParams,
     WaitpointCreateParams,
     WaitpointGetParams,
     WaitpointListParams,
+    WaitpointReads,
+    WaitpointReadsParams,
     WaitpointRecordedParams,
     WaitpointResolveParams,
     WorkerHeartbeatParams,
@@ -370,6 +374,22 @@ class Store(Protocol):
 
     async def waitpoint_block(self, params: WaitpointBlockParams) -> WaitpointBlockResult:
         """Link the attempt's call ``seq`` to a waitpoint; suspend the run if it is pending."""
+        ...
+
+    async def waitpoint_reads(self, params: WaitpointReadsParams) -> WaitpointReads:
+        """Waitpoints by id and recorded calls, many at once (one round trip)."""
+        ...
+
+    async def waitpoint_create_many(
+        self, params: WaitpointCreateManyParams
+    ) -> list[WaitpointRecord]:
+        """New waitpoints (no idempotency keys) in one transaction, in order."""
+        ...
+
+    async def waitpoint_block_many(
+        self, params: WaitpointBlockManyParams
+    ) -> list[WaitpointBlockResult]:
+        """:meth:`waitpoint_block` for each of ``params.blocks``, in one transaction."""
         ...
 
     async def waitpoint_resolve_due(self, params: WaitpointResolveParams) -> list[str]:

@@ -91,6 +91,41 @@ class WaitpointBlockParams:
 
 
 @dataclass(slots=True)
+class WaitpointReadsParams:
+    """Many waitpoint reads at once (one round trip): waitpoints by id and recorded calls."""
+
+    environment: str
+    gets: Sequence[WaitpointGetParams] = ()
+    recorded: Sequence[WaitpointRecordedParams] = ()
+
+
+@dataclass(slots=True)
+class WaitpointReads:
+    """The answers of :class:`WaitpointReadsParams`, in order (None: not found)."""
+
+    gets: list[WaitpointRecord | None]
+    recorded: list[RecordedCall | None]
+
+
+@dataclass(slots=True)
+class WaitpointCreateManyParams:
+    """New waitpoints of one environment without idempotency keys, in one transaction."""
+
+    environment: str
+    creates: Sequence[WaitpointCreateParams]
+
+
+@dataclass(slots=True)
+class WaitpointBlockManyParams:
+    """Many :class:`WaitpointBlockParams` of one environment in one transaction (a worker's
+    runs suspending at about the same time: one commit, one slot-row lock, instead of one
+    each, which serialised every suspend behind the slot row's commit)."""
+
+    environment: str
+    blocks: Sequence[WaitpointBlockParams]
+
+
+@dataclass(slots=True)
 class WaitpointBlockResult:
     """The waitpoint the call is blocked on and what happened to the run."""
 
@@ -101,11 +136,16 @@ class WaitpointBlockResult:
 
 @dataclass(slots=True)
 class WaitpointResolveParams:
-    """Resolve due waitpoints of an environment and re-queue the runs they released."""
+    """Resolve due waitpoints of an environment and re-queue the runs they released.
+
+    ``peek``: look first whether anything is due, without a write lock (the periodic pass);
+    False when the caller knows something is (a child run just ended: one round trip less).
+    """
 
     environment: str
     now: int
     timeout_error: str
+    peek: bool = True
 
 
 @dataclass(slots=True)

@@ -627,12 +627,139 @@ FROM waitpoints WHERE environment = :environment AND id = :id
 FOR SHARE;
 
 -- name: run_suspend_pending
--- run_suspend, only while the waitpoint is pending (waitpoint_block in one round trip: the
--- statement decides what the shared procedure decides in Python after waitpoint_block_get).
-UPDATE runs SET status = 'WAITING', lease_expires_at = NULL, updated_at = :now
-WHERE environment = :environment AND id = :run_id AND status = 'EXECUTING'
-  AND attempt_number = :attempt_number AND lease_owner = :worker_id
+-- run_suspend for every block of a batch whose waitpoint is still pending, in one statement
+-- (waitpoint_block_many: one firing of the slot and status triggers per batch, not one per
+-- run). Each row is fenced like a finish; the ids suspended come back.
+UPDATE runs r SET status = 'WAITING', lease_expires_at = NULL, updated_at = i.now
+FROM json_to_recordset(CAST(:input AS json)) AS i(
+    run_id text, attempt_number bigint, worker_id text, waitpoint_id text, now bigint
+)
+WHERE r.id = i.run_id
+  AND r.environment = :environment AND r.status = 'EXECUTING'
+  AND r.attempt_number = i.attempt_number AND r.lease_owner = i.worker_id
   AND EXISTS (
-    SELECT 1 FROM waitpoints
-    WHERE environment = :environment AND id = :waitpoint_id AND status = 'PENDING'
+    SELECT 1 FROM waitpoints w
+    WHERE w.environment = :environment AND w.id = i.waitpoint_id AND w.status = 'PENDING'
+  )
+RETURNING r.id;
+
+-- name: waitpoint_insert_many
+-- New waitpoints (no idempotency keys) from one JSON array, in one statement; their ids back.
+INSERT INTO waitpoints (
+    id, environment, kind, status, completes_at, timeout_at, idempotency_key,
+    idempotency_key_expires_at, tags, target_id, created_at
+)
+SELECT i.id, i.environment, i.kind, 'PENDING', i.completes_at, i.timeout_at, NULL, NULL,
+       i.tags, i.target_id, i.now
+FROM json_to_recordset(CAST(:input AS json)) AS i(
+    id text, environment text, kind text, completes_at bigint, timeout_at bigint, tags text,
+    target_id text, now bigint
+)
+ORDER BY i.id
+ON CONFLICT DO NOTHING
+RETURNING id, environment, kind, status, completes_at, timeout_at, idempotency_key,
+    idempotency_key_expires_at, tags, output, output_is_error, target_id, created_at,
+    completed_at;
+
+-- name: waitpoint_link_many
+-- waitpoint_link for every block of a batch (only runs of the environment; a call already
+-- linked keeps its waitpoint).
+INSERT INTO run_waitpoints (run_id, attempt_number, seq, waitpoint_id, call, created_at)
+SELECT i.run_id, i.attempt_number, i.seq, i.waitpoint_id, i.call, i.now
+FROM json_to_recordset(CAST(:input AS json)) AS i(
+    run_id text, attempt_number bigint, seq bigint, waitpoint_id text, call text, now bigint
+)
+WHERE EXISTS (SELECT 1 FROM runs WHERE id = i.run_id AND environment = :environment)
+ON CONFLICT DO NOTHING;
+
+-- name: waitpoint_settle_many
+-- waitpoint_settle_one for the waitpoints of a batch of blocks.
+UPDATE waitpoints SET status = 'COMPLETED', completed_at = :now
+WHERE environment = :environment AND status = 'PENDING'
+  AND id IN (SELECT value FROM json_array_elements_text(CAST(:ids AS json)))
+  AND (
+    (kind = 'DATETIME' AND completes_at <= :now)
+    OR (kind = 'RUN' AND EXISTS (
+        SELECT 1 FROM runs r WHERE r.id = waitpoints.target_id
+          AND r.status IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE',
+                           'EXPIRED', 'TIMED_OUT')))
+    OR (kind = 'BATCH' AND NOT EXISTS (
+        SELECT 1 FROM runs r WHERE r.batch_id = waitpoints.target_id
+          AND r.status NOT IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE',
+                               'EXPIRED', 'TIMED_OUT')))
+);
+
+-- name: waitpoint_block_get_many
+-- waitpoint_block_get for the waitpoints of a batch of blocks (FOR SHARE, in id order).
+SELECT id, environment, kind, status, completes_at, timeout_at, idempotency_key,
+    idempotency_key_expires_at, tags, output, output_is_error, target_id, created_at,
+    completed_at
+FROM waitpoints
+WHERE environment = :environment
+  AND id IN (SELECT value FROM json_array_elements_text(CAST(:ids AS json)))
+ORDER BY id
+FOR SHARE;
+
+-- name: waitpoint_block_check
+-- Fails the batch's transaction (division by zero) if a waitpoint it blocks on does not exist,
+-- before anything is linked or suspended: the store reports it as not found, and the engine
+-- then blocks each call alone, so only the bad one fails.
+SELECT CAST(1 / (CASE WHEN count(*) = :count THEN 1 ELSE 0 END) AS int) FROM waitpoints
+WHERE environment = :environment
+  AND id IN (SELECT value FROM json_array_elements_text(CAST(:ids AS json)));
+
+-- name: runs_wake_notify
+-- runs_wake, and the environment's workers woken in the same statement if any run was
+-- (waitpoint_resolve_due in one round trip). The woken CTE is referenced so it runs.
+WITH woken AS (
+    UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
+        updated_at = :now
+    WHERE environment = :environment AND status = 'WAITING' AND NOT EXISTS (
+        SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
+        WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
+          AND w.status = 'PENDING'
+    )
+    RETURNING id
+), notified AS (
+    SELECT pg_notify('shipyard_ready', :environment) WHERE EXISTS (SELECT 1 FROM woken)
+)
+SELECT id FROM woken
+UNION ALL SELECT NULL FROM notified;
+
+-- name: waitpoint_settle_finished
+-- The run and batch waitpoints of runs a finish just ended, settled in the finish's own
+-- transaction (waitpoints_by_target finds them; a parent's trigger_and_wait resolves with its
+-- child's finish: no resolver transaction).
+UPDATE waitpoints SET status = 'COMPLETED', completed_at = :now
+WHERE status = 'PENDING' AND environment = :environment
+  AND target_id IN (SELECT value FROM json_array_elements_text(CAST(:ids AS json))
+      UNION SELECT r.batch_id FROM runs r WHERE r.id IN (SELECT value FROM json_array_elements_text(CAST(:ids AS json))) AND r.batch_id IS NOT NULL)
+  AND (
+    (kind = 'RUN' AND EXISTS (SELECT 1 FROM runs r WHERE r.id = waitpoints.target_id
+                              AND r.status IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE', 'EXPIRED', 'TIMED_OUT')))
+    OR (kind = 'BATCH' AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.batch_id = waitpoints.target_id
+                                       AND r.status NOT IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE', 'EXPIRED', 'TIMED_OUT')))
   );
+
+-- name: runs_wake_parents
+-- runs_wake for the runs waiting on the waitpoints of the runs a finish just ended (settled by
+-- waitpoint_settle_finished, a statement earlier in the same transaction), and NOTIFY if any.
+WITH woken AS (
+    UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
+        updated_at = :now
+    WHERE environment = :environment AND status = 'WAITING'
+      AND id IN (SELECT rw.run_id FROM waitpoints w JOIN run_waitpoints rw ON rw.waitpoint_id = w.id
+                 WHERE w.target_id IN (SELECT value FROM json_array_elements_text(CAST(:ids AS json))
+      UNION SELECT r.batch_id FROM runs r WHERE r.id IN (SELECT value FROM json_array_elements_text(CAST(:ids AS json))) AND r.batch_id IS NOT NULL)
+                   AND w.environment = :environment AND w.status = 'COMPLETED')
+      AND NOT EXISTS (
+        SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
+        WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
+          AND w.status = 'PENDING'
+      )
+    RETURNING id
+), notified AS (
+    SELECT pg_notify('shipyard_ready', :environment) WHERE EXISTS (SELECT 1 FROM woken)
+)
+SELECT id FROM woken
+UNION ALL SELECT NULL FROM notified;

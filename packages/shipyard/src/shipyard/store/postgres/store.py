@@ -44,6 +44,7 @@ from shipyard.store.core import StoreCore
 from shipyard.store.params import (
     MigrateParams,
     ReadyNotifyParams,
+    RecordedCall,
     RunClaimParams,
     RunFinishManyParams,
     RunFinishMetadata,
@@ -52,8 +53,14 @@ from shipyard.store.params import (
     RunInsertResult,
     RunScheduleParams,
     ScheduledRuns,
+    WaitpointBlockManyParams,
     WaitpointBlockParams,
     WaitpointBlockResult,
+    WaitpointCreateManyParams,
+    WaitpointCreateParams,
+    WaitpointReads,
+    WaitpointReadsParams,
+    WaitpointResolveParams,
     WorkerHeartbeatParams,
 )
 from shipyard.store.postgres.listener import (
@@ -74,7 +81,6 @@ from shipyard.store.rows import (
     insert_row,
     inserted_record,
     run_builder,
-    waitpoint_values,
 )
 from shipyard.store.sql import load_queries, migration_files
 from shipyard.store.steps import (
@@ -337,7 +343,12 @@ class PostgresStore(StoreCore):
             if _needs_read(params):
                 accepted, _ = await self._finish_locked(conn, params, None)
                 return accepted
-            cursor = await conn.execute(_Q["run_finish_many"], _finish_values(params))
+            if not _ends_runs(params):
+                cursor = await conn.execute(_Q["run_finish_many"], _finish_values(params))
+            else:
+                async with conn.pipeline(), conn.transaction():
+                    cursor = await conn.execute(_Q["run_finish_many"], _finish_values(params))
+                    await _wake_parents(conn, params)
             accepted = _accepted(len(params.finishes), await cursor.fetchall())
             return await self._finish_conflicts(conn, params, accepted)
 
@@ -362,6 +373,9 @@ class PostgresStore(StoreCore):
                     _Q["environment_slot_lock"], {"environment": claim.environment}
                 )
                 finished = await conn.execute(_Q["run_finish_many"], _finish_values(finish))
+                # Parents waiting for these runs are woken here, and claimed by the claim
+                # below when they are this worker's (their parked coroutine continues).
+                await _wake_parents(conn, finish)
                 claimed = await conn.execute(_Q["run_claim_limited"], _claim_values(claim))
             if await lock.fetchone() is None:  # pragma: no cover - the row was ensured
                 raise ShipyardError(f"No slot row for environment {claim.environment!r}.")
@@ -426,6 +440,7 @@ class PostgresStore(StoreCore):
             stored = {str(r[0]): str(r[1]) for r in await read.fetchall()}
             values = _finish_values(finish, stored)
             finished = await conn.execute(_Q["run_finish_many"], values)
+            await _wake_parents(conn, finish)
             if claim is not None:
                 claimed = await conn.execute(_Q["run_claim_limited"], _claim_values(claim))
         accepted = _accepted(len(finish.finishes), await finished.fetchall())
@@ -433,49 +448,160 @@ class PostgresStore(StoreCore):
             return accepted, []
         return accepted, _records(claimed.description, await claimed.fetchall())
 
-    async def waitpoint_block(self, params: WaitpointBlockParams) -> WaitpointBlockResult:
-        """The shared procedure's steps in one pipeline: one round trip, where its awaits took
-        seven (a worker parks every run this way). A new waitpoint with an idempotency key may
-        have to resolve a conflict first: that one takes the shared procedure."""
-        create = params.create
-        if create is not None and create.idempotency_key is not None:
-            return await super().waitpoint_block(params)
-        if create is None and params.waitpoint_id is None:
-            raise ValueError("waitpoint_block needs create or waitpoint_id")
-        waitpoint_id = create.id if create is not None else params.waitpoint_id
+    async def waitpoint_resolve_due(self, params: WaitpointResolveParams) -> list[str]:
+        """The shared procedure's statements in one pipeline (one round trip and one commit
+        after the peek; none before it when ``peek`` is False): a finished child resolves its
+        waiting parent this way, so its round trips are the parent's resume latency."""
         values = {
             "environment": params.environment,
-            "run_id": params.run_id,
-            "attempt_number": params.attempt_number,
-            "worker_id": params.worker_id,
-            "seq": params.seq,
-            "call": params.call,
             "now": params.now,
-            "waitpoint_id": waitpoint_id,
-            "id": waitpoint_id,
+            "timeout_error": params.timeout_error,
         }
         await self._ensure_open()
         async with self._pool.connection() as conn:
-            await self._ensure_slot_row(conn, params.environment)
+            if params.peek:
+                cursor = await conn.execute(_Q["waitpoint_due_exists"], values)
+                if await cursor.fetchone() is None:
+                    return []
             async with conn.pipeline(), conn.transaction():
-                await conn.execute(_Q["environment_slot_lock"], {"environment": params.environment})
-                inserted = None
-                if create is not None:
-                    inserted = await conn.execute(_Q["waitpoint_insert"], waitpoint_values(create))
-                await conn.execute(_Q["waitpoint_link"], values)
-                await conn.execute(_Q["waitpoint_settle_one"], values)
-                got = await conn.execute(_Q["waitpoint_block_get"], values)
-                suspended = await conn.execute(_Q["run_suspend_pending"], values)
-            if inserted is not None and await inserted.fetchone() is None:
-                raise ShipyardError(f"Could not create waitpoint {waitpoint_id}: its id exists.")
-            found = await got.fetchone()
-            if found is None:
-                raise ShipyardError(f"Waitpoint {waitpoint_id} not found.")
-            waitpoint = WaitpointRecord(*found)
+                await conn.execute(_Q["waitpoint_timeout_due"], values)
+                await conn.execute(_Q["waitpoint_settle_due"], values)
+                woken = await conn.execute(_Q["runs_wake_notify"], values)
+            return [str(r[0]) for r in await woken.fetchall() if r[0] is not None]
+
+    async def waitpoint_reads(self, params: WaitpointReadsParams) -> WaitpointReads:
+        """Every read in one pipeline: one round trip for a worker's runs reaching their
+        durable calls at about the same time."""
+        if not params.gets and not params.recorded:
+            return WaitpointReads(gets=[], recorded=[])
+        await self._ensure_open()
+        env = params.environment
+        async with self._pool.connection() as conn:
+            async with conn.pipeline():
+                gets = [
+                    await conn.execute(
+                        _Q["waitpoint_get"], {"environment": env, "id": g.waitpoint_id}
+                    )
+                    for g in params.gets
+                ]
+                recorded = [
+                    await conn.execute(
+                        _Q["waitpoint_recorded"],
+                        {
+                            "environment": env,
+                            "run_id": r.run_id,
+                            "attempt_number": r.attempt_number,
+                            "seq": r.seq,
+                        },
+                    )
+                    for r in params.recorded
+                ]
+            found_gets = [await c.fetchone() for c in gets]
+            found_recorded = [await c.fetchone() for c in recorded]
+        return WaitpointReads(
+            gets=[WaitpointRecord(*f) if f else None for f in found_gets],
+            recorded=[
+                RecordedCall(f[0], WaitpointRecord(*f[1:])) if f else None for f in found_recorded
+            ],
+        )
+
+    async def waitpoint_create_many(
+        self, params: WaitpointCreateManyParams
+    ) -> list[WaitpointRecord]:
+        """Every INSERT in one pipeline: one transaction, one round trip, one commit."""
+        creates = list(params.creates)
+        if any(c.environment != params.environment or c.idempotency_key for c in creates):
+            raise ValueError("waitpoint_create_many: the params' environment, no idempotency keys")
+        if not creates:
+            return []
+        await self._ensure_open()
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                _Q["waitpoint_insert_many"],
+                {"input": json.dumps([_create_row(c) for c in creates])},
+            )
+            found = {str(r[0]): WaitpointRecord(*r) for r in await cursor.fetchall()}
+        missing = [c.id for c in creates if c.id not in found]
+        if missing:
+            raise ShipyardError(f"Could not create waitpoint {missing[0]}: its id exists.")
+        return [found[c.id] for c in creates]
+
+    async def waitpoint_block(self, params: WaitpointBlockParams) -> WaitpointBlockResult:
+        """:meth:`waitpoint_block_many` of one."""
+        [result] = await self.waitpoint_block_many(
+            WaitpointBlockManyParams(environment=params.environment, blocks=[params])
+        )
+        return result
+
+    async def waitpoint_block_many(
+        self, params: WaitpointBlockManyParams
+    ) -> list[WaitpointBlockResult]:
+        """The shared procedure's steps for every block in one pipeline: one transaction, one
+        round trip (its awaits took five per block, plus BEGIN and COMMIT). A new waitpoint
+        with an idempotency key may have to resolve a conflict first: such a batch takes the
+        shared procedure."""
+        blocks = list(params.blocks)
+        if not blocks:
+            return []
+        if any(b.create is not None and b.create.idempotency_key is not None for b in blocks):
+            return await self._run(procedures.waitpoint_block_many(params))
+        if any(b.environment != params.environment for b in blocks):
+            raise ValueError("waitpoint_block_many: every block must be in the params' environment")
+        await self._ensure_open()
+        env = params.environment
+        values = [_block_values(b) for b in blocks]
+        ids = sorted({v["id"] for v in values})
+        creates = [_create_row(b.create) for b in blocks if b.create is not None]
+        async with self._pool.connection() as conn:
+            await self._ensure_slot_row(conn, env)
+            try:
+                async with conn.pipeline(), conn.transaction():
+                    await conn.execute(_Q["environment_slot_lock"], {"environment": env})
+                    inserted = None
+                    if creates:
+                        inserted = await conn.execute(
+                            _Q["waitpoint_insert_many"], {"input": json.dumps(creates)}
+                        )
+                    await conn.execute(
+                        _Q["waitpoint_block_check"],
+                        {"environment": env, "ids": json.dumps(ids), "count": len(ids)},
+                    )
+                    await conn.execute(
+                        _Q["waitpoint_link_many"],
+                        {"environment": env, "input": json.dumps(values)},
+                    )
+                    now = max(b.now for b in blocks)
+                    await conn.execute(
+                        _Q["waitpoint_settle_many"],
+                        {"environment": env, "ids": json.dumps(ids), "now": now},
+                    )
+                    got = await conn.execute(
+                        _Q["waitpoint_block_get_many"],
+                        {"environment": env, "ids": json.dumps(ids)},
+                    )
+                    suspend = await conn.execute(
+                        _Q["run_suspend_pending"],
+                        {"environment": env, "input": json.dumps(values)},
+                    )
+            except psycopg.errors.DivisionByZero:
+                raise ShipyardError(
+                    f"Waitpoint not found (one of {', '.join(ids)}).", waitpoint_ids=ids
+                ) from None
+            if inserted is not None and len(await inserted.fetchall()) != len(creates):
+                raise ShipyardError("Could not create a waitpoint of the batch: its id exists.")
+            found = {str(r[0]): WaitpointRecord(*r) for r in await got.fetchall()}
+            suspended = {str(r[0]) for r in await suspend.fetchall()}
+        results = []
+        for block, v in zip(blocks, values, strict=True):
+            waitpoint = found.get(v["id"])
+            if waitpoint is None:
+                raise ShipyardError(f"Waitpoint {v['id']} not found.")
             if waitpoint.status != "PENDING":
-                return WaitpointBlockResult(waitpoint, suspended=False, owned=True)
-            owned = suspended.rowcount == 1
-            return WaitpointBlockResult(waitpoint, suspended=owned, owned=owned)
+                results.append(WaitpointBlockResult(waitpoint, suspended=False, owned=True))
+                continue
+            owned = block.run_id in suspended
+            results.append(WaitpointBlockResult(waitpoint, suspended=owned, owned=owned))
+        return results
 
     async def _ensure_slot_row(self, conn: psycopg.AsyncConnection[Any], environment: str) -> None:
         """Create the environment's slot row once per process, before a claim locks it: were
@@ -744,6 +870,61 @@ def _finish_values(
         "input": json.dumps(inputs),
         "events": json.dumps(events),
     }
+
+
+def _block_values(block: WaitpointBlockParams) -> dict[str, Any]:
+    """The bound values of one block's statements (waitpoint_block_many)."""
+    if block.create is not None:
+        waitpoint_id = block.create.id
+    elif block.waitpoint_id is not None:
+        waitpoint_id = block.waitpoint_id
+    else:
+        raise ValueError("waitpoint_block needs create or waitpoint_id")
+    return {
+        "environment": block.environment,
+        "run_id": block.run_id,
+        "attempt_number": block.attempt_number,
+        "worker_id": block.worker_id,
+        "seq": block.seq,
+        "call": block.call,
+        "now": block.now,
+        "waitpoint_id": waitpoint_id,
+        "id": waitpoint_id,
+    }
+
+
+def _create_row(create: WaitpointCreateParams) -> dict[str, Any]:
+    """One row of ``waitpoint_insert_many`` (a waitpoint without an idempotency key)."""
+    return {
+        "id": create.id,
+        "environment": create.environment,
+        "kind": create.kind,
+        "completes_at": create.completes_at,
+        "timeout_at": create.timeout_at,
+        "tags": json.dumps(list(create.tags)),
+        "target_id": create.target_id,
+        "now": create.now,
+    }
+
+
+def _ends_runs(params: RunFinishManyParams) -> bool:
+    """Whether a finish batch ends a run (a parent may be waiting for it)."""
+    return any(f.status != "QUEUED" for f in params.finishes)
+
+
+async def _wake_parents(conn: psycopg.AsyncConnection[Any], params: RunFinishManyParams) -> None:
+    """After the finish statement, in its transaction (each statement sees the ones before):
+    settle the run/batch waitpoints of the runs it ended and wake their parents (NOTIFY), as
+    the shared procedure does. A finish the fence rejected changed nothing: harmless here."""
+    if not _ends_runs(params):
+        return
+    wake = {
+        "environment": params.environment,
+        "ids": json.dumps([f.run_id for f in params.finishes]),
+        "now": max(f.now for f in params.finishes),
+    }
+    await conn.execute(_Q["waitpoint_settle_finished"], wake)
+    await conn.execute(_Q["runs_wake_parents"], wake)
 
 
 def _needs_read(params: RunFinishManyParams) -> bool:

@@ -9,12 +9,16 @@ from shipyard.records import (
 )
 from shipyard.store.params import (
     RecordedCall,
+    WaitpointBlockManyParams,
     WaitpointBlockParams,
     WaitpointBlockResult,
     WaitpointCompleteParams,
+    WaitpointCreateManyParams,
     WaitpointCreateParams,
     WaitpointGetParams,
     WaitpointListParams,
+    WaitpointReads,
+    WaitpointReadsParams,
     WaitpointRecordedParams,
     WaitpointResolveParams,
 )
@@ -64,6 +68,17 @@ def waitpoint_create_alone(p: WaitpointCreateParams) -> Procedure[tuple[Waitpoin
     return (yield from waitpoint_create(p))
 
 
+def waitpoint_create_many(p: WaitpointCreateManyParams) -> Procedure[list[WaitpointRecord]]:
+    """New waitpoints without idempotency keys, in one transaction (one INSERT each)."""
+    if any(c.environment != p.environment or c.idempotency_key is not None for c in p.creates):
+        raise ValueError("waitpoint_create_many: the params' environment, no idempotency keys")
+    yield begin()
+    created: list[WaitpointRecord] = []
+    for create in p.creates:
+        created.append((yield from waitpoint_create(create))[0])
+    return created
+
+
 def waitpoint_get(p: WaitpointGetParams) -> Procedure[WaitpointRecord | None]:
     """One waitpoint by id."""
     found = yield row("waitpoint_get", {"environment": p.environment, "id": p.waitpoint_id})
@@ -104,6 +119,17 @@ def waitpoint_recorded(p: WaitpointRecordedParams) -> Procedure[RecordedCall | N
     return RecordedCall(found[0], WaitpointRecord(*found[1:])) if found else None
 
 
+def waitpoint_reads(p: WaitpointReadsParams) -> Procedure[WaitpointReads]:
+    """Waitpoints by id and recorded calls, many at once."""
+    gets: list[WaitpointRecord | None] = []
+    for get in p.gets:
+        gets.append((yield from waitpoint_get(get)))
+    recorded: list[RecordedCall | None] = []
+    for call in p.recorded:
+        recorded.append((yield from waitpoint_recorded(call)))
+    return WaitpointReads(gets=gets, recorded=recorded)
+
+
 def waitpoint_block(p: WaitpointBlockParams) -> Procedure[WaitpointBlockResult]:
     """Link the call to its waitpoint, settle it if already due, and suspend the run
     (EXECUTING → WAITING, fenced like a finish) while it is pending.
@@ -113,6 +139,22 @@ def waitpoint_block(p: WaitpointBlockParams) -> Procedure[WaitpointBlockResult]:
     """
     yield begin()
     yield lock("environment_slot_lock", {"environment": p.environment})
+    return (yield from _block(p))
+
+
+def waitpoint_block_many(p: WaitpointBlockManyParams) -> Procedure[list[WaitpointBlockResult]]:
+    """:func:`waitpoint_block` for each block, in one transaction (one slot-row lock)."""
+    if any(b.environment != p.environment for b in p.blocks):
+        raise ValueError("waitpoint_block_many: every block must be in the params' environment")
+    yield begin()
+    yield lock("environment_slot_lock", {"environment": p.environment})
+    results: list[WaitpointBlockResult] = []
+    for block in p.blocks:
+        results.append((yield from _block(block)))
+    return results
+
+
+def _block(p: WaitpointBlockParams) -> Procedure[WaitpointBlockResult]:
     if p.create is not None:
         waitpoint_id = (yield from waitpoint_create(p.create))[0].id
     elif p.waitpoint_id is not None:
@@ -147,7 +189,7 @@ def waitpoint_resolve_due(p: WaitpointResolveParams) -> Procedure[list[str]]:
     re-queue the WAITING runs none of whose current waitpoints is still pending. Peeks first:
     with nothing waiting, no write lock is taken."""
     values = {"environment": p.environment, "now": p.now, "timeout_error": p.timeout_error}
-    if (yield row("waitpoint_due_exists", values)) is None:
+    if p.peek and (yield row("waitpoint_due_exists", values)) is None:
         return []
     yield begin()
     yield count("waitpoint_timeout_due", values)

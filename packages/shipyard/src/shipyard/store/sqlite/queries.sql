@@ -408,3 +408,34 @@ SELECT id, environment, kind, status, completes_at, timeout_at, idempotency_key,
     idempotency_key_expires_at, tags, output, output_is_error, target_id, created_at,
     completed_at
 FROM waitpoints WHERE environment = :environment AND id = :id;
+
+-- name: waitpoint_settle_finished
+-- The run and batch waitpoints of runs a finish just ended, settled in the finish's own
+-- transaction (waitpoints_by_target finds them; a parent's trigger_and_wait resolves with its
+-- child's finish: no resolver transaction).
+UPDATE waitpoints SET status = 'COMPLETED', completed_at = :now
+WHERE status = 'PENDING' AND environment = :environment
+  AND target_id IN (SELECT value FROM json_each(:ids)
+      UNION SELECT r.batch_id FROM runs r WHERE r.id IN (SELECT value FROM json_each(:ids)) AND r.batch_id IS NOT NULL)
+  AND (
+    (kind = 'RUN' AND EXISTS (SELECT 1 FROM runs r WHERE r.id = waitpoints.target_id
+                              AND r.status IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE', 'EXPIRED', 'TIMED_OUT')))
+    OR (kind = 'BATCH' AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.batch_id = waitpoints.target_id
+                                       AND r.status NOT IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE', 'EXPIRED', 'TIMED_OUT')))
+  );
+
+-- name: runs_wake_parents
+-- runs_wake for the runs waiting on the waitpoints of the runs a finish just ended.
+UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
+    updated_at = :now
+WHERE environment = :environment AND status = 'WAITING'
+  AND id IN (SELECT rw.run_id FROM waitpoints w JOIN run_waitpoints rw ON rw.waitpoint_id = w.id
+                 WHERE w.target_id IN (SELECT value FROM json_each(:ids)
+      UNION SELECT r.batch_id FROM runs r WHERE r.id IN (SELECT value FROM json_each(:ids)) AND r.batch_id IS NOT NULL)
+                   AND w.environment = :environment AND w.status = 'COMPLETED')
+      AND NOT EXISTS (
+        SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
+        WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
+          AND w.status = 'PENDING'
+      )
+RETURNING id;

@@ -1,0 +1,121 @@
+"""Store conformance: the batched waitpoint calls a worker makes when many runs reach durable
+waits together (``waitpoint_create_many``, ``waitpoint_reads``, ``waitpoint_block_many``), and
+the resolver's peek, which must not sweep runs that only wait."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_store_flow_control import running
+from test_store_runs import ENV, claim, events, get, register, run_params
+from test_store_waitpoints import TIMEOUT, block, datetime_wp
+
+from shipyard.errors import ShipyardError
+from shipyard.ids import new_id
+from shipyard.store.params import (
+    WaitpointBlockManyParams,
+    WaitpointCreateManyParams,
+    WaitpointReadsParams,
+)
+from shipyard.store.protocol import (
+    Store,
+    WaitpointCompleteParams,
+    WaitpointCreateParams,
+    WaitpointGetParams,
+    WaitpointRecordedParams,
+    WaitpointResolveParams,
+)
+
+
+def token(now: int = 2_000) -> WaitpointCreateParams:
+    return WaitpointCreateParams(
+        id=new_id("waitpoint"), environment=ENV, kind="MANUAL", now=now, tags=["t"]
+    )
+
+
+async def claimed_runs(store: Store, n: int) -> list[str]:
+    await register(store)
+    for _ in range(n):
+        await store.run_insert(run_params())
+    got = await store.run_claim(claim(store, limit=n))
+    assert len(got) == n
+    return sorted(r.id for r in got)
+
+
+async def test_create_many_and_reads_answer_in_order(store: Store) -> None:
+    creates = [token() for _ in range(3)]
+    made = await store.waitpoint_create_many(WaitpointCreateManyParams(ENV, creates))
+    assert [w.id for w in made] == [c.id for c in creates]
+    assert {(w.kind, w.status, w.tags) for w in made} == {("MANUAL", "PENDING", '["t"]')}
+    run_id = (await claimed_runs(store, 1))[0]
+    await store.waitpoint_block(block(run_id, 1, 0, waitpoint_id=made[1].id))
+    reads = await store.waitpoint_reads(
+        WaitpointReadsParams(
+            ENV,
+            gets=[WaitpointGetParams(ENV, made[2].id), WaitpointGetParams(ENV, "waitpoint_x")],
+            recorded=[
+                WaitpointRecordedParams(ENV, run_id, 1, 0),
+                WaitpointRecordedParams(ENV, run_id, 1, 1),
+            ],
+        )
+    )
+    assert [w.id if w else None for w in reads.gets] == [made[2].id, None]
+    first, missing = reads.recorded
+    assert first is not None and first.waitpoint.id == made[1].id and first.call == "wait.for"
+    assert missing is None
+
+
+async def test_block_many_suspends_each_pending_one_in_one_transaction(store: Store) -> None:
+    a, b, c = await claimed_runs(store, 3)
+    tok = (await store.waitpoint_create_many(WaitpointCreateManyParams(ENV, [token()])))[0]
+    assert await running(store, "task/t") == 3
+    results = await store.waitpoint_block_many(
+        WaitpointBlockManyParams(
+            ENV,
+            [
+                block(a, 1, 0, waitpoint_id=tok.id),
+                block(b, 1, 0, create=datetime_wp(1_000)),  # already due: not suspended
+                block(c, 2, 0, create=datetime_wp(10_000)),  # stale attempt: not ours
+            ],
+        )
+    )
+    assert [(r.suspended, r.owned) for r in results] == [
+        (True, True),
+        (False, True),
+        (False, False),
+    ]
+    assert results[1].waitpoint.status == "COMPLETED"
+    statuses = [(await get(store, i)).status for i in (a, b, c)]  # type: ignore[union-attr]
+    assert statuses == ["WAITING", "EXECUTING", "EXECUTING"]
+    assert await running(store, "task/t") == 2
+    assert (await events(store, a, "status"))[-1] == ("status", "WAITING")
+
+
+async def test_block_many_with_an_unknown_waitpoint_changes_nothing(store: Store) -> None:
+    a, b = await claimed_runs(store, 2)
+    tok = (await store.waitpoint_create_many(WaitpointCreateManyParams(ENV, [token()])))[0]
+    with pytest.raises(ShipyardError):
+        await store.waitpoint_block_many(
+            WaitpointBlockManyParams(
+                ENV,
+                [block(a, 1, 0, waitpoint_id=tok.id), block(b, 1, 0, waitpoint_id="waitpoint_x")],
+            )
+        )
+    for run_id in (a, b):
+        run = await get(store, run_id)
+        assert run is not None and run.status == "EXECUTING"
+        recorded = await store.waitpoint_recorded(WaitpointRecordedParams(ENV, run_id, 1, 0))
+        assert recorded is None
+
+
+async def test_waiting_runs_alone_give_the_resolver_nothing_to_do(store: Store) -> None:
+    """A run waiting on a pending token is not swept by every resolver pass; completing the
+    token wakes it in the completion's own transaction."""
+    (run_id,) = await claimed_runs(store, 1)
+    tok = (await store.waitpoint_create_many(WaitpointCreateManyParams(ENV, [token()])))[0]
+    await store.waitpoint_block(block(run_id, 1, 0, waitpoint_id=tok.id))
+    assert await store.waitpoint_resolve_due(WaitpointResolveParams(ENV, 50_000, TIMEOUT)) == []
+    await store.waitpoint_complete(WaitpointCompleteParams(ENV, tok.id, json.dumps(1), 3_000))
+    run = await get(store, run_id)
+    assert run is not None and run.status == "QUEUED"
