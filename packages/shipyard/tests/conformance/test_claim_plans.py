@@ -408,12 +408,6 @@ def lite(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sqlite3.Con
         conn.close()
 
 
-# The waits service's checks of WAITING runs (shared.sql) still take runs_by_environment on
-# SQLite when statistics say the environment holds a run or two; they are being reworked with
-# the waits service (issue 16) and are left to it.
-WAITS = {"waitpoint_due_exists", "runs_wake"}
-
-
 def test_sqlite_hot_statements_search_indexes(lite: sqlite3.Connection) -> None:
     queries = load_queries("sqlite")
     problems = []
@@ -424,6 +418,6 @@ def test_sqlite_hot_statements_search_indexes(lite: sqlite3.Connection) -> None:
             if re.match(r"SCAN runs\b", detail) and "runs_owner" not in detail:
                 problems.append(f"{name}: {detail}")
             # Every run the environment ever had, a range walked for a few.
-            if "runs_by_environment (environment=?)" in detail and name not in WAITS:
+            if "runs_by_environment (environment=?)" in detail:
                 problems.append(f"{name}: {detail}")
     assert problems == [], "\n".join(problems)

@@ -763,3 +763,14 @@ WITH woken AS (
 )
 SELECT id FROM woken
 UNION ALL SELECT NULL FROM notified;
+
+-- name: runs_wake
+-- WAITING → QUEUED (queue position kept) for runs none of whose current waitpoints is pending.
+UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
+    updated_at = :now
+WHERE environment = :environment AND status = 'WAITING' AND NOT EXISTS (
+    SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
+    WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
+      AND w.status = 'PENDING'
+)
+RETURNING id;

@@ -444,17 +444,6 @@ UPDATE runs SET status = 'WAITING', lease_expires_at = NULL, updated_at = :now
 WHERE environment = :environment AND id = :run_id AND status = 'EXECUTING'
   AND attempt_number = :attempt_number AND lease_owner = :worker_id;
 
--- name: runs_wake
--- WAITING → QUEUED (queue position kept) for runs none of whose current waitpoints is pending.
-UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
-    updated_at = :now
-WHERE environment = :environment AND status = 'WAITING' AND NOT EXISTS (
-    SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
-    WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
-      AND w.status = 'PENDING'
-)
-RETURNING id;
-
 -- name: stream_run_status
 SELECT status FROM runs WHERE environment = :environment AND id = :run_id;
 

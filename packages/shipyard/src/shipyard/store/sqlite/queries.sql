@@ -439,3 +439,16 @@ WHERE environment = :environment AND status = 'WAITING'
           AND w.status = 'PENDING'
       )
 RETURNING id;
+
+-- name: runs_wake
+-- WAITING → QUEUED (queue position kept) for runs none of whose current waitpoints is pending.
+-- INDEXED BY: with statistics saying the environment holds few runs, SQLite walks every run
+-- of the environment (runs_by_environment) instead of the waiting ones.
+UPDATE runs INDEXED BY runs_waiting
+SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now, updated_at = :now
+WHERE environment = :environment AND status = 'WAITING' AND NOT EXISTS (
+    SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
+    WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
+      AND w.status = 'PENDING'
+)
+RETURNING id;
