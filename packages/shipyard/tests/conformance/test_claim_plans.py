@@ -25,7 +25,7 @@ from psycopg import sql
 from psycopg.adapt import Transformer
 
 from shipyard.store.params import RunClaimParams, RunFinishManyParams, RunFinishParams
-from shipyard.store.postgres.store import _claim_values, _finish_values
+from shipyard.store.postgres.values import claim_values, finish_values
 from shipyard.store.sql import load_queries
 from shipyard.testing.postgres import ENGINE_OPTIONS, databases, require_postgres
 
@@ -76,9 +76,9 @@ def postgres_statements() -> dict[str, dict[str, Any]]:
     ids = json.dumps([f"run_exec{i:06d}" for i in range(100)])
     env = {"environment": ENV}
     return {
-        "run_ready_exists": _claim_values(claim_params()),
-        "run_claim_limited": _claim_values(claim_params()),
-        "run_finish_many": _finish_values(finish_params()),
+        "run_ready_exists": claim_values(claim_params()),
+        "run_claim_limited": claim_values(claim_params()),
+        "run_finish_many": finish_values(finish_params()),
         "run_schedule_pass": {**env, "now": NOW, "expired_error": "{}"},
         "run_reap_expired": {**env, "now": NOW, "crash_error": "{}"},
         "worker_heartbeat_runs": {
@@ -291,7 +291,7 @@ def test_postgres_plan_check_catches_a_walk(pg: psycopg.Connection[Any]) -> None
     fixed = "WHERE r.id = chosen.id AND r.status = chosen.status"
     assert fixed in claim
     before = claim.replace(fixed, "WHERE r.id = chosen.id AND r.status = 'QUEUED'")
-    params = _claim_values(claim_params())
+    params = claim_values(claim_params())
     assert any(
         "runs_ready_by_group walked whole" in problem
         for problem in check_plan("claim", explain_custom(pg, before, params), indexes)

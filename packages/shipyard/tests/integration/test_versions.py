@@ -97,6 +97,7 @@ async def test_a_run_triggered_by_a_process_that_missed_the_worker_is_started_an
     # The API process read "no worker has the task" and keeps believing it (its cache never
     # expires here): what a trigger racing a worker's registration sees.
     monkeypatch.setattr(triggers, "LIVE_TASKS_TTL_S", 3600.0)
+    monkeypatch.setattr(triggers, "LIVE_TASKS_RECHECK_S", 3600.0)
 
     @task(id="v-raced")
     async def raced(payload: int) -> int:
@@ -112,6 +113,32 @@ async def test_a_run_triggered_by_a_process_that_missed_the_worker_is_started_an
         assert done.status == "COMPLETED"
         assert await statuses(engine, second.id) == ["QUEUED", "EXECUTING", "COMPLETED"]
         assert (await engine.wait_for_final(first.id, timeout=20)).status == "COMPLETED"
+    finally:
+        await api.close()
+
+
+async def test_a_trigger_right_after_a_worker_starts_queues_the_run_at_once(
+    engine: Engine, settings: Settings, start_worker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The API process read "no worker has the task" a moment ago and its cache has long to
+    # live; a trigger of that task reads again (the cache is older than the recheck), so the
+    # run is inserted QUEUED, not left for the worker's periodic pass.
+    monkeypatch.setattr(triggers, "LIVE_TASKS_TTL_S", 3600.0)
+    monkeypatch.setattr(triggers, "LIVE_TASKS_RECHECK_S", 0.0)
+
+    @task(id="v-fresh")
+    async def fresh(payload: int) -> int:
+        return payload
+
+    api = await other_process(settings)
+    try:
+        first = await api.trigger("v-fresh", 1, {})
+        assert (await api.retrieve_run(first.id)).status == RunStatus.PENDING_VERSION
+        await start_worker()
+        second = await api.trigger("v-fresh", 2, {})
+        done = await engine.wait_for_final(second.id, timeout=20)
+        assert done.status == "COMPLETED"
+        assert await statuses(engine, second.id) == ["EXECUTING", "COMPLETED"]
     finally:
         await api.close()
 

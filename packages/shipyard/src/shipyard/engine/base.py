@@ -57,6 +57,7 @@ class EngineBase:
         # workers, by worker id, known exactly.
         self._live_tasks: frozenset[str] = frozenset()
         self._live_tasks_until = 0.0
+        self._live_tasks_read_at = 0.0
         self._local_workers: dict[str, frozenset[str]] = {}
         self.live_window_ms = max(LIVE_WORKER_MIN_MS, int(2 * settings.lease_seconds * 1000))
         # Parsed once: both are read on every trigger.

@@ -67,6 +67,9 @@ _WAITED = ("triggerAndWait", "batchTriggerAndWait")
 # a worker that registers meanwhile promotes the runs triggered PENDING_VERSION in between
 # (its periodic pass), so a trigger never pays a query to ask.
 LIVE_TASKS_TTL_S = 1.0
+# A trigger of a task the cache says no worker has reads again once the cache is this old: a
+# worker that just started takes the runs at once, not after the periodic pass (~1 s later).
+LIVE_TASKS_RECHECK_S = 0.05
 
 
 class TriggerOps(EngineBase):
@@ -78,7 +81,10 @@ class TriggerOps(EngineBase):
         (triggering a task this process does not define uses its registered queue and TTL)."""
         for task_id in task_ids:
             check_text(task_id, "task id", max_length=128)
-        refreshed = time.monotonic() >= self._live_tasks_until
+        now = time.monotonic()
+        refreshed = now >= self._live_tasks_until
+        if not refreshed and now - self._live_tasks_read_at >= LIVE_TASKS_RECHECK_S:
+            refreshed = bool(task_ids - self._live_tasks.union(*self._local_workers.values()))
         if refreshed:
             records = await self.store.version_list(
                 VersionListParams(
@@ -90,7 +96,8 @@ class TriggerOps(EngineBase):
                 if record.live_workers:
                     live.update(loads(record.task_ids) or ())
             self._live_tasks = frozenset(live)
-            self._live_tasks_until = time.monotonic() + LIVE_TASKS_TTL_S
+            self._live_tasks_read_at = time.monotonic()
+            self._live_tasks_until = self._live_tasks_read_at + LIVE_TASKS_TTL_S
         served = self._live_tasks.union(*self._local_workers.values())
         unrecorded = {
             t for t in task_ids if self.definitions.task(t) is None and t not in self._registered

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import concurrent.futures
 import contextlib
 import hashlib
 import os
@@ -89,6 +88,9 @@ def _migrations_digest() -> str:
     return digest.hexdigest()[:12]
 
 
+DROPPERS = 4
+
+
 def _drop_database(name: str) -> None:
     with (
         contextlib.suppress(psycopg.Error),
@@ -114,9 +116,16 @@ class _Background:
         self.drops: queue.Queue[str | None] = queue.Queue()
         self.stopping = threading.Event()
         self.maker = threading.Thread(target=self._make, name="test-db-maker", daemon=True)
-        self.dropper = threading.Thread(target=self._drop, name="test-db-dropper", daemon=True)
+        # A DROP mostly waits for every backend of the cluster to close the files (a barrier):
+        # several droppers overlap those waits. Plain threads, not an executor: the
+        # interpreter shuts executors down before atexit handlers run.
+        self.droppers = [
+            threading.Thread(target=self._drop, name=f"test-db-dropper-{i}", daemon=True)
+            for i in range(DROPPERS)
+        ]
         self.maker.start()
-        self.dropper.start()
+        for dropper in self.droppers:
+            dropper.start()
         atexit.register(self.close)
 
     def _make(self) -> None:
@@ -137,11 +146,8 @@ class _Background:
             self.ready.put(exc)
 
     def _drop(self) -> None:
-        # A DROP mostly waits for every backend of the cluster to close the files (a barrier):
-        # several at once overlap those waits.
-        with concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="test-db-drop") as pool:
-            while (name := self.drops.get()) is not None:
-                pool.submit(_drop_database, name)
+        while (name := self.drops.get()) is not None:
+            _drop_database(name)
 
     def take(self) -> str:
         """The next fresh database's name (waits for one if none is ready)."""
@@ -161,8 +167,10 @@ class _Background:
                 break
             if isinstance(item, str):
                 self.drops.put(item)
-        self.drops.put(None)
-        self.dropper.join(timeout=60)
+        for _ in self.droppers:
+            self.drops.put(None)
+        for dropper in self.droppers:
+            dropper.join(timeout=60)
 
 
 class TemplateDatabases:

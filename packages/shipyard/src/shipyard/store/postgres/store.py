@@ -28,7 +28,6 @@ import contextlib
 import json
 import logging
 import threading
-from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,31 +37,21 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from shipyard.errors import ShipyardError, StoreUnavailableError
-from shipyard.records import RunRecord, WaitpointRecord
+from shipyard.records import RunRecord
 from shipyard.store import procedures
 from shipyard.store.core import StoreCore
 from shipyard.store.params import (
     MigrateParams,
     ReadyNotifyParams,
-    RecordedCall,
     RunClaimParams,
     RunFinishManyParams,
-    RunFinishMetadata,
-    RunFinishParams,
     RunInsertParams,
     RunInsertResult,
     RunScheduleParams,
     ScheduledRuns,
-    WaitpointBlockManyParams,
-    WaitpointBlockParams,
-    WaitpointBlockResult,
-    WaitpointCreateManyParams,
-    WaitpointCreateParams,
-    WaitpointReads,
-    WaitpointReadsParams,
-    WaitpointResolveParams,
     WorkerHeartbeatParams,
 )
+from shipyard.store.postgres.driver import drive, drive_blocking
 from shipyard.store.postgres.listener import (
     CONNECT_TIMEOUT_SECONDS as CONNECT_TIMEOUT_SECONDS,
 )
@@ -75,27 +64,22 @@ from shipyard.store.postgres.schema import (
     create_schema,
     revoke_api_roles,
 )
+from shipyard.store.postgres.values import (
+    accepted_finishes,
+    claim_values,
+    ends_runs,
+    finish_values,
+    locked_metadata,
+    needs_read,
+    records,
+)
+from shipyard.store.postgres.waitpoints import PostgresWaitpoints
 from shipyard.store.rows import (
-    bulk_chunks,
-    event_row,
     insert_row,
     inserted_record,
-    run_builder,
 )
 from shipyard.store.sql import load_queries, migration_files
 from shipyard.store.steps import (
-    BEGIN,
-    COUNT,
-    FEED,
-    INSERT_BULK,
-    INSERT_RUNS,
-    LOCK,
-    MANY,
-    NOTIFY,
-    ROW,
-    ROWS,
-    RUNS,
-    SNAPSHOT,
     Procedure,
 )
 
@@ -138,7 +122,7 @@ def describe_url(url: str) -> str:
     return f"{host}:{port}{parts.path or ''}"
 
 
-class PostgresStore(StoreCore):
+class PostgresStore(PostgresWaitpoints, StoreCore):
     """Store backed by PostgreSQL.
 
     ``schema`` holds every engine object (see the module docstring); the caller validates it
@@ -233,7 +217,7 @@ class PostgresStore(StoreCore):
         """Drive ``procedure`` on a pooled connection."""
         await self._ensure_open()
         async with self._pool.connection() as conn:
-            return await _drive(conn, procedure)
+            return await drive(conn, procedure)
 
     async def close(self) -> None:
         """Close the pool, listeners and the heartbeat connection. Safe to call twice."""
@@ -306,7 +290,7 @@ class PostgresStore(StoreCore):
             if await cursor.fetchone() is not None:
                 return RunInsertResult(inserted_record(values), cached=False)
             # A key is held: resolve it in a transaction.
-            return await _drive(conn, procedures.run_insert(params))
+            return await drive(conn, procedures.run_insert(params))
 
     async def run_claim(self, params: RunClaimParams) -> list[RunRecord]:
         """Atomically take up to ``limit`` ready runs within every concurrency limit.
@@ -319,7 +303,7 @@ class PostgresStore(StoreCore):
             return []
         await self._ensure_open()
         env = {"environment": params.environment}
-        values = _claim_values(params)
+        values = claim_values(params)
         async with self._pool.connection() as conn:
             # Peek outside the lock: an idle poll must not queue behind every completion.
             if params.peek:
@@ -332,7 +316,7 @@ class PostgresStore(StoreCore):
                 claim = await conn.execute(_Q["run_claim_limited"], values)
             if await lock.fetchone() is None:  # pragma: no cover - the row was ensured
                 raise ShipyardError(f"No slot row for environment {params.environment!r}.")
-            return _records(claim.description, await claim.fetchall())
+            return records(claim.description, await claim.fetchall())
 
     async def run_finish_many(self, params: RunFinishManyParams) -> list[bool]:
         """Record the end of attempts in one statement; False where the fence rejected one."""
@@ -340,16 +324,16 @@ class PostgresStore(StoreCore):
             return []
         await self._ensure_open()
         async with self._pool.connection() as conn:
-            if _needs_read(params):
+            if needs_read(params):
                 accepted, _ = await self._finish_locked(conn, params, None)
                 return accepted
-            if not _ends_runs(params):
-                cursor = await conn.execute(_Q["run_finish_many"], _finish_values(params))
+            if not ends_runs(params):
+                cursor = await conn.execute(_Q["run_finish_many"], finish_values(params))
             else:
                 async with conn.pipeline(), conn.transaction():
-                    cursor = await conn.execute(_Q["run_finish_many"], _finish_values(params))
+                    cursor = await conn.execute(_Q["run_finish_many"], finish_values(params))
                     await _wake_parents(conn, params)
-            accepted = _accepted(len(params.finishes), await cursor.fetchall())
+            accepted = accepted_finishes(len(params.finishes), await cursor.fetchall())
             return await self._finish_conflicts(conn, params, accepted)
 
     async def run_finish_and_claim(
@@ -366,22 +350,22 @@ class PostgresStore(StoreCore):
         await self._ensure_open()
         async with self._pool.connection() as conn:
             await self._ensure_slot_row(conn, claim.environment)
-            if _needs_read(finish):
+            if needs_read(finish):
                 return await self._finish_locked(conn, finish, claim)
             async with conn.pipeline(), conn.transaction():
                 lock = await conn.execute(
                     _Q["environment_slot_lock"], {"environment": claim.environment}
                 )
-                finished = await conn.execute(_Q["run_finish_many"], _finish_values(finish))
+                finished = await conn.execute(_Q["run_finish_many"], finish_values(finish))
                 # Parents waiting for these runs are woken here, and claimed by the claim
                 # below when they are this worker's (their parked coroutine continues).
                 await _wake_parents(conn, finish)
-                claimed = await conn.execute(_Q["run_claim_limited"], _claim_values(claim))
+                claimed = await conn.execute(_Q["run_claim_limited"], claim_values(claim))
             if await lock.fetchone() is None:  # pragma: no cover - the row was ensured
                 raise ShipyardError(f"No slot row for environment {claim.environment!r}.")
-            accepted = _accepted(len(finish.finishes), await finished.fetchall())
+            accepted = accepted_finishes(len(finish.finishes), await finished.fetchall())
             accepted = await self._finish_conflicts(conn, finish, accepted)
-            return accepted, _records(claimed.description, await claimed.fetchall())
+            return accepted, records(claimed.description, await claimed.fetchall())
 
     async def _finish_conflicts(
         self,
@@ -405,7 +389,8 @@ class PostgresStore(StoreCore):
         retry = RunFinishManyParams(
             environment=params.environment,
             finishes=[
-                replace(params.finishes[i], metadata=_locked(params.finishes[i])) for i in again
+                replace(params.finishes[i], metadata=locked_metadata(params.finishes[i]))
+                for i in again
             ],
         )
         redone, _ = await self._finish_locked(conn, retry, None)
@@ -438,170 +423,15 @@ class PostgresStore(StoreCore):
             if await lock.fetchone() is None:  # pragma: no cover - the row was ensured
                 raise ShipyardError(f"No slot row for environment {finish.environment!r}.")
             stored = {str(r[0]): str(r[1]) for r in await read.fetchall()}
-            values = _finish_values(finish, stored)
+            values = finish_values(finish, stored)
             finished = await conn.execute(_Q["run_finish_many"], values)
             await _wake_parents(conn, finish)
             if claim is not None:
-                claimed = await conn.execute(_Q["run_claim_limited"], _claim_values(claim))
-        accepted = _accepted(len(finish.finishes), await finished.fetchall())
+                claimed = await conn.execute(_Q["run_claim_limited"], claim_values(claim))
+        accepted = accepted_finishes(len(finish.finishes), await finished.fetchall())
         if claimed is None:
             return accepted, []
-        return accepted, _records(claimed.description, await claimed.fetchall())
-
-    async def waitpoint_resolve_due(self, params: WaitpointResolveParams) -> list[str]:
-        """The shared procedure's statements in one pipeline (one round trip and one commit
-        after the peek; none before it when ``peek`` is False): a finished child resolves its
-        waiting parent this way, so its round trips are the parent's resume latency."""
-        values = {
-            "environment": params.environment,
-            "now": params.now,
-            "timeout_error": params.timeout_error,
-        }
-        await self._ensure_open()
-        async with self._pool.connection() as conn:
-            if params.peek:
-                cursor = await conn.execute(_Q["waitpoint_due_exists"], values)
-                if await cursor.fetchone() is None:
-                    return []
-            async with conn.pipeline(), conn.transaction():
-                await conn.execute(_Q["waitpoint_timeout_due"], values)
-                await conn.execute(_Q["waitpoint_settle_due"], values)
-                woken = await conn.execute(_Q["runs_wake_notify"], values)
-            return [str(r[0]) for r in await woken.fetchall() if r[0] is not None]
-
-    async def waitpoint_reads(self, params: WaitpointReadsParams) -> WaitpointReads:
-        """Every read in one pipeline: one round trip for a worker's runs reaching their
-        durable calls at about the same time."""
-        if not params.gets and not params.recorded:
-            return WaitpointReads(gets=[], recorded=[])
-        await self._ensure_open()
-        env = params.environment
-        async with self._pool.connection() as conn:
-            async with conn.pipeline():
-                gets = [
-                    await conn.execute(
-                        _Q["waitpoint_get"], {"environment": env, "id": g.waitpoint_id}
-                    )
-                    for g in params.gets
-                ]
-                recorded = [
-                    await conn.execute(
-                        _Q["waitpoint_recorded"],
-                        {
-                            "environment": env,
-                            "run_id": r.run_id,
-                            "attempt_number": r.attempt_number,
-                            "seq": r.seq,
-                        },
-                    )
-                    for r in params.recorded
-                ]
-            found_gets = [await c.fetchone() for c in gets]
-            found_recorded = [await c.fetchone() for c in recorded]
-        return WaitpointReads(
-            gets=[WaitpointRecord(*f) if f else None for f in found_gets],
-            recorded=[
-                RecordedCall(f[0], WaitpointRecord(*f[1:])) if f else None for f in found_recorded
-            ],
-        )
-
-    async def waitpoint_create_many(
-        self, params: WaitpointCreateManyParams
-    ) -> list[WaitpointRecord]:
-        """Every INSERT in one pipeline: one transaction, one round trip, one commit."""
-        creates = list(params.creates)
-        if any(c.environment != params.environment or c.idempotency_key for c in creates):
-            raise ValueError("waitpoint_create_many: the params' environment, no idempotency keys")
-        if not creates:
-            return []
-        await self._ensure_open()
-        async with self._pool.connection() as conn:
-            cursor = await conn.execute(
-                _Q["waitpoint_insert_many"],
-                {"input": json.dumps([_create_row(c) for c in creates])},
-            )
-            found = {str(r[0]): WaitpointRecord(*r) for r in await cursor.fetchall()}
-        missing = [c.id for c in creates if c.id not in found]
-        if missing:
-            raise ShipyardError(f"Could not create waitpoint {missing[0]}: its id exists.")
-        return [found[c.id] for c in creates]
-
-    async def waitpoint_block(self, params: WaitpointBlockParams) -> WaitpointBlockResult:
-        """:meth:`waitpoint_block_many` of one."""
-        [result] = await self.waitpoint_block_many(
-            WaitpointBlockManyParams(environment=params.environment, blocks=[params])
-        )
-        return result
-
-    async def waitpoint_block_many(
-        self, params: WaitpointBlockManyParams
-    ) -> list[WaitpointBlockResult]:
-        """The shared procedure's steps for every block in one pipeline: one transaction, one
-        round trip (its awaits took five per block, plus BEGIN and COMMIT). A new waitpoint
-        with an idempotency key may have to resolve a conflict first: such a batch takes the
-        shared procedure."""
-        blocks = list(params.blocks)
-        if not blocks:
-            return []
-        if any(b.create is not None and b.create.idempotency_key is not None for b in blocks):
-            return await self._run(procedures.waitpoint_block_many(params))
-        if any(b.environment != params.environment for b in blocks):
-            raise ValueError("waitpoint_block_many: every block must be in the params' environment")
-        await self._ensure_open()
-        env = params.environment
-        values = [_block_values(b) for b in blocks]
-        ids = sorted({v["id"] for v in values})
-        creates = [_create_row(b.create) for b in blocks if b.create is not None]
-        async with self._pool.connection() as conn:
-            await self._ensure_slot_row(conn, env)
-            try:
-                async with conn.pipeline(), conn.transaction():
-                    await conn.execute(_Q["environment_slot_lock"], {"environment": env})
-                    inserted = None
-                    if creates:
-                        inserted = await conn.execute(
-                            _Q["waitpoint_insert_many"], {"input": json.dumps(creates)}
-                        )
-                    await conn.execute(
-                        _Q["waitpoint_block_check"],
-                        {"environment": env, "ids": json.dumps(ids), "count": len(ids)},
-                    )
-                    await conn.execute(
-                        _Q["waitpoint_link_many"],
-                        {"environment": env, "input": json.dumps(values)},
-                    )
-                    now = max(b.now for b in blocks)
-                    await conn.execute(
-                        _Q["waitpoint_settle_many"],
-                        {"environment": env, "ids": json.dumps(ids), "now": now},
-                    )
-                    got = await conn.execute(
-                        _Q["waitpoint_block_get_many"],
-                        {"environment": env, "ids": json.dumps(ids)},
-                    )
-                    suspend = await conn.execute(
-                        _Q["run_suspend_pending"],
-                        {"environment": env, "input": json.dumps(values)},
-                    )
-            except psycopg.errors.DivisionByZero:
-                raise ShipyardError(
-                    f"Waitpoint not found (one of {', '.join(ids)}).", waitpoint_ids=ids
-                ) from None
-            if inserted is not None and len(await inserted.fetchall()) != len(creates):
-                raise ShipyardError("Could not create a waitpoint of the batch: its id exists.")
-            found = {str(r[0]): WaitpointRecord(*r) for r in await got.fetchall()}
-            suspended = {str(r[0]) for r in await suspend.fetchall()}
-        results = []
-        for block, v in zip(blocks, values, strict=True):
-            waitpoint = found.get(v["id"])
-            if waitpoint is None:
-                raise ShipyardError(f"Waitpoint {v['id']} not found.")
-            if waitpoint.status != "PENDING":
-                results.append(WaitpointBlockResult(waitpoint, suspended=False, owned=True))
-                continue
-            owned = block.run_id in suspended
-            results.append(WaitpointBlockResult(waitpoint, suspended=owned, owned=owned))
-        return results
+        return accepted, records(claimed.description, await claimed.fetchall())
 
     async def _ensure_slot_row(self, conn: psycopg.AsyncConnection[Any], environment: str) -> None:
         """Create the environment's slot row once per process, before a claim locks it: were
@@ -645,7 +475,7 @@ class PostgresStore(StoreCore):
                 (f'"{self.schema}"',),  # a plain identifier (Settings validates it)
             )
             try:
-                return await _drive(conn, procedure)
+                return await drive(conn, procedure)
             finally:
                 with contextlib.suppress(psycopg.Error):
                     await conn.execute("SELECT set_config('search_path', %s, true)", (before,))
@@ -667,7 +497,7 @@ class PostgresStore(StoreCore):
                 self._heartbeat_conn = fresh
             conn = self._heartbeat_conn
             try:
-                return _drive_blocking(conn, procedures.worker_heartbeat(params))
+                return drive_blocking(conn, procedures.worker_heartbeat(params))
             except psycopg.OperationalError:
                 conn.close()
                 self._heartbeat_conn = None
@@ -703,97 +533,6 @@ class PostgresStore(StoreCore):
             await conn.execute(_Q["ready_notify"], {"environment": params.environment})
 
 
-async def _drive(conn: psycopg.AsyncConnection[Any], procedure: Procedure[T]) -> T:
-    """Run every step of ``procedure`` on ``conn``; from its ``begin`` on, in one transaction
-    (a savepoint inside a transaction the caller already opened)."""
-    async with contextlib.AsyncExitStack() as transaction:
-        in_tx = False
-        result: Any = None
-        while True:
-            try:
-                kind, name, params = procedure.send(result)
-            except StopIteration as done:
-                value: T = done.value
-                return value
-            if kind == BEGIN:
-                if not in_tx:
-                    await transaction.enter_async_context(conn.transaction())
-                    in_tx = True
-                result = None
-            elif kind == SNAPSHOT:
-                if not in_tx:
-                    await transaction.enter_async_context(conn.transaction())
-                    await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                    in_tx = True
-                result = None
-            elif kind == FEED:
-                await conn.execute(_Q["feed_notify"])  # delivered at commit
-                result = None
-            elif kind == NOTIFY:
-                # Delivered when (and only if) the transaction commits.
-                await conn.execute(_Q["ready_notify"], {"environment": params.environment})
-                result = None
-            elif kind == MANY:
-                async with conn.cursor() as cursor:
-                    await cursor.executemany(_Q[name], params)
-                result = None
-            elif kind == INSERT_BULK:
-                result = 0
-                for values in bulk_chunks(*params, pairs=False):
-                    cursor = await conn.execute(_Q["run_insert_bulk"], values)
-                    result += cursor.rowcount
-            elif kind == INSERT_RUNS:
-                cursor = await conn.execute(_Q["run_insert"], {"rows": json.dumps(params)})
-                result = cursor.rowcount
-            else:
-                cursor = await conn.execute(_Q[name], params)
-                if kind == COUNT:
-                    result = cursor.rowcount
-                elif kind == LOCK:
-                    result = None
-                elif kind == ROWS:
-                    result = await cursor.fetchall()
-                elif kind == ROW:
-                    result = await cursor.fetchone()
-                elif kind == RUNS:
-                    # Rows first: a cursor's description is known only once its results
-                    # have arrived (in a pipeline, after the fetch), so read it after.
-                    rows = await cursor.fetchall()
-                    result = _records(cursor.description, rows)
-                else:  # pragma: no cover - every kind is handled above
-                    raise ValueError(f"unknown step kind {kind}")
-
-
-def _drive_blocking(conn: psycopg.Connection[Any], procedure: Procedure[T]) -> T:
-    """:func:`_drive` for the heartbeat's blocking connection (no wake-ups, no bulk steps)."""
-    with contextlib.ExitStack() as transaction:
-        in_tx = False
-        result: Any = None
-        while True:
-            try:
-                kind, name, params = procedure.send(result)
-            except StopIteration as done:
-                value: T = done.value
-                return value
-            if kind == BEGIN:
-                if not in_tx:
-                    transaction.enter_context(conn.transaction())
-                    in_tx = True
-                result = None
-            elif kind in (COUNT, LOCK, ROWS, ROW):
-                cursor = conn.execute(_Q[name], params)
-                if kind == COUNT:
-                    result = cursor.rowcount
-                elif kind == ROWS:
-                    result = cursor.fetchall()
-                elif kind == ROW:
-                    result = cursor.fetchone()
-                else:
-                    result = None
-            else:  # pragma: no cover - the heartbeat uses none of the others
-                raise ValueError(f"step kind {kind} is not supported on a blocking connection")
-
-
 def _reason(exc: BaseException) -> str:
     """The gist of a connection error: "Connection refused", "password authentication…"."""
     if isinstance(exc, PoolTimeout):
@@ -802,121 +541,11 @@ def _reason(exc: BaseException) -> str:
     return first.rsplit(" failed: ", 1)[-1].strip() or first
 
 
-def _records(description: Any, found: Sequence[Sequence[Any]]) -> list[RunRecord]:
-    if not found:
-        return []
-    build = run_builder(tuple([c.name for c in description]))
-    return [build(r) for r in found]
-
-
-def _claim_values(params: RunClaimParams) -> dict[str, Any]:
-    """The parameters of ``run_claim_limited``."""
-    return {
-        "environment": params.environment,
-        "worker_id": params.worker_id,
-        "task_ids": list(params.task_ids),
-        "limit": params.limit,
-        "now": params.now,
-        "lease_expires_at": params.lease_expires_at,
-        "environment_limit": params.environment_limit,
-        "burst_factor": params.burst_factor,
-        # The version lock (0006): the run locks to this version; runs locked to another
-        # version whose worker heartbeated since live_since are skipped.
-        "version": params.version,
-        "live_since": params.live_since,
-    }
-
-
-def _finish_values(
-    params: RunFinishManyParams, stored: dict[str, str] | None = None
-) -> dict[str, Any]:
-    """The parameters of ``run_finish_many``: inputs and events as one JSON array each.
-
-    ``stored``: the metadata (locked) of the runs whose finish carries metadata operations;
-    each gets its new metadata (NULL: unchanged) and, when changed, its metadata event last.
-    """
-    inputs: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
-    for i, p in enumerate(params.finishes, 1):
-        metadata = base = None
-        if p.metadata is not None:
-            if stored is None:  # compare-and-set: written only while the row holds the base
-                metadata, base = p.metadata.text, p.metadata.expected
-            elif p.run_id in stored:
-                metadata = p.metadata.mutate(stored[p.run_id])
-        inputs.append(
-            {
-                "ord": i,
-                "run_id": p.run_id,
-                "attempt_number": p.attempt_number,
-                "worker_id": p.worker_id,
-                "status": p.status,
-                "attempt_status": p.attempt_status,
-                "output": p.output,
-                "error": p.error,
-                "retry_at": p.retry_at,
-                "now": p.now,
-                "metadata": metadata,
-                "metadata_base": base,
-            }
-        )
-        own = p.events
-        if metadata is not None and p.metadata is not None:
-            own = [*p.events, p.metadata.event]  # the metadata change after the logs
-        for e in own:
-            events.append({**event_row(params.environment, e), "seq": len(events), "owner": i})
-    return {
-        "environment": params.environment,
-        "input": json.dumps(inputs),
-        "events": json.dumps(events),
-    }
-
-
-def _block_values(block: WaitpointBlockParams) -> dict[str, Any]:
-    """The bound values of one block's statements (waitpoint_block_many)."""
-    if block.create is not None:
-        waitpoint_id = block.create.id
-    elif block.waitpoint_id is not None:
-        waitpoint_id = block.waitpoint_id
-    else:
-        raise ValueError("waitpoint_block needs create or waitpoint_id")
-    return {
-        "environment": block.environment,
-        "run_id": block.run_id,
-        "attempt_number": block.attempt_number,
-        "worker_id": block.worker_id,
-        "seq": block.seq,
-        "call": block.call,
-        "now": block.now,
-        "waitpoint_id": waitpoint_id,
-        "id": waitpoint_id,
-    }
-
-
-def _create_row(create: WaitpointCreateParams) -> dict[str, Any]:
-    """One row of ``waitpoint_insert_many`` (a waitpoint without an idempotency key)."""
-    return {
-        "id": create.id,
-        "environment": create.environment,
-        "kind": create.kind,
-        "completes_at": create.completes_at,
-        "timeout_at": create.timeout_at,
-        "tags": json.dumps(list(create.tags)),
-        "target_id": create.target_id,
-        "now": create.now,
-    }
-
-
-def _ends_runs(params: RunFinishManyParams) -> bool:
-    """Whether a finish batch ends a run (a parent may be waiting for it)."""
-    return any(f.status != "QUEUED" for f in params.finishes)
-
-
 async def _wake_parents(conn: psycopg.AsyncConnection[Any], params: RunFinishManyParams) -> None:
     """After the finish statement, in its transaction (each statement sees the ones before):
     settle the run/batch waitpoints of the runs it ended and wake their parents (NOTIFY), as
     the shared procedure does. A finish the fence rejected changed nothing: harmless here."""
-    if not _ends_runs(params):
+    if not ends_runs(params):
         return
     wake = {
         "environment": params.environment,
@@ -925,26 +554,3 @@ async def _wake_parents(conn: psycopg.AsyncConnection[Any], params: RunFinishMan
     }
     await conn.execute(_Q["waitpoint_settle_finished"], wake)
     await conn.execute(_Q["runs_wake_parents"], wake)
-
-
-def _needs_read(params: RunFinishManyParams) -> bool:
-    """Whether a finish carries metadata operations whose result is not known beforehand (the
-    batch then reads and locks those rows first)."""
-    return any(
-        f.metadata is not None and (f.metadata.expected is None or f.metadata.text is None)
-        for f in params.finishes
-    )
-
-
-def _locked(finish: RunFinishParams) -> RunFinishMetadata | None:
-    """The finish's metadata without its compare-and-set values: applied to the row as read."""
-    if finish.metadata is None:
-        return None
-    return replace(finish.metadata, expected=None, text=None)
-
-
-def _accepted(count: int, found: Sequence[Sequence[Any]]) -> list[bool]:
-    """Which of ``count`` finishes were accepted, from the ``ord`` (1-based) of each; a row
-    updated twice in one batch matches one input only."""
-    accepted = {row[0] - 1 for row in found}
-    return [i in accepted for i in range(count)]

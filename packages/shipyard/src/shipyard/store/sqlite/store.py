@@ -83,6 +83,9 @@ _LIVE_WORKER_MS = 60_000
 # How long the doorbell ports of an environment's live workers are reused (a cache policy,
 # measured on the monotonic clock, not a domain time).
 _PORTS_TTL_SECONDS = 1.0
+# "No live worker" is read again sooner: a worker that just started must hear the next ring,
+# not wait for its backup poll.
+_EMPTY_PORTS_TTL_SECONDS = 0.05
 # How often a feed reader looks for what other processes committed: SQLite cannot tell it.
 # One cheap indexed read per tick per process, whatever the number of subscribers.
 FEED_POLL_SECONDS = 0.025
@@ -372,7 +375,8 @@ class SqliteStore(StoreCore):
 
     def _fresh_ports(self, environment: str) -> list[int] | None:
         checked_at, ports = self._live_ports.get(environment, (None, []))
-        if checked_at is None or time.monotonic() - checked_at > _PORTS_TTL_SECONDS:
+        ttl = _PORTS_TTL_SECONDS if ports else _EMPTY_PORTS_TTL_SECONDS
+        if checked_at is None or time.monotonic() - checked_at > ttl:
             return None
         return ports
 

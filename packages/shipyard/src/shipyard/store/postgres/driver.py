@@ -1,0 +1,128 @@
+"""Runs a sans-io store procedure (``store/procedures``) on a PostgreSQL connection: each step
+it yields becomes a statement of ``queries.sql``, and its answer is sent back in.
+
+``drive`` is the pool's asynchronous path; ``drive_blocking`` the heartbeat's own blocking
+connection, which must not wait behind the pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any, TypeVar
+
+import psycopg
+
+from shipyard.store.postgres.values import records
+from shipyard.store.rows import bulk_chunks
+from shipyard.store.sql import load_queries
+from shipyard.store.steps import (
+    BEGIN,
+    COUNT,
+    FEED,
+    INSERT_BULK,
+    INSERT_RUNS,
+    LOCK,
+    MANY,
+    NOTIFY,
+    ROW,
+    ROWS,
+    RUNS,
+    SNAPSHOT,
+    Procedure,
+)
+
+T = TypeVar("T")
+
+_Q = load_queries("postgres")
+
+
+async def drive(conn: psycopg.AsyncConnection[Any], procedure: Procedure[T]) -> T:
+    """Run every step of ``procedure`` on ``conn``; from its ``begin`` on, in one transaction
+    (a savepoint inside a transaction the caller already opened)."""
+    async with contextlib.AsyncExitStack() as transaction:
+        in_tx = False
+        result: Any = None
+        while True:
+            try:
+                kind, name, params = procedure.send(result)
+            except StopIteration as done:
+                value: T = done.value
+                return value
+            if kind == BEGIN:
+                if not in_tx:
+                    await transaction.enter_async_context(conn.transaction())
+                    in_tx = True
+                result = None
+            elif kind == SNAPSHOT:
+                if not in_tx:
+                    await transaction.enter_async_context(conn.transaction())
+                    await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    in_tx = True
+                result = None
+            elif kind == FEED:
+                await conn.execute(_Q["feed_notify"])  # delivered at commit
+                result = None
+            elif kind == NOTIFY:
+                # Delivered when (and only if) the transaction commits.
+                await conn.execute(_Q["ready_notify"], {"environment": params.environment})
+                result = None
+            elif kind == MANY:
+                async with conn.cursor() as cursor:
+                    await cursor.executemany(_Q[name], params)
+                result = None
+            elif kind == INSERT_BULK:
+                result = 0
+                for values in bulk_chunks(*params, pairs=False):
+                    cursor = await conn.execute(_Q["run_insert_bulk"], values)
+                    result += cursor.rowcount
+            elif kind == INSERT_RUNS:
+                cursor = await conn.execute(_Q["run_insert"], {"rows": json.dumps(params)})
+                result = cursor.rowcount
+            else:
+                cursor = await conn.execute(_Q[name], params)
+                if kind == COUNT:
+                    result = cursor.rowcount
+                elif kind == LOCK:
+                    result = None
+                elif kind == ROWS:
+                    result = await cursor.fetchall()
+                elif kind == ROW:
+                    result = await cursor.fetchone()
+                elif kind == RUNS:
+                    # Rows first: a cursor's description is known only once its results
+                    # have arrived (in a pipeline, after the fetch), so read it after.
+                    rows = await cursor.fetchall()
+                    result = records(cursor.description, rows)
+                else:  # pragma: no cover - every kind is handled above
+                    raise ValueError(f"unknown step kind {kind}")
+
+
+def drive_blocking(conn: psycopg.Connection[Any], procedure: Procedure[T]) -> T:
+    """:func:`drive` for the heartbeat's blocking connection (no wake-ups, no bulk steps)."""
+    with contextlib.ExitStack() as transaction:
+        in_tx = False
+        result: Any = None
+        while True:
+            try:
+                kind, name, params = procedure.send(result)
+            except StopIteration as done:
+                value: T = done.value
+                return value
+            if kind == BEGIN:
+                if not in_tx:
+                    transaction.enter_context(conn.transaction())
+                    in_tx = True
+                result = None
+            elif kind in (COUNT, LOCK, ROWS, ROW):
+                cursor = conn.execute(_Q[name], params)
+                if kind == COUNT:
+                    result = cursor.rowcount
+                elif kind == ROWS:
+                    result = cursor.fetchall()
+                elif kind == ROW:
+                    result = cursor.fetchone()
+                else:
+                    result = None
+            else:  # pragma: no cover - the heartbeat uses none of the others
+                raise ValueError(f"step kind {kind} is not supported on a blocking connection")

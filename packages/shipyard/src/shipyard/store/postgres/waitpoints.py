@@ -1,0 +1,206 @@
+"""The PostgreSQL store's set-based waitpoint calls: due waitpoints resolved, reads, creates
+and blocks (suspends) for a batch of runs, each in one pipeline — one round trip and one commit
+where the shared procedures take several per run. Mixed into :class:`PostgresStore`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from shipyard.errors import ShipyardError
+from shipyard.records import WaitpointRecord
+from shipyard.store import procedures
+from shipyard.store.params import (
+    RecordedCall,
+    WaitpointBlockManyParams,
+    WaitpointBlockParams,
+    WaitpointBlockResult,
+    WaitpointCreateManyParams,
+    WaitpointReads,
+    WaitpointReadsParams,
+    WaitpointResolveParams,
+)
+from shipyard.store.postgres.values import block_values, create_row
+from shipyard.store.sql import load_queries
+
+if TYPE_CHECKING:
+    from shipyard.store.steps import Procedure
+
+_Q = load_queries("postgres")
+T = TypeVar("T")
+
+
+class PostgresWaitpoints:
+    """Waitpoint calls of :class:`~shipyard.store.postgres.store.PostgresStore`, which provides
+    the pool, opening it, the shared-procedure runner and the environment's slot row."""
+
+    _pool: AsyncConnectionPool[Any]
+
+    if TYPE_CHECKING:
+
+        async def _ensure_open(self) -> None: ...
+
+        async def _run(self, procedure: Procedure[T]) -> T: ...
+
+        async def _ensure_slot_row(
+            self, conn: psycopg.AsyncConnection[Any], environment: str
+        ) -> None: ...
+
+    async def waitpoint_resolve_due(self, params: WaitpointResolveParams) -> list[str]:
+        """The shared procedure's statements in one pipeline (one round trip and one commit
+        after the peek; none before it when ``peek`` is False): a finished child resolves its
+        waiting parent this way, so its round trips are the parent's resume latency."""
+        values = {
+            "environment": params.environment,
+            "now": params.now,
+            "timeout_error": params.timeout_error,
+        }
+        await self._ensure_open()
+        async with self._pool.connection() as conn:
+            if params.peek:
+                cursor = await conn.execute(_Q["waitpoint_due_exists"], values)
+                if await cursor.fetchone() is None:
+                    return []
+            async with conn.pipeline(), conn.transaction():
+                await conn.execute(_Q["waitpoint_timeout_due"], values)
+                await conn.execute(_Q["waitpoint_settle_due"], values)
+                woken = await conn.execute(_Q["runs_wake_notify"], values)
+            return [str(r[0]) for r in await woken.fetchall() if r[0] is not None]
+
+    async def waitpoint_reads(self, params: WaitpointReadsParams) -> WaitpointReads:
+        """Every read in one pipeline: one round trip for a worker's runs reaching their
+        durable calls at about the same time."""
+        if not params.gets and not params.recorded:
+            return WaitpointReads(gets=[], recorded=[])
+        await self._ensure_open()
+        env = params.environment
+        async with self._pool.connection() as conn:
+            async with conn.pipeline():
+                gets = [
+                    await conn.execute(
+                        _Q["waitpoint_get"], {"environment": env, "id": g.waitpoint_id}
+                    )
+                    for g in params.gets
+                ]
+                recorded = [
+                    await conn.execute(
+                        _Q["waitpoint_recorded"],
+                        {
+                            "environment": env,
+                            "run_id": r.run_id,
+                            "attempt_number": r.attempt_number,
+                            "seq": r.seq,
+                        },
+                    )
+                    for r in params.recorded
+                ]
+            found_gets = [await c.fetchone() for c in gets]
+            found_recorded = [await c.fetchone() for c in recorded]
+        return WaitpointReads(
+            gets=[WaitpointRecord(*f) if f else None for f in found_gets],
+            recorded=[
+                RecordedCall(f[0], WaitpointRecord(*f[1:])) if f else None for f in found_recorded
+            ],
+        )
+
+    async def waitpoint_create_many(
+        self, params: WaitpointCreateManyParams
+    ) -> list[WaitpointRecord]:
+        """Every INSERT in one pipeline: one transaction, one round trip, one commit."""
+        creates = list(params.creates)
+        if any(c.environment != params.environment or c.idempotency_key for c in creates):
+            raise ValueError("waitpoint_create_many: the params' environment, no idempotency keys")
+        if not creates:
+            return []
+        await self._ensure_open()
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                _Q["waitpoint_insert_many"],
+                {"input": json.dumps([create_row(c) for c in creates])},
+            )
+            found = {str(r[0]): WaitpointRecord(*r) for r in await cursor.fetchall()}
+        missing = [c.id for c in creates if c.id not in found]
+        if missing:
+            raise ShipyardError(f"Could not create waitpoint {missing[0]}: its id exists.")
+        return [found[c.id] for c in creates]
+
+    async def waitpoint_block(self, params: WaitpointBlockParams) -> WaitpointBlockResult:
+        """:meth:`waitpoint_block_many` of one."""
+        [result] = await self.waitpoint_block_many(
+            WaitpointBlockManyParams(environment=params.environment, blocks=[params])
+        )
+        return result
+
+    async def waitpoint_block_many(
+        self, params: WaitpointBlockManyParams
+    ) -> list[WaitpointBlockResult]:
+        """The shared procedure's steps for every block in one pipeline: one transaction, one
+        round trip (its awaits took five per block, plus BEGIN and COMMIT). A new waitpoint
+        with an idempotency key may have to resolve a conflict first: such a batch takes the
+        shared procedure."""
+        blocks = list(params.blocks)
+        if not blocks:
+            return []
+        if any(b.create is not None and b.create.idempotency_key is not None for b in blocks):
+            return await self._run(procedures.waitpoint_block_many(params))
+        if any(b.environment != params.environment for b in blocks):
+            raise ValueError("waitpoint_block_many: every block must be in the params' environment")
+        await self._ensure_open()
+        env = params.environment
+        values = [block_values(b) for b in blocks]
+        ids = sorted({v["id"] for v in values})
+        creates = [create_row(b.create) for b in blocks if b.create is not None]
+        async with self._pool.connection() as conn:
+            await self._ensure_slot_row(conn, env)
+            try:
+                async with conn.pipeline(), conn.transaction():
+                    await conn.execute(_Q["environment_slot_lock"], {"environment": env})
+                    inserted = None
+                    if creates:
+                        inserted = await conn.execute(
+                            _Q["waitpoint_insert_many"], {"input": json.dumps(creates)}
+                        )
+                    await conn.execute(
+                        _Q["waitpoint_block_check"],
+                        {"environment": env, "ids": json.dumps(ids), "count": len(ids)},
+                    )
+                    await conn.execute(
+                        _Q["waitpoint_link_many"],
+                        {"environment": env, "input": json.dumps(values)},
+                    )
+                    now = max(b.now for b in blocks)
+                    await conn.execute(
+                        _Q["waitpoint_settle_many"],
+                        {"environment": env, "ids": json.dumps(ids), "now": now},
+                    )
+                    got = await conn.execute(
+                        _Q["waitpoint_block_get_many"],
+                        {"environment": env, "ids": json.dumps(ids)},
+                    )
+                    suspend = await conn.execute(
+                        _Q["run_suspend_pending"],
+                        {"environment": env, "input": json.dumps(values)},
+                    )
+            except psycopg.errors.DivisionByZero:
+                raise ShipyardError(
+                    f"Waitpoint not found (one of {', '.join(ids)}).", waitpoint_ids=ids
+                ) from None
+            if inserted is not None and len(await inserted.fetchall()) != len(creates):
+                raise ShipyardError("Could not create a waitpoint of the batch: its id exists.")
+            found = {str(r[0]): WaitpointRecord(*r) for r in await got.fetchall()}
+            suspended = {str(r[0]) for r in await suspend.fetchall()}
+        results = []
+        for block, v in zip(blocks, values, strict=True):
+            waitpoint = found.get(v["id"])
+            if waitpoint is None:
+                raise ShipyardError(f"Waitpoint {v['id']} not found.")
+            if waitpoint.status != "PENDING":
+                results.append(WaitpointBlockResult(waitpoint, suspended=False, owned=True))
+                continue
+            owned = block.run_id in suspended
+            results.append(WaitpointBlockResult(waitpoint, suspended=owned, owned=owned))
+        return results
