@@ -4,6 +4,7 @@ are one line and the documented exit codes."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import subprocess
 import sys
@@ -73,25 +74,34 @@ async def test_commands_act_on_the_remote_engine(remote: RemoteEngine, elsewhere
     assert shown["status"] == "COMPLETED" and shown["attempts"][0]["status"] == "COMPLETED"
     assert [line["message"] for line in shown["logs"]] == ["doubling"]
 
-    # The variable works as the flag does.
+    # The variable works as the flag does. The reads are independent: side by side.
     env = {**key, "SHIPYARD_API_URL": remote.url}
-    listed = _json(_cli(elsewhere, "runs", "list", "--task", "double", "--json", **env))
+    reads = [
+        ("runs", "list", "--task", "double", "--json"),
+        ("runs", "logs", run_id, "--json"),
+        ("tasks", "list", "--json"),
+        ("queues", "list", "--json"),
+        ("tokens", "list", "--json"),
+    ]
+    with concurrent.futures.ThreadPoolExecutor(len(reads)) as pool:
+        listed_done, logs, tasks_done, queues_done, tokens_done = pool.map(
+            lambda args: _cli(elsewhere, *args, **env), reads
+        )
+    listed = _json(listed_done)
     assert isinstance(listed, list) and [r["id"] for r in listed] == [run_id]
-    logs = _cli(elsewhere, "runs", "logs", run_id, "--json", **env)
     assert logs.returncode == 0, logs.stderr
     assert "doubling" in logs.stdout
-    task_ids = {t["id"] for t in _json(_cli(elsewhere, "tasks", "list", "--json", **env))}  # type: ignore[union-attr]
+    task_ids = {t["id"] for t in _json(tasks_done)}  # type: ignore[union-attr]
     assert {"double", "approve"} <= task_ids
-    queue_names = {q["name"] for q in _json(_cli(elsewhere, "queues", "list", "--json", **env))}  # type: ignore[union-attr]
+    queue_names = {q["name"] for q in _json(queues_done)}  # type: ignore[union-attr]
     assert "task/double" in queue_names
+    assert _json(tokens_done) == []
     paused = _json(_cli(elsewhere, "queues", "pause", "task/double", "--json", **env))
     assert isinstance(paused, dict) and paused["paused"] is True
     assert (
         _json(_cli(elsewhere, "queues", "resume", "task/double", "--json", **env))["paused"]
         is False
     )  # type: ignore[index]
-    tokens = _json(_cli(elsewhere, "tokens", "list", "--json", **env))
-    assert tokens == []
     replayed = _json(_cli(elsewhere, "runs", "replay", run_id, "--json", **env))
     assert isinstance(replayed, dict) and replayed["replayed_run_id"] == run_id
     canceled = _json(_cli(elsewhere, "runs", "cancel", run_id, "--json", **env))
@@ -125,8 +135,10 @@ async def test_remote_errors_are_one_line_with_the_right_exit_code(
         ),
         (("runs", "list", "--api-url", "ftp://nowhere"), key, 1, "SHIPYARD_API_URL"),
     ]
-    for args, env, code, text in cases:
-        done = _cli(elsewhere, *args, **env)
+    # Independent processes: run them side by side (each CLI start costs ~1 s).
+    with concurrent.futures.ThreadPoolExecutor(len(cases)) as pool:
+        results = list(pool.map(lambda case: _cli(elsewhere, *case[0], **case[1]), cases))
+    for (args, _env, code, text), done in zip(cases, results, strict=True):
         line = " ".join(done.stderr.split())
         assert done.returncode == code, (args, done.stdout, done.stderr)
         assert "Traceback" not in done.stderr and text in line, (args, line)
