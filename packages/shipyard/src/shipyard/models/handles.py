@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from shipyard.errors import SubtaskUnwrapError
 
@@ -46,13 +46,7 @@ class RunHandle:
     @property
     def public_access_token(self) -> str:
         """A JWT that can read only this run (signed on first access, then cached)."""
-        token = self._token
-        if token is None:
-            mint = self._mint
-            token = mint() if mint is not None else ""
-            object.__setattr__(self, "_token", token)
-            object.__setattr__(self, "_mint", None)
-        return token
+        return _signed_once(self)
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -89,13 +83,7 @@ class BatchHandle:
     @property
     def public_access_token(self) -> str:
         """A JWT that can read only this batch (signed on first access, then cached)."""
-        token = self._token
-        if token is None:
-            mint = self._mint
-            token = mint() if mint is not None else ""
-            object.__setattr__(self, "_token", token)
-            object.__setattr__(self, "_mint", None)
-        return token
+        return _signed_once(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,3 +131,23 @@ class BatchResult(Generic[T]):
 
     id: str
     runs: tuple[Result[T], ...]
+
+
+class _LazyToken(Protocol):
+    @property
+    def _token(self) -> str | None: ...
+
+    @property
+    def _mint(self) -> Callable[[], str] | None: ...
+
+
+def _signed_once(handle: _LazyToken) -> str:
+    """The handle's token: signed by its factory on first access, then cached (frozen
+    dataclasses: set through ``object.__setattr__``)."""
+    token = handle._token
+    if token is None:
+        mint = handle._mint
+        token = mint() if mint is not None else ""
+        object.__setattr__(handle, "_token", token)
+        object.__setattr__(handle, "_mint", None)
+    return token
