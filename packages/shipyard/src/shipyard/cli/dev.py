@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import json
 import logging
 import os
 import re
@@ -201,3 +202,15 @@ async def run_dev(settings: Settings, *, concurrency: int | None, reload: bool) 
     server.should_exit = True
     await server_task
     await engine.close()
+    _forget_mcp_record(settings)
+
+
+def _forget_mcp_record(settings: Settings) -> None:
+    """Remove the record ``shipyard mcp`` keeps of the dev server it started
+    (``.shipyard/dev-server.json``) when it names this process: a dev server that stops, however
+    it was stopped, leaves no record of itself — even when the MCP server that asked it to stop
+    was killed before it could remove the record."""
+    path = settings.project_root / ".shipyard" / "dev-server.json"
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()
