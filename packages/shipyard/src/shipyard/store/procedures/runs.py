@@ -19,6 +19,7 @@ from shipyard.records import (
 from shipyard.store.params import (
     AttemptListParams,
     BatchGetParams,
+    BatchInsertParams,
     BatchListParams,
     BatchRunsParams,
     IdempotencyKeyResetParams,
@@ -171,22 +172,24 @@ def _debounce_push_values(existing: RunRecord, p: RunInsertParams) -> dict[str, 
     }
 
 
+def _batch_values(environment: str, batch: BatchInsertParams, run_count: int) -> dict[str, Any]:
+    """The values of ``batch_insert`` for a batch of ``run_count`` runs."""
+    return {
+        "id": batch.id,
+        "environment": environment,
+        "run_count": run_count,
+        "idempotency_key": batch.idempotency_key,
+        "created_at": batch.created_at,
+    }
+
+
 def run_insert_many(p: RunInsertManyParams) -> Procedure[list[RunInsertResult]]:
     """Create many runs (and their batch) in one transaction, in input order; wake once."""
     if any(r.environment != p.environment for r in p.runs):
         raise ValueError("run_insert_many: every run must be in the params' environment")
     yield begin()
     if p.batch is not None:
-        yield count(
-            "batch_insert",
-            {
-                "id": p.batch.id,
-                "environment": p.environment,
-                "run_count": len(p.runs),
-                "idempotency_key": p.batch.idempotency_key,
-                "created_at": p.batch.created_at,
-            },
-        )
+        yield count("batch_insert", _batch_values(p.environment, p.batch, len(p.runs)))
     results: list[RunInsertResult] = []
     if all(r.idempotency_key is None and r.debounce_key is None and not r.tags for r in p.runs):
         # The common bulk case: no keys to resolve, so one bulk insert suffices, and each new
@@ -224,16 +227,7 @@ def run_insert_bulk(p: RunInsertBulkParams) -> Procedure[int]:
         raise ValueError("run_insert_bulk: one payload per id")
     yield begin()
     if p.batch is not None:
-        yield count(
-            "batch_insert",
-            {
-                "id": p.batch.id,
-                "environment": p.environment,
-                "run_count": len(p.ids),
-                "idempotency_key": p.batch.idempotency_key,
-                "created_at": p.batch.created_at,
-            },
-        )
+        yield count("batch_insert", _batch_values(p.environment, p.batch, len(p.ids)))
     if p.ids:
         # A batch index of None stays None; else each run's is its position.
         template = {**insert_row(t), "batch_index": None if t.batch_id is None else 0}
