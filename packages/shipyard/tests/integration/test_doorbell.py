@@ -26,7 +26,7 @@ async def test_a_worker_registered_after_an_empty_ring_hears_the_next(
         await engine.register_worker("worker_late", doorbell_port=listener.port)
         await store.ready_notify(ReadyNotifyParams(engine.environment, engine.now()))
         assert await listener.wait(5.0), "the new worker was not rung"
-        # A non-empty list is reused: a second ring reaches the same worker.
+        # The next ring reaches it too (the list that now names it is kept).
         await store.ready_notify(ReadyNotifyParams(engine.environment, engine.now()))
         assert await listener.wait(5.0)
     finally:
