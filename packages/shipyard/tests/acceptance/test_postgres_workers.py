@@ -290,7 +290,11 @@ async def start_workers(project: PgProject, count: int, **kwargs: Any) -> list[C
 async def test_four_workers_complete_5000_runs_exactly_once(pg: PgProject) -> None:
     total = 5000
     pg.query(EFFECTS_TABLE)
-    workers = await start_workers(pg, 4, concurrency=16)
+    # Leases of 1.5 s: nobody dies here, so every run must execute exactly once, and a lease is
+    # the longest a live worker may go unheard. 0.6 s (the killing tests' lease, for a quick
+    # recovery) was exceeded by heartbeats waiting on commits while neighbouring tests' DROP
+    # DATABASE checkpoints kept the shared server's disk busy.
+    workers = await start_workers(pg, 4, concurrency=16, heartbeat=0.5)
 
     started = time.monotonic()
     enqueue_s = await trigger_effects(pg, total, sleep_ms=0)
@@ -305,7 +309,9 @@ async def test_four_workers_complete_5000_runs_exactly_once(pg: PgProject) -> No
 
     numbers = assert_exactly_once_completed(pg, total)
     # Nobody was killed: exactly one side effect per run, 5,000 rows for 5,000 distinct runs.
-    assert (numbers["effect_rows"], numbers["repeated_effects"]) == (total, 0), numbers
+    assert (numbers["effect_rows"], numbers["repeated_effects"]) == (total, 0), (
+        f"{numbers}\n{pg.procs.dump()}"
+    )
     assert pg.scalar("SELECT count(DISTINCT run_id) FROM effects") == total
     pids = {r["pid"] for r in pg.query("SELECT DISTINCT pid FROM effects")}
     assert pids <= {w.pid for w in workers}

@@ -4,6 +4,10 @@ A task that blocks the event loop (CPU work in an ``async def``) must not make i
 dead, so heartbeats come from a plain thread (the store gives it a connection of its own).
 Under a :class:`~shipyard.clock.FakeClock` the thread also beats each time the clock is moved,
 so a live worker's leases follow the fake time while a stopped heartbeat lets them run out.
+
+Beats keep a fixed rate, counted from each beat's start: a lease runs from the moment its beat
+read the clock, so a slow beat (a commit waiting on a busy disk) must not also push the next
+one a whole interval further out — the next beat starts as soon as the slow one ends.
 """
 
 from __future__ import annotations
@@ -22,9 +26,18 @@ class Heartbeat:
     ``beat`` extends the leases of the runs the worker holds and returns how many.
     """
 
-    def __init__(self, beat: Callable[[int | None], int], interval: float, name: str) -> None:
+    def __init__(
+        self,
+        beat: Callable[[int | None], int],
+        interval: float,
+        name: str,
+        *,
+        lease: float | None = None,
+    ) -> None:
         self._beat = beat
         self._interval = interval
+        # A beat slower than this leaves the leases it renews less than an interval to spare.
+        self._slow = (3 * interval if lease is None else lease) - interval
         self._name = name
         self._stop = threading.Event()
         # One beat at a time: each beat reads the clock inside the lock, so a later beat never
@@ -69,9 +82,22 @@ class Heartbeat:
                 log.error("heartbeat failed: %s (will keep trying)", exc)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
+        started = time.monotonic()
+        while not self._stop.wait(next_wait(started, time.monotonic(), self._interval)):
+            started = time.monotonic()
             try:
                 self.beat()
+                took = time.monotonic() - started
+                if took > self._slow:
+                    # Rare and worth a line: another worker's reaper may already have taken
+                    # this worker's runs over (their attempts then count as crashed).
+                    log.warning(
+                        "heartbeat took %.0f ms (every %.0f ms, leases last %.0f ms): the "
+                        "database answers slowly; runs may be taken over as lost",
+                        took * 1000,
+                        self._interval * 1000,
+                        (self._slow + self._interval) * 1000,
+                    )
                 if self._failing:
                     log.warning("heartbeats to the database work again")
                     self._failing = False
@@ -81,3 +107,9 @@ class Heartbeat:
                     log.error("heartbeat failed: %s (will keep trying)", exc)
                     self._failing = True
                 time.sleep(min(self._interval, 1.0))
+
+
+def next_wait(started: float, now: float, interval: float) -> float:
+    """Seconds to wait before the next beat: one ``interval`` after the last beat ``started``
+    (monotonic), none if that beat took longer than the interval."""
+    return max(0.0, started + interval - now)

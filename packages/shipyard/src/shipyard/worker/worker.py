@@ -171,6 +171,7 @@ class Worker:
             ),
             self.heartbeat_interval,
             self.id,
+            lease=self.lease_ms / 1000,
         )
         self._clock_listener = None
         tick = min(0.25, self.heartbeat_interval)
