@@ -24,7 +24,8 @@ from shipyard.engine.registry import set_engine
 from shipyard.testing.postgres import databases, require_postgres
 from shipyard.worker.worker import Worker
 
-# Make the next PostgreSQL test databases and drop finished ones in background threads.
+# Make the next PostgreSQL test databases and reset finished ones for reuse in background
+# threads (shipyard.testing.recycler: a DROP DATABASE per test checkpoints the server).
 databases.background = True
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
