@@ -54,9 +54,11 @@ def public_tables(url: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def fresh() -> Iterator[str]:
-    """Supabase's basics, the app's migrations, then the engine's."""
+    """Supabase's basics, the app's migrations, then the engine's: one database for the
+    module, as every test using it only tries what the roles must be refused (a database per
+    test cost a CREATE and a DROP each, and every DROP checkpoints the server)."""
     with fresh_database("shipyard_engine_schema") as url:
         with_supabase_roles(url)
         with psycopg.connect(url, autocommit=True) as conn:
