@@ -350,13 +350,14 @@ async def test_worker_sigkilled_every_2s_loses_and_duplicates_nothing(pg: PgProj
         assert time.monotonic() < deadline, f"stuck at {status_counts(pg)}\n{pg.procs.dump()}"
         if time.monotonic() - last_kill >= kill_every:
             target = workers[victim % len(workers)]
-            row = pg.worker_row(target.pid)
-            assert row is not None, f"{target.name} never registered\n{target.output()}"
+            # A replacement started 4 kills ago may still be booting on a loaded machine:
+            # only a registered worker is killed (its id names its attempts below).
+            worker_id = await pg.wait_registered(target)
             kill_ms = int(time.time() * 1000)
             target.signal_group(signal.SIGKILL)
             last_kill = time.monotonic()
             kills.append(
-                {"worker_id": row["id"], "pid": target.pid, "at_ms": kill_ms, "left": total - done}
+                {"worker_id": worker_id, "pid": target.pid, "at_ms": kill_ms, "left": total - done}
             )
             replacement = spawn_worker(pg, f"worker-{spawned}", concurrency=4)
             spawned += 1
