@@ -2,16 +2,20 @@
 it yields becomes a statement of ``queries.sql``, and its answer is sent back in.
 
 ``drive`` is the pool's asynchronous path; ``drive_blocking`` the heartbeat's own blocking
-connection, which must not wait behind the pool.
+connection, which must not wait behind the pool. ``borrow`` lends a pooled connection and
+keeps one that may hold unread results from going back to the pool.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg import pq
+from psycopg_pool import AsyncConnectionPool
 
 from shipyard.store.postgres.values import records
 from shipyard.store.rows import bulk_chunks
@@ -35,6 +39,30 @@ from shipyard.store.steps import (
 T = TypeVar("T")
 
 _Q = load_queries("postgres")
+
+
+@contextlib.asynccontextmanager
+async def borrow(
+    pool: AsyncConnectionPool[Any],
+) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A pooled connection; closed instead of returned if its use was cancelled or left it in
+    pipeline mode.
+
+    A task cancelled inside a pipeline (``worker.stop(grace=0)`` cancels claims and finishes
+    midway) can leave the connection in pipeline mode with results nobody read, while it
+    still looks idle to the pool: the next borrower then read those results as its own (seen
+    as "Run id collision on batch insert": another statement's row count). Closed, the pool
+    opens a fresh connection in its place.
+    """
+    async with pool.connection() as conn:
+        try:
+            yield conn
+        except BaseException as exc:
+            unsure = not isinstance(exc, Exception)  # cancelled (or interrupted)
+            if unsure or conn.pgconn.pipeline_status != pq.PipelineStatus.OFF:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+            raise
 
 
 async def drive(conn: psycopg.AsyncConnection[Any], procedure: Procedure[T]) -> T:

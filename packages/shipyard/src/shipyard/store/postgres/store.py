@@ -51,7 +51,7 @@ from shipyard.store.params import (
     ScheduledRuns,
     WorkerHeartbeatParams,
 )
-from shipyard.store.postgres.driver import drive, drive_blocking
+from shipyard.store.postgres.driver import borrow, drive, drive_blocking
 from shipyard.store.postgres.listener import (
     CONNECT_TIMEOUT_SECONDS as CONNECT_TIMEOUT_SECONDS,
 )
@@ -216,7 +216,7 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
     async def _run(self, procedure: Procedure[T]) -> T:
         """Drive ``procedure`` on a pooled connection."""
         await self._ensure_open()
-        async with self._pool.connection() as conn:
+        async with borrow(self._pool) as conn:
             return await drive(conn, procedure)
 
     async def close(self) -> None:
@@ -243,7 +243,7 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
         numbered migrations then continue where that install stopped.
         """
         await self._ensure_open()
-        async with self._pool.connection() as conn, conn.transaction():
+        async with borrow(self._pool) as conn, conn.transaction():
             await conn.execute(_Q["migrate_lock"])
             await create_schema(conn, self.schema)
             moved = await adopt_public_install(conn, self.schema, _HERE / "migrations")
@@ -281,7 +281,7 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
         if params.connection is not None:
             return await self._drive_caller(params.connection, procedures.run_insert(params))
         await self._ensure_open()
-        async with self._pool.connection() as conn:
+        async with borrow(self._pool) as conn:
             # Fast path: insert + tags + NOTIFY in one autocommit statement.
             values = insert_row(params)
             cursor = await conn.execute(
@@ -304,7 +304,7 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
         await self._ensure_open()
         env = {"environment": params.environment}
         values = claim_values(params)
-        async with self._pool.connection() as conn:
+        async with borrow(self._pool) as conn:
             # Peek outside the lock: an idle poll must not queue behind every completion.
             if params.peek:
                 cursor = await conn.execute(_Q["run_ready_exists"], values)
@@ -323,7 +323,7 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
         if not params.finishes:
             return []
         await self._ensure_open()
-        async with self._pool.connection() as conn:
+        async with borrow(self._pool) as conn:
             if needs_read(params):
                 accepted, _ = await self._finish_locked(conn, params, None)
                 return accepted
@@ -348,7 +348,7 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
         if claim.limit <= 0 or not claim.task_ids:
             return await self.run_finish_many(finish), []
         await self._ensure_open()
-        async with self._pool.connection() as conn:
+        async with borrow(self._pool) as conn:
             await self._ensure_slot_row(conn, claim.environment)
             if needs_read(finish):
                 return await self._finish_locked(conn, finish, claim)
@@ -445,7 +445,7 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
         """Expire, promote, wake and report the next due time in one statement (a worker's
         scheduler runs this at every due time: its round trips are lateness)."""
         await self._ensure_open()
-        async with self._pool.connection() as conn:
+        async with borrow(self._pool) as conn:
             cursor = await conn.execute(
                 _Q["run_schedule_pass"],
                 {
@@ -529,7 +529,7 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
     async def ready_notify(self, params: ReadyNotifyParams) -> None:
         """NOTIFY the environment's workers: runs are ready to claim."""
         await self._ensure_open()
-        async with self._pool.connection() as conn:
+        async with borrow(self._pool) as conn:
             await conn.execute(_Q["ready_notify"], {"environment": params.environment})
 
 

@@ -24,6 +24,7 @@ from shipyard.store.params import (
     WaitpointReadsParams,
     WaitpointResolveParams,
 )
+from shipyard.store.postgres.driver import borrow
 from shipyard.store.postgres.values import block_values, create_row
 from shipyard.store.sql import load_queries
 
@@ -60,7 +61,7 @@ class PostgresWaitpoints:
             "timeout_error": params.timeout_error,
         }
         await self._ensure_open()
-        async with self._pool.connection() as conn:
+        async with borrow(self._pool) as conn:
             if params.peek:
                 cursor = await conn.execute(_Q["waitpoint_due_exists"], values)
                 if await cursor.fetchone() is None:
@@ -78,7 +79,7 @@ class PostgresWaitpoints:
             return WaitpointReads(gets=[], recorded=[])
         await self._ensure_open()
         env = params.environment
-        async with self._pool.connection() as conn:
+        async with borrow(self._pool) as conn:
             async with conn.pipeline():
                 gets = [
                     await conn.execute(
@@ -117,7 +118,7 @@ class PostgresWaitpoints:
         if not creates:
             return []
         await self._ensure_open()
-        async with self._pool.connection() as conn:
+        async with borrow(self._pool) as conn:
             cursor = await conn.execute(
                 _Q["waitpoint_insert_many"],
                 {"input": json.dumps([create_row(c) for c in creates])},
@@ -154,7 +155,7 @@ class PostgresWaitpoints:
         values = [block_values(b) for b in blocks]
         ids = sorted({v["id"] for v in values})
         creates = [create_row(b.create) for b in blocks if b.create is not None]
-        async with self._pool.connection() as conn:
+        async with borrow(self._pool) as conn:
             await self._ensure_slot_row(conn, env)
             try:
                 async with conn.pipeline(), conn.transaction():

@@ -1,0 +1,79 @@
+"""A pooled PostgreSQL connection whose use was cancelled is closed, never lent again.
+
+A task cancelled inside a pipeline (``worker.stop(grace=0)`` cancels claims and finishes
+midway) could leave results unread on a connection that still looked idle, and the next
+borrower read them as its own ("Run id collision on batch insert": another statement's row
+count, seen after a worker stopped abruptly).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from shipyard.store.postgres.driver import borrow
+from shipyard.testing.postgres import databases, require_postgres
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[AsyncConnectionPool]:
+    """A pool of one connection: whatever is lent next is what came back."""
+    require_postgres()
+    url = await databases.create()
+    pool: AsyncConnectionPool = AsyncConnectionPool(
+        url, min_size=1, max_size=1, open=False, kwargs={"autocommit": True}
+    )
+    await pool.open()
+    try:
+        yield pool
+    finally:
+        await pool.close()
+        await databases.drop(url)
+
+
+async def backend(pool: AsyncConnectionPool) -> int:
+    async with borrow(pool) as conn:
+        cursor = await conn.execute("SELECT pg_backend_pid()")
+        row = await cursor.fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+async def test_a_cancelled_use_closes_the_connection(pool: AsyncConnectionPool) -> None:
+    first = await backend(pool)
+    assert await backend(pool) == first  # an ordinary use gives it back
+
+    inside = asyncio.Event()
+
+    async def cancelled() -> None:
+        async with borrow(pool) as conn, conn.pipeline():
+            await conn.execute("SELECT 1")
+            inside.set()
+            await asyncio.sleep(10)
+
+    task = asyncio.create_task(cancelled())
+    await inside.wait()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert await backend(pool) != first  # a fresh connection took its place
+
+
+async def test_an_error_in_a_finished_pipeline_gives_the_connection_back(
+    pool: AsyncConnectionPool,
+) -> None:
+    first = await backend(pool)
+
+    async def failing() -> None:
+        async with borrow(pool) as conn:
+            async with conn.pipeline():
+                await conn.execute("SELECT 1")
+            raise ValueError("an ordinary error, every result read")
+
+    with pytest.raises(ValueError, match="ordinary error"):
+        await failing()
+    assert await backend(pool) == first
