@@ -126,8 +126,6 @@ class _Background:
     def _make(self) -> None:
         try:
             with psycopg.connect(admin_url(), autocommit=True) as conn:
-                for orphan in recycler.orphans(conn):  # left by a run killed midway
-                    self.used.put(orphan)
                 while not self.stopping.is_set():
                     name = recycler.claim_ready(conn, self.digest)
                     if name is None:
@@ -135,6 +133,8 @@ class _Background:
                         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
                     if self.reference is None:  # a fresh clone, or one reset to match one
                         self.reference = recycler.learn(with_database(admin_url(), name))
+                        for orphan in recycler.orphans(conn):  # left by a run killed midway
+                            self.used.put(orphan)
                     while True:
                         try:
                             self.ready.put(name, timeout=0.2)

@@ -214,6 +214,8 @@ def recycle(
             )
             if claim(conn, name, private):
                 break
+            if not _exists(conn, name):  # another process recycled it first
+                return False
             time.sleep(0.1)
         else:
             drop(conn, name)
@@ -275,6 +277,12 @@ def _reset(url: str, reference: Reference) -> bool:
                 )
         conn.execute("SELECT pg_stat_reset()")
         return _fingerprint(conn) == reference.fingerprint
+
+
+def _exists(conn: psycopg.Connection[Any], name: str) -> bool:
+    return (
+        conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+    )
 
 
 def _fingerprint(conn: psycopg.Connection[Any]) -> str:
