@@ -339,8 +339,13 @@ def loads(
     """
     if text is None:
         return None
+    # The texts most columns hold (no metadata, no tags): no parse.
+    if text == "{}":
+        return {}
+    if text == "[]":
+        return []
     try:
-        if isinstance(text, bytes | bytearray):
+        if isinstance(text, (bytes, bytearray)):
             # As json.loads does for bytes.
             text = bytes(text).decode(json.detect_encoding(text), "surrogatepass")
         value = json.loads(text)
