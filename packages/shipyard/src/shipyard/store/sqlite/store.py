@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import operator
 import os
 import re
 import sqlite3
@@ -83,6 +84,7 @@ _Q = load_queries("sqlite")
 # cheaper than 30 named look-ups per row.
 _RUN_INSERT_NAMES = tuple(re.findall(r":(\w+)", _Q["run_insert"]))
 _RUN_INSERT_POSITIONAL = re.sub(r":(\w+)", "?", _Q["run_insert"])
+_RUN_INSERT_VALUES = operator.itemgetter(*_RUN_INSERT_NAMES)
 _LOCK_WAIT_SECONDS = 30.0
 # A worker whose last heartbeat is older than this is not rung.
 _LIVE_WORKER_MS = 60_000
@@ -237,10 +239,14 @@ class SqliteStore(StoreCore):
                         for values in bulk_chunks(*params, pairs=True)
                     )
                 elif kind == INSERT_RUNS:
-                    result = conn.executemany(
-                        _RUN_INSERT_POSITIONAL,
-                        [[v[n] for n in _RUN_INSERT_NAMES] for v in params],
-                    ).rowcount
+                    if len(params) == 1:  # a single trigger: no executemany iterator
+                        result = conn.execute(
+                            _RUN_INSERT_POSITIONAL, _RUN_INSERT_VALUES(params[0])
+                        ).rowcount
+                    else:
+                        result = conn.executemany(
+                            _RUN_INSERT_POSITIONAL, [_RUN_INSERT_VALUES(v) for v in params]
+                        ).rowcount
                 else:
                     sql = _Q[name]
                     if in_tx and not read_only:
