@@ -77,6 +77,13 @@ def _default(obj: Any) -> Any:
     raise _Unserialisable(obj)
 
 
+# One encoder for every dumps: json.dumps with any non-default option builds a new one per
+# call (a payload is dumped on every trigger). Encoding keeps no state on the instance.
+_ENCODER = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default
+)
+
+
 def _key_path(parent: str, key: Any) -> str:
     if isinstance(key, str) and _IDENTIFIER.match(key):
         return f"{parent}.{key}"
@@ -258,13 +265,7 @@ def dumps(value: Any, *, what: str = "Value", max_depth: int | None = MAX_JSON_D
         '{"a":1,"b":"é"}'
     """
     try:
-        text = json.dumps(
-            value,
-            separators=(",", ":"),
-            ensure_ascii=False,
-            allow_nan=False,
-            default=_default,
-        )
+        text = _ENCODER.encode(value)
     except _Unserialisable as exc:
         path = _path_of(value, exc.obj)
         where = f"value at {_shown(path)}" if path is not None else "a value"
@@ -338,8 +339,13 @@ def loads(
     """
     if text is None:
         return None
+    # The texts most columns hold (no metadata, no tags): no parse.
+    if text == "{}":
+        return {}
+    if text == "[]":
+        return []
     try:
-        if isinstance(text, bytes | bytearray):
+        if isinstance(text, (bytes, bytearray)):
             # As json.loads does for bytes.
             text = bytes(text).decode(json.detect_encoding(text), "surrogatepass")
         value = json.loads(text)

@@ -8,6 +8,8 @@ itself: a ``mode=ro`` open (what SQLite does by itself for a write-protected fil
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -29,6 +31,8 @@ from shipyard.store.protocol import (
     RunListParams,
 )
 from shipyard.store.sqlite import SqliteStore
+from shipyard.store.sqlite.store import INLINE_CHECKPOINT_EVERY
+from shipyard.testing.eventually import eventually
 
 
 def mode(path: Path) -> int:
@@ -131,5 +135,56 @@ async def test_a_full_database_raises_a_clear_error_and_writes_nothing(tmp_path:
         assert "full" in str(caught.value) and "Free disk space" in str(caught.value)
         assert isinstance(caught.value, StoreError) and isinstance(caught.value, ShipyardError)
         assert (await store.run_list(RunListParams(ENV))).items == []
+    finally:
+        await store.close()
+
+
+# -- the single insert on the caller's thread (issue 16) ------------------------------------------
+
+
+async def test_an_insert_waits_for_a_write_lock_held_elsewhere_without_blocking_the_loop(
+    tmp_path: Path,
+) -> None:
+    """The caller-thread insert never waits: a locked database sends it to the store thread,
+    which waits for the lock; the event loop keeps running meanwhile."""
+    db = tmp_path / "s.db"
+    store = SqliteStore(db)
+    other = sqlite3.connect(db, isolation_level=None)
+    try:
+        await store.migrate(MigrateParams(now=0))
+        await store.run_insert(run_params())  # the caller-thread connection exists
+        other.execute("BEGIN IMMEDIATE")
+        insert = asyncio.ensure_future(store.run_insert(run_params()))
+        ticks = 0
+        for _ in range(20):
+            await asyncio.sleep(0.005)
+            ticks += 1
+        assert ticks == 20 and not insert.done()
+        other.execute("COMMIT")
+        made = await insert
+        assert not made.cached
+        assert await store.run_get(RunGetParams(ENV, made.run.id)) is not None
+    finally:
+        other.close()
+        await store.close()
+
+
+async def test_inline_inserts_are_checkpointed_into_the_database_file(tmp_path: Path) -> None:
+    """Caller-thread inserts do not checkpoint the WAL themselves; the store thread does, every
+    INLINE_CHECKPOINT_EVERY of them, so the WAL does not grow without bound: the database file
+    grows by the pages a checkpoint copies into it."""
+    db = tmp_path / "s.db"
+    store = SqliteStore(db)
+    try:
+        await store.migrate(MigrateParams(now=0))
+        await store.run_list(RunListParams(ENV))  # the store thread's connection is open
+        before = db.stat().st_size  # the migrations are still in the WAL
+        count = INLINE_CHECKPOINT_EVERY + 5
+        for _ in range(count):
+            await store.run_insert(run_params())
+        # Nothing else committed (no auto-checkpoint of the store thread's connection), so
+        # only the posted checkpoint can have copied pages into the file.
+        await eventually(lambda: db.stat().st_size > before)
+        assert len((await store.run_list(RunListParams(ENV, limit=500))).items) == count
     finally:
         await store.close()

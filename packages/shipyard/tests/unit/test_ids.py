@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -37,7 +38,7 @@ def test_known_encoding() -> None:
     with (
         mock.patch.object(ids, "_last_ms", -1),
         mock.patch("shipyard.ids.time.time_ns", return_value=fixed_ms * 1_000_000),
-        mock.patch("shipyard.ids.secrets.randbits", return_value=0),
+        mock.patch("shipyard.ids._random_part", return_value=0),
     ):
         first = new_id("run")
         second = new_id("run")
@@ -102,14 +103,14 @@ def test_new_ids_are_what_new_id_would_make() -> None:
     with (
         mock.patch.object(ids, "_last_ms", -1),
         mock.patch("shipyard.ids.time.time_ns", return_value=fixed_ms * 1_000_000),
-        mock.patch("shipyard.ids.secrets.randbits", return_value=(1 << 40) + 30),
+        mock.patch("shipyard.ids._random_part", return_value=(1 << 40) + 30),
     ):
         many = new_ids("run", 40)
         after = new_id("run")
     with (
         mock.patch.object(ids, "_last_ms", -1),
         mock.patch("shipyard.ids.time.time_ns", return_value=fixed_ms * 1_000_000),
-        mock.patch("shipyard.ids.secrets.randbits", return_value=(1 << 40) + 30),
+        mock.patch("shipyard.ids._random_part", return_value=(1 << 40) + 30),
     ):
         one_by_one = [new_id("run") for _ in range(41)]
     assert [*many, after] == one_by_one
@@ -139,3 +140,23 @@ def test_new_ids_overflowing_the_random_part_move_to_the_next_ms() -> None:
 def test_id_timestamp_rejects_non_ids(value: str) -> None:
     with pytest.raises(ValidationError, match="Not a Shipyard id"):
         id_timestamp_ms(value)
+
+
+def test_a_forked_child_draws_fresh_random_parts() -> None:
+    """Random parts are read from the OS in blocks; a forked child must not reuse the parent's
+    block, nor continue its sequence (both would repeat the parent's next ids)."""
+    new_id("run")  # the parent holds a block and a last id
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what it starts from, then leave at once
+        os.close(read)
+        os.write(write, f"{len(ids._pool)} {ids._last_ms}".encode())
+        os._exit(0)
+    os.close(write)
+    try:
+        reported = os.read(read, 100).decode()
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)
+    assert reported == "0 -1"
+    assert len(ids._pool) > 0  # the parent keeps its own

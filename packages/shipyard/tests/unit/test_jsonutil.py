@@ -204,3 +204,13 @@ def test_loads_refuses_text_deeper_than_the_decode_limit_without_recursion() -> 
         loads("[" * 200_000 + "]" * 200_000, max_depth=None)
     with pytest.raises(SerializationError, match=r"^The body is not valid JSON"):
         loads(b"{", what="The body")
+
+
+def test_loads_of_an_empty_object_or_array_gives_a_new_value_each_time() -> None:
+    """The texts most columns hold skip the parser; each call still gets its own value."""
+    first, second = loads("{}"), loads("{}")
+    assert first == {} and first is not second
+    first["a"] = 1
+    assert loads("{}") == {}
+    items = loads("[]")
+    assert items == [] and items is not loads("[]")

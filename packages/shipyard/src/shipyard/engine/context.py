@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+from pathlib import Path
 
 from shipyard.config import Settings
 from shipyard.engine.definitions import TaskDefinition
@@ -32,8 +34,12 @@ def _slug(text: str) -> str:
     return _SLUG.sub("-", text.lower()).strip("-") or "x"
 
 
+@functools.lru_cache(maxsize=64)
 def environment_info(environment: str) -> EnvironmentInfo:
-    """``ctx.environment`` for an environment name (``preview/<branch>`` carries the branch)."""
+    """``ctx.environment`` for an environment name (``preview/<branch>`` carries the branch).
+
+    Cached: the parts of ``ctx`` that depend on settings alone are built once, not per attempt
+    (they are frozen, so attempts can share them)."""
     kind, _, branch = environment.partition("/")
     return EnvironmentInfo(
         id=f"env_{_slug(environment)}",
@@ -43,13 +49,27 @@ def environment_info(environment: str) -> EnvironmentInfo:
     )
 
 
-def _project(settings: Settings) -> ProjectInfo:
-    name = settings.project_root.name or "project"
-    digest = hashlib.sha256(str(settings.project_root).encode()).hexdigest()[:20]
+@functools.lru_cache(maxsize=64)
+def _project(project_root: Path) -> ProjectInfo:
+    name = project_root.name or "project"
+    digest = hashlib.sha256(str(project_root).encode()).hexdigest()[:20]
     return ProjectInfo(id=f"project_{digest}", ref=f"proj_{digest}", slug=_slug(name), name=name)
 
 
 _ORGANIZATION = OrganizationInfo(id="org_local", slug="local", name="Local")
+
+
+@functools.lru_cache(maxsize=64)
+def _machine(name: str | None) -> MachineInfo:
+    preset = machine_preset(name)
+    return MachineInfo(
+        name=preset.name, cpu=preset.cpu, memory=preset.memory, cents_per_ms=preset.cents_per_ms
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _queue(name: str) -> QueueRef:
+    return QueueRef(id=f"queue_{_slug(name)}", name=name)
 
 
 def build_context(
@@ -61,11 +81,10 @@ def build_context(
     is_replay: bool = False,
 ) -> Context:
     """The ``ctx`` snapshot for this attempt (``is_replay``: resumed by replay)."""
-    preset = machine_preset(run.machine or task.machine)
     return Context(
         run=RunInfo(
             id=run.id,
-            tags=tuple(loads(run.tags) or ()),
+            tags=tuple(loads(run.tags) or ()) if run.tags != "[]" else (),
             is_test=bool(run.is_test),
             is_replay=is_replay,
             created_at=run.created_at,
@@ -83,14 +102,9 @@ def build_context(
         attempt=AttemptInfo(number=run.attempt_number, started_at=now),
         task=TaskInfo(id=task.id, file_path=task.file_path),
         environment=environment_info(settings.environment),
-        machine=MachineInfo(
-            name=preset.name,
-            cpu=preset.cpu,
-            memory=preset.memory,
-            cents_per_ms=preset.cents_per_ms,
-        ),
-        queue=QueueRef(id=f"queue_{_slug(run.queue)}", name=run.queue),
+        machine=_machine(run.machine or task.machine),
+        queue=_queue(run.queue),
         organization=_ORGANIZATION,
-        project=_project(settings),
+        project=_project(settings.project_root),
         batch=BatchRef(id=run.batch_id) if run.batch_id else None,
     )

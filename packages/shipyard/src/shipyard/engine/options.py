@@ -169,6 +169,8 @@ def parse_options(options: Mapping[str, Any], now_ms: int) -> ParsedOptions:
 
     ``now_ms`` bounds absolute times (a ``delay`` more than 100 years ahead is refused).
     """
+    if not options:
+        return ParsedOptions()  # the common trigger: nothing to validate
     if "connection" in options:
         raise ValidationError(
             "connection= (joining the caller's PostgreSQL transaction) is supported by trigger() "

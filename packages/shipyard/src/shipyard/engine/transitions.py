@@ -87,10 +87,12 @@ class TransitionLog:
         run_ids: Iterable[str] = (),
     ) -> Transition:
         """Validate ``sources → target`` (every source must allow it) and record it."""
-        src = frozenset(RunStatus(s) for s in sources)
-        dst = RunStatus(target)
+        # Callers mostly pass members already: an Enum call per value costs more than the check.
+        src = frozenset(s if type(s) is RunStatus else RunStatus(s) for s in sources)
+        dst = target if type(target) is RunStatus else RunStatus(target)
         for status in src:
-            check_transition(status, dst)
+            if dst not in TRANSITIONS[status]:
+                check_transition(status, dst)  # raises, with the message
         transition = Transition(src, dst, reason, tuple(run_ids))
         for observer in list(self._observers):
             try:

@@ -74,7 +74,7 @@ def insert_row(p: RunInsertParams) -> dict[str, Any]:
         "status": p.status,
         "payload": p.payload,
         "metadata": p.metadata,
-        "tags": json.dumps(list(p.tags)),
+        "tags": json.dumps(list(p.tags)) if p.tags else "[]",
         "queue": p.queue,
         "concurrency_key": p.concurrency_key,
         "priority_ms": p.priority_ms,

@@ -240,17 +240,18 @@ async def _attempt(
         return await _handle_error(
             engine, task, run, base, TaskOutputError(str(exc), run_id=run.id, task_id=task.id)
         )
-    await call_hooks_quietly(
-        _both(engine, task, "on_success"), "on_success", run.id, **_public(base), output=output
-    )
-    await call_hooks_quietly(
-        _both(engine, task, "on_complete"),
-        "on_complete",
-        run.id,
-        **_public(base),
-        output=output,
-        result={"ok": True, "output": output},
-    )
+    # Most tasks have neither hook: no argument copies or result dict for them.
+    if on_success := _both(engine, task, "on_success"):
+        await call_hooks_quietly(on_success, "on_success", run.id, **_public(base), output=output)
+    if on_complete := _both(engine, task, "on_complete"):
+        await call_hooks_quietly(
+            on_complete,
+            "on_complete",
+            run.id,
+            **_public(base),
+            output=output,
+            result={"ok": True, "output": output},
+        )
     return AttemptOutcome(
         status=RunStatus.COMPLETED, attempt_status="COMPLETED", output=output_text
     )

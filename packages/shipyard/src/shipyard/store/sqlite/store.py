@@ -1,12 +1,18 @@
 """SQLite implementation of the store protocol: the shared core driven on one thread.
 
 One connection lives on one dedicated thread; every async method hops to that thread once
-and runs its whole procedure there (``store/steps.py``), so the event loop never blocks on
-disk, calls from one process are serialised without locks, and a procedure's statements pay
-no thread hop each. Writers across processes take the database lock with ``BEGIN
-IMMEDIATE``. SQLite's built-in busy handler sleeps in coarse steps (1, 2, 5, 10 … 100 ms),
-which ruins tail latency, so the busy timeout is 0 and :func:`_retry_busy` retries with
-sub-millisecond sleeps instead.
+and runs its whole procedure there (``store/steps.py``), so the event loop never waits on
+disk or on a lock, calls from one process are serialised without locks, and a procedure's
+statements pay no thread hop each. One exception, for the single trigger (a hop costs about
+as much CPU as the insert itself): when the store thread has nothing queued, ``run_insert``
+runs on the caller's thread with a second connection, if the database's write lock is free
+at once (else it hops as usual). That connection never checkpoints the WAL — the only step of
+a commit that waits on the disk with ``synchronous=NORMAL`` — the store thread does, posted
+every ``INLINE_CHECKPOINT_EVERY`` inline commits.
+
+Writers across processes take the database lock with ``BEGIN IMMEDIATE``. SQLite's built-in
+busy handler sleeps in coarse steps (1, 2, 5, 10 … 100 ms), which ruins tail latency, so the
+busy timeout is 0 and :func:`_retry_busy` retries with sub-millisecond sleeps instead.
 
 The file, its ``-wal``/``-shm`` files (SQLite gives them the database's mode) and a folder it
 creates are private to the user (0600/0700). A read-only, damaged or full database raises a
@@ -17,8 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import operator
 import os
-import queue
 import re
 import sqlite3
 import threading
@@ -53,6 +59,7 @@ from shipyard.store.params import (
 from shipyard.store.rows import bulk_chunks, run_builder
 from shipyard.store.sql import load_queries, migration_files
 from shipyard.store.sqlite.claim import run_claim
+from shipyard.store.sqlite.thread import StoreThread
 from shipyard.store.steps import (
     BEGIN,
     COUNT,
@@ -77,6 +84,7 @@ _Q = load_queries("sqlite")
 # cheaper than 30 named look-ups per row.
 _RUN_INSERT_NAMES = tuple(re.findall(r":(\w+)", _Q["run_insert"]))
 _RUN_INSERT_POSITIONAL = re.sub(r":(\w+)", "?", _Q["run_insert"])
+_RUN_INSERT_VALUES = operator.itemgetter(*_RUN_INSERT_NAMES)
 _LOCK_WAIT_SECONDS = 30.0
 # A worker whose last heartbeat is older than this is not rung.
 _LIVE_WORKER_MS = 60_000
@@ -86,6 +94,9 @@ _PORTS_TTL_SECONDS = 1.0
 # "No live worker" is read again sooner: a worker that just started must hear the next ring,
 # not wait for its backup poll.
 _EMPTY_PORTS_TTL_SECONDS = 0.05
+# A passive WAL checkpoint is posted to the store thread after this many inline inserts (a
+# single trigger writes ~10 WAL pages: about SQLite's own 1,000-page auto-checkpoint).
+INLINE_CHECKPOINT_EVERY = 100
 # How often a feed reader looks for what other processes committed: SQLite cannot tell it.
 # One cheap indexed read per tick per process, whatever the number of subscribers.
 FEED_POLL_SECONDS = 0.025
@@ -107,7 +118,7 @@ class SqliteStore(StoreCore):
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
         self.read_only = read_only
-        self._thread = _StoreThread()
+        self._thread = StoreThread()
         self._conn: sqlite3.Connection | None = None
         self._closed = False
         self._doorbell = Doorbell()
@@ -118,6 +129,10 @@ class SqliteStore(StoreCore):
         self._heartbeat_lock = threading.Lock()
         # This process's feed readers, woken after each write this store commits.
         self._feed_signals: list[FeedSignal] = []
+        # The caller-thread connection of run_insert (see the module docstring).
+        self._inline_conn: sqlite3.Connection | None = None
+        self._inline_lock = threading.Lock()
+        self._inline_commits = 0
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -179,9 +194,11 @@ class SqliteStore(StoreCore):
                 where=str(self.path),
             ) from exc
 
-    def _drive(self, conn: sqlite3.Connection, procedure: Procedure[T]) -> T:
+    def _drive(self, conn: sqlite3.Connection, procedure: Procedure[T], *, wait: bool = True) -> T:
         """Run every step of ``procedure`` on ``conn``; commit (or roll back) its transaction
-        and ring the workers it woke once committed."""
+        and ring the workers it woke once committed. ``wait=False``: a locked database raises
+        :class:`_Busy` (rolled back, nothing written) instead of being waited for."""
+        retry = _retry_busy if wait else _once
         in_tx = False
         read_only = False
         fed = False
@@ -196,7 +213,7 @@ class SqliteStore(StoreCore):
                     break
                 if kind == BEGIN:
                     if not in_tx:
-                        _retry_busy(conn.execute, "BEGIN IMMEDIATE")
+                        retry(conn.execute, "BEGIN IMMEDIATE")
                         in_tx = True
                     result = None
                 elif kind == SNAPSHOT:
@@ -222,16 +239,20 @@ class SqliteStore(StoreCore):
                         for values in bulk_chunks(*params, pairs=True)
                     )
                 elif kind == INSERT_RUNS:
-                    result = conn.executemany(
-                        _RUN_INSERT_POSITIONAL,
-                        [[v[n] for n in _RUN_INSERT_NAMES] for v in params],
-                    ).rowcount
+                    if len(params) == 1:  # a single trigger: no executemany iterator
+                        result = conn.execute(
+                            _RUN_INSERT_POSITIONAL, _RUN_INSERT_VALUES(params[0])
+                        ).rowcount
+                    else:
+                        result = conn.executemany(
+                            _RUN_INSERT_POSITIONAL, [_RUN_INSERT_VALUES(v) for v in params]
+                        ).rowcount
                 else:
                     sql = _Q[name]
                     if in_tx and not read_only:
                         cursor = conn.execute(sql, params)
                     else:
-                        cursor = _retry_busy(conn.execute, sql, params)
+                        cursor = retry(conn.execute, sql, params)
                     if kind == COUNT:
                         result = cursor.rowcount
                     elif kind == ROWS:
@@ -243,7 +264,7 @@ class SqliteStore(StoreCore):
                     else:  # pragma: no cover - every kind is handled above
                         raise ValueError(f"unknown step kind {kind}")
             if in_tx:
-                _retry_busy(conn.execute, "COMMIT")
+                retry(conn.execute, "COMMIT")
         except BaseException:
             _rollback(conn)
             raise
@@ -267,6 +288,10 @@ class SqliteStore(StoreCore):
 
         await self._thread.call(_close)
         self._thread.shutdown()
+        with self._inline_lock:
+            if self._inline_conn is not None:
+                self._inline_conn.close()
+                self._inline_conn = None
         with self._heartbeat_lock:
             if self._heartbeat_conn is not None:
                 self._heartbeat_conn.close()
@@ -318,7 +343,51 @@ class SqliteStore(StoreCore):
                 "trigger(..., connection=conn) joins the caller's PostgreSQL transaction; "
                 "the SQLite store has no shared connection to join."
             )
+        if self._thread.idle() and not self._closed:
+            inserted = self._insert_inline(params)
+            if inserted is not None:
+                return inserted
         return await self._run(procedures.run_insert(params))
+
+    def _insert_inline(self, params: RunInsertParams) -> RunInsertResult | None:
+        """``run_insert`` on the caller's thread, or None when it must hop: another thread
+        is inserting inline, or the database is locked (by another process or the store
+        thread). No wait of any kind: the caller's event loop is not held up."""
+        if not self._inline_lock.acquire(blocking=False):
+            return None
+        try:
+            if self._closed:
+                return None
+            conn = self._inline_conn
+            if conn is None:
+                conn = self._inline_conn = self._guard(self._connect_inline)
+            try:
+                result = self._guard(
+                    lambda: self._drive(conn, procedures.run_insert(params), wait=False)
+                )
+            except _Busy:
+                return None
+            self._inline_commits += 1
+            if self._inline_commits >= INLINE_CHECKPOINT_EVERY:
+                self._inline_commits = 0
+                self._thread.post(self._checkpoint)
+            return result
+        finally:
+            self._inline_lock.release()
+
+    def _connect_inline(self) -> sqlite3.Connection:
+        conn = self._connect()
+        # Its commits never checkpoint (the fsyncs): the store thread does, when posted.
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        return conn
+
+    def _checkpoint(self) -> None:
+        """A passive WAL checkpoint on the store thread (posted; waits for no lock). A
+        failure is left to the next one, or to any commit's auto-checkpoint."""
+        if self._closed:
+            return
+        with contextlib.suppress(sqlite3.Error):
+            self._db().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     async def run_claim(self, params: RunClaimParams) -> list[RunRecord]:
         """Atomically take up to ``limit`` ready runs, oldest priority-adjusted first."""
@@ -427,92 +496,6 @@ class FeedSignal(WakeSignal):
             self._registry.remove(self)
 
 
-class _StoreThread:
-    """The one thread that owns the store's connection.
-
-    A bare queue and ``call_soon_threadsafe`` instead of ``run_in_executor``: the hop is on
-    every store call, and this halves its cost (one queue put and one loop wake-up).
-    """
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
-
-    def _ensure_started(self) -> None:
-        if self._thread is None:
-            with self._start_lock:
-                if self._thread is None:
-                    thread = threading.Thread(
-                        target=self._main, name="shipyard-sqlite", daemon=True
-                    )
-                    thread.start()
-                    self._thread = thread
-
-    async def call(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on the store thread; in submission order."""
-        self._ensure_started()
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._queue.put((fn, future, loop))
-        return await future
-
-    def _main(self) -> None:
-        get = self._queue.get
-        while True:
-            job = get()
-            if job is None:
-                return
-            _run_job(*job)
-            # Hold nothing of a finished call while waiting for the next one.
-            del job
-
-    def shutdown(self) -> None:
-        """Finish queued work and stop the thread."""
-        if self._thread is not None:
-            self._queue.put(None)
-            if self._thread is not threading.current_thread():
-                self._thread.join()
-
-
-_Job = tuple[Callable[[], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
-
-
-def _run_job(
-    fn: Callable[[], Any], future: asyncio.Future[Any], loop: asyncio.AbstractEventLoop
-) -> None:
-    if future.cancelled():
-        return
-    try:
-        result = fn()
-    except BaseException as exc:
-        _deliver(loop, future, None, exc)
-    else:
-        _deliver(loop, future, result, None)
-
-
-def _deliver(
-    loop: asyncio.AbstractEventLoop,
-    future: asyncio.Future[Any],
-    result: Any,
-    error: BaseException | None,
-) -> None:
-    # RuntimeError: the loop closed while the call ran, so nobody is waiting.
-    with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(_set_future, future, result, error)
-
-
-def _set_future(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        if isinstance(error, StopIteration):  # a future cannot carry StopIteration
-            error = RuntimeError(f"StopIteration raised on the store thread: {error}")
-        future.set_exception(error)
-    else:
-        future.set_result(result)
-
-
 # -- module helpers -----------------------------------------------------------------------------
 
 
@@ -603,6 +586,21 @@ def _retry_busy(fn: Callable[..., T], *args: Any) -> T:
                 ) from exc
             time.sleep(pause)
             pause = min(pause * 1.5, 0.005)
+
+
+class _Busy(Exception):
+    """The database was locked and the caller asked not to wait (``_drive(wait=False)``)."""
+
+
+def _once(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)``; a locked database raises :class:`_Busy` at once."""
+    try:
+        return fn(*args)
+    except sqlite3.OperationalError as exc:
+        message = str(exc)
+        if "locked" in message or "busy" in message:
+            raise _Busy from exc
+        raise
 
 
 def _split_statements(script: str) -> list[str]:
