@@ -1,9 +1,13 @@
--- The status-change triggers without a quadratic join (issue 16, PostgreSQL drain).
+-- Slot counters without a quadratic join (issue 16, PostgreSQL drain).
 --
--- 0010's slot counters and 0005/0007's status events joined the statement's transition
--- tables (old_runs, new_runs) on id. PostgreSQL estimates one row for a transition table, so
--- it planned a nested loop: a claim or a finish of 100 runs compared 100 × 100 ids, up to
--- four times per statement, inside the transaction that holds the environment's slot row.
+-- 0010's slot counters joined the statement's transition tables (old_runs, new_runs) on id,
+-- three times per statement. PL/pgSQL plans a trigger's statement at its first call in a
+-- session, for that call's transition tables, and keeps the plan: in a session whose first
+-- status change was one run's, every later claim or finish of 100 runs compared 100 × 100
+-- ids per join, inside the transaction that holds the environment's slot row
+-- (bench/claim_cycle.py: ~160 → ~120 µs of server CPU per run). 0007's status events keep
+-- their join: planned as a hash join (nested loops off for that function), they cost more
+-- in a worker's drain than they saved (bench/burndown.py), see docs/benchmarks.md.
 
 -- Slot counters need no join: a run holds a slot exactly while its status is DEQUEUED or
 -- EXECUTING, so a statement's change of a counter is (rows holding one after it) − (rows
@@ -42,25 +46,6 @@ BEGIN
     ORDER BY d.environment, d.queue, d.ck
     ON CONFLICT (environment, queue, concurrency_key)
     DO UPDATE SET running = s.running + EXCLUDED.running;
-    RETURN NULL;
-END;
-$$;
-
--- Status events need the old status of each row: the join stays, as a hash join (nested
--- loops off for this function's statements only; the transition tables have no index).
-CREATE OR REPLACE FUNCTION shipyard_status_events() RETURNS trigger LANGUAGE plpgsql
-SET search_path FROM CURRENT
-SET enable_nestloop = off
-SET enable_mergejoin = off AS $$
-BEGIN
-    INSERT INTO run_events (run_id, ts, kind, message)
-    SELECT n.id, n.updated_at, 'status', n.status
-    FROM new_runs n JOIN old_runs o ON o.id = n.id
-    WHERE n.status IS DISTINCT FROM o.status
-    ORDER BY n.id;
-    IF FOUND THEN
-        PERFORM pg_notify('shipyard_feed', '');
-    END IF;
     RETURN NULL;
 END;
 $$;
