@@ -155,7 +155,8 @@ class Settings(BaseModel):
         description="PostgreSQL only: commit workers' claims and finishes without waiting for "
         "the WAL flush (synchronous_commit off for those transactions, never for triggers). "
         "Faster drains; a database crash (not a restart) may lose the last ~0.6 s of them, "
-        "and those runs run again (at least once).",
+        "and those runs are handled as after a worker crash (retried when their lease runs "
+        "out: at least once; CRASHED on the last attempt).",
     )
     version: str | None = Field(
         default=None,

@@ -130,7 +130,7 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
     or finish attempts (a worker's bookkeeping, each holding the environment's slot row to its
     commit) commit without waiting for the WAL flush (``SET LOCAL synchronous_commit``; never
     an insert of runs): a database crash may lose the last of them, and those runs are then
-    claimed again (``Settings.postgres_async_commit``).
+    handled as after a worker crash, by their leases (``Settings.postgres_async_commit``).
 
     Example::
 
