@@ -268,6 +268,59 @@ def test_postgres_hot_statements_probe_indexes(pg: psycopg.Connection[Any]) -> N
     assert problems == [], "\n".join(problems)
 
 
+def trigger_plans(
+    conn: psycopg.Connection[Any], first: str, statement: str
+) -> list[dict[str, Any]]:
+    """The plans of the statements the runs triggers ran for ``statement``, after ``first``
+    in the same session (both rolled back), from auto_explain (LOAD: this session only)."""
+    with conn.transaction(force_rollback=True):
+        conn.execute(first.encode())
+    notices: list[str] = []
+    conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+    conn.execute("LOAD 'auto_explain'")
+    for name, value in [
+        ("log_min_duration", "0"),
+        ("log_nested_statements", "on"),
+        ("log_format", "json"),
+        ("log_level", "notice"),
+    ]:
+        conn.execute(f"SET auto_explain.{name} = '{value}'")
+    try:
+        with conn.transaction(force_rollback=True):
+            conn.execute(statement.encode())
+    finally:
+        conn.execute("SET auto_explain.log_min_duration = -1")
+    found = [json.loads(n.split("plan:", 1)[1]) for n in notices if "plan:" in n]
+    return [f["Plan"] for f in found if "_runs" in f["Query Text"]]
+
+
+def test_postgres_slot_counters_join_no_transition_tables(pg: psycopg.Connection[Any]) -> None:
+    """The slot counter trigger of a status change reads each transition table once: a nested
+    loop over both compared every old row with every new one, 10⁴ comparisons per 100 runs per
+    join, in the transaction that holds the environment's slot row (0012). PL/pgSQL plans a
+    trigger's statement at its first call in a session, for that call's transition tables, and
+    keeps the plan: a session whose first status change was one run's kept a nested loop for
+    every later batch."""
+    plans = trigger_plans(
+        pg,
+        "UPDATE runs SET status = 'COMPLETED' WHERE id = 'run_exec000001'",
+        "UPDATE runs SET status = 'COMPLETED', updated_at = updated_at + 1 "
+        "WHERE id LIKE 'run_exec%' AND status = 'EXECUTING'",
+    )
+    slots = [p for p in plans if "_slots" in json.dumps(p)]
+    assert len(plans) == 3 and len(slots) == 2  # environment, group counters; status events
+    loops = [
+        node
+        for plan in slots
+        for node in plan_nodes(plan)
+        if node["Node Type"] == "Nested Loop"
+        and sum(n["Node Type"] == "Named Tuplestore Scan" for n in plan_nodes(node)) > 1
+    ]
+    assert loops == []
+    counted = pg.execute("SELECT running FROM environment_slots").fetchone()
+    assert counted == (100,)  # rolled back
+
+
 def test_postgres_plan_check_catches_a_walk(pg: psycopg.Connection[Any]) -> None:
     """The check catches what it is for: the claim as it was written before (its lookup by id
     also saying status = 'QUEUED') walks runs_ready_by_group whole once statistics say few

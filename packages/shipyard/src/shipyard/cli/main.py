@@ -172,6 +172,7 @@ async def run_worker(settings: Settings) -> None:
     from shipyard.discovery import discover
     from shipyard.engine.engine import Engine
     from shipyard.engine.registry import set_engine
+    from shipyard.worker.heap import freeze_startup_heap
     from shipyard.worker.worker import Worker
 
     discover(settings)
@@ -180,6 +181,7 @@ async def run_worker(settings: Settings) -> None:
     worker = Worker(engine)
     try:
         await worker.start()
+        freeze_startup_heap()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -37,7 +37,12 @@ def open_store(settings: Settings) -> Store:
     if url.startswith(("postgresql://", "postgres://")):
         from shipyard.store.postgres import PostgresStore
 
-        return PostgresStore(url, schema=settings.database_schema, wait_for_db=settings.wait_for_db)
+        return PostgresStore(
+            url,
+            schema=settings.database_schema,
+            wait_for_db=settings.wait_for_db,
+            async_commit=settings.postgres_async_commit,
+        )
     raise ConfigError(f"Unsupported database URL scheme in {url.split('://')[0]}://…")
 
 

@@ -188,6 +188,11 @@ WHERE environment = :environment
         AND w.stopped_at IS NULL AND w.heartbeat_at >= :live_since))
 LIMIT 1;
 
+-- name: bookkeeping_async_commit
+-- A worker's claim or finish, with SHIPYARD_POSTGRES_ASYNC_COMMIT: this transaction's commit
+-- returns before its WAL is flushed (the WAL writer flushes it within ~3 × wal_writer_delay).
+SET LOCAL synchronous_commit TO off;
+
 -- name: environment_slot_lock
 -- Claims in one environment take this lock first, so the slot counters they read next are
 -- exact (every status change that moves a counter updates this row too, in that order).

@@ -1,0 +1,154 @@
+"""PostgreSQL drain: limits under concurrent finish-and-claim cycles, and async commit.
+
+Several stores (separate pools, as separate worker processes have) finish what they hold and
+claim again, concurrently, many times over: neither the queue's limit nor the environment's
+is ever exceeded, in any committed state, and the slot counters (kept by 0012's trigger) match
+the runs that hold a slot. ``async_commit`` sends ``SET LOCAL synchronous_commit`` in the
+claim and finish transactions only (seen in libpq's trace of the store's connections).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from test_store_flow_control import claim_env, finish, limit_queue
+from test_store_runs import ENV, insert_many, register, run_params
+
+from shipyard.config import Settings
+from shipyard.records import RunRecord
+from shipyard.store import open_store
+from shipyard.store.postgres import PostgresStore
+from shipyard.store.protocol import MigrateParams, RunFinishManyParams
+from shipyard.testing.postgres import ENGINE_OPTIONS, databases, require_postgres
+
+QUEUE_LIMIT = 3
+ENV_LIMIT = 5  # with a burst factor of 1.0: 5 at once across queues
+
+
+@pytest.fixture
+async def url() -> AsyncIterator[str]:
+    require_postgres()
+    created = await databases.create()
+    try:
+        yield created
+    finally:
+        await databases.drop(created)
+
+
+def holding(conn: psycopg.Connection[Any]) -> tuple[int, int, int, int]:
+    """(runs holding a slot in queue task/t, in the environment, and the two counters)."""
+    row = conn.execute(
+        "SELECT count(*) FILTER (WHERE queue = 'task/t'), count(*), "
+        "(SELECT running FROM environment_slots WHERE environment = %(env)s), "
+        "(SELECT running FROM concurrency_slots WHERE environment = %(env)s "
+        "  AND queue = 'task/t' AND concurrency_key = '') "
+        "FROM runs WHERE environment = %(env)s AND status IN ('DEQUEUED', 'EXECUTING')",
+        {"env": ENV},
+    ).fetchone()
+    assert row is not None
+    return row[0], row[1], row[2] or 0, row[3] or 0
+
+
+async def test_concurrent_cycles_of_several_stores_never_exceed_a_limit(url: str) -> None:
+    stores = [PostgresStore(url, max_connections=3) for _ in range(4)]
+    first = stores[0]
+    await first.migrate(MigrateParams(now=0))
+    await register(first)
+    await register(first, task_id="u")
+    await limit_queue(first, "task/t", QUEUE_LIMIT)
+    await insert_many(first, [run_params() for _ in range(120)])
+    await insert_many(first, [run_params(task_id="u") for _ in range(60)])
+    seen: list[tuple[int, int, int, int]] = []
+
+    async def cycle(store: PostgresStore, worker: str) -> None:
+        held: list[RunRecord] = []
+        for _ in range(60):
+            params = claim_env(limit=4, environment_limit=ENV_LIMIT, worker=worker)
+            params.task_ids = ["t", "u"]
+            params.burst_factor = 1.0
+            if held:
+                done = RunFinishManyParams(ENV, [finish(r.id, worker=worker) for r in held])
+                accepted, held = await store.run_finish_and_claim(done, params)
+                assert all(accepted)
+            else:
+                held = await store.run_claim(params)
+            await asyncio.sleep(0)
+
+    with psycopg.connect(url, autocommit=True, options=ENGINE_OPTIONS) as conn:
+        watching = True
+
+        async def watch() -> None:
+            while watching:
+                seen.append(await asyncio.to_thread(holding, conn))
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await asyncio.gather(*(cycle(s, f"w{i}") for i, s in enumerate(stores)))
+        finally:
+            watching = False
+            await watcher
+            for store in stores:
+                await store.close()
+        final = holding(conn)
+    assert seen, "the watcher read nothing"
+    assert max(s[0] for s in seen) <= QUEUE_LIMIT
+    assert max(s[1] for s in seen) <= ENV_LIMIT
+    assert max(s[1] for s in seen) == ENV_LIMIT  # the limits were reached, not avoided
+    # Every committed state: the counters are the runs holding slots (one snapshot each).
+    assert [s for s in seen if s[2] != s[1] or s[3] != s[0]] == []
+    assert final[2] == final[1] and final[3] == final[0]
+
+
+class _TracedStore(PostgresStore):
+    """A store whose pooled connections write libpq's protocol trace to ``trace``."""
+
+    trace: Path
+
+    async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        await super()._configure(conn)
+        file = self.trace.open("a")  # closed with the process: the trace writes to its fd
+        conn.pgconn.trace(file.fileno())
+        self._files = [*getattr(self, "_files", []), file]
+
+
+async def traced_cycle(url: str, async_commit: bool) -> str:
+    """The statements a trigger, a claim and a finish-and-claim send, as libpq traced them."""
+    store = _TracedStore(url, max_connections=1, async_commit=async_commit)
+    store.trace = Path(tempfile.mkdtemp()) / "trace.txt"
+    try:
+        await store.migrate(MigrateParams(now=0))
+        await register(store)
+        first = await store.run_insert(run_params(now=1_000))
+        await store.run_insert(run_params(now=1_001))
+        [claimed] = await store.run_claim(claim_env(limit=1))
+        assert claimed.id == first.run.id
+        accepted, _ = await store.run_finish_and_claim(
+            RunFinishManyParams(ENV, [finish(claimed.id)]), claim_env(limit=1)
+        )
+        assert accepted == [True]
+    finally:
+        await store.close()
+        for file in getattr(store, "_files", []):
+            file.close()
+    return store.trace.read_text(errors="replace")
+
+
+async def test_async_commit_turns_off_the_flush_wait_of_claims_and_finishes_only(
+    url: str,
+) -> None:
+    on = await traced_cycle(url, async_commit=True)
+    sent = [line for line in on.splitlines() if "synchronous_commit" in line and "Parse" in line]
+    assert len(sent) == 2  # the claim, the finish-and-claim; never the trigger's insert
+    assert "synchronous_commit" not in await traced_cycle(url, async_commit=False)
+
+
+def test_the_setting_reaches_the_store(url: str) -> None:
+    for value in (True, False):
+        store = open_store(Settings(database_url=url, postgres_async_commit=value))
+        assert isinstance(store, PostgresStore) and store.async_commit is value
