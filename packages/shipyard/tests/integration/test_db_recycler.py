@@ -139,3 +139,24 @@ def test_databases_of_processes_that_are_gone_are_orphans() -> None:
         finally:
             recycler.drop(conn, orphan)
             recycler.drop(conn, mine)
+
+
+def test_ready_databases_of_other_migrations_are_swept() -> None:
+    require_postgres()
+    stale = recycler.ready_name("0ldmigrations")
+    current = recycler.ready_name(DIGEST)
+    with psycopg.connect(admin_url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{stale}"')
+        conn.execute(f'CREATE DATABASE "{current}"')
+        try:
+            assert recycler.sweep_stale(admin_url(), DIGEST, among=[stale, current]) == 1
+            left = {
+                n
+                for (n,) in conn.execute(
+                    "SELECT datname FROM pg_database WHERE datname = ANY(%s)", ([stale, current],)
+                ).fetchall()
+            }
+            assert left == {current}
+        finally:
+            recycler.drop(conn, stale)
+            recycler.drop(conn, current)

@@ -135,6 +135,12 @@ class _Background:
                         self.reference = recycler.learn(with_database(admin_url(), name))
                         for orphan in recycler.orphans(conn):  # left by a run killed midway
                             self.used.put(orphan)
+                        threading.Thread(
+                            target=recycler.sweep_stale,
+                            args=(admin_url(), self.digest),
+                            name="test-db-sweeper",
+                            daemon=True,
+                        ).start()
                     while True:
                         try:
                             self.ready.put(name, timeout=0.2)

@@ -196,6 +196,27 @@ def orphans(conn: psycopg.Connection[Any]) -> list[str]:
     return [n for (n,) in found if (pid := owner_pid(n)) is not None and not _alive(pid)]
 
 
+def sweep_stale(admin: str, digest: str, among: list[str] | None = None) -> int:
+    """Drop the ready databases of other migration sets (left when the migrations changed):
+    claimed first, so two processes never drop the same one. Returns how many. ``among``
+    limits the sweep to those names (a test's own)."""
+    dropped = 0
+    with psycopg.connect(admin, autocommit=True) as conn:
+        mine = f"{PREFIX}r{digest}_"
+        for (name,) in conn.execute(
+            "SELECT datname FROM pg_database WHERE left(datname, %s) = %s "
+            "AND left(datname, %s) <> %s",
+            (len(PREFIX) + 1, PREFIX + "r", len(mine), mine),
+        ).fetchall():
+            if among is not None and name not in among:
+                continue
+            private = owned_name()
+            if claim(conn, name, private):
+                drop(conn, private)
+                dropped += 1
+    return dropped
+
+
 def recycle(
     admin: str,
     name: str,
