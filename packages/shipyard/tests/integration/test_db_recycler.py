@@ -9,6 +9,7 @@ sequences, the template's rows) — anything else is dropped.
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -28,11 +29,15 @@ from shipyard.testing.postgres import (
     with_database,
 )
 
-DIGEST = "recyclertest"
+
+def new_digest() -> str:
+    """A migration-set name of this test's own: tests running side by side never see each
+    other's ready databases."""
+    return f"test{secrets.token_hex(4)}"
 
 
 @pytest.fixture
-async def used(tmp_path: Path) -> AsyncIterator[tuple[str, recycler.Reference]]:
+async def used(tmp_path: Path) -> AsyncIterator[tuple[str, recycler.Reference, str]]:
     """A fresh clone, its reference, then rows and statistics as a test leaves them."""
     require_postgres()
     url = await databases.create()
@@ -45,11 +50,12 @@ async def used(tmp_path: Path) -> AsyncIterator[tuple[str, recycler.Reference]]:
         await engine.close()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("ANALYZE")
-    yield url.rsplit("/", 1)[1], reference
+    digest = new_digest()
+    yield url.rsplit("/", 1)[1], reference, digest
     with psycopg.connect(admin_url(), autocommit=True) as conn:
         for (name,) in conn.execute(
             "SELECT datname FROM pg_database WHERE datname LIKE %s",
-            (f"{recycler.PREFIX}r{DIGEST}%",),
+            (f"{recycler.PREFIX}r{digest}%",),
         ).fetchall():
             recycler.drop(conn, name)
 
@@ -62,15 +68,15 @@ def fingerprint(url: str) -> str:
 
 
 def test_a_used_database_comes_back_as_a_fresh_clone(
-    used: tuple[str, recycler.Reference],
+    used: tuple[str, recycler.Reference, str],
 ) -> None:
-    name, reference = used
+    name, reference, digest = used
     assert fingerprint(with_database(admin_url(), name)) != reference.fingerprint  # analyzed
-    assert recycler.recycle(admin_url(), name, DIGEST, reference, with_database)
+    assert recycler.recycle(admin_url(), name, digest, reference, with_database)
     with psycopg.connect(admin_url(), autocommit=True) as conn:
-        claimed = recycler.claim_ready(conn, DIGEST)
+        claimed = recycler.claim_ready(conn, digest)
         assert claimed is not None and recycler.owner_pid(claimed) == os.getpid()
-        assert recycler.claim_ready(conn, DIGEST) is None  # one database, claimed once
+        assert recycler.claim_ready(conn, digest) is None  # one database, claimed once
     url = with_database(admin_url(), claimed)
     assert fingerprint(url) == reference.fingerprint
     with psycopg.connect(url, options=ENGINE_OPTIONS) as conn:
@@ -86,25 +92,25 @@ def test_a_used_database_comes_back_as_a_fresh_clone(
 
 
 def test_a_database_changed_beyond_its_rows_is_dropped(
-    used: tuple[str, recycler.Reference],
+    used: tuple[str, recycler.Reference, str],
 ) -> None:
-    name, reference = used
+    name, reference, digest = used
     with psycopg.connect(with_database(admin_url(), name), autocommit=True) as conn:
         conn.execute("CREATE TABLE public.effects (run_id text)")
-    assert not recycler.recycle(admin_url(), name, DIGEST, reference, with_database)
+    assert not recycler.recycle(admin_url(), name, digest, reference, with_database)
     with psycopg.connect(admin_url(), autocommit=True) as conn:
         assert conn.execute(
             "SELECT count(*) FROM pg_database WHERE datname = %s OR datname LIKE %s",
-            (name, f"{recycler.PREFIX}r{DIGEST}%"),
+            (name, f"{recycler.PREFIX}r{digest}%"),
         ).fetchone() == (0,)
 
 
 def test_a_stray_connection_by_the_old_name_cannot_reach_it(
-    used: tuple[str, recycler.Reference],
+    used: tuple[str, recycler.Reference, str],
 ) -> None:
-    name, reference = used
+    name, reference, digest = used
     stray = psycopg.connect(with_database(admin_url(), name), autocommit=True)
-    assert recycler.recycle(admin_url(), name, DIGEST, reference, with_database)
+    assert recycler.recycle(admin_url(), name, digest, reference, with_database)
     assert stray.closed or stray.broken or _fails(stray)
     with pytest.raises(psycopg.OperationalError, match="does not exist"):
         psycopg.connect(with_database(admin_url(), name))
@@ -143,13 +149,14 @@ def test_databases_of_processes_that_are_gone_are_orphans() -> None:
 
 def test_ready_databases_of_other_migrations_are_swept() -> None:
     require_postgres()
-    stale = recycler.ready_name("0ldmigrations")
-    current = recycler.ready_name(DIGEST)
+    digest = new_digest()
+    stale = recycler.ready_name(new_digest())
+    current = recycler.ready_name(digest)
     with psycopg.connect(admin_url(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{stale}"')
         conn.execute(f'CREATE DATABASE "{current}"')
         try:
-            assert recycler.sweep_stale(admin_url(), DIGEST, among=[stale, current]) == 1
+            assert recycler.sweep_stale(admin_url(), digest, among=[stale, current]) == 1
             left = {
                 n
                 for (n,) in conn.execute(
