@@ -1,6 +1,7 @@
 """Store conformance: the batched waitpoint calls a worker makes when many runs reach durable
-waits together (``waitpoint_create_many``, ``waitpoint_reads``, ``waitpoint_block_many``), and
-the resolver's peek, which must not sweep runs that only wait."""
+waits together (``waitpoint_create_many``, ``waitpoint_reads``, ``waitpoint_block_many``,
+``waitpoint_block_and_claim``), and the resolver's peek, which must not sweep runs that only
+wait."""
 
 from __future__ import annotations
 
@@ -107,6 +108,59 @@ async def test_block_many_with_an_unknown_waitpoint_changes_nothing(store: Store
         assert run is not None and run.status == "EXECUTING"
         recorded = await store.waitpoint_recorded(WaitpointRecordedParams(ENV, run_id, 1, 0))
         assert recorded is None
+
+
+async def test_block_and_claim_takes_the_slots_the_suspended_runs_gave_back(
+    store: Store,
+) -> None:
+    """One transaction: the runs whose waitpoint is pending suspend, and the claim takes the
+    limit asked plus one run per suspended run (not for a block whose waitpoint was already
+    resolved: that run keeps executing, and its slot)."""
+    a, b = await claimed_runs(store, 2)
+    queued = [(await store.run_insert(run_params(now=1_500))).run.id for _ in range(3)]
+    tok = (await store.waitpoint_create_many(WaitpointCreateManyParams(ENV, [token()])))[0]
+    results, claimed = await store.waitpoint_block_and_claim(
+        WaitpointBlockManyParams(
+            ENV,
+            [
+                block(a, 1, 0, waitpoint_id=tok.id),
+                block(b, 1, 0, create=datetime_wp(1_000)),  # already due: keeps its slot
+            ],
+        ),
+        claim(store, limit=0),
+    )
+    assert [(r.suspended, r.owned) for r in results] == [(True, True), (False, True)]
+    assert len(claimed) == 1 and claimed[0].id in queued
+    assert (claimed[0].status, claimed[0].lease_owner, claimed[0].attempt_number) == (
+        "EXECUTING",
+        "w1",
+        1,
+    )
+    statuses = [(await get(store, i)).status for i in (a, b)]  # type: ignore[union-attr]
+    assert statuses == ["WAITING", "EXECUTING"]
+    assert await running(store, "task/t") == 2
+    # The limit asked is added to the freed slots.
+    (c,) = [i for i in queued if i != claimed[0].id][:1]
+    more_results, more = await store.waitpoint_block_and_claim(
+        WaitpointBlockManyParams(ENV, [block(b, 1, 1, create=datetime_wp(10_000))]),
+        claim(store, limit=1),
+    )
+    assert [r.suspended for r in more_results] == [True]
+    assert len(more) == 2 and c in {r.id for r in more}
+    assert await running(store, "task/t") == 3
+
+
+async def test_block_and_claim_with_an_unknown_waitpoint_claims_nothing(store: Store) -> None:
+    (a,) = await claimed_runs(store, 1)
+    waiting = (await store.run_insert(run_params(now=1_500))).run.id
+    with pytest.raises(ShipyardError):
+        await store.waitpoint_block_and_claim(
+            WaitpointBlockManyParams(ENV, [block(a, 1, 0, waitpoint_id="waitpoint_x")]),
+            claim(store, limit=1),
+        )
+    for run_id, status in ((a, "EXECUTING"), (waiting, "QUEUED")):
+        run = await get(store, run_id)
+        assert run is not None and run.status == status
 
 
 async def test_waiting_runs_alone_give_the_resolver_nothing_to_do(store: Store) -> None:

@@ -58,6 +58,8 @@ __all__ = [
     "ReapedRun",
     "RunOwnership",
     "ScheduledRuns",
+    "WaitpointBlockParams",
+    "WaitpointBlockResult",
     "WakeListener",
     "WorkerRegistration",
 ]
@@ -370,6 +372,32 @@ class ClaimOps(QueueOps):
         except Exception:
             if len(blocks) == 1:
                 raise
+        return await self.suspend_each(blocks)
+
+    async def suspend_and_claim(
+        self,
+        worker_id: str,
+        blocks: Sequence[WaitpointBlockParams],
+        task_ids: Sequence[str],
+        limit: int,
+        lease_ms: int,
+        version: str | None = None,
+    ) -> tuple[list[WaitpointBlockResult], list[RunRecord]]:
+        """Block a worker's durable calls (:meth:`suspend`'s batch) and claim, in the same
+        transaction, up to ``limit`` runs plus one per run suspended (the slots they gave
+        back): the child a parent just triggered and waits for starts without a claim of its
+        own. Raises if the batch fails (the caller then blocks each alone)."""
+        self.transitions.check([RunStatus.QUEUED], RunStatus.EXECUTING, "claim")
+        return await self.store.waitpoint_block_and_claim(
+            WaitpointBlockManyParams(environment=self.environment, blocks=blocks),
+            self._claim_params(worker_id, task_ids, limit, lease_ms, version, self.now()),
+        )
+
+    async def suspend_each(
+        self, blocks: Sequence[WaitpointBlockParams]
+    ) -> list[WaitpointBlockResult | Exception]:
+        """Block each call alone: after :meth:`suspend_and_claim` failed, one bad call (an
+        unknown waitpoint) fails only its own attempt."""
         results: list[WaitpointBlockResult | Exception] = []
         for block in blocks:
             try:

@@ -518,6 +518,7 @@ class TriggerOps(EngineBase):
             f"trigger_and_wait({task_id})",
             create,
             lambda wp: {"type": "task", "run_id": wp.target_id},
+            reread=False,  # the child's row is read below; the waitpoint adds nothing
         )
         assert waitpoint.target_id is not None
         return result_of(await self.get_run(waitpoint.target_id))
@@ -557,6 +558,7 @@ class TriggerOps(EngineBase):
                 "batch_id": wp.target_id,
                 "run_count": counts.get(wp.target_id or "", len(entries)),
             },
+            reread=False,
         )
         batch_id = waitpoint.target_id
         assert batch_id is not None

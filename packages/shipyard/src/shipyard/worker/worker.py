@@ -32,11 +32,19 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from shipyard.discovery import code_version
-from shipyard.engine.claims import AttemptResult, WakeListener, WorkerRegistration
+from shipyard.engine.batching import Coalescer
+from shipyard.engine.claims import (
+    AttemptResult,
+    WaitpointBlockParams,
+    WaitpointBlockResult,
+    WakeListener,
+    WorkerRegistration,
+)
 from shipyard.engine.context import build_context
 from shipyard.engine.definitions import TaskDefinition
 from shipyard.engine.engine import Engine
@@ -98,6 +106,9 @@ class _Driver:
 
     def attempt_number(self) -> int:
         return self.active.run.attempt_number
+
+    async def suspend(self, block: WaitpointBlockParams) -> WaitpointBlockResult:
+        return await self.worker._suspends.submit((self.active, block))
 
     async def park(self) -> None:
         await self.worker._park(self.active)
@@ -171,6 +182,11 @@ class Worker:
             ),
             self.heartbeat_interval,
             self.id,
+        )
+        # Durable calls made while a batch is being written go in the next one, with the claim
+        # of the slots they give back (one transaction: see _suspend_batch).
+        self._suspends: Coalescer[tuple[_Active, WaitpointBlockParams], WaitpointBlockResult] = (
+            Coalescer(self._suspend_batch)
         )
         self._clock_listener = None
         tick = min(0.25, self.heartbeat_interval)
@@ -330,19 +346,68 @@ class Worker:
         self.active[run.id] = active
         active.handle = asyncio.create_task(self._execute(active), name=f"shipyard-{run.id}")
 
-    async def _park(self, active: _Active) -> None:
-        """Hold the attempt's coroutine until a claim takes its run back (slot given back)."""
+    async def _suspend_batch(
+        self, items: Sequence[tuple[_Active, WaitpointBlockParams]]
+    ) -> list[WaitpointBlockResult | Exception]:
+        """Block a batch of durable calls and, in the same transaction, claim with the slots
+        the suspended runs give back (a child its parent just triggered starts here without a
+        claim of its own). Under the claim lock, and the suspended runs leave ``active`` before
+        it is released, as in :meth:`_write_batch`: the claimer never counts a slot twice."""
+        blocks = [block for _, block in items]
+        results: list[WaitpointBlockResult | Exception] | None = None
+        claimed: list[RunRecord] = []
+        async with self.claim_lock:
+            began = time.monotonic()
+            if not self.stopping and self.task_ids:
+                try:
+                    found, claimed = await self.engine.suspend_and_claim(
+                        self.id,
+                        blocks,
+                        self.task_ids,
+                        max(0, self.concurrency - len(self.active)),
+                        self.lease_ms,
+                        self.version,
+                    )
+                    results = list(found)
+                except Exception:
+                    # Nothing was written (one transaction), or it committed and the answer
+                    # was lost: each call is blocked again alone below (a linked call keeps
+                    # its waitpoint, the suspend is fenced), and the claimer adopts the runs
+                    # the claim may have leased to this worker.
+                    self.claim_unsure = True
+            if results is None:
+                results = await self.engine.suspend_each(blocks)
+            for (active, _), result in zip(items, results, strict=True):
+                if not isinstance(result, Exception) and result.suspended:
+                    self._hold(active)
+            for run in claimed:
+                self.take(run)
+        if claimed:  # outside the lock: a heartbeat may wait for the database
+            await self.renew_if_late(began)
+        if any(not isinstance(r, Exception) and r.suspended for r in results):
+            self.poke()  # slots are free (or more runs are ready than the claim took)
+        return results
+
+    def _hold(self, active: _Active) -> None:
+        """The run suspended: its coroutine is kept (parked) without a slot until a claim takes
+        the run back (:meth:`take` resolves ``active.resume``), or it is evicted."""
         run_id = active.run.id
         if self.active.get(run_id) is active:
             del self.active[run_id]
-        future: asyncio.Future[RunRecord] = asyncio.get_running_loop().create_future()
-        active.resume = future
+        active.resume = asyncio.get_running_loop().create_future()
         active.parked_at = asyncio.get_running_loop().time()
         self.parked[run_id] = active
         while len(self.parked) > self.max_parked:
             # Bound memory: the oldest parked runs resume by replay wherever they are claimed.
             self._evict(next(iter(self.parked.values())))
-        self.poke()  # a slot is free
+
+    async def _park(self, active: _Active) -> None:
+        """Hold the attempt's coroutine until a claim takes its run back (its slot was given
+        back when it suspended; a claim may have taken it back already)."""
+        if active.resume is None:  # pragma: no cover - _suspend_batch holds every suspended run
+            self._hold(active)
+        future = active.resume
+        assert future is not None
         # max_duration counts execution, not waiting.
         pause_deadline(active.scope)
         try:

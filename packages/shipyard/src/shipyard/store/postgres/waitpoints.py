@@ -6,16 +6,18 @@ where the shared procedures take several per run. Mixed into :class:`PostgresSto
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from shipyard.errors import ShipyardError
-from shipyard.records import WaitpointRecord
+from shipyard.records import RunRecord, WaitpointRecord
 from shipyard.store import procedures
 from shipyard.store.params import (
     RecordedCall,
+    RunClaimParams,
     WaitpointBlockManyParams,
     WaitpointBlockParams,
     WaitpointBlockResult,
@@ -24,7 +26,7 @@ from shipyard.store.params import (
     WaitpointReadsParams,
     WaitpointResolveParams,
 )
-from shipyard.store.postgres.values import block_values, create_row
+from shipyard.store.postgres.values import block_values, claim_values, create_row, records
 from shipyard.store.sql import load_queries
 
 if TYPE_CHECKING:
@@ -45,6 +47,8 @@ class PostgresWaitpoints:
         async def _ensure_open(self) -> None: ...
 
         async def _run(self, procedure: Procedure[T]) -> T: ...
+
+        async def run_claim(self, params: RunClaimParams) -> list[RunRecord]: ...
 
         async def _ensure_slot_row(
             self, conn: psycopg.AsyncConnection[Any], environment: str
@@ -142,11 +146,29 @@ class PostgresWaitpoints:
         round trip (its awaits took five per block, plus BEGIN and COMMIT). A new waitpoint
         with an idempotency key may have to resolve a conflict first: such a batch takes the
         shared procedure."""
+        results, _ = await self._block_many(params, None)
+        return results
+
+    async def waitpoint_block_and_claim(
+        self, block: WaitpointBlockManyParams, claim: RunClaimParams
+    ) -> tuple[list[WaitpointBlockResult], list[RunRecord]]:
+        """:meth:`waitpoint_block_many`, then the claim (``run_claim_limited``, unchanged) with
+        the slots the suspended runs gave back, in the same transaction under the same slot-row
+        lock: one commit, two round trips (the claim's limit depends on how many suspended)."""
+        return await self._block_many(block, claim)
+
+    async def _block_many(
+        self, params: WaitpointBlockManyParams, claim: RunClaimParams | None
+    ) -> tuple[list[WaitpointBlockResult], list[RunRecord]]:
         blocks = list(params.blocks)
         if not blocks:
-            return []
+            return [], (await self.run_claim(claim) if claim is not None else [])
         if any(b.create is not None and b.create.idempotency_key is not None for b in blocks):
-            return await self._run(procedures.waitpoint_block_many(params))
+            # Rare (a wait.until with an idempotency key): the shared procedure, then the claim.
+            done = await self._run(procedures.waitpoint_block_many(params))
+            if claim is None:
+                return done, []
+            return done, await self.run_claim(procedures.with_freed_slots(claim, done))
         if any(b.environment != params.environment for b in blocks):
             raise ValueError("waitpoint_block_many: every block must be in the params' environment")
         await self._ensure_open()
@@ -154,10 +176,11 @@ class PostgresWaitpoints:
         values = [block_values(b) for b in blocks]
         ids = sorted({v["id"] for v in values})
         creates = [create_row(b.create) for b in blocks if b.create is not None]
+        claimed: list[RunRecord] = []
         async with self._pool.connection() as conn:
             await self._ensure_slot_row(conn, env)
             try:
-                async with conn.pipeline(), conn.transaction():
+                async with conn.pipeline() as pipe, conn.transaction():
                     await conn.execute(_Q["environment_slot_lock"], {"environment": env})
                     inserted = None
                     if creates:
@@ -185,6 +208,17 @@ class PostgresWaitpoints:
                         _Q["run_suspend_pending"],
                         {"environment": env, "input": json.dumps(values)},
                     )
+                    if claim is not None:
+                        # The claim's limit counts the slots given back: read them first.
+                        await pipe.sync()
+                        suspended = {str(r[0]) for r in await suspend.fetchall()}
+                        wanted = replace(claim, limit=claim.limit + len(suspended))
+                        if wanted.limit > 0 and wanted.task_ids:
+                            taken = await conn.execute(
+                                _Q["run_claim_limited"], claim_values(wanted)
+                            )
+                            await pipe.sync()
+                            claimed = records(taken.description, await taken.fetchall())
             except psycopg.errors.DivisionByZero:
                 raise ShipyardError(
                     f"Waitpoint not found (one of {', '.join(ids)}).", waitpoint_ids=ids
@@ -192,7 +226,8 @@ class PostgresWaitpoints:
             if inserted is not None and len(await inserted.fetchall()) != len(creates):
                 raise ShipyardError("Could not create a waitpoint of the batch: its id exists.")
             found = {str(r[0]): WaitpointRecord(*r) for r in await got.fetchall()}
-            suspended = {str(r[0]) for r in await suspend.fetchall()}
+            if claim is None:
+                suspended = {str(r[0]) for r in await suspend.fetchall()}
         results = []
         for block, v in zip(blocks, values, strict=True):
             waitpoint = found.get(v["id"])
@@ -203,4 +238,4 @@ class PostgresWaitpoints:
                 continue
             owned = block.run_id in suspended
             results.append(WaitpointBlockResult(waitpoint, suspended=owned, owned=owned))
-        return results
+        return results, claimed

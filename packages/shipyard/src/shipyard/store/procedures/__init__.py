@@ -83,6 +83,7 @@ from shipyard.store.procedures.waitpoints import (
     waitpoint_reads,
     waitpoint_recorded,
     waitpoint_resolve_due,
+    with_freed_slots,
 )
 
 __all__ = [
@@ -149,6 +150,7 @@ __all__ = [
     "waitpoint_reads",
     "waitpoint_recorded",
     "waitpoint_resolve_due",
+    "with_freed_slots",
     "worker_heartbeat",
     "worker_list_live",
     "worker_stop",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from shipyard.errors import ShipyardError
 from shipyard.records import (
     WaitpointPage,
@@ -9,6 +11,7 @@ from shipyard.records import (
 )
 from shipyard.store.params import (
     RecordedCall,
+    RunClaimParams,
     WaitpointBlockManyParams,
     WaitpointBlockParams,
     WaitpointBlockResult,
@@ -152,6 +155,14 @@ def waitpoint_block_many(p: WaitpointBlockManyParams) -> Procedure[list[Waitpoin
     for block in p.blocks:
         results.append((yield from _block(block)))
     return results
+
+
+def with_freed_slots(claim: RunClaimParams, results: list[WaitpointBlockResult]) -> RunClaimParams:
+    """The claim of :meth:`Store.waitpoint_block_and_claim`: ``claim.limit`` plus one slot per
+    run the blocks suspended (a block whose waitpoint was already resolved keeps its slot),
+    taken in the block's transaction (no peek: the slot-row lock is held already)."""
+    freed = sum(1 for r in results if r.suspended)
+    return replace(claim, limit=claim.limit + freed, peek=False)
 
 
 def _block(p: WaitpointBlockParams) -> Procedure[WaitpointBlockResult]:

@@ -47,6 +47,8 @@ from shipyard.store.params import (
     RunFinishManyParams,
     RunInsertParams,
     RunInsertResult,
+    WaitpointBlockManyParams,
+    WaitpointBlockResult,
     WorkerHeartbeatParams,
     WorkerListLiveParams,
 )
@@ -335,6 +337,16 @@ class SqliteStore(StoreCore):
         if claim.limit <= 0 or not claim.task_ids:
             return await self.run_finish_many(finish), []
         return await self._run(_finish_and_claim(finish, claim))
+
+    async def waitpoint_block_and_claim(
+        self, block: WaitpointBlockManyParams, claim: RunClaimParams
+    ) -> tuple[list[WaitpointBlockResult], list[RunRecord]]:
+        """Block, then claim with the slots the suspended runs gave back: one transaction."""
+        if not block.blocks:
+            return [], await self.run_claim(claim)
+        if not claim.task_ids:
+            return await self.waitpoint_block_many(block), []
+        return await self._run(_block_and_claim(block, claim))
 
     def worker_heartbeat(self, params: WorkerHeartbeatParams) -> int:
         """Blocking, callable from any thread: extend the worker's leases; return how many."""
@@ -625,3 +637,12 @@ def _finish_and_claim(
     accepted = yield from procedures.run_finish_many(finish)
     claimed = yield from run_claim(claim)
     return accepted, claimed
+
+
+def _block_and_claim(
+    block: WaitpointBlockManyParams, claim: RunClaimParams
+) -> Procedure[tuple[list[WaitpointBlockResult], list[RunRecord]]]:
+    results = yield from procedures.waitpoint_block_many(block)
+    wanted = procedures.with_freed_slots(claim, results)
+    claimed = (yield from run_claim(wanted)) if wanted.limit > 0 else []
+    return results, claimed

@@ -1,0 +1,97 @@
+"""A parent waiting for the child it just triggered, on both backends: the child is claimed in
+the transaction that suspends the parent (the slot the parent gives back), and the child's
+finish claims the parent back, so the pair needs no claim of the worker's claimer; and when
+the worker that holds both is lost in between, another worker finishes them by replay."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+from shipyard import task
+from shipyard.engine.engine import Engine
+from shipyard.store.params import WaitpointReadsParams
+from shipyard.testing.eventually import eventually
+
+
+async def test_children_start_in_their_parents_suspend_without_the_claimer(
+    engine: Engine, start_worker: Callable[..., Any]
+) -> None:
+    gate = asyncio.Event()
+    ran_on: list[str] = []
+
+    @task(id="ip-child")
+    async def child(payload: int, ctx: Any) -> int:
+        ran_on.append(ctx.run.id)
+        return payload * 2
+
+    @task(id="ip-parent")
+    async def parent(payload: None) -> list[int]:
+        await gate.wait()
+        return [(await child.trigger_and_wait(i)).unwrap() for i in range(3)]
+
+    lookups: list[str] = []  # what the store was asked to read for the durable calls
+    reads = engine.store.waitpoint_reads
+
+    async def spy(params: WaitpointReadsParams) -> Any:
+        lookups.extend(f"recorded {r.run_id} {r.seq}" for r in params.recorded)
+        lookups.extend(f"get {g.waitpoint_id}" for g in params.gets)
+        return await reads(params)
+
+    engine.store.waitpoint_reads = spy  # type: ignore[method-assign]
+    worker = await start_worker(concurrency=1)
+    handle = await parent.trigger(None)
+    await eventually(
+        lambda: engine.get_run(handle.id),
+        until=lambda run: run.status == "EXECUTING",
+        message="the parent to start",
+    )
+    # From here on nothing polls or claims but the suspend (which takes the child) and the
+    # child's finish (which takes the parent back): without them the parent never ends.
+    await worker.service("claimer").stop()
+    gate.set()
+    run = await engine.wait_for_final(handle.id, timeout=30)
+    assert (run.status, json.loads(run.output or "null")) == ("COMPLETED", [0, 2, 4])
+    assert len(ran_on) == 3
+    # Only the first call looks for a recorded call (none: later ones cannot have one), and
+    # no waitpoint is read back after a resume (the child's row is what the result needs).
+    assert lookups == [f"recorded {handle.id} 0"]
+
+
+async def test_a_worker_lost_between_suspend_and_child_finish_leaves_it_to_another(
+    engine: Engine, start_worker: Callable[..., Any]
+) -> None:
+    release = asyncio.Event()
+    executions: list[tuple[str, bool]] = []  # (task, is_replay)
+
+    @task(id="ip-slow-child")
+    async def child(payload: None, ctx: Any) -> str:
+        executions.append(("child", ctx.run.is_replay))
+        await release.wait()
+        return "child done"
+
+    @task(id="ip-waiting-parent")
+    async def parent(payload: None, ctx: Any) -> str:
+        executions.append(("parent", ctx.run.is_replay))
+        result = await child.trigger_and_wait(None)
+        return f"parent saw {result.unwrap()}"
+
+    first = await start_worker(concurrency=1)
+    handle = await parent.trigger(None)
+    # The child runs on the first worker: claimed in its parent's suspend, the parent parked.
+    await eventually(
+        lambda: asyncio.sleep(0, executions),
+        until=lambda seen: ("child", False) in seen,
+        message="the child to start",
+    )
+    assert list(first.parked) == [handle.id]
+    await first.stop(grace=0)  # the child is released, the parked parent dropped
+    assert (await engine.get_run(handle.id)).status == "WAITING"
+    release.set()
+    await start_worker()
+    run = await engine.wait_for_final(handle.id, timeout=30)
+    assert (run.status, json.loads(run.output or "null")) == ("COMPLETED", "parent saw child done")
+    # The parent resumed by replay (its trigger_and_wait found its recorded child): one child.
+    assert executions == [("parent", False), ("child", False), ("child", False), ("parent", True)]
