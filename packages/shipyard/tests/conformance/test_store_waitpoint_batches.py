@@ -6,6 +6,7 @@ wait."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from test_store_flow_control import running
@@ -161,6 +162,34 @@ async def test_block_and_claim_with_an_unknown_waitpoint_claims_nothing(store: S
     for run_id, status in ((a, "EXECUTING"), (waiting, "QUEUED")):
         run = await get(store, run_id)
         assert run is not None and run.status == status
+
+
+async def test_a_child_is_created_with_the_call_that_waits_for_it(store: Store) -> None:
+    """trigger_and_wait's child travels with the block (``create.run``): inserted, waited
+    for and claimed in one transaction; rolled back with it when another block fails."""
+    (parent,) = await claimed_runs(store, 1)
+    child = run_params(now=1_500, parent_run_id=parent)
+    wp = WaitpointCreateParams(new_id("waitpoint"), ENV, "RUN", 2_000, target_id=child.id)
+    results, claimed = await store.waitpoint_block_and_claim(
+        WaitpointBlockManyParams(ENV, [block(parent, 1, 0, create=replace(wp, run=child))]),
+        claim(store, limit=0),
+    )
+    assert [(r.suspended, r.waitpoint.target_id) for r in results] == [(True, child.id)]
+    assert [(r.id, r.status, r.parent_run_id) for r in claimed] == [(child.id, "EXECUTING", parent)]
+    (other,) = await claimed_runs(store, 1)
+    orphan = run_params(now=1_500, parent_run_id=other)
+    owp = WaitpointCreateParams(new_id("waitpoint"), ENV, "RUN", 2_000, target_id=orphan.id)
+    with pytest.raises(ShipyardError):
+        await store.waitpoint_block_many(
+            WaitpointBlockManyParams(
+                ENV,
+                [
+                    block(other, 1, 0, create=replace(owp, run=orphan)),
+                    block(parent, 1, 1, waitpoint_id="waitpoint_x"),
+                ],
+            )
+        )
+    assert await get(store, orphan.id) is None
 
 
 async def test_waiting_runs_alone_give_the_resolver_nothing_to_do(store: Store) -> None:

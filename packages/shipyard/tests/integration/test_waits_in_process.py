@@ -12,7 +12,7 @@ from typing import Any
 
 from shipyard import task
 from shipyard.engine.engine import Engine
-from shipyard.store.params import WaitpointReadsParams
+from shipyard.store.params import RunInsertParams, WaitpointReadsParams
 from shipyard.testing.eventually import eventually
 
 
@@ -30,7 +30,9 @@ async def test_children_start_in_their_parents_suspend_without_the_claimer(
     @task(id="ip-parent")
     async def parent(payload: None) -> list[int]:
         await gate.wait()
-        return [(await child.trigger_and_wait(i)).unwrap() for i in range(3)]
+        done = [(await child.trigger_and_wait(i)).unwrap() for i in range(3)]
+        # A tagged child is inserted on its own (tag rows), then waited for the same way.
+        return [*done, (await child.trigger_and_wait(5, tags=["tagged"])).unwrap()]
 
     lookups: list[str] = []  # what the store was asked to read for the durable calls
     reads = engine.store.waitpoint_reads
@@ -41,6 +43,14 @@ async def test_children_start_in_their_parents_suspend_without_the_claimer(
         return await reads(params)
 
     engine.store.waitpoint_reads = spy  # type: ignore[method-assign]
+    inserts: list[str] = []
+    insert = engine.store.run_insert
+
+    async def insert_spy(params: RunInsertParams) -> Any:
+        inserts.append(params.task_id)
+        return await insert(params)
+
+    engine.store.run_insert = insert_spy  # type: ignore[method-assign]
     worker = await start_worker(concurrency=1)
     handle = await parent.trigger(None)
     await eventually(
@@ -53,8 +63,13 @@ async def test_children_start_in_their_parents_suspend_without_the_claimer(
     await worker.service("claimer").stop()
     gate.set()
     run = await engine.wait_for_final(handle.id, timeout=30)
-    assert (run.status, json.loads(run.output or "null")) == ("COMPLETED", [0, 2, 4])
-    assert len(ran_on) == 3
+    assert (run.status, json.loads(run.output or "null")) == ("COMPLETED", [0, 2, 4, 10])
+    assert len(ran_on) == 4
+    # The plain children were inserted with the calls that wait for them (no insert of their
+    # own); the tagged one on its own.
+    assert inserts == ["ip-parent", "ip-child"]
+    tagged = await engine.get_run(ran_on[-1])
+    assert tagged.parent_run_id == handle.id
     # Only the first call looks for a recorded call (none: later ones cannot have one), and
     # no waitpoint is read back after a resume (the child's row is what the result needs).
     assert lookups == [f"recorded {handle.id} 0"]

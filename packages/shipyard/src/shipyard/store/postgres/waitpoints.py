@@ -27,6 +27,7 @@ from shipyard.store.params import (
     WaitpointResolveParams,
 )
 from shipyard.store.postgres.values import block_values, claim_values, create_row, records
+from shipyard.store.rows import insert_row
 from shipyard.store.sql import load_queries
 
 if TYPE_CHECKING:
@@ -176,12 +177,19 @@ class PostgresWaitpoints:
         values = [block_values(b) for b in blocks]
         ids = sorted({v["id"] for v in values})
         creates = [create_row(b.create) for b in blocks if b.create is not None]
+        # Children of trigger_and_wait calls: inserted with the calls that wait for them.
+        children = [insert_row(b.create.run) for b in blocks if b.create and b.create.run]
         claimed: list[RunRecord] = []
         async with self._pool.connection() as conn:
             await self._ensure_slot_row(conn, env)
             try:
                 async with conn.pipeline() as pipe, conn.transaction():
                     await conn.execute(_Q["environment_slot_lock"], {"environment": env})
+                    born = None
+                    if children:
+                        born = await conn.execute(_Q["run_insert"], {"rows": json.dumps(children)})
+                        # Delivered at commit: the workers the claim below leaves them to.
+                        await conn.execute(_Q["ready_notify"], {"environment": env})
                     inserted = None
                     if creates:
                         inserted = await conn.execute(
@@ -223,6 +231,8 @@ class PostgresWaitpoints:
                 raise ShipyardError(
                     f"Waitpoint not found (one of {', '.join(ids)}).", waitpoint_ids=ids
                 ) from None
+            if born is not None and born.rowcount != len(children):
+                raise ShipyardError("Could not create a run of the batch: its id exists.")
             if inserted is not None and len(await inserted.fetchall()) != len(creates):
                 raise ShipyardError("Could not create a waitpoint of the batch: its id exists.")
             found = {str(r[0]): WaitpointRecord(*r) for r in await got.fetchall()}

@@ -25,6 +25,7 @@ from shipyard.store.params import (
     WaitpointRecordedParams,
     WaitpointResolveParams,
 )
+from shipyard.store.procedures.runs import insert_resolved
 from shipyard.store.rows import (
     json_list,
     waitpoint_values,
@@ -166,6 +167,9 @@ def with_freed_slots(claim: RunClaimParams, results: list[WaitpointBlockResult])
 
 
 def _block(p: WaitpointBlockParams) -> Procedure[WaitpointBlockResult]:
+    if p.create is not None and p.create.run is not None:
+        yield from insert_resolved(p.create.run)
+        yield notify(p.environment, p.now)
     if p.create is not None:
         waitpoint_id = (yield from waitpoint_create(p.create))[0].id
     elif p.waitpoint_id is not None:
