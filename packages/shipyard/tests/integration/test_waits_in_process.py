@@ -12,7 +12,13 @@ from typing import Any
 
 from shipyard import task
 from shipyard.engine.engine import Engine
-from shipyard.store.params import RunInsertParams, WaitpointReadsParams
+from shipyard.ids import new_id
+from shipyard.store.params import (
+    RunInsertParams,
+    WaitpointBlockParams,
+    WaitpointCreateParams,
+    WaitpointReadsParams,
+)
 from shipyard.testing.eventually import eventually
 
 
@@ -110,3 +116,54 @@ async def test_a_worker_lost_between_suspend_and_child_finish_leaves_it_to_anoth
     assert (run.status, json.loads(run.output or "null")) == ("COMPLETED", "parent saw child done")
     # The parent resumed by replay (its trigger_and_wait found its recorded child): one child.
     assert executions == [("parent", False), ("child", False), ("child", False), ("parent", True)]
+
+
+async def test_a_child_the_suspending_worker_does_not_take_wakes_the_others(
+    engine: Engine,
+) -> None:
+    """The claim in the suspend's transaction takes only the suspending worker's tasks: a
+    child it leaves (here: a task it lacks) wakes the environment's workers at commit."""
+
+    @task(id="nt-parent")
+    async def parent(payload: None) -> None:
+        return None
+
+    @task(id="nt-child")
+    async def child(payload: None) -> None:
+        return None
+
+    store = engine.store
+    listener = await store.ready_listen()
+    try:
+        await engine.register_worker("worker_nt", doorbell_port=listener.port)
+        handle = await parent.trigger(None)
+        (claimed,) = await engine.claim_runs("worker_nt", ["nt-parent"], 1, 60_000)
+        assert claimed.id == handle.id
+        while await listener.wait(0.05):  # the trigger's own wake-up, and any other
+            pass
+        now = engine.now()
+        run = RunInsertParams(
+            id=new_id("run"),
+            environment=engine.environment,
+            task_id="nt-child",
+            status="QUEUED",
+            payload="null",
+            queue="task/nt-child",
+            queued_at=now,
+            created_at=now,
+            parent_run_id=handle.id,
+        )
+        create = WaitpointCreateParams(
+            new_id("waitpoint"), engine.environment, "RUN", now, target_id=run.id, run=run
+        )
+        block = WaitpointBlockParams(
+            engine.environment, handle.id, 1, "worker_nt", 0, "trigger_and_wait", now, create
+        )
+        results, took = await engine.suspend_and_claim(
+            "worker_nt", [block], ["nt-parent"], 0, 60_000
+        )
+        assert [r.suspended for r in results] == [True] and took == []
+        assert await listener.wait(5.0), "the other workers were not woken for the child"
+        assert (await engine.get_run(run.id)).status == "QUEUED"
+    finally:
+        listener.close()

@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -70,6 +70,7 @@ from shipyard.worker.executor import (
 )
 from shipyard.worker.heartbeat import Heartbeat
 from shipyard.worker.loops import Claimer, Finisher, Scheduler
+from shipyard.worker.parking import suspend_batch
 from shipyard.worker.services import Outage, PeriodicService, SchedulerService, Service
 
 log = logging.getLogger("shipyard.worker")
@@ -186,7 +187,7 @@ class Worker:
         # Durable calls made while a batch is being written go in the next one, with the claim
         # of the slots they give back (one transaction: see _suspend_batch).
         self._suspends: Coalescer[tuple[_Active, WaitpointBlockParams], WaitpointBlockResult] = (
-            Coalescer(self._suspend_batch)
+            Coalescer(functools.partial(suspend_batch, self))
         )
         self._clock_listener = None
         tick = min(0.25, self.heartbeat_interval)
@@ -345,48 +346,6 @@ class Worker:
         scope.waits = _Driver(self, active)
         self.active[run.id] = active
         active.handle = asyncio.create_task(self._execute(active), name=f"shipyard-{run.id}")
-
-    async def _suspend_batch(
-        self, items: Sequence[tuple[_Active, WaitpointBlockParams]]
-    ) -> list[WaitpointBlockResult | Exception]:
-        """Block a batch of durable calls and, in the same transaction, claim with the slots
-        the suspended runs give back (a child its parent just triggered starts here without a
-        claim of its own). Under the claim lock, and the suspended runs leave ``active`` before
-        it is released, as in :meth:`_write_batch`: the claimer never counts a slot twice."""
-        blocks = [block for _, block in items]
-        results: list[WaitpointBlockResult | Exception] | None = None
-        claimed: list[RunRecord] = []
-        async with self.claim_lock:
-            began = time.monotonic()
-            if not self.stopping and self.task_ids:
-                try:
-                    found, claimed = await self.engine.suspend_and_claim(
-                        self.id,
-                        blocks,
-                        self.task_ids,
-                        max(0, self.concurrency - len(self.active)),
-                        self.lease_ms,
-                        self.version,
-                    )
-                    results = list(found)
-                except Exception:
-                    # Nothing was written (one transaction), or it committed and the answer
-                    # was lost: each call is blocked again alone below (a linked call keeps
-                    # its waitpoint, the suspend is fenced), and the claimer adopts the runs
-                    # the claim may have leased to this worker.
-                    self.claim_unsure = True
-            if results is None:
-                results = await self.engine.suspend_each(blocks)
-            for (active, _), result in zip(items, results, strict=True):
-                if not isinstance(result, Exception) and result.suspended:
-                    self._hold(active)
-            for run in claimed:
-                self.take(run)
-        if claimed:  # outside the lock: a heartbeat may wait for the database
-            await self.renew_if_late(began)
-        if any(not isinstance(r, Exception) and r.suspended for r in results):
-            self.poke()  # slots are free (or more runs are ready than the claim took)
-        return results
 
     def _hold(self, active: _Active) -> None:
         """The run suspended: its coroutine is kept (parked) without a slot until a claim takes

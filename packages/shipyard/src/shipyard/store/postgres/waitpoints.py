@@ -188,8 +188,6 @@ class PostgresWaitpoints:
                     born = None
                     if children:
                         born = await conn.execute(_Q["run_insert"], {"rows": json.dumps(children)})
-                        # Delivered at commit: the workers the claim below leaves them to.
-                        await conn.execute(_Q["ready_notify"], {"environment": env})
                     inserted = None
                     if creates:
                         inserted = await conn.execute(
@@ -227,6 +225,11 @@ class PostgresWaitpoints:
                             )
                             await pipe.sync()
                             claimed = records(taken.description, await taken.fetchall())
+                    taken_ids = {r.id for r in claimed}
+                    if any(c["id"] not in taken_ids for c in children):
+                        # Children this worker did not take (no slot, not its task, a limit):
+                        # other workers are woken at commit. Those it took wake nobody.
+                        await conn.execute(_Q["ready_notify"], {"environment": env})
             except psycopg.errors.DivisionByZero:
                 raise ShipyardError(
                     f"Waitpoint not found (one of {', '.join(ids)}).", waitpoint_ids=ids

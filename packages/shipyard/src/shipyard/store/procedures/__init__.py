@@ -72,6 +72,7 @@ from shipyard.store.procedures.runs import (
     run_tags_add,
 )
 from shipyard.store.procedures.waitpoints import (
+    children,
     waitpoint_block,
     waitpoint_block_many,
     waitpoint_complete,
@@ -95,6 +96,7 @@ __all__ = [
     "batch_get",
     "batch_list",
     "batch_runs",
+    "children",
     "environment_rate_take",
     "feed_head",
     "feed_metadata_history",

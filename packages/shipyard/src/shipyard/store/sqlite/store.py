@@ -69,6 +69,7 @@ from shipyard.store.steps import (
     RUNS,
     SNAPSHOT,
     Procedure,
+    notify,
 )
 
 T = TypeVar("T")
@@ -642,7 +643,11 @@ def _finish_and_claim(
 def _block_and_claim(
     block: WaitpointBlockManyParams, claim: RunClaimParams
 ) -> Procedure[tuple[list[WaitpointBlockResult], list[RunRecord]]]:
-    results = yield from procedures.waitpoint_block_many(block)
+    results = yield from procedures.waitpoint_block_many(block, wake=False)
     wanted = procedures.with_freed_slots(claim, results)
     claimed = (yield from run_claim(wanted)) if wanted.limit > 0 else []
+    taken = {r.id for r in claimed}
+    if any(c not in taken for c in procedures.children(block.blocks)):
+        # Children left to other workers (this one had no slot or not their task).
+        yield notify(block.environment, max(b.now for b in block.blocks))
     return results, claimed
