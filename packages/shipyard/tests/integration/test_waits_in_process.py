@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shipyard import task
+from shipyard.engine.claims import AttemptResult
 from shipyard.engine.engine import Engine
 from shipyard.ids import new_id
 from shipyard.store.params import (
@@ -165,5 +166,60 @@ async def test_a_child_the_suspending_worker_does_not_take_wakes_the_others(
         assert [r.suspended for r in results] == [True] and took == []
         assert await listener.wait(5.0), "the other workers were not woken for the child"
         assert (await engine.get_run(run.id)).status == "QUEUED"
+    finally:
+        listener.close()
+
+
+async def test_a_parent_the_finishing_worker_does_not_take_wakes_the_others(
+    engine: Engine,
+) -> None:
+    """A child's finish wakes its parent and claims in the same transaction; workers are
+    woken (NOTIFY) for a parent that claim left queued — here the finishing worker lacks the
+    parent's task."""
+
+    @task(id="nf-parent")
+    async def parent(payload: None) -> None:
+        return None
+
+    @task(id="nf-child")
+    async def child(payload: None) -> None:
+        return None
+
+    listener = await engine.store.ready_listen()
+    try:
+        await engine.register_worker("worker_nf", doorbell_port=listener.port)
+        handle = await parent.trigger(None)
+        await engine.claim_runs("worker_nf", ["nf-parent"], 1, 60_000)
+        now = engine.now()
+        run = RunInsertParams(
+            id=new_id("run"),
+            environment=engine.environment,
+            task_id="nf-child",
+            status="QUEUED",
+            payload="null",
+            queue="task/nf-child",
+            queued_at=now,
+            created_at=now,
+            parent_run_id=handle.id,
+        )
+        create = WaitpointCreateParams(
+            new_id("waitpoint"), engine.environment, "RUN", now, target_id=run.id, run=run
+        )
+        block = WaitpointBlockParams(
+            engine.environment, handle.id, 1, "worker_nf", 0, "trigger_and_wait", now, create
+        )
+        _, took = await engine.suspend_and_claim("worker_nf", [block], ["nf-child"], 0, 60_000)
+        assert [r.id for r in took] == [run.id]
+        while await listener.wait(0.05):  # earlier wake-ups
+            pass
+        done = AttemptResult(
+            run.id, 1, "COMPLETED", "COMPLETED", output="null", parent_run_id=handle.id
+        )
+        accepted, claimed = await engine.finish_and_claim(
+            "worker_nf", [done], ["nf-child"], 1, 60_000
+        )
+        assert (accepted, claimed) == ([True], [])
+        assert (await engine.get_run(handle.id)).status == "QUEUED"
+        assert await listener.wait(5.0), "the other workers were not woken for the parent"
     finally:
         listener.close()
