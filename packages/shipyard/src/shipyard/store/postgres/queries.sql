@@ -643,6 +643,29 @@ WHERE r.id = i.run_id
   )
 RETURNING r.id;
 
+-- name: waitpoint_get_many
+-- waitpoint_get for many ids in one statement (waitpoint_reads: a batch of runs reaching their
+-- durable calls together); each found row once, matched to its asks by id.
+SELECT id, environment, kind, status, completes_at, timeout_at, idempotency_key,
+    idempotency_key_expires_at, tags, output, output_is_error, target_id, created_at,
+    completed_at
+FROM waitpoints
+WHERE environment = :environment
+  AND id = ANY (ARRAY(SELECT value FROM json_array_elements_text(CAST(:ids AS json))));
+
+-- name: waitpoint_recorded_many
+-- waitpoint_recorded for many (run, attempt, seq) in one statement; ``ord`` is the ask's
+-- position (primary-key probes of run_waitpoints, then of waitpoints).
+SELECT i.ord, rw.call, w.id, w.environment, w.kind, w.status, w.completes_at, w.timeout_at,
+    w.idempotency_key, w.idempotency_key_expires_at, w.tags, w.output, w.output_is_error,
+    w.target_id, w.created_at, w.completed_at
+FROM json_to_recordset(CAST(:input AS json)) AS i(
+    ord bigint, run_id text, attempt_number bigint, seq bigint
+)
+JOIN run_waitpoints rw
+  ON rw.run_id = i.run_id AND rw.attempt_number = i.attempt_number AND rw.seq = i.seq
+JOIN waitpoints w ON w.id = rw.waitpoint_id AND w.environment = :environment;
+
 -- name: waitpoint_insert_many
 -- New waitpoints (no idempotency keys) from one JSON array, in one statement; their ids back.
 INSERT INTO waitpoints (

@@ -77,39 +77,39 @@ class PostgresWaitpoints:
             return [str(r[0]) for r in await woken.fetchall() if r[0] is not None]
 
     async def waitpoint_reads(self, params: WaitpointReadsParams) -> WaitpointReads:
-        """Every read in one pipeline: one round trip for a worker's runs reaching their
-        durable calls at about the same time."""
+        """Every read in one round trip, two set-based statements (one per kind of read): a
+        worker's runs reach their durable calls at about the same time, a few hundred reads
+        at once (one statement each cost ~0.2 ms of server time apiece)."""
         if not params.gets and not params.recorded:
             return WaitpointReads(gets=[], recorded=[])
         await self._ensure_open()
         env = params.environment
         async with self._pool.connection() as conn:
             async with conn.pipeline():
-                gets = [
-                    await conn.execute(
-                        _Q["waitpoint_get"], {"environment": env, "id": g.waitpoint_id}
+                gets = recorded = None
+                if params.gets:
+                    ids = sorted({g.waitpoint_id for g in params.gets})
+                    gets = await conn.execute(
+                        _Q["waitpoint_get_many"], {"environment": env, "ids": json.dumps(ids)}
                     )
-                    for g in params.gets
-                ]
-                recorded = [
-                    await conn.execute(
-                        _Q["waitpoint_recorded"],
-                        {
-                            "environment": env,
-                            "run_id": r.run_id,
-                            "attempt_number": r.attempt_number,
-                            "seq": r.seq,
-                        },
+                if params.recorded:
+                    asks = [
+                        {"ord": i, "run_id": r.run_id, "attempt_number": r.attempt_number}
+                        | {"seq": r.seq}
+                        for i, r in enumerate(params.recorded)
+                    ]
+                    recorded = await conn.execute(
+                        _Q["waitpoint_recorded_many"],
+                        {"environment": env, "input": json.dumps(asks)},
                     )
-                    for r in params.recorded
-                ]
-            found_gets = [await c.fetchone() for c in gets]
-            found_recorded = [await c.fetchone() for c in recorded]
+            found = {str(r[0]): WaitpointRecord(*r) for r in await gets.fetchall()} if gets else {}
+            calls = {int(r[0]): r[1:] for r in await recorded.fetchall()} if recorded else {}
+        answers: list[RecordedCall | None] = []
+        for i in range(len(params.recorded)):
+            row = calls.get(i)
+            answers.append(RecordedCall(row[0], WaitpointRecord(*row[1:])) if row else None)
         return WaitpointReads(
-            gets=[WaitpointRecord(*f) if f else None for f in found_gets],
-            recorded=[
-                RecordedCall(f[0], WaitpointRecord(*f[1:])) if f else None for f in found_recorded
-            ],
+            gets=[found.get(g.waitpoint_id) for g in params.gets], recorded=answers
         )
 
     async def waitpoint_create_many(
