@@ -227,8 +227,8 @@ class PostgresWaitpoints:
                             claimed = records(taken.description, await taken.fetchall())
                     taken_ids = {r.id for r in claimed}
                     if any(c["id"] not in taken_ids for c in children):
-                        # Children this worker did not take (no slot, not its task, a limit):
-                        # other workers are woken at commit. Those it took wake nobody.
+                        # Children this worker did not take (no claim, no slot, not its task,
+                        # a limit): workers are woken at commit. Those it took wake nobody.
                         await conn.execute(_Q["ready_notify"], {"environment": env})
             except psycopg.errors.DivisionByZero:
                 raise ShipyardError(
