@@ -369,11 +369,26 @@ class ClaimOps(QueueOps):
             self._claim_params(worker_id, task_ids, limit, lease_ms, version, self.now()),
         )
 
+    async def suspend_many(
+        self, blocks: Sequence[WaitpointBlockParams]
+    ) -> list[WaitpointBlockResult | Exception]:
+        """Block a worker's durable calls in one transaction, without a claim; if it fails,
+        each alone (:meth:`suspend_each`)."""
+        try:
+            found = await self.store.waitpoint_block_many(
+                WaitpointBlockManyParams(environment=self.environment, blocks=blocks)
+            )
+            return list(found)
+        except Exception:
+            if len(blocks) == 1:
+                raise
+        return await self.suspend_each(blocks)
+
     async def suspend_each(
         self, blocks: Sequence[WaitpointBlockParams]
     ) -> list[WaitpointBlockResult | Exception]:
-        """Block each call alone: after :meth:`suspend_and_claim` failed, one bad call (an
-        unknown waitpoint) fails only its own attempt."""
+        """Block each call alone: after a batch failed, one bad call (an unknown waitpoint)
+        fails only its own attempt."""
         results: list[WaitpointBlockResult | Exception] = []
         for block in blocks:
             try:

@@ -1,5 +1,6 @@
-"""Durable calls reaching a worker's runs: suspended in batches, with the claim of the slots
-they give back in the same transaction (``Store.waitpoint_block_and_claim``).
+"""Durable calls reaching a worker's runs: suspended in batches; a batch that waits for runs it
+just triggered (``trigger_and_wait``, ``batch_trigger_and_wait``) claims the slots it gives
+back in the same transaction (``Store.waitpoint_block_and_claim``).
 
 A parent that triggers a child and waits for it gives its slot back in the transaction that
 inserts the child, records the call and suspends the parent; the claim in that transaction
@@ -31,6 +32,8 @@ async def suspend_batch(
     claim of its own). Under the claim lock, and the suspended runs leave ``active`` before
     it is released, as in :meth:`Worker._write_batch`: the claimer never counts a slot twice."""
     blocks = [block for _, block in items]
+    if not any(b.create is not None and b.create.kind in ("RUN", "BATCH") for b in blocks):
+        return await _suspend_alone(worker, items)
     results: list[WaitpointBlockResult | Exception] | None = None
     claimed: list[RunRecord] = []
     async with worker.claim_lock:
@@ -66,4 +69,21 @@ async def suspend_batch(
         # Slots are free and nothing claimed them. (After the claim above, nothing was
         # left ready, or no slot: waking the claimer would only cost a claim.)
         worker.poke()
+    return results
+
+
+async def _suspend_alone(
+    worker: Worker, items: Sequence[tuple[_Active, WaitpointBlockParams]]
+) -> list[WaitpointBlockResult | Exception]:
+    """A batch that waits for no child (tokens, dates): suspended without a claim, then the
+    claimer is woken for the slots. Measured: runs parking at tokens claimed in each suspend
+    went through in cohorts of the suspend's size (~30 on SQLite instead of ~100: more
+    transactions and CPU per parked run); the claimer's claim takes every free slot at once."""
+    results = await worker.engine.suspend_many([block for _, block in items])
+    async with worker.claim_lock:  # the runs leave `active` as the claimer counts slots
+        for (active, _), result in zip(items, results, strict=True):
+            if not isinstance(result, Exception) and result.suspended:
+                worker._hold(active)
+    if any(not isinstance(r, Exception) and r.suspended for r in results):
+        worker.poke()  # slots are free
     return results
