@@ -91,6 +91,11 @@ def postgres_statements() -> dict[str, dict[str, Any]]:
         "run_next_due": env,
         "waitpoint_due_exists": {**env, "now": NOW},
         "runs_wake": {**env, "now": NOW},
+        # A finish that ends runs a parent waits for (trigger_and_wait), then claims.
+        "waitpoint_settle_finished": {**env, "ids": ids, "now": NOW},
+        "runs_wake_parents": {**env, "ids": ids, "now": NOW},
+        "runs_wake_parents_quiet": {**env, "ids": ids, "now": NOW},
+        "parents_queued_notify": {**env, "ids": ids},
         "run_pending_exists": {**env, "task_ids": json.dumps(TASKS)},
         "run_ownership": {**env, "ids": ids},
         "retention_due": {**env, "before": NOW - 86_400_000},

@@ -10,7 +10,6 @@ attempt number and lease owner.
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import socket
 from collections.abc import Sequence
@@ -18,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from shipyard.durations import parse_duration_ms
-from shipyard.engine.batching import Coalescer
 from shipyard.engine.definitions import TaskDefinition
 from shipyard.engine.queues import QueueOps
 from shipyard.engine.retries import retries_disabled, retry_options
@@ -58,6 +56,8 @@ __all__ = [
     "ReapedRun",
     "RunOwnership",
     "ScheduledRuns",
+    "WaitpointBlockParams",
+    "WaitpointBlockResult",
     "WakeListener",
     "WorkerRegistration",
 ]
@@ -347,21 +347,33 @@ class ClaimOps(QueueOps):
         if any(r.status == RunStatus.QUEUED for r in done):
             await self.notify_ready()
 
-    async def suspend(self, block: WaitpointBlockParams) -> WaitpointBlockResult:
-        """Block an attempt's durable call (``Store.waitpoint_block``), in one transaction
-        with the other calls made meanwhile: a suspend gives a slot back, so alone each one
-        waited for the previous one's commit on the environment's slot row."""
-        return await self._suspends.submit(block)
+    async def suspend_and_claim(
+        self,
+        worker_id: str,
+        blocks: Sequence[WaitpointBlockParams],
+        task_ids: Sequence[str],
+        limit: int,
+        lease_ms: int,
+        version: str | None = None,
+    ) -> tuple[list[WaitpointBlockResult], list[RunRecord]]:
+        """Block a worker's durable calls (:meth:`suspend`'s batch) and claim, in the same
+        transaction, up to ``limit`` runs plus one per run suspended (the slots they gave
+        back): the child a parent just triggered and waits for starts without a claim of its
+        own; the calls made while a batch is written go in the next one (the worker's
+        coalescer): alone, each suspend waited for the previous one's commit on the
+        environment's slot row. Raises if the batch fails (the caller then blocks each
+        alone: :meth:`suspend_each`)."""
+        self.transitions.check([RunStatus.QUEUED], RunStatus.EXECUTING, "claim")
+        return await self.store.waitpoint_block_and_claim(
+            WaitpointBlockManyParams(environment=self.environment, blocks=blocks),
+            self._claim_params(worker_id, task_ids, limit, lease_ms, version, self.now()),
+        )
 
-    @functools.cached_property
-    def _suspends(self) -> Coalescer[WaitpointBlockParams, WaitpointBlockResult]:
-        return Coalescer(self._suspend_many)
-
-    async def _suspend_many(
+    async def suspend_many(
         self, blocks: Sequence[WaitpointBlockParams]
     ) -> list[WaitpointBlockResult | Exception]:
-        """One transaction for every block; if it fails, each alone, so one bad call (an
-        unknown waitpoint) fails only its own attempt."""
+        """Block a worker's durable calls in one transaction, without a claim; if it fails,
+        each alone (:meth:`suspend_each`)."""
         try:
             found = await self.store.waitpoint_block_many(
                 WaitpointBlockManyParams(environment=self.environment, blocks=blocks)
@@ -370,6 +382,13 @@ class ClaimOps(QueueOps):
         except Exception:
             if len(blocks) == 1:
                 raise
+        return await self.suspend_each(blocks)
+
+    async def suspend_each(
+        self, blocks: Sequence[WaitpointBlockParams]
+    ) -> list[WaitpointBlockResult | Exception]:
+        """Block each call alone: after a batch failed, one bad call (an unknown waitpoint)
+        fails only its own attempt."""
         results: list[WaitpointBlockResult | Exception] = []
         for block in blocks:
             try:

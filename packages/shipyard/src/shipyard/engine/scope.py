@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from shipyard.metadata_ops import MetadataOp
     from shipyard.models.context import Context
     from shipyard.records import NewEvent
+    from shipyard.store.params import WaitpointBlockParams, WaitpointBlockResult
 
 __all__ = ["RunScope", "WaitDriver", "current_scope", "enter_scope", "exit_scope", "require_scope"]
 
@@ -36,6 +37,11 @@ class WaitDriver(Protocol):
 
     def attempt_number(self) -> int:
         """The attempt being executed (fences the suspend)."""
+        ...
+
+    async def suspend(self, block: WaitpointBlockParams) -> WaitpointBlockResult:
+        """Block the call (the store decides atomically whether the run suspends); a run
+        that suspended no longer holds its slot from here on."""
         ...
 
     async def park(self) -> None:
@@ -77,6 +83,9 @@ class RunScope:
     # arguments.
     waits: WaitDriver | None = None
     wait_seq: int = 0
+    # The last sequence number that may have a recorded call (a replay's); None: unknown.
+    # Set when a lookup finds none: later calls of this coroutine are new (no read).
+    recorded_through: int | None = None
     in_durable_call: bool = False
     parallel_error: BaseException | None = None
     hook_args: dict[str, Any] = field(default_factory=dict)

@@ -258,27 +258,15 @@ class TriggerOps(EngineBase):
             debounce_max_delay_ms=debounce.max_delay_ms if debounce else None,
         )
 
-    async def trigger(
-        self,
-        task_id: str,
-        payload: Any,
-        options: Mapping[str, Any],
-        *,
-        trigger_function: str = "trigger",
-    ) -> RunHandle:
-        """Create a run (or return the one its idempotency key points at).
-
-        ``connection=`` (in ``options``) is the caller's psycopg connection: the run is
-        inserted in the caller's open transaction and exists only if it commits.
-        """
+    async def _trigger_params(
+        self, task_id: str, payload: Any, options: Mapping[str, Any], trigger_function: str
+    ) -> RunInsertParams:
+        """Everything :meth:`trigger` checks before its insert, and the insert's params."""
         options = dict(options)
         connection = options.pop("connection", None)
         now = self.now()
         opts = parse_options(options, now)
         payload_text = self._encode_payload(payload)
-        # The handle's token is signed with the secret key: resolve it before writing, so a
-        # missing key leaves no run behind.
-        secret = self.secret_key()
         await self.start()
         pending = bool(await self._pending_tasks({task_id}))
         if opts.queue is not None and not pending:
@@ -292,8 +280,27 @@ class TriggerOps(EngineBase):
             trigger_function=trigger_function,
             pending=pending,
         )
-        # The store wakes workers itself when the insert commits (one NOTIFY or doorbell).
         params.connection = connection
+        return params
+
+    async def trigger(
+        self,
+        task_id: str,
+        payload: Any,
+        options: Mapping[str, Any],
+        *,
+        trigger_function: str = "trigger",
+    ) -> RunHandle:
+        """Create a run (or return the one its idempotency key points at).
+
+        ``connection=`` (in ``options``) is the caller's psycopg connection: the run is
+        inserted in the caller's open transaction and exists only if it commits.
+        """
+        # The handle's token is signed with the secret key: resolve it before writing, so a
+        # missing key leaves no run behind.
+        secret = self.secret_key()
+        params = await self._trigger_params(task_id, payload, options, trigger_function)
+        # The store wakes workers itself when the insert commits (one NOTIFY or doorbell).
         result = await self.store.run_insert(params)
         # Signing a JWT costs more than the insert: the handle signs on first read, with the
         # claims fixed now, so the token is the same as if signed here.
@@ -502,15 +509,22 @@ class TriggerOps(EngineBase):
             )
 
         async def create() -> WaitpointCreateParams:
-            handle = await self.trigger(
-                task_id, payload, options, trigger_function="triggerAndWait"
-            )
+            self.secret_key()  # what a trigger requires, though no handle is signed here
+            params = await self._trigger_params(task_id, payload, options, "triggerAndWait")
+            child = None
+            if _foldable(params):
+                # The child is inserted in the transaction that records this call and
+                # suspends the parent (where the worker may claim it too): one commit.
+                child, target = params, params.id
+            else:  # a key to resolve, tags, the caller's connection: inserted on its own
+                target = (await self.store.run_insert(params)).run.id
             return WaitpointCreateParams(
                 id=new_id("waitpoint"),
                 environment=self.environment,
                 kind="RUN",
                 now=self.now(),
-                target_id=handle.id,
+                target_id=target,
+                run=child,
             )
 
         waitpoint = await durable_call(
@@ -518,6 +532,7 @@ class TriggerOps(EngineBase):
             f"trigger_and_wait({task_id})",
             create,
             lambda wp: {"type": "task", "run_id": wp.target_id},
+            reread=False,  # the child's row is read below; the waitpoint adds nothing
         )
         assert waitpoint.target_id is not None
         return result_of(await self.get_run(waitpoint.target_id))
@@ -557,6 +572,7 @@ class TriggerOps(EngineBase):
                 "batch_id": wp.target_id,
                 "run_count": counts.get(wp.target_id or "", len(entries)),
             },
+            reread=False,
         )
         batch_id = waitpoint.target_id
         assert batch_id is not None
@@ -575,6 +591,16 @@ class TriggerOps(EngineBase):
                 run = await self.wait_for_final(run_id)  # a cached run of another batch
             results.append(result_of(run))
         return BatchResult(id=batch_id, runs=tuple(results))
+
+
+def _foldable(params: RunInsertParams) -> bool:
+    """Whether a child can be inserted with the call that waits for it (a plain insert)."""
+    return (
+        params.connection is None
+        and params.idempotency_key is None
+        and params.debounce_key is None
+        and not params.tags
+    )
 
 
 def _uniform(entries: Sequence[Mapping[str, Any]], shared: ParsedOptions) -> bool:

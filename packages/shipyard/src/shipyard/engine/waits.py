@@ -11,6 +11,7 @@ parks in its worker until the run is claimed again.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -49,13 +50,23 @@ WaitInfo = Callable[[WaitpointRecord], dict[str, Any]]
 
 
 async def durable_call(
-    scope: RunScope, call: str, create: Create, wait: WaitInfo
+    scope: RunScope,
+    call: str,
+    create: Create,
+    wait: WaitInfo,
+    *,
+    check: Callable[[], Awaitable[object]] | None = None,
+    reread: bool = True,
 ) -> WaitpointRecord:
     """Run one durable call; returns its waitpoint once resolved.
 
     ``call`` names the call and its target (compared on replay); ``create`` makes the
     waitpoint (or returns an existing waitpoint's id) the first time only; ``wait`` builds
-    the object ``on_wait``/``on_resume`` receive from the waitpoint.
+    the object ``on_wait``/``on_resume`` receive from the waitpoint. ``check`` (makes a read
+    that raises when the call cannot be made, e.g. an unknown token) is awaited with the
+    recorded-call lookup: one round trip for both. ``reread=False``: the caller needs only
+    what the waitpoint was blocked with (a run or batch waitpoint's target), not its row
+    after the resume.
     """
     driver = scope.waits
     assert driver is not None
@@ -70,7 +81,7 @@ async def durable_call(
         raise error
     scope.in_durable_call = True
     try:
-        return await _durable_call(scope, call, create, wait)
+        return await _durable_call(scope, call, create, wait, check, reread)
     finally:
         scope.in_durable_call = False
 
@@ -81,7 +92,12 @@ def _check_parallel(scope: RunScope) -> None:
 
 
 async def _durable_call(
-    scope: RunScope, call: str, create: Create, wait: WaitInfo
+    scope: RunScope,
+    call: str,
+    create: Create,
+    wait: WaitInfo,
+    check: Callable[[], Awaitable[object]] | None,
+    reread: bool,
 ) -> WaitpointRecord:
     driver = scope.waits
     assert driver is not None
@@ -93,11 +109,30 @@ async def _durable_call(
     await flush_scope(scope)
     seq = scope.wait_seq
     scope.wait_seq += 1
-    recorded = await engine.recorded_call(
-        WaitpointRecordedParams(
-            environment=engine.environment, run_id=run_id, attempt_number=attempt, seq=seq
+    recorded = None
+    if scope.recorded_through is None or seq <= scope.recorded_through:
+        lookup = engine.recorded_call(
+            WaitpointRecordedParams(
+                environment=engine.environment, run_id=run_id, attempt_number=attempt, seq=seq
+            )
         )
-    )
+        if check is not None:
+            # The check's task runs before the coalescer's writer (created when the lookup
+            # submits): both reads go in one batch, one round trip. (One task, not gather's
+            # two: a parked run's CPU is mostly such per-call overhead.)
+            checked = asyncio.ensure_future(check())
+            try:
+                recorded = await lookup
+            finally:
+                await checked
+        else:
+            recorded = await lookup
+        if recorded is None:
+            # Calls are recorded in order, and only by the coroutine executing the attempt:
+            # none is recorded past this one, so later calls of this coroutine skip the read.
+            scope.recorded_through = seq - 1
+    elif check is not None:
+        await check()
     _check_parallel(scope)
     params = WaitpointBlockParams(
         environment=engine.environment,
@@ -132,7 +167,7 @@ async def _durable_call(
     params.now = engine.now()
     # EXECUTING → WAITING if the waitpoint is still pending (the store decides atomically).
     engine.transitions.check([RunStatus.EXECUTING], RunStatus.WAITING, "suspend", [run_id])
-    blocked = await engine.suspend(params)
+    blocked = await driver.suspend(params)
     if not blocked.owned:
         raise driver.lost()
     if not blocked.suspended:
@@ -141,6 +176,8 @@ async def _durable_call(
     await _hooks(scope, "on_wait", info)
     await driver.park()
     await _hooks(scope, "on_resume", info)
+    if not reread:
+        return blocked.waitpoint
     found = await engine.read_waitpoint(
         WaitpointGetParams(environment=engine.environment, waitpoint_id=blocked.waitpoint.id)
     )
@@ -206,4 +243,6 @@ async def wait_for_token(scope: RunScope, token_id: str) -> WaitpointRecord:
         f"wait.for_token({token_id})",
         create,
         lambda wp: {"type": "token", "token": {"id": wp.id}},
+        # Fails fast on an unknown token (read with the recorded-call lookup).
+        check=lambda: scope.engine.get_token(token_id),
     )

@@ -165,8 +165,6 @@ class _Wait:
         ``error`` a :class:`WaitpointTimeoutError`). Only inside a task; durable."""
         scope = require_durable_scope("wait.for_token")
         token_id = _token_id(token)
-        await scope.engine.get_token(token_id)  # fails fast on an unknown token
-
         waitpoint = await wait_for_token(scope, token_id)
         if waitpoint.status == "COMPLETED":
             return WaitTokenResult(ok=True, output=loads(waitpoint.output))

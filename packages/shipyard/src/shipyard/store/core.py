@@ -348,6 +348,14 @@ class StoreCore(ABC):
         """:meth:`waitpoint_block` for each of ``params.blocks``, in one transaction."""
         return await self._run(procedures.waitpoint_block_many(params))
 
+    async def waitpoint_block_and_claim(
+        self, block: WaitpointBlockManyParams, claim: RunClaimParams
+    ) -> tuple[list[WaitpointBlockResult], list[RunRecord]]:
+        """Block, then claim with the slots the suspended runs gave back. This default makes
+        two transactions; a backend overrides it to make one."""
+        results = await self.waitpoint_block_many(block)
+        return results, await self.run_claim(procedures.with_freed_slots(claim, results))
+
     async def waitpoint_resolve_due(self, params: WaitpointResolveParams) -> list[str]:
         """Complete due waitpoints; WAITING → QUEUED for runs no longer blocked (their ids)."""
         return await self._run(procedures.waitpoint_resolve_due(params))

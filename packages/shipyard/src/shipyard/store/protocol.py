@@ -392,6 +392,15 @@ class Store(Protocol):
         """:meth:`waitpoint_block` for each of ``params.blocks``, in one transaction."""
         ...
 
+    async def waitpoint_block_and_claim(
+        self, block: WaitpointBlockManyParams, claim: RunClaimParams
+    ) -> tuple[list[WaitpointBlockResult], list[RunRecord]]:
+        """:meth:`waitpoint_block_many`, then :meth:`run_claim` of up to ``claim.limit`` runs
+        plus one per run the blocks suspended (the slots they gave back), in one transaction
+        where the backend can: a worker's runs reaching durable waits and the runs that take
+        their slots (a child just triggered) cost one commit."""
+        ...
+
     async def waitpoint_resolve_due(self, params: WaitpointResolveParams) -> list[str]:
         """Complete due waitpoints; WAITING → QUEUED for runs no longer blocked (their ids)."""
         ...

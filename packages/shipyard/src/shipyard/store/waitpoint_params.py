@@ -5,15 +5,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from shipyard.records import WaitpointRecord
+
+if TYPE_CHECKING:
+    from shipyard.store.params import RunInsertParams
 
 # -- waitpoints ---------------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
 class WaitpointCreateParams:
-    """A waitpoint to create; with ``idempotency_key`` the live one holding it is reused."""
+    """A waitpoint to create; with ``idempotency_key`` the live one holding it is reused.
+
+    ``run``: the run to create first, in the same transaction (``trigger_and_wait``'s child,
+    the RUN waitpoint's target; no idempotency or debounce key, no tags): a blocked call's
+    child exists only with the call recorded and its parent suspended.
+    """
 
     id: str
     environment: str
@@ -25,6 +34,7 @@ class WaitpointCreateParams:
     idempotency_key_expires_at: int | None = None
     tags: Sequence[str] = ()
     target_id: str | None = None
+    run: RunInsertParams | None = None
 
 
 @dataclass(slots=True)

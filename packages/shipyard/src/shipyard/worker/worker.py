@@ -30,13 +30,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from shipyard.discovery import code_version
-from shipyard.engine.claims import AttemptResult, WakeListener, WorkerRegistration
+from shipyard.engine.batching import Coalescer
+from shipyard.engine.claims import (
+    AttemptResult,
+    WaitpointBlockParams,
+    WaitpointBlockResult,
+    WakeListener,
+    WorkerRegistration,
+)
 from shipyard.engine.context import build_context
 from shipyard.engine.definitions import TaskDefinition
 from shipyard.engine.engine import Engine
@@ -62,6 +70,7 @@ from shipyard.worker.executor import (
 )
 from shipyard.worker.heartbeat import Heartbeat
 from shipyard.worker.loops import Claimer, Finisher, Scheduler
+from shipyard.worker.parking import suspend_batch
 from shipyard.worker.services import Outage, PeriodicService, SchedulerService, Service
 
 log = logging.getLogger("shipyard.worker")
@@ -98,6 +107,9 @@ class _Driver:
 
     def attempt_number(self) -> int:
         return self.active.run.attempt_number
+
+    async def suspend(self, block: WaitpointBlockParams) -> WaitpointBlockResult:
+        return await self.worker._suspends.submit((self.active, block))
 
     async def park(self) -> None:
         await self.worker._park(self.active)
@@ -172,6 +184,11 @@ class Worker:
             self.heartbeat_interval,
             self.id,
             lease=self.lease_ms / 1000,
+        )
+        # Durable calls made while a batch is being written go in the next one, with the claim
+        # of the slots they give back (one transaction: see _suspend_batch).
+        self._suspends: Coalescer[tuple[_Active, WaitpointBlockParams], WaitpointBlockResult] = (
+            Coalescer(functools.partial(suspend_batch, self))
         )
         self._clock_listener = None
         tick = min(0.25, self.heartbeat_interval)
@@ -331,19 +348,26 @@ class Worker:
         self.active[run.id] = active
         active.handle = asyncio.create_task(self._execute(active), name=f"shipyard-{run.id}")
 
-    async def _park(self, active: _Active) -> None:
-        """Hold the attempt's coroutine until a claim takes its run back (slot given back)."""
+    def _hold(self, active: _Active) -> None:
+        """The run suspended: its coroutine is kept (parked) without a slot until a claim takes
+        the run back (:meth:`take` resolves ``active.resume``), or it is evicted."""
         run_id = active.run.id
         if self.active.get(run_id) is active:
             del self.active[run_id]
-        future: asyncio.Future[RunRecord] = asyncio.get_running_loop().create_future()
-        active.resume = future
+        active.resume = asyncio.get_running_loop().create_future()
         active.parked_at = asyncio.get_running_loop().time()
         self.parked[run_id] = active
         while len(self.parked) > self.max_parked:
             # Bound memory: the oldest parked runs resume by replay wherever they are claimed.
             self._evict(next(iter(self.parked.values())))
-        self.poke()  # a slot is free
+
+    async def _park(self, active: _Active) -> None:
+        """Hold the attempt's coroutine until a claim takes its run back (its slot was given
+        back when it suspended; a claim may have taken it back already)."""
+        if active.resume is None:  # pragma: no cover - _suspend_batch holds every suspended run
+            self._hold(active)
+        future = active.resume
+        assert future is not None
         # max_duration counts execution, not waiting.
         pause_deadline(active.scope)
         try:

@@ -648,6 +648,29 @@ WHERE r.id = i.run_id
   )
 RETURNING r.id;
 
+-- name: waitpoint_get_many
+-- waitpoint_get for many ids in one statement (waitpoint_reads: a batch of runs reaching their
+-- durable calls together); each found row once, matched to its asks by id.
+SELECT id, environment, kind, status, completes_at, timeout_at, idempotency_key,
+    idempotency_key_expires_at, tags, output, output_is_error, target_id, created_at,
+    completed_at
+FROM waitpoints
+WHERE environment = :environment
+  AND id = ANY (ARRAY(SELECT value FROM json_array_elements_text(CAST(:ids AS json))));
+
+-- name: waitpoint_recorded_many
+-- waitpoint_recorded for many (run, attempt, seq) in one statement; ``ord`` is the ask's
+-- position (primary-key probes of run_waitpoints, then of waitpoints).
+SELECT i.ord, rw.call, w.id, w.environment, w.kind, w.status, w.completes_at, w.timeout_at,
+    w.idempotency_key, w.idempotency_key_expires_at, w.tags, w.output, w.output_is_error,
+    w.target_id, w.created_at, w.completed_at
+FROM json_to_recordset(CAST(:input AS json)) AS i(
+    ord bigint, run_id text, attempt_number bigint, seq bigint
+)
+JOIN run_waitpoints rw
+  ON rw.run_id = i.run_id AND rw.attempt_number = i.attempt_number AND rw.seq = i.seq
+JOIN waitpoints w ON w.id = rw.waitpoint_id AND w.environment = :environment;
+
 -- name: waitpoint_insert_many
 -- New waitpoints (no idempotency keys) from one JSON array, in one statement; their ids back.
 INSERT INTO waitpoints (
@@ -734,16 +757,23 @@ UNION ALL SELECT NULL FROM notified;
 -- name: waitpoint_settle_finished
 -- The run and batch waitpoints of runs a finish just ended, settled in the finish's own
 -- transaction (waitpoints_by_target finds them; a parent's trigger_and_wait resolves with its
--- child's finish: no resolver transaction).
+-- child's finish: no resolver transaction). "= ANY (ARRAY(...))" and a scalar subquery
+-- instead of NOT EXISTS: runs are found by primary key and batch index whatever the
+-- statistics say (IN (subquery) let the planner scan every run: test_claim_plans); no
+-- "batch_id IS NOT NULL" (it let the planner walk runs_by_batch whole): a NULL target in the
+-- array matches nothing.
 UPDATE waitpoints SET status = 'COMPLETED', completed_at = :now
 WHERE status = 'PENDING' AND environment = :environment
-  AND target_id IN (SELECT value FROM json_array_elements_text(CAST(:ids AS json))
-      UNION SELECT r.batch_id FROM runs r WHERE r.id IN (SELECT value FROM json_array_elements_text(CAST(:ids AS json))) AND r.batch_id IS NOT NULL)
+  AND target_id = ANY (ARRAY(
+      SELECT value FROM json_array_elements_text(CAST(:ids AS json))
+      UNION
+      SELECT r.batch_id FROM runs r
+      WHERE r.id = ANY (ARRAY(SELECT value FROM json_array_elements_text(CAST(:ids AS json))))))
   AND (
     (kind = 'RUN' AND EXISTS (SELECT 1 FROM runs r WHERE r.id = waitpoints.target_id
                               AND r.status IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE', 'EXPIRED', 'TIMED_OUT')))
-    OR (kind = 'BATCH' AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.batch_id = waitpoints.target_id
-                                       AND r.status NOT IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE', 'EXPIRED', 'TIMED_OUT')))
+    OR (kind = 'BATCH' AND (SELECT 1 FROM runs r WHERE r.batch_id = waitpoints.target_id
+                            AND r.status NOT IN ('COMPLETED', 'CANCELED', 'FAILED', 'CRASHED', 'SYSTEM_FAILURE', 'EXPIRED', 'TIMED_OUT') LIMIT 1) IS NULL)
   );
 
 -- name: runs_wake_parents
@@ -753,10 +783,14 @@ WITH woken AS (
     UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
         updated_at = :now
     WHERE environment = :environment AND status = 'WAITING'
-      AND id IN (SELECT rw.run_id FROM waitpoints w JOIN run_waitpoints rw ON rw.waitpoint_id = w.id
-                 WHERE w.target_id IN (SELECT value FROM json_array_elements_text(CAST(:ids AS json))
-      UNION SELECT r.batch_id FROM runs r WHERE r.id IN (SELECT value FROM json_array_elements_text(CAST(:ids AS json))) AND r.batch_id IS NOT NULL)
-                   AND w.environment = :environment AND w.status = 'COMPLETED')
+      AND id = ANY (ARRAY(
+      SELECT rw.run_id FROM waitpoints w JOIN run_waitpoints rw ON rw.waitpoint_id = w.id
+      WHERE w.target_id = ANY (ARRAY(
+      SELECT value FROM json_array_elements_text(CAST(:ids AS json))
+      UNION
+      SELECT r.batch_id FROM runs r
+      WHERE r.id = ANY (ARRAY(SELECT value FROM json_array_elements_text(CAST(:ids AS json))))))
+        AND w.environment = :environment AND w.status = 'COMPLETED'))
       AND NOT EXISTS (
         SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
         WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
@@ -768,6 +802,42 @@ WITH woken AS (
 )
 SELECT id FROM woken
 UNION ALL SELECT NULL FROM notified;
+
+-- name: runs_wake_parents_quiet
+-- runs_wake_parents without its NOTIFY: a claim follows in the same transaction, and
+-- parents_queued_notify after it wakes workers only for the parents it left queued.
+UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
+    updated_at = :now
+WHERE environment = :environment AND status = 'WAITING'
+  AND id = ANY (ARRAY(
+  SELECT rw.run_id FROM waitpoints w JOIN run_waitpoints rw ON rw.waitpoint_id = w.id
+  WHERE w.target_id = ANY (ARRAY(
+  SELECT value FROM json_array_elements_text(CAST(:ids AS json))
+  UNION
+  SELECT r.batch_id FROM runs r
+  WHERE r.id = ANY (ARRAY(SELECT value FROM json_array_elements_text(CAST(:ids AS json))))))
+    AND w.environment = :environment AND w.status = 'COMPLETED'))
+  AND NOT EXISTS (
+    SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
+    WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
+      AND w.status = 'PENDING'
+  );
+
+-- name: parents_queued_notify
+-- After runs_wake_parents_quiet and the claim: NOTIFY if a run waiting on the finished runs'
+-- waitpoints is still queued (the claim did not take it); nothing when it took them all.
+SELECT pg_notify('shipyard_ready', :environment) WHERE EXISTS (
+    SELECT 1 FROM runs
+    WHERE environment = :environment AND status = 'QUEUED' AND resume_state = 'RESUMING'
+      AND id = ANY (ARRAY(
+      SELECT rw.run_id FROM waitpoints w JOIN run_waitpoints rw ON rw.waitpoint_id = w.id
+      WHERE w.target_id = ANY (ARRAY(
+      SELECT value FROM json_array_elements_text(CAST(:ids AS json))
+      UNION
+      SELECT r.batch_id FROM runs r
+      WHERE r.id = ANY (ARRAY(SELECT value FROM json_array_elements_text(CAST(:ids AS json))))))
+        AND w.environment = :environment AND w.status = 'COMPLETED'))
+);
 
 -- name: runs_wake
 -- WAITING → QUEUED (queue position kept) for runs none of whose current waitpoints is pending.

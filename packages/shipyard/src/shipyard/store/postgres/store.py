@@ -367,8 +367,9 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
                 finished = await conn.execute(_Q["run_finish_many"], finish_values(finish))
                 # Parents waiting for these runs are woken here, and claimed by the claim
                 # below when they are this worker's (their parked coroutine continues).
-                await _wake_parents(conn, finish)
+                await _wake_parents(conn, finish, claiming=True)
                 claimed = await conn.execute(_Q["run_claim_limited"], claim_values(claim))
+                await _notify_unclaimed_parents(conn, finish)
             if await lock.fetchone() is None:  # pragma: no cover - the row was ensured
                 raise ShipyardError(f"No slot row for environment {claim.environment!r}.")
             accepted = accepted_finishes(len(finish.finishes), await finished.fetchall())
@@ -434,9 +435,10 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
             stored = {str(r[0]): str(r[1]) for r in await read.fetchall()}
             values = finish_values(finish, stored)
             finished = await conn.execute(_Q["run_finish_many"], values)
-            await _wake_parents(conn, finish)
+            await _wake_parents(conn, finish, claiming=claim is not None)
             if claim is not None:
                 claimed = await conn.execute(_Q["run_claim_limited"], claim_values(claim))
+                await _notify_unclaimed_parents(conn, finish)
         accepted = accepted_finishes(len(finish.finishes), await finished.fetchall())
         if claimed is None:
             return accepted, []
@@ -557,16 +559,35 @@ def _reason(exc: BaseException) -> str:
     return first.rsplit(" failed: ", 1)[-1].strip() or first
 
 
-async def _wake_parents(conn: psycopg.AsyncConnection[Any], params: RunFinishManyParams) -> None:
+async def _wake_parents(
+    conn: psycopg.AsyncConnection[Any], params: RunFinishManyParams, *, claiming: bool = False
+) -> None:
     """After the finish statement, in its transaction (each statement sees the ones before):
     settle the run/batch waitpoints of the runs it ended and wake their parents (NOTIFY), as
-    the shared procedure does. A finish the fence rejected changed nothing: harmless here."""
+    the shared procedure does. A finish the fence rejected changed nothing: harmless here.
+    ``claiming``: a claim follows in the transaction; workers are woken only for the parents
+    it leaves (:func:`_notify_unclaimed_parents`), not for those it takes (the NOTIFY woke
+    this worker's own claimer, whose empty claim then held the slot-row lock against the
+    resumed parent's next suspend)."""
     if not ends_runs(params):
         return
-    wake = {
+    wake = _wake_values(params)
+    await conn.execute(_Q["waitpoint_settle_finished"], wake)
+    await conn.execute(_Q["runs_wake_parents_quiet" if claiming else "runs_wake_parents"], wake)
+
+
+async def _notify_unclaimed_parents(
+    conn: psycopg.AsyncConnection[Any], params: RunFinishManyParams
+) -> None:
+    """After the claim that follows :func:`_wake_parents` (``claiming``): NOTIFY if a parent
+    it woke is still queued."""
+    if ends_runs(params):
+        await conn.execute(_Q["parents_queued_notify"], _wake_values(params))
+
+
+def _wake_values(params: RunFinishManyParams) -> dict[str, Any]:
+    return {
         "environment": params.environment,
         "ids": json.dumps([f.run_id for f in params.finishes]),
         "now": max(f.now for f in params.finishes),
     }
-    await conn.execute(_Q["waitpoint_settle_finished"], wake)
-    await conn.execute(_Q["runs_wake_parents"], wake)

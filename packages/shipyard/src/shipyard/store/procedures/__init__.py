@@ -72,6 +72,7 @@ from shipyard.store.procedures.runs import (
     run_tags_add,
 )
 from shipyard.store.procedures.waitpoints import (
+    children,
     waitpoint_block,
     waitpoint_block_many,
     waitpoint_complete,
@@ -83,6 +84,7 @@ from shipyard.store.procedures.waitpoints import (
     waitpoint_reads,
     waitpoint_recorded,
     waitpoint_resolve_due,
+    with_freed_slots,
 )
 
 __all__ = [
@@ -94,6 +96,7 @@ __all__ = [
     "batch_get",
     "batch_list",
     "batch_runs",
+    "children",
     "environment_rate_take",
     "feed_head",
     "feed_metadata_history",
@@ -149,6 +152,7 @@ __all__ = [
     "waitpoint_reads",
     "waitpoint_recorded",
     "waitpoint_resolve_due",
+    "with_freed_slots",
     "worker_heartbeat",
     "worker_list_live",
     "worker_stop",

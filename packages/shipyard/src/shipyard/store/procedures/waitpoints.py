@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
+
 from shipyard.errors import ShipyardError
 from shipyard.records import (
     WaitpointPage,
@@ -9,6 +12,7 @@ from shipyard.records import (
 )
 from shipyard.store.params import (
     RecordedCall,
+    RunClaimParams,
     WaitpointBlockManyParams,
     WaitpointBlockParams,
     WaitpointBlockResult,
@@ -22,6 +26,7 @@ from shipyard.store.params import (
     WaitpointRecordedParams,
     WaitpointResolveParams,
 )
+from shipyard.store.procedures.runs import insert_resolved
 from shipyard.store.rows import (
     json_list,
     waitpoint_values,
@@ -139,11 +144,18 @@ def waitpoint_block(p: WaitpointBlockParams) -> Procedure[WaitpointBlockResult]:
     """
     yield begin()
     yield lock("environment_slot_lock", {"environment": p.environment})
-    return (yield from _block(p))
+    result = yield from _block(p)
+    if children([p]):
+        yield notify(p.environment, p.now)
+    return result
 
 
-def waitpoint_block_many(p: WaitpointBlockManyParams) -> Procedure[list[WaitpointBlockResult]]:
-    """:func:`waitpoint_block` for each block, in one transaction (one slot-row lock)."""
+def waitpoint_block_many(
+    p: WaitpointBlockManyParams, *, wake: bool = True
+) -> Procedure[list[WaitpointBlockResult]]:
+    """:func:`waitpoint_block` for each block, in one transaction (one slot-row lock).
+    ``wake=False``: the caller wakes workers for the children it created, if it leaves any
+    unclaimed (:meth:`Store.waitpoint_block_and_claim`)."""
     if any(b.environment != p.environment for b in p.blocks):
         raise ValueError("waitpoint_block_many: every block must be in the params' environment")
     yield begin()
@@ -151,10 +163,27 @@ def waitpoint_block_many(p: WaitpointBlockManyParams) -> Procedure[list[Waitpoin
     results: list[WaitpointBlockResult] = []
     for block in p.blocks:
         results.append((yield from _block(block)))
+    if wake and children(p.blocks):
+        yield notify(p.environment, max(b.now for b in p.blocks))
     return results
 
 
+def children(blocks: Sequence[WaitpointBlockParams]) -> list[str]:
+    """The ids of the runs the blocks create (``trigger_and_wait``'s children)."""
+    return [b.create.run.id for b in blocks if b.create is not None and b.create.run is not None]
+
+
+def with_freed_slots(claim: RunClaimParams, results: list[WaitpointBlockResult]) -> RunClaimParams:
+    """The claim of :meth:`Store.waitpoint_block_and_claim`: ``claim.limit`` plus one slot per
+    run the blocks suspended (a block whose waitpoint was already resolved keeps its slot),
+    taken in the block's transaction (no peek: the slot-row lock is held already)."""
+    freed = sum(1 for r in results if r.suspended)
+    return replace(claim, limit=claim.limit + freed, peek=False)
+
+
 def _block(p: WaitpointBlockParams) -> Procedure[WaitpointBlockResult]:
+    if p.create is not None and p.create.run is not None:
+        yield from insert_resolved(p.create.run)
     if p.create is not None:
         waitpoint_id = (yield from waitpoint_create(p.create))[0].id
     elif p.waitpoint_id is not None:

@@ -53,6 +53,8 @@ from shipyard.store.params import (
     RunFinishManyParams,
     RunInsertParams,
     RunInsertResult,
+    WaitpointBlockManyParams,
+    WaitpointBlockResult,
     WorkerHeartbeatParams,
     WorkerListLiveParams,
 )
@@ -74,6 +76,7 @@ from shipyard.store.steps import (
     RUNS,
     SNAPSHOT,
     Procedure,
+    notify,
 )
 
 T = TypeVar("T")
@@ -405,6 +408,16 @@ class SqliteStore(StoreCore):
             return await self.run_finish_many(finish), []
         return await self._run(_finish_and_claim(finish, claim))
 
+    async def waitpoint_block_and_claim(
+        self, block: WaitpointBlockManyParams, claim: RunClaimParams
+    ) -> tuple[list[WaitpointBlockResult], list[RunRecord]]:
+        """Block, then claim with the slots the suspended runs gave back: one transaction."""
+        if not block.blocks:
+            return [], await self.run_claim(claim)
+        if not claim.task_ids:
+            return await self.waitpoint_block_many(block), []
+        return await self._run(_block_and_claim(block, claim))
+
     def worker_heartbeat(self, params: WorkerHeartbeatParams) -> int:
         """Blocking, callable from any thread: extend the worker's leases; return how many."""
         with self._heartbeat_lock:
@@ -623,3 +636,16 @@ def _finish_and_claim(
     accepted = yield from procedures.run_finish_many(finish)
     claimed = yield from run_claim(claim)
     return accepted, claimed
+
+
+def _block_and_claim(
+    block: WaitpointBlockManyParams, claim: RunClaimParams
+) -> Procedure[tuple[list[WaitpointBlockResult], list[RunRecord]]]:
+    results = yield from procedures.waitpoint_block_many(block, wake=False)
+    wanted = procedures.with_freed_slots(claim, results)
+    claimed = (yield from run_claim(wanted)) if wanted.limit > 0 else []
+    taken = {r.id for r in claimed}
+    if any(c not in taken for c in procedures.children(block.blocks)):
+        # Children left to other workers (this one had no slot or not their task).
+        yield notify(block.environment, max(b.now for b in block.blocks))
+    return results, claimed

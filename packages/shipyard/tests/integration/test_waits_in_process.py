@@ -1,0 +1,225 @@
+"""A parent waiting for the child it just triggered, on both backends: the child is claimed in
+the transaction that suspends the parent (the slot the parent gives back), and the child's
+finish claims the parent back, so the pair needs no claim of the worker's claimer; and when
+the worker that holds both is lost in between, another worker finishes them by replay."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+from shipyard import task
+from shipyard.engine.claims import AttemptResult
+from shipyard.engine.engine import Engine
+from shipyard.ids import new_id
+from shipyard.store.params import (
+    RunInsertParams,
+    WaitpointBlockParams,
+    WaitpointCreateParams,
+    WaitpointReadsParams,
+)
+from shipyard.testing.eventually import eventually
+
+
+async def test_children_start_in_their_parents_suspend_without_the_claimer(
+    engine: Engine, start_worker: Callable[..., Any]
+) -> None:
+    gate = asyncio.Event()
+    ran_on: list[str] = []
+
+    @task(id="ip-child")
+    async def child(payload: int, ctx: Any) -> int:
+        ran_on.append(ctx.run.id)
+        return payload * 2
+
+    @task(id="ip-parent")
+    async def parent(payload: None) -> list[int]:
+        await gate.wait()
+        done = [(await child.trigger_and_wait(i)).unwrap() for i in range(3)]
+        # A tagged child is inserted on its own (tag rows), then waited for the same way.
+        return [*done, (await child.trigger_and_wait(5, tags=["tagged"])).unwrap()]
+
+    lookups: list[str] = []  # what the store was asked to read for the durable calls
+    reads = engine.store.waitpoint_reads
+
+    async def spy(params: WaitpointReadsParams) -> Any:
+        lookups.extend(f"recorded {r.run_id} {r.seq}" for r in params.recorded)
+        lookups.extend(f"get {g.waitpoint_id}" for g in params.gets)
+        return await reads(params)
+
+    engine.store.waitpoint_reads = spy  # type: ignore[method-assign]
+    inserts: list[str] = []
+    insert = engine.store.run_insert
+
+    async def insert_spy(params: RunInsertParams) -> Any:
+        inserts.append(params.task_id)
+        return await insert(params)
+
+    engine.store.run_insert = insert_spy  # type: ignore[method-assign]
+    worker = await start_worker(concurrency=1)
+    handle = await parent.trigger(None)
+    await eventually(
+        lambda: engine.get_run(handle.id),
+        until=lambda run: run.status == "EXECUTING",
+        message="the parent to start",
+    )
+    # From here on nothing polls or claims but the suspend (which takes the child) and the
+    # child's finish (which takes the parent back): without them the parent never ends.
+    await worker.service("claimer").stop()
+    gate.set()
+    run = await engine.wait_for_final(handle.id, timeout=30)
+    assert (run.status, json.loads(run.output or "null")) == ("COMPLETED", [0, 2, 4, 10])
+    assert len(ran_on) == 4
+    # The plain children were inserted with the calls that wait for them (no insert of their
+    # own); the tagged one on its own.
+    assert inserts == ["ip-parent", "ip-child"]
+    tagged = await engine.get_run(ran_on[-1])
+    assert tagged.parent_run_id == handle.id
+    # Only the first call looks for a recorded call (none: later ones cannot have one), and
+    # no waitpoint is read back after a resume (the child's row is what the result needs).
+    assert lookups == [f"recorded {handle.id} 0"]
+
+
+async def test_a_worker_lost_between_suspend_and_child_finish_leaves_it_to_another(
+    engine: Engine, start_worker: Callable[..., Any]
+) -> None:
+    release = asyncio.Event()
+    executions: list[tuple[str, bool]] = []  # (task, is_replay)
+
+    @task(id="ip-slow-child")
+    async def child(payload: None, ctx: Any) -> str:
+        executions.append(("child", ctx.run.is_replay))
+        await release.wait()
+        return "child done"
+
+    @task(id="ip-waiting-parent")
+    async def parent(payload: None, ctx: Any) -> str:
+        executions.append(("parent", ctx.run.is_replay))
+        result = await child.trigger_and_wait(None)
+        return f"parent saw {result.unwrap()}"
+
+    first = await start_worker(concurrency=1)
+    handle = await parent.trigger(None)
+    # The child runs on the first worker: claimed in its parent's suspend, the parent parked.
+    await eventually(
+        lambda: asyncio.sleep(0, executions),
+        until=lambda seen: ("child", False) in seen,
+        message="the child to start",
+    )
+    assert list(first.parked) == [handle.id]
+    await first.stop(grace=0)  # the child is released, the parked parent dropped
+    assert (await engine.get_run(handle.id)).status == "WAITING"
+    release.set()
+    await start_worker()
+    run = await engine.wait_for_final(handle.id, timeout=30)
+    assert (run.status, json.loads(run.output or "null")) == ("COMPLETED", "parent saw child done")
+    # The parent resumed by replay (its trigger_and_wait found its recorded child): one child.
+    assert executions == [("parent", False), ("child", False), ("child", False), ("parent", True)]
+
+
+async def test_a_child_the_suspending_worker_does_not_take_wakes_the_others(
+    engine: Engine,
+) -> None:
+    """The claim in the suspend's transaction takes only the suspending worker's tasks: a
+    child it leaves (here: a task it lacks) wakes the environment's workers at commit."""
+
+    @task(id="nt-parent")
+    async def parent(payload: None) -> None:
+        return None
+
+    @task(id="nt-child")
+    async def child(payload: None) -> None:
+        return None
+
+    store = engine.store
+    listener = await store.ready_listen()
+    try:
+        await engine.register_worker("worker_nt", doorbell_port=listener.port)
+        handle = await parent.trigger(None)
+        (claimed,) = await engine.claim_runs("worker_nt", ["nt-parent"], 1, 60_000)
+        assert claimed.id == handle.id
+        while await listener.wait(0.05):  # the trigger's own wake-up, and any other
+            pass
+        now = engine.now()
+        run = RunInsertParams(
+            id=new_id("run"),
+            environment=engine.environment,
+            task_id="nt-child",
+            status="QUEUED",
+            payload="null",
+            queue="task/nt-child",
+            queued_at=now,
+            created_at=now,
+            parent_run_id=handle.id,
+        )
+        create = WaitpointCreateParams(
+            new_id("waitpoint"), engine.environment, "RUN", now, target_id=run.id, run=run
+        )
+        block = WaitpointBlockParams(
+            engine.environment, handle.id, 1, "worker_nt", 0, "trigger_and_wait", now, create
+        )
+        results, took = await engine.suspend_and_claim(
+            "worker_nt", [block], ["nt-parent"], 0, 60_000
+        )
+        assert [r.suspended for r in results] == [True] and took == []
+        assert await listener.wait(5.0), "the other workers were not woken for the child"
+        assert (await engine.get_run(run.id)).status == "QUEUED"
+    finally:
+        listener.close()
+
+
+async def test_a_parent_the_finishing_worker_does_not_take_wakes_the_others(
+    engine: Engine,
+) -> None:
+    """A child's finish wakes its parent and claims in the same transaction; workers are
+    woken (NOTIFY) for a parent that claim left queued — here the finishing worker lacks the
+    parent's task."""
+
+    @task(id="nf-parent")
+    async def parent(payload: None) -> None:
+        return None
+
+    @task(id="nf-child")
+    async def child(payload: None) -> None:
+        return None
+
+    listener = await engine.store.ready_listen()
+    try:
+        await engine.register_worker("worker_nf", doorbell_port=listener.port)
+        handle = await parent.trigger(None)
+        await engine.claim_runs("worker_nf", ["nf-parent"], 1, 60_000)
+        now = engine.now()
+        run = RunInsertParams(
+            id=new_id("run"),
+            environment=engine.environment,
+            task_id="nf-child",
+            status="QUEUED",
+            payload="null",
+            queue="task/nf-child",
+            queued_at=now,
+            created_at=now,
+            parent_run_id=handle.id,
+        )
+        create = WaitpointCreateParams(
+            new_id("waitpoint"), engine.environment, "RUN", now, target_id=run.id, run=run
+        )
+        block = WaitpointBlockParams(
+            engine.environment, handle.id, 1, "worker_nf", 0, "trigger_and_wait", now, create
+        )
+        _, took = await engine.suspend_and_claim("worker_nf", [block], ["nf-child"], 0, 60_000)
+        assert [r.id for r in took] == [run.id]
+        while await listener.wait(0.05):  # earlier wake-ups
+            pass
+        done = AttemptResult(
+            run.id, 1, "COMPLETED", "COMPLETED", output="null", parent_run_id=handle.id
+        )
+        accepted, claimed = await engine.finish_and_claim(
+            "worker_nf", [done], ["nf-child"], 1, 60_000
+        )
+        assert (accepted, claimed) == ([True], [])
+        assert (await engine.get_run(handle.id)).status == "QUEUED"
+        assert await listener.wait(5.0), "the other workers were not woken for the parent"
+    finally:
+        listener.close()
