@@ -288,14 +288,20 @@ def _reset(url: str, reference: Reference) -> bool:
         # TRUNCATE marks each relation's recorded size unknown (0 pages, -1 tuples), where a
         # fresh clone's indexes, built by the migrations, say 1 page and 0 tuples: put back
         # what a clone records, so the planner sees what it sees there.
-        with conn.transaction():
-            for (schema, name), (pages, tuples) in reference.sizes.items():
-                conn.execute(
-                    "UPDATE pg_class c SET relpages = %s, reltuples = %s FROM pg_namespace n "
-                    "WHERE n.oid = c.relnamespace AND n.nspname = %s AND c.relname = %s "
-                    "AND (c.relpages, c.reltuples) IS DISTINCT FROM (%s, %s)",
-                    (pages, tuples, schema, name, pages, tuples),
-                )
+        keys = list(reference.sizes)
+        conn.execute(
+            "UPDATE pg_class c SET relpages = r.pages, reltuples = r.tuples "
+            "FROM pg_namespace n, unnest(%s::text[], %s::text[], %s::int[], %s::real[]) "
+            "AS r(nspname, relname, pages, tuples) "
+            "WHERE n.oid = c.relnamespace AND n.nspname = r.nspname AND c.relname = r.relname "
+            "AND (c.relpages, c.reltuples) IS DISTINCT FROM (r.pages, r.tuples)",
+            (
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [reference.sizes[k][0] for k in keys],
+                [reference.sizes[k][1] for k in keys],
+            ),
+        )
         conn.execute("SELECT pg_stat_reset()")
         return _fingerprint(conn) == reference.fingerprint
 
