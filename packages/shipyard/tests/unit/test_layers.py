@@ -30,6 +30,7 @@ NEUTRAL_MODULES = {
     "jsonutil",
     "machines",
     "metadata_ops",
+    "processes",
     "records",
     "retry_policy",
     "schedule_ticks",

@@ -29,6 +29,7 @@ from shipyard.mcp import engine_reads
 from shipyard.mcp.context import ToolContext
 from shipyard.mcp.tasks import NoArguments
 from shipyard.mcp.tool import Arguments, Output, Tool, iso
+from shipyard.processes import alive
 
 STATE_FILE = "dev-server.json"
 LOG_FILE = "dev-server.log"
@@ -37,22 +38,11 @@ BANNER_START = "Shipyard dev is running"
 BANNER_END = "Press Ctrl-C"
 
 
-def _alive(pid: int) -> bool:
-    """Whether a process that is not our child (a dev server adopted from the pid file) lives."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _is_shipyard_dev(pid: int) -> bool:
     """Whether ``pid`` still runs ``shipyard dev`` (a pid can be reused by another program)."""
     cmdline = Path(f"/proc/{pid}/cmdline")
     if not cmdline.exists():
-        return _alive(pid)  # no /proc (macOS): trust the pid file
+        return alive(pid)  # no /proc (macOS): trust the pid file
     parts = cmdline.read_bytes().split(b"\0")
     return b"shipyard" in b" ".join(parts) and b"dev" in parts
 
@@ -84,7 +74,7 @@ class DevServer:
     def _lives(self, pid: int) -> bool:
         if self._process is not None and self._process.pid == pid:
             return self._process.poll() is None  # our child: poll() also reaps it
-        return _alive(pid)
+        return alive(pid)
 
     def running_pid(self) -> int | None:
         """The pid of the dev server started through MCP, if it still runs."""
@@ -93,7 +83,7 @@ class DevServer:
                 return self._process.pid
             return None
         state = self._read_state()
-        if state and _alive(state["pid"]) and _is_shipyard_dev(state["pid"]):
+        if state and alive(state["pid"]) and _is_shipyard_dev(state["pid"]):
             return int(state["pid"])
         return None
 

@@ -34,6 +34,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from shipyard.processes import alive
+
 PREFIX = "shipyard_test_"
 
 # One line per catalog fact that makes two databases differ for a test; system schemas
@@ -132,16 +134,6 @@ def owner_pid(name: str) -> int | None:
     return int(pid) if pid.isdigit() else None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def learn(url: str) -> Reference:
     """The reference, read from a database known to be a fresh clone."""
     with psycopg.connect(url, autocommit=True) as conn:
@@ -193,7 +185,7 @@ def orphans(conn: psycopg.Connection[Any]) -> list[str]:
         "AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)",
         (len(PREFIX) + 1, PREFIX + "p"),
     ).fetchall()
-    return [n for (n,) in found if (pid := owner_pid(n)) is not None and not _alive(pid)]
+    return [n for (n,) in found if (pid := owner_pid(n)) is not None and not alive(pid)]
 
 
 def sweep_stale(admin: str, digest: str, among: list[str] | None = None) -> int:
