@@ -44,9 +44,9 @@ def pct(values: list[float], p: float) -> float:
 
 async def enqueue(engine: Any, n: int) -> None:
     """Batch-trigger n parking runs. On PostgreSQL the first batch after ``worker.stop(grace=0)``
-    sometimes fails with "Run id collision on batch insert" (a pooled connection handed back
-    with a stale result, it seems: the stop cancels a claim mid-pipeline); retried once.
-    Left for the issue's chaos work: see docs/benchmarks.md."""
+    used to fail now and then with "Run id collision on batch insert" (a pooled connection
+    handed back with an unread result; fixed: the store closes a connection whose use was
+    cancelled). Retried once, and said on stderr, so a return of the bug shows."""
     from shipyard.errors import ShipyardError
 
     entries = [{"task": "bench-park", "payload": None}] * n
