@@ -72,7 +72,7 @@ def test_a_used_database_comes_back_as_a_fresh_clone(
 ) -> None:
     name, reference, digest = used
     assert fingerprint(with_database(admin_url(), name)) != reference.fingerprint  # analyzed
-    assert recycler.recycle(admin_url(), name, digest, reference, with_database)
+    assert recycler.recycle(admin_url(), name, digest, reference)
     with psycopg.connect(admin_url(), autocommit=True) as conn:
         claimed = recycler.claim_ready(conn, digest)
         assert claimed is not None and recycler.owner_pid(claimed) == os.getpid()
@@ -97,7 +97,7 @@ def test_a_database_changed_beyond_its_rows_is_dropped(
     name, reference, digest = used
     with psycopg.connect(with_database(admin_url(), name), autocommit=True) as conn:
         conn.execute("CREATE TABLE public.effects (run_id text)")
-    assert not recycler.recycle(admin_url(), name, digest, reference, with_database)
+    assert not recycler.recycle(admin_url(), name, digest, reference)
     with psycopg.connect(admin_url(), autocommit=True) as conn:
         assert conn.execute(
             "SELECT count(*) FROM pg_database WHERE datname = %s OR datname LIKE %s",
@@ -110,8 +110,11 @@ def test_a_stray_connection_by_the_old_name_cannot_reach_it(
 ) -> None:
     name, reference, digest = used
     stray = psycopg.connect(with_database(admin_url(), name), autocommit=True)
-    assert recycler.recycle(admin_url(), name, digest, reference, with_database)
-    assert stray.closed or stray.broken or _fails(stray)
+    try:
+        assert recycler.recycle(admin_url(), name, digest, reference)
+        assert stray.closed or stray.broken or _fails(stray)
+    finally:
+        stray.close()
     with pytest.raises(psycopg.OperationalError, match="does not exist"):
         psycopg.connect(with_database(admin_url(), name))
 

@@ -29,12 +29,13 @@ import threading
 import time
 from functools import cache
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
 
 from shipyard.store.protocol import MigrateParams
 from shipyard.testing import recycler
+from shipyard.testing.recycler import with_database as with_database
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 ENGINE_SCHEMA = "shipyard"
@@ -46,12 +47,6 @@ tables a test creates go to ``public``, where its tasks' own connections find th
 def admin_url() -> str:
     """The maintenance database URL tests connect to."""
     return os.environ.get("SHIPYARD_TEST_POSTGRES_URL", DEFAULT_URL)
-
-
-def with_database(url: str, name: str) -> str:
-    """``url`` pointing at database ``name``."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
 @cache
@@ -155,7 +150,7 @@ class _Background:
     def _recycle(self) -> None:
         while (name := self.used.get()) is not None:
             try:
-                recycler.recycle(admin_url(), name, self.digest, self.reference, with_database)
+                recycler.recycle(admin_url(), name, self.digest, self.reference)
             except Exception:  # the server went away: left for the next run to recycle
                 continue
 

@@ -27,9 +27,9 @@ import contextlib
 import os
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -113,6 +113,12 @@ class Reference:
     fingerprint: str
     rows: dict[tuple[str, str], tuple[list[str], list[tuple[Any, ...]]]]
     sizes: dict[tuple[str, str], tuple[int, float]]
+
+
+def with_database(url: str, name: str) -> str:
+    """``url`` pointing at database ``name``."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
 def owned_name() -> str:
@@ -209,13 +215,7 @@ def sweep_stale(admin: str, digest: str, among: list[str] | None = None) -> int:
     return dropped
 
 
-def recycle(
-    admin: str,
-    name: str,
-    digest: str,
-    reference: Reference | None,
-    with_database: Callable[[str, str], str],
-) -> bool:
+def recycle(admin: str, name: str, digest: str, reference: Reference | None) -> bool:
     """Reset ``name`` and leave it ready under a ready name; False if it had to be dropped
     (changed by its test beyond its rows, or no reference yet)."""
     with psycopg.connect(admin, autocommit=True) as conn:
