@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from shipyard import task
+from shipyard import task, wait
 from shipyard.engine.claims import AttemptResult
 from shipyard.engine.engine import Engine
 from shipyard.ids import new_id
@@ -223,3 +223,42 @@ async def test_a_parent_the_finishing_worker_does_not_take_wakes_the_others(
         assert await listener.wait(5.0), "the other workers were not woken for the parent"
     finally:
         listener.close()
+
+
+async def test_a_run_taken_back_before_its_suspend_returns_continues_its_coroutine(
+    engine: Engine, start_worker: Callable[..., Any]
+) -> None:
+    """Defect (a failed CI run): a run whose wait was done as soon as its suspend committed
+    was claimed back before the worker parked its coroutine, and started again by replay
+    beside it: the code before the wait ran twice."""
+    before: list[str] = []
+    tokens: list[str] = []
+
+    @task(id="ip-early")
+    async def early(payload: None) -> Any:
+        before.append("ran")
+        token = await wait.create_token(timeout="1h")
+        tokens.append(token.id)
+        return (await wait.for_token(token)).output
+
+    worker = await start_worker()
+    suspend_many = engine.suspend_many
+
+    async def completed_at_once(blocks: Any) -> Any:
+        # The suspend has committed; its answer is held back while the token is completed
+        # and a claim takes the run back.
+        results = await suspend_many(blocks)
+        await engine.complete_token(tokens[0], {"ok": True})
+        await eventually(
+            lambda: engine.get_run(handle.id),
+            until=lambda run: run.status == "EXECUTING" and run.id in worker.active,
+            message="the run to be claimed back",
+        )
+        return results
+
+    engine.suspend_many = completed_at_once  # type: ignore[method-assign]
+    handle = await early.trigger(None)
+    run = await engine.wait_for_final(handle.id, timeout=30)
+    assert (run.status, json.loads(run.output or "null")) == ("COMPLETED", {"ok": True})
+    assert before == ["ran"]
+    assert not worker.parked and not worker.active

@@ -95,6 +95,9 @@ class _Active:
     # takes it back.
     resume: asyncio.Future[RunRecord] | None = None
     parked_at: float = 0.0
+    # A durable call of this attempt is being written: its run may already be WAITING, and a
+    # claim may take it back before the worker records the suspension (see Worker.take).
+    suspending: bool = False
 
 
 class _Driver:
@@ -109,7 +112,11 @@ class _Driver:
         return self.active.run.attempt_number
 
     async def suspend(self, block: WaitpointBlockParams) -> WaitpointBlockResult:
-        return await self.worker._suspends.submit((self.active, block))
+        self.active.suspending = True
+        try:
+            return await self.worker._suspends.submit((self.active, block))
+        finally:
+            self.active.suspending = False
 
     async def park(self) -> None:
         await self.worker._park(self.active)
@@ -297,7 +304,26 @@ class Worker:
                 future.set_result(run)
                 return
             self._evict(parked)
+        elif resuming and self._resume_early(run):
+            return
         self._spawn(run, is_replay=resuming)
+
+    def _resume_early(self, run: RunRecord) -> bool:
+        """A claim took back a run whose suspend committed but whose coroutine this worker has
+        not parked yet (its wait was done at once: a token completed, a clock moved): the
+        coroutine continues when it parks, instead of a replay beside it (which ran the code
+        before the wait twice and left the first coroutine parked until evicted)."""
+        active = self.active.get(run.id)
+        if (
+            active is None
+            or not active.suspending
+            or active.resume is not None
+            or active.run.attempt_number != run.attempt_number
+        ):
+            return False
+        active.resume = asyncio.get_running_loop().create_future()
+        active.resume.set_result(run)
+        return True
 
     async def adopt_leased(self) -> None:
         """Take the runs leased to this worker that it does not hold: a claim that committed
@@ -352,6 +378,8 @@ class Worker:
         """The run suspended: its coroutine is kept (parked) without a slot until a claim takes
         the run back (:meth:`take` resolves ``active.resume``), or it is evicted."""
         run_id = active.run.id
+        if active.resume is not None and active.resume.done():
+            return  # taken back already (_resume_early): it keeps its slot
         if self.active.get(run_id) is active:
             del self.active[run_id]
         active.resume = asyncio.get_running_loop().create_future()
