@@ -374,3 +374,34 @@ async def test_a_fan_out_parents_own_metadata_lands_before_its_childrens_increme
     run = await engine.wait_for_final(handle.id, timeout=20)
     assert run.status == "COMPLETED"
     assert (await runs.retrieve(handle.id)).metadata == {"processed": 5}
+
+
+@pytest.mark.fake_clock
+async def test_max_duration_stops_counting_when_the_suspend_is_sent(
+    engine: Engine, start_worker: Callable[..., Any], clock: FakeClock
+) -> None:
+    """Defect (a failed CI run): the clock passed max_duration after the suspend committed but
+    before the worker had its answer; the deadline cancelled the suspended attempt and the
+    run resumed by replay, running the code before the wait twice."""
+    counts = {"before": 0, "after": 0}
+
+    @task(id="w-max-duration-race", max_duration=5)
+    async def bounded(payload: None) -> str:
+        counts["before"] += 1
+        await wait.for_(seconds=8)
+        counts["after"] += 1
+        return "done"
+
+    suspend_many = engine.suspend_many
+
+    async def clock_moves_before_the_answer(blocks: Any) -> Any:
+        results = await suspend_many(blocks)
+        await clock.advance(8)
+        return results
+
+    engine.suspend_many = clock_moves_before_the_answer  # type: ignore[method-assign]
+    await start_worker()
+    handle = await bounded.trigger(None)
+    run = await engine.wait_for_final(handle.id, timeout=10)
+    assert (run.status, json.loads(run.output or "null")) == ("COMPLETED", "done")
+    assert counts == {"before": 1, "after": 1}

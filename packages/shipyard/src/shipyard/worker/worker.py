@@ -112,11 +112,22 @@ class _Driver:
         return self.active.run.attempt_number
 
     async def suspend(self, block: WaitpointBlockParams) -> WaitpointBlockResult:
-        self.active.suspending = True
+        active = self.active
+        active.suspending = True
+        # max_duration counts execution, not waiting: it stops when the call is sent, for the
+        # run may be WAITING, and its wait over, before the answer comes back (a deadline that
+        # fired then cancelled a suspended attempt, and its run was replayed).
+        pause_deadline(active.scope)
         try:
-            return await self.worker._suspends.submit((self.active, block))
+            result = await self.worker._suspends.submit((active, block))
+        except BaseException:
+            resume_deadline(active.scope)
+            raise
         finally:
-            self.active.suspending = False
+            active.suspending = False
+        if not result.suspended:
+            resume_deadline(active.scope)
+        return result
 
     async def park(self) -> None:
         await self.worker._park(self.active)
@@ -396,13 +407,11 @@ class Worker:
             self._hold(active)
         future = active.resume
         assert future is not None
-        # max_duration counts execution, not waiting.
-        pause_deadline(active.scope)
         try:
             active.run = await future
         finally:
             active.resume = None
-        resume_deadline(active.scope)
+        resume_deadline(active.scope)  # paused since the suspend was sent (_Driver.suspend)
 
     def _evict(self, active: _Active) -> None:
         """Drop a parked coroutine; the run resumes by replay wherever it is claimed."""
