@@ -30,7 +30,8 @@ async def suspend_batch(
     """Block a batch of durable calls and, in the same transaction, claim with the slots
     the suspended runs give back (a child its parent just triggered starts here without a
     claim of its own). Under the claim lock, and the suspended runs leave ``active`` before
-    it is released, as in :meth:`Worker._write_batch`: the claimer never counts a slot twice."""
+    it is released, as in :func:`~shipyard.worker.finishing.write_batch`: the claimer never
+    counts a slot twice."""
     blocks = [block for _, block in items]
     if not any(b.create is not None and b.create.kind in ("RUN", "BATCH") for b in blocks):
         return await _suspend_alone(worker, items)

@@ -5,7 +5,8 @@ It is a set of services (:mod:`shipyard.worker.services`) around the attempts it
 * **claimer** — when slots are free, claim up to that many ready runs at once; otherwise wait
   for a wake-up (doorbell/NOTIFY), a freed slot, or the backup poll;
 * **finisher** — attempts that ended are written in batches, fenced by attempt number, and
-  the slots they free are claimed again in the same transaction (one round trip);
+  the slots they free are claimed again in the same transaction (one round trip;
+  :mod:`~shipyard.worker.finishing`);
 * **promoter** (delayed runs and TTLs, each at its due time: it sleeps until the earliest
   one), **versions** (runs of its tasks still
   waiting for a version: PENDING_VERSION, triggered while it registered), **resolver**
@@ -39,7 +40,6 @@ from dataclasses import dataclass, field
 from shipyard.discovery import code_version
 from shipyard.engine.batching import Coalescer
 from shipyard.engine.claims import (
-    AttemptResult,
     WaitpointBlockParams,
     WaitpointBlockResult,
     WakeListener,
@@ -49,11 +49,7 @@ from shipyard.engine.context import build_context
 from shipyard.engine.definitions import TaskDefinition
 from shipyard.engine.engine import Engine
 from shipyard.engine.metadata import (
-    FinalMetadata,
-    drain_events,
-    final_metadata,
     flush_scope,
-    write_final_metadata,
 )
 from shipyard.engine.retries import serialize_error
 from shipyard.engine.scope import RunScope
@@ -68,6 +64,7 @@ from shipyard.worker.executor import (
     resume_deadline,
     run_attempt,
 )
+from shipyard.worker.finishing import write_batch
 from shipyard.worker.heartbeat import Heartbeat
 from shipyard.worker.loops import Claimer, Finisher, Scheduler
 from shipyard.worker.parking import suspend_batch
@@ -444,7 +441,7 @@ class Worker:
         self.pending.append((active, outcome))
         self.pending_event.set()
 
-    def _wake_at(self, at_ms: int) -> None:
+    def wake_at(self, at_ms: int) -> None:
         """Wake the claimer when a retry this worker wrote falls due, instead of at the next
         backup poll (2 ms late: the clock is in whole milliseconds, and the loop's timer
         and the wall clock may disagree by a fraction of one). Under a fake clock the wait
@@ -464,118 +461,7 @@ class Worker:
         async with self._flush_lock:
             while self.pending:
                 batch, self.pending = self.pending, []
-                await self._write_batch(batch)
-
-    async def _write_batch(self, batch: list[tuple[_Active, AttemptOutcome]]) -> None:
-        # Final metadata: the run's own last operations travel with its finish (no write of
-        # their own); those aimed at its parent or root are written first (rarely any).
-        finals: list[FinalMetadata | None] = [None] * len(batch)
-        for i, (active, _) in enumerate(batch):
-            if active.scope.has_pending_metadata() or active.scope.flush_lock.locked():
-                finals[i] = await final_metadata(active.scope)
-        results = []
-        for (active, outcome), final in zip(batch, finals, strict=True):
-            assert outcome.status is not None
-            results.append(
-                AttemptResult(
-                    run_id=active.run.id,
-                    attempt_number=active.run.attempt_number,
-                    status=outcome.status,
-                    attempt_status=outcome.attempt_status,
-                    output=outcome.output,
-                    error=outcome.error,
-                    retry_at=outcome.retry_at,
-                    # Logs emitted after the last metadata write travel with the result.
-                    events=drain_events(active.scope),
-                    parent_run_id=active.run.parent_run_id,
-                    metadata=final,
-                )
-            )
-        # The slots this batch frees are claimed again in the same round trip, under the
-        # claim lock, and the batch leaves `active` before the lock is released: the claimer
-        # never counts a slot twice.
-        async with self.claim_lock:
-            began = time.monotonic()
-            accepted, claimed = await self._write_results(results, freeing=len(batch))
-            for active, _ in batch:
-                if self.active.get(active.run.id) is active:
-                    del self.active[active.run.id]
-            for run in claimed:
-                self.take(run)
-        if claimed:  # outside the lock: a heartbeat may wait for the database
-            await self.renew_if_late(began)
-        for (active, outcome), ok, result in zip(batch, accepted, results, strict=True):
-            if not ok:
-                log.warning(
-                    "%s attempt %d: result rejected, the run is no longer ours "
-                    "(canceled or taken over after a lost lease)",
-                    active.run.id,
-                    active.run.attempt_number,
-                )
-                await self._write_rejected_metadata(result)
-                continue
-            self.completed += 1
-            if outcome.status == RunStatus.QUEUED and outcome.retry_at is not None:
-                self._wake_at(outcome.retry_at)
-            log.info(
-                "%s %s attempt %d → %s",
-                active.run.id,
-                active.task.id,
-                active.run.attempt_number,
-                outcome.status,
-            )
-        try:
-            await self.engine.settle_finished(results, accepted)
-        except Exception as exc:
-            # The results are written; a lost wake-up only waits for the backup poll. Raising
-            # here would end the finisher and strand every later result.
-            self.outage.failed("settling finished runs", exc)
-        if not claimed:
-            # Slots are free (the claim found nothing ready, or was not made): the claimer
-            # looks again.
-            self.poke()
-
-    async def _write_rejected_metadata(self, result: AttemptResult) -> None:
-        """A rejected finish (the run was canceled meanwhile) still leaves its last metadata
-        operations applied, as a flush of their own would have."""
-        if result.metadata is None:
-            return
-        try:
-            await write_final_metadata(self.engine, result.run_id, result.metadata)
-        except Exception as exc:
-            log.error("final metadata of %s not written: %s", result.run_id, exc)
-
-    async def _write_results(
-        self, results: list[AttemptResult], *, freeing: int
-    ) -> tuple[list[bool], list[RunRecord]]:
-        """Write results, claiming with the slots they free (``freeing`` of ``active``) in the
-        same round trip; after a failure, write them alone (the claimer claims)."""
-        free = self.concurrency - (len(self.active) - freeing)
-        if free > 0 and not self.stopping and self.task_ids:
-            try:
-                written = await self.engine.finish_and_claim(
-                    self.id, results, self.task_ids, free, self.lease_ms, self.version
-                )
-                self.outage.ok()
-                return written
-            except Exception as exc:
-                # Nothing was written (one transaction), or it committed and the answer was
-                # lost: the attempt-number fence makes the finish safe to repeat, and the
-                # claimer adopts the runs the claim may have leased to us.
-                self.claim_unsure = True
-                self.outage.failed(f"writing {len(results)} result(s)", exc)
-        delay = 0.1
-        while True:
-            try:
-                accepted = await self.engine.finish_attempts(self.id, results)
-                self.outage.ok()
-                return accepted, []
-            except Exception as exc:
-                # Results stay in memory until the database takes them; the attempt-number
-                # fence makes a late write safe.
-                self.outage.failed(f"writing {len(results)} result(s)", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                await write_batch(self, batch)
 
     # -- housekeeping duties --------------------------------------------------------------
 

@@ -1,0 +1,144 @@
+"""Attempts that ended, written in batches: each batch is one transaction that also claims
+with the slots it frees (``Engine.finish_and_claim``), fenced by attempt number, so a late or
+repeated write of a run taken over elsewhere is rejected, never applied twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from shipyard.engine.claims import AttemptResult
+from shipyard.engine.metadata import (
+    FinalMetadata,
+    drain_events,
+    final_metadata,
+    write_final_metadata,
+)
+from shipyard.records import RunRecord
+from shipyard.statuses import RunStatus
+from shipyard.worker.executor import AttemptOutcome
+
+if TYPE_CHECKING:
+    from shipyard.worker.worker import Worker, _Active
+
+log = logging.getLogger("shipyard.worker")
+
+__all__ = ["write_batch"]
+
+
+async def write_batch(worker: Worker, batch: list[tuple[_Active, AttemptOutcome]]) -> None:
+    """Write a batch of ended attempts in one transaction, claiming with the slots they free."""
+    # Final metadata: the run's own last operations travel with its finish (no write of
+    # their own); those aimed at its parent or root are written first (rarely any).
+    finals: list[FinalMetadata | None] = [None] * len(batch)
+    for i, (active, _) in enumerate(batch):
+        if active.scope.has_pending_metadata() or active.scope.flush_lock.locked():
+            finals[i] = await final_metadata(active.scope)
+    results = []
+    for (active, outcome), final in zip(batch, finals, strict=True):
+        assert outcome.status is not None
+        results.append(
+            AttemptResult(
+                run_id=active.run.id,
+                attempt_number=active.run.attempt_number,
+                status=outcome.status,
+                attempt_status=outcome.attempt_status,
+                output=outcome.output,
+                error=outcome.error,
+                retry_at=outcome.retry_at,
+                # Logs emitted after the last metadata write travel with the result.
+                events=drain_events(active.scope),
+                parent_run_id=active.run.parent_run_id,
+                metadata=final,
+            )
+        )
+    # The slots this batch frees are claimed again in the same round trip, under the
+    # claim lock, and the batch leaves `active` before the lock is released: the claimer
+    # never counts a slot twice.
+    async with worker.claim_lock:
+        began = time.monotonic()
+        accepted, claimed = await _write_results(worker, results, freeing=len(batch))
+        for active, _ in batch:
+            if worker.active.get(active.run.id) is active:
+                del worker.active[active.run.id]
+        for run in claimed:
+            worker.take(run)
+    if claimed:  # outside the lock: a heartbeat may wait for the database
+        await worker.renew_if_late(began)
+    for (active, outcome), ok, result in zip(batch, accepted, results, strict=True):
+        if not ok:
+            log.warning(
+                "%s attempt %d: result rejected, the run is no longer ours "
+                "(canceled or taken over after a lost lease)",
+                active.run.id,
+                active.run.attempt_number,
+            )
+            await _write_rejected_metadata(worker, result)
+            continue
+        worker.completed += 1
+        if outcome.status == RunStatus.QUEUED and outcome.retry_at is not None:
+            worker.wake_at(outcome.retry_at)
+        log.info(
+            "%s %s attempt %d → %s",
+            active.run.id,
+            active.task.id,
+            active.run.attempt_number,
+            outcome.status,
+        )
+    try:
+        await worker.engine.settle_finished(results, accepted)
+    except Exception as exc:
+        # The results are written; a lost wake-up only waits for the backup poll. Raising
+        # here would end the finisher and strand every later result.
+        worker.outage.failed("settling finished runs", exc)
+    if not claimed:
+        # Slots are free (the claim found nothing ready, or was not made): the claimer
+        # looks again.
+        worker.poke()
+
+
+async def _write_rejected_metadata(worker: Worker, result: AttemptResult) -> None:
+    """A rejected finish (the run was canceled meanwhile) still leaves its last metadata
+    operations applied, as a flush of their own would have."""
+    if result.metadata is None:
+        return
+    try:
+        await write_final_metadata(worker.engine, result.run_id, result.metadata)
+    except Exception as exc:
+        log.error("final metadata of %s not written: %s", result.run_id, exc)
+
+
+async def _write_results(
+    worker: Worker, results: list[AttemptResult], *, freeing: int
+) -> tuple[list[bool], list[RunRecord]]:
+    """Write results, claiming with the slots they free (``freeing`` of ``active``) in the
+    same round trip; after a failure, write them alone (the claimer claims)."""
+    free = worker.concurrency - (len(worker.active) - freeing)
+    if free > 0 and not worker.stopping and worker.task_ids:
+        try:
+            written = await worker.engine.finish_and_claim(
+                worker.id, results, worker.task_ids, free, worker.lease_ms, worker.version
+            )
+            worker.outage.ok()
+            return written
+        except Exception as exc:
+            # Nothing was written (one transaction), or it committed and the answer was
+            # lost: the attempt-number fence makes the finish safe to repeat, and the
+            # claimer adopts the runs the claim may have leased to us.
+            worker.claim_unsure = True
+            worker.outage.failed(f"writing {len(results)} result(s)", exc)
+    delay = 0.1
+    while True:
+        try:
+            accepted = await worker.engine.finish_attempts(worker.id, results)
+            worker.outage.ok()
+            return accepted, []
+        except Exception as exc:
+            # Results stay in memory until the database takes them; the attempt-number
+            # fence makes a late write safe.
+            worker.outage.failed(f"writing {len(results)} result(s)", exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
