@@ -12,7 +12,8 @@ every ``INLINE_CHECKPOINT_EVERY`` inline commits.
 
 Writers across processes take the database lock with ``BEGIN IMMEDIATE``. SQLite's built-in
 busy handler sleeps in coarse steps (1, 2, 5, 10 … 100 ms), which ruins tail latency, so the
-busy timeout is 0 and :func:`_retry_busy` retries with sub-millisecond sleeps instead.
+busy timeout is 0 and :func:`~shipyard.store.sqlite.errors.retry_busy` retries with
+sub-millisecond sleeps instead.
 
 The file, its ``-wal``/``-shm`` files (SQLite gives them the database's mode) and a folder it
 creates are private to the user (0600/0700). A read-only, damaged or full database raises a
@@ -34,12 +35,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from shipyard.errors import (
-    DatabaseBusyError,
-    DatabaseCorruptError,
-    DatabaseFullError,
     DatabaseReadOnlyError,
     ShipyardError,
-    StoreUnavailableError,
     ValidationError,
 )
 from shipyard.records import RunRecord
@@ -61,6 +58,7 @@ from shipyard.store.params import (
 from shipyard.store.rows import bulk_chunks, run_builder
 from shipyard.store.sql import load_queries, migration_files
 from shipyard.store.sqlite.claim import run_claim
+from shipyard.store.sqlite.errors import _Busy, once, primary_code, retry_busy, store_error
 from shipyard.store.sqlite.thread import StoreThread
 from shipyard.store.steps import (
     BEGIN,
@@ -88,7 +86,6 @@ _Q = load_queries("sqlite")
 _RUN_INSERT_NAMES = tuple(re.findall(r":(\w+)", _Q["run_insert"]))
 _RUN_INSERT_POSITIONAL = re.sub(r":(\w+)", "?", _Q["run_insert"])
 _RUN_INSERT_VALUES = operator.itemgetter(*_RUN_INSERT_NAMES)
-_LOCK_WAIT_SECONDS = 30.0
 # A worker whose last heartbeat is older than this is not rung.
 _LIVE_WORKER_MS = 60_000
 # How long the doorbell ports of an environment's live workers are reused (a cache policy,
@@ -152,10 +149,10 @@ class SqliteStore(StoreCore):
             )
         conn.execute("PRAGMA busy_timeout = 0")
         try:
-            _retry_busy(conn.execute, "PRAGMA journal_mode = WAL")
+            retry_busy(conn.execute, "PRAGMA journal_mode = WAL")
         except sqlite3.OperationalError as exc:
             # A read-only database keeps the journal mode it has; anything else is an error.
-            if _primary_code(exc) != sqlite3.SQLITE_READONLY:
+            if primary_code(exc) != sqlite3.SQLITE_READONLY:
                 raise
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = OFF")
@@ -189,7 +186,7 @@ class SqliteStore(StoreCore):
         try:
             return body()
         except sqlite3.Error as exc:
-            raise _store_error(exc, self.path) from exc
+            raise store_error(exc, self.path) from exc
         except PermissionError as exc:
             raise DatabaseReadOnlyError(
                 f"Cannot create the SQLite database {self.path}: {exc.strerror}. Make its "
@@ -201,7 +198,7 @@ class SqliteStore(StoreCore):
         """Run every step of ``procedure`` on ``conn``; commit (or roll back) its transaction
         and ring the workers it woke once committed. ``wait=False``: a locked database raises
         :class:`_Busy` (rolled back, nothing written) instead of being waited for."""
-        retry = _retry_busy if wait else _once
+        retry = retry_busy if wait else once
         in_tx = False
         read_only = False
         fed = False
@@ -313,7 +310,7 @@ class SqliteStore(StoreCore):
             files = migration_files(_HERE / "migrations")
             if {f.name for f in files} <= _applied(conn):
                 return []
-            _retry_busy(conn.execute, "BEGIN IMMEDIATE")
+            retry_busy(conn.execute, "BEGIN IMMEDIATE")
             try:
                 conn.execute(_Q["migrations_table"])
                 done = {r[0] for r in conn.execute(_Q["migrations_applied"])}
@@ -327,7 +324,7 @@ class SqliteStore(StoreCore):
                         _Q["migration_record"], {"name": file.name, "applied_at": params.now}
                     )
                     applied.append(file.name)
-                _retry_busy(conn.execute, "COMMIT")
+                retry_busy(conn.execute, "COMMIT")
             except BaseException:
                 _rollback(conn)
                 raise
@@ -534,85 +531,6 @@ def _applied(conn: sqlite3.Connection) -> set[str]:
     except sqlite3.OperationalError as exc:
         if "no such table" in str(exc):
             return set()
-        raise
-
-
-def _primary_code(exc: sqlite3.Error) -> int | None:
-    code = getattr(exc, "sqlite_errorcode", None)
-    return None if code is None else code & 0xFF
-
-
-def _store_error(exc: sqlite3.Error, path: Path) -> Exception:
-    """The :class:`~shipyard.errors.StoreError` a file-level SQLite failure means, or ``exc``.
-
-    Busy and locked errors are left to the retry logic; anything else (a bug, a constraint)
-    stays the SQLite error it is.
-    """
-    code = _primary_code(exc)
-    reason = str(exc) or type(exc).__name__
-    where = str(path)
-    if code == sqlite3.SQLITE_READONLY:
-        return DatabaseReadOnlyError(
-            f"The SQLite database {path} is read-only, so this change was not written "
-            f"(SQLite: {reason}). Reading works. To write, make the file, its -wal and -shm "
-            "files and its folder writable by this user, or set SHIPYARD_DATABASE_URL to a "
-            "writable database.",
-            where=where,
-        )
-    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
-        return DatabaseCorruptError(
-            f"{path} is not a usable SQLite database (SQLite: {reason}). If it holds Shipyard "
-            "runs you need, restore it from a backup; otherwise move it aside (Shipyard then "
-            "starts with an empty database) or set SHIPYARD_DATABASE_URL to another file.",
-            where=where,
-        )
-    if code == sqlite3.SQLITE_FULL:
-        return DatabaseFullError(
-            f"The SQLite database {path} cannot grow: the disk is full (SQLite: {reason}). "
-            "Nothing of this operation was written. Free disk space, then retry.",
-            where=where,
-        )
-    if code == sqlite3.SQLITE_CANTOPEN:
-        return StoreUnavailableError(
-            f"Cannot open the SQLite database {path} (SQLite: {reason}). Check that the path "
-            "exists and that this user may read it (and write it, unless read-only).",
-            where=where,
-        )
-    return exc
-
-
-def _retry_busy(fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)``, retried with sub-millisecond sleeps while the database is locked."""
-    deadline = time.monotonic() + _LOCK_WAIT_SECONDS
-    pause = 0.0002
-    while True:
-        try:
-            return fn(*args)
-        except sqlite3.OperationalError as exc:
-            message = str(exc)
-            if "locked" not in message and "busy" not in message:
-                raise
-            if time.monotonic() > deadline:
-                raise DatabaseBusyError(
-                    f"The SQLite database stayed locked for {_LOCK_WAIT_SECONDS:.0f} s; "
-                    "another process holds a long write transaction."
-                ) from exc
-            time.sleep(pause)
-            pause = min(pause * 1.5, 0.005)
-
-
-class _Busy(Exception):
-    """The database was locked and the caller asked not to wait (``_drive(wait=False)``)."""
-
-
-def _once(fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)``; a locked database raises :class:`_Busy` at once."""
-    try:
-        return fn(*args)
-    except sqlite3.OperationalError as exc:
-        message = str(exc)
-        if "locked" in message or "busy" in message:
-            raise _Busy from exc
         raise
 
 
