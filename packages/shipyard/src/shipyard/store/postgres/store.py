@@ -290,9 +290,12 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
         async with borrow(self._pool) as conn:
             # Fast path: insert + tags + NOTIFY in one autocommit statement.
             values = insert_row(params)
-            cursor = await conn.execute(
-                _Q["run_insert_notify"], {**values, "tag_list": list(params.tags)}
-            )
+            if params.tags:
+                cursor = await conn.execute(
+                    _Q["run_insert_notify_tags"], {**values, "tag_list": list(params.tags)}
+                )
+            else:
+                cursor = await conn.execute(_Q["run_insert_notify"], values)
             if await cursor.fetchone() is not None:
                 return RunInsertResult(inserted_record(values), cached=False)
             # A key is held: resolve it in a transaction.
