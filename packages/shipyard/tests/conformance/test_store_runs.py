@@ -145,6 +145,25 @@ async def test_insert_and_get(store: Store) -> None:
     assert await store.run_get(RunGetParams("other-env", result.run.id)) is None
 
 
+async def test_each_run_an_insert_creates_has_one_created_event(store: Store) -> None:
+    # Whichever statement creates the run (PostgreSQL writes the events in its insert
+    # statements, migration 0014): one run with or without tags, runs of a batch; a repeated
+    # idempotency key creates no run, so no event either.
+    plain = (await store.run_insert(run_params())).run
+    tagged = (await store.run_insert(run_params(tags=("a",), metadata='{"k":1}'))).run
+    keyed = run_params(idempotency_key="k", idempotency_key_expires_at=10**12)
+    first = (await store.run_insert(keyed)).run
+    repeat = replace(keyed, id=new_id("run"))
+    again = await store.run_insert(repeat)
+    assert again.cached and again.run.id == first.id
+    many = [r.run for r in await insert_many(store, [run_params(), run_params()])]
+    for run in [plain, tagged, first, *many]:
+        found = await store.run_events_list(RunEventsListParams(ENV, run.id))
+        assert [(e.kind, e.message, e.ts) for e in found] == [("created", "QUEUED", 1_000)]
+        assert found[0].attributes == ('{"k":1}' if run is tagged else None)
+    assert await store.run_events_list(RunEventsListParams(ENV, repeat.id)) == []
+
+
 async def test_idempotency_key_returns_live_run(store: Store) -> None:
     first = await store.run_insert(
         run_params(idempotency_key="k", idempotency_key_expires_at=10**12)

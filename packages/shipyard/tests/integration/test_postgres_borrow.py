@@ -77,3 +77,23 @@ async def test_an_error_in_a_finished_pipeline_gives_the_connection_back(
     with pytest.raises(ValueError, match="ordinary error"):
         await failing()
     assert await backend(pool) == first
+
+
+async def test_an_error_inside_a_transaction_gives_the_connection_back_rolled_back(
+    pool: AsyncConnectionPool,
+) -> None:
+    # borrow returns the connection with putconn, not through the connection's own exit: the
+    # pool rolls back what the error left open, and the next borrower starts clean.
+    first = await backend(pool)
+
+    async def failing() -> None:
+        async with borrow(pool) as conn:
+            await conn.execute("BEGIN")
+            await conn.execute("CREATE TABLE left_open (x int)")
+            raise ValueError("an error with a transaction open")
+
+    with pytest.raises(ValueError, match="transaction open"):
+        await failing()
+    async with borrow(pool) as conn:
+        cursor = await conn.execute("SELECT pg_backend_pid(), to_regclass('left_open')")
+        assert await cursor.fetchone() == (first, None)

@@ -10,30 +10,37 @@
 
 -- name: run_insert
 -- Runs in one statement; the rows travel as one JSON array (one C json.dumps instead of 30
--- Python-dumped parameters each). Conflicts (an id or a key already held) are skipped.
-INSERT INTO runs (
-    id, environment, task_id, status, payload, metadata, tags, queue, concurrency_key,
-    priority_ms, queued_at, sort_key, available_at, delay_until, ttl_ms, max_attempts,
-    idempotency_key, idempotency_key_expires_at, parent_run_id, root_run_id, depth,
-    batch_id, batch_index, machine, max_duration_s, trigger_function, is_test,
-    created_at, updated_at, debounce_key, ttl_expires_at, version
+-- Python-dumped parameters each). Conflicts (an id or a key already held) are skipped. Each
+-- inserted run gets its 'created' event here (migration 0014); the statement's row count is
+-- that of the events, one per inserted run.
+WITH ins AS (
+    INSERT INTO runs (
+        id, environment, task_id, status, payload, metadata, tags, queue, concurrency_key,
+        priority_ms, queued_at, sort_key, available_at, delay_until, ttl_ms, max_attempts,
+        idempotency_key, idempotency_key_expires_at, parent_run_id, root_run_id, depth,
+        batch_id, batch_index, machine, max_duration_s, trigger_function, is_test,
+        created_at, updated_at, debounce_key, ttl_expires_at, version
+    )
+    SELECT i.id, i.environment, i.task_id, i.status, i.payload, i.metadata, i.tags, i.queue,
+           i.concurrency_key, i.priority_ms, i.queued_at, i.sort_key, i.available_at,
+           i.delay_until, i.ttl_ms, i.max_attempts, i.idempotency_key,
+           i.idempotency_key_expires_at, i.parent_run_id, i.root_run_id, i.depth, i.batch_id,
+           i.batch_index, i.machine, i.max_duration_s, i.trigger_function, i.is_test,
+           i.created_at, i.created_at, i.debounce_key, i.ttl_expires_at, i.version
+    FROM json_to_recordset(CAST(:rows AS json)) AS i(
+        id text, environment text, task_id text, status text, payload text, metadata text,
+        tags text, queue text, concurrency_key text, priority_ms bigint, queued_at bigint,
+        sort_key bigint, available_at bigint, delay_until bigint, ttl_ms bigint,
+        max_attempts bigint, idempotency_key text, idempotency_key_expires_at bigint,
+        parent_run_id text, root_run_id text, depth bigint, batch_id text, batch_index bigint,
+        machine text, max_duration_s bigint, trigger_function text, is_test bigint,
+        created_at bigint, debounce_key text, ttl_expires_at bigint, version text
+    )
+    ON CONFLICT DO NOTHING
+    RETURNING id, created_at, status, metadata
 )
-SELECT i.id, i.environment, i.task_id, i.status, i.payload, i.metadata, i.tags, i.queue,
-       i.concurrency_key, i.priority_ms, i.queued_at, i.sort_key, i.available_at,
-       i.delay_until, i.ttl_ms, i.max_attempts, i.idempotency_key,
-       i.idempotency_key_expires_at, i.parent_run_id, i.root_run_id, i.depth, i.batch_id,
-       i.batch_index, i.machine, i.max_duration_s, i.trigger_function, i.is_test,
-       i.created_at, i.created_at, i.debounce_key, i.ttl_expires_at, i.version
-FROM json_to_recordset(CAST(:rows AS json)) AS i(
-    id text, environment text, task_id text, status text, payload text, metadata text,
-    tags text, queue text, concurrency_key text, priority_ms bigint, queued_at bigint,
-    sort_key bigint, available_at bigint, delay_until bigint, ttl_ms bigint,
-    max_attempts bigint, idempotency_key text, idempotency_key_expires_at bigint,
-    parent_run_id text, root_run_id text, depth bigint, batch_id text, batch_index bigint,
-    machine text, max_duration_s bigint, trigger_function text, is_test bigint,
-    created_at bigint, debounce_key text, ttl_expires_at bigint, version text
-)
-ON CONFLICT DO NOTHING;
+INSERT INTO run_events (run_id, ts, kind, message, attributes)
+SELECT id, created_at, 'created', status, NULLIF(metadata, '{}') FROM ins ORDER BY id;
 
 -- name: run_insert_bulk
 -- Runs made from one template (a batch whose items share task and options): the shared
@@ -41,38 +48,45 @@ ON CONFLICT DO NOTHING;
 -- of strings zipped by position (ROWS FROM); position + :offset (the chunk's first run, see
 -- rows.bulk_chunks) is the batch index. The server parses two strings per run instead of a
 -- 31-key object, the client dumps no per-run dict. Every bound value is cast: untyped NULLs
--- in a SELECT list would be text.
-INSERT INTO runs (
-    id, environment, task_id, status, payload, metadata, tags, queue, concurrency_key,
-    priority_ms, queued_at, sort_key, available_at, delay_until, ttl_ms, max_attempts,
-    idempotency_key, idempotency_key_expires_at, parent_run_id, root_run_id, depth,
-    batch_id, batch_index, machine, max_duration_s, trigger_function, is_test,
-    created_at, updated_at, debounce_key, ttl_expires_at, version
+-- in a SELECT list would be text. The 'created' events and the row count as in run_insert.
+WITH ins AS (
+    INSERT INTO runs (
+        id, environment, task_id, status, payload, metadata, tags, queue, concurrency_key,
+        priority_ms, queued_at, sort_key, available_at, delay_until, ttl_ms, max_attempts,
+        idempotency_key, idempotency_key_expires_at, parent_run_id, root_run_id, depth,
+        batch_id, batch_index, machine, max_duration_s, trigger_function, is_test,
+        created_at, updated_at, debounce_key, ttl_expires_at, version
+    )
+    SELECT r.id, CAST(:environment AS text), CAST(:task_id AS text), CAST(:status AS text),
+           r.payload, CAST(:metadata AS text), CAST(:tags AS text), CAST(:queue AS text),
+           CAST(:concurrency_key AS text), CAST(:priority_ms AS bigint),
+           CAST(:queued_at AS bigint), CAST(:sort_key AS bigint), CAST(:available_at AS bigint),
+           CAST(:delay_until AS bigint), CAST(:ttl_ms AS bigint), CAST(:max_attempts AS bigint),
+           CAST(:idempotency_key AS text), CAST(:idempotency_key_expires_at AS bigint),
+           CAST(:parent_run_id AS text), CAST(:root_run_id AS text), CAST(:depth AS bigint),
+           CAST(:batch_id AS text),
+           CASE WHEN CAST(:batch_index AS bigint) IS NULL THEN NULL
+                ELSE CAST(:offset AS bigint) + r.n - 1 END,
+           CAST(:machine AS text), CAST(:max_duration_s AS bigint),
+           CAST(:trigger_function AS text), CAST(:is_test AS bigint), CAST(:created_at AS bigint),
+           CAST(:created_at AS bigint), CAST(:debounce_key AS text),
+           CAST(:ttl_expires_at AS bigint), CAST(:version AS text)
+    FROM ROWS FROM (
+        json_array_elements_text(CAST(:ids AS json)),
+        json_array_elements_text(CAST(:payloads AS json))
+    ) WITH ORDINALITY AS r(id, payload, n)
+    ON CONFLICT DO NOTHING
+    RETURNING id, created_at, status, metadata
 )
-SELECT r.id, CAST(:environment AS text), CAST(:task_id AS text), CAST(:status AS text),
-       r.payload, CAST(:metadata AS text), CAST(:tags AS text), CAST(:queue AS text),
-       CAST(:concurrency_key AS text), CAST(:priority_ms AS bigint),
-       CAST(:queued_at AS bigint), CAST(:sort_key AS bigint), CAST(:available_at AS bigint),
-       CAST(:delay_until AS bigint), CAST(:ttl_ms AS bigint), CAST(:max_attempts AS bigint),
-       CAST(:idempotency_key AS text), CAST(:idempotency_key_expires_at AS bigint),
-       CAST(:parent_run_id AS text), CAST(:root_run_id AS text), CAST(:depth AS bigint),
-       CAST(:batch_id AS text),
-       CASE WHEN CAST(:batch_index AS bigint) IS NULL THEN NULL
-            ELSE CAST(:offset AS bigint) + r.n - 1 END,
-       CAST(:machine AS text), CAST(:max_duration_s AS bigint),
-       CAST(:trigger_function AS text), CAST(:is_test AS bigint), CAST(:created_at AS bigint),
-       CAST(:created_at AS bigint), CAST(:debounce_key AS text),
-       CAST(:ttl_expires_at AS bigint), CAST(:version AS text)
-FROM ROWS FROM (
-    json_array_elements_text(CAST(:ids AS json)),
-    json_array_elements_text(CAST(:payloads AS json))
-) WITH ORDINALITY AS r(id, payload, n)
-ON CONFLICT DO NOTHING;
+INSERT INTO run_events (run_id, ts, kind, message, attributes)
+SELECT id, created_at, 'created', status, NULLIF(metadata, '{}') FROM ins ORDER BY id;
 
 -- name: run_insert_notify
 -- The common trigger in one statement (one round trip, one commit in autocommit): insert the
--- run and its tags, and NOTIFY in the same transaction, only if the row was inserted. No row
--- back (a key conflict) means: resolve the keys in a transaction (procedures.run_insert).
+-- run, its 'created' event (migration 0014) and NOTIFY in the same transaction, only if the
+-- row was inserted. No row back (a key conflict) means: resolve the keys in a transaction
+-- (procedures.run_insert). A run without tags uses this one; run_insert_notify_tags adds
+-- them (an INSERT of no rows still opens run_tags and its indexes: ~7 µs of server time).
 WITH ins AS (
     INSERT INTO runs (
         id, environment, task_id, status, payload, metadata, tags, queue, concurrency_key,
@@ -89,7 +103,35 @@ WITH ins AS (
         :is_test, :created_at, :created_at, :debounce_key, :ttl_expires_at, :version
     )
     ON CONFLICT DO NOTHING
-    RETURNING id, environment
+    RETURNING id, environment, created_at, status, metadata
+), created AS (
+    INSERT INTO run_events (run_id, ts, kind, message, attributes)
+    SELECT id, created_at, 'created', status, NULLIF(metadata, '{}') FROM ins
+)
+SELECT pg_notify('shipyard_ready', ins.environment) FROM ins;
+
+-- name: run_insert_notify_tags
+-- run_insert_notify, and the run's tags.
+WITH ins AS (
+    INSERT INTO runs (
+        id, environment, task_id, status, payload, metadata, tags, queue, concurrency_key,
+        priority_ms, queued_at, sort_key, available_at, delay_until, ttl_ms, max_attempts,
+        idempotency_key, idempotency_key_expires_at, parent_run_id, root_run_id, depth,
+        batch_id, batch_index, machine, max_duration_s, trigger_function, is_test,
+        created_at, updated_at, debounce_key, ttl_expires_at, version
+    ) VALUES (
+        :id, :environment, :task_id, :status, :payload, :metadata, :tags,
+        :queue, :concurrency_key, :priority_ms, :queued_at, :sort_key,
+        :available_at, :delay_until, :ttl_ms, :max_attempts, :idempotency_key,
+        :idempotency_key_expires_at, :parent_run_id, :root_run_id, :depth,
+        :batch_id, :batch_index, :machine, :max_duration_s, :trigger_function,
+        :is_test, :created_at, :created_at, :debounce_key, :ttl_expires_at, :version
+    )
+    ON CONFLICT DO NOTHING
+    RETURNING id, environment, created_at, status, metadata
+), created AS (
+    INSERT INTO run_events (run_id, ts, kind, message, attributes)
+    SELECT id, created_at, 'created', status, NULLIF(metadata, '{}') FROM ins
 ), tagged AS (
     INSERT INTO run_tags (run_id, tag)
     SELECT ins.id, t.tag FROM ins, unnest(CAST(:tag_list AS text[])) AS t(tag)

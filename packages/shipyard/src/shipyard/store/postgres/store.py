@@ -3,11 +3,12 @@
 Pooled connections run in autocommit: a one-statement operation is its own transaction and
 costs one round trip and one commit; a procedure that yields ``begin`` runs the rest in
 ``conn.transaction()``. The hot paths are one statement each: the common trigger (insert,
-tags and NOTIFY), the claim (the environment's slot row locked ``FOR UPDATE``, then one
-statement that picks and leases the runs, both sent in one pipeline), a batch of finishes
-(``json_to_recordset``, events included), so a worker pays one round trip per batch rather
-than per run. Workers are woken by ``NOTIFY shipyard_ready`` (one
-per trigger call or batch, never one per row) and keep a backup poll for lost notifications.
+its created event, tags and NOTIFY; on a blocking connection when nothing else runs on the
+caller's loop, ``inline.py``), the claim (the environment's slot row locked ``FOR UPDATE``,
+then one statement that picks and leases the runs, both sent in one pipeline), a batch of
+finishes (``json_to_recordset``, events included), so a worker pays one round trip per batch
+rather than per run. Workers are woken by ``NOTIFY shipyard_ready`` (one per trigger call or
+batch, never one per row) and keep a backup poll for lost notifications.
 Heartbeats use a plain synchronous connection on the heartbeat thread, independent of the
 event loop.
 
@@ -52,6 +53,7 @@ from shipyard.store.params import (
     WorkerHeartbeatParams,
 )
 from shipyard.store.postgres.driver import borrow, drive, drive_blocking
+from shipyard.store.postgres.inline import InlineInserts
 from shipyard.store.postgres.listener import (
     CONNECT_TIMEOUT_SECONDS as CONNECT_TIMEOUT_SECONDS,
 )
@@ -175,6 +177,7 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
         self._heartbeat_lock = threading.Lock()
         self._listeners: list[PostgresListener] = []
         self._slot_rows: set[str] = set()
+        self._inline = InlineInserts(url, self._set_search_path, f"{self._pool.name}-")
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -234,6 +237,7 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
             listener.close()
         if self._opened:
             await self._pool.close()
+        self._inline.close()
         with self._heartbeat_lock:
             if self._heartbeat_conn is not None:
                 self._heartbeat_conn.close()
@@ -287,14 +291,20 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
         if params.connection is not None:
             return await self._drive_caller(params.connection, procedures.run_insert(params))
         await self._ensure_open()
+        # Fast path: insert, event, tags and NOTIFY in one autocommit statement; on a blocking
+        # connection when nothing else runs on this loop (inline.py).
+        values = insert_row(params)
+        query, bound = _Q["run_insert_notify"], values
+        if params.tags:
+            query, bound = _Q["run_insert_notify_tags"], {**values, "tag_list": list(params.tags)}
+        done = self._inline.insert(query, bound)
+        if done:
+            return RunInsertResult(inserted_record(values), cached=False)
         async with borrow(self._pool) as conn:
-            # Fast path: insert + tags + NOTIFY in one autocommit statement.
-            values = insert_row(params)
-            cursor = await conn.execute(
-                _Q["run_insert_notify"], {**values, "tag_list": list(params.tags)}
-            )
-            if await cursor.fetchone() is not None:
-                return RunInsertResult(inserted_record(values), cached=False)
+            if done is None:
+                cursor = await conn.execute(query, bound)
+                if await cursor.fetchone() is not None:
+                    return RunInsertResult(inserted_record(values), cached=False)
             # A key is held: resolve it in a transaction.
             return await drive(conn, procedures.run_insert(params))
 
