@@ -479,3 +479,88 @@ def test_sqlite_hot_statements_search_indexes(lite: sqlite3.Connection) -> None:
             if "runs_by_environment (environment=?)" in detail:
                 problems.append(f"{name}: {detail}")
     assert problems == [], "\n".join(problems)
+
+
+# --- PostgreSQL: a batch of runs suspending at durable waits ---------------------------------
+
+# Pending tokens (and the run_waitpoints of recorded calls) beside the backlog: a worker's
+# suspend batch blocks the 100 executing runs on 100 of them.
+WAITS = [
+    "INSERT INTO waitpoints (id, environment, kind, status, created_at) "
+    "SELECT 'waitpoint_' || lpad(g::text, 6, '0'), 'development', 'MANUAL', 'PENDING', 0 "
+    f"FROM generate_series(1, {DEEP}) AS g",
+    "INSERT INTO run_waitpoints (run_id, attempt_number, seq, waitpoint_id, call, created_at) "
+    "SELECT 'run_deep' || lpad(g::text, 6, '0'), 1, 0, 'waitpoint_' || lpad(g::text, 6, '0'), "
+    f"'wait', 0 FROM generate_series(1, {DEEP}) AS g",
+]
+# The indexes a suspend may read its tables through, each probed by its key: the primary keys
+# (and a batch waitpoint's runs by batch id).
+KEYS = {"runs_pkey", "waitpoints_pkey", "run_waitpoints_pkey", "runs_by_batch"}
+TABLES = {"runs", "waitpoints", "run_waitpoints"}
+
+
+def suspend_statements() -> dict[str, dict[str, Any]]:
+    """The statements of PostgresWaitpoints._block_many and waitpoint_reads, as sent."""
+    env = {"environment": ENV}
+    waitpoints = [f"waitpoint_{i:06d}" for i in range(1, 101)]
+    blocks = [
+        {
+            "run_id": f"run_exec{i:06d}",
+            "attempt_number": 1,
+            "worker_id": "w1",
+            "seq": 0,
+            "call": "wait.for_token",
+            "now": NOW,
+            "waitpoint_id": waitpoints[i],
+            "id": waitpoints[i],
+        }
+        for i in range(100)
+    ]
+    ids = json.dumps(waitpoints)
+    asks = [
+        {"ord": i, "run_id": b["run_id"], "attempt_number": 1, "seq": 0}
+        for i, b in enumerate(blocks)
+    ]
+    return {
+        "waitpoint_block_check": {**env, "ids": ids, "count": 100},
+        "waitpoint_link_many": {**env, "input": json.dumps(blocks)},
+        "waitpoint_settle_many": {**env, "ids": ids, "now": NOW},
+        "waitpoint_block_get_many": {**env, "ids": ids},
+        "run_suspend_pending": {**env, "input": json.dumps(blocks)},
+        "waitpoint_get_many": {**env, "ids": ids},
+        "waitpoint_recorded_many": {**env, "input": json.dumps(asks)},
+    }
+
+
+def key_problems(name: str, plan: dict[str, Any]) -> list[str]:
+    """Accesses of a suspend's tables other than key probes."""
+    problems = []
+    for node in plan_nodes(plan):
+        index = node.get("Index Name")
+        if node.get("Relation Name") in TABLES and node["Node Type"] == "Seq Scan":
+            problems.append(f"{name}: Seq Scan on {node['Relation Name']}")
+        elif (
+            index is not None
+            and index.startswith(("runs_", "waitpoints_", "run_waitpoints_"))
+            and (index not in KEYS or not node.get("Index Cond"))
+        ):
+            problems.append(f"{name}: {index} (Index Cond: {node.get('Index Cond')})")
+    return problems
+
+
+def test_postgres_suspend_statements_probe_primary_keys(pg: psycopg.Connection[Any]) -> None:
+    """A batch of runs suspending reads runs and waitpoints by primary key only, on tables
+    filled since their last analyze: planned on such statistics, "environment = ..." looked
+    selective, and the suspend hashed or scanned every waitpoint and run of the environment
+    per batch (or the worker's executing runs per block): 20-40 ms of server time per 100
+    runs, under the environment's slot lock (bench/waits.py, issue 16)."""
+    for statement in WAITS:
+        pg.execute(statement.encode())
+    queries = load_queries("postgres")
+    problems = []
+    for name, params in suspend_statements().items():
+        problems += key_problems(name, explain_custom(pg, queries[name], params))
+        problems += key_problems(
+            f"{name} (generic)", explain_generic(pg, name, queries[name], params)
+        )
+    assert problems == [], "\n".join(problems)

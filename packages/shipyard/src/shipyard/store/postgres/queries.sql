@@ -677,17 +677,33 @@ FOR SHARE;
 -- run_suspend for every block of a batch whose waitpoint is still pending, in one statement
 -- (waitpoint_block_many: one firing of the slot and status triggers per batch, not one per
 -- run). Each row is fenced like a finish; the ids suspended come back.
-UPDATE runs r SET status = 'WAITING', lease_expires_at = NULL, updated_at = i.now
-FROM json_to_recordset(CAST(:input AS json)) AS i(
-    run_id text, attempt_number bigint, worker_id text, waitpoint_id text, now bigint
+--
+-- The batch statements of a suspend find their rows by primary key only: "= ANY (ARRAY(...))",
+-- and "IS NOT DISTINCT FROM" (the same test as "=" on these NOT NULL columns, but one no index
+-- serves) for the environment and status. On tables filled since their last analyze (a new
+-- install's first minute, a burst) the planner takes "environment = ..." for a selective
+-- condition and used the environment's indexes (or the partial ones of a status) instead:
+-- scans of every run or waitpoint of the environment, per block — a 100-run suspend took
+-- 20-40 ms of server time, growing with the tables, under the environment's slot lock.
+WITH i AS MATERIALIZED (
+    SELECT * FROM json_to_recordset(CAST(:input AS json)) AS i(
+        run_id text, attempt_number bigint, worker_id text, waitpoint_id text, now bigint
+    )
+), pending AS MATERIALIZED (
+    SELECT w.id FROM waitpoints w
+    WHERE w.id = ANY (ARRAY(SELECT waitpoint_id FROM i))
+      AND w.environment IS NOT DISTINCT FROM :environment
+      AND w.status IS NOT DISTINCT FROM 'PENDING'
+), ok AS MATERIALIZED (
+    SELECT * FROM i WHERE waitpoint_id IN (SELECT id FROM pending)
 )
-WHERE r.id = i.run_id
-  AND r.environment = :environment AND r.status = 'EXECUTING'
-  AND r.attempt_number = i.attempt_number AND r.lease_owner = i.worker_id
-  AND EXISTS (
-    SELECT 1 FROM waitpoints w
-    WHERE w.environment = :environment AND w.id = i.waitpoint_id AND w.status = 'PENDING'
-  )
+UPDATE runs r SET status = 'WAITING', lease_expires_at = NULL, updated_at = ok.now
+FROM ok
+WHERE r.id = ANY (ARRAY(SELECT run_id FROM ok))
+  AND r.id = ok.run_id
+  AND r.environment IS NOT DISTINCT FROM :environment
+  AND r.status IS NOT DISTINCT FROM 'EXECUTING'
+  AND r.attempt_number = ok.attempt_number AND r.lease_owner = ok.worker_id
 RETURNING r.id;
 
 -- name: waitpoint_get_many
@@ -697,21 +713,28 @@ SELECT id, environment, kind, status, completes_at, timeout_at, idempotency_key,
     idempotency_key_expires_at, tags, output, output_is_error, target_id, created_at,
     completed_at
 FROM waitpoints
-WHERE environment = :environment
+WHERE environment IS NOT DISTINCT FROM :environment
   AND id = ANY (ARRAY(SELECT value FROM json_array_elements_text(CAST(:ids AS json))));
 
 -- name: waitpoint_recorded_many
 -- waitpoint_recorded for many (run, attempt, seq) in one statement; ``ord`` is the ask's
--- position (primary-key probes of run_waitpoints, then of waitpoints).
-SELECT i.ord, rw.call, w.id, w.environment, w.kind, w.status, w.completes_at, w.timeout_at,
+-- position: primary-key probes of run_waitpoints, then of waitpoints (see run_suspend_pending:
+-- a join with "w.environment = ..." was planned as a scan of every waitpoint of the environment).
+WITH i AS MATERIALIZED (
+    SELECT * FROM json_to_recordset(CAST(:input AS json)) AS i(
+        ord bigint, run_id text, attempt_number bigint, seq bigint
+    )
+), rw AS MATERIALIZED (
+    SELECT i.ord, rw.call, rw.waitpoint_id FROM run_waitpoints rw JOIN i
+      ON rw.run_id = i.run_id AND rw.attempt_number = i.attempt_number AND rw.seq = i.seq
+    WHERE rw.run_id = ANY (ARRAY(SELECT run_id FROM i))
+)
+SELECT rw.ord, rw.call, w.id, w.environment, w.kind, w.status, w.completes_at, w.timeout_at,
     w.idempotency_key, w.idempotency_key_expires_at, w.tags, w.output, w.output_is_error,
     w.target_id, w.created_at, w.completed_at
-FROM json_to_recordset(CAST(:input AS json)) AS i(
-    ord bigint, run_id text, attempt_number bigint, seq bigint
-)
-JOIN run_waitpoints rw
-  ON rw.run_id = i.run_id AND rw.attempt_number = i.attempt_number AND rw.seq = i.seq
-JOIN waitpoints w ON w.id = rw.waitpoint_id AND w.environment = :environment;
+FROM rw JOIN waitpoints w ON w.id = rw.waitpoint_id
+WHERE w.id = ANY (ARRAY(SELECT waitpoint_id FROM rw))
+  AND w.environment IS NOT DISTINCT FROM :environment;
 
 -- name: waitpoint_insert_many
 -- New waitpoints (no idempotency keys) from one JSON array, in one statement; their ids back.
@@ -739,14 +762,22 @@ SELECT i.run_id, i.attempt_number, i.seq, i.waitpoint_id, i.call, i.now
 FROM json_to_recordset(CAST(:input AS json)) AS i(
     run_id text, attempt_number bigint, seq bigint, waitpoint_id text, call text, now bigint
 )
-WHERE EXISTS (SELECT 1 FROM runs WHERE id = i.run_id AND environment = :environment)
+-- Primary-key probes (see run_suspend_pending; an EXISTS was hashed over every run of the
+-- environment).
+WHERE i.run_id = ANY (ARRAY(
+    SELECT id FROM runs
+    WHERE id = ANY (ARRAY(
+        SELECT b ->> 'run_id' FROM json_array_elements(CAST(:input AS json)) AS b))
+      AND environment IS NOT DISTINCT FROM :environment
+))
 ON CONFLICT DO NOTHING;
 
 -- name: waitpoint_settle_many
--- waitpoint_settle_one for the waitpoints of a batch of blocks.
+-- waitpoint_settle_one for the waitpoints of a batch of blocks (primary-key probes here and in
+-- the next two statements: see run_suspend_pending).
 UPDATE waitpoints SET status = 'COMPLETED', completed_at = :now
-WHERE environment = :environment AND status = 'PENDING'
-  AND id IN (SELECT value FROM json_array_elements_text(CAST(:ids AS json)))
+WHERE environment IS NOT DISTINCT FROM :environment AND status IS NOT DISTINCT FROM 'PENDING'
+  AND id = ANY (ARRAY(SELECT value FROM json_array_elements_text(CAST(:ids AS json))))
   AND (
     (kind = 'DATETIME' AND completes_at <= :now)
     OR (kind = 'RUN' AND EXISTS (
@@ -765,8 +796,8 @@ SELECT id, environment, kind, status, completes_at, timeout_at, idempotency_key,
     idempotency_key_expires_at, tags, output, output_is_error, target_id, created_at,
     completed_at
 FROM waitpoints
-WHERE environment = :environment
-  AND id IN (SELECT value FROM json_array_elements_text(CAST(:ids AS json)))
+WHERE environment IS NOT DISTINCT FROM :environment
+  AND id = ANY (ARRAY(SELECT value FROM json_array_elements_text(CAST(:ids AS json))))
 ORDER BY id
 FOR SHARE;
 
@@ -775,8 +806,8 @@ FOR SHARE;
 -- before anything is linked or suspended: the store reports it as not found, and the engine
 -- then blocks each call alone, so only the bad one fails.
 SELECT CAST(1 / (CASE WHEN count(*) = :count THEN 1 ELSE 0 END) AS int) FROM waitpoints
-WHERE environment = :environment
-  AND id IN (SELECT value FROM json_array_elements_text(CAST(:ids AS json)));
+WHERE environment IS NOT DISTINCT FROM :environment
+  AND id = ANY (ARRAY(SELECT value FROM json_array_elements_text(CAST(:ids AS json))));
 
 -- name: runs_wake_notify
 -- runs_wake, and the environment's workers woken in the same statement if any run was
