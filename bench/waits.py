@@ -108,7 +108,24 @@ async def run(args: argparse.Namespace, env: Env) -> dict[str, Any]:
             round_trips.append(time.perf_counter() - t0)
 
     result: dict[str, Any] = {"bench": "waits", "backend": env.backend}
+    try:
+        seen = (parked_events, tokens, resumed)
+        await _parts(args, engine, result, (park, parent), seen, round_trips)
+    finally:
+        # Closed here, not left to asyncio.run: its cancellation of the pool's tasks at exit
+        # sometimes never returned (the process hung after the last part, its line unprinted).
+        await engine.close()
+    return result
 
+
+async def _parts(
+    args: argparse.Namespace,
+    engine: Any,
+    result: dict[str, Any],
+    tasks: tuple[Any, Any],
+    seen: tuple[dict[str, asyncio.Event], dict[str, str], dict[str, float]],
+    round_trips: list[float],
+) -> None:
     parts = set(args.parts.split(","))
     if parts & {"resume", "round-trip"}:
         await _latencies(
@@ -116,16 +133,14 @@ async def run(args: argparse.Namespace, env: Env) -> dict[str, Any]:
             engine,
             result,
             parts,
-            (park, parent),
-            (parked_events, tokens, resumed),
+            tasks,
+            seen,
             round_trips,
         )
     # The stop after the latencies sometimes leaves a pooled connection out of step on
     # PostgreSQL (docs/benchmarks.md, "Found and left"): --parts park measures parking alone.
-    if "park" not in parts:
-        return result
-    await _parking(args, engine, result)
-    return result
+    if "park" in parts:
+        await _parking(args, engine, result)
 
 
 async def _latencies(
