@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from shipyard.clock import Clock, SystemClock
 from shipyard.config import Settings
@@ -18,6 +19,8 @@ from shipyard.durations import parse_duration_ms
 from shipyard.engine.auth import sign_token
 from shipyard.engine.definitions import Definitions, default_definitions
 from shipyard.engine.transitions import TransitionLog
+from shipyard.models.handles import Result
+from shipyard.models.runs import final_result
 from shipyard.records import TaskRecord
 from shipyard.store import Store, is_unavailable, open_store
 from shipyard.store.params import MigrateParams
@@ -28,6 +31,10 @@ HANDLE_TOKEN_TTL_S = 3600
 LIVE_WORKER_MIN_MS = 30_000
 """A worker counts as live (for versions: PENDING_VERSION, the version lock) while it has not
 stopped and heartbeated within this long, or two leases if that is longer."""
+
+
+# Final results kept for in-process parents (note_final): a few hundred KB at most.
+_FINALS_KEPT = 1_000
 
 
 class EngineBase:
@@ -65,6 +72,9 @@ class EngineBase:
         self._rate_interval_ms = parse_duration_ms(settings.trigger_rate_interval)
         self._secret: str | None = None
         self._finish_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        # Children this process's workers finished (final), kept for a parent waiting here:
+        # run id -> (task id, status, output, error), the oldest dropped past _FINALS_KEPT.
+        self._finals: dict[str, tuple[str, str, str | None, str | None]] = {}
 
     def now(self) -> int:
         """The engine's clock, in epoch milliseconds."""
@@ -109,6 +119,24 @@ class EngineBase:
         )
 
     # -- in-process finish notifications --------------------------------------------------
+
+    def note_final(
+        self, run_id: str, task_id: str, status: str, output: str | None, error: str | None
+    ) -> None:
+        """A worker of this engine wrote a child run's final result (its finish accepted): its
+        parent, resumed by the same transaction, takes it from here instead of reading the
+        row back (:meth:`take_final`; a final run's result never changes)."""
+        self._finals[run_id] = (task_id, status, output, error)
+        if len(self._finals) > _FINALS_KEPT:  # parents waiting elsewhere never take theirs
+            del self._finals[next(iter(self._finals))]
+
+    def take_final(self, run_id: str) -> Result[Any] | None:
+        """The result :meth:`note_final` kept for ``run_id`` (once), or None."""
+        found = self._finals.pop(run_id, None)
+        if found is None:
+            return None
+        task_id, status, output, error = found
+        return final_result(run_id, task_id, status, output, error)
 
     def run_finished(self, run_ids: Sequence[str]) -> None:
         """Wake in-process waiters of these runs (a worker calls this after finishing them)."""

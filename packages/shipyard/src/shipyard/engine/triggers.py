@@ -535,7 +535,10 @@ class TriggerOps(EngineBase):
             reread=False,  # the child's row is read below; the waitpoint adds nothing
         )
         assert waitpoint.target_id is not None
-        return result_of(await self.get_run(waitpoint.target_id))
+        # The child finished on this process's worker, in the transaction that claimed this
+        # parent back (the usual case): its result is known, no read.
+        found = self.take_final(waitpoint.target_id)
+        return found if found is not None else result_of(await self.get_run(waitpoint.target_id))
 
     async def batch_trigger_and_wait(
         self, entries: Sequence[Mapping[str, Any]], options: Mapping[str, Any]

@@ -57,10 +57,18 @@ def error_of(run: RunRecord) -> TaskRunError | None:
 
 def result_of(run: RunRecord) -> Result[Any]:
     """A finished run as a :class:`Result`."""
-    if run.status == RunStatus.COMPLETED:
-        return Result(ok=True, id=run.id, task_identifier=run.task_id, output=loads(run.output))
-    error = error_of(run) or TaskRunError(name=run.status, message=f"Run ended {run.status}.")
-    return Result(ok=False, id=run.id, task_identifier=run.task_id, error=error)
+    return final_result(run.id, run.task_id, run.status, run.output, run.error)
+
+
+def final_result(
+    run_id: str, task_id: str, status: str, output: str | None, error: str | None
+) -> Result[Any]:
+    """A run that ended with ``status`` and the stored ``output`` or ``error`` (JSON text) as a
+    :class:`Result`."""
+    if status == RunStatus.COMPLETED:
+        return Result(ok=True, id=run_id, task_identifier=task_id, output=loads(output))
+    found = _error(error) or TaskRunError(name=status, message=f"Run ended {status}.")
+    return Result(ok=False, id=run_id, task_identifier=task_id, error=found)
 
 
 @dataclass(frozen=True, slots=True)

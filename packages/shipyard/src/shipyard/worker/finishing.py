@@ -61,9 +61,14 @@ async def write_batch(worker: Worker, batch: list[tuple[_Active, AttemptOutcome]
     async with worker.claim_lock:
         began = time.monotonic()
         accepted, claimed = await _write_results(worker, results, freeing=len(batch))
-        for active, _ in batch:
+        for (active, _), ok, result in zip(batch, accepted, results, strict=True):
             if worker.active.get(active.run.id) is active:
                 del worker.active[active.run.id]
+            if ok and result.parent_run_id and RunStatus(result.status).is_final:
+                # Before the parents this claim took back continue (take, below).
+                worker.engine.note_final(
+                    result.run_id, active.run.task_id, result.status, result.output, result.error
+                )
         for run in claimed:
             worker.take(run)
     if claimed:  # outside the lock: a heartbeat may wait for the database
