@@ -14,7 +14,9 @@ from test_waits import status_becomes
 from shipyard import WaitpointTimeoutError, task, wait
 from shipyard.config import Settings
 from shipyard.engine.engine import Engine
+from shipyard.ids import new_id
 from shipyard.server.app import create_app
+from shipyard.store.params import WaitpointCreateParams
 
 
 def approval_task(tokens: dict[str, str]) -> Any:
@@ -119,3 +121,45 @@ async def test_callback_with_an_empty_body_completes_with_an_empty_object(
     again = await wait.create_token(idempotency_key="same")
     cached = await wait.create_token(idempotency_key="same")
     assert cached.id == again.id and cached.is_cached
+
+
+async def test_waiting_for_an_unknown_token_or_a_non_token_fails_at_once(
+    engine: Engine, start_worker: Callable[..., Any]
+) -> None:
+    """wait.for_token reads the token with its recorded-call lookup (one round trip): an id
+    that names no token, or a waitpoint that is not a token (a wait.until's), fails the call
+    before anything is suspended; a good token after them still waits."""
+    from shipyard.errors import WaitpointNotFoundError
+
+    seen: list[str] = []
+
+    @task(id="w-unknown-token", retry={"max_attempts": 1})
+    async def unknown(payload: None) -> list[str]:
+        try:
+            await wait.for_token("waitpoint_nope")
+        except WaitpointNotFoundError as exc:
+            seen.append(str(exc))
+        date = await engine.store.waitpoint_create(
+            WaitpointCreateParams(
+                id=new_id("waitpoint"),
+                environment=engine.environment,
+                kind="DATETIME",
+                now=engine.now(),
+                completes_at=engine.now() + 60_000,
+            )
+        )
+        try:
+            await wait.for_token(date[0].id)
+        except WaitpointNotFoundError as exc:
+            seen.append(str(exc))
+        token = await wait.create_token()
+        await wait.complete_token(token, {"fine": 1})
+        return [*seen, str((await wait.for_token(token)).output)]
+
+    await start_worker()
+    handle = await unknown.trigger(None)
+    run = await engine.wait_for_final(handle.id, timeout=10)
+    assert run.status == "COMPLETED", run.error
+    first, second, last = json.loads(run.output or "[]")
+    assert "waitpoint_nope not found" in first and "not found" in second
+    assert last == "{'fine': 1}"

@@ -32,17 +32,24 @@ class Coalescer(Generic[P, R]):
         self._write_many = write_many
         self._pending: list[tuple[P, asyncio.Future[R]]] = []
         self._writing = False
+        self._writer: asyncio.Task[None] | None = None
 
     async def submit(self, item: P) -> R:
         """Write ``item`` with the next batch; its result (or its exception, raised here)."""
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        return await self.enqueue(item)
+
+    def enqueue(self, item: P) -> asyncio.Future[R]:
+        """:meth:`submit` without a coroutine: ``item`` is queued now; await the future for its
+        result. (A caller with two items to send together needs no task for the second.)"""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
         self._pending.append((item, future))
         if not self._writing:
             # The writer starts at the next turn of the loop: items submitted in this turn join
             # the first batch.
             self._writing = True
-            asyncio.get_running_loop().create_task(self._drain())
-        return await future
+            self._writer = loop.create_task(self._drain())  # referenced: not collected
+        return future
 
     async def _drain(self) -> None:
         try:

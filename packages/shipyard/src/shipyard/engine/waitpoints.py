@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from shipyard.durations import parse_duration_ms, resolve_time
@@ -239,6 +239,27 @@ class WaitpointOps(RunOps):
                 waitpoint_id=waitpoint_id,
             )
         return found
+
+    def token_check(self, waitpoint_id: str) -> Awaitable[WaitpointRecord]:
+        """:meth:`get_token`'s read, queued now with the reads made in this turn of the loop
+        (``wait.for_token`` sends it with its recorded-call lookup); await it for the row or
+        :class:`WaitpointNotFoundError`. Inside a run only (the engine is started)."""
+        check_text(waitpoint_id, "token id")
+        found = self._waitpoint_reads.enqueue(
+            WaitpointGetParams(environment=self.environment, waitpoint_id=waitpoint_id)
+        )
+        return self._checked_token(waitpoint_id, found)
+
+    async def _checked_token(
+        self, waitpoint_id: str, found: Awaitable[WaitpointRecord | RecordedCall | None]
+    ) -> WaitpointRecord:
+        record = await found
+        if not isinstance(record, WaitpointRecord) or record.kind != "MANUAL":
+            raise WaitpointNotFoundError(
+                f"Wait token {waitpoint_id} not found in environment '{self.environment}'.",
+                waitpoint_id=waitpoint_id,
+            )
+        return record
 
     async def retrieve_token(self, waitpoint_id: str) -> WaitTokenInfo:
         """A token's status, data and times."""

@@ -11,7 +11,6 @@ parks in its worker until the run is claimed again.
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -62,11 +61,11 @@ async def durable_call(
 
     ``call`` names the call and its target (compared on replay); ``create`` makes the
     waitpoint (or returns an existing waitpoint's id) the first time only; ``wait`` builds
-    the object ``on_wait``/``on_resume`` receive from the waitpoint. ``check`` (makes a read
-    that raises when the call cannot be made, e.g. an unknown token) is awaited with the
-    recorded-call lookup: one round trip for both. ``reread=False``: the caller needs only
-    what the waitpoint was blocked with (a run or batch waitpoint's target), not its row
-    after the resume.
+    the object ``on_wait``/``on_resume`` receive from the waitpoint. ``check`` (queues a read,
+    when called, whose awaitable raises when the call cannot be made, e.g. an unknown token)
+    goes with the recorded-call lookup: one round trip for both. ``reread=False``: the caller
+    needs only what the waitpoint was blocked with (a run or batch waitpoint's target), not
+    its row after the resume.
     """
     driver = scope.waits
     assert driver is not None
@@ -111,22 +110,20 @@ async def _durable_call(
     scope.wait_seq += 1
     recorded = None
     if scope.recorded_through is None or seq <= scope.recorded_through:
+        # The check's read is queued first, the lookup's right after, in this turn of the
+        # loop: one batch, one round trip, and no task of its own (a parked run's CPU is
+        # mostly such per-call overhead).
+        checked = check() if check is not None else None
         lookup = engine.recorded_call(
             WaitpointRecordedParams(
                 environment=engine.environment, run_id=run_id, attempt_number=attempt, seq=seq
             )
         )
-        if check is not None:
-            # The check's task runs before the coalescer's writer (created when the lookup
-            # submits): both reads go in one batch, one round trip. (One task, not gather's
-            # two: a parked run's CPU is mostly such per-call overhead.)
-            checked = asyncio.ensure_future(check())
-            try:
-                recorded = await lookup
-            finally:
-                await checked
-        else:
+        try:
             recorded = await lookup
+        finally:
+            if checked is not None:
+                await checked
         if recorded is None:
             # Calls are recorded in order, and only by the coroutine executing the attempt:
             # none is recorded past this one, so later calls of this coroutine skip the read.
@@ -244,5 +241,5 @@ async def wait_for_token(scope: RunScope, token_id: str) -> WaitpointRecord:
         create,
         lambda wp: {"type": "token", "token": {"id": wp.id}},
         # Fails fast on an unknown token (read with the recorded-call lookup).
-        check=lambda: scope.engine.get_token(token_id),
+        check=lambda: scope.engine.token_check(token_id),
     )
