@@ -5,7 +5,10 @@ One process holds the engine and an in-process worker (so the clocks of "complet
 
 * parked: N runs each park at ``wait.for_token`` in one worker (concurrency 500); RSS after
   all are parked minus RSS after they were triggered (before the worker started), divided by
-  N; ``parks_per_s``: (N - 1) / (last park - first park), and this process's CPU per park;
+  N; ``parks_per_s``: (N - 1) / (last park - first park), and this process's CPU per park.
+  Once each part's worker has started, the collector is set up as ``shipyard worker`` sets
+  up its process (``worker/heap.py``; ``--no-worker-heap``: CPython's defaults, as before:
+  there the latencies moved with the size of the heap, e.g. whether PyJWT was imported);
 * resume: a run parks at a token; the bench completes the token and the task notes when its
   code continues (sequential, ``--samples`` times), p50/p99;
 * round trip: one parent runs ``trigger_and_wait`` of a no-op child ``--samples`` times in a
@@ -152,6 +155,7 @@ async def _latencies(
     seen: tuple[dict[str, asyncio.Event], dict[str, str], dict[str, float]],
     round_trips: list[float],
 ) -> None:
+    from shipyard.worker.heap import freeze_startup_heap
     from shipyard.worker.worker import Worker
 
     park, parent = tasks
@@ -159,6 +163,8 @@ async def _latencies(
     # -- resume latency -------------------------------------------------------------------
     worker = Worker(engine, concurrency=50, poll_interval=0.5)
     await worker.start()
+    if args.worker_heap:
+        freeze_startup_heap()  # as `shipyard worker` does (see _parking)
     latencies = []
     failed = 0
     for _ in range(args.samples if "resume" in parts else 0):
@@ -207,6 +213,7 @@ async def _latencies(
 
 
 async def _parking(args: argparse.Namespace, engine: Any, result: dict[str, Any]) -> None:
+    from shipyard.worker.heap import freeze_startup_heap
     from shipyard.worker.worker import Worker
 
     # -- memory per parked run ------------------------------------------------------------
@@ -216,6 +223,11 @@ async def _parking(args: argparse.Namespace, engine: Any, result: dict[str, Any]
     worker = Worker(engine, concurrency=500, poll_interval=0.2)
     started = time.perf_counter()
     await worker.start()
+    if args.worker_heap:
+        # What `shipyard worker` does once started (worker/heap.py): the parked runs' heap is
+        # this process's, and its full collections (~50-80 ms each, 5 in 5,000 parks) were
+        # a tenth of the parking's CPU here, where the worker process makes none.
+        freeze_startup_heap()
     first = None
     count, done = 0, started
     while len(worker.parked) < args.parked and time.perf_counter() - started < args.timeout:
@@ -243,6 +255,7 @@ async def _parking(args: argparse.Namespace, engine: Any, result: dict[str, Any]
     result["rss_before_kb"] = before
     result["rss_after_kb"] = after
     result["rss_per_parked_kb"] = round((after - before) / max(1, len(worker.parked)), 2)
+    result["worker_heap"] = args.worker_heap
     await worker.stop(grace=0)
 
 
@@ -256,6 +269,13 @@ def main() -> None:
         "--parts",
         default="resume,round-trip,park",
         help="which parts to run (comma-separated): resume, round-trip, park",
+    )
+    ap.add_argument(
+        "--no-worker-heap",
+        dest="worker_heap",
+        action="store_false",
+        help="leave the collector as it is (CPython's defaults, as before), instead of setting "
+        "it up as `shipyard worker` does once its worker has started",
     )
     add_backend_arg(ap)
     args = ap.parse_args()
