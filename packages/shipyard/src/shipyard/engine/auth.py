@@ -16,10 +16,6 @@ Example::
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +40,8 @@ def sign_token(
 ) -> str:
     """A HS256 JWT for ``environment`` granting ``scopes`` until ``now_s + expires_in_s``
     (``one_time_use``: a single-use token, with a unique ``jti``)."""
+    import jwt  # imported on first use: it pulls in cryptography (slow CLI start)
+
     claims: dict[str, Any] = {
         "sub": environment,
         "pub": True,
@@ -54,25 +52,7 @@ def sign_token(
     if one_time_use:
         claims["otu"] = True
         claims["jti"] = secrets.token_urlsafe(16)
-    return _hs256(claims, secret)
-
-
-def _b64(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
-
-
-# PyJWT's header for HS256 (its keys sorted, compact separators).
-_HEADER = _b64(b'{"alg":"HS256","typ":"JWT"}')
-
-
-def _hs256(claims: dict[str, Any], secret: str) -> str:
-    """The JWT ``jwt.encode(claims, secret, algorithm="HS256")`` makes, byte for byte, at a
-    fraction of its cost: PyJWT prepares the key on every call (it parses it as JSON, to refuse
-    a JWK, and raises inside), ~35 µs of a worker's CPU per wait token created."""
-    payload = json.dumps(claims, separators=(",", ":")).encode()
-    signing_input = _HEADER + b"." + _b64(payload)
-    signature = hmac.new(secret.encode(), signing_input, hashlib.sha256).digest()
-    return (signing_input + b"." + _b64(signature)).decode()
+    return jwt.encode(claims, secret, algorithm="HS256")
 
 
 def looks_like_jwt(token: str) -> bool:
