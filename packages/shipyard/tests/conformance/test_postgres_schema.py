@@ -174,7 +174,7 @@ async def test_the_trigger_functions_find_their_tables_whatever_the_search_path(
         )
         await conn.execute("UPDATE shipyard.runs SET status = 'EXECUTING', updated_at = 2")
         cursor = await conn.execute("SELECT kind, message FROM shipyard.run_events ORDER BY id")
-        # No 'created' event: the engine's insert statements write it, no trigger (0014).
+        # No 'created' event: the engine's insert statements write it, no trigger (0013).
         assert await cursor.fetchall() == [("status", "EXECUTING")]
         cursor = await conn.execute(
             "SELECT running FROM shipyard.environment_slots WHERE environment = 'e'"

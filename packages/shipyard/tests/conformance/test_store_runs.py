@@ -147,7 +147,7 @@ async def test_insert_and_get(store: Store) -> None:
 
 async def test_each_run_an_insert_creates_has_one_created_event(store: Store) -> None:
     # Whichever statement creates the run (PostgreSQL writes the events in its insert
-    # statements, migration 0014): one run with or without tags, runs of a batch; a repeated
+    # statements, migration 0013): one run with or without tags, runs of a batch; a repeated
     # idempotency key creates no run, so no event either.
     plain = (await store.run_insert(run_params())).run
     tagged = (await store.run_insert(run_params(tags=("a",), metadata='{"k":1}'))).run

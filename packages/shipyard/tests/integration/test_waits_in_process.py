@@ -261,7 +261,9 @@ async def test_a_run_taken_back_before_its_suspend_returns_continues_its_corouti
     run = await engine.wait_for_final(handle.id, timeout=30)
     assert (run.status, json.loads(run.output or "null")) == ("COMPLETED", {"ok": True})
     assert before == ["ran"]
-    assert not worker.parked and not worker.active
+    assert not worker.parked  # no first coroutine left behind, parked until evicted
+    # The finish commits before the worker lets go of the run.
+    await eventually(lambda: not worker.active, message="the worker to let go of the run")
 
 
 async def test_a_parent_resumed_by_its_childs_finish_here_reads_no_run_row(

@@ -11,7 +11,7 @@
 -- name: run_insert
 -- Runs in one statement; the rows travel as one JSON array (one C json.dumps instead of 30
 -- Python-dumped parameters each). Conflicts (an id or a key already held) are skipped. Each
--- inserted run gets its 'created' event here (migration 0014); the statement's row count is
+-- inserted run gets its 'created' event here (migration 0013); the statement's row count is
 -- that of the events, one per inserted run.
 WITH ins AS (
     INSERT INTO runs (
@@ -83,7 +83,7 @@ SELECT id, created_at, 'created', status, NULLIF(metadata, '{}') FROM ins ORDER 
 
 -- name: run_insert_notify
 -- The common trigger in one statement (one round trip, one commit in autocommit): insert the
--- run, its 'created' event (migration 0014) and NOTIFY in the same transaction, only if the
+-- run, its 'created' event (migration 0013) and NOTIFY in the same transaction, only if the
 -- row was inserted. No row back (a key conflict) means: resolve the keys in a transaction
 -- (procedures.run_insert). A run without tags uses this one; run_insert_notify_tags adds
 -- them (an INSERT of no rows still opens run_tags and its indexes: ~7 µs of server time).
