@@ -23,6 +23,32 @@ from shipyard.store.params import (
 from shipyard.testing.eventually import eventually
 
 
+def child_call(
+    engine: Engine, parent_id: str, task_id: str, worker_id: str
+) -> tuple[RunInsertParams, WaitpointBlockParams]:
+    """A ``trigger_and_wait`` call of run ``parent_id`` (attempt 1, first call) as the worker
+    sends it: the child to insert, and the block that inserts it and suspends the parent."""
+    now = engine.now()
+    run = RunInsertParams(
+        id=new_id("run"),
+        environment=engine.environment,
+        task_id=task_id,
+        status="QUEUED",
+        payload="null",
+        queue=f"task/{task_id}",
+        queued_at=now,
+        created_at=now,
+        parent_run_id=parent_id,
+    )
+    create = WaitpointCreateParams(
+        new_id("waitpoint"), engine.environment, "RUN", now, target_id=run.id, run=run
+    )
+    block = WaitpointBlockParams(
+        engine.environment, parent_id, 1, worker_id, 0, "trigger_and_wait", now, create
+    )
+    return run, block
+
+
 async def test_children_start_in_their_parents_suspend_without_the_claimer(
     engine: Engine, start_worker: Callable[..., Any]
 ) -> None:
@@ -142,24 +168,7 @@ async def test_a_child_the_suspending_worker_does_not_take_wakes_the_others(
         assert claimed.id == handle.id
         while await listener.wait(0.05):  # the trigger's own wake-up, and any other
             pass
-        now = engine.now()
-        run = RunInsertParams(
-            id=new_id("run"),
-            environment=engine.environment,
-            task_id="nt-child",
-            status="QUEUED",
-            payload="null",
-            queue="task/nt-child",
-            queued_at=now,
-            created_at=now,
-            parent_run_id=handle.id,
-        )
-        create = WaitpointCreateParams(
-            new_id("waitpoint"), engine.environment, "RUN", now, target_id=run.id, run=run
-        )
-        block = WaitpointBlockParams(
-            engine.environment, handle.id, 1, "worker_nt", 0, "trigger_and_wait", now, create
-        )
+        run, block = child_call(engine, handle.id, "nt-child", "worker_nt")
         results, took = await engine.suspend_and_claim(
             "worker_nt", [block], ["nt-parent"], 0, 60_000
         )
@@ -190,24 +199,7 @@ async def test_a_parent_the_finishing_worker_does_not_take_wakes_the_others(
         await engine.register_worker("worker_nf", doorbell_port=listener.port)
         handle = await parent.trigger(None)
         await engine.claim_runs("worker_nf", ["nf-parent"], 1, 60_000)
-        now = engine.now()
-        run = RunInsertParams(
-            id=new_id("run"),
-            environment=engine.environment,
-            task_id="nf-child",
-            status="QUEUED",
-            payload="null",
-            queue="task/nf-child",
-            queued_at=now,
-            created_at=now,
-            parent_run_id=handle.id,
-        )
-        create = WaitpointCreateParams(
-            new_id("waitpoint"), engine.environment, "RUN", now, target_id=run.id, run=run
-        )
-        block = WaitpointBlockParams(
-            engine.environment, handle.id, 1, "worker_nf", 0, "trigger_and_wait", now, create
-        )
+        run, block = child_call(engine, handle.id, "nf-child", "worker_nf")
         _, took = await engine.suspend_and_claim("worker_nf", [block], ["nf-child"], 0, 60_000)
         assert [r.id for r in took] == [run.id]
         while await listener.wait(0.05):  # earlier wake-ups

@@ -84,7 +84,7 @@ def build_context(
     return Context(
         run=RunInfo(
             id=run.id,
-            tags=tuple(loads(run.tags) or ()) if run.tags != "[]" else (),
+            tags=tuple(loads(run.tags) or ()),  # loads skips the parser for "[]"
             is_test=bool(run.is_test),
             is_replay=is_replay,
             created_at=run.created_at,
