@@ -1,5 +1,5 @@
--- The 'created' events of new runs are written by the statements that insert runs (each one
--- of queries.sql's three: run_insert, run_insert_bulk, run_insert_notify, in a CTE), not by
+-- The 'created' events of new runs are written by the statements that insert runs (each of
+-- queries.sql's run_insert*, in a CTE), not by
 -- 0007's statement trigger (issue 16, PostgreSQL single trigger). An AFTER trigger with a
 -- transition table costs every insert a tuplestore, a PL/pgSQL call and a plan of its own:
 -- ~35 µs of the ~350 µs a one-run trigger statement takes on the server (pgbench, prepared),
