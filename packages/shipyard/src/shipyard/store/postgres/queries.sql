@@ -365,11 +365,16 @@ WITH env AS MATERIALIZED (
         lease_expires_at = NULL,
         updated_at = i.now
     FROM input i
-    WHERE r.id = i.run_id
-      -- IS TRUE keeps the planner off runs_by_environment (every run the environment ever
-      -- had) for a BitmapAnd with runs_owner; the ids and the owner find the rows.
-      AND (r.environment = :environment) IS TRUE
-      AND r.status = 'EXECUTING'
+    -- By primary key only ("= ANY (ARRAY(...))"; environment and status by "IS NOT DISTINCT
+    -- FROM", which no index serves), as run_suspend_pending. Written "status = 'EXECUTING'",
+    -- the planner read runs_owner (the EXECUTING runs) with a bitmap scan, which walks every
+    -- entry of a run claimed since the last vacuum (bitmap scans never mark dead entries):
+    -- 33,400 entries per finish 30,000 runs into a drain, whose finishes went from ~6 to
+    -- ~11 ms per 100 runs (bench/claim_cycle.py --runs 40000).
+    WHERE r.id = ANY (ARRAY(SELECT run_id FROM input))
+      AND r.id = i.run_id
+      AND r.environment IS NOT DISTINCT FROM :environment
+      AND r.status IS NOT DISTINCT FROM 'EXECUTING'
       AND r.attempt_number = i.attempt_number
       AND r.lease_owner = i.worker_id
       AND (i.metadata_base IS NULL OR r.metadata = i.metadata_base)
@@ -496,9 +501,11 @@ RETURNING id;
 
 -- name: run_ownership
 -- "= ANY (ARRAY(...))": probes of the primary key; "IN (SELECT ...)" may plan as a hash join
--- over a scan of every run when statistics are old.
+-- over a scan of every run when statistics are old. The environment by "IS NOT DISTINCT FROM"
+-- (no index serves it): "environment = ..." let the planner read runs_by_environment, every
+-- run the environment ever had, every tick on every worker, when statistics say it has few.
 SELECT id, status, attempt_number, lease_owner FROM runs
-WHERE environment = :environment
+WHERE environment IS NOT DISTINCT FROM :environment
   AND id = ANY (ARRAY(SELECT json_array_elements_text(CAST(:ids AS json))));
 
 -- name: run_metadata_get
@@ -836,7 +843,7 @@ UNION ALL SELECT NULL FROM notified;
 -- "batch_id IS NOT NULL" (it let the planner walk runs_by_batch whole): a NULL target in the
 -- array matches nothing.
 UPDATE waitpoints SET status = 'COMPLETED', completed_at = :now
-WHERE status = 'PENDING' AND environment = :environment
+WHERE status IS NOT DISTINCT FROM 'PENDING' AND environment IS NOT DISTINCT FROM :environment
   AND target_id = ANY (ARRAY(
       SELECT value FROM json_array_elements_text(CAST(:ids AS json))
       UNION
@@ -852,10 +859,19 @@ WHERE status = 'PENDING' AND environment = :environment
 -- name: runs_wake_parents
 -- runs_wake for the runs waiting on the waitpoints of the runs a finish just ended (settled by
 -- waitpoint_settle_finished, a statement earlier in the same transaction), and NOTIFY if any.
+--
+-- This statement, runs_wake_parents_quiet, parents_queued_notify and waitpoint_settle_finished
+-- run in every finish that ends runs, under the environment's slot lock. They find rows by
+-- primary key and waitpoints_by_target only; environment, status and resume state are tested
+-- with "IS NOT DISTINCT FROM" (as "=" on these NOT NULL columns, but no index serves it).
+-- Written "status = 'QUEUED'", parents_queued_notify read runs_ready_by_group (every queued
+-- run) and filtered it by id: 29,800 rows and ~8 ms per finish with 30,000 runs queued, the
+-- drain's cost growing with its backlog; the same held for the WAITING runs (runs_waiting)
+-- and the pending waitpoints (waitpoints_pending) of runs parked at waits.
 WITH woken AS (
     UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
         updated_at = :now
-    WHERE environment = :environment AND status = 'WAITING'
+    WHERE environment IS NOT DISTINCT FROM :environment AND status IS NOT DISTINCT FROM 'WAITING'
       AND id = ANY (ARRAY(
       SELECT rw.run_id FROM waitpoints w JOIN run_waitpoints rw ON rw.waitpoint_id = w.id
       WHERE w.target_id = ANY (ARRAY(
@@ -863,7 +879,8 @@ WITH woken AS (
       UNION
       SELECT r.batch_id FROM runs r
       WHERE r.id = ANY (ARRAY(SELECT value FROM json_array_elements_text(CAST(:ids AS json))))))
-        AND w.environment = :environment AND w.status = 'COMPLETED'))
+        AND w.environment IS NOT DISTINCT FROM :environment
+        AND w.status IS NOT DISTINCT FROM 'COMPLETED'))
       AND NOT EXISTS (
         SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
         WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
@@ -881,7 +898,7 @@ UNION ALL SELECT NULL FROM notified;
 -- parents_queued_notify after it wakes workers only for the parents it left queued.
 UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
     updated_at = :now
-WHERE environment = :environment AND status = 'WAITING'
+WHERE environment IS NOT DISTINCT FROM :environment AND status IS NOT DISTINCT FROM 'WAITING'
   AND id = ANY (ARRAY(
   SELECT rw.run_id FROM waitpoints w JOIN run_waitpoints rw ON rw.waitpoint_id = w.id
   WHERE w.target_id = ANY (ARRAY(
@@ -889,7 +906,8 @@ WHERE environment = :environment AND status = 'WAITING'
   UNION
   SELECT r.batch_id FROM runs r
   WHERE r.id = ANY (ARRAY(SELECT value FROM json_array_elements_text(CAST(:ids AS json))))))
-    AND w.environment = :environment AND w.status = 'COMPLETED'))
+    AND w.environment IS NOT DISTINCT FROM :environment
+    AND w.status IS NOT DISTINCT FROM 'COMPLETED'))
   AND NOT EXISTS (
     SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
     WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
@@ -901,7 +919,8 @@ WHERE environment = :environment AND status = 'WAITING'
 -- waitpoints is still queued (the claim did not take it); nothing when it took them all.
 SELECT pg_notify('shipyard_ready', :environment) WHERE EXISTS (
     SELECT 1 FROM runs
-    WHERE environment = :environment AND status = 'QUEUED' AND resume_state = 'RESUMING'
+    WHERE environment IS NOT DISTINCT FROM :environment
+      AND status IS NOT DISTINCT FROM 'QUEUED' AND resume_state IS NOT DISTINCT FROM 'RESUMING'
       AND id = ANY (ARRAY(
       SELECT rw.run_id FROM waitpoints w JOIN run_waitpoints rw ON rw.waitpoint_id = w.id
       WHERE w.target_id = ANY (ARRAY(
@@ -909,7 +928,8 @@ SELECT pg_notify('shipyard_ready', :environment) WHERE EXISTS (
       UNION
       SELECT r.batch_id FROM runs r
       WHERE r.id = ANY (ARRAY(SELECT value FROM json_array_elements_text(CAST(:ids AS json))))))
-        AND w.environment = :environment AND w.status = 'COMPLETED'))
+        AND w.environment IS NOT DISTINCT FROM :environment
+        AND w.status IS NOT DISTINCT FROM 'COMPLETED'))
 );
 
 -- name: runs_wake
