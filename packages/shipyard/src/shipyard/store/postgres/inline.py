@@ -55,9 +55,9 @@ class InlineInserts:
     """One blocking connection for the inline path; used by one caller at a time (a second
     thread's idle loop meanwhile takes the asynchronous path)."""
 
-    def __init__(self, url: str, set_search_path: sql.Composed, pool_prefix: str) -> None:
+    def __init__(self, url: str, session_setup: sql.Composed, pool_prefix: str) -> None:
         self._url = url
-        self._set_search_path = set_search_path
+        self._session_setup = session_setup
         self._pool_prefix = pool_prefix
         self._conn: psycopg.Connection[Any] | None = None
         self._lock = threading.Lock()
@@ -77,7 +77,7 @@ class InlineInserts:
                 conn = psycopg.connect(
                     self._url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT_SECONDS)
                 )
-                conn.execute(self._set_search_path)
+                conn.execute(self._session_setup)
                 self._conn = conn
             try:
                 return conn.execute(query, values).fetchone() is not None

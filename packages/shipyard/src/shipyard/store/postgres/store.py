@@ -14,12 +14,13 @@ event loop.
 
 Every table, function and trigger lives in the engine's own schema (``shipyard`` unless
 ``SHIPYARD_DATABASE_SCHEMA`` says otherwise), never ``public``: every connection the store
-opens (pool, LISTEN, heartbeat) sets ``search_path`` to that schema once, with ``SET`` right
-after connecting — a session setting, which is why a transaction-mode pooler (it hands each
-transaction to any server connection) cannot carry the engine. A caller's own connection
-(``trigger(..., connection=conn)``) gets the schema only for the insert, inside its
-transaction, and its own search path back afterwards. ``migrate`` creates the schema and moves
-an install made by an earlier version (everything in ``public``) into it.
+opens (pool, LISTEN, heartbeat) sets ``search_path`` to that schema once (and JIT off: see
+``session_statement``) right after connecting — a session setting, which is why a
+transaction-mode pooler (it hands each transaction to any server connection) cannot carry the
+engine. A caller's own connection (``trigger(..., connection=conn)``) gets the schema only for
+the insert, inside its transaction, and its own search path back afterwards. ``migrate``
+creates the schema and moves an install made by an earlier version (everything in ``public``)
+into it.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ from shipyard.store.postgres.listener import (
 from shipyard.store.postgres.listener import DEFAULT_SCHEMA as DEFAULT_SCHEMA
 from shipyard.store.postgres.listener import FEED_POLL_SECONDS
 from shipyard.store.postgres.listener import PostgresListener as PostgresListener
-from shipyard.store.postgres.listener import search_path_statement as search_path_statement
+from shipyard.store.postgres.listener import session_statement as session_statement
 from shipyard.store.postgres.schema import (
     adopt_public_install,
     create_schema,
@@ -97,7 +98,7 @@ __all__ = [
     "PostgresListener",
     "PostgresStore",
     "describe_url",
-    "search_path_statement",
+    "session_statement",
 ]
 
 
@@ -152,7 +153,7 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
         self.url = url
         self.async_commit = async_commit
         self.schema = schema
-        self._set_search_path = search_path_statement(schema)
+        self._session_setup = session_statement(schema)
         self._where = describe_url(url)
         self._wait_for_db = wait_for_db
         self._pool = AsyncConnectionPool(
@@ -177,13 +178,13 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
         self._heartbeat_lock = threading.Lock()
         self._listeners: list[PostgresListener] = []
         self._slot_rows: set[str] = set()
-        self._inline = InlineInserts(url, self._set_search_path, f"{self._pool.name}-")
+        self._inline = InlineInserts(url, self._session_setup, f"{self._pool.name}-")
 
     # -- plumbing ---------------------------------------------------------------------------
 
     async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Every pooled connection, once when it is made: the engine's schema."""
-        await conn.execute(self._set_search_path)
+        await conn.execute(self._session_setup)
 
     async def _ensure_open(self) -> None:
         if self._opened:
@@ -518,7 +519,7 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
                     self.url, connect_timeout=int(CONNECT_TIMEOUT_SECONDS), autocommit=True
                 )
                 try:
-                    fresh.execute(self._set_search_path)
+                    fresh.execute(self._session_setup)
                 except psycopg.Error:
                     fresh.close()
                     raise
