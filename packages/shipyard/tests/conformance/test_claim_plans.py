@@ -168,6 +168,25 @@ PARKED = [
     "SELECT 'run_park' || lpad(g::text, 6, '0'), 1, 1, 'waitpoint_park' || lpad(g::text, 6, '0'), "
     f"'wait.for_token', {NOW} FROM generate_series(1, {DEEP}) AS g",
 ]
+# Runs claimed and finished since the last vacuum (PostgreSQL only): their EXECUTING row
+# versions are dead, but runs_owner keeps an entry for each until vacuum; a bitmap scan of it
+# visits them all. The slot counters their finish moved are put back.
+FINISHED_SINCE_VACUUM = [
+    rows(
+        DEEP,
+        "run_gone",
+        "EXECUTING",
+        "drain",
+        owner="'w1'",
+        lease=str(NOW + 30_000),
+        attempt="1",
+        started=str(NOW - 2_000),
+    ),
+    f"UPDATE runs SET status = 'COMPLETED', lease_owner = NULL, finished_at = {NOW - 1_000} "
+    "WHERE id LIKE 'run_gone%'",
+    "UPDATE environment_slots SET running = 100",
+    "DELETE FROM concurrency_slots",
+]
 SETUP = [
     "INSERT INTO environment_slots (environment, running) VALUES ('development', 100)",
     "INSERT INTO queues (environment, name, concurrency_limit, paused, created_at, updated_at) "
@@ -197,7 +216,7 @@ def pg(request: pytest.FixtureRequest) -> Iterator[psycopg.Connection[Any]]:
                 conn.execute(statement.encode())
             if request.param == "analyzed-before-backlog":
                 conn.execute("ANALYZE runs")
-            for statement in BACKLOG + PARKED:
+            for statement in BACKLOG + PARKED + FINISHED_SINCE_VACUUM:
                 conn.execute(statement.encode())
             yield conn
     finally:
@@ -287,15 +306,23 @@ def test_postgres_hot_statements_probe_indexes(pg: psycopg.Connection[Any]) -> N
 # WAITING run by design (only after it settled a waitpoint); retention (a pass every 10 s)
 # reads the environment's runs through runs_by_environment on statistics that say it has few.
 NOT_CHECKED = {"runs_wake", "retention_due", "retention_runs"}
+# The reaper and the adoption read the EXECUTING runs (runs_owner) whole, by design.
+READS_RUNS_OWNER = {"run_reap_expired", "run_leased"}
 # Rows a statement may read from one table: a batch of 100 and its neighbours, not a backlog.
 FEW_ROWS = 300
 
 
 def rows_read(plan: dict[str, Any]) -> dict[str, int]:
     """Rows each scan of runs or waitpoints in an analyzed ``plan`` read (returned, and
-    removed by its filter or recheck), summed over its loops."""
+    removed by its filter or recheck), and the entries each bitmap index scan returned (dead
+    ones included: a bitmap scan never skips them), summed over their loops."""
     read: dict[str, int] = {}
     for node in plan_nodes(plan):
+        if node["Node Type"] == "Bitmap Index Scan":
+            key = f"index {node['Index Name']}"
+            count = node.get("Actual Rows", 0) * node.get("Actual Loops", 1)
+            read[key] = read.get(key, 0) + int(count)
+            continue
         table = node.get("Relation Name")
         if table not in ("runs", "waitpoints") or "Scan" not in node["Node Type"]:
             continue
@@ -310,8 +337,9 @@ def rows_read(plan: dict[str, Any]) -> dict[str, int]:
 
 
 def test_postgres_hot_statements_read_few_rows(pg: psycopg.Connection[Any]) -> None:
-    """Run for real (rolled back) next to 3,000 queued and 3,000 parked runs, no hot statement
-    reads more than a batch's rows from runs or waitpoints. The plan check above lets an index
+    """Run for real (rolled back) next to 3,000 queued and 3,000 parked runs, and 3,000 finished
+    since the last vacuum, no hot statement reads more than a batch's rows from runs or
+    waitpoints. The plan check above lets an index
     bound by its leading column pass, and for most indexes that column is the environment: a
     walk of every queued (or waiting) run of an install with one environment. Run so, the
     finish's parent checks read every queued run (~8 ms per finish at 30,000 queued: a drain
@@ -327,7 +355,7 @@ def test_postgres_hot_statements_read_few_rows(pg: psycopg.Connection[Any]) -> N
         problems += [
             f"{name}: {count} rows of {scan}"
             for scan, count in rows_read(plan).items()
-            if count > FEW_ROWS
+            if count > FEW_ROWS and not (name in READS_RUNS_OWNER and "runs_owner" in scan)
         ]
     assert problems == [], "\n".join(problems)
 

@@ -522,11 +522,17 @@ WHERE environment = :environment FOR UPDATE;
 -- SKIP LOCKED: a run whose result is being written right now is skipped (that write ends its
 -- lease), so a heartbeat never waits for run_finish_many — nor deadlocks with it, as the two
 -- would otherwise lock the same worker's runs in different orders.
+--
+-- By primary key, as run_finish_many (environment and status by "IS NOT DISTINCT FROM"): with
+-- "status = 'EXECUTING'" the planner may read runs_owner by a bitmap scan, every entry of a run
+-- claimed since the last vacuum, once a second per worker.
 UPDATE runs SET lease_expires_at = :lease_expires_at
 WHERE id IN (
     SELECT id FROM runs
-    WHERE environment = :environment AND lease_owner = :worker_id AND status = 'EXECUTING'
-      AND id IN (SELECT json_array_elements_text(CAST(:run_ids AS json)))
+    WHERE id = ANY (ARRAY(SELECT json_array_elements_text(CAST(:run_ids AS json))))
+      AND environment IS NOT DISTINCT FROM :environment
+      AND status IS NOT DISTINCT FROM 'EXECUTING'
+      AND lease_owner = :worker_id
     FOR UPDATE SKIP LOCKED
 );
 
