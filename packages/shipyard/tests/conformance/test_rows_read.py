@@ -1,0 +1,97 @@
+"""No hot statement reads more than a batch's rows, run for real next to a backlog.
+
+The plan check of ``test_claim_plans.py`` lets an index bound by its leading column pass, and
+for most indexes on ``runs`` and ``waitpoints`` that column is the environment: a walk of
+every queued (or waiting) run of an install with one environment. Here every hot statement is
+executed (rolled back) on the same databases, next to 3,000 queued runs, 3,000 runs parked at
+tokens and 3,000 runs finished since the last vacuum, and the rows each of its scans read are
+counted. Run so, the finish's fence read ``runs_owner`` by a bitmap scan (every entry of a run
+claimed since the last vacuum) and its parent checks read every queued run: a drain that slowed
+down with its backlog (~8 ms per finish at 30,000 queued, under the environment's slot lock).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+from test_claim_plans import DEEP, ENV, pg, plan_nodes, postgres_statements
+
+from shipyard.store.sql import load_queries
+
+__all__ = ["pg"]  # the fixture, shared with test_claim_plans.py
+
+# Not held to it: the resolver's pass over the runs whose waits may be over reads every
+# WAITING run by design (only after it settled a waitpoint); retention (a pass every 10 s)
+# reads the environment's runs through runs_by_environment on statistics that say it has few.
+NOT_CHECKED = {"runs_wake", "retention_due", "retention_runs"}
+# The reaper and the adoption read the EXECUTING runs (runs_owner) whole, by design.
+READS_RUNS_OWNER = {"run_reap_expired", "run_leased"}
+# Rows a statement may read from one table: a batch of 100 and its neighbours, not a backlog.
+FEW_ROWS = 300
+
+
+def rows_read(plan: dict[str, Any]) -> dict[str, int]:
+    """Rows each scan of runs or waitpoints in an analyzed ``plan`` read (returned, and
+    removed by its filter or recheck), and the entries each bitmap index scan returned (dead
+    ones included: a bitmap scan never skips them), summed over their loops."""
+    read: dict[str, int] = {}
+    for node in plan_nodes(plan):
+        if node["Node Type"] == "Bitmap Index Scan":
+            key = f"index {node['Index Name']}"
+            count = node.get("Actual Rows", 0) * node.get("Actual Loops", 1)
+            read[key] = read.get(key, 0) + int(count)
+            continue
+        table = node.get("Relation Name")
+        if table not in ("runs", "waitpoints") or "Scan" not in node["Node Type"]:
+            continue
+        per_loop = (
+            node.get("Actual Rows", 0)
+            + node.get("Rows Removed by Filter", 0)
+            + node.get("Rows Removed by Index Recheck", 0)
+        )
+        key = f"{table} ({node.get('Index Name') or node['Node Type']})"
+        read[key] = read.get(key, 0) + int(per_loop * node.get("Actual Loops", 1))
+    return read
+
+
+def test_postgres_hot_statements_read_few_rows(pg: psycopg.Connection[Any]) -> None:
+    """No hot statement reads more than a batch's rows from runs or waitpoints, nor takes more
+    than that from a bitmap index scan (see the module docstring)."""
+    queries = load_queries("postgres")
+    problems = []
+    for name, params in postgres_statements().items():
+        if name in NOT_CHECKED:
+            continue
+        with pg.transaction(force_rollback=True):
+            cursor = pg.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {queries[name]}", params)
+            plan = cursor.fetchone()[0][0]["Plan"]  # type: ignore[index]
+        problems += [
+            f"{name}: {count} rows of {scan}"
+            for scan, count in rows_read(plan).items()
+            if count > FEW_ROWS and not (name in READS_RUNS_OWNER and "runs_owner" in scan)
+        ]
+    assert problems == [], "\n".join(problems)
+
+
+def test_postgres_rows_read_check_catches_a_walk(pg: psycopg.Connection[Any]) -> None:
+    """The check counts what a walk reads: the parent check as it was written before (status
+    tested with "="), once statistics say few runs are queued, reads every queued run."""
+    analyzed = pg.execute(
+        "SELECT reltuples >= 0 FROM pg_class WHERE oid = 'runs'::regclass"
+    ).fetchone()
+    if not (analyzed and analyzed[0]):
+        return  # never analyzed: the planner happens to probe the primary key either way
+    query = load_queries("postgres")["parents_queued_notify"]
+    fixed = "status IS NOT DISTINCT FROM 'QUEUED'"
+    assert fixed in query
+    before = query.replace(fixed, "status = 'QUEUED'").replace(
+        "environment IS NOT DISTINCT FROM :environment\n", "environment = :environment\n"
+    )
+    ids = json.dumps([f"run_exec{i:06d}" for i in range(100)])
+    plan = pg.execute(
+        f"EXPLAIN (ANALYZE, FORMAT JSON) {before}", {"environment": ENV, "ids": ids}
+    ).fetchone()[0][0]["Plan"]  # type: ignore[index]
+    read = rows_read(plan)
+    assert any(count >= DEEP for count in read.values()), read
