@@ -355,6 +355,13 @@ def test_postgres_slot_counters_join_no_transition_tables(pg: psycopg.Connection
     assert counted == (100,)  # rolled back
 
 
+def runs_analyzed(conn: psycopg.Connection[Any]) -> bool:
+    """Whether ``runs`` has statistics (the database's state is not "never-analyzed")."""
+    found = conn.execute("SELECT reltuples >= 0 FROM pg_class WHERE oid = 'runs'::regclass")
+    row = found.fetchone()
+    return bool(row and row[0])
+
+
 def test_postgres_plan_check_catches_a_walk(pg: psycopg.Connection[Any]) -> None:
     """The check catches what it is for: the claim as it was written before (its lookup by id
     also saying status = 'QUEUED') walks runs_ready_by_group whole once statistics say few
@@ -369,10 +376,7 @@ def test_postgres_plan_check_catches_a_walk(pg: psycopg.Connection[Any]) -> None
     assert check_plan("q", walk, indexes) == [
         "q: runs_ready_by_group walked whole (Index Cond: (id = chosen.id))"
     ]
-    analyzed = pg.execute(
-        "SELECT reltuples >= 0 FROM pg_class WHERE oid = 'runs'::regclass"
-    ).fetchone()
-    if not (analyzed and analyzed[0]):
+    if not runs_analyzed(pg):
         return  # never analyzed: the planner happens to probe the primary key either way
     claim = load_queries("postgres")["run_claim_limited"]
     fixed = "WHERE r.id = chosen.id AND r.status = chosen.status"

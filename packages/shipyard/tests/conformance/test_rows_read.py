@@ -16,7 +16,7 @@ import json
 from typing import Any
 
 import psycopg
-from test_claim_plans import DEEP, ENV, pg, plan_nodes, postgres_statements
+from test_claim_plans import DEEP, ENV, pg, plan_nodes, postgres_statements, runs_analyzed
 
 from shipyard.store.sql import load_queries
 
@@ -78,10 +78,7 @@ def test_postgres_hot_statements_read_few_rows(pg: psycopg.Connection[Any]) -> N
 def test_postgres_rows_read_check_catches_a_walk(pg: psycopg.Connection[Any]) -> None:
     """The check counts what a walk reads: the parent check as it was written before (status
     tested with "="), once statistics say few runs are queued, reads every queued run."""
-    analyzed = pg.execute(
-        "SELECT reltuples >= 0 FROM pg_class WHERE oid = 'runs'::regclass"
-    ).fetchone()
-    if not (analyzed and analyzed[0]):
+    if not runs_analyzed(pg):
         return  # never analyzed: the planner happens to probe the primary key either way
     query = load_queries("postgres")["parents_queued_notify"]
     fixed = "status IS NOT DISTINCT FROM 'QUEUED'"

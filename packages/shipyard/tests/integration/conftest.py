@@ -18,6 +18,9 @@ import pytest
 from shipyard.config import load_settings
 from shipyard.engine.engine import Engine
 from shipyard.engine.registry import set_engine
+from shipyard.store.postgres import PostgresStore
+from shipyard.store.protocol import MigrateParams
+from shipyard.testing.postgres import databases, require_postgres
 from shipyard.worker.worker import Worker
 
 Condition = Callable[[], Any]
@@ -81,3 +84,17 @@ async def custom_engine(
     set_engine(None)
     for engine in engines:
         await engine.close()
+
+
+@pytest.fixture
+async def postgres_store() -> AsyncIterator[PostgresStore]:
+    """A PostgreSQL store on a fresh migrated database (skipped without a server)."""
+    require_postgres()
+    url = await databases.create()
+    store = PostgresStore(url)
+    await store.migrate(MigrateParams(now=0))
+    try:
+        yield store
+    finally:
+        await store.close()
+        await databases.drop(url)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
@@ -15,27 +14,17 @@ from shipyard.statuses import IDEMPOTENCY_RELEASE_STATUSES
 from shipyard.store.postgres import PostgresStore
 from shipyard.store.postgres.inline import loop_is_idle
 from shipyard.store.protocol import (
-    MigrateParams,
     RunEventsListParams,
     RunGetParams,
     RunInsertParams,
 )
-from shipyard.testing.postgres import databases, require_postgres
 
 ENV = "test"
 
 
 @pytest.fixture
-async def store() -> AsyncIterator[PostgresStore]:
-    require_postgres()
-    url = await databases.create()
-    store = PostgresStore(url)
-    await store.migrate(MigrateParams(now=0))
-    try:
-        yield store
-    finally:
-        await store.close()
-        await databases.drop(url)
+def store(postgres_store: PostgresStore) -> PostgresStore:
+    return postgres_store
 
 
 def run(**kw: object) -> RunInsertParams:

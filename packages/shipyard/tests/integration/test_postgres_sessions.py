@@ -8,31 +8,15 @@ its first call. A session whose first status change touched 30,000 runs kept a p
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
-import pytest
 
 from shipyard.store.postgres import PostgresStore
 from shipyard.store.postgres.driver import borrow
-from shipyard.store.protocol import MigrateParams, WorkerHeartbeatParams
-from shipyard.testing.postgres import databases, require_postgres
+from shipyard.store.protocol import WorkerHeartbeatParams
 
 SETTINGS = "SELECT current_setting('search_path'), current_setting('jit')"
-
-
-@pytest.fixture
-async def store() -> AsyncIterator[PostgresStore]:
-    require_postgres()
-    url = await databases.create()
-    store = PostgresStore(url)
-    await store.migrate(MigrateParams(now=0))
-    try:
-        yield store
-    finally:
-        await store.close()
-        await databases.drop(url)
 
 
 def settings(conn: psycopg.Connection[Any]) -> tuple[str, str]:
@@ -42,8 +26,9 @@ def settings(conn: psycopg.Connection[Any]) -> tuple[str, str]:
 
 
 async def test_pooled_heartbeat_and_inline_connections_share_one_setup(
-    store: PostgresStore,
+    postgres_store: PostgresStore,
 ) -> None:
+    store = postgres_store
     with psycopg.connect(store.url) as plain:
         assert settings(plain)[1] == "on"  # the server's default: what the setup changes
     expected = ('"shipyard"', "off")
