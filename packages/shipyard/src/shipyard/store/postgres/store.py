@@ -183,7 +183,7 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
     # -- plumbing ---------------------------------------------------------------------------
 
     async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """Every pooled connection, once when it is made: the engine's schema."""
+        """Every pooled connection, once when it is made: the engine's schema, JIT off."""
         await conn.execute(self._session_setup)
 
     async def _ensure_open(self) -> None:
