@@ -8,8 +8,9 @@ lapse). A database a test is done with is instead emptied and kept:
 
 1. its connections are ended and it is renamed to a name of this process's own, so a stray
    process still pointing at the old name can never write into the next test's database;
-2. every table is truncated, sequences restarted, the template's rows (the applied
-   migrations) written back, planner statistics and activity counters cleared;
+2. every table its test wrote to is truncated (the others are as a fresh clone's already),
+   sequences restarted, the template's rows (the applied migrations) written back, planner
+   statistics and activity counters cleared;
 3. its catalog (schemas, relations and their sizes, columns, functions, triggers, constraints,
    policies, privileges, statistics, sequence positions, database settings) is compared with
    a fresh clone's: anything a test added or changed means it is dropped after all;
