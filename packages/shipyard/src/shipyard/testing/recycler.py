@@ -40,7 +40,7 @@ from shipyard.processes import alive
 PREFIX = "shipyard_test_"
 
 # One line per catalog fact that makes two databases differ for a test; system schemas
-# excluded. Row data is not compared: every table is truncated and refilled.
+# excluded. Row data is not compared: every table written to is truncated, and refilled.
 _USER_NS = "n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'"
 FINGERPRINT = f"""
 SELECT md5(string_agg(x, E'\\n' ORDER BY x)) FROM (
