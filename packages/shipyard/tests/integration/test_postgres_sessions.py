@@ -29,8 +29,6 @@ async def test_pooled_heartbeat_and_inline_connections_share_one_setup(
     postgres_store: PostgresStore,
 ) -> None:
     store = postgres_store
-    with psycopg.connect(store.url) as plain:
-        assert settings(plain)[1] == "on"  # the server's default: what the setup changes
     expected = ('"shipyard"', "off")
     async with borrow(store._pool) as conn:
         cursor = await conn.execute(SETTINGS)
