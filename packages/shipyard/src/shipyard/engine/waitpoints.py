@@ -219,12 +219,7 @@ class WaitpointOps(RunOps):
                 now=self.now(),
             )
         )
-        if found is None or found.kind != "MANUAL":
-            raise WaitpointNotFoundError(
-                f"Wait token {waitpoint_id} not found in environment '{self.environment}'.",
-                waitpoint_id=waitpoint_id,
-            )
-        return self.token_info(found)
+        return self.token_info(self._manual_token(waitpoint_id, found))
 
     async def get_token(self, waitpoint_id: str) -> WaitpointRecord:
         """A token's row by id, or :class:`WaitpointNotFoundError`."""
@@ -233,12 +228,7 @@ class WaitpointOps(RunOps):
         found = await self.read_waitpoint(
             WaitpointGetParams(environment=self.environment, waitpoint_id=waitpoint_id)
         )
-        if found is None or found.kind != "MANUAL":
-            raise WaitpointNotFoundError(
-                f"Wait token {waitpoint_id} not found in environment '{self.environment}'.",
-                waitpoint_id=waitpoint_id,
-            )
-        return found
+        return self._manual_token(waitpoint_id, found)
 
     def token_check(self, waitpoint_id: str) -> Awaitable[WaitpointRecord]:
         """:meth:`get_token`'s read, queued now with the reads made in this turn of the loop
@@ -253,13 +243,18 @@ class WaitpointOps(RunOps):
     async def _checked_token(
         self, waitpoint_id: str, found: Awaitable[WaitpointRecord | RecordedCall | None]
     ) -> WaitpointRecord:
-        record = await found
-        if not isinstance(record, WaitpointRecord) or record.kind != "MANUAL":
+        return self._manual_token(waitpoint_id, await found)
+
+    def _manual_token(
+        self, waitpoint_id: str, found: WaitpointRecord | RecordedCall | None
+    ) -> WaitpointRecord:
+        """``found`` if it is a wait token's row, else :class:`WaitpointNotFoundError`."""
+        if not isinstance(found, WaitpointRecord) or found.kind != "MANUAL":
             raise WaitpointNotFoundError(
                 f"Wait token {waitpoint_id} not found in environment '{self.environment}'.",
                 waitpoint_id=waitpoint_id,
             )
-        return record
+        return found
 
     async def retrieve_token(self, waitpoint_id: str) -> WaitTokenInfo:
         """A token's status, data and times."""
