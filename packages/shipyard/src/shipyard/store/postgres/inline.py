@@ -25,9 +25,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
-from shipyard.store.postgres.listener import CONNECT_TIMEOUT_SECONDS
+from shipyard.store.postgres.listener import connect_blocking
 
 __all__ = ["InlineInserts", "loop_is_idle"]
 
@@ -55,9 +54,9 @@ class InlineInserts:
     """One blocking connection for the inline path; used by one caller at a time (a second
     thread's idle loop meanwhile takes the asynchronous path)."""
 
-    def __init__(self, url: str, session_setup: sql.Composed, pool_prefix: str) -> None:
+    def __init__(self, url: str, schema: str, pool_prefix: str) -> None:
         self._url = url
-        self._session_setup = session_setup
+        self._schema = schema
         self._pool_prefix = pool_prefix
         self._conn: psycopg.Connection[Any] | None = None
         self._lock = threading.Lock()
@@ -74,11 +73,7 @@ class InlineInserts:
                 return None
             conn = self._conn
             if conn is None or conn.closed:
-                conn = psycopg.connect(
-                    self._url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT_SECONDS)
-                )
-                conn.execute(self._session_setup)
-                self._conn = conn
+                conn = self._conn = connect_blocking(self._url, self._schema)
             try:
                 return conn.execute(query, values).fetchone() is not None
             except psycopg.OperationalError:

@@ -1,12 +1,14 @@
-"""PostgreSQL connection basics shared by the store: the engine schema's ``search_path``, the
-connect timeout, and :class:`PostgresListener` (a ``LISTEN`` connection that wakes workers and
-feed readers)."""
+"""PostgreSQL connection basics shared by the store: the setup every engine connection runs
+(the engine schema's ``search_path``, JIT off), the connect timeout, the blocking connections
+(heartbeat, inline inserts), and :class:`PostgresListener` (a ``LISTEN`` connection that wakes
+workers and feed readers)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -18,6 +20,7 @@ __all__ = [
     "DEFAULT_SCHEMA",
     "FEED_POLL_SECONDS",
     "PostgresListener",
+    "connect_blocking",
     "session_statement",
 ]
 
@@ -39,6 +42,18 @@ def session_statement(schema: str) -> sql.Composed:
     return sql.SQL(
         "SELECT set_config('search_path', {}, false), set_config('jit', 'off', false)"
     ).format(sql.Literal(quoted))
+
+
+def connect_blocking(url: str, schema: str) -> psycopg.Connection[Any]:
+    """A blocking autocommit connection, set up as every engine connection is; closed again if
+    the setup fails."""
+    conn = psycopg.connect(url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT_SECONDS))
+    try:
+        conn.execute(session_statement(schema))
+    except psycopg.Error:
+        conn.close()
+        raise
+    return conn
 
 
 class PostgresListener(WakeSignal):

@@ -59,7 +59,7 @@ from shipyard.store.postgres.listener import (
     CONNECT_TIMEOUT_SECONDS as CONNECT_TIMEOUT_SECONDS,
 )
 from shipyard.store.postgres.listener import DEFAULT_SCHEMA as DEFAULT_SCHEMA
-from shipyard.store.postgres.listener import FEED_POLL_SECONDS
+from shipyard.store.postgres.listener import FEED_POLL_SECONDS, connect_blocking
 from shipyard.store.postgres.listener import PostgresListener as PostgresListener
 from shipyard.store.postgres.listener import session_statement as session_statement
 from shipyard.store.postgres.schema import (
@@ -178,7 +178,7 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
         self._heartbeat_lock = threading.Lock()
         self._listeners: list[PostgresListener] = []
         self._slot_rows: set[str] = set()
-        self._inline = InlineInserts(url, self._session_setup, f"{self._pool.name}-")
+        self._inline = InlineInserts(url, schema, f"{self._pool.name}-")
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -515,15 +515,7 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
             if self._closed:
                 return 0
             if self._heartbeat_conn is None or self._heartbeat_conn.closed:
-                fresh = psycopg.connect(
-                    self.url, connect_timeout=int(CONNECT_TIMEOUT_SECONDS), autocommit=True
-                )
-                try:
-                    fresh.execute(self._session_setup)
-                except psycopg.Error:
-                    fresh.close()
-                    raise
-                self._heartbeat_conn = fresh
+                self._heartbeat_conn = connect_blocking(self.url, self.schema)
             conn = self._heartbeat_conn
             try:
                 return drive_blocking(conn, procedures.worker_heartbeat(params))
