@@ -99,19 +99,16 @@ SELECT md5(string_agg(x, E'\\n' ORDER BY x)) FROM (
 ) f(x)
 """
 
-_TABLES = f"""
+_USER_TABLES = f"""
 SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p') AND {_USER_NS} ORDER BY 1, 2
-"""
-# The tables a test wrote to. A table nothing was ever written to since the last TRUNCATE has
-# no block (an insert, even rolled back, extends the heap), so neither have its indexes: it is
-# as a fresh clone's already. Truncating costs the same whether a table is empty or not (new
+WHERE c.relkind IN ('r', 'p') AND {_USER_NS}"""
+_TABLES = _USER_TABLES + " ORDER BY 1, 2"
+# The tables a test wrote to. A table nothing was written to since the last TRUNCATE has no
+# block (an insert, even rolled back, extends the heap), so neither have its indexes: it is as
+# a fresh clone's already. Truncating costs the same whether a table is empty or not (new
 # files for the table and each index: ~3 ms per table, ~70 ms for all of them), and a test
 # touches fewer than half of them.
-_WRITTEN_TABLES = f"""
-SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p') AND {_USER_NS} AND pg_relation_size(c.oid) > 0 ORDER BY 1, 2
-"""
+_WRITTEN_TABLES = _USER_TABLES + " AND pg_relation_size(c.oid) > 0 ORDER BY 1, 2"
 _SEQUENCES = "SELECT schemaname, sequencename FROM pg_sequences ORDER BY 1, 2"
 
 

@@ -81,8 +81,7 @@ def retry_busy(fn: Callable[..., T], *args: Any) -> T:
         try:
             return fn(*args)
         except sqlite3.OperationalError as exc:
-            message = str(exc)
-            if "locked" not in message and "busy" not in message:
+            if not _locked(exc):
                 raise
             if time.monotonic() > deadline:
                 raise DatabaseBusyError(
@@ -104,7 +103,12 @@ def once(fn: Callable[..., T], *args: Any) -> T:
     try:
         return fn(*args)
     except sqlite3.OperationalError as exc:
-        message = str(exc)
-        if "locked" in message or "busy" in message:
+        if _locked(exc):
             raise _Busy from exc
         raise
+
+
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    """Whether ``exc`` says the database is locked by another connection (retrying may help)."""
+    message = str(exc)
+    return "locked" in message or "busy" in message
