@@ -14,6 +14,7 @@ from test_waits import status_becomes
 from shipyard import WaitpointTimeoutError, task, wait
 from shipyard.config import Settings
 from shipyard.engine.engine import Engine
+from shipyard.errors import WaitpointNotFoundError
 from shipyard.ids import new_id
 from shipyard.server.app import create_app
 from shipyard.store.params import WaitpointCreateParams
@@ -129,8 +130,6 @@ async def test_waiting_for_an_unknown_token_or_a_non_token_fails_at_once(
     """wait.for_token reads the token with its recorded-call lookup (one round trip): an id
     that names no token, or a waitpoint that is not a token (a wait.until's), fails the call
     before anything is suspended; a good token after them still waits."""
-    from shipyard.errors import WaitpointNotFoundError
-
     seen: list[str] = []
 
     @task(id="w-unknown-token", retry={"max_attempts": 1})

@@ -10,10 +10,13 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from shipyard import task, wait
 from shipyard.engine.claims import AttemptResult
 from shipyard.engine.engine import Engine
 from shipyard.ids import new_id
+from shipyard.models.runs import result_of
 from shipyard.store.params import (
     RunInsertParams,
     WaitpointBlockParams,
@@ -259,7 +262,7 @@ async def test_a_run_taken_back_before_its_suspend_returns_continues_its_corouti
 
 
 async def test_a_parent_resumed_by_its_childs_finish_here_reads_no_run_row(
-    engine: Engine, start_worker: Callable[..., Any]
+    engine: Engine, start_worker: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The child's finish on this worker claims its parent back in the same transaction, and
     the parent takes the child's result from there: no read of the child's row (one round
@@ -286,17 +289,15 @@ async def test_a_parent_resumed_by_its_childs_finish_here_reads_no_run_row(
         return await get(params)
 
     await start_worker(concurrency=2)
-    engine.store.run_get = get_spy  # type: ignore[method-assign]
+    monkeypatch.setattr(engine.store, "run_get", get_spy)
     handle = await parent.trigger(None)
     run = await engine.wait_for_final(handle.id, timeout=30)
-    engine.store.run_get = get  # type: ignore[method-assign]
+    monkeypatch.undo()
     assert run.status == "COMPLETED", run.error
     ok, failed = results
     children = [ok.id, failed.id]
     assert not set(children) & set(reads)
     # What reading the rows gives.
-    from shipyard.models.runs import result_of
-
     assert ok == result_of(await engine.get_run(ok.id))
     assert failed == result_of(await engine.get_run(failed.id))
     assert (ok.ok, ok.output, failed.ok, failed.error.message) == (
