@@ -516,16 +516,6 @@ def test_sqlite_hot_statements_search_indexes(lite: sqlite3.Connection) -> None:
 
 # --- PostgreSQL: a batch of runs suspending at durable waits ---------------------------------
 
-# Pending tokens (and the run_waitpoints of recorded calls) beside the backlog: a worker's
-# suspend batch blocks the 100 executing runs on 100 of them.
-WAITS = [
-    "INSERT INTO waitpoints (id, environment, kind, status, created_at) "
-    "SELECT 'waitpoint_' || lpad(g::text, 6, '0'), 'development', 'MANUAL', 'PENDING', 0 "
-    f"FROM generate_series(1, {DEEP}) AS g",
-    "INSERT INTO run_waitpoints (run_id, attempt_number, seq, waitpoint_id, call, created_at) "
-    "SELECT 'run_deep' || lpad(g::text, 6, '0'), 1, 0, 'waitpoint_' || lpad(g::text, 6, '0'), "
-    f"'wait', 0 FROM generate_series(1, {DEEP}) AS g",
-]
 # The indexes a suspend may read its tables through, each probed by its key: the primary keys
 # (and a batch waitpoint's runs by batch id).
 KEYS = {"runs_pkey", "waitpoints_pkey", "run_waitpoints_pkey", "runs_by_batch"}
@@ -535,7 +525,8 @@ TABLES = {"runs", "waitpoints", "run_waitpoints"}
 def suspend_statements() -> dict[str, dict[str, Any]]:
     """The statements of PostgresWaitpoints._block_many and waitpoint_reads, as sent."""
     env = {"environment": ENV}
-    waitpoints = [f"waitpoint_{i:06d}" for i in range(1, 101)]
+    # 100 of the fixture's pending tokens (PARKED).
+    waitpoints = [f"waitpoint_park{i:06d}" for i in range(1, 101)]
     blocks = [
         {
             "run_id": f"run_exec{i:06d}",
@@ -587,8 +578,6 @@ def test_postgres_suspend_statements_probe_primary_keys(pg: psycopg.Connection[A
     selective, and the suspend hashed or scanned every waitpoint and run of the environment
     per batch (or the worker's executing runs per block): 20-40 ms of server time per 100
     runs, under the environment's slot lock (bench/waits.py, issue 16)."""
-    for statement in WAITS:
-        pg.execute(statement.encode())
     queries = load_queries("postgres")
     problems = []
     for name, params in suspend_statements().items():
