@@ -256,6 +256,22 @@ async def test_claim_skips_other_tasks_and_future_runs(store: Store) -> None:
     assert len(await store.run_claim(claim(store, now=10_000))) == 1
 
 
+async def test_a_claim_begun_before_a_run_was_created_does_not_start_it_earlier(
+    store: Store,
+) -> None:
+    # A claim's time is taken when it is sent; under load it can reach the database after a
+    # trigger made later committed its run (ready at once: available_at 0). The run must not
+    # start, nor its attempt, before it was created (seen: started_at 10 ms < created_at).
+    await register(store)
+    created = (await store.run_insert(run_params(now=1_000, available_at=0))).run
+    (claimed,) = await store.run_claim(claim(store, now=990))
+    assert (claimed.started_at, claimed.updated_at) == (1_000, 1_000)
+    assert [a.started_at for a in await attempts(store, created.id)] == [1_000]
+    await store.run_insert(run_params(now=1_000, available_at=0))
+    (later,) = await store.run_claim(claim(store, now=1_500))
+    assert (later.started_at, later.updated_at) == (1_500, 1_500)  # the claim's own time
+
+
 async def test_concurrent_claims_never_share_a_run(store: Store) -> None:
     await register(store)
     await insert_many(store, [run_params() for _ in range(50)])

@@ -308,8 +308,10 @@ WITH RECURSIVE g(queue, ck) AS (
         resume_state = CASE WHEN r.resume_state = 'RESUMING' THEN 'RESUMED' ELSE NULL END,
         lease_owner = :worker_id,
         lease_expires_at = :lease_expires_at,
-        started_at = COALESCE(r.started_at, :now),
-        updated_at = :now,
+        -- Never earlier than the run's last change: a claim's time is taken when it is sent,
+        -- and a run triggered after that (ready at once) may commit before the claim runs.
+        started_at = COALESCE(r.started_at, GREATEST(:now, r.updated_at)),
+        updated_at = GREATEST(:now, r.updated_at),
         -- The run locks to the claiming worker's version (0006).
         version = COALESCE(CAST(:version AS TEXT), r.version),
         max_attempts = COALESCE(
@@ -327,7 +329,7 @@ WITH RECURSIVE g(queue, ck) AS (
     RETURNING r.*
 ), started AS (
     INSERT INTO attempts (run_id, number, status, worker_id, started_at)
-    SELECT id, attempt_number, 'EXECUTING', :worker_id, :now FROM claimed
+    SELECT id, attempt_number, 'EXECUTING', :worker_id, updated_at FROM claimed
     WHERE resume_state IS DISTINCT FROM 'RESUMED'
 ), resumed AS (
     UPDATE attempts a SET worker_id = :worker_id, status = 'EXECUTING'

@@ -69,7 +69,13 @@ def run_claim(p: RunClaimParams) -> Procedure[list[RunRecord]]:
         yield many(
             "attempt_insert",
             [
-                {"run_id": r.id, "number": r.attempt_number, "worker_id": p.worker_id, "now": p.now}
+                # The claim's time, or the run's last change if later (run_claim_ids).
+                {
+                    "run_id": r.id,
+                    "number": r.attempt_number,
+                    "worker_id": p.worker_id,
+                    "now": r.updated_at,
+                }
                 for r in started
             ],
         )

@@ -192,8 +192,9 @@ UPDATE runs SET
     resume_state = CASE WHEN resume_state = 'RESUMING' THEN 'RESUMED' ELSE NULL END,
     lease_owner = :worker_id,
     lease_expires_at = :lease_expires_at,
-    started_at = COALESCE(started_at, :now),
-    updated_at = :now,
+    -- Never earlier than the run's last change (as PostgreSQL's run_claim_limited).
+    started_at = COALESCE(started_at, MAX(:now, updated_at)),
+    updated_at = MAX(:now, updated_at),
     -- The run locks to the claiming worker's version (0006).
     version = COALESCE(:version, version),
     max_attempts = COALESCE(
