@@ -12,7 +12,7 @@ import pytest
 from shipyard.ids import new_id
 from shipyard.statuses import IDEMPOTENCY_RELEASE_STATUSES
 from shipyard.store.postgres import PostgresStore
-from shipyard.store.postgres.inline import loop_is_idle
+from shipyard.store.postgres.inline import loop_is_idle, positional, text_values
 from shipyard.store.protocol import (
     RunEventsListParams,
     RunGetParams,
@@ -117,3 +117,64 @@ async def test_a_lost_inline_connection_fails_one_trigger_and_the_next_reconnect
         await store.run_insert(run())
     result = await store.run_insert(run())
     assert await store.run_get(RunGetParams(ENV, result.run.id)) is not None
+
+
+def test_a_psycopg_query_becomes_libpq_numbered_parameters() -> None:
+    sql, order = positional("SELECT %(a)s, %(b)s, %(a)s WHERE x LIKE 'p%%'")
+    assert sql == b"SELECT $1, $2, $1 WHERE x LIKE 'p%'"
+    assert order == ("a", "b")
+
+
+def test_values_become_the_text_the_server_parses() -> None:
+    values = {"s": "é", "n": None, "i": -7, "b": True, "f": 0.5, "l": ['a"b', "c\\d", "e,f"]}
+    assert text_values(values, ["s", "n", "i", "b", "f", "l"]) == [
+        "é".encode(),
+        None,
+        b"-7",
+        b"true",
+        b"0.5",
+        b'{"a\\"b","c\\\\d","e,f"}',
+    ]
+    # What plain text cannot carry goes through psycopg (which sends it or refuses it).
+    assert text_values({"s": "a\x00b"}, ["s"]) is None
+    assert text_values({"l": ["a\x00"]}, ["l"]) is None
+    assert text_values({"d": {"k": 1}}, ["d"]) is None
+
+
+async def inline_prepared(store: PostgresStore) -> list[str]:
+    """The statements prepared on the store's inline connection (its own session's view)."""
+    conn = store._inline._conn
+    assert conn is not None
+    rows = conn.execute("SELECT name FROM pg_prepared_statements ORDER BY name").fetchall()
+    return [str(r[0]) for r in rows]
+
+
+async def test_the_inline_insert_runs_a_prepared_statement_with_tags_as_written(
+    store: PostgresStore,
+) -> None:
+    tags = ('quote"d', "back\\slash", "com,ma", "{brace}")
+    plain = await store.run_insert(run())
+    tagged = await store.run_insert(run(tags=tags))
+    assert await inline_prepared(store) == ["shipyard_inline_0", "shipyard_inline_1"]
+    async with await psycopg.AsyncConnection.connect(store.url) as conn:
+        cursor = await conn.execute(
+            "SELECT run_id, tag FROM shipyard.run_tags WHERE run_id = ANY(%s)",
+            ([plain.run.id, tagged.run.id],),
+        )
+        assert set(await cursor.fetchall()) == {(tagged.run.id, t) for t in tags}
+    stored = await store.run_get(RunGetParams(ENV, tagged.run.id))
+    assert stored is not None and stored.queued_at == 1_000 and stored.is_test == 0
+
+
+async def test_a_server_error_on_the_prepared_path_is_psycopgs_and_the_connection_stays(
+    store: PostgresStore,
+) -> None:
+    await store.run_insert(run())
+    with pytest.raises(psycopg.errors.NumericValueOutOfRange):
+        await store.run_insert(run(queued_at=2**70))
+    # A text psycopg refuses is refused as before, not cut at its NUL.
+    with pytest.raises(psycopg.DataError):
+        await store.run_insert(run(concurrency_key="a\x00b"))
+    result = await store.run_insert(run())
+    assert await store.run_get(RunGetParams(ENV, result.run.id)) is not None
+    assert await backends(store) == 2  # the pool's and the same inline connection

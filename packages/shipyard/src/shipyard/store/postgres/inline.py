@@ -15,20 +15,81 @@ as behind any coroutine step that long.
 Same statement, same transaction semantics (autocommit: one statement, one commit), same
 errors: a broken connection is dropped and the error raised, as the pool's would be; the
 next inline insert connects afresh.
+
+The statement is prepared on that connection once and then run through libpq directly
+(``PGconn.exec_prepared``, which waits for the server without the GIL), its values sent as
+text and typed by the server from the columns they go into. psycopg's cursor machinery
+(query conversion, per-value dumpers, the prepare bookkeeping, the result's description)
+cost ~35 µs of client CPU per trigger, ~9 % of a one-run trigger's wall time. A value this
+path cannot send as plain text (a NUL character, a type other than text, number, boolean or
+a list of texts), a statement the server cannot prepare untyped, or a connection not in
+UTF-8 takes psycopg's ``execute`` as before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import psycopg
+from psycopg import pq
+from psycopg.errors import error_from_result
 
 from shipyard.store.postgres.listener import connect_blocking
 
-__all__ = ["InlineInserts", "loop_is_idle"]
+__all__ = ["InlineInserts", "loop_is_idle", "positional", "text_values"]
+
+_PSYCOPG_PARAM = re.compile(r"%%|%\((\w+)\)s")
+
+
+def positional(query: str) -> tuple[bytes, tuple[str, ...]]:
+    """A query in psycopg's style (``%(name)s``, a literal ``%`` doubled) as libpq's
+    (``$1``, ``$2`` …, a name used twice keeping its number) and the names in number order."""
+    order: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return "%"
+        if name not in order:
+            order.append(name)
+        return f"${order.index(name) + 1}"
+
+    return _PSYCOPG_PARAM.sub(number, query).encode(), tuple(order)
+
+
+def _array_literal(items: Sequence[str]) -> str:
+    quoted = (item.replace("\\", "\\\\").replace('"', '\\"') for item in items)
+    return "{" + ",".join(f'"{item}"' for item in quoted) + "}"
+
+
+def text_values(values: Mapping[str, Any], order: Sequence[str]) -> list[bytes | None] | None:
+    """``values`` in ``order`` as the text a server parses them from (None for NULL), or None
+    when one of them cannot be sent that way (psycopg's path then sends it, or refuses it)."""
+    out: list[bytes | None] = []
+    for name in order:
+        value = values[name]
+        if value is None:
+            out.append(None)
+            continue
+        if isinstance(value, str):
+            text = value
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, int | float):
+            text = repr(value)
+        elif isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            text = _array_literal(value)
+        else:
+            return None
+        # libpq sends text parameters up to their first NUL: psycopg refuses such a text.
+        if "\x00" in text:
+            return None
+        out.append(text.encode())
+    return out
 
 
 def loop_is_idle(pool_prefix: str) -> bool:
@@ -59,6 +120,9 @@ class InlineInserts:
         self._schema = schema
         self._pool_prefix = pool_prefix
         self._conn: psycopg.Connection[Any] | None = None
+        # Per connection: query → (prepared statement name, its parameter names), or None
+        # where the server would not prepare it untyped (psycopg's execute then).
+        self._prepared: dict[str, tuple[bytes, tuple[str, ...]] | None] = {}
         self._lock = threading.Lock()
         self._closed = False
 
@@ -74,14 +138,48 @@ class InlineInserts:
             conn = self._conn
             if conn is None or conn.closed:
                 conn = self._conn = connect_blocking(self._url, self._schema)
+                self._prepared = {}
             try:
-                return conn.execute(query, values).fetchone() is not None
+                return self._execute(conn, query, values)
             except psycopg.OperationalError:
                 conn.close()
                 self._conn = None
                 raise
         finally:
             self._lock.release()
+
+    def _execute(
+        self, conn: psycopg.Connection[Any], query: str, values: Mapping[str, Any]
+    ) -> bool:
+        if query in self._prepared:
+            prepared = self._prepared[query]
+        else:
+            prepared = self._prepared[query] = self._prepare(conn, query)
+        args = None if prepared is None else text_values(values, prepared[1])
+        if prepared is None or args is None:
+            return conn.execute(query, values).fetchone() is not None
+        # None is a NULL to libpq (and to psycopg's own calls), whatever the stub says.
+        result = conn.pgconn.exec_prepared(prepared[0], cast(Sequence[bytes], args))
+        if result.status == pq.ExecStatus.TUPLES_OK:
+            return result.ntuples > 0
+        if conn.pgconn.status == pq.ConnStatus.BAD:
+            message = conn.pgconn.error_message.decode("utf-8", "replace").strip()
+            raise psycopg.OperationalError(message or "the connection to the server was lost")
+        raise error_from_result(result, encoding=conn.info.encoding)
+
+    def _prepare(
+        self, conn: psycopg.Connection[Any], query: str
+    ) -> tuple[bytes, tuple[str, ...]] | None:
+        if conn.info.encoding != "utf-8":
+            return None
+        sql, order = positional(query)
+        name = f"shipyard_inline_{len(self._prepared)}".encode()
+        result = conn.pgconn.prepare(name, sql)
+        if result.status == pq.ExecStatus.COMMAND_OK:
+            return name, order
+        if conn.pgconn.status == pq.ConnStatus.BAD:
+            raise psycopg.OperationalError("the connection to the server was lost")
+        return None
 
     def close(self) -> None:
         """Close the connection; later inserts return None. Safe to call twice."""
