@@ -93,6 +93,8 @@ async def write_batch(worker: Worker, batch: list[tuple[_Active, AttemptOutcome]
             active.run.attempt_number,
             outcome.status,
         )
+    for active, _ in batch:
+        active.release()
     try:
         await worker.engine.settle_finished(results, accepted)
     except Exception as exc:

@@ -96,6 +96,15 @@ class _Active:
     # claim may take it back before the worker records the suspension (see Worker.take).
     suspending: bool = False
 
+    def release(self) -> None:
+        """Drop the references that make an ended attempt a cycle (active → scope → its
+        driver → active; active → task → its context → scope), so reference counting frees
+        its ~20 objects when the worker lets go of it. Left to the cyclic collector, they
+        outlived the young generation and were freed by middle-generation collections:
+        ~7 µs of CPU per run of a PostgreSQL drain (``gc.callbacks``)."""
+        self.scope.waits = None
+        self.handle = None
+
 
 class _Driver:
     """The worker's side of an attempt's durable calls (``RunScope.waits``)."""
