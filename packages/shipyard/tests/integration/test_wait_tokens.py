@@ -4,6 +4,7 @@ process's view of the database), timeouts, first-output-wins, and the signed cal
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +14,9 @@ from test_waits import status_becomes
 
 from shipyard import WaitpointTimeoutError, task, wait
 from shipyard.config import Settings
+from shipyard.engine.auth import verify_token
 from shipyard.engine.engine import Engine
+from shipyard.engine.waitpoints import TOKEN_PAT_TTL_S
 from shipyard.errors import WaitpointNotFoundError
 from shipyard.ids import new_id
 from shipyard.server.app import create_app
@@ -122,6 +125,20 @@ async def test_callback_with_an_empty_body_completes_with_an_empty_object(
     again = await wait.create_token(idempotency_key="same")
     cached = await wait.create_token(idempotency_key="same")
     assert cached.id == again.id and cached.is_cached
+
+
+async def test_a_tokens_access_token_is_signed_on_first_read_with_its_creation_claims(
+    engine: Engine,
+) -> None:
+    before = int(time.time())
+    token = await wait.create_token()
+    after = int(time.time())
+    assert token._token is None  # not signed yet: most tokens are only waited for
+    signed = token.public_access_token
+    assert token.public_access_token == signed  # signed once
+    claims = verify_token(signed, engine.secret_key(), environment=engine.environment)
+    assert claims.scopes == (f"write:waitpoints:{token.id}",)
+    assert before + TOKEN_PAT_TTL_S <= claims.expires_at <= after + TOKEN_PAT_TTL_S
 
 
 async def test_waiting_for_an_unknown_token_or_a_non_token_fails_at_once(

@@ -8,7 +8,7 @@ from typing import Generic, Protocol, TypeVar
 
 from shipyard.errors import SubtaskUnwrapError
 
-__all__ = ["BatchHandle", "BatchResult", "Result", "RunHandle", "TaskRunError"]
+__all__ = ["BatchHandle", "BatchResult", "Result", "RunHandle", "TaskRunError", "signed_once"]
 
 T = TypeVar("T")
 
@@ -46,7 +46,7 @@ class RunHandle:
     @property
     def public_access_token(self) -> str:
         """A JWT that can read only this run (signed on first access, then cached)."""
-        return _signed_once(self)
+        return signed_once(self)
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -83,7 +83,7 @@ class BatchHandle:
     @property
     def public_access_token(self) -> str:
         """A JWT that can read only this batch (signed on first access, then cached)."""
-        return _signed_once(self)
+        return signed_once(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +141,7 @@ class _LazyToken(Protocol):
     def _mint(self) -> Callable[[], str] | None: ...
 
 
-def _signed_once(handle: _LazyToken) -> str:
+def signed_once(handle: _LazyToken) -> str:
     """The handle's token: signed by its factory on first access, then cached (frozen
     dataclasses: set through ``object.__setattr__``)."""
     token = handle._token

@@ -229,6 +229,9 @@ class Worker:
             self._periodic("parking", self._check_parked, 1.0, "checking parked runs"),
             self._periodic("reaper", self.reap, self.lease_ms / 2000, "reaping expired leases"),
             self._periodic("retention", self.purge, _RETENTION_EVERY, "deleting old runs"),
+            self._periodic(
+                "statistics", self._refresh_statistics, 2.0, "refreshing planner statistics"
+            ),
             SchedulerService(
                 engine.fire_due_schedules,
                 engine.now,
@@ -477,6 +480,11 @@ class Worker:
     async def _promote_pending(self) -> None:
         if await self.engine.promote_pending(self.task_ids):
             self.poke()
+
+    async def _refresh_statistics(self) -> None:
+        analyzed = await self.engine.refresh_statistics()
+        if analyzed:
+            log.info("analyzed %s: they outgrew their planner statistics", ", ".join(analyzed))
 
     async def _resolve_waitpoints(self) -> None:
         if await self.engine.resolve_waitpoints():

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from shipyard.engine.engine import Engine
+from shipyard.engine.waitpoints import TOKEN_PAT_TTL_S
 from shipyard.errors import AuthenticationError, ValidationError
 from shipyard.jsonutil import MAX_JSON_DEPTH, loads
 from shipyard.schemas.filters import parse_token_list_query
@@ -39,8 +40,6 @@ from shipyard.server.routes.common import ERRORS, PUBLIC_ERRORS, Outcome, final_
 from shipyard.server.routing import JsonRoute, wire
 
 __all__ = ["router"]
-
-_TOKEN_PAT_TTL_S = 24 * 3600
 
 
 def _require_token(caller: Caller, token_id: str, *, write: bool) -> None:
@@ -94,7 +93,7 @@ def router() -> APIRouter:
             request,
             run,
             lambda answer: engine.public_token(
-                [f"write:waitpoints:{answer['id']}"], _TOKEN_PAT_TTL_S
+                [f"write:waitpoints:{answer['id']}"], TOKEN_PAT_TTL_S
             ),
         )
 
