@@ -265,25 +265,32 @@ def explain_custom(conn: psycopg.Connection[Any], query: str, params: dict[str, 
     return cursor.fetchone()[0][0]["Plan"]  # type: ignore[index]
 
 
+def prepare_as_driver(
+    conn: psycopg.Connection[Any], name: str, query: str, params: dict[str, Any]
+) -> sql.Composed:
+    """Prepare ``query`` as the driver prepares it (its parameter types) under ``name``; the
+    ``EXECUTE`` of it with ``params``."""
+    from psycopg._queries import PostgresQuery
+
+    converted = PostgresQuery(Transformer(conn))
+    converted.convert(query, params)
+    result = conn.pgconn.prepare(name.encode(), converted.query, converted.types)
+    assert result.status == psycopg.pq.ExecStatus.COMMAND_OK, result.error_message
+    order = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", query)))
+    args = sql.SQL(", ").join(sql.Literal(params[k]) for k in order)
+    return sql.SQL("EXECUTE {}({})").format(sql.Identifier(name), args)
+
+
 def explain_generic(
     conn: psycopg.Connection[Any], name: str, query: str, params: dict[str, Any]
 ) -> Any:
     """The plan a prepared statement settles on (PostgreSQL 15 has no EXPLAIN GENERIC_PLAN):
     prepared as the driver prepares it, explained under force_generic_plan."""
-    from psycopg._queries import PostgresQuery
-
-    converted = PostgresQuery(Transformer(conn))
-    converted.convert(query, params)
     statement = f"plan_{name}"
-    result = conn.pgconn.prepare(statement.encode(), converted.query, converted.types)
-    assert result.status == psycopg.pq.ExecStatus.COMMAND_OK, result.error_message
-    order = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", query)))
-    args = sql.SQL(", ").join(sql.Literal(params[k]) for k in order)
+    execute = prepare_as_driver(conn, statement, query, params)
     conn.execute("SET plan_cache_mode = force_generic_plan")
     try:
-        found = conn.execute(
-            sql.SQL("EXPLAIN (FORMAT JSON) EXECUTE {}({})").format(sql.Identifier(statement), args)
-        ).fetchone()
+        found = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) ") + execute).fetchone()
     finally:
         conn.execute("RESET plan_cache_mode")
         conn.execute(sql.SQL("DEALLOCATE {}").format(sql.Identifier(statement)))

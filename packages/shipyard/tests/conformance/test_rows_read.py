@@ -12,13 +12,35 @@ down with its backlog (~8 ms per finish at 30,000 queued, under the environment'
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
-from test_claim_plans import DEEP, ENV, pg, plan_nodes, postgres_statements, runs_analyzed
+import pytest
+from psycopg import sql
+from test_claim_plans import (
+    BACKLOG,
+    DEEP,
+    ENV,
+    FINISHED,
+    FINISHED_SINCE_VACUUM,
+    PARKED,
+    SETUP,
+    WARM_UP,
+    pg,
+    plan_nodes,
+    postgres_statements,
+    prepare_as_driver,
+    runs_analyzed,
+    suspend_statements,
+)
 
+from shipyard.store.postgres import PostgresStore
+from shipyard.store.postgres.listener import session_statement
 from shipyard.store.sql import load_queries
+from shipyard.testing.postgres import ENGINE_SCHEMA, databases, require_postgres
 
 __all__ = ["pg"]  # the fixture, shared with test_claim_plans.py
 
@@ -92,3 +114,86 @@ def test_postgres_rows_read_check_catches_a_walk(pg: psycopg.Connection[Any]) ->
     ).fetchone()[0][0]["Plan"]  # type: ignore[index]
     read = rows_read(plan)
     assert any(count >= DEEP for count in read.values()), read
+
+
+Planned = tuple[str, psycopg.Connection[Any], list[str]]
+
+
+@pytest.fixture
+def small_then_deep() -> Iterator[Planned]:
+    """An engine session whose prepared statements made their generic plans while the tables
+    were small (and analyzed so), on tables since filled with the backlog, not analyzed
+    since: what a worker that started on a new install runs once it is busy, when nothing
+    else analyzes (autovacuum off or behind). Yields the database, the session and the
+    EXECUTE of each hot statement."""
+    require_postgres()
+    url = asyncio.run(databases.create())
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(session_statement(ENGINE_SCHEMA))
+            for statement in SETUP + WARM_UP:
+                conn.execute(statement.encode())
+            conn.execute("ANALYZE")
+            queries = load_queries("postgres")
+            statements = {**postgres_statements(), **suspend_statements()}
+            executes = []
+            conn.execute("SET plan_cache_mode = force_generic_plan")
+            for name, params in statements.items():
+                if name in NOT_CHECKED:
+                    continue
+                execute = prepare_as_driver(conn, f"small_{name}", queries[name], params)
+                conn.execute(sql.SQL("EXPLAIN ") + execute)  # its generic plan, made and kept
+                executes.append(execute.as_string(conn))
+            for statement in FINISHED + BACKLOG + PARKED + FINISHED_SINCE_VACUUM:
+                conn.execute(statement.encode())
+            # The row counts the refresh reads, published now rather than within 10 s.
+            conn.execute("SELECT pg_stat_force_next_flush()")
+            yield url, conn, executes
+    finally:
+        asyncio.run(databases.drop(url))
+
+
+def test_postgres_plans_made_on_small_tables_are_remade_when_the_tables_outgrow_them(
+    small_then_deep: Planned,
+) -> None:
+    """Plans made on small tables are kept as the tables grow: every hot statement read runs or
+    waitpoints whole once the backlog was in (the heartbeat's lease extension 120 million
+    rows). The workers' statistics refresh analyzes the tables that outgrew their statistics
+    (store/postgres/statistics.py), which makes every session plan them again."""
+    url, conn, executes = small_then_deep
+    before = problems_of(conn, executes)
+    assert any("waitpoint_link_many" in p for p in before), before  # the parking's probes
+
+    async def refresh() -> tuple[list[str], list[str]]:
+        store = PostgresStore(url)
+        try:
+            return await store.statistics_refresh(), await store.statistics_refresh()
+        finally:
+            await store.close()
+
+    analyzed, again = asyncio.run(refresh())
+    assert {"runs", "waitpoints"} <= set(analyzed) and again == []
+    assert problems_of(conn, executes) == []
+
+
+def problems_of(conn: psycopg.Connection[Any], executes: list[str]) -> list[str]:
+    """The statements (``EXECUTE``s of prepared ones) that read more than a batch's rows, and
+    what; a statement still running after 5 s counts as one."""
+    problems = []
+    conn.execute("SET statement_timeout = '5s'")
+    for execute in executes:
+        name = execute.split("(", 1)[0].removeprefix('EXECUTE "small_').rstrip('"')
+        try:
+            with conn.transaction(force_rollback=True):
+                found = conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {execute}".encode())
+                plan = found.fetchone()[0][0]["Plan"]  # type: ignore[index]
+        except psycopg.errors.QueryCanceled:
+            problems.append(f"{name}: still running after 5 s")
+            continue
+        problems += [
+            f"{name}: {count} rows of {scan}"
+            for scan, count in rows_read(plan).items()
+            if count > FEW_ROWS and not (name in READS_RUNS_OWNER and "runs_owner" in scan)
+        ]
+    conn.execute("RESET statement_timeout")
+    return problems

@@ -465,6 +465,11 @@ class ClaimOps(QueueOps):
             RunPurgeParams(environment=self.environment, before=self.now() - retention, limit=limit)
         )
 
+    async def refresh_statistics(self) -> list[str]:
+        """Refresh the database's planner statistics of the tables that outgrew them (on
+        PostgreSQL; see store/postgres/statistics.py): the tables analyzed."""
+        return await self.store.statistics_refresh()
+
     async def leased_runs(self, worker_id: str) -> list[RunRecord]:
         """The runs leased to ``worker_id`` now (EXECUTING, it the lease owner)."""
         return await self.store.run_leased(

@@ -213,6 +213,12 @@ class StoreCore(ABC):
         transaction each: a busy install's tables are never locked for long)."""
         return await self._run(procedures.run_purge(params))
 
+    async def statistics_refresh(self) -> list[str]:
+        """Refresh the planner's statistics of the tables that outgrew them; their names.
+        Nothing here: SQLite plans a statement from its indexes alone while no ``ANALYZE``
+        has run, and again whenever one has (PostgreSQL keeps plans: it overrides this)."""
+        return []
+
     async def run_leased(self, params: RunLeasedParams) -> list[RunRecord]:
         """The runs leased to a worker now: EXECUTING with it as the lease owner."""
         return await self._run(procedures.run_leased(params))

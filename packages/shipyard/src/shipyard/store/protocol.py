@@ -259,6 +259,10 @@ class Store(Protocol):
         """Retention: delete one batch of old finished runs and completed waitpoints."""
         ...
 
+    async def statistics_refresh(self) -> list[str]:
+        """Refresh the planner's statistics of the tables that outgrew them; their names."""
+        ...
+
     async def run_leased(self, params: RunLeasedParams) -> list[RunRecord]:
         """The runs leased to a worker now: EXECUTING with it as the lease owner."""
         ...

@@ -32,15 +32,25 @@ FEED_POLL_SECONDS = 1.0
 
 
 def session_statement(schema: str) -> sql.Composed:
-    """What every engine connection runs once: ``search_path`` to the engine's schema, and JIT
-    compilation off. The engine's statements are short; PL/pgSQL keeps a trigger statement's
-    plan for the session, planned at its first call for that call's rows, and a session whose
-    first status change touched 30,000 runs kept a plan costed over ``jit_above_cost``: every
-    later claim and finish compiled 14 functions for its 100 runs (~10 ms, under the slot
-    lock)."""
+    """What every engine connection runs once: ``search_path`` to the engine's schema, JIT
+    compilation off, and sequential scans only where no index serves.
+
+    JIT: the engine's statements are short; PL/pgSQL keeps a trigger statement's plan for the
+    session, planned at its first call for that call's rows, and a session whose first status
+    change touched 30,000 runs kept a plan costed over ``jit_above_cost``: every later claim
+    and finish compiled 14 functions for its 100 runs (~10 ms, under the slot lock).
+
+    Sequential scans: a prepared statement's generic plan is made once, for the table sizes
+    of that moment, and kept until statistics change, which without autovacuum is never. A
+    worker that started on small tables kept plans that read ``runs`` and ``waitpoints`` whole
+    for their primary-key probes: after 100 ``trigger_and_wait`` round trips, parking 10,000
+    runs went from ~3,500 to ~2,300 a second, and it gets slower as the tables grow. Every
+    engine statement is written to probe an index; with ``enable_seqscan`` off the planner
+    takes a sequential scan only where a table has no index for the statement."""
     quoted = '"' + schema.replace('"', '""') + '"'
     return sql.SQL(
-        "SELECT set_config('search_path', {}, false), set_config('jit', 'off', false)"
+        "SELECT set_config('search_path', {}, false), set_config('jit', 'off', false), "
+        "set_config('enable_seqscan', 'off', false)"
     ).format(sql.Literal(quoted))
 
 

@@ -950,3 +950,18 @@ WHERE environment = :environment AND status = 'WAITING' AND NOT EXISTS (
       AND w.status = 'PENDING'
 )
 RETURNING id;
+
+-- name: tables_outgrown
+-- The engine's growing tables (store/postgres/statistics.py) with at least 1,000 live rows and
+-- more than twice the rows their statistics counted (reltuples is -1 before the first ANALYZE).
+SELECT s.relname
+FROM pg_stat_user_tables s
+JOIN pg_class c ON c.oid = s.relid
+WHERE s.schemaname = current_schema()
+  AND s.relname = ANY(:tables)
+  AND s.n_live_tup >= 1000
+  AND s.n_live_tup > 2 * GREATEST(c.reltuples, 0);
+
+-- name: statistics_lock
+-- One worker of an install analyzes at a time (released at the end of its transaction).
+SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || ':statistics'));

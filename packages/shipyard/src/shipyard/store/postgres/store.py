@@ -67,6 +67,7 @@ from shipyard.store.postgres.schema import (
     create_schema,
     revoke_api_roles,
 )
+from shipyard.store.postgres.statistics import refresh_statistics
 from shipyard.store.postgres.values import (
     accepted_finishes,
     claim_values,
@@ -222,6 +223,11 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
             if warned:
                 log.warning("PostgreSQL at %s is reachable; starting", self._where)
             self._opened = True
+
+    async def statistics_refresh(self) -> list[str]:
+        """Analyze the growing tables whose statistics they have outgrown (statistics.py)."""
+        await self._ensure_open()
+        return await refresh_statistics(self._pool)
 
     async def _run(self, procedure: Procedure[T]) -> T:
         """Drive ``procedure`` on a pooled connection."""
