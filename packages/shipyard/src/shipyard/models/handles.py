@@ -8,7 +8,15 @@ from typing import Generic, Protocol, TypeVar
 
 from shipyard.errors import SubtaskUnwrapError
 
-__all__ = ["BatchHandle", "BatchResult", "Result", "RunHandle", "TaskRunError", "signed_once"]
+__all__ = [
+    "BatchHandle",
+    "BatchResult",
+    "Result",
+    "RunHandle",
+    "TaskRunError",
+    "lazy_token",
+    "signed_once",
+]
 
 T = TypeVar("T")
 
@@ -40,8 +48,7 @@ class RunHandle:
         setattr_(self, "id", id)
         setattr_(self, "task_identifier", task_identifier)
         setattr_(self, "is_cached", is_cached)
-        setattr_(self, "_token", None if token_factory is not None else public_access_token)
-        setattr_(self, "_mint", token_factory)
+        lazy_token(self, public_access_token, token_factory)
 
     @property
     def public_access_token(self) -> str:
@@ -77,8 +84,7 @@ class BatchHandle:
         setattr_(self, "batch_id", batch_id)
         setattr_(self, "run_count", run_count)
         setattr_(self, "runs", runs)
-        setattr_(self, "_token", None if token_factory is not None else public_access_token)
-        setattr_(self, "_mint", token_factory)
+        lazy_token(self, public_access_token, token_factory)
 
     @property
     def public_access_token(self) -> str:
@@ -139,6 +145,15 @@ class _LazyToken(Protocol):
 
     @property
     def _mint(self) -> Callable[[], str] | None: ...
+
+
+def lazy_token(
+    handle: object, public_access_token: str, token_factory: Callable[[], str] | None
+) -> None:
+    """Set a frozen handle's token fields: the token given, or none yet and the factory that
+    signs it on first read (:func:`signed_once`)."""
+    object.__setattr__(handle, "_token", None if token_factory is not None else public_access_token)
+    object.__setattr__(handle, "_mint", token_factory)
 
 
 def signed_once(handle: _LazyToken) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shipyard.errors import WaitpointTimeoutError
-from shipyard.models.handles import signed_once
+from shipyard.models.handles import lazy_token, signed_once
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -41,8 +41,7 @@ class WaitToken:
         setattr_(self, "id", id)
         setattr_(self, "url", url)
         setattr_(self, "is_cached", is_cached)
-        setattr_(self, "_token", None if token_factory is not None else public_access_token)
-        setattr_(self, "_mint", token_factory)
+        lazy_token(self, public_access_token, token_factory)
 
     @property
     def public_access_token(self) -> str:
