@@ -126,19 +126,18 @@ def test_a_psycopg_query_becomes_libpq_numbered_parameters() -> None:
 
 
 def test_values_become_the_text_the_server_parses() -> None:
-    values = {"s": "é", "n": None, "i": -7, "b": True, "f": 0.5, "l": ['a"b', "c\\d", "e,f"]}
-    assert text_values(values, ["s", "n", "i", "b", "f", "l"]) == [
+    values = {"s": "é", "n": None, "i": -7, "l": ['a"b', "c\\d", "e,f"]}
+    assert text_values(values, ["s", "n", "i", "l"]) == [
         "é".encode(),
         None,
         b"-7",
-        b"true",
-        b"0.5",
         b'{"a\\"b","c\\\\d","e,f"}',
     ]
     # What plain text cannot carry goes through psycopg (which sends it or refuses it).
     assert text_values({"s": "a\x00b"}, ["s"]) is None
     assert text_values({"l": ["a\x00"]}, ["l"]) is None
-    assert text_values({"d": {"k": 1}}, ["d"]) is None
+    for other in ({"k": 1}, 0.5, True):  # psycopg types these; text would only be parsed
+        assert text_values({"v": other}, ["v"]) is None
 
 
 async def inline_prepared(store: PostgresStore) -> list[str]:

@@ -21,9 +21,10 @@ The statement is prepared on that connection once and then run through libpq dir
 text and typed by the server from the columns they go into. psycopg's cursor machinery
 (query conversion, per-value dumpers, the prepare bookkeeping, the result's description)
 cost ~35 µs of client CPU per trigger, ~9 % of a one-run trigger's wall time. A value this
-path cannot send as plain text (a NUL character, a type other than text, number, boolean or
-a list of texts), a statement the server cannot prepare untyped, or a connection not in
-UTF-8 takes psycopg's ``execute`` as before.
+path cannot send as plain text (a NUL character; a type other than text, integer or a list
+of texts: psycopg types a float or a boolean, where the server would only parse text), a
+statement the server cannot prepare untyped, or a connection not in UTF-8 takes psycopg's
+``execute`` as before.
 """
 
 from __future__ import annotations
@@ -77,10 +78,8 @@ def text_values(values: Mapping[str, Any], order: Sequence[str]) -> list[bytes |
             continue
         if isinstance(value, str):
             text = value
-        elif isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, int | float):
-            text = repr(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            text = str(value)
         elif isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
             text = _array_literal(value)
         else:
