@@ -22,14 +22,15 @@ from shipyard.statuses import RunStatus
 from shipyard.worker.executor import AttemptOutcome
 
 if TYPE_CHECKING:
-    from shipyard.worker.worker import Worker, _Active
+    from shipyard.worker.active import Active
+    from shipyard.worker.worker import Worker
 
 log = logging.getLogger("shipyard.worker")
 
 __all__ = ["write_batch"]
 
 
-async def write_batch(worker: Worker, batch: list[tuple[_Active, AttemptOutcome]]) -> None:
+async def write_batch(worker: Worker, batch: list[tuple[Active, AttemptOutcome]]) -> None:
     """Write a batch of ended attempts in one transaction, claiming with the slots they free."""
     # Final metadata: the run's own last operations travel with its finish (no write of
     # their own); those aimed at its parent or root are written first (rarely any).

@@ -19,13 +19,14 @@ from shipyard.engine.claims import WaitpointBlockParams, WaitpointBlockResult
 from shipyard.records import RunRecord
 
 if TYPE_CHECKING:
-    from shipyard.worker.worker import Worker, _Active
+    from shipyard.worker.active import Active
+    from shipyard.worker.worker import Worker
 
 __all__ = ["suspend_batch"]
 
 
 async def suspend_batch(
-    worker: Worker, items: Sequence[tuple[_Active, WaitpointBlockParams]]
+    worker: Worker, items: Sequence[tuple[Active, WaitpointBlockParams]]
 ) -> list[WaitpointBlockResult | Exception]:
     """Block a batch of durable calls and, in the same transaction, claim with the slots
     the suspended runs give back (a child its parent just triggered starts here without a
@@ -74,7 +75,7 @@ async def suspend_batch(
 
 
 async def _suspend_alone(
-    worker: Worker, items: Sequence[tuple[_Active, WaitpointBlockParams]]
+    worker: Worker, items: Sequence[tuple[Active, WaitpointBlockParams]]
 ) -> list[WaitpointBlockResult | Exception]:
     """A batch that waits for no child (tokens, dates): suspended without a claim, then the
     claimer is woken for the slots. Measured: runs parking at tokens claimed in each suspend

@@ -35,7 +35,6 @@ import functools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 from shipyard.discovery import code_version
 from shipyard.engine.batching import Coalescer
@@ -46,7 +45,6 @@ from shipyard.engine.claims import (
     WorkerRegistration,
 )
 from shipyard.engine.context import build_context
-from shipyard.engine.definitions import TaskDefinition
 from shipyard.engine.engine import Engine
 from shipyard.engine.metadata import (
     flush_scope,
@@ -57,10 +55,9 @@ from shipyard.ids import new_id
 from shipyard.jsonutil import dumps, loads
 from shipyard.records import RunRecord
 from shipyard.statuses import RunStatus
+from shipyard.worker.active import Active, Driver
 from shipyard.worker.executor import (
-    AttemptControl,
     AttemptOutcome,
-    pause_deadline,
     resume_deadline,
     run_attempt,
 )
@@ -79,68 +76,6 @@ _RETENTION_BATCH = 500
 _RETENTION_BATCHES = 20
 
 __all__ = ["Worker"]
-
-
-@dataclass(eq=False)
-class _Active:
-    run: RunRecord
-    task: TaskDefinition
-    scope: RunScope
-    control: AttemptControl = field(default_factory=AttemptControl)
-    handle: asyncio.Task[None] | None = None
-    # Set while the attempt is parked at a durable wait: resolved with the run when a claim
-    # takes it back.
-    resume: asyncio.Future[RunRecord] | None = None
-    parked_at: float = 0.0
-    # A durable call of this attempt is being written: its run may already be WAITING, and a
-    # claim may take it back before the worker records the suspension (see Worker.take).
-    suspending: bool = False
-
-    def release(self) -> None:
-        """Drop the references that make an ended attempt a cycle (active → scope → its
-        driver → active; active → task → its context → scope), so reference counting frees
-        its ~20 objects when the worker lets go of it. Left to the cyclic collector, they
-        outlived the young generation and were freed by middle-generation collections:
-        ~7 µs of CPU per run of a PostgreSQL drain (``gc.callbacks``)."""
-        self.scope.waits = None
-        self.handle = None
-
-
-class _Driver:
-    """The worker's side of an attempt's durable calls (``RunScope.waits``)."""
-
-    def __init__(self, worker: Worker, active: _Active) -> None:
-        self.worker = worker
-        self.active = active
-        self.worker_id = worker.id
-
-    def attempt_number(self) -> int:
-        return self.active.run.attempt_number
-
-    async def suspend(self, block: WaitpointBlockParams) -> WaitpointBlockResult:
-        active = self.active
-        active.suspending = True
-        # max_duration counts execution, not waiting: it stops when the call is sent, for the
-        # run may be WAITING, and its wait over, before the answer comes back (a deadline that
-        # fired then cancelled a suspended attempt, and its run was replayed).
-        pause_deadline(active.scope)
-        try:
-            result = await self.worker._suspends.submit((active, block))
-        except BaseException:
-            resume_deadline(active.scope)
-            raise
-        finally:
-            active.suspending = False
-        if not result.suspended:
-            resume_deadline(active.scope)
-        return result
-
-    async def park(self) -> None:
-        await self.worker._park(self.active)
-
-    def lost(self) -> BaseException:
-        self.active.control.reason = "lost"
-        return asyncio.CancelledError()
 
 
 class Worker:
@@ -178,10 +113,10 @@ class Worker:
         self.max_parked = settings.max_parked if max_parked is None else max_parked
         self.parked_idle = parked_idle or settings.parked_idle
         self.id = worker_id or new_id("worker")
-        self.active: dict[str, _Active] = {}
+        self.active: dict[str, Active] = {}
         # Attempts parked at a durable wait: no slot, the coroutine kept until resumed.
-        self.parked: dict[str, _Active] = {}
-        self.pending: list[tuple[_Active, AttemptOutcome]] = []
+        self.parked: dict[str, Active] = {}
+        self.pending: list[tuple[Active, AttemptOutcome]] = []
         self.pending_event = asyncio.Event()
         # stop() and the finisher both flush; one at a time, or stop() could return while
         # the finisher's write is in flight and then cancel it (losing a finished attempt).
@@ -211,7 +146,7 @@ class Worker:
         )
         # Durable calls made while a batch is being written go in the next one, with the claim
         # of the slots they give back (one transaction: see _suspend_batch).
-        self._suspends: Coalescer[tuple[_Active, WaitpointBlockParams], WaitpointBlockResult] = (
+        self._suspends: Coalescer[tuple[Active, WaitpointBlockParams], WaitpointBlockResult] = (
             Coalescer(functools.partial(suspend_batch, self))
         )
         self._clock_listener = None
@@ -389,12 +324,12 @@ class Worker:
             tags=list(ctx.run.tags),
             queued_at=run.queued_at,
         )
-        active = _Active(run=run, task=task, scope=scope)
-        scope.waits = _Driver(self, active)
+        active = Active(run=run, task=task, scope=scope)
+        scope.waits = Driver(self, active)
         self.active[run.id] = active
         active.handle = asyncio.create_task(self._execute(active), name=f"shipyard-{run.id}")
 
-    def _hold(self, active: _Active) -> None:
+    def _hold(self, active: Active) -> None:
         """The run suspended: its coroutine is kept (parked) without a slot until a claim takes
         the run back (:meth:`take` resolves ``active.resume``), or it is evicted."""
         run_id = active.run.id
@@ -409,7 +344,7 @@ class Worker:
             # Bound memory: the oldest parked runs resume by replay wherever they are claimed.
             self._evict(next(iter(self.parked.values())))
 
-    async def _park(self, active: _Active) -> None:
+    async def _park(self, active: Active) -> None:
         """Hold the attempt's coroutine until a claim takes its run back (its slot was given
         back when it suspended; a claim may have taken it back already)."""
         if active.resume is None:  # pragma: no cover - _suspend_batch holds every suspended run
@@ -422,7 +357,7 @@ class Worker:
             active.resume = None
         resume_deadline(active.scope)  # paused since the suspend was sent (_Driver.suspend)
 
-    def _evict(self, active: _Active) -> None:
+    def _evict(self, active: Active) -> None:
         """Drop a parked coroutine; the run resumes by replay wherever it is claimed."""
         if self.parked.get(active.run.id) is active:
             del self.parked[active.run.id]
@@ -430,7 +365,7 @@ class Worker:
         if active.handle is not None and not active.handle.done():
             active.handle.cancel()
 
-    async def _execute(self, active: _Active) -> None:
+    async def _execute(self, active: Active) -> None:
         try:
             outcome = await run_attempt(
                 self.engine, active.task, active.run, active.scope, active.control, self._threads
