@@ -138,7 +138,7 @@ async def drive(conn: psycopg.AsyncConnection[Any], procedure: Procedure[T]) -> 
                     # Rows first: a cursor's description is known only once its results
                     # have arrived (in a pipeline, after the fetch), so read it after.
                     rows = await cursor.fetchall()
-                    result = records(cursor.description, rows)
+                    result = records(cursor, rows)
                 else:  # pragma: no cover - every kind is handled above
                     raise ValueError(f"unknown step kind {kind}")
 

@@ -340,7 +340,7 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
                 claim = await conn.execute(_Q["run_claim_limited"], values)
             if await lock.fetchone() is None:  # pragma: no cover - the row was ensured
                 raise ShipyardError(f"No slot row for environment {params.environment!r}.")
-            return records(claim.description, await claim.fetchall())
+            return records(claim, await claim.fetchall())
 
     async def run_finish_many(self, params: RunFinishManyParams) -> list[bool]:
         """Record the end of attempts in one statement; False where the fence rejected one."""
@@ -391,7 +391,7 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
                 raise ShipyardError(f"No slot row for environment {claim.environment!r}.")
             accepted = accepted_finishes(len(finish.finishes), await finished.fetchall())
             accepted = await self._finish_conflicts(conn, finish, accepted)
-            return accepted, records(claimed.description, await claimed.fetchall())
+            return accepted, records(claimed, await claimed.fetchall())
 
     async def _finish_conflicts(
         self,
@@ -459,7 +459,7 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
         accepted = accepted_finishes(len(finish.finishes), await finished.fetchall())
         if claimed is None:
             return accepted, []
-        return accepted, records(claimed.description, await claimed.fetchall())
+        return accepted, records(claimed, await claimed.fetchall())
 
     async def _bookkeeping(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """First statement of a claim or finish transaction: with ``async_commit``, its commit

@@ -225,7 +225,7 @@ class PostgresWaitpoints:
                                 _Q["run_claim_limited"], claim_values(wanted)
                             )
                             await pipe.sync()
-                            claimed = records(taken.description, await taken.fetchall())
+                            claimed = records(taken, await taken.fetchall())
                     taken_ids = {r.id for r in claimed}
                     if any(c["id"] not in taken_ids for c in children):
                         # Children this worker did not take (no claim, no slot, not its task,
