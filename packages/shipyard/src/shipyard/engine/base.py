@@ -9,8 +9,9 @@ about one thing while callers see one object.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from shipyard.clock import Clock, SystemClock
@@ -116,6 +117,16 @@ class EngineBase:
         """A JWT granting ``scopes`` in this environment for ``expires_in_s`` seconds."""
         return sign_token(
             self.environment, scopes, int(time.time()), expires_in_s, self.secret_key()
+        )
+
+    def lazy_public_token(
+        self, scopes: list[str], expires_in_s: int = HANDLE_TOKEN_TTL_S
+    ) -> Callable[[], str]:
+        """:meth:`public_token`, signed when first called, with its claims fixed now: the same
+        token as if signed here. Handles take it (``token_factory``): signing a JWT costs more
+        than the insert a handle comes from, and most handles' tokens are never read."""
+        return functools.partial(
+            sign_token, self.environment, scopes, int(time.time()), expires_in_s, self.secret_key()
         )
 
     # -- in-process finish notifications --------------------------------------------------

@@ -17,12 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shipyard.durations import parse_duration_ms, resolve_time
-from shipyard.engine.auth import sign_token
-from shipyard.engine.base import HANDLE_TOKEN_TTL_S, EngineBase
+from shipyard.engine.base import EngineBase
 from shipyard.engine.options import ParsedOptions, check_text, parse_options
 from shipyard.engine.scope import current_scope
 from shipyard.engine.waits import durable_call
@@ -298,22 +297,16 @@ class TriggerOps(EngineBase):
         """
         # The handle's token is signed with the secret key: resolve it before writing, so a
         # missing key leaves no run behind.
-        secret = self.secret_key()
+        self.secret_key()
         params = await self._trigger_params(task_id, payload, options, trigger_function)
         # The store wakes workers itself when the insert commits (one NOTIFY or doorbell).
         result = await self.store.run_insert(params)
-        # Signing a JWT costs more than the insert: the handle signs on first read, with the
-        # claims fixed now, so the token is the same as if signed here.
         run_id = result.run.id
-        issued = int(time.time())
-        environment = self.environment
         return RunHandle(
             run_id,
             task_id,
             result.cached,
-            token_factory=lambda: sign_token(
-                environment, [f"read:runs:{run_id}"], issued, HANDLE_TOKEN_TTL_S, secret
-            ),
+            token_factory=self.lazy_public_token([f"read:runs:{run_id}"]),
         )
 
     async def batch_trigger(
@@ -393,7 +386,7 @@ class TriggerOps(EngineBase):
             batch_id=batch_id,
             run_count=len(results),
             runs=tuple(r.run.id for r in results),
-            token_factory=self._batch_token(batch_id),
+            token_factory=self.lazy_public_token([f"read:batch:{batch_id}"]),
         )
 
     async def _batch_uniform(
@@ -440,16 +433,7 @@ class TriggerOps(EngineBase):
             batch_id=batch_id,
             run_count=len(ids),
             runs=tuple(ids),
-            token_factory=self._batch_token(batch_id),
-        )
-
-    def _batch_token(self, batch_id: str) -> Callable[[], str]:
-        """Signs the batch handle's token on first read, with the claims fixed now (so the
-        token is the one signing here would give). The secret key was checked before."""
-        issued = int(time.time())
-        environment, secret = self.environment, self.secret_key()
-        return lambda: sign_token(
-            environment, [f"read:batch:{batch_id}"], issued, HANDLE_TOKEN_TTL_S, secret
+            token_factory=self.lazy_public_token([f"read:batch:{batch_id}"]),
         )
 
     # -- waiting for runs -----------------------------------------------------------------

@@ -10,12 +10,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import time
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from shipyard.durations import parse_duration_ms, resolve_time
-from shipyard.engine.auth import sign_token
 from shipyard.engine.batching import Coalescer
 from shipyard.engine.idempotency import IdempotencyKey, normalize
 from shipyard.engine.options import check_text, validate_tags
@@ -82,15 +80,12 @@ class WaitpointOps(RunOps):
         )
 
     def _token(self, record: WaitpointRecord, cached: bool) -> WaitToken:
-        # Signed on first read with the claims fixed now, so the token is the same as if
-        # signed here (as a run handle's).
-        signing = (self.environment, [f"write:waitpoints:{record.id}"], int(time.time()))
         return WaitToken(
             id=record.id,
             url=self.token_url(record.id),
             is_cached=cached,
-            token_factory=functools.partial(
-                sign_token, *signing, TOKEN_PAT_TTL_S, self.secret_key()
+            token_factory=self.lazy_public_token(
+                [f"write:waitpoints:{record.id}"], TOKEN_PAT_TTL_S
             ),
         )
 
