@@ -135,8 +135,8 @@ async def drive(conn: psycopg.AsyncConnection[Any], procedure: Procedure[T]) -> 
                 elif kind == ROW:
                     result = await cursor.fetchone()
                 elif kind == RUNS:
-                    # Rows first: a cursor's description is known only once its results
-                    # have arrived (in a pipeline, after the fetch), so read it after.
+                    # Rows first: a cursor's result (its column names) is there only once
+                    # its results have arrived (in a pipeline, after the fetch).
                     rows = await cursor.fetchall()
                     result = records(cursor, rows)
                 else:  # pragma: no cover - every kind is handled above

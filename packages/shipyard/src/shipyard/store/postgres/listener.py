@@ -1,7 +1,7 @@
 """PostgreSQL connection basics shared by the store: the setup every engine connection runs
-(the engine schema's ``search_path``, JIT off), the connect timeout, the blocking connections
-(heartbeat, inline inserts), and :class:`PostgresListener` (a ``LISTEN`` connection that wakes
-workers and feed readers)."""
+(the engine schema's ``search_path``, JIT and sequential scans off), the connect timeout, the
+blocking connections (heartbeat, inline inserts), and :class:`PostgresListener` (a ``LISTEN``
+connection that wakes workers and feed readers)."""
 
 from __future__ import annotations
 

@@ -14,13 +14,13 @@ event loop.
 
 Every table, function and trigger lives in the engine's own schema (``shipyard`` unless
 ``SHIPYARD_DATABASE_SCHEMA`` says otherwise), never ``public``: every connection the store
-opens (pool, LISTEN, heartbeat) sets ``search_path`` to that schema once (and JIT off: see
-``session_statement``) right after connecting — a session setting, which is why a
-transaction-mode pooler (it hands each transaction to any server connection) cannot carry the
-engine. A caller's own connection (``trigger(..., connection=conn)``) gets the schema only for
-the insert, inside its transaction, and its own search path back afterwards. ``migrate``
-creates the schema and moves an install made by an earlier version (everything in ``public``)
-into it.
+opens (pool, LISTEN, heartbeat, the inline insert) sets ``search_path`` to that schema once
+(with JIT and sequential scans off: see ``session_statement``) right after connecting — a
+session setting, which is why a transaction-mode pooler (it hands each transaction to any
+server connection) cannot carry the engine. A caller's own connection
+(``trigger(..., connection=conn)``) gets the schema only for the insert, inside its
+transaction, and its own search path back afterwards. ``migrate`` creates the schema and moves
+an install made by an earlier version (everything in ``public``) into it.
 """
 
 from __future__ import annotations
@@ -184,7 +184,7 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
     # -- plumbing ---------------------------------------------------------------------------
 
     async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """Every pooled connection, once when it is made: the engine's schema, JIT off."""
+        """Every pooled connection, once when it is made: ``session_statement``."""
         await conn.execute(self._session_setup)
 
     async def _ensure_open(self) -> None:
