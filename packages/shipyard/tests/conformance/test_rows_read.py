@@ -89,12 +89,17 @@ def test_postgres_hot_statements_read_few_rows(pg: psycopg.Connection[Any]) -> N
         with pg.transaction(force_rollback=True):
             cursor = pg.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {queries[name]}", params)
             plan = cursor.fetchone()[0][0]["Plan"]  # type: ignore[index]
-        problems += [
-            f"{name}: {count} rows of {scan}"
-            for scan, count in rows_read(plan).items()
-            if count > FEW_ROWS and not (name in READS_RUNS_OWNER and "runs_owner" in scan)
-        ]
+        problems += too_many_rows(name, plan)
     assert problems == [], "\n".join(problems)
+
+
+def too_many_rows(name: str, plan: dict[str, Any]) -> list[str]:
+    """What statement ``name`` read beyond a batch's rows in ``plan`` (see ``rows_read``)."""
+    return [
+        f"{name}: {count} rows of {scan}"
+        for scan, count in rows_read(plan).items()
+        if count > FEW_ROWS and not (name in READS_RUNS_OWNER and "runs_owner" in scan)
+    ]
 
 
 def test_postgres_rows_read_check_catches_a_walk(pg: psycopg.Connection[Any]) -> None:
@@ -116,7 +121,8 @@ def test_postgres_rows_read_check_catches_a_walk(pg: psycopg.Connection[Any]) ->
     assert any(count >= DEEP for count in read.values()), read
 
 
-Planned = tuple[str, psycopg.Connection[Any], list[str]]
+# The database, the session, and each hot statement's EXECUTE by statement name.
+Planned = tuple[str, psycopg.Connection[Any], dict[str, str]]
 
 
 @pytest.fixture
@@ -136,14 +142,14 @@ def small_then_deep() -> Iterator[Planned]:
             conn.execute("ANALYZE")
             queries = load_queries("postgres")
             statements = {**postgres_statements(), **suspend_statements()}
-            executes = []
+            executes = {}
             conn.execute("SET plan_cache_mode = force_generic_plan")
             for name, params in statements.items():
                 if name in NOT_CHECKED:
                     continue
                 execute = prepare_as_driver(conn, f"small_{name}", queries[name], params)
                 conn.execute(sql.SQL("EXPLAIN ") + execute)  # its generic plan, made and kept
-                executes.append(execute.as_string(conn))
+                executes[name] = execute.as_string(conn)
             for statement in FINISHED + BACKLOG + PARKED + FINISHED_SINCE_VACUUM:
                 conn.execute(statement.encode())
             # The row counts the refresh reads, published now rather than within 10 s.
@@ -156,10 +162,11 @@ def small_then_deep() -> Iterator[Planned]:
 def test_postgres_plans_made_on_small_tables_are_remade_when_the_tables_outgrow_them(
     small_then_deep: Planned,
 ) -> None:
-    """Plans made on small tables are kept as the tables grow: every hot statement read runs or
-    waitpoints whole once the backlog was in (the heartbeat's lease extension 120 million
-    rows). The workers' statistics refresh analyzes the tables that outgrew their statistics
-    (store/postgres/statistics.py), which makes every session plan them again."""
+    """Plans made on small tables are kept as the tables grow: once the backlog was in, hot
+    statements read runs or waitpoints whole (the claim every run; with sequential scans on,
+    the heartbeat's lease extension 124 million rows). The workers' statistics refresh
+    analyzes the tables that outgrew their statistics (store/postgres/statistics.py), which
+    makes every session plan them again."""
     url, conn, executes = small_then_deep
     # Which statements read whole tables depends on the small tables' exact sizes (a fresh
     # or a recycled database); the claim read every run in every state seen.
@@ -177,13 +184,12 @@ def test_postgres_plans_made_on_small_tables_are_remade_when_the_tables_outgrow_
     assert problems_of(conn, executes) == []
 
 
-def problems_of(conn: psycopg.Connection[Any], executes: list[str]) -> list[str]:
+def problems_of(conn: psycopg.Connection[Any], executes: dict[str, str]) -> list[str]:
     """The statements (``EXECUTE``s of prepared ones) that read more than a batch's rows, and
     what; a statement still running after 5 s counts as one."""
     problems = []
     conn.execute("SET statement_timeout = '5s'")
-    for execute in executes:
-        name = execute.split("(", 1)[0].removeprefix('EXECUTE "small_').rstrip('"')
+    for name, execute in executes.items():
         try:
             with conn.transaction(force_rollback=True):
                 found = conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {execute}".encode())
@@ -191,10 +197,6 @@ def problems_of(conn: psycopg.Connection[Any], executes: list[str]) -> list[str]
         except psycopg.errors.QueryCanceled:
             problems.append(f"{name}: still running after 5 s")
             continue
-        problems += [
-            f"{name}: {count} rows of {scan}"
-            for scan, count in rows_read(plan).items()
-            if count > FEW_ROWS and not (name in READS_RUNS_OWNER and "runs_owner" in scan)
-        ]
+        problems += too_many_rows(name, plan)
     conn.execute("RESET statement_timeout")
     return problems

@@ -1,9 +1,6 @@
 """Every connection the PostgreSQL store opens is set up the same way: the engine's schema on
-its search path and JIT compilation off (store/postgres/listener.py ``session_statement``).
-
-JIT is why: PL/pgSQL keeps a trigger statement's plan for the session, costed for the rows of
-its first call. A session whose first status change touched 30,000 runs kept a plan over
-``jit_above_cost``, and every later claim and finish of 100 runs compiled it again (~10 ms).
+its search path, JIT compilation off and sequential scans only where no index serves
+(store/postgres/listener.py ``session_statement``, which says why).
 """
 
 from __future__ import annotations
@@ -16,20 +13,23 @@ from shipyard.store.postgres import PostgresStore
 from shipyard.store.postgres.driver import borrow
 from shipyard.store.protocol import WorkerHeartbeatParams
 
-SETTINGS = "SELECT current_setting('search_path'), current_setting('jit')"
+SETTINGS = (
+    "SELECT current_setting('search_path'), current_setting('jit'), "
+    "current_setting('enable_seqscan')"
+)
 
 
-def settings(conn: psycopg.Connection[Any]) -> tuple[str, str]:
+def settings(conn: psycopg.Connection[Any]) -> tuple[str, str, str]:
     row = conn.execute(SETTINGS).fetchone()
     assert row is not None
-    return str(row[0]), str(row[1])
+    return str(row[0]), str(row[1]), str(row[2])
 
 
 async def test_pooled_heartbeat_and_inline_connections_share_one_setup(
     postgres_store: PostgresStore,
 ) -> None:
     store = postgres_store
-    expected = ('"shipyard"', "off")
+    expected = ('"shipyard"', "off", "off")
     async with borrow(store._pool) as conn:
         cursor = await conn.execute(SETTINGS)
         assert await cursor.fetchone() == expected
