@@ -23,6 +23,7 @@ from shipyard.engine.retries import retries_disabled, retry_options
 from shipyard.jsonutil import dumps
 from shipyard.records import NewEvent, RunRecord, TaskRecord, WorkerRecord
 from shipyard.statuses import RunStatus
+from shipyard.store.claims import ClaimShare
 from shipyard.store.params import (
     PurgedRows,
     QueueDefinition,
@@ -47,12 +48,14 @@ from shipyard.store.params import (
     WaitpointBlockResult,
     WaitpointResolveParams,
     WorkerHeartbeatParams,
+    WorkerShareParams,
     WorkerStopParams,
 )
 
 __all__ = [
     "AttemptResult",
     "ClaimOps",
+    "ClaimShare",
     "ReapedRun",
     "RunOwnership",
     "ScheduledRuns",
@@ -61,6 +64,10 @@ __all__ = [
     "WakeListener",
     "WorkerRegistration",
 ]
+
+# A worker's want of more runs (WorkerShareParams) counts this long after it last said so: a
+# wanting worker says it again every share tick; one that died stops being counted.
+WANT_WINDOW_MS = 1_000
 
 _WORKER_LOST = {
     "name": "TaskRunHeartbeatTimeout",
@@ -232,15 +239,19 @@ class ClaimOps(QueueOps):
         version: str | None = None,
         *,
         peek: bool = True,
+        share: ClaimShare | None = None,
     ) -> list[RunRecord]:
         """Take up to ``limit`` ready runs within every concurrency limit, leased to the worker.
 
         The runs lock to ``version``; a run locked to another version is left to that
         version's workers while one is live. ``peek=False`` skips the lock-free look for
-        ready runs (the caller was just woken because runs are ready).
+        ready runs (the caller was just woken because runs are ready). ``share``: the
+        worker's part of each group's limit while other workers want runs too.
         """
         self.transitions.check([RunStatus.QUEUED], RunStatus.EXECUTING, "claim")
-        params = self._claim_params(worker_id, task_ids, limit, lease_ms, version, self.now())
+        params = self._claim_params(
+            worker_id, task_ids, limit, lease_ms, version, self.now(), share
+        )
         params.peek = peek
         return await self.store.run_claim(params)
 
@@ -252,6 +263,7 @@ class ClaimOps(QueueOps):
         lease_ms: int,
         version: str | None,
         now: int,
+        share: ClaimShare | None = None,
     ) -> RunClaimParams:
         return RunClaimParams(
             environment=self.environment,
@@ -264,6 +276,37 @@ class ClaimOps(QueueOps):
             burst_factor=self.settings.burst_factor,
             version=version,
             live_since=now - self.live_window_ms,
+            share=share,
+        )
+
+    async def worker_share(
+        self,
+        worker_id: str,
+        task_ids: Sequence[str],
+        version: str | None,
+        *,
+        short: bool,
+        wanting: bool,
+    ) -> tuple[bool, int, int]:
+        """Record whether the worker wants more runs than its claims give it (``short``: one
+        came back with fewer runs than free slots; it wants more if runs it may start are
+        ready), and count the other live workers of its version that want more: a worker
+        claims ``1 / (1 + others)`` of each group's limit (``store/claims.py``).
+        ``wanting``: the worker's state as last recorded. Returns ``(wanting, peers, others)``:
+        the other live workers of its version, and those of them that want more."""
+        now = self.now()
+        return await self.store.worker_share(
+            WorkerShareParams(
+                environment=self.environment,
+                worker_id=worker_id,
+                task_ids=task_ids,
+                version=version,
+                short=short,
+                wanting=wanting,
+                now=now,
+                live_since=now - self.live_window_ms,
+                wanting_since=now - WANT_WINDOW_MS,
+            )
         )
 
     async def finish_attempts(self, worker_id: str, results: Sequence[AttemptResult]) -> list[bool]:
@@ -285,6 +328,8 @@ class ClaimOps(QueueOps):
         limit: int,
         lease_ms: int,
         version: str | None = None,
+        *,
+        share: ClaimShare | None = None,
     ) -> tuple[list[bool], list[RunRecord]]:
         """:meth:`finish_attempts`, then :meth:`claim_runs` of up to ``limit`` runs with the
         slots the results freed: one transaction where the store can (PostgreSQL: one round
@@ -293,7 +338,7 @@ class ClaimOps(QueueOps):
         now = self.now()
         accepted, claimed = await self.store.run_finish_and_claim(
             self._finish_params(worker_id, results, now),
-            self._claim_params(worker_id, task_ids, limit, lease_ms, version, now),
+            self._claim_params(worker_id, task_ids, limit, lease_ms, version, now, share),
         )
         self._wake_finished(results, accepted)
         return accepted, claimed
@@ -355,6 +400,8 @@ class ClaimOps(QueueOps):
         limit: int,
         lease_ms: int,
         version: str | None = None,
+        *,
+        share: ClaimShare | None = None,
     ) -> tuple[list[WaitpointBlockResult], list[RunRecord]]:
         """Block a worker's durable calls (:meth:`suspend`'s batch) and claim, in the same
         transaction, up to ``limit`` runs plus one per run suspended (the slots they gave
@@ -366,7 +413,7 @@ class ClaimOps(QueueOps):
         self.transitions.check([RunStatus.QUEUED], RunStatus.EXECUTING, "claim")
         return await self.store.waitpoint_block_and_claim(
             WaitpointBlockManyParams(environment=self.environment, blocks=blocks),
-            self._claim_params(worker_id, task_ids, limit, lease_ms, version, self.now()),
+            self._claim_params(worker_id, task_ids, limit, lease_ms, version, self.now(), share),
         )
 
     async def suspend_many(

@@ -9,12 +9,17 @@ every status change, so what is read under the lock is exact.
 Limits (``docs/queues.md``): each (queue, concurrency key) group runs at most the queue's limit —
 its override, else the limit set in code, else the environment limit — and never more than the
 environment limit; the whole environment runs at most ``limit × burst_factor``.
+
+Shares: while other workers want more runs than they get, a worker claims at most its
+:class:`ClaimShare` of each group's limit (``ceil(limit × fraction)`` minus the runs of that group
+it holds), so the limit is split between them instead of going to whichever finishes first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +48,26 @@ def group_capacity(group: GroupState, environment_limit: int) -> int:
         return 0
     limit = group_limit(group.concurrency_limit, group.limit_override, environment_limit)
     return max(0, limit - group.running)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimShare:
+    """The part of each group's limit a claiming worker may hold: ``fraction`` (one over the
+    number of workers wanting runs, itself included) and the runs it holds per ``(queue,
+    concurrency key)`` group (a concurrency key of ``""`` for none)."""
+
+    fraction: float
+    held: Mapping[tuple[str, str], int] = field(default_factory=dict)
+
+    def capacity(self, group: GroupState, environment_limit: int) -> int:
+        """How many more runs of the group the worker may hold within its share."""
+        limit = group_limit(group.concurrency_limit, group.limit_override, environment_limit)
+        mine = self.held.get((group.queue, group.concurrency_key), 0)
+        return max(0, math.ceil(limit * self.fraction) - mine)
+
+    def held_rows(self) -> list[tuple[str, str, int]]:
+        """``held`` as ``(queue, concurrency key, runs)`` rows (PostgreSQL binds them as JSON)."""
+        return [(queue, key, n) for (queue, key), n in self.held.items()]
 
 
 def environment_capacity(running: int, environment_limit: int, burst_factor: float) -> int:

@@ -111,6 +111,7 @@ from shipyard.store.params import (
     WaitpointRecordedParams,
     WaitpointResolveParams,
     WorkerListLiveParams,
+    WorkerShareParams,
     WorkerStopParams,
 )
 from shipyard.store.procedures import schedules as schedule_procedures
@@ -315,6 +316,10 @@ class StoreCore(ABC):
     async def worker_stop(self, params: WorkerStopParams) -> None:
         """Mark a worker as stopped."""
         await self._run(procedures.worker_stop(params))
+
+    async def worker_share(self, params: WorkerShareParams) -> tuple[bool, int, int]:
+        """Record whether the worker wants more runs; count the others, and those that do."""
+        return await self._run(procedures.worker_share(params))
 
     # -- waitpoints ---------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shipyard.records import NewEvent, RunRecord, TaskRecord, WorkerRecord
+from shipyard.store.claims import ClaimShare
 
 # The waitpoint operations' params live in their own module (size); re-exported here so
 # every params type is still found in this one place.
@@ -206,6 +207,9 @@ class RunClaimParams:
     ``peek``: first look, without the claim's lock, whether any run is ready (an idle poll
     then takes no lock); off when the caller was just told runs are ready (one round trip
     less between a trigger and the run's start).
+
+    ``share``: the worker's part of each group's limit while other workers want runs too
+    (``store/claims.py``); None: the whole limit.
     """
 
     environment: str
@@ -219,6 +223,7 @@ class RunClaimParams:
     version: str | None = None
     live_since: int = 0
     peek: bool = True
+    share: ClaimShare | None = None
 
 
 @dataclass(slots=True)
@@ -575,6 +580,28 @@ class WorkerListLiveParams:
 
     environment: str
     since: int
+
+
+@dataclass(slots=True)
+class WorkerShareParams:
+    """Record whether a worker wants more runs than its claims give it (``short``: a claim came
+    back with fewer runs than it had free slots; it wants more if runs of ``task_ids`` it may
+    start are ready), and count the other live workers of its version that want more.
+
+    ``wanting``: what the store holds for this worker now (no write when nothing changes);
+    a want recorded before ``wanting_since``, or by a worker that last heartbeated before
+    ``live_since``, no longer counts.
+    """
+
+    environment: str
+    worker_id: str
+    task_ids: Sequence[str]
+    version: str | None
+    short: bool
+    wanting: bool
+    now: int
+    live_since: int
+    wanting_since: int
 
 
 @dataclass(slots=True)

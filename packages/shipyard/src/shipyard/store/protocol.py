@@ -123,6 +123,7 @@ from shipyard.store.params import (
     WaitpointResolveParams,
     WorkerHeartbeatParams,
     WorkerListLiveParams,
+    WorkerShareParams,
     WorkerStopParams,
 )
 from shipyard.store.schedules import (
@@ -350,6 +351,12 @@ class Store(Protocol):
 
     async def worker_stop(self, params: WorkerStopParams) -> None:
         """Mark a worker as stopped."""
+        ...
+
+    async def worker_share(self, params: WorkerShareParams) -> tuple[bool, int, int]:
+        """Record whether the worker wants more runs than its claims give it; return that, how
+        many other live workers of its version there are and how many of them want more
+        (``store/claims.py``)."""
         ...
 
     async def ready_listen(self) -> ReadyListener:

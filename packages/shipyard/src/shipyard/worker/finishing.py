@@ -10,7 +10,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from shipyard.engine.claims import AttemptResult
+from shipyard.engine.claims import AttemptResult, ClaimShare
 from shipyard.engine.metadata import (
     FinalMetadata,
     drain_events,
@@ -61,7 +61,8 @@ async def write_batch(worker: Worker, batch: list[tuple[Active, AttemptOutcome]]
     # never counts a slot twice.
     async with worker.claim_lock:
         began = time.monotonic()
-        accepted, claimed = await _write_results(worker, results, freeing=len(batch))
+        share = worker.share.claim_share(leaving=[active for active, _ in batch])
+        accepted, claimed = await _write_results(worker, results, batch, share)
         for (active, _), ok, result in zip(batch, accepted, results, strict=True):
             if worker.active.get(active.run.id) is active:
                 del worker.active[active.run.id]
@@ -106,6 +107,13 @@ async def write_batch(worker: Worker, batch: list[tuple[Active, AttemptOutcome]]
         # Slots are free (the claim found nothing ready, or was not made): the claimer
         # looks again.
         worker.poke()
+    if share is not None and len(claimed) < len(batch):
+        # Past its share, this worker left slots it freed to the workers that want runs:
+        # they claim them now, not at their next poll.
+        try:
+            await worker.engine.notify_ready()
+        except Exception as exc:
+            worker.outage.failed("waking the workers that want runs", exc)
 
 
 async def _write_rejected_metadata(worker: Worker, result: AttemptResult) -> None:
@@ -120,17 +128,28 @@ async def _write_rejected_metadata(worker: Worker, result: AttemptResult) -> Non
 
 
 async def _write_results(
-    worker: Worker, results: list[AttemptResult], *, freeing: int
+    worker: Worker,
+    results: list[AttemptResult],
+    batch: list[tuple[Active, AttemptOutcome]],
+    share: ClaimShare | None,
 ) -> tuple[list[bool], list[RunRecord]]:
-    """Write results, claiming with the slots they free (``freeing`` of ``active``) in the
-    same round trip; after a failure, write them alone (the claimer claims)."""
-    free = worker.concurrency - (len(worker.active) - freeing)
+    """Write results, claiming with the slots they free (the ``batch``'s, still in
+    ``active``) in the same round trip, within the worker's ``share``; after a failure, write
+    them alone (the claimer claims)."""
+    free = worker.concurrency - (len(worker.active) - len(batch))
     if free > 0 and not worker.stopping and worker.task_ids:
         try:
             written = await worker.engine.finish_and_claim(
-                worker.id, results, worker.task_ids, free, worker.lease_ms, worker.version
+                worker.id,
+                results,
+                worker.task_ids,
+                free,
+                worker.lease_ms,
+                worker.version,
+                share=share,
             )
             worker.outage.ok()
+            worker.share.claimed(free, len(written[1]))
             return written
         except Exception as exc:
             # Nothing was written (one transaction), or it committed and the answer was

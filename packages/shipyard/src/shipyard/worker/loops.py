@@ -72,6 +72,7 @@ class Claimer(Service):
                             worker.lease_ms,
                             worker.version,
                             peek=not woken,
+                            share=worker.share.claim_share(),
                         )
                     except Exception as exc:
                         # The claim may have committed with its answer lost on the way back.
@@ -80,6 +81,7 @@ class Claimer(Service):
                         failed_for = min(worker.poll_interval * (1 + down_for), 2.0)
                     else:
                         worker.outage.ok()
+                        worker.share.claimed(free, len(claimed))
                         for run in claimed:
                             worker.take(run)
             if failed_for is not None:

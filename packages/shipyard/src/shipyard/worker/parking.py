@@ -49,6 +49,7 @@ async def suspend_batch(
                     max(0, worker.concurrency - len(worker.active)),
                     worker.lease_ms,
                     worker.version,
+                    share=worker.share.claim_share(leaving=[active for active, _ in items]),
                 )
                 results = list(found)
             except Exception:

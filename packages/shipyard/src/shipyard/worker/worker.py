@@ -66,6 +66,7 @@ from shipyard.worker.heartbeat import Heartbeat
 from shipyard.worker.loops import Claimer, Finisher, Scheduler
 from shipyard.worker.parking import suspend_batch
 from shipyard.worker.services import Outage, PeriodicService, SchedulerService, Service
+from shipyard.worker.share import Share
 
 log = logging.getLogger("shipyard.worker")
 
@@ -151,9 +152,12 @@ class Worker:
         )
         self._clock_listener = None
         tick = min(0.25, self.heartbeat_interval)
+        # This worker's part of the limits it shares with other workers (share.py).
+        self.share = Share(self)
         self.services: list[Service] = [
             Claimer(self),
             Finisher(self),
+            self.share,
             Scheduler(self, tick),
             self._periodic(
                 "versions", self._promote_pending, 1.0, "starting runs waiting for a version"

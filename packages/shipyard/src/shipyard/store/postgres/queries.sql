@@ -230,6 +230,20 @@ WHERE environment = :environment
         AND w.stopped_at IS NULL AND w.heartbeat_at >= :live_since))
 LIMIT 1;
 
+-- name: worker_runs_ready
+-- Whether runs of these tasks (a JSON array) this worker may start are ready (its share:
+-- procedures.worker_share); the version lock as in run_claim_limited.
+SELECT 1 FROM runs
+WHERE environment = :environment
+  AND status = 'QUEUED'
+  AND available_at <= :now
+  AND task_id IN (SELECT json_array_elements_text(CAST(:task_ids AS json)))
+  AND (version IS NULL OR version = :version OR NOT EXISTS (
+      SELECT 1 FROM workers w
+      WHERE w.environment = :environment AND w.version = runs.version
+        AND w.stopped_at IS NULL AND w.heartbeat_at >= :live_since))
+LIMIT 1;
+
 -- name: bookkeeping_async_commit
 -- A worker's claim or finish, with SHIPYARD_POSTGRES_ASYNC_COMMIT: this transaction's commit
 -- returns before its WAL is flushed (the WAL writer flushes it within ~3 × wal_writer_delay).
@@ -259,14 +273,26 @@ WITH RECURSIVE g(queue, ck) AS (
           AND (queue, COALESCE(concurrency_key, '')) > (g.queue, g.ck)
         ORDER BY queue, COALESCE(concurrency_key, '') LIMIT 1
     ) n
+), mine AS (
+    -- The runs the claiming worker holds per group, as it counts them (its share below).
+    SELECT h ->> 0 AS queue, h ->> 1 AS ck, CAST(h ->> 2 AS bigint) AS n
+    FROM json_array_elements(CAST(:held AS json)) AS h
 ), groups AS (
+    -- A worker claiming a share (other workers want runs too) stops at ceil(limit × share)
+    -- of each group's runs; alone (share 1) at the limit.
     SELECT g.queue, g.ck,
-           LEAST(COALESCE(q.limit_override, q.concurrency_limit, :environment_limit),
-                 :environment_limit) - COALESCE(s.running, 0) AS room
+           LEAST(lim.n - COALESCE(s.running, 0),
+                 CAST(CEIL(lim.n * CAST(:share AS double precision)) AS bigint)
+                     - COALESCE(m.n, 0)) AS room
     FROM g
     LEFT JOIN queues q ON q.environment = :environment AND q.name = g.queue
+    CROSS JOIN LATERAL (
+        SELECT LEAST(COALESCE(q.limit_override, q.concurrency_limit, :environment_limit),
+                     :environment_limit) AS n
+    ) lim
     LEFT JOIN concurrency_slots s ON s.environment = :environment AND s.queue = g.queue
         AND s.concurrency_key = g.ck
+    LEFT JOIN mine m ON m.queue = g.queue AND m.ck = g.ck
     WHERE COALESCE(q.paused, 0) = 0
 ), free AS (
     SELECT LEAST(

@@ -50,6 +50,9 @@ def claim_values(params: RunClaimParams) -> dict[str, Any]:
         # version whose worker heartbeated since live_since are skipped.
         "version": params.version,
         "live_since": params.live_since,
+        # The worker's share of each group's limit (store/claims.py): the whole of it alone.
+        "share": 1.0 if params.share is None else params.share.fraction,
+        "held": "[]" if params.share is None else json.dumps(params.share.held_rows()),
     }
 
 

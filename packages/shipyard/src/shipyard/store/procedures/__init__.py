@@ -30,6 +30,7 @@ from shipyard.store.procedures.environment import (
     version_list,
     worker_heartbeat,
     worker_list_live,
+    worker_share,
     worker_stop,
 )
 from shipyard.store.procedures.realtime import (
@@ -155,5 +156,6 @@ __all__ = [
     "with_freed_slots",
     "worker_heartbeat",
     "worker_list_live",
+    "worker_share",
     "worker_stop",
 ]

@@ -24,6 +24,7 @@ from shipyard.store.params import (
     VersionListParams,
     WorkerHeartbeatParams,
     WorkerListLiveParams,
+    WorkerShareParams,
     WorkerStopParams,
 )
 from shipyard.store.rows import (
@@ -208,6 +209,39 @@ def worker_stop(p: WorkerStopParams) -> Procedure[None]:
     yield count(
         "worker_stop", {"environment": p.environment, "worker_id": p.worker_id, "now": p.now}
     )
+
+
+def worker_share(p: WorkerShareParams) -> Procedure[tuple[bool, int, int]]:
+    """Record whether the worker wants more runs (a short claim while runs it may start are
+    ready); return that, how many other live workers of its version there are, and how many
+    of them want more."""
+    key = {"environment": p.environment, "worker_id": p.worker_id}
+    wanting = False
+    if p.short:
+        ready = yield row(
+            "worker_runs_ready",
+            {
+                "environment": p.environment,
+                "task_ids": json.dumps(list(p.task_ids)),
+                "now": p.now,
+                "version": p.version,
+                "live_since": p.live_since,
+            },
+        )
+        wanting = ready is not None
+    # Refreshed while it lasts (a want too old no longer counts); cleared once, when it ends.
+    if wanting or p.wanting:
+        yield count("worker_wanting_set", {**key, "wanting_at": p.now if wanting else None})
+    peers, others = yield row(
+        "worker_others",
+        {
+            **key,
+            "version": p.version,
+            "live_since": p.live_since,
+            "wanting_since": p.wanting_since,
+        },
+    )
+    return wanting, int(peers), int(others)
 
 
 def worker_heartbeat(p: WorkerHeartbeatParams) -> Procedure[int]:

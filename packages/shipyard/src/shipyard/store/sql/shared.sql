@@ -314,6 +314,19 @@ WHERE environment = :environment AND stopped_at IS NULL AND heartbeat_at >= :sin
 -- name: worker_stop
 UPDATE workers SET stopped_at = :now WHERE environment = :environment AND id = :worker_id;
 
+-- name: worker_wanting_set
+UPDATE workers SET wanting_at = :wanting_at
+WHERE environment = :environment AND id = :worker_id;
+
+-- name: worker_others
+-- The other live workers of this worker's version, and how many of them want more runs than
+-- they get.
+SELECT count(*), COALESCE(SUM(CASE WHEN wanting_at >= :wanting_since THEN 1 ELSE 0 END), 0)
+FROM workers
+WHERE environment = :environment AND id <> :worker_id
+  AND stopped_at IS NULL AND heartbeat_at >= :live_since
+  AND COALESCE(version, '') = COALESCE(CAST(:version AS TEXT), '');
+
 -- name: worker_heartbeat
 UPDATE workers SET heartbeat_at = :now WHERE environment = :environment AND id = :worker_id;
 

@@ -41,6 +41,8 @@ def run_claim(p: RunClaimParams) -> Procedure[list[RunRecord]]:
         limit, override, paused, in_group = yield row("group_state", key)
         state = GroupState(group[0], group[1], limit, override, bool(paused), in_group)
         room = min(group_capacity(state, p.environment_limit), free)
+        if p.share is not None:
+            room = min(room, p.share.capacity(state, p.environment_limit))
         if room > 0:
             found = yield rows(
                 "group_ready_runs",
