@@ -9,6 +9,8 @@ Proves (issue 4, "Must show"):
 
 * 4 workers burn down 5,000 runs: every run COMPLETED with exactly one COMPLETED attempt and
   exactly one side effect;
+* 2 workers of concurrency 100 on one queue limited to 100 each run about half of 3,000 runs
+  (shares of a limit, issue 16), not one worker all of them;
 * the same with a worker SIGKILLed every 2 s and restarted: 0 lost, 0 double completions, the
   killed attempts recorded as CRASHED (their side effects may repeat: at-least-once);
 * PostgreSQL restarted mid burn-down (a private server of the test's own, never the machine's
@@ -320,6 +322,27 @@ async def test_four_workers_complete_5000_runs_exactly_once(pg: PgProject) -> No
         f"trigger→all completed {wall:.2f} s ({total / wall:.0f} runs/s); "
         f"runs per worker: {_runs_per_pid(pg)}; attempts {numbers}"
     )
+
+
+@pytest.mark.slow
+async def test_two_workers_share_a_busy_queue(pg: PgProject) -> None:
+    """Two workers of concurrency 100 on one queue limited to 100 (the environment's limit):
+    each runs about half, where the first to fill the limit used to keep it (its finishes
+    claim the slots they free) and the second ran nothing."""
+    total = 3000
+    pg.query(EFFECTS_TABLE)
+    await start_workers(pg, 2, concurrency=100, heartbeat=0.5)
+    await trigger_effects(pg, total, sleep_ms=20)  # 0.6 s of work at 100 at once
+    await wait_until(
+        lambda: check_progress(pg, total) == total,
+        timeout=60,
+        what=f"{total} runs to complete",
+        interval=0.2,
+        context=lambda: f"{status_counts(pg)}\n{pg.procs.dump()}",
+    )
+    assert_exactly_once_completed(pg, total)
+    per_worker = _runs_per_pid(pg)
+    assert len(per_worker) == 2 and min(per_worker) >= total // 4, per_worker
 
 
 def _runs_per_pid(project: PgProject) -> list[int]:
