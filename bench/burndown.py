@@ -27,7 +27,7 @@ from typing import Any
 
 from _common import Env, Workers, add_backend_arg, emit, make_payload, server_cpu
 
-SHAPES = ["noop", "noop-metadata", "noop-log"]
+SHAPES = ["noop", "noop-metadata", "noop-log", "cpu-1ms"]
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
         "--task",
         choices=SHAPES,
         default="noop",
-        help="task shape: the no-op, or it plus one metadata.set / one logger.info",
+        help="task shape: the no-op, or it plus one metadata.set / one logger.info, or 1 ms of CPU",
     )
     ap.add_argument(
         "--tasks",

@@ -48,3 +48,14 @@ async def noop_log(payload: dict[str, Any]) -> dict[str, Any]:
     """A real task shape: the no-op that also logs one line."""
     logger.info("working", i=payload["i"])
     return record(payload)
+
+
+@task(id="cpu-1ms")
+async def cpu_1ms(payload: dict[str, Any]) -> dict[str, Any]:
+    """A task whose body holds the CPU for 1 ms (its worker process is then the bound, and a
+    second worker process on the same queue should add capacity)."""
+    started = record(payload)
+    until = time.perf_counter() + 0.001
+    while time.perf_counter() < until:
+        pass
+    return started
