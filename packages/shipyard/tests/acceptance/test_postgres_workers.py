@@ -278,6 +278,17 @@ def assert_exactly_once_completed(project: PgProject, total: int) -> dict[str, i
     }
 
 
+async def wait_all_completed(project: PgProject, total: int) -> None:
+    """Wait (60 s at most) until ``total`` runs have completed."""
+    await wait_until(
+        lambda: check_progress(project, total) == total,
+        timeout=60,
+        what=f"{total} runs to complete",
+        interval=0.2,
+        context=lambda: f"{status_counts(project)}\n{project.procs.dump()}",
+    )
+
+
 async def start_workers(project: PgProject, count: int, **kwargs: Any) -> list[Child]:
     workers = [spawn_worker(project, f"worker-{i}", **kwargs) for i in range(count)]
     for worker in workers:
@@ -300,13 +311,7 @@ async def test_four_workers_complete_5000_runs_exactly_once(pg: PgProject) -> No
 
     started = time.monotonic()
     enqueue_s = await trigger_effects(pg, total, sleep_ms=0)
-    await wait_until(
-        lambda: check_progress(pg, total) == total,
-        timeout=60,
-        what=f"{total} runs to complete",
-        interval=0.2,
-        context=lambda: f"{status_counts(pg)}\n{pg.procs.dump()}",
-    )
+    await wait_all_completed(pg, total)
     wall = time.monotonic() - started
 
     numbers = assert_exactly_once_completed(pg, total)
@@ -333,13 +338,7 @@ async def test_two_workers_share_a_busy_queue(pg: PgProject) -> None:
     pg.query(EFFECTS_TABLE)
     await start_workers(pg, 2, concurrency=100, heartbeat=0.5)
     await trigger_effects(pg, total, sleep_ms=20)  # 0.6 s of work at 100 at once
-    await wait_until(
-        lambda: check_progress(pg, total) == total,
-        timeout=60,
-        what=f"{total} runs to complete",
-        interval=0.2,
-        context=lambda: f"{status_counts(pg)}\n{pg.procs.dump()}",
-    )
+    await wait_all_completed(pg, total)
     assert_exactly_once_completed(pg, total)
     per_worker = _runs_per_pid(pg)
     assert len(per_worker) == 2 and min(per_worker) >= total // 4, per_worker

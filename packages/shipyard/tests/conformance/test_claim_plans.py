@@ -76,7 +76,10 @@ def postgres_statements() -> dict[str, dict[str, Any]]:
     ids = json.dumps([f"run_exec{i:06d}" for i in range(100)])
     env = {"environment": ENV}
     return {
-        "run_ready_exists": claim_values(claim_params()),
+        "run_ready_exists": {
+            **claim_values(claim_params()),
+            "task_ids": json.dumps(claim_params().task_ids),
+        },
         "run_claim_limited": claim_values(claim_params()),
         "run_finish_many": finish_values(finish_params()),
         "run_schedule_pass": {**env, "now": NOW, "expired_error": "{}"},

@@ -218,26 +218,14 @@ WHERE environment = :environment AND task_id = :task_id
 FOR UPDATE;
 
 -- name: run_ready_exists
-SELECT 1 FROM runs
-WHERE environment = :environment
-  AND status = 'QUEUED'
-  AND available_at <= :now
-  AND task_id = ANY(:task_ids)
-  -- The version lock, as in run_claim_limited.
-  AND (version IS NULL OR version = :version OR NOT EXISTS (
-      SELECT 1 FROM workers w
-      WHERE w.environment = :environment AND w.version = runs.version
-        AND w.stopped_at IS NULL AND w.heartbeat_at >= :live_since))
-LIMIT 1;
-
--- name: worker_runs_ready
--- Whether runs of these tasks (a JSON array) this worker may start are ready (its share:
--- procedures.worker_share); the version lock as in run_claim_limited.
+-- The claim's lock-free peek, and a worker's want of more runs (procedures.worker_share);
+-- task ids as a JSON array, as SQLite's.
 SELECT 1 FROM runs
 WHERE environment = :environment
   AND status = 'QUEUED'
   AND available_at <= :now
   AND task_id IN (SELECT json_array_elements_text(CAST(:task_ids AS json)))
+  -- The version lock, as in run_claim_limited.
   AND (version IS NULL OR version = :version OR NOT EXISTS (
       SELECT 1 FROM workers w
       WHERE w.environment = :environment AND w.version = runs.version

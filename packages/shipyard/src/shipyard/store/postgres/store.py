@@ -330,7 +330,8 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
         async with borrow(self._pool) as conn:
             # Peek outside the lock: an idle poll must not queue behind every completion.
             if params.peek:
-                cursor = await conn.execute(_Q["run_ready_exists"], values)
+                peek = {**values, "task_ids": json.dumps(values["task_ids"])}
+                cursor = await conn.execute(_Q["run_ready_exists"], peek)
                 if await cursor.fetchone() is None:
                     return []
             await self._ensure_slot_row(conn, params.environment)

@@ -219,7 +219,7 @@ def worker_share(p: WorkerShareParams) -> Procedure[tuple[bool, int, int]]:
     wanting = False
     if p.short:
         ready = yield row(
-            "worker_runs_ready",
+            "run_ready_exists",
             {
                 "environment": p.environment,
                 "task_ids": json.dumps(list(p.task_ids)),

@@ -131,20 +131,6 @@ WHERE environment = :environment AND status = 'PENDING_VERSION'
   AND task_id IN (SELECT value FROM json_each(:task_ids))
 RETURNING id;
 
--- name: worker_runs_ready
--- Whether runs of these tasks this worker may start are ready (its share:
--- procedures.worker_share): run_ready_exists under the name both backends give it.
-SELECT 1 FROM runs INDEXED BY runs_ready_by_group
-WHERE environment = :environment
-  AND status = 'QUEUED'
-  AND available_at <= :now
-  AND task_id IN (SELECT value FROM json_each(:task_ids))
-  AND (version IS NULL OR version = :version OR NOT EXISTS (
-      SELECT 1 FROM workers w
-      WHERE w.environment = :environment AND w.version = runs.version
-        AND w.stopped_at IS NULL AND w.heartbeat_at >= :live_since))
-LIMIT 1;
-
 -- name: environment_running
 SELECT running FROM environment_slots WHERE environment = :environment;
 
