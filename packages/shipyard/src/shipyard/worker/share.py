@@ -1,14 +1,15 @@
 """A worker's share of the concurrency limits it has in common with other workers.
 
 A worker's finishes claim the slots they free in the same transaction, so the first worker to
-fill a group's limit keeps it: a second worker process never gets a slot, and two processes
-drain no faster than one. So each worker says whether it wants more runs than its claims give
-it (one came back with fewer runs than it had free slots, while runs it may start are ready)
-and reads how many other live workers of its version say so (``Engine.worker_share``, every
-:data:`TICK` seconds while it has runs or wants some). With ``n`` others wanting, it claims at
-most ``ceil(limit / (n + 1))`` runs of each (queue, concurrency key) group (``ClaimShare``,
-applied by the claim itself); the slots it then leaves free it announces, so the wanting
-workers claim them. A worker nobody competes with claims the whole limit, as before.
+fill a group's limit keeps it: a second worker process never gets a slot, and adding one adds
+no capacity (docs/queues.md, "Several workers share a limit"). So each worker says whether it
+wants more runs than its claims give it (one came back with fewer runs than it had free slots,
+while runs it may start are ready) and reads how many other live workers of its version say
+so (``Engine.worker_share``, every :data:`TICK` seconds while it has runs or wants some). With
+``n`` others wanting, it claims at most ``ceil(limit / (n + 1))`` runs of each (queue,
+concurrency key) group (``ClaimShare``, applied by the claim itself); the slots it then leaves
+free it announces, so the wanting workers claim them. A worker nobody competes with claims
+the whole limit, as before.
 """
 
 from __future__ import annotations
