@@ -16,7 +16,6 @@ LIMIT = 10
 
 async def test_two_workers_split_a_busy_queue(engine, start_worker, wait_until):
     shared = queue(name="shares", concurrency_limit=LIMIT)
-    running: dict[str, int] = {}
     peak = {"both": 0}
 
     @task(id="share-sleep", queue=shared)
@@ -34,8 +33,6 @@ async def test_two_workers_split_a_busy_queue(engine, start_worker, wait_until):
 
     async def watch() -> None:
         while True:
-            running[first.id] = first.active_count
-            running[second.id] = second.active_count
             if first.active_count and second.active_count:
                 peak["both"] += 1
             await asyncio.sleep(0.005)

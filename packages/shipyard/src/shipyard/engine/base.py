@@ -115,9 +115,7 @@ class EngineBase:
 
     def public_token(self, scopes: list[str], expires_in_s: int = HANDLE_TOKEN_TTL_S) -> str:
         """A JWT granting ``scopes`` in this environment for ``expires_in_s`` seconds."""
-        return sign_token(
-            self.environment, scopes, int(time.time()), expires_in_s, self.secret_key()
-        )
+        return self.lazy_public_token(scopes, expires_in_s)()
 
     def lazy_public_token(
         self, scopes: list[str], expires_in_s: int = HANDLE_TOKEN_TTL_S

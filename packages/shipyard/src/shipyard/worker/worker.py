@@ -359,7 +359,7 @@ class Worker:
             active.run = await future
         finally:
             active.resume = None
-        resume_deadline(active.scope)  # paused since the suspend was sent (_Driver.suspend)
+        resume_deadline(active.scope)  # paused since the suspend was sent (Driver.suspend)
 
     def _evict(self, active: Active) -> None:
         """Drop a parked coroutine; the run resumes by replay wherever it is claimed."""

@@ -267,7 +267,8 @@ WITH RECURSIVE g(queue, ck) AS (
     FROM json_array_elements(CAST(:held AS json)) AS h
 ), groups AS (
     -- A worker claiming a share (other workers want runs too) stops at ceil(limit × share)
-    -- of each group's runs; alone (share 1) at the limit.
+    -- of each group's runs (ClaimShare.capacity in store/claims.py, SQLite's rule); alone
+    -- (share 1) at the limit.
     SELECT g.queue, g.ck,
            LEAST(lim.n - COALESCE(s.running, 0),
                  CAST(CEIL(lim.n * CAST(:share AS double precision)) AS bigint)
