@@ -2,9 +2,10 @@
 
 Several stores (separate pools, as separate worker processes have) finish what they hold and
 claim again, concurrently, many times over: neither the queue's limit nor the environment's
-is ever exceeded, in any committed state, and the slot counters (kept by 0012's trigger) match
-the runs that hold a slot. ``async_commit`` sends ``SET LOCAL synchronous_commit`` in the
-claim and finish transactions only (seen in libpq's trace of the store's connections).
+is ever exceeded, in any committed state, and the slot counters (which the claim and the
+finish keep themselves, 0016) match the runs that hold a slot. ``async_commit`` sends
+``SET LOCAL synchronous_commit`` in the claim and finish transactions only (seen in libpq's
+trace of the store's connections).
 """
 
 from __future__ import annotations

@@ -111,7 +111,7 @@ async def test_a_fresh_install_puts_nothing_in_public(empty_db: str) -> None:
     }
     engine = await objects_in(empty_db, "shipyard")
     assert {"runs", "attempts", "workers", "versions", "shipyard_migrations"} <= engine["tables"]
-    assert {"shipyard_slot_change", "shipyard_status_events"} <= engine["functions"]
+    assert {"shipyard_slot_change", "shipyard_run_changes"} <= engine["functions"]
     assert {"attempts_id_seq", "run_events_id_seq"} <= engine["sequences"]
 
 
@@ -143,7 +143,7 @@ async def test_an_install_in_public_is_moved_into_the_schema(empty_db: str) -> N
     moved = await objects_in(empty_db, "shipyard")
     assert {"runs", "run_events", "queues", "waitpoints", "shipyard_migrations"} <= moved["tables"]
     assert {"attempts_id_seq", "run_events_id_seq"} <= moved["sequences"]
-    assert {"shipyard_slot_change", "shipyard_status_events"} <= moved["functions"]
+    assert {"shipyard_slot_change", "shipyard_run_changes"} <= moved["functions"]
     async with await psycopg.AsyncConnection.connect(empty_db) as conn:
         cursor = await conn.execute(
             "SELECT running FROM shipyard.environment_slots WHERE environment = 'test'"

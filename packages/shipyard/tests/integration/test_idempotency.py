@@ -17,6 +17,7 @@ from shipyard import (
     task,
 )
 from shipyard.engine.engine import Engine
+from shipyard.testing.eventually import eventually
 from shipyard.testing.postgres import ENGINE_OPTIONS
 
 
@@ -324,6 +325,39 @@ async def test_batch_trigger_and_wait_with_duplicate_keys_completes(engine, star
     assert items[0][1:] == [True, 3]
     assert items[2][1:] == [True, 9]
     assert items[2][0] != items[0][0]
+
+
+async def test_trigger_and_wait_on_a_keyed_run_triggered_elsewhere_resumes(engine, start_worker):
+    """A run triggered outside any run (no parent) is waited for by a parent whose
+    trigger_and_wait found it by its idempotency key: its end still settles the parent's
+    waitpoint (engine.claims.awaitable)."""
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    @task(id="idem-shared-child")
+    async def idem_shared_child(payload):
+        started.set()
+        await release.wait()
+        return payload + 1
+
+    @task(id="idem-shared-parent")
+    async def idem_shared_parent(payload):
+        key = idempotency_keys.create("shared", scope="global")
+        result = await idem_shared_child.trigger_and_wait(99, idempotency_key=key)
+        return [result.id, result.output]
+
+    await start_worker(concurrency=4)
+    shared = idempotency_keys.create("shared", scope="global")
+    child = await idem_shared_child.trigger(1, idempotency_key=shared)
+    await asyncio.wait_for(started.wait(), 10)
+    parent = await idem_shared_parent.trigger()
+    await eventually(
+        lambda: engine.get_run(parent.id), until=lambda run: run.status == RunStatus.WAITING
+    )
+    release.set()
+    record = await engine.wait_for_final(parent.id, timeout=10)
+    assert record.status == RunStatus.COMPLETED
+    assert (await runs.retrieve(parent.id)).output == [child.id, 2]
 
 
 async def test_batch_item_key_after_a_failed_run_creates_a_new_run(engine, start_worker):

@@ -1,7 +1,12 @@
-"""The claim planner: effective limits, capacities and ordering."""
+"""The claim planner: effective limits, capacities and ordering; which runs' ends settle
+waitpoints."""
 
 from __future__ import annotations
 
+from dataclasses import fields
+
+from shipyard.engine.claims import awaitable
+from shipyard.records import RunRecord
 from shipyard.store.claims import (
     GroupState,
     environment_capacity,
@@ -38,3 +43,20 @@ def test_pick_takes_the_smallest_sort_keys() -> None:
     assert pick(candidates, 2) == ["z", "a"]
     assert pick(candidates, 0) == []
     assert pick([], 5) == []
+
+
+def _run(**given: object) -> RunRecord:
+    """A run row with every column empty but ``given`` (those awaitable() reads)."""
+    values: dict[str, object] = {f.name: None for f in fields(RunRecord)}
+    values.update(given)
+    return RunRecord(**values)  # type: ignore[arg-type]
+
+
+def test_only_runs_a_waitpoint_may_target_settle_waitpoints_when_they_end() -> None:
+    # A run nothing triggered from inside a run, nor found again by a key: nobody can wait.
+    assert not awaitable(_run())
+    # trigger_and_wait / batch_trigger_and_wait: the child has its parent.
+    assert awaitable(_run(parent_run_id="run_parent"))
+    # A trigger_and_wait whose key or debounce key found this run, triggered elsewhere.
+    assert awaitable(_run(idempotency_key="k"))
+    assert awaitable(_run(debounce_key="d"))

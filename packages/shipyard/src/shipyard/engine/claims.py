@@ -63,6 +63,7 @@ __all__ = [
     "WaitpointBlockResult",
     "WakeListener",
     "WorkerRegistration",
+    "awaitable",
 ]
 
 # A worker's want of more runs (WorkerShareParams) counts this long after it last said so: a
@@ -136,8 +137,18 @@ class AttemptResult:
     events: list[NewEvent] = field(default_factory=list)
     # A parent may be waiting for this run: its waitpoint resolves as soon as the run ends.
     parent_run_id: str | None = None
+    # Whether any waitpoint may target the run (:func:`awaitable`).
+    awaitable: bool = True
     # The attempt's last metadata operations: written with the finish, not on their own.
     metadata: RunFinishMetadata | None = None
+
+
+def awaitable(run: RunRecord) -> bool:
+    """Whether a waitpoint may target ``run``, so that its end must settle waitpoints and wake
+    parents: a run and a batch are waited for only by the run that triggered them
+    (``trigger_and_wait``, ``batch_trigger_and_wait``: the runs have a parent), or by one whose
+    trigger found them again by idempotency or debounce key."""
+    return bool(run.parent_run_id or run.idempotency_key or run.debounce_key)
 
 
 class ClaimOps(QueueOps):
@@ -363,6 +374,7 @@ class ClaimOps(QueueOps):
                     retry_at=r.retry_at,
                     events=r.events,
                     metadata=r.metadata,
+                    awaitable=r.awaitable,
                 )
                 for r in results
             ],

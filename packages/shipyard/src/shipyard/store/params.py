@@ -247,6 +247,9 @@ class RunFinishParams:
     retry_at: int | None = None
     events: Sequence[NewEvent] = ()
     metadata: RunFinishMetadata | None = None
+    # Whether a waitpoint may target the run (engine.claims.awaitable): only such runs' ends
+    # settle waitpoints and wake parents in the finish (three statements fewer per batch).
+    awaitable: bool = True
 
 
 @dataclass(slots=True)

@@ -10,7 +10,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from shipyard.engine.claims import AttemptResult, ClaimShare
+from shipyard.engine.claims import AttemptResult, ClaimShare, awaitable
 from shipyard.engine.metadata import (
     FinalMetadata,
     drain_events,
@@ -53,6 +53,7 @@ async def write_batch(worker: Worker, batch: list[tuple[Active, AttemptOutcome]]
                 # Logs emitted after the last metadata write travel with the result.
                 events=drain_events(active.scope),
                 parent_run_id=active.run.parent_run_id,
+                awaitable=awaitable(active.run),
                 metadata=final,
             )
         )

@@ -4,7 +4,8 @@
 -- list element by element), except in the claim, whose hot path binds arrays.
 --
 -- Lock order: a statement that changes slot counters locks the environment's slot row first
--- (environment_slot_lock), then runs, then — in the slot trigger — the group counters.
+-- (environment_slot_lock), then runs, then the group counters (in the runs trigger, or in the
+-- claim's and the finish's own statement: 0016).
 -- Claims, finishes, cancels, suspends and the reaper take the same order, so they cannot
 -- deadlock with each other.
 
@@ -314,6 +315,10 @@ WITH RECURSIVE g(queue, ck) AS (
 ), chosen AS MATERIALIZED (
     SELECT id, CAST('QUEUED' AS text) AS status
     FROM candidates ORDER BY sort_key, id LIMIT (SELECT n FROM free)
+), written AS MATERIALIZED (
+    -- This statement writes its status events and slot changes itself (below), so the runs
+    -- trigger skips it (0016). Evaluated before the first run changes (claimed joins it).
+    SELECT set_config('shipyard.changes_written', 'on', true) AS flag
 ), claimed AS (
     UPDATE runs r SET
         status = 'EXECUTING',
@@ -334,7 +339,7 @@ WITH RECURSIVE g(queue, ck) AS (
             (SELECT t.max_attempts FROM tasks t
              WHERE t.environment = r.environment AND t.id = r.task_id)
         )
-    FROM chosen
+    FROM chosen CROSS JOIN written
     -- By primary key, whatever the statistics say. Written "r.status = 'QUEUED'", the
     -- condition would let the planner read runs_ready_by_group (status = 'QUEUED') whole and
     -- filter it by id — its pick when statistics say few runs are queued (analyzed while the
@@ -350,16 +355,37 @@ WITH RECURSIVE g(queue, ck) AS (
     UPDATE attempts a SET worker_id = :worker_id, status = 'EXECUTING'
     FROM claimed c
     WHERE c.resume_state = 'RESUMED' AND a.run_id = c.id AND a.number = c.attempt_number
+), status_events AS (
+    -- What the runs trigger writes for a status change (0016): QUEUED → EXECUTING.
+    INSERT INTO run_events (run_id, ts, kind, message)
+    SELECT id, updated_at, 'status', status FROM claimed ORDER BY id
+), environment_taken AS (
+    -- Each claimed run takes a slot of the environment (its row is locked since
+    -- environment_slot_lock) and of its group.
+    UPDATE environment_slots SET running = running + (SELECT count(*) FROM claimed)
+    WHERE environment = :environment AND EXISTS (SELECT 1 FROM claimed)
+), groups_taken AS (
+    INSERT INTO concurrency_slots AS s (environment, queue, concurrency_key, running)
+    SELECT :environment, queue, COALESCE(concurrency_key, ''), count(*) FROM claimed
+    GROUP BY queue, COALESCE(concurrency_key, '')
+    ORDER BY queue, COALESCE(concurrency_key, '')
+    ON CONFLICT (environment, queue, concurrency_key)
+    DO UPDATE SET running = s.running + EXCLUDED.running
+), feed_woken AS (
+    SELECT pg_notify('shipyard_feed', '') FROM claimed LIMIT 1
 )
-SELECT * FROM claimed ORDER BY sort_key, id;
+SELECT c.* FROM claimed c LEFT JOIN feed_woken ON true ORDER BY c.sort_key, c.id;
 
 -- name: run_finish_many
 -- Fenced by attempt number and lease owner: a stale attempt's row simply does not match.
 -- One statement (one transaction, one round trip in autocommit) per batch: runs, attempts and
--- the accepted attempts' events. Inputs and events travel as one JSON array each. The status
--- events the runs trigger appends fire at the end of the statement, after these events.
+-- the accepted attempts' events, then the runs' status events and slot changes (0016). Inputs
+-- and events travel as one JSON array each.
 WITH env AS MATERIALIZED (
-    SELECT environment FROM environment_slots WHERE environment = :environment FOR UPDATE
+    -- The slot row's lock, and this statement's word that it writes its status events and
+    -- slot changes itself (0016), before the first run changes (input joins it).
+    SELECT environment, set_config('shipyard.changes_written', 'on', true) AS flag
+    FROM environment_slots WHERE environment = :environment FOR UPDATE
 ), input AS (
     SELECT i.* FROM json_to_recordset(CAST(:input AS json)) AS i(
         ord bigint, run_id text, attempt_number bigint, worker_id text, status text,
@@ -395,24 +421,44 @@ WITH env AS MATERIALIZED (
       AND r.attempt_number = i.attempt_number
       AND r.lease_owner = i.worker_id
       AND (i.metadata_base IS NULL OR r.metadata = i.metadata_base)
-    RETURNING r.id, i.ord, i.attempt_number, i.attempt_status, i.error, i.now
+    RETURNING r.id, i.ord, i.attempt_number, i.attempt_status, i.error, i.now, r.status,
+        r.queue, COALESCE(r.concurrency_key, '') AS ck
 ), attempts_done AS (
     UPDATE attempts a SET status = f.attempt_status, finished_at = f.now, error = f.error
     FROM finished f
     WHERE a.run_id = f.id AND a.number = f.attempt_number AND a.status = 'EXECUTING'
 ), events AS (
-    -- Only for accepted inputs, in order (seq); owner is the ord of the input each event
-    -- belongs to.
+    -- Only for accepted inputs, in order (seq; owner is the ord of the input each event
+    -- belongs to), then the status changes (0016: what the runs trigger writes), so an
+    -- attempt's own events get lower ids than its run's status change.
     INSERT INTO run_events (run_id, ts, kind, level, message, attributes)
-    SELECT e.run_id, e.ts, e.kind, e.level, e.message, e.attributes
-    FROM json_to_recordset(CAST(:events AS json)) AS e(
-        seq bigint, owner bigint, run_id text, ts bigint, kind text, level text, message text,
-        attributes text
-    )
-    WHERE e.owner IN (SELECT ord FROM finished)
-    ORDER BY e.seq
+    SELECT x.run_id, x.ts, x.kind, x.level, x.message, x.attributes FROM (
+        SELECT 0 AS part, e.seq AS pos, e.run_id, e.ts, e.kind, e.level, e.message,
+               e.attributes
+        FROM json_to_recordset(CAST(:events AS json)) AS e(
+            seq bigint, owner bigint, run_id text, ts bigint, kind text, level text,
+            message text, attributes text
+        )
+        WHERE e.owner IN (SELECT ord FROM finished)
+        UNION ALL
+        SELECT 1, 0, f.id, f.now, 'status', NULL, f.status, NULL FROM finished f
+    ) x
+    ORDER BY x.part, x.pos, x.run_id
+), environment_freed AS (
+    -- Each finished run gives back its slot (it was EXECUTING; no result holds one).
+    UPDATE environment_slots SET running = running - (SELECT count(*) FROM finished)
+    WHERE environment = :environment AND EXISTS (SELECT 1 FROM finished)
+), groups_freed AS (
+    INSERT INTO concurrency_slots AS s (environment, queue, concurrency_key, running)
+    SELECT :environment, queue, ck, -count(*) FROM finished
+    GROUP BY queue, ck
+    ORDER BY queue, ck
+    ON CONFLICT (environment, queue, concurrency_key)
+    DO UPDATE SET running = s.running + EXCLUDED.running
+), feed_woken AS (
+    SELECT pg_notify('shipyard_feed', '') FROM finished LIMIT 1
 )
-SELECT ord FROM finished;
+SELECT f.ord FROM finished f LEFT JOIN feed_woken ON true;
 
 -- name: run_finish_metadata_get
 -- The stored metadata of the runs whose finish carries their last metadata operations, locked
