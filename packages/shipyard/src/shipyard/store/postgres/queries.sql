@@ -250,15 +250,17 @@ SELECT running FROM environment_slots WHERE environment = :environment FOR UPDAT
 -- room = min(override ?? code limit ?? environment limit, environment limit) − running
 -- (none when paused); the environment as a whole gets floor(limit × burst) − running; the
 -- oldest priority-adjusted runs within those rooms are leased. Groups are found with a skip
--- scan: one index probe per group. max_attempts is locked at the first claim.
+-- scan: one index probe per group. max_attempts is locked at the first claim. (:env and
+-- :env_limit are short names that keep the text under psycopg's 4,096-character cache:
+-- store/sql.py _unindent.)
 WITH RECURSIVE g(queue, ck) AS (
     (SELECT queue, COALESCE(concurrency_key, '') FROM runs
-     WHERE environment = :environment AND status = 'QUEUED'
+     WHERE environment = :env AND status = 'QUEUED'
      ORDER BY queue, COALESCE(concurrency_key, '') LIMIT 1)
     UNION ALL
     SELECT n.queue, n.ck FROM g, LATERAL (
         SELECT queue, COALESCE(concurrency_key, '') AS ck FROM runs
-        WHERE environment = :environment AND status = 'QUEUED'
+        WHERE environment = :env AND status = 'QUEUED'
           AND (queue, COALESCE(concurrency_key, '')) > (g.queue, g.ck)
         ORDER BY queue, COALESCE(concurrency_key, '') LIMIT 1
     ) n
@@ -275,12 +277,12 @@ WITH RECURSIVE g(queue, ck) AS (
                  CAST(CEIL(lim.n * CAST(:share AS double precision)) AS bigint)
                      - COALESCE(m.n, 0)) AS room
     FROM g
-    LEFT JOIN queues q ON q.environment = :environment AND q.name = g.queue
+    LEFT JOIN queues q ON q.environment = :env AND q.name = g.queue
     CROSS JOIN LATERAL (
-        SELECT LEAST(COALESCE(q.limit_override, q.concurrency_limit, :environment_limit),
-                     :environment_limit) AS n
+        SELECT LEAST(COALESCE(q.limit_override, q.concurrency_limit, :env_limit),
+                     :env_limit) AS n
     ) lim
-    LEFT JOIN concurrency_slots s ON s.environment = :environment AND s.queue = g.queue
+    LEFT JOIN concurrency_slots s ON s.environment = :env AND s.queue = g.queue
         AND s.concurrency_key = g.ck
     LEFT JOIN mine m ON m.queue = g.queue AND m.ck = g.ck
     WHERE COALESCE(q.paused, 0) = 0
@@ -288,8 +290,8 @@ WITH RECURSIVE g(queue, ck) AS (
     SELECT LEAST(
         :limit,
         COALESCE(
-            (SELECT GREATEST(0, FLOOR(:environment_limit * :burst_factor)::bigint - running)
-             FROM environment_slots WHERE environment = :environment),
+            (SELECT GREATEST(0, FLOOR(:env_limit * :burst_factor)::bigint - running)
+             FROM environment_slots WHERE environment = :env),
             0
         )
     ) AS n
@@ -298,7 +300,7 @@ WITH RECURSIVE g(queue, ck) AS (
     FROM groups
     CROSS JOIN LATERAL (
         SELECT id, sort_key FROM runs
-        WHERE environment = :environment AND status = 'QUEUED'
+        WHERE environment = :env AND status = 'QUEUED'
           AND queue = groups.queue AND COALESCE(concurrency_key, '') = groups.ck
           AND available_at <= :now
           AND task_id = ANY(:task_ids)
@@ -306,7 +308,7 @@ WITH RECURSIVE g(queue, ck) AS (
           -- that version while one is live; else to any worker (which relocks it below).
           AND (version IS NULL OR version = :version OR NOT EXISTS (
               SELECT 1 FROM workers w
-              WHERE w.environment = :environment AND w.version = runs.version
+              WHERE w.environment = :env AND w.version = runs.version
                 AND w.stopped_at IS NULL AND w.heartbeat_at >= :live_since))
         ORDER BY sort_key, id
         LIMIT LEAST(groups.room, (SELECT n FROM free))
@@ -355,26 +357,25 @@ WITH RECURSIVE g(queue, ck) AS (
     UPDATE attempts a SET worker_id = :worker_id, status = 'EXECUTING'
     FROM claimed c
     WHERE c.resume_state = 'RESUMED' AND a.run_id = c.id AND a.number = c.attempt_number
-), status_events AS (
+), events AS (
     -- What the runs trigger writes for a status change (0016): QUEUED → EXECUTING.
     INSERT INTO run_events (run_id, ts, kind, message)
     SELECT id, updated_at, 'status', status FROM claimed ORDER BY id
-), environment_taken AS (
+), env_taken AS (
     -- Each claimed run takes a slot of the environment (its row is locked since
     -- environment_slot_lock) and of its group.
     UPDATE environment_slots SET running = running + (SELECT count(*) FROM claimed)
-    WHERE environment = :environment AND EXISTS (SELECT 1 FROM claimed)
+    WHERE environment = :env AND EXISTS (SELECT 1 FROM claimed)
 ), groups_taken AS (
     INSERT INTO concurrency_slots AS s (environment, queue, concurrency_key, running)
-    SELECT :environment, queue, COALESCE(concurrency_key, ''), count(*) FROM claimed
-    GROUP BY queue, COALESCE(concurrency_key, '')
-    ORDER BY queue, COALESCE(concurrency_key, '')
+    SELECT :env, queue, COALESCE(concurrency_key, ''), count(*) FROM claimed
+    GROUP BY 2, 3 ORDER BY 2, 3
     ON CONFLICT (environment, queue, concurrency_key)
     DO UPDATE SET running = s.running + EXCLUDED.running
-), feed_woken AS (
+), woken AS (
     SELECT pg_notify('shipyard_feed', '') FROM claimed LIMIT 1
 )
-SELECT c.* FROM claimed c LEFT JOIN feed_woken ON true ORDER BY c.sort_key, c.id;
+SELECT c.* FROM claimed c LEFT JOIN woken ON true ORDER BY c.sort_key, c.id;
 
 -- name: run_finish_many
 -- Fenced by attempt number and lease owner: a stale attempt's row simply does not match.

@@ -39,12 +39,13 @@ def claim_values(params: RunClaimParams) -> dict[str, Any]:
     """The parameters of ``run_claim_limited``."""
     return {
         "environment": params.environment,
+        "env": params.environment,
         "worker_id": params.worker_id,
         "task_ids": list(params.task_ids),
         "limit": params.limit,
         "now": params.now,
         "lease_expires_at": params.lease_expires_at,
-        "environment_limit": params.environment_limit,
+        "env_limit": params.environment_limit,
         "burst_factor": params.burst_factor,
         # The version lock (0006): the run locks to this version; runs locked to another
         # version whose worker heartbeated since live_since are skipped.
