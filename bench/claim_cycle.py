@@ -35,7 +35,7 @@ def main() -> None:
 async def run(a: argparse.Namespace, env: Env) -> None:
     from tasks.noop import noop
 
-    from shipyard.engine.claims import AttemptResult
+    from shipyard.engine.claims import AttemptResult, awaitable
     from shipyard.statuses import RunStatus
 
     engine = env.engine()
@@ -67,6 +67,7 @@ async def run(a: argparse.Namespace, env: Env) -> None:
                 status=RunStatus.COMPLETED,
                 attempt_status="COMPLETED",
                 output=r.payload,
+                awaitable=awaitable(r),  # as the worker says it
             )
             for r in claimed
         ]

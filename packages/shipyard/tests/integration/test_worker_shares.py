@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from shipyard import RunStatus, queue, task
+from shipyard.worker.share import STEADY
 
 RUNS = 200
 LIMIT = 10
@@ -70,6 +71,8 @@ async def test_a_worker_alone_takes_the_whole_limit(engine, start_worker, wait_u
     await wait_until(lambda: worker.share.passes >= passes + 3, timeout=10)
     assert (worker.share.peers, worker.share.others) == (0, 0)
     assert worker.share.claim_share() is None
+    # Nothing changes: the checks back off to one every STEADY ticks.
+    await wait_until(lambda: worker.share.interval == 0.01 * STEADY, timeout=10)
     release.set()
     for handle in handles:
         assert (await engine.wait_for_final(handle.id, timeout=30)).status == RunStatus.COMPLETED

@@ -26,10 +26,14 @@ if TYPE_CHECKING:
     from shipyard.worker.active import Active
     from shipyard.worker.worker import Worker
 
-__all__ = ["TICK", "Share"]
+__all__ = ["STEADY", "TICK", "Share"]
 
 TICK = 0.05
 """Seconds between a busy worker's share checks: how soon a starting worker gets its share."""
+
+STEADY = 8
+"""While its want and its others stay the same, a worker checks every ``STEADY × TICK``
+seconds at the least often (0.4 s: a want counts for 1 s)."""
 
 
 class Share(Service):
@@ -41,6 +45,8 @@ class Share(Service):
         super().__init__()
         self.worker = worker
         self.tick = tick
+        # Seconds to the next check: tick after a change, up to STEADY × tick while steady.
+        self.interval = tick
         # Other live workers of this version (None until first counted), and how many of
         # them want more runs than they get.
         self.peers: int | None = None
@@ -78,11 +84,17 @@ class Share(Service):
 
     async def run(self) -> None:
         worker = self.worker
+        # While nothing changes (the same want, the same others) the check backs off to
+        # STEADY ticks: in a two-process drain a check every TICK was a tenth of each
+        # worker's CPU. A want is still refreshed well within its window (WANT_WINDOW_MS).
+        self.interval = self.tick
         while True:
-            await asyncio.sleep(self.tick)
+            await asyncio.sleep(self.interval)
             if not (self._short or self.wanting or self.others or worker.active):
                 self.passes += 1
+                self.interval = self.tick
                 continue  # idle: nothing to say, no limit to share
+            before = (self.wanting, self.peers, self.others)
             # A want lasts while runs are ready, until a claim fills every free slot (a worker
             # with no slot free does not claim; one with none taken polls now and then).
             # Alone, a want would be read by nobody: not looked for (one statement a tick).
@@ -96,3 +108,7 @@ class Share(Service):
                 # Claims go on with the last share; a stale want stops counting by itself.
                 worker.outage.failed("sharing concurrency limits with other workers", exc)
             self.passes += 1
+            if (self.wanting, self.peers, self.others) == before:
+                self.interval = min(self.interval * 2, self.tick * STEADY)
+            else:
+                self.interval = self.tick
