@@ -76,3 +76,19 @@ AFTER UPDATE ON runs
 REFERENCING OLD TABLE AS old_runs NEW TABLE AS new_runs
 FOR EACH STATEMENT
 EXECUTE FUNCTION shipyard_run_changes();
+
+-- Workers analyze the growing tables as they outgrow their statistics (store/postgres/
+-- statistics.py), in the middle of a drain. No query finds rows by these columns (a few
+-- compare them on rows found by id), so their statistics would never be read: without them
+-- ANALYZE of runs takes ~90 instead of ~120–200 ms at 20,000 runs, of attempts ~15
+-- instead of ~25.
+ALTER TABLE runs
+    ALTER COLUMN payload SET STATISTICS 0,
+    ALTER COLUMN output SET STATISTICS 0,
+    ALTER COLUMN error SET STATISTICS 0,
+    ALTER COLUMN metadata SET STATISTICS 0,
+    ALTER COLUMN tags SET STATISTICS 0;
+ALTER TABLE run_events
+    ALTER COLUMN message SET STATISTICS 0,
+    ALTER COLUMN attributes SET STATISTICS 0;
+ALTER TABLE attempts ALTER COLUMN error SET STATISTICS 0;
