@@ -180,10 +180,9 @@ async def test_run_waitpoint_resolves_when_the_child_is_final(store: Store) -> N
     assert await store.waitpoint_resolve_due(WaitpointResolveParams(ENV, 2_400, TIMEOUT)) == []
 
 
-async def test_a_finish_of_runs_nothing_may_wait_for_settles_no_waitpoint(store: Store) -> None:
-    """``awaitable=False`` (engine.claims.awaitable: no parent, no idempotency or debounce key)
-    skips the finish's waitpoint statements; a waitpoint that targets such a run anyway is
-    left to the resolver, which settles it as before."""
+async def parent_waiting_for_child(store: Store) -> tuple[str, str]:
+    """A parent WAITING on a RUN waitpoint for its child, and the child claimed in the slot the
+    parent gave back: (parent id, child id)."""
     run_id = await claimed_run(store)
     child = (await store.run_insert(run_params())).run
     wp = WaitpointCreateParams(
@@ -192,7 +191,15 @@ async def test_a_finish_of_runs_nothing_may_wait_for_settles_no_waitpoint(store:
     assert (await store.waitpoint_block(block(run_id, 1, 0, create=wp))).suspended
     (got,) = await store.run_claim(claim(store, now=2_200))
     assert got.id == child.id
-    done = RunFinishParams(child.id, 1, "w1", "COMPLETED", "COMPLETED", 2_300, awaitable=False)
+    return run_id, child.id
+
+
+async def test_a_finish_of_runs_nothing_may_wait_for_settles_no_waitpoint(store: Store) -> None:
+    """``awaitable=False`` (engine.claims.awaitable: no parent, no idempotency or debounce key)
+    skips the finish's waitpoint statements; a waitpoint that targets such a run anyway is
+    left to the resolver, which settles it as before."""
+    run_id, child_id = await parent_waiting_for_child(store)
+    done = RunFinishParams(child_id, 1, "w1", "COMPLETED", "COMPLETED", 2_300, awaitable=False)
     assert await finish_many(store, done) == [True]
     parent = await get(store, run_id)
     assert parent is not None and parent.status == "WAITING"
@@ -208,15 +215,9 @@ async def test_a_finish_that_wakes_and_claims_the_parent_records_every_change(
     again: each status change has its event and each slot is counted once. On PostgreSQL the
     finish and the claim write their own events and slot changes and the wake leaves its own
     to the runs trigger (0016): a flag that outlived its statement would lose the wake's."""
-    run_id = await claimed_run(store)
-    child = (await store.run_insert(run_params())).run
-    wp = WaitpointCreateParams(
-        id=new_id("waitpoint"), environment=ENV, kind="RUN", now=2_000, target_id=child.id
-    )
-    assert (await store.waitpoint_block(block(run_id, 1, 0, create=wp))).suspended
-    (got,) = await store.run_claim(claim(store, now=2_200))
-    assert got.id == child.id and await running(store, "task/t") == 1
-    done = RunFinishParams(child.id, 1, "w1", "COMPLETED", "COMPLETED", 2_300, output="7")
+    run_id, child_id = await parent_waiting_for_child(store)
+    assert await running(store, "task/t") == 1
+    done = RunFinishParams(child_id, 1, "w1", "COMPLETED", "COMPLETED", 2_300, output="7")
     accepted, again = await store.run_finish_and_claim(
         RunFinishManyParams(ENV, [done]), claim(store, now=2_300)
     )
@@ -228,7 +229,7 @@ async def test_a_finish_that_wakes_and_claims_the_parent_records_every_change(
         ("status", "QUEUED"),
         ("status", "EXECUTING"),
     ]
-    assert await events(store, child.id) == [("status", "EXECUTING"), ("status", "COMPLETED")]
+    assert await events(store, child_id) == [("status", "EXECUTING"), ("status", "COMPLETED")]
     assert await running(store, "task/t") == 1  # the parent's slot, once
     # Slot changes after that transaction are counted as before.
     await finish_many(
