@@ -143,14 +143,19 @@ async def test_a_read_ends_after_its_timeout_without_data(
     engine: Engine, start_worker: Callable[..., Any]
 ) -> None:
     hold = asyncio.Event()
+    appended = asyncio.Event()
 
     @task(id="quiet")
     async def quiet(payload: None) -> None:
         await streams.append("only one")
+        appended.set()
         await hold.wait()
 
     handle = await quiet.trigger(None)
     await start_worker()
+    # The read is timed from a stream that already has its one chunk (how long a loaded
+    # machine takes to start the run is not what this test is about).
+    await asyncio.wait_for(appended.wait(), 20)
     started = time.monotonic()
     got = await _read_all(streams.read(handle, timeout_in_seconds=0.5))
     assert got == ["only one"] and time.monotonic() - started >= 0.5
