@@ -251,6 +251,11 @@ class RunFinishParams:
     # settle waitpoints and wake parents in the finish (three statements fewer per batch).
     awaitable: bool = True
 
+    @property
+    def settles(self) -> bool:
+        """Whether this finish ends a run a waitpoint may target (its waitpoints settle)."""
+        return self.awaitable and self.status != "QUEUED"
+
 
 @dataclass(slots=True)
 class RunFinishMetadata:

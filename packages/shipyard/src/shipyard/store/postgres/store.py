@@ -598,6 +598,6 @@ async def _notify_unclaimed_parents(
 def _wake_values(params: RunFinishManyParams) -> dict[str, Any]:
     return {
         "environment": params.environment,
-        "ids": json.dumps([f.run_id for f in params.finishes if f.awaitable]),
+        "ids": json.dumps([f.run_id for f in params.finishes if f.settles]),
         "now": max(f.now for f in params.finishes),
     }

@@ -139,7 +139,7 @@ def create_row(create: WaitpointCreateParams) -> dict[str, Any]:
 
 def ends_runs(params: RunFinishManyParams) -> bool:
     """Whether a finish batch ends a run a parent may be waiting for."""
-    return any(f.status != "QUEUED" and f.awaitable for f in params.finishes)
+    return any(f.settles for f in params.finishes)
 
 
 def needs_read(params: RunFinishManyParams) -> bool:

@@ -327,8 +327,8 @@ def run_finish_many(p: RunFinishManyParams) -> Procedure[list[bool]]:
         accepted.append(ok)
         if ok:
             yield count("attempt_finish", values)
-    ended = [f.run_id for f, ok in zip(p.finishes, accepted, strict=True) if ok and f.awaitable]
-    if ended and any(f.status != "QUEUED" for f in p.finishes if f.awaitable):
+    ended = [f.run_id for f, ok in zip(p.finishes, accepted, strict=True) if ok and f.settles]
+    if ended:
         # Parents waiting for these runs resume with this commit (no resolver pass).
         now = max(f.now for f in p.finishes)
         wake = {"environment": p.environment, "ids": json.dumps(ended), "now": now}
