@@ -5,11 +5,12 @@ fill a group's limit keeps it: a second worker process never gets a slot, and ad
 no capacity (docs/queues.md, "Several workers share a limit"). So each worker says whether it
 wants more runs than its claims give it (one came back with fewer runs than it had free slots,
 while runs it may start are ready) and reads how many other live workers of its version say
-so (``Engine.worker_share``, every :data:`TICK` seconds while it has runs or wants some). With
-``n`` others wanting, it claims at most ``ceil(limit / (n + 1))`` runs of each (queue,
-concurrency key) group (``ClaimShare``, applied by the claim itself); the slots it then leaves
-free it announces, so the wanting workers claim them. A worker nobody competes with claims
-the whole limit, as before.
+so (``Engine.worker_share``, every :data:`TICK` seconds while it has runs or wants some,
+backing off to every ``STEADY × TICK`` while neither changes). With ``n`` others wanting, it
+claims at most ``ceil(limit / (n + 1))`` runs of each (queue, concurrency key) group
+(``ClaimShare``, applied by the claim itself); the slots it then leaves free it announces, so
+the wanting workers claim them. A worker nobody competes with claims the whole limit, as
+before.
 """
 
 from __future__ import annotations
