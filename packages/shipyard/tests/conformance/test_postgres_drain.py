@@ -4,8 +4,8 @@ Several stores (separate pools, as separate worker processes have) finish what t
 claim again, concurrently, many times over: neither the queue's limit nor the environment's
 is ever exceeded, in any committed state, and the slot counters (which the claim and the
 finish keep themselves, 0016) match the runs that hold a slot. ``async_commit`` sends
-``SET LOCAL synchronous_commit`` in the claim and finish transactions only (seen in libpq's
-trace of the store's connections).
+``SET LOCAL synchronous_commit`` in the claim and finish transactions only, and each of those
+transactions is one round trip (both seen in libpq's trace of the store's connections).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from shipyard.config import Settings
 from shipyard.records import RunRecord
 from shipyard.store import open_store
 from shipyard.store.postgres import PostgresStore
+from shipyard.store.postgres.driver import borrow
 from shipyard.store.protocol import MigrateParams, RunFinishManyParams
 from shipyard.testing.postgres import ENGINE_OPTIONS, databases, require_postgres
 
@@ -153,3 +154,53 @@ def test_the_setting_reaches_the_store(url: str) -> None:
     for value in (True, False):
         store = open_store(Settings(database_url=url, postgres_async_commit=value))
         assert isinstance(store, PostgresStore) and store.async_commit is value
+
+
+async def test_a_claim_and_a_finish_and_claim_are_one_round_trip_each(url: str) -> None:
+    """The slot row is locked from the transaction's first statement to its commit, so every
+    round trip inside it is a wait for the other workers (``driver.one_trip``)."""
+    store = _TracedStore(url, max_connections=1)
+    store.trace = Path(tempfile.mkdtemp()) / "trace.txt"
+
+    async def mark(name: str) -> None:
+        async with borrow(store._pool) as conn:
+            await conn.execute(f"SELECT '{name}'")
+
+    try:
+        await store.migrate(MigrateParams(now=0))
+        await register(store)
+        runs = [await store.run_insert(run_params(now=1_000 + n)) for n in range(3)]
+        # The first claim of a process also creates the environment's slot row, once.
+        [first] = await store.run_claim(claim_env(limit=1))
+        await mark("before-claim")
+        claim = claim_env(limit=1)
+        claim.peek = False  # the lock-free look for ready runs is a trip of its own, before
+        [second] = await store.run_claim(claim)
+        await mark("before-finish-and-claim")
+        accepted, [third] = await store.run_finish_and_claim(
+            RunFinishManyParams(ENV, [finish(first.id)]), claim_env(limit=1)
+        )
+        await mark("after")
+        async with borrow(store._pool) as conn:
+            conn.pgconn.untrace()  # libpq buffers its trace; this flushes it
+    finally:
+        await store.close()
+        for file in getattr(store, "_files", []):
+            file.close()
+    assert accepted == [True]
+    assert [first.id, second.id, third.id] == [r.run.id for r in runs]
+    # Each line: time, direction (F: from the client), length, message type, its fields.
+    sent = [
+        line.split("\t", 3)[3] for line in store.trace.read_text().splitlines() if "\tF\t" in line
+    ]
+    at = {
+        name: next(i for i, line in enumerate(sent) if line.startswith("Query") and name in line)
+        for name in ("before-claim", "before-finish-and-claim", "after")
+    }
+
+    def syncs(start: str, end: str) -> int:
+        # (A marker is a simple query: no Sync of its own.)
+        return sum(line.strip() == "Sync" for line in sent[at[start] : at[end]])
+
+    assert syncs("before-claim", "before-finish-and-claim") == 1
+    assert syncs("before-finish-and-claim", "after") == 1

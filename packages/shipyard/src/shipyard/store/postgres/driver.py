@@ -3,13 +3,15 @@ it yields becomes a statement of ``queries.sql``, and its answer is sent back in
 
 ``drive`` is the pool's asynchronous path; ``drive_blocking`` the heartbeat's own blocking
 connection, which must not wait behind the pool. ``borrow`` lends a pooled connection and
-keeps one that may hold unread results from going back to the pool.
+keeps one that may hold unread results from going back to the pool; ``one_trip`` sends a
+transaction in one round trip.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import psycopg
@@ -54,7 +56,8 @@ class borrow:
     manager that also enters the connection's own (a commit call, a lock and a generator, for
     nothing in autocommit): ~10 µs of client CPU per statement of a one-run trigger. An
     open transaction (INTRANS, INERROR) is rolled back by ``putconn``, as it was by the
-    connection's exit; every caller ends its transactions in ``conn.transaction()`` blocks.
+    connection's exit; every caller ends its transactions in ``conn.transaction()`` or
+    :func:`one_trip` blocks.
     """
 
     __slots__ = ("_conn", "_pool")
@@ -80,6 +83,35 @@ class borrow:
                     await conn.close()
         finally:
             await self._pool.putconn(conn)
+
+
+@contextlib.asynccontextmanager
+async def one_trip(conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[psycopg.AsyncPipeline]:
+    """A transaction sent as one pipeline: ``BEGIN``, the block's statements and ``COMMIT``
+    go with one Sync, so one round trip (more only where the block syncs itself).
+
+    Not ``conn.transaction()`` inside ``conn.pipeline()``: that nests pipelines of its own and
+    syncs when they open and close, three round trips more. Two statements took 0.47 ms
+    that way against 0.17 ms in one trip, and a claim or finish held the environment's slot
+    row lock across two of those trips, the other worker waiting behind it.
+
+    A statement that fails makes the server skip the rest up to the Sync, ``COMMIT`` with
+    them, and an exception in the block leaves ``COMMIT`` unsent: either way nothing commits,
+    and the transaction is rolled back here (or, cancelled, with the connection ``borrow``
+    closes)."""
+    try:
+        async with conn.pipeline() as pipe:
+            await conn.execute("BEGIN")
+            yield pipe
+            await conn.execute("COMMIT")
+    except Exception:
+        if (
+            conn.pgconn.pipeline_status == pq.PipelineStatus.OFF
+            and conn.info.transaction_status != pq.TransactionStatus.IDLE
+        ):
+            with contextlib.suppress(Exception):
+                await conn.execute("ROLLBACK")
+        raise
 
 
 async def drive(conn: psycopg.AsyncConnection[Any], procedure: Procedure[T]) -> T:

@@ -5,7 +5,8 @@ costs one round trip and one commit; a procedure that yields ``begin`` runs the 
 ``conn.transaction()``. The hot paths are one statement each: the common trigger (insert,
 its created event, tags and NOTIFY; on a blocking connection when nothing else runs on the
 caller's loop, ``inline.py``), the claim (the environment's slot row locked ``FOR UPDATE``,
-then one statement that picks and leases the runs, both sent in one pipeline), a batch of
+then one statement that picks and leases the runs, both sent in one pipeline with their
+``BEGIN`` and ``COMMIT``: ``driver.one_trip``), a batch of
 finishes (``json_to_recordset``, events included), so a worker pays one round trip per batch
 rather than per run. Workers are woken by ``NOTIFY shipyard_ready`` (one per trigger call or
 batch, never one per row) and keep a backup poll for lost notifications.
@@ -53,7 +54,7 @@ from shipyard.store.params import (
     ScheduledRuns,
     WorkerHeartbeatParams,
 )
-from shipyard.store.postgres.driver import borrow, drive, drive_blocking
+from shipyard.store.postgres.driver import borrow, drive, drive_blocking, one_trip
 from shipyard.store.postgres.inline import InlineInserts
 from shipyard.store.postgres.listener import (
     CONNECT_TIMEOUT_SECONDS as CONNECT_TIMEOUT_SECONDS,
@@ -335,7 +336,7 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
                 if await cursor.fetchone() is None:
                     return []
             await self._ensure_slot_row(conn, params.environment)
-            async with conn.pipeline(), conn.transaction():
+            async with one_trip(conn):
                 await self._bookkeeping(conn)
                 lock = await conn.execute(_Q["environment_slot_lock"], env)
                 claim = await conn.execute(_Q["run_claim_limited"], values)
@@ -355,7 +356,7 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
             if not ends_runs(params):
                 cursor = await conn.execute(_Q["run_finish_many"], finish_values(params))
             else:
-                async with conn.pipeline(), conn.transaction():
+                async with one_trip(conn):
                     cursor = await conn.execute(_Q["run_finish_many"], finish_values(params))
                     await _wake_parents(conn, params)
             accepted = accepted_finishes(len(params.finishes), await cursor.fetchall())
@@ -377,7 +378,7 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
             await self._ensure_slot_row(conn, claim.environment)
             if needs_read(finish):
                 return await self._finish_locked(conn, finish, claim)
-            async with conn.pipeline(), conn.transaction():
+            async with one_trip(conn):
                 await self._bookkeeping(conn)
                 lock = await conn.execute(
                     _Q["environment_slot_lock"], {"environment": claim.environment}
@@ -438,7 +439,7 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
         await self._ensure_slot_row(conn, finish.environment)
         ids = [f.run_id for f in finish.finishes if f.metadata is not None]
         claimed = None
-        async with conn.pipeline() as pipe, conn.transaction():
+        async with one_trip(conn) as pipe:
             await self._bookkeeping(conn)
             lock = await conn.execute(
                 _Q["environment_slot_lock"], {"environment": finish.environment}

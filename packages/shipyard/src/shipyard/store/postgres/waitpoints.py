@@ -26,7 +26,7 @@ from shipyard.store.params import (
     WaitpointReadsParams,
     WaitpointResolveParams,
 )
-from shipyard.store.postgres.driver import borrow
+from shipyard.store.postgres.driver import borrow, one_trip
 from shipyard.store.postgres.values import block_values, claim_values, create_row, records
 from shipyard.store.rows import insert_row
 from shipyard.store.sql import load_queries
@@ -71,7 +71,7 @@ class PostgresWaitpoints:
                 cursor = await conn.execute(_Q["waitpoint_due_exists"], values)
                 if await cursor.fetchone() is None:
                     return []
-            async with conn.pipeline(), conn.transaction():
+            async with one_trip(conn):
                 await conn.execute(_Q["waitpoint_timeout_due"], values)
                 await conn.execute(_Q["waitpoint_settle_due"], values)
                 woken = await conn.execute(_Q["runs_wake_notify"], values)
@@ -184,7 +184,7 @@ class PostgresWaitpoints:
         async with borrow(self._pool) as conn:
             await self._ensure_slot_row(conn, env)
             try:
-                async with conn.pipeline() as pipe, conn.transaction():
+                async with one_trip(conn) as pipe:
                     await conn.execute(_Q["environment_slot_lock"], {"environment": env})
                     born = None
                     if children:
