@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 import pytest
 
 from shipyard import task, wait
@@ -180,6 +181,39 @@ async def test_a_child_the_suspending_worker_does_not_take_wakes_the_others(
         assert (await engine.get_run(run.id)).status == "QUEUED"
     finally:
         listener.close()
+
+
+async def test_a_child_the_suspending_worker_takes_wakes_nobody(
+    engine: Engine, database_url: str
+) -> None:
+    """The child the suspend's own claim took sends no NOTIFY (nobody else could run it).
+    PostgreSQL delivers notifications in commit order, so a marker sent after the suspend
+    is the first to arrive exactly when the suspend sent none."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the in-process doorbell of SQLite has no order to read")
+
+    @task(id="tk-parent")
+    async def parent(payload: None) -> None:
+        return None
+
+    @task(id="tk-child")
+    async def child(payload: None) -> None:
+        return None
+
+    await engine.register_worker("worker_tk", doorbell_port=None)
+    handle = await parent.trigger(None)
+    (claimed,) = await engine.claim_runs("worker_tk", ["tk-parent"], 1, 60_000)
+    assert claimed.id == handle.id
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute("LISTEN shipyard_ready")
+        run, block = child_call(engine, handle.id, "tk-child", "worker_tk")
+        _, took = await engine.suspend_and_claim(
+            "worker_tk", [block], ["tk-parent", "tk-child"], 0, 60_000
+        )
+        assert [r.id for r in took] == [run.id]
+        await conn.execute("SELECT pg_notify('shipyard_ready', 'marker')")
+        first = [n.payload async for n in conn.notifies(timeout=10.0, stop_after=1)]
+    assert first == ["marker"]
 
 
 async def test_a_parent_the_finishing_worker_does_not_take_wakes_the_others(

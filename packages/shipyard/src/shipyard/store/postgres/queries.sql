@@ -984,6 +984,18 @@ WHERE environment IS NOT DISTINCT FROM :environment AND status IS NOT DISTINCT F
       AND w.status = 'PENDING'
   );
 
+-- name: children_left_notify
+-- After the claim in a suspend's transaction: NOTIFY if a child inserted with the blocks is
+-- not EXECUTING, i.e. the claim did not take it (another worker's task, no free slot, a
+-- limit, a delay), so workers and their schedulers look at commit; nothing when it took them
+-- all. By primary key only, as parents_queued_notify.
+SELECT pg_notify('shipyard_ready', :environment) WHERE EXISTS (
+    SELECT 1 FROM runs
+    WHERE id = ANY (ARRAY(SELECT value FROM json_array_elements_text(CAST(:ids AS json))))
+      AND environment IS NOT DISTINCT FROM :environment
+      AND status IS DISTINCT FROM 'EXECUTING'
+);
+
 -- name: parents_queued_notify
 -- After runs_wake_parents_quiet and the claim: NOTIFY if a run waiting on the finished runs'
 -- waitpoints is still queued (the claim did not take it); nothing when it took them all.
