@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from psycopg_pool import AsyncConnectionPool
 
 from shipyard.config import load_settings
 from shipyard.engine.engine import Engine
@@ -97,4 +98,21 @@ async def postgres_store() -> AsyncIterator[PostgresStore]:
         yield store
     finally:
         await store.close()
+        await databases.drop(url)
+
+
+@pytest.fixture
+async def pool_of_one() -> AsyncIterator[AsyncConnectionPool]:
+    """A pool of one autocommit connection on a fresh PostgreSQL database (skipped without a
+    server): whatever it lends next is what came back."""
+    require_postgres()
+    url = await databases.create()
+    pool: AsyncConnectionPool = AsyncConnectionPool(
+        url, min_size=1, max_size=1, open=False, kwargs={"autocommit": True}
+    )
+    await pool.open()
+    try:
+        yield pool
+    finally:
+        await pool.close()
         await databases.drop(url)

@@ -10,29 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from shipyard.store.postgres.driver import borrow
-from shipyard.testing.postgres import databases, require_postgres
 
 
 @pytest.fixture
-async def pool() -> AsyncIterator[AsyncConnectionPool]:
+def pool(pool_of_one: AsyncConnectionPool) -> AsyncConnectionPool:
     """A pool of one connection: whatever is lent next is what came back."""
-    require_postgres()
-    url = await databases.create()
-    pool: AsyncConnectionPool = AsyncConnectionPool(
-        url, min_size=1, max_size=1, open=False, kwargs={"autocommit": True}
-    )
-    await pool.open()
-    try:
-        yield pool
-    finally:
-        await pool.close()
-        await databases.drop(url)
+    return pool_of_one
 
 
 async def backend(pool: AsyncConnectionPool) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -21,26 +21,15 @@ from psycopg import pq
 from psycopg_pool import AsyncConnectionPool
 
 from shipyard.store.postgres.driver import borrow, one_trip
-from shipyard.testing.postgres import databases, require_postgres
 
 
 @pytest.fixture
-async def pool() -> AsyncIterator[AsyncConnectionPool]:
-    """A pool of one connection with a table ``t`` holding one row."""
-    require_postgres()
-    url = await databases.create()
-    pool: AsyncConnectionPool = AsyncConnectionPool(
-        url, min_size=1, max_size=1, open=False, kwargs={"autocommit": True}
-    )
-    await pool.open()
-    async with borrow(pool) as conn:
+async def pool(pool_of_one: AsyncConnectionPool) -> AsyncConnectionPool:
+    """A pool of one connection, its database holding a table ``t`` of one row."""
+    async with borrow(pool_of_one) as conn:
         await conn.execute("CREATE TABLE t (id int PRIMARY KEY, n int NOT NULL)")
         await conn.execute("INSERT INTO t VALUES (1, 0)")
-    try:
-        yield pool
-    finally:
-        await pool.close()
-        await databases.drop(url)
+    return pool_of_one
 
 
 @contextlib.contextmanager
