@@ -117,6 +117,22 @@ def test_new_ids_are_what_new_id_would_make() -> None:
     assert all(_ID.match(value) for value in many)
 
 
+@pytest.mark.parametrize("start", [(1 << 40) + 1000, (1 << 50) - 5, (1 << 79) + (1 << 30) - 700])
+def test_new_ids_across_runs_of_1024_are_what_new_id_would_make(start: int) -> None:
+    """new_ids encodes the last two digits per id and the rest once per 1,024 random parts:
+    spans that carry into the shared digits must still match id-by-id encoding."""
+    fixed_ms = 1_700_000_000_000
+    patches = (
+        mock.patch("shipyard.ids.time.time_ns", return_value=fixed_ms * 1_000_000),
+        mock.patch("shipyard.ids._random_part", return_value=start),
+    )
+    with mock.patch.object(ids, "_last_ms", -1), patches[0], patches[1]:
+        many = new_ids("run", 2_100)
+    with mock.patch.object(ids, "_last_ms", -1), patches[0], patches[1]:
+        one_by_one = [new_id("run") for _ in range(2_100)]
+    assert many == one_by_one
+
+
 def test_new_ids_interleave_with_new_id_in_order() -> None:
     generated = [new_id("run"), *new_ids("run", 1_000), new_id("run"), *new_ids("run", 3)]
     assert generated == sorted(generated)
