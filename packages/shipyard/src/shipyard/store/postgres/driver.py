@@ -91,9 +91,10 @@ async def one_trip(conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[psycopg.
     go with one Sync, so one round trip (more only where the block syncs itself).
 
     Not ``conn.transaction()`` inside ``conn.pipeline()``: that nests pipelines of its own and
-    syncs when they open and close, three round trips more. Two statements took 0.47 ms
-    that way against 0.17 ms in one trip, and a claim or finish held the environment's slot
-    row lock across two of those trips, the other worker waiting behind it.
+    syncs when they open and close, four round trips in all. Two statements took 0.47 ms
+    that way against 0.17 ms in one trip, and a claim or finish kept the environment's slot
+    row, locked in the second trip, until the ``COMMIT`` of the third: a trip to the worker
+    and back with the other workers waiting behind it.
 
     A statement that fails makes the server skip the rest up to the Sync, ``COMMIT`` with
     them, and an exception in the block leaves ``COMMIT`` unsent: either way nothing commits,
