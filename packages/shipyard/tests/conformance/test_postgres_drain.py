@@ -5,7 +5,8 @@ claim again, concurrently, many times over: neither the queue's limit nor the en
 is ever exceeded, in any committed state, and the slot counters (which the claim and the
 finish keep themselves, 0016) match the runs that hold a slot. ``async_commit`` sends
 ``SET LOCAL synchronous_commit`` in the claim and finish transactions only, and each of those
-transactions is one round trip (both seen in libpq's trace of the store's connections).
+transactions is one round trip (both seen in libpq's trace of the store's connections). An
+attempt's finish is a HOT update of its row (0017: room left in attempts' pages).
 """
 
 from __future__ import annotations
@@ -204,3 +205,31 @@ async def test_a_claim_and_a_finish_and_claim_are_one_round_trip_each(url: str) 
 
     assert syncs("before-claim", "before-finish-and-claim") == 1
     assert syncs("before-finish-and-claim", "after") == 1
+
+
+async def test_an_attempts_finish_rewrites_its_row_in_place(url: str) -> None:
+    """A finish that is not a HOT update adds an entry to each of attempts' indexes per run;
+    0017 leaves the room in the page that makes it HOT (PostgreSQL's own counters say which)."""
+    store = PostgresStore(url, max_connections=1)  # one backend: its counters are all of them
+    try:
+        await store.migrate(MigrateParams(now=0))
+        await register(store)
+        await insert_many(store, [run_params(now=1_000 + n) for n in range(100)])
+        claimed = await store.run_claim(claim_env(limit=100))
+        assert len(claimed) == 100
+        accepted = await store.run_finish_many(
+            RunFinishManyParams(ENV, [finish(run.id) for run in claimed])
+        )
+        assert accepted == [True] * 100
+        async with borrow(store._pool) as conn:
+            # Pending counters reach the shared ones when the backend is next idle: forced.
+            await conn.execute("SELECT pg_stat_force_next_flush()")
+            cursor = await conn.execute(
+                "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
+                "WHERE relid = 'attempts'::regclass"
+            )
+            updated, hot = await cursor.fetchone() or (0, 0)
+    finally:
+        await store.close()
+    assert updated == 100
+    assert hot >= 90, f"{hot} of {updated} attempt finishes were HOT updates"
