@@ -229,3 +229,31 @@ def test_importing_shipyard_leaves_the_client_and_httpx_out() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_the_cli_builds_no_wire_model_before_it_uses_one() -> None:
+    """A pydantic model's validator and serializer take about a millisecond each to build;
+    the CLI imports some sixty wire models and a command uses a few, so they are built on
+    first use (``defer_build``), not at every command's start. Used, they work as before."""
+    import subprocess
+    import sys
+
+    code = (
+        "import shipyard.cli.main\n"
+        "from shipyard.models.schedules import ScheduledPayload\n"
+        "from shipyard.schemas.wire import WireModel\n"
+        "from shipyard.schemas.runs import AddTagsRequest\n"
+        "def subclasses(c):\n"
+        "    for s in c.__subclasses__():\n"
+        "        yield s\n"
+        "        yield from subclasses(s)\n"
+        "models = [*subclasses(WireModel), ScheduledPayload]\n"
+        "print(len(models), sorted(m.__name__ for m in models if m.__pydantic_complete__))\n"
+        "print(AddTagsRequest.model_validate({'tags': ['a']}).to_wire())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    counted, used = done.stdout.splitlines()
+    assert int(counted.split()[0]) > 30 and counted.split(" ", 1)[1] == "[]", counted
+    assert used == "{'tags': ['a']}", used

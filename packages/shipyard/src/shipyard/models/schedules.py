@@ -149,7 +149,9 @@ class ScheduledPayload(BaseModel):
     fields are camelCase (``scheduleId``, ``lastTimestamp``), as Trigger.dev sends them.
     """
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, frozen=True, defer_build=True
+    )
 
     type: ScheduleType
     timestamp: datetime.datetime
