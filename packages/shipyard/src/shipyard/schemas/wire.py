@@ -45,6 +45,7 @@ __all__ = [
     "StrictInt",
     "WireDateTime",
     "WireModel",
+    "build_wire_models",
     "format_wire_datetime",
     "parse_wire_datetime",
 ]
@@ -161,3 +162,20 @@ class WireModel(BaseModel):
         """
         data: dict[str, Any] = self.model_dump(mode="json", by_alias=True)
         return data
+
+
+def build_wire_models() -> None:
+    """Build every wire model imported so far, and have the type adapters made for them from
+    now on built at once too (they are built on first use otherwise).
+
+    The server calls it before it declares its routes. FastAPI wraps each body model in a
+    ``TypeAdapter`` of its own, and an adapter of a model configured ``defer_build`` defers
+    too: built on the first request, through a path where pydantic warns about the body's
+    alias (``UnsupportedFieldAttributeWarning``) on every first request to a route."""
+    pending: list[type[WireModel]] = [WireModel]
+    while pending:
+        model = pending.pop()
+        pending.extend(model.__subclasses__())
+        model.model_config["defer_build"] = False
+        if not model.__pydantic_complete__:
+            model.model_rebuild(force=True)

@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from shipyard.engine.engine import Engine
+from shipyard.schemas.wire import build_wire_models
 from shipyard.server.auth import Gatekeeper
 from shipyard.server.dashboard import dashboard_router
 from shipyard.server.errors import install_error_handlers
@@ -44,6 +45,7 @@ def create_app(engine: Engine, *, dashboard_open: bool = False) -> FastAPI:
     dashboard asks for the environment's secret key unless ``dashboard_open`` (only for the
     development environment on a loopback address: see :func:`dashboard_may_open`).
     """
+    build_wire_models()  # before FastAPI meets them: see its docstring
     gate = Gatekeeper(engine)
 
     @asynccontextmanager
