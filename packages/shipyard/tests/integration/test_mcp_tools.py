@@ -528,15 +528,17 @@ async def test_a_remote_api_url_is_used_and_an_unreachable_one_named(engine):
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("get_current_worker", {}),
+        ("trigger_task", {"task_id": "echo"}),
+        ("get_run_details", {"run_id": "run_x"}),
+        ("list_runs", {}),
+        ("list_queues", {}),
+    ]
     async with connect(engine, api_url=url) as client:
-        for name, arguments in [
-            ("get_current_worker", {}),
-            ("trigger_task", {"task_id": "echo"}),
-            ("get_run_details", {"run_id": "run_x"}),
-            ("list_runs", {}),
-            ("list_queues", {}),
-        ]:
-            message = await call_error(client, name, arguments)
+        # Side by side: each waits out the client's retries (~2 s) before its error.
+        messages = await asyncio.gather(*(call_error(client, *call) for call in calls))
+        for message in messages:
             assert f"The engine server at {url} could not be reached" in message, message
         message = await call_error(client, "start_dev_server")
         assert "needs this project's own engine" in message and url in message

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from shipyard import config
 from shipyard.config import find_project_root, load_settings
 from shipyard.errors import ConfigError
 
@@ -116,7 +117,11 @@ def test_no_secret_key_outside_development_names_the_variable(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("content", ["", "   \n", "sk_dev_short"])
-def test_an_empty_or_short_development_key_file_is_an_error(tmp_path: Path, content: str) -> None:
+def test_an_empty_or_short_development_key_file_is_an_error(
+    tmp_path: Path, content: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The reader gives a writer of the old, in-place kind a moment (1 s) before it refuses.
+    monkeypatch.setattr(config, "_KEY_FILE_WAIT_S", 0.05)
     path = tmp_path / ".shipyard" / "secret_key"
     path.parent.mkdir()
     path.write_text(content)
