@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import shipyard
 
 
@@ -31,3 +34,24 @@ def test_every_public_name_has_a_docstring() -> None:
         and not (getattr(shipyard, name).__doc__ or type(getattr(shipyard, name)).__doc__)
     ]
     assert undocumented == []
+
+
+def test_importing_a_module_of_shipyard_leaves_the_sdk_unloaded_until_used() -> None:
+    """``import shipyard.config`` (or ``import shipyard``) loads what it names, not the engine
+    and the SDK: a public name is imported when it is first used."""
+    code = (
+        "import sys\n"
+        "import shipyard.config, shipyard\n"
+        "heavy = ('shipyard.engine.engine', 'shipyard.sdk.backend', 'shipyard.models.runs')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+        "from shipyard import task, RunStatus\n"
+        "print(task.__module__, RunStatus.COMPLETED.value, 'task' in dir(shipyard))\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    before, used, after = done.stdout.splitlines()
+    assert before == "[]", before
+    assert used == "shipyard.sdk.task COMPLETED True", used
+    assert after != "[]", after  # the SDK came with the first name that needed it
