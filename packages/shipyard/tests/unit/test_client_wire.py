@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fresh_process import fresh_python
 from wire_examples import NOW, SDK_TRIGGER_BODY, failed_run, make_run, queue_info, token_info
 
 from shipyard.client import convert
@@ -217,27 +218,19 @@ def test_json_text_round_trip_of_token_output() -> None:
 def test_importing_shipyard_leaves_the_client_and_httpx_out() -> None:
     """A worker or a CLI command on the local database never pays for httpx and the wire
     models: the SDK imports the remote client when a process first uses it."""
-    import subprocess
-    import sys
-
     code = (
         "import sys, shipyard\n"
         "print(sorted(m for m in ('httpx', 'shipyard.client', 'shipyard.schemas') "
         "if m in sys.modules))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert done.stdout.strip() == "[]", done.stdout
+    printed = fresh_python(code)
+    assert printed.strip() == "[]", printed
 
 
 def test_the_cli_builds_no_wire_model_before_it_uses_one() -> None:
     """A pydantic model's validator and serializer take about a millisecond each to build;
     the CLI imports some sixty wire models and a command uses a few, so they are built on
     first use (``defer_build``), not at every command's start. Used, they work as before."""
-    import subprocess
-    import sys
-
     code = (
         "import shipyard.cli.main\n"
         "from shipyard.models.schedules import ScheduledPayload\n"
@@ -251,9 +244,6 @@ def test_the_cli_builds_no_wire_model_before_it_uses_one() -> None:
         "print(len(models), sorted(m.__name__ for m in models if m.__pydantic_complete__))\n"
         "print(AddTagsRequest.model_validate({'tags': ['a']}).to_wire())\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    counted, used = done.stdout.splitlines()
+    counted, used = fresh_python(code).splitlines()
     assert int(counted.split()[0]) > 30 and counted.split(" ", 1)[1] == "[]", counted
     assert used == "{'tags': ['a']}", used

@@ -6,6 +6,7 @@ import typing
 from pathlib import Path
 
 import pytest
+from fresh_process import fresh_python
 
 from shipyard.config import load_settings
 from shipyard.errors import ConfigError
@@ -76,11 +77,5 @@ def test_dev_only_names_every_problem(tmp_path: Path) -> None:
 
 
 def test_the_cli_does_not_import_the_mcp_sdk_until_shipyard_mcp_runs() -> None:
-    import subprocess
-    import sys
-
     probe = "import sys, shipyard.cli.main; print('mcp' in sys.modules)"
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert result.stdout.strip() == "False"
+    assert fresh_python(probe).strip() == "False"

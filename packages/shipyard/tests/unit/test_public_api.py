@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from fresh_process import fresh_python
 
 import shipyard
 
@@ -48,10 +47,7 @@ def test_importing_a_module_of_shipyard_leaves_the_sdk_unloaded_until_used() -> 
         "print(task.__module__, RunStatus.COMPLETED.value, 'task' in dir(shipyard))\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    before, used, after = done.stdout.splitlines()
+    before, used, after = fresh_python(code).splitlines()
     assert before == "[]", before
     assert used == "shipyard.sdk.task COMPLETED True", used
     assert after != "[]", after  # the SDK came with the first name that needed it
