@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 
 import pytest
+from pool_support import scalar
 from psycopg_pool import AsyncConnectionPool
 
 from shipyard.store.postgres.driver import borrow
@@ -24,11 +25,7 @@ def pool(pool_of_one: AsyncConnectionPool) -> AsyncConnectionPool:
 
 
 async def backend(pool: AsyncConnectionPool) -> int:
-    async with borrow(pool) as conn:
-        cursor = await conn.execute("SELECT pg_backend_pid()")
-        row = await cursor.fetchone()
-        assert row is not None
-        return int(row[0])
+    return await scalar(pool, "SELECT pg_backend_pid()")
 
 
 async def test_a_cancelled_use_closes_the_connection(pool: AsyncConnectionPool) -> None:

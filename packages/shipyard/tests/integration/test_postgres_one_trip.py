@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from pool_support import scalar
 from psycopg import pq
 from psycopg_pool import AsyncConnectionPool
 
@@ -49,11 +50,7 @@ def traced(conn: psycopg.AsyncConnection[Any]) -> Iterator[list[str]]:
 
 
 async def value(pool: AsyncConnectionPool) -> int:
-    async with borrow(pool) as conn:
-        cursor = await conn.execute("SELECT n FROM t WHERE id = 1")
-        row = await cursor.fetchone()
-        assert row is not None
-        return int(row[0])
+    return await scalar(pool, "SELECT n FROM t WHERE id = 1")
 
 
 async def test_a_transaction_goes_in_one_round_trip_and_commits(
