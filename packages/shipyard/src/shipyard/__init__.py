@@ -228,5 +228,5 @@ if not typing.TYPE_CHECKING:  # hidden from type checkers: a typo stays an error
         return value
 
     def __dir__() -> list[str]:
-        """Every public name, loaded or not."""
-        return sorted(set(globals()) | set(__all__))
+        """Every name the module has, the public ones loaded or not."""
+        return sorted(set(globals()) | set(_LAZY))
