@@ -18,21 +18,13 @@ try:
 except ImportError as exc:  # a light install: the console script says so before importing us
     raise missing_extra(exc, "cli", "The shipyard command") from None
 
-from shipyard.cli.commitmsg import commit_msg
-from shipyard.cli.deploy import deploy_app
-from shipyard.cli.keys import keys_app
-from shipyard.cli.mcp import install_mcp, mcp
+from shipyard.cli.lazy import LazyGroup
 from shipyard.cli.output import console, fail, print_json
-from shipyard.cli.queues import queues_app
-from shipyard.cli.runs import runs_app
-from shipyard.cli.schedules import schedules_app
 from shipyard.cli.session import ApiUrlOption, require_extra
 from shipyard.cli.session import load_cli_settings as _settings
 from shipyard.cli.session import run_async as _run
 from shipyard.cli.session import wait_for_final as _wait_for_final
 from shipyard.cli.session import with_engine as _with_engine
-from shipyard.cli.tokens import tokens_app
-from shipyard.cli.tooling import check_envs, deps
 from shipyard.config import Settings
 from shipyard.errors import ShipyardError
 from shipyard.version import __version__
@@ -42,18 +34,14 @@ app = typer.Typer(
     help="Shipyard: durable tasks, the app template, and the tools around them.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=LazyGroup,
 )
 tasks_app = typer.Typer(help="Tasks registered by workers.", no_args_is_help=True)
 versions_app = typer.Typer(
     help="Versions of the task code workers registered.", no_args_is_help=True
 )
 workers_app = typer.Typer(help="Workers running now.", no_args_is_help=True)
-app.add_typer(runs_app, name="runs")
 app.add_typer(tasks_app, name="tasks")
-app.add_typer(tokens_app, name="tokens")
-app.add_typer(queues_app, name="queues")
-app.add_typer(keys_app, name="keys")
-app.add_typer(schedules_app, name="schedules")
 app.add_typer(versions_app, name="versions")
 app.add_typer(workers_app, name="workers")
 
@@ -416,14 +404,6 @@ def workers_list(
             w["heartbeat_at"][:19],
         )
     console.print(table)
-
-
-app.command("check-envs")(check_envs)
-app.command("deps")(deps)
-app.command("commit-msg")(commit_msg)
-app.command("mcp")(mcp)
-app.command("install-mcp")(install_mcp)
-app.add_typer(deploy_app, name="deploy")
 
 
 def main() -> None:

@@ -9,10 +9,14 @@ so an app's shutdown hook cannot close the engine of the process that hosts the 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard.config import Settings, load_settings
-from shipyard.engine.engine import Engine
+
+if TYPE_CHECKING:
+    # Imported where an engine is built: a process that talks to a remote engine server (the
+    # CLI with --api-url, the MCP server) never loads the engine and its store.
+    from shipyard.engine.engine import Engine
 
 
 class _EngineRegistry:
@@ -28,6 +32,8 @@ _registry = _EngineRegistry()
 def get_engine() -> Engine:
     """The engine of this process, created from settings on first use."""
     if _registry.engine is None:
+        from shipyard.engine.engine import Engine
+
         _registry.engine = Engine(load_settings())
         _registry.owned = True
     return _registry.engine
@@ -64,6 +70,8 @@ def configure(**settings: Any) -> Settings:
 
         shipyard.configure(database_url="sqlite:///data/app.db", environment="staging")
     """
+    from shipyard.engine.engine import Engine
+
     resolved = load_settings(**settings)
     _registry.engine = Engine(resolved)
     _registry.owned = True

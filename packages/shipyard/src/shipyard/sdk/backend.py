@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from shipyard.config import Settings, load_settings
 from shipyard.engine import registry
-from shipyard.engine.engine import Engine
 from shipyard.engine.scope import current_scope
 from shipyard.errors import ConfigError
 from shipyard.models.batches import BatchInfo
@@ -42,8 +41,10 @@ from shipyard.models.tokens import WaitToken, WaitTokenInfo, WaitTokenPage
 
 if TYPE_CHECKING:
     # Imported when first used: httpx and the wire models cost a process that never goes
-    # over HTTP (a worker, the CLI on the local database) most of its import time.
+    # over HTTP (a worker, the CLI on the local database) most of its import time, and the
+    # engine and its store one that only goes over HTTP (the CLI with --api-url).
     from shipyard.client import RemoteClient
+    from shipyard.engine.engine import Engine
 
 __all__ = [
     "Backend",
@@ -327,6 +328,8 @@ def current_engine(what: str = "This call") -> Engine:
     scope = current_scope()
     if scope is not None:
         return scope.engine
+    from shipyard.engine.engine import Engine
+
     backend = default_backend()
     if isinstance(backend, Engine):
         return backend
