@@ -2,7 +2,8 @@
 
 Every ``shipyard`` process imports the CLI, and a worker (the process the suite and the peers
 benchmark start most) or a ``--api-url`` command uses none of the deploy tooling, the MCP
-installer, the commit-message rules or the noun groups' models: ~40 ms of imports each start.
+installer, the commit-message rules or the noun groups' models: about a quarter of the CLI's
+import time at every start.
 :class:`LazyGroup` names them up front (``--help``, typo suggestions) and imports one when it
 is run or its help is shown; it is then built by typer exactly as an eager one would be.
 """
