@@ -229,10 +229,11 @@ def test_importing_shipyard_leaves_the_client_and_httpx_out() -> None:
 
 def test_the_cli_builds_no_wire_model_before_it_uses_one() -> None:
     """A pydantic model's validator and serializer take about a millisecond each to build;
-    the CLI imports some sixty wire models and a command uses a few, so they are built on
-    first use (``defer_build``), not at every command's start. Used, they work as before."""
+    a ``--api-url`` command imports the remote client, and with it some sixty wire models,
+    and uses a few, so they are built on first use (``defer_build``), not at every command's
+    start. Used, they work as before."""
     code = (
-        "import shipyard.cli.main\n"
+        "import shipyard.cli.main, shipyard.client\n"
         "from shipyard.models.schedules import ScheduledPayload\n"
         "from shipyard.schemas.wire import WireModel\n"
         "from shipyard.schemas.runs import AddTagsRequest\n"
