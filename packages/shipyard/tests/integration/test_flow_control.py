@@ -153,21 +153,28 @@ async def test_trigger_to_a_shared_queue_by_name(engine: Engine, start_worker: A
         await routed.trigger(None, queue="nope")
 
 
+@pytest.mark.fake_clock
 async def test_delay_makes_a_delayed_run_that_starts_later(
-    engine: Engine, start_worker: Any
+    engine: Engine, start_worker: Any, clock: FakeClock
 ) -> None:
     @task(id="fc-delayed")
-    async def delayed(payload: None) -> float:
-        return time.time()
+    async def delayed(payload: None) -> int:
+        return clock.now_ms()
 
     await start_worker()
-    before = time.time()
+    before = clock.now_ms()
     handle = await delayed.trigger(None, delay="1s")
     run = await runs.retrieve(handle.id)
     assert run.status == "DELAYED" and run.delayed_until is not None
-    done = await engine.wait_for_final(handle.id, timeout=5)
+    # Time moves on the engine's clock: on the real one the run, due 1 s after its trigger,
+    # had 4 s left of its deadline to be promoted, claimed and run, which a loaded host can miss.
+    await clock.advance(0.9)
+    await engine.promote_due()
+    assert (await runs.retrieve(handle.id)).status == "DELAYED"
+    await clock.advance(0.1)
+    done = await engine.wait_for_final(handle.id, timeout=10)
     assert done.status == "COMPLETED"
-    assert (await runs.retrieve(handle.id)).output - before >= 1.0
+    assert (await runs.retrieve(handle.id)).output - before >= 1000
     past = await delayed.trigger(None, delay=datetime.datetime(2000, 1, 1))
     assert (await runs.retrieve(past.id)).status in ("QUEUED", "EXECUTING", "COMPLETED")
 
@@ -186,7 +193,10 @@ async def test_reschedule_only_delayed_runs(engine: Engine) -> None:
         await runs.reschedule(now.id, delay="1h")
 
 
-async def test_ttl_expires_a_run_on_a_paused_queue(engine: Engine, start_worker: Any) -> None:
+@pytest.mark.fake_clock
+async def test_ttl_expires_a_run_on_a_paused_queue(
+    engine: Engine, start_worker: Any, clock: FakeClock
+) -> None:
     @task(id="fc-ttl")
     async def stale(payload: None) -> None:
         return None
@@ -194,7 +204,9 @@ async def test_ttl_expires_a_run_on_a_paused_queue(engine: Engine, start_worker:
     await start_worker()
     await queues.pause("task/fc-ttl")
     handle = await stale.trigger(None, ttl="1s")
-    expired = await engine.wait_for_final(handle.id, timeout=5)
+    # The TTL runs out on the engine's clock, not within a deadline a loaded host may miss.
+    await clock.advance(1)
+    expired = await engine.wait_for_final(handle.id, timeout=10)
     assert expired.status == "EXPIRED"
     run = await runs.retrieve(handle.id)
     assert run.expired_at is not None and run.error is not None
@@ -261,10 +273,13 @@ async def test_debounce_rejects_bad_options(engine: Engine) -> None:
         await debounced.trigger(None, debounce={"key": "k" * 513, "delay": "1s"})
 
 
-async def test_trigger_rate_limit(settings: Any) -> None:
+@pytest.mark.fake_clock
+async def test_trigger_rate_limit(settings: Any, clock: FakeClock) -> None:
     from shipyard.config import load_settings
     from shipyard.engine.registry import set_engine
 
+    # On the real clock the bucket refills while the triggers run: a host that took over
+    # 1 s for the four of them would see retry_after_ms under 9 s.
     limited = Engine(
         load_settings(
             project_root=settings.project_root,
@@ -273,7 +288,8 @@ async def test_trigger_rate_limit(settings: Any) -> None:
             trigger_rate_bucket=3,
             trigger_rate_refill=1,
             trigger_rate_interval="10s",
-        )
+        ),
+        clock=clock,
     )
     await limited.start()
     set_engine(limited)
@@ -287,7 +303,7 @@ async def test_trigger_rate_limit(settings: Any) -> None:
             await rated.trigger(None)
         with pytest.raises(RateLimitedError) as info:
             await rated.trigger(None)
-        assert 9_000 <= info.value.retry_after_ms <= 10_000
+        assert info.value.retry_after_ms == 10_000  # one token refills in the whole interval
         with pytest.raises(RateLimitedError):
             await rated.batch_trigger([None, None])
         assert len([r async for r in runs.list()]) == 3

@@ -173,6 +173,7 @@ async def _attempts_at_least(run_id: str, count: int) -> bool:
 # -- Debounce (§4, §14.5) ----------------------------------------------------------------------
 
 
+@pytest.mark.fake_clock  # on the real clock a "sooner" trigger over 4 s late pushes it later
 async def test_debounce_pushes_only_move_later_and_land_on_whole_seconds(
     engine: Engine,
 ) -> None:

@@ -7,7 +7,6 @@ real in-process worker execute them; assertions read the run and its attempts ba
 from __future__ import annotations
 
 import asyncio
-import datetime
 from typing import Any
 
 import pydantic
@@ -23,6 +22,7 @@ from shipyard import (
     tasks,
 )
 from shipyard.engine.engine import Engine
+from shipyard.testing.eventually import eventually
 
 
 async def _attempt_statuses(engine: Engine, run_id: str) -> list[str]:
@@ -229,8 +229,9 @@ async def test_schema_task_typed_trigger_validates_client_side(engine):
     assert [r async for r in runs.list()] == []
 
 
-async def test_retry_delays_follow_the_task_retry_options(engine, start_worker):
-    raised_at: list[datetime.datetime] = []
+@pytest.mark.fake_clock
+async def test_retry_delays_follow_the_task_retry_options(engine, start_worker, clock):
+    raised_at: list[int] = []
 
     @task(
         id="slow-backoff",
@@ -238,27 +239,28 @@ async def test_retry_delays_follow_the_task_retry_options(engine, start_worker):
     )
     async def slow_backoff(payload, ctx):
         if ctx.attempt.number < 3:
-            raised_at.append(datetime.datetime.now(datetime.UTC))
+            raised_at.append(clock.now_ms())
             raise RuntimeError("again")
         return "done"
 
     await start_worker()
     handle = await slow_backoff.trigger()
+    # The delays pass on the engine's clock, so they are measured exactly: on the real one,
+    # the bounds that told them from a 1000 ms default left a loaded host 0.7 s per retry.
+    for delay_ms in (200, 400):  # factor 2
+        retrying = await eventually(
+            lambda: engine.get_run(handle.id),
+            until=lambda run: run.status == RunStatus.QUEUED and run.available_at > clock.now_ms(),
+        )
+        assert retrying.available_at - raised_at[-1] == delay_ms
+        await clock.advance(ms=retrying.available_at - clock.now_ms())
     record = await engine.wait_for_final(handle.id, timeout=10)
     assert record.status == RunStatus.COMPLETED
 
     attempts = (await engine.retrieve_run(handle.id)).attempts
     assert [a.status for a in attempts] == ["FAILED", "FAILED", "COMPLETED"]
-    # Measured from the raise: the delay runs from the retry decision, which follows it, so
-    # however late the finisher writes the failed attempt's end the gap is at least the delay
-    # (timestamps are whole milliseconds).
-    first_gap = (attempts[1].started_at - raised_at[0]).total_seconds() * 1000  # type: ignore[operator]
-    second_gap = (attempts[2].started_at - raised_at[1]).total_seconds() * 1000  # type: ignore[operator]
-    assert first_gap >= 199, first_gap
-    assert second_gap >= 399, second_gap  # factor 2
-    # Not the config default (1000 ms), with room for a loaded machine's late start.
-    assert first_gap < 900, first_gap
-    assert second_gap < 1400, second_gap
+    started_ms = [round(a.started_at.timestamp() * 1000) for a in attempts]  # type: ignore[union-attr]
+    assert [started_ms[1] - raised_at[0], started_ms[2] - raised_at[1]] == [200, 400]
 
 
 @pytest.mark.fake_clock

@@ -255,9 +255,11 @@ async def test_fetch_429_retry_after_zero(server: tuple[str, _Script]) -> None:
 
 async def test_fetch_headers_strategy_uses_reset_epoch(server: tuple[str, _Script]) -> None:
     base, script = server
+    # Timed from before the reset is chosen: a pause between the two cannot shorten the wait
+    # measured.
+    started = time.monotonic()
     reset_s = time.time() + 0.3
     script.set("/reset", _status(429, {"x-ratelimit-reset": f"{reset_s:.3f}"}), _ok())
-    started = time.monotonic()
     response = await retry.fetch(f"{base}/reset", by_status={"429": {"strategy": "headers"}})
     assert response.status_code == 200
     assert script.counts["/reset"] == 2
@@ -365,9 +367,11 @@ async def test_fetch_timeout_retried_then_raised(server: tuple[str, _Script]) ->
 
 async def test_fetch_timeout_then_success(server: tuple[str, _Script]) -> None:
     base, script = server
-    script.set("/slow-once", (200, {}, 0.5), _ok())
+    # The second request must answer within the timeout: 100 ms was within reach of a loaded
+    # host's stall, which would time it out too and make a third.
+    script.set("/slow-once", (200, {}, 3.0), _ok())
     response = await retry.fetch(
-        f"{base}/slow-once", timeout_ms=100, connection_error={**FAST, "strategy": "backoff"}
+        f"{base}/slow-once", timeout_ms=1000, connection_error={**FAST, "strategy": "backoff"}
     )
     assert response.status_code == 200
     assert script.counts["/slow-once"] == 2
