@@ -40,12 +40,21 @@ STATUS_INDEXES = (
     "runs_finished",
 )
 
-CLAIM = {
+# The runs a claim chose (as ``chosen(id)``), per layout; the writes that follow are the same.
+CHOSEN = {
     "current": """
-WITH chosen AS MATERIALIZED (
     SELECT id FROM runs WHERE environment = 'dev' AND status = 'QUEUED'
       AND queue = 'task/noop' AND COALESCE(concurrency_key, '') = ''
-    ORDER BY sort_key, id LIMIT %(n)s
+    ORDER BY sort_key, id LIMIT %(n)s""",
+    "hot": """
+    DELETE FROM ready WHERE run_id IN (
+        SELECT run_id FROM ready WHERE environment = 'dev' AND queue = 'task/noop' AND ck = ''
+        ORDER BY sort_key, run_id LIMIT %(n)s
+    ) RETURNING run_id AS id""",
+}
+
+CLAIM = """
+WITH chosen AS MATERIALIZED ({chosen}
 ), claimed AS (
     UPDATE runs r SET status = 'EXECUTING', attempt_number = r.attempt_number + 1,
         lease_owner = 'w1', lease_expires_at = %(now)s + 30000, started_at = %(now)s,
@@ -57,30 +66,12 @@ WITH chosen AS MATERIALIZED (
 ), events AS (
     INSERT INTO run_events (run_id, ts, kind, message)
     SELECT id, updated_at, 'status', status FROM claimed
-)
-SELECT * FROM claimed""",
-    "hot": """
-WITH chosen AS MATERIALIZED (
-    DELETE FROM ready WHERE run_id IN (
-        SELECT run_id FROM ready WHERE environment = 'dev' AND queue = 'task/noop' AND ck = ''
-        ORDER BY sort_key, run_id LIMIT %(n)s
-    ) RETURNING run_id
-), claimed AS (
-    UPDATE runs r SET status = 'EXECUTING', attempt_number = r.attempt_number + 1,
-        lease_owner = 'w1', lease_expires_at = %(now)s + 30000, started_at = %(now)s,
-        updated_at = %(now)s
-    FROM chosen WHERE r.id = chosen.run_id RETURNING r.*
-), leased AS (
+){leases}
+SELECT * FROM claimed"""
+
+LEASES_TAKEN = """, leased AS (
     INSERT INTO leases SELECT id, 'w1', %(now)s + 30000 FROM claimed
-), started AS (
-    INSERT INTO attempts (run_id, number, status, worker_id, started_at)
-    SELECT id, attempt_number, 'EXECUTING', 'w1', updated_at FROM claimed
-), events AS (
-    INSERT INTO run_events (run_id, ts, kind, message)
-    SELECT id, updated_at, 'status', status FROM claimed
-)
-SELECT * FROM claimed""",
-}
+)"""
 
 FINISH = """
 WITH finished AS (
@@ -148,7 +139,7 @@ def prepare(url: str, layout: str, runs: int) -> psycopg.Connection[Any]:
 def drain(conn: psycopg.Connection[Any], layout: str, batch: int) -> tuple[int, float, float]:
     """Claim and finish every run, one transaction per cycle: (runs, seconds, server CPU s)."""
     pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
-    claim = CLAIM[layout]
+    claim = CLAIM.format(chosen=CHOSEN[layout], leases=LEASES_TAKEN if layout == "hot" else "")
     finish = FINISH.format(leases=LEASES_GONE if layout == "hot" else "")
     conn.autocommit = False
     cpu0, t0 = backend_cpu(pid), time.perf_counter()
