@@ -81,7 +81,9 @@ async def test_the_pool_reconnects_soon_after_a_long_outage() -> None:
                     raise
                 waiting = asyncio.create_task(store.run_list(RunListParams(ENV)))
         lag = time.monotonic() - up
-        assert lag < 3.0, f"the pool reconnected {lag:.1f} s after the server was back"
+        # Under the 4.5 s the uncapped backoff takes at the least, with a loaded host's margin
+        # over the ~1 s the pool needs now.
+        assert lag < 4.0, f"the pool reconnected {lag:.1f} s after the server was back"
     finally:
         if store is not None:
             await store.close()
