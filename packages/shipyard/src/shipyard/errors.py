@@ -49,7 +49,8 @@ The tree::
     │   ├── DatabaseBusyError          SQLite stayed locked by another process for too long
     │   ├── DatabaseReadOnlyError      the SQLite file or its folder is read-only (reads work)
     │   ├── DatabaseCorruptError       the SQLite file is not a database, or is damaged
-    │   └── DatabaseFullError          the disk holding the SQLite file is full
+    │   ├── DatabaseFullError          the disk holding the SQLite file is full
+    │   └── ClaimAfterFinishError      a worker's claim failed after its finish was written
     └── TaskError                      raised inside task code, or for it, to steer retries
         ├── AbortTaskRunError          fail now, no retries (hooks still run)
         ├── TaskPayloadParsedError     schema_task payload failed validation (no retry, no hooks)
@@ -328,6 +329,19 @@ class DatabaseFullError(StoreError):
     """The SQLite database could not grow: its disk (or size limit) is full."""
 
     code = "DATABASE_FULL"
+
+
+class ClaimAfterFinishError(StoreError):
+    """The claim that follows a worker's finish failed, or its answer was lost, after the
+    finish had committed (PostgreSQL writes them in two transactions). ``accepted`` is the
+    finish's answer, one bool per result; the claim may have committed too, so the worker
+    takes its runs as possibly leased to it unseen. Its cause is the claim's error."""
+
+    code = "CLAIM_AFTER_FINISH"
+
+    def __init__(self, accepted: list[bool]) -> None:
+        super().__init__("Claiming after a finish failed; the finish was written.")
+        self.accepted = accepted
 
 
 class TaskError(ShipyardError):

@@ -3,7 +3,8 @@
 Several stores (separate pools, as separate worker processes have) finish what they hold and
 claim again, concurrently, many times over: neither the queue's limit nor the environment's
 is ever exceeded, in any committed state, and the slot counters (which the claim and the
-finish keep themselves, 0016) match the runs that hold a slot. ``async_commit`` sends
+finish keep themselves, 0016; less the slots finishes freed that no claim has moved in yet,
+0018) match the runs that hold a slot. ``async_commit`` sends
 ``SET LOCAL synchronous_commit`` in the claim and finish transactions only, and each of those
 transactions is one round trip (both seen in libpq's trace of the store's connections). An
 attempt's finish is a HOT update of its row (0017: room left in attempts' pages).
@@ -27,7 +28,13 @@ from shipyard.records import RunRecord
 from shipyard.store import open_store
 from shipyard.store.postgres import PostgresStore
 from shipyard.store.postgres.driver import borrow
-from shipyard.store.protocol import MigrateParams, RunFinishManyParams
+from shipyard.store.protocol import (
+    MigrateParams,
+    QueueListParams,
+    RunFinishManyParams,
+    WorkerStopParams,
+)
+from shipyard.testing.eventually import eventually
 from shipyard.testing.postgres import ENGINE_OPTIONS, databases, require_postgres
 
 QUEUE_LIMIT = 3
@@ -45,12 +52,16 @@ async def url() -> AsyncIterator[str]:
 
 
 def holding(conn: psycopg.Connection[Any]) -> tuple[int, int, int, int]:
-    """(runs holding a slot in queue task/t, in the environment, and the two counters)."""
+    """(runs holding a slot in queue task/t, in the environment, and the two counters less
+    the slots finishes freed that no claim has moved into them yet, 0018)."""
     row = conn.execute(
         "SELECT count(*) FILTER (WHERE queue = 'task/t'), count(*), "
-        "(SELECT running FROM environment_slots WHERE environment = %(env)s), "
+        "(SELECT running FROM environment_slots WHERE environment = %(env)s) "
+        "  - (SELECT COALESCE(sum(released), 0) FROM slot_releases WHERE environment = %(env)s), "
         "(SELECT running FROM concurrency_slots WHERE environment = %(env)s "
         "  AND queue = 'task/t' AND concurrency_key = '') "
+        "  - (SELECT COALESCE(sum(released), 0) FROM slot_releases WHERE environment = %(env)s "
+        "     AND queue = 'task/t' AND concurrency_key = '') "
         "FROM runs WHERE environment = %(env)s AND status IN ('DEQUEUED', 'EXECUTING')",
         {"env": ENV},
     ).fetchone()
@@ -108,6 +119,94 @@ async def test_concurrent_cycles_of_several_stores_never_exceed_a_limit(url: str
     assert final[2] == final[1] and final[3] == final[0]
 
 
+async def test_a_finish_commits_while_another_transaction_holds_the_slot_row(url: str) -> None:
+    """A finish never waits for the environment's slot row (0018): it counts the slots it frees
+    in its worker's slot_releases rows, and the next claim, holding the row, moves them into
+    the counters. Before, every finish took the row, so the finish-and-claim transactions of
+    all workers ran one after the other (here: the finishes would wait for the blocker)."""
+    store = PostgresStore(url, max_connections=3)
+    try:
+        await store.migrate(MigrateParams(now=0))
+        await register(store)
+        await insert_many(store, [run_params(now=1_000 + n) for n in range(5)])
+        held = await store.run_claim(claim_env(limit=4))
+        assert len(held) == 4
+        with (
+            psycopg.connect(url, autocommit=True, options=ENGINE_OPTIONS) as reader,
+            psycopg.connect(url, options=ENGINE_OPTIONS) as blocker,
+        ):
+            blocker.execute(
+                "SELECT running FROM environment_slots WHERE environment = %s FOR UPDATE", (ENV,)
+            )
+            done = await asyncio.wait_for(
+                store.run_finish_many(RunFinishManyParams(ENV, [finish(held[0].id)])), 5
+            )
+            assert done == [True]
+            # The counter moves at the next claim; the queue's running count is right already.
+            assert holding(reader)[1:3] == (3, 3)
+            [queue] = await store.queue_list(QueueListParams(ENV))
+            assert queue.running == 3
+
+            # A finish-and-claim commits its finish, then waits for the row to claim.
+            both = asyncio.create_task(
+                store.run_finish_and_claim(
+                    RunFinishManyParams(ENV, [finish(held[1].id)]), claim_env(limit=4)
+                )
+            )
+
+            def status() -> str:
+                row = reader.execute("SELECT status FROM runs WHERE id = %s", (held[1].id,))
+                return str(row.fetchone()[0])  # type: ignore[index]
+
+            await eventually(status, until=lambda s: s == "COMPLETED", timeout=5)
+            assert not both.done()
+            blocker.rollback()
+            accepted, claimed = await asyncio.wait_for(both, 5)
+            assert accepted == [True] and len(claimed) == 1
+            # The claim moved both finishes' slots into the counters.
+            assert reader.execute(
+                "SELECT running FROM environment_slots WHERE environment = %s", (ENV,)
+            ).fetchone() == (3,)
+            assert reader.execute("SELECT sum(released) FROM slot_releases").fetchone() == (0,)
+            assert holding(reader)[1:3] == (3, 3)
+    finally:
+        await store.close()
+
+
+async def test_a_stopping_worker_drops_the_empty_slot_release_rows(url: str) -> None:
+    """Each worker finishing runs keeps a slot_releases row per group (0018); a worker that
+    stops drops the empty rows of the workers that are not live, so they do not pile up with
+    every worker an install ever ran. A live worker's row stays (updated in place), and so
+    does a row still holding freed slots."""
+    store = PostgresStore(url, max_connections=2)
+    try:
+        await store.migrate(MigrateParams(now=0))
+        await register(store)  # worker w1, live
+        await insert_many(store, [run_params(now=1_000 + n) for n in range(4)])
+        [live] = await store.run_claim(claim_env(limit=1, worker="w1"))
+        [gone] = await store.run_claim(claim_env(limit=1, worker="w7"))
+        [late] = await store.run_claim(claim_env(limit=1, worker="w8"))
+        for run, worker in ((live, "w1"), (gone, "w7")):
+            await store.run_finish_many(RunFinishManyParams(ENV, [finish(run.id, worker=worker)]))
+        moving = claim_env(limit=1, worker="w9")
+        moving.peek = False  # an idle claim that peeks stops before the lock, moving nothing
+        await store.run_claim(moving)  # moves w1's and w7's slots: their rows are 0
+        await store.run_finish_many(RunFinishManyParams(ENV, [finish(late.id, worker="w8")]))
+        with psycopg.connect(url, autocommit=True, options=ENGINE_OPTIONS) as reader:
+
+            def releases() -> list[tuple[str, int]]:
+                found = reader.execute(
+                    "SELECT worker_id, released FROM slot_releases ORDER BY worker_id"
+                )
+                return [(str(r[0]), int(r[1])) for r in found.fetchall()]
+
+            assert releases() == [("w1", 0), ("w7", 0), ("w8", 1)]
+            await store.worker_stop(WorkerStopParams(ENV, "w9", now=5_000))
+            assert releases() == [("w1", 0), ("w8", 1)]
+    finally:
+        await store.close()
+
+
 class _TracedStore(PostgresStore):
     """A store whose pooled connections write libpq's protocol trace to ``trace``."""
 
@@ -147,7 +246,8 @@ async def test_async_commit_turns_off_the_flush_wait_of_claims_and_finishes_only
 ) -> None:
     on = await traced_cycle(url, async_commit=True)
     sent = [line for line in on.splitlines() if "synchronous_commit" in line and "Parse" in line]
-    assert len(sent) == 2  # the claim, the finish-and-claim; never the trigger's insert
+    # The claim, and the finish-and-claim's two transactions; never the trigger's insert.
+    assert len(sent) == 3
     assert "synchronous_commit" not in await traced_cycle(url, async_commit=False)
 
 
@@ -157,9 +257,12 @@ def test_the_setting_reaches_the_store(url: str) -> None:
         assert isinstance(store, PostgresStore) and store.async_commit is value
 
 
-async def test_a_claim_and_a_finish_and_claim_are_one_round_trip_each(url: str) -> None:
-    """The slot row is locked from the transaction's first statement to its commit, so every
-    round trip inside it is a wait for the other workers (``driver.one_trip``)."""
+async def test_a_claim_and_a_finish_and_claim_are_one_round_trip_per_transaction(
+    url: str,
+) -> None:
+    """The slot row is locked from the claim's first statement to its commit, so every round
+    trip inside it is a wait for the other workers (``driver.one_trip``). A finish-and-claim
+    is two transactions (the finish's does not take the slot row, 0018): two round trips."""
     store = _TracedStore(url, max_connections=1)
     store.trace = Path(tempfile.mkdtemp()) / "trace.txt"
 
@@ -204,7 +307,7 @@ async def test_a_claim_and_a_finish_and_claim_are_one_round_trip_each(url: str) 
         return sum(line.strip() == "Sync" for line in sent[at[start] : at[end]])
 
     assert syncs("before-claim", "before-finish-and-claim") == 1
-    assert syncs("before-finish-and-claim", "after") == 1
+    assert syncs("before-finish-and-claim", "after") == 2
 
 
 async def test_an_attempts_finish_rewrites_its_row_in_place(url: str) -> None:

@@ -8,12 +8,15 @@ nobody until the lease expires (when the attempt would count as crashed without 
 
 from __future__ import annotations
 
+import asyncio
+
 import psycopg
 import pytest
 
 from shipyard import RunStatus, task
 from shipyard.engine.engine import Engine
 from shipyard.testing.eventually import eventually
+from shipyard.testing.postgres import ENGINE_OPTIONS
 
 
 async def test_runs_leased_by_a_lost_claim_are_adopted(engine: Engine, start_worker) -> None:
@@ -65,3 +68,56 @@ async def test_a_worker_starts_through_terminated_connections(
     handle = await after_terminate.trigger({})
     record = await engine.wait_for_final(handle.id, timeout=20)
     assert record.status == RunStatus.COMPLETED
+
+
+async def test_a_claim_cut_off_after_its_finish_keeps_the_finish(
+    engine: Engine, start_worker, database_url: str
+) -> None:
+    """On PostgreSQL a worker's finish and the claim after it are two transactions (the finish
+    does not wait for the environment's slot row, 0018). When the claim fails after the finish
+    committed, the worker keeps the finish's answer (the run counts as completed, its result is
+    not taken for a rejected one) and claims again later."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("two transactions, and pg_terminate_backend, are PostgreSQL's")
+    release = asyncio.Event()
+
+    @task(id="finish-then-cut")
+    async def finish_then_cut(payload):
+        await release.wait()
+        return payload["n"]
+
+    worker = await start_worker(concurrency=2)
+    handle = await finish_then_cut.trigger({"n": 1})
+    await eventually(lambda: worker.active_count == 1)
+    async with (
+        await psycopg.AsyncConnection.connect(
+            database_url, autocommit=True, options=ENGINE_OPTIONS
+        ) as admin,
+        await psycopg.AsyncConnection.connect(database_url, options=ENGINE_OPTIONS) as blocker,
+    ):
+        await blocker.execute(
+            "SELECT running FROM environment_slots WHERE environment = %s FOR UPDATE",
+            (engine.environment,),
+        )
+        release.set()
+
+        async def waiting_claim() -> int | None:
+            # The claim after the finish, waiting for the blocker's row lock.
+            found = await admin.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND query LIKE '%environment_slots%'"
+            )
+            row = await found.fetchone()
+            return None if row is None else int(row[0])
+
+        pid = await eventually(waiting_claim, timeout=10)
+        # The finish committed before the claim began waiting.
+        status = await admin.execute("SELECT status FROM runs WHERE id = %s", (handle.id,))
+        assert await status.fetchone() == ("COMPLETED",)
+        await admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        await blocker.rollback()
+    assert (await engine.wait_for_final(handle.id, timeout=20)).status == RunStatus.COMPLETED
+    await eventually(lambda: worker.completed == 1)
+    # The worker still claims: a run triggered now runs.
+    second = await finish_then_cut.trigger({"n": 2})
+    assert (await engine.wait_for_final(second.id, timeout=20)).status == RunStatus.COMPLETED

@@ -20,6 +20,7 @@ from shipyard.durations import parse_duration_ms
 from shipyard.engine.definitions import TaskDefinition
 from shipyard.engine.queues import QueueOps
 from shipyard.engine.retries import retries_disabled, retry_options
+from shipyard.errors import ClaimAfterFinishError
 from shipyard.jsonutil import dumps
 from shipyard.records import NewEvent, RunRecord, TaskRecord, WorkerRecord
 from shipyard.statuses import RunStatus
@@ -347,10 +348,14 @@ class ClaimOps(QueueOps):
         trip), so a freed slot starts its next run without waiting for another claim."""
         self.transitions.check([RunStatus.QUEUED], RunStatus.EXECUTING, "claim")
         now = self.now()
-        accepted, claimed = await self.store.run_finish_and_claim(
-            self._finish_params(worker_id, results, now),
-            self._claim_params(worker_id, task_ids, limit, lease_ms, version, now, share),
-        )
+        try:
+            accepted, claimed = await self.store.run_finish_and_claim(
+                self._finish_params(worker_id, results, now),
+                self._claim_params(worker_id, task_ids, limit, lease_ms, version, now, share),
+            )
+        except ClaimAfterFinishError as exc:
+            self._wake_finished(results, exc.accepted)  # the results are written
+            raise
         self._wake_finished(results, accepted)
         return accepted, claimed
 

@@ -240,8 +240,11 @@ class Store(Protocol):
     async def run_finish_and_claim(
         self, finish: RunFinishManyParams, claim: RunClaimParams
     ) -> tuple[list[bool], list[RunRecord]]:
-        """:meth:`run_finish_many`, then :meth:`run_claim` with the slots it freed, in one
-        transaction (a worker's finished batch and its next claim: one round trip)."""
+        """:meth:`run_finish_many`, then :meth:`run_claim` with the slots it freed (a worker's
+        finished batch and its next claim): one transaction (SQLite), or the finish's and
+        then the claim's (PostgreSQL, so that a finish never waits for the environment's slot
+        row). When the claim fails after the finish committed, it raises
+        :class:`~shipyard.errors.ClaimAfterFinishError` with the finish's answer."""
         ...
 
     async def run_release(self, params: RunReleaseParams) -> bool:

@@ -17,6 +17,7 @@ from shipyard.engine.metadata import (
     final_metadata,
     write_final_metadata,
 )
+from shipyard.errors import ClaimAfterFinishError
 from shipyard.records import RunRecord
 from shipyard.statuses import RunStatus
 from shipyard.worker.executor import AttemptOutcome
@@ -152,6 +153,11 @@ async def _write_results(
             worker.outage.ok()
             worker.share.claimed(free, len(written[1]))
             return written
+        except ClaimAfterFinishError as exc:
+            # The results are written; the claim may have leased runs unseen (adopted next).
+            worker.claim_unsure = True
+            worker.outage.failed("claiming runs", exc.__cause__ or exc)
+            return exc.accepted, []
         except Exception as exc:
             # Nothing was written (one transaction), or it committed and the answer was
             # lost: the attempt-number fence makes the finish safe to repeat, and the

@@ -240,8 +240,37 @@ SET LOCAL synchronous_commit TO off;
 
 -- name: environment_slot_lock
 -- Claims in one environment take this lock first, so the slot counters they read next are
--- exact (every status change that moves a counter updates this row too, in that order).
+-- exact (every status change that moves a counter updates this row too, in that order; a
+-- finish counts its freed slots apart, in slot_releases, which slot_releases_fold moves in).
 SELECT running FROM environment_slots WHERE environment = :environment FOR UPDATE;
+
+-- name: slot_releases_fold
+-- After environment_slot_lock, before a claim reads the counters: move the slots the
+-- workers' committed finishes freed (0018) into environment_slots and concurrency_slots. A row
+-- whose finish has not committed is locked by it and skipped (moved by a later claim), so the
+-- counters never count a slot free early. Nothing here waits: the slot row is this
+-- transaction's, the group rows change only under it, the release rows are skipped if held.
+WITH r AS (
+    SELECT worker_id, queue, concurrency_key, released FROM slot_releases
+    WHERE environment = :environment AND released > 0
+    ORDER BY worker_id, queue, concurrency_key
+    FOR UPDATE SKIP LOCKED
+), moved AS (
+    UPDATE slot_releases s SET released = 0 FROM r
+    WHERE s.environment = :environment AND s.worker_id = r.worker_id AND s.queue = r.queue
+      AND s.concurrency_key = r.concurrency_key
+), environment_moved AS (
+    UPDATE environment_slots SET running = running - (SELECT sum(released) FROM r)
+    WHERE environment = :environment AND EXISTS (SELECT 1 FROM r)
+), groups_moved AS (
+    INSERT INTO concurrency_slots AS s (environment, queue, concurrency_key, running)
+    SELECT :environment, queue, concurrency_key, -sum(released) FROM r
+    GROUP BY queue, concurrency_key
+    ORDER BY queue, concurrency_key
+    ON CONFLICT (environment, queue, concurrency_key)
+    DO UPDATE SET running = s.running + EXCLUDED.running
+)
+SELECT count(*) FROM r;
 
 -- name: run_claim_limited
 -- Runs after environment_slot_lock in the same transaction, so its snapshot sees every
@@ -380,20 +409,20 @@ SELECT c.* FROM claimed c LEFT JOIN woken ON true ORDER BY c.sort_key, c.id;
 -- name: run_finish_many
 -- Fenced by attempt number and lease owner: a stale attempt's row simply does not match.
 -- One statement (one transaction, one round trip in autocommit) per batch: runs, attempts and
--- the accepted attempts' events, then the runs' status events and slot changes (0016). Inputs
--- and events travel as one JSON array each.
-WITH env AS MATERIALIZED (
-    -- The slot row's lock, and this statement's word that it writes its status events and
-    -- slot changes itself (0016), before the first run changes (input joins it).
-    SELECT environment, set_config('shipyard.changes_written', 'on', true) AS flag
-    FROM environment_slots WHERE environment = :environment FOR UPDATE
+-- the accepted attempts' events, then the runs' status events (0016) and the slots they free,
+-- counted in the finishing worker's slot_releases rows (0018: not under the environment's slot
+-- row, which this statement never waits for). Inputs and events travel as one JSON array each.
+WITH written AS MATERIALIZED (
+    -- This statement's word that it writes its status events and slot changes itself (0016),
+    -- before the first run changes (input joins it).
+    SELECT set_config('shipyard.changes_written', 'on', true) AS flag
 ), input AS (
     SELECT i.* FROM json_to_recordset(CAST(:input AS json)) AS i(
         ord bigint, run_id text, attempt_number bigint, worker_id text, status text,
         attempt_status text, output text, error text, retry_at bigint, now bigint,
         metadata text, metadata_base text
     )
-    LEFT JOIN env ON true
+    LEFT JOIN written ON true
 ), finished AS (
     UPDATE runs r SET
         status = i.status,
@@ -423,7 +452,7 @@ WITH env AS MATERIALIZED (
       AND r.lease_owner = i.worker_id
       AND (i.metadata_base IS NULL OR r.metadata = i.metadata_base)
     RETURNING r.id, i.ord, i.attempt_number, i.attempt_status, i.error, i.now, r.status,
-        r.queue, COALESCE(r.concurrency_key, '') AS ck
+        r.queue, COALESCE(r.concurrency_key, '') AS ck, i.worker_id
 ), attempts_done AS (
     UPDATE attempts a SET status = f.attempt_status, finished_at = f.now, error = f.error
     FROM finished f
@@ -445,17 +474,15 @@ WITH env AS MATERIALIZED (
         SELECT 1, 0, f.id, f.now, 'status', NULL, f.status, NULL FROM finished f
     ) x
     ORDER BY x.part, x.pos, x.run_id
-), environment_freed AS (
-    -- Each finished run gives back its slot (it was EXECUTING; no result holds one).
-    UPDATE environment_slots SET running = running - (SELECT count(*) FROM finished)
-    WHERE environment = :environment AND EXISTS (SELECT 1 FROM finished)
-), groups_freed AS (
-    INSERT INTO concurrency_slots AS s (environment, queue, concurrency_key, running)
-    SELECT :environment, queue, ck, -count(*) FROM finished
-    GROUP BY queue, ck
-    ORDER BY queue, ck
-    ON CONFLICT (environment, queue, concurrency_key)
-    DO UPDATE SET running = s.running + EXCLUDED.running
+), freed AS (
+    -- Each finished run gives back its slot (it was EXECUTING; no result holds one), in the
+    -- finishing worker's rows; the next claim moves them into the counters (0018).
+    INSERT INTO slot_releases AS s (environment, worker_id, queue, concurrency_key, released)
+    SELECT :environment, worker_id, queue, ck, count(*) FROM finished
+    GROUP BY worker_id, queue, ck
+    ORDER BY worker_id, queue, ck
+    ON CONFLICT (environment, worker_id, queue, concurrency_key)
+    DO UPDATE SET released = s.released + EXCLUDED.released
 ), feed_woken AS (
     SELECT pg_notify('shipyard_feed', '') FROM finished LIMIT 1
 )

@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from shipyard.errors import ShipyardError, StoreUnavailableError
+from shipyard.errors import ClaimAfterFinishError, ShipyardError, StoreUnavailableError
 from shipyard.records import RunRecord
 from shipyard.store import procedures
 from shipyard.store.core import StoreCore
@@ -336,13 +336,21 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
                 if await cursor.fetchone() is None:
                     return []
             await self._ensure_slot_row(conn, params.environment)
-            async with one_trip(conn):
-                await self._bookkeeping(conn)
-                lock = await conn.execute(_Q["environment_slot_lock"], env)
-                claim = await conn.execute(_Q["run_claim_limited"], values)
-            if await lock.fetchone() is None:  # pragma: no cover - the row was ensured
-                raise ShipyardError(f"No slot row for environment {params.environment!r}.")
-            return records(claim, await claim.fetchall())
+            return await self._claim_locked(conn, values, env)
+
+    async def _claim_locked(
+        self, conn: psycopg.AsyncConnection[Any], values: dict[str, Any], env: dict[str, str]
+    ) -> list[RunRecord]:
+        """Lock the environment's slot row, move the slots finishes freed into its counters,
+        and claim: one transaction, one round trip."""
+        async with one_trip(conn):
+            await self._bookkeeping(conn)
+            lock = await conn.execute(_Q["environment_slot_lock"], env)
+            await conn.execute(_Q["slot_releases_fold"], env)
+            claim = await conn.execute(_Q["run_claim_limited"], values)
+        if await lock.fetchone() is None:  # pragma: no cover - the row was ensured
+            raise ShipyardError(f"No slot row for environment {env['environment']!r}.")
+        return records(claim, await claim.fetchall())
 
     async def run_finish_many(self, params: RunFinishManyParams) -> list[bool]:
         """Record the end of attempts in one statement; False where the fence rejected one."""
@@ -365,35 +373,45 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
     async def run_finish_and_claim(
         self, finish: RunFinishManyParams, claim: RunClaimParams
     ) -> tuple[list[bool], list[RunRecord]]:
-        """Record the end of attempts, then claim with the slots they freed: one transaction,
-        one round trip (a pipeline: the slot row lock, the finish, the claim). One commit
-        instead of two per cycle, and no slot stays idle between a finish and the claim
-        that reuses it."""
+        """Record the end of attempts, then claim with the slots they freed: two transactions,
+        one after the other on one connection. The finish commits without the environment's
+        slot row (its freed slots wait in slot_releases, 0018), so only the claim holds that
+        row, and another worker's finish never waits behind it; the claim, right after,
+        moves the freed slots in and reuses them. A claim that fails after the finish
+        committed raises :class:`~shipyard.errors.ClaimAfterFinishError` with the finish's
+        answer."""
         if not finish.finishes:
             return [], await self.run_claim(claim)
         if claim.limit <= 0 or not claim.task_ids:
             return await self.run_finish_many(finish), []
         await self._ensure_open()
+        env = {"environment": claim.environment}
+        values = claim_values(claim)
         async with borrow(self._pool) as conn:
             await self._ensure_slot_row(conn, claim.environment)
             if needs_read(finish):
                 return await self._finish_locked(conn, finish, claim)
             async with one_trip(conn):
                 await self._bookkeeping(conn)
-                lock = await conn.execute(
-                    _Q["environment_slot_lock"], {"environment": claim.environment}
-                )
                 finished = await conn.execute(_Q["run_finish_many"], finish_values(finish))
-                # Parents waiting for these runs are woken here, and claimed by the claim
-                # below when they are this worker's (their parked coroutine continues).
+                # Parents waiting for these runs are woken here without a NOTIFY: the claim
+                # below takes them when they are this worker's (their parked coroutine
+                # continues), and wakes the workers for those it leaves.
                 await _wake_parents(conn, finish, claiming=True)
-                claimed = await conn.execute(_Q["run_claim_limited"], claim_values(claim))
-                await _notify_unclaimed_parents(conn, finish)
-            if await lock.fetchone() is None:  # pragma: no cover - the row was ensured
-                raise ShipyardError(f"No slot row for environment {claim.environment!r}.")
             accepted = accepted_finishes(len(finish.finishes), await finished.fetchall())
             accepted = await self._finish_conflicts(conn, finish, accepted)
-            return accepted, records(claimed, await claimed.fetchall())
+            try:
+                async with one_trip(conn):
+                    await self._bookkeeping(conn)
+                    lock = await conn.execute(_Q["environment_slot_lock"], env)
+                    await conn.execute(_Q["slot_releases_fold"], env)
+                    claimed = await conn.execute(_Q["run_claim_limited"], values)
+                    await _notify_unclaimed_parents(conn, finish)
+                if await lock.fetchone() is None:  # pragma: no cover - the row was ensured
+                    raise ShipyardError(f"No slot row for environment {claim.environment!r}.")
+                return accepted, records(claimed, await claimed.fetchall())
+            except Exception as exc:
+                raise ClaimAfterFinishError(accepted) from exc
 
     async def _finish_conflicts(
         self,
@@ -456,6 +474,7 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
             finished = await conn.execute(_Q["run_finish_many"], values)
             await _wake_parents(conn, finish, claiming=claim is not None)
             if claim is not None:
+                await conn.execute(_Q["slot_releases_fold"], {"environment": finish.environment})
                 claimed = await conn.execute(_Q["run_claim_limited"], claim_values(claim))
                 await _notify_unclaimed_parents(conn, finish)
         accepted = accepted_finishes(len(finish.finishes), await finished.fetchall())

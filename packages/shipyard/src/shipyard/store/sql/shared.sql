@@ -235,8 +235,11 @@ ON CONFLICT (environment, name) DO UPDATE SET
 -- name: queue_list
 SELECT q.environment, q.name, q.concurrency_limit, q.limit_override, q.paused, q.created_at,
        q.updated_at,
+       -- Less what finishes freed and no claim has moved into the counters yet (0018).
        (SELECT CAST(COALESCE(SUM(s.running), 0) AS BIGINT) FROM concurrency_slots s
-        WHERE s.environment = q.environment AND s.queue = q.name) AS running,
+        WHERE s.environment = q.environment AND s.queue = q.name)
+       - (SELECT CAST(COALESCE(SUM(f.released), 0) AS BIGINT) FROM slot_releases f
+          WHERE f.environment = q.environment AND f.queue = q.name) AS running,
        (SELECT CAST(COUNT(*) AS BIGINT) FROM runs r
         WHERE r.environment = q.environment AND r.queue = q.name AND r.status = 'QUEUED')
            AS queued
@@ -313,6 +316,18 @@ WHERE environment = :environment AND stopped_at IS NULL AND heartbeat_at >= :sin
 
 -- name: worker_stop
 UPDATE workers SET stopped_at = :now WHERE environment = :environment AND id = :worker_id;
+
+-- name: slot_releases_drop
+-- The empty slot_releases rows (0018) of workers that stopped or have not heartbeated since
+-- :since. Deleting an empty row is always safe (a finish inserts it again); the rows of live
+-- workers stay, so their finishes and the claims' moves keep updating them in place.
+DELETE FROM slot_releases
+WHERE environment = :environment AND released = 0
+  AND NOT EXISTS (
+      SELECT 1 FROM workers w
+      WHERE w.environment = slot_releases.environment AND w.id = slot_releases.worker_id
+        AND w.stopped_at IS NULL AND w.heartbeat_at >= :since
+  );
 
 -- name: worker_wanting_set
 UPDATE workers SET wanting_at = :wanting_at
