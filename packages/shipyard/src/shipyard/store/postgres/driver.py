@@ -106,13 +106,19 @@ async def one_trip(conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[psycopg.
             yield pipe
             await conn.execute("COMMIT")
     except Exception:
-        if (
-            conn.pgconn.pipeline_status == pq.PipelineStatus.OFF
-            and conn.info.transaction_status != pq.TransactionStatus.IDLE
-        ):
-            with contextlib.suppress(Exception):
-                await conn.execute("ROLLBACK")
+        await roll_back_open(conn)
         raise
+
+
+async def roll_back_open(conn: psycopg.AsyncConnection[Any]) -> None:
+    """After a failed pipeline: roll back the transaction it left open, if any (a cancelled
+    one is closed by ``borrow`` instead)."""
+    if (
+        conn.pgconn.pipeline_status == pq.PipelineStatus.OFF
+        and conn.info.transaction_status != pq.TransactionStatus.IDLE
+    ):
+        with contextlib.suppress(Exception):
+            await conn.execute("ROLLBACK")
 
 
 async def drive(conn: psycopg.AsyncConnection[Any], procedure: Procedure[T]) -> T:

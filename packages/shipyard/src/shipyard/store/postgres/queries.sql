@@ -246,19 +246,13 @@ SELECT running FROM environment_slots WHERE environment = :environment FOR UPDAT
 
 -- name: slot_releases_fold
 -- After environment_slot_lock, before a claim reads the counters: move the slots the
--- workers' committed finishes freed (0018) into environment_slots and concurrency_slots. A row
--- whose finish has not committed is locked by it and skipped (moved by a later claim), so the
--- counters never count a slot free early. Nothing here waits: the slot row is this
--- transaction's, the group rows change only under it, the release rows are skipped if held.
+-- finishes committed so far freed (0018) into environment_slots and concurrency_slots. A
+-- finish's rows appear when it commits, so the counters never count a slot free early.
+-- Nothing here waits: the slot row is this transaction's, the group rows change only under it,
+-- and only a claim (under the slot row) deletes release rows.
 WITH r AS (
-    SELECT worker_id, queue, concurrency_key, released FROM slot_releases
-    WHERE environment = :environment AND released > 0
-    ORDER BY worker_id, queue, concurrency_key
-    FOR UPDATE SKIP LOCKED
-), moved AS (
-    UPDATE slot_releases s SET released = 0 FROM r
-    WHERE s.environment = :environment AND s.worker_id = r.worker_id AND s.queue = r.queue
-      AND s.concurrency_key = r.concurrency_key
+    DELETE FROM slot_releases WHERE environment = :environment
+    RETURNING queue, concurrency_key, released
 ), environment_moved AS (
     UPDATE environment_slots SET running = running - (SELECT sum(released) FROM r)
     WHERE environment = :environment AND EXISTS (SELECT 1 FROM r)
@@ -410,8 +404,8 @@ SELECT c.* FROM claimed c LEFT JOIN woken ON true ORDER BY c.sort_key, c.id;
 -- Fenced by attempt number and lease owner: a stale attempt's row simply does not match.
 -- One statement (one transaction, one round trip in autocommit) per batch: runs, attempts and
 -- the accepted attempts' events, then the runs' status events (0016) and the slots they free,
--- counted in the finishing worker's slot_releases rows (0018: not under the environment's slot
--- row, which this statement never waits for). Inputs and events travel as one JSON array each.
+-- as slot_releases rows (0018: not under the environment's slot row, which this statement never
+-- waits for). Inputs and events travel as one JSON array each.
 WITH written AS MATERIALIZED (
     -- This statement's word that it writes its status events and slot changes itself (0016),
     -- before the first run changes (input joins it).
@@ -452,7 +446,7 @@ WITH written AS MATERIALIZED (
       AND r.lease_owner = i.worker_id
       AND (i.metadata_base IS NULL OR r.metadata = i.metadata_base)
     RETURNING r.id, i.ord, i.attempt_number, i.attempt_status, i.error, i.now, r.status,
-        r.queue, COALESCE(r.concurrency_key, '') AS ck, i.worker_id
+        r.queue, COALESCE(r.concurrency_key, '') AS ck
 ), attempts_done AS (
     UPDATE attempts a SET status = f.attempt_status, finished_at = f.now, error = f.error
     FROM finished f
@@ -475,14 +469,11 @@ WITH written AS MATERIALIZED (
     ) x
     ORDER BY x.part, x.pos, x.run_id
 ), freed AS (
-    -- Each finished run gives back its slot (it was EXECUTING; no result holds one), in the
-    -- finishing worker's rows; the next claim moves them into the counters (0018).
-    INSERT INTO slot_releases AS s (environment, worker_id, queue, concurrency_key, released)
-    SELECT :environment, worker_id, queue, ck, count(*) FROM finished
-    GROUP BY worker_id, queue, ck
-    ORDER BY worker_id, queue, ck
-    ON CONFLICT (environment, worker_id, queue, concurrency_key)
-    DO UPDATE SET released = s.released + EXCLUDED.released
+    -- Each finished run gives back its slot (it was EXECUTING; no result holds one): rows of
+    -- their own, which the next claim moves into the counters (0018).
+    INSERT INTO slot_releases (environment, queue, concurrency_key, released)
+    SELECT :environment, queue, ck, count(*) FROM finished
+    GROUP BY queue, ck
 ), feed_woken AS (
     SELECT pg_notify('shipyard_feed', '') FROM finished LIMIT 1
 )

@@ -54,7 +54,13 @@ from shipyard.store.params import (
     ScheduledRuns,
     WorkerHeartbeatParams,
 )
-from shipyard.store.postgres.driver import borrow, drive, drive_blocking, one_trip
+from shipyard.store.postgres.driver import (
+    borrow,
+    drive,
+    drive_blocking,
+    one_trip,
+    roll_back_open,
+)
 from shipyard.store.postgres.inline import InlineInserts
 from shipyard.store.postgres.listener import (
     CONNECT_TIMEOUT_SECONDS as CONNECT_TIMEOUT_SECONDS,
@@ -132,7 +138,7 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
 
     ``schema`` holds every engine object (see the module docstring); the caller validates it
     (``Settings.database_schema``). With ``async_commit`` the transactions that claim runs
-    or finish attempts (a worker's bookkeeping, each holding the environment's slot row to its
+    or finish attempts (a worker's bookkeeping; a claim holds the environment's slot row to its
     commit) commit without waiting for the WAL flush (``SET LOCAL synchronous_commit``; never
     an insert of runs): a database crash may lose the last of them, and those runs are then
     handled as after a worker crash, by their leases (``Settings.postgres_async_commit``).
@@ -373,8 +379,8 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
     async def run_finish_and_claim(
         self, finish: RunFinishManyParams, claim: RunClaimParams
     ) -> tuple[list[bool], list[RunRecord]]:
-        """Record the end of attempts, then claim with the slots they freed: two transactions,
-        one after the other on one connection. The finish commits without the environment's
+        """Record the end of attempts, then claim with the slots they freed: two transactions
+        sent in one round trip (a pipeline). The finish commits without the environment's
         slot row (its freed slots wait in slot_releases, 0018), so only the claim holds that
         row, and another worker's finish never waits behind it; the claim, right after,
         moves the freed slots in and reuses them. A claim that fails after the finish
@@ -386,32 +392,40 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
             return await self.run_finish_many(finish), []
         await self._ensure_open()
         env = {"environment": claim.environment}
-        values = claim_values(claim)
+        finish_params, claim_params = finish_values(finish), claim_values(claim)
         async with borrow(self._pool) as conn:
             await self._ensure_slot_row(conn, claim.environment)
             if needs_read(finish):
                 return await self._finish_locked(conn, finish, claim)
-            async with one_trip(conn):
-                await self._bookkeeping(conn)
-                finished = await conn.execute(_Q["run_finish_many"], finish_values(finish))
-                # Parents waiting for these runs are woken here without a NOTIFY: the claim
-                # below takes them when they are this worker's (their parked coroutine
-                # continues), and wakes the workers for those it leaves.
-                await _wake_parents(conn, finish, claiming=True)
-            accepted = accepted_finishes(len(finish.finishes), await finished.fetchall())
-            accepted = await self._finish_conflicts(conn, finish, accepted)
+            committed = None
             try:
-                async with one_trip(conn):
+                async with conn.pipeline():
+                    await conn.execute("BEGIN")
+                    await self._bookkeeping(conn)
+                    finished = await conn.execute(_Q["run_finish_many"], finish_params)
+                    # Parents waiting for these runs are woken without a NOTIFY: the claim
+                    # below takes them when they are this worker's (their parked coroutine
+                    # continues), and wakes the workers for those it leaves.
+                    await _wake_parents(conn, finish, claiming=True)
+                    committed = await conn.execute("COMMIT")
+                    await conn.execute("BEGIN")
                     await self._bookkeeping(conn)
                     lock = await conn.execute(_Q["environment_slot_lock"], env)
                     await conn.execute(_Q["slot_releases_fold"], env)
-                    claimed = await conn.execute(_Q["run_claim_limited"], values)
+                    claimed = await conn.execute(_Q["run_claim_limited"], claim_params)
                     await _notify_unclaimed_parents(conn, finish)
-                if await lock.fetchone() is None:  # pragma: no cover - the row was ensured
-                    raise ShipyardError(f"No slot row for environment {claim.environment!r}.")
-                return accepted, records(claimed, await claimed.fetchall())
+                    await conn.execute("COMMIT")
             except Exception as exc:
+                await roll_back_open(conn)
+                if committed is None or committed.statusmessage != "COMMIT":
+                    raise  # nothing was written, or what was is unknown: the fence decides
+                accepted = accepted_finishes(len(finish.finishes), await finished.fetchall())
                 raise ClaimAfterFinishError(accepted) from exc
+            if await lock.fetchone() is None:  # pragma: no cover - the row was ensured
+                raise ShipyardError(f"No slot row for environment {claim.environment!r}.")
+            accepted = accepted_finishes(len(finish.finishes), await finished.fetchall())
+            accepted = await self._finish_conflicts(conn, finish, accepted)
+            return accepted, records(claimed, await claimed.fetchall())
 
     async def _finish_conflicts(
         self,

@@ -40,10 +40,6 @@ from shipyard.store.steps import (
     rows,
 )
 
-RELEASES_KEPT_MS = 86_400_000
-"""A worker that has not heartbeated for a day is not coming back: its empty slot_releases
-rows are dropped with those of the stopped workers."""
-
 # -- queues and rate limits --------------------------------------------------------------------
 
 
@@ -209,12 +205,10 @@ def worker_list_live(p: WorkerListLiveParams) -> Procedure[list[WorkerRecord]]:
 
 
 def worker_stop(p: WorkerStopParams) -> Procedure[None]:
-    """Mark a worker as stopped, and drop the empty slot_releases rows (0018) of the workers
-    that are not live (a finish makes its worker's row again if it needs one)."""
-    values = {"environment": p.environment, "worker_id": p.worker_id, "now": p.now}
-    yield begin()
-    yield count("worker_stop", values)
-    yield count("slot_releases_drop", {**values, "since": p.now - RELEASES_KEPT_MS})
+    """Mark a worker as stopped."""
+    yield count(
+        "worker_stop", {"environment": p.environment, "worker_id": p.worker_id, "now": p.now}
+    )
 
 
 def worker_share(p: WorkerShareParams) -> Procedure[tuple[bool, int, int]]:

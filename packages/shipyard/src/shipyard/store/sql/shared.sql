@@ -317,18 +317,6 @@ WHERE environment = :environment AND stopped_at IS NULL AND heartbeat_at >= :sin
 -- name: worker_stop
 UPDATE workers SET stopped_at = :now WHERE environment = :environment AND id = :worker_id;
 
--- name: slot_releases_drop
--- The empty slot_releases rows (0018) of workers that stopped or have not heartbeated since
--- :since. Deleting an empty row is always safe (a finish inserts it again); the rows of live
--- workers stay, so their finishes and the claims' moves keep updating them in place.
-DELETE FROM slot_releases
-WHERE environment = :environment AND released = 0
-  AND NOT EXISTS (
-      SELECT 1 FROM workers w
-      WHERE w.environment = slot_releases.environment AND w.id = slot_releases.worker_id
-        AND w.stopped_at IS NULL AND w.heartbeat_at >= :since
-  );
-
 -- name: worker_wanting_set
 UPDATE workers SET wanting_at = :wanting_at
 WHERE environment = :environment AND id = :worker_id;

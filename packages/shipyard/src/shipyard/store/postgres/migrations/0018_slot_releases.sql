@@ -4,21 +4,19 @@
 -- Every claim and every finish of an environment took its slot row (environment_slots) first
 -- and kept it to their commit, WAL flush included, so the finish-and-claim transactions of
 -- two workers ran one after the other: in a 10,000-run, two-process drain a third of the time
--- went to waiting there while the cores were a quarter idle. A finish now counts the slots it
--- frees in a row of its own worker here (one per worker and (queue, concurrency key) group,
--- updated in place), and commits without the slot row; the next claim, holding the slot row,
--- moves what the finishes committed into environment_slots and concurrency_slots
--- (slot_releases_fold) before it reads them. A finish that waits for nothing under the slot
--- row cannot be part of a lock cycle with a cancel, a reap or a suspend that holds it.
---
--- released is what the worker's committed finishes freed and no claim has moved yet; a claim
--- skips a row whose finish is still in flight (it holds the row) and moves it next time, so
--- a claim never counts a slot free before the finish that frees it has committed.
+-- went to waiting there while the cores were a quarter idle. A finish now inserts the slots it
+-- frees here, one row per (queue, concurrency key) group it freed slots of, and commits
+-- without the slot row; the next claim, holding the slot row, deletes the rows committed so far
+-- and moves them into environment_slots and concurrency_slots (slot_releases_fold) before it
+-- reads them. A finish that waits for nothing under the slot row cannot be part of a lock
+-- cycle with a cancel, a reap or a suspend that holds it, and inserting locks no row a claim
+-- holds: a finish waits for no claim. A claim never sees a finish's rows before it commits,
+-- so it never counts a slot free early.
 CREATE TABLE slot_releases (
     environment      TEXT NOT NULL,
-    worker_id        TEXT NOT NULL,
+    id               BIGINT GENERATED ALWAYS AS IDENTITY,
     queue            TEXT NOT NULL,
     concurrency_key  TEXT NOT NULL,
-    released         BIGINT NOT NULL DEFAULT 0,
-    PRIMARY KEY (environment, worker_id, queue, concurrency_key)
-) WITH (fillfactor = 50);
+    released         BIGINT NOT NULL,
+    PRIMARY KEY (environment, id)
+);
