@@ -1054,6 +1054,11 @@ WHERE s.schemaname = current_schema()
   AND s.n_live_tup >= 1000
   AND s.n_live_tup > 2 * GREATEST(c.reltuples, 0);
 
+-- name: releases_dead_rows
+-- slot_releases (0018) once it holds :rows dead rows (store/postgres/statistics.py).
+SELECT 1 FROM pg_stat_user_tables
+WHERE schemaname = current_schema() AND relname = 'slot_releases' AND n_dead_tup >= :rows;
+
 -- name: statistics_lock
 -- One worker of an install analyzes at a time (released at the end of its transaction).
 SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || ':statistics'));

@@ -13,6 +13,11 @@ So the workers analyze these tables themselves when one has outgrown its statist
 empty is analyzed about log₂(size) times in all, and never again at a steady size; a plan is
 never made on statistics more than half a table's size off. One worker at a time (an
 advisory lock), in the background: ``ANALYZE`` reads a sample and blocks no writer.
+
+``slot_releases`` (0018) is written and emptied again by every finish and claim: its rows live
+for milliseconds, and without autovacuum their dead versions would pile up in every page a
+claim reads. The same pass vacuums it once it holds :data:`RELEASES_DEAD_ROWS` dead rows
+(``SKIP_LOCKED``: a worker vacuuming it already is enough).
 """
 
 from __future__ import annotations
@@ -25,7 +30,10 @@ from psycopg_pool import AsyncConnectionPool
 from shipyard.store.postgres.driver import borrow
 from shipyard.store.sql import load_queries
 
-__all__ = ["GROWING_TABLES", "refresh_statistics"]
+__all__ = ["GROWING_TABLES", "RELEASES_DEAD_ROWS", "refresh_statistics"]
+
+RELEASES_DEAD_ROWS = 10_000
+"""Dead rows of ``slot_releases`` that make the statistics pass vacuum it."""
 
 GROWING_TABLES = (
     "runs",
@@ -46,6 +54,9 @@ async def refresh_statistics(pool: AsyncConnectionPool[Any]) -> list[str]:
     """Analyze the growing tables whose statistics they have outgrown; their names (none when
     another worker is at it)."""
     async with borrow(pool) as conn:
+        dead = await conn.execute(_Q["releases_dead_rows"], {"rows": RELEASES_DEAD_ROWS})
+        if await dead.fetchone() is not None:
+            await conn.execute("VACUUM (SKIP_LOCKED) slot_releases")  # autocommit: no transaction
         cursor = await conn.execute(_Q["tables_outgrown"], {"tables": list(GROWING_TABLES)})
         outgrown = sorted(str(row[0]) for row in await cursor.fetchall())
         if not outgrown:
