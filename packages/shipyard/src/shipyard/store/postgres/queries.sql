@@ -239,19 +239,20 @@ LIMIT 1;
 SET LOCAL synchronous_commit TO off;
 
 -- name: environment_slot_lock
--- Claims in one environment take this lock first, so the slot counters they read next are
--- exact (every status change that moves a counter updates this row too, in that order; a
--- finish counts its freed slots apart, in slot_releases, which slot_releases_fold moves in).
-SELECT running FROM environment_slots WHERE environment = :environment FOR UPDATE;
-
--- name: slot_releases_fold
--- After environment_slot_lock, before a claim reads the counters: move the slots the
--- finishes committed so far freed (0018) into environment_slots and concurrency_slots. A
--- finish's rows appear when it commits, so the counters never count a slot free early.
--- Nothing here waits: the slot row is this transaction's, the group rows change only under it,
--- and only a claim (under the slot row) deletes release rows.
-WITH r AS (
-    DELETE FROM slot_releases WHERE environment = :environment
+-- Every transaction that moves the slot counters of an environment takes this lock first, so
+-- the counters a claim reads next are exact (every status change that moves a counter updates
+-- this row too, in that order). Taking it also moves in the slots that finishes freed (0018:
+-- a finish inserts them into slot_releases without this lock): the release rows committed
+-- before this statement are deleted and subtracted from environment_slots and
+-- concurrency_slots, in the lock's transaction. A finish's rows appear only when it commits, so
+-- the counters never count a slot free early; rows committed while this statement waited for
+-- the lock wait for the next one. Nothing after the lock waits: the slot row is this
+-- transaction's, the group rows change only under it, and only a holder deletes release rows.
+WITH lock AS MATERIALIZED (
+    SELECT running FROM environment_slots WHERE environment = :environment FOR UPDATE
+), r AS (
+    DELETE FROM slot_releases
+    WHERE environment = :environment AND EXISTS (SELECT 1 FROM lock)
     RETURNING queue, concurrency_key, released
 ), environment_moved AS (
     UPDATE environment_slots SET running = running - (SELECT sum(released) FROM r)
@@ -264,7 +265,7 @@ WITH r AS (
     ON CONFLICT (environment, queue, concurrency_key)
     DO UPDATE SET running = s.running + EXCLUDED.running
 )
-SELECT count(*) FROM r;
+SELECT running FROM lock;
 
 -- name: run_claim_limited
 -- Runs after environment_slot_lock in the same transaction, so its snapshot sees every
@@ -470,7 +471,7 @@ WITH written AS MATERIALIZED (
     ORDER BY x.part, x.pos, x.run_id
 ), freed AS (
     -- Each finished run gives back its slot (it was EXECUTING; no result holds one): rows of
-    -- their own, which the next claim moves into the counters (0018).
+    -- their own, which the next holder of the slot row moves into the counters (0018).
     INSERT INTO slot_releases (environment, queue, concurrency_key, released)
     SELECT :environment, queue, ck, count(*) FROM finished
     GROUP BY queue, ck

@@ -342,21 +342,13 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
                 if await cursor.fetchone() is None:
                     return []
             await self._ensure_slot_row(conn, params.environment)
-            return await self._claim_locked(conn, values, env)
-
-    async def _claim_locked(
-        self, conn: psycopg.AsyncConnection[Any], values: dict[str, Any], env: dict[str, str]
-    ) -> list[RunRecord]:
-        """Lock the environment's slot row, move the slots finishes freed into its counters,
-        and claim: one transaction, one round trip."""
-        async with one_trip(conn):
-            await self._bookkeeping(conn)
-            lock = await conn.execute(_Q["environment_slot_lock"], env)
-            await conn.execute(_Q["slot_releases_fold"], env)
-            claim = await conn.execute(_Q["run_claim_limited"], values)
-        if await lock.fetchone() is None:  # pragma: no cover - the row was ensured
-            raise ShipyardError(f"No slot row for environment {env['environment']!r}.")
-        return records(claim, await claim.fetchall())
+            async with one_trip(conn):
+                await self._bookkeeping(conn)
+                lock = await conn.execute(_Q["environment_slot_lock"], env)
+                claim = await conn.execute(_Q["run_claim_limited"], values)
+            if await lock.fetchone() is None:  # pragma: no cover - the row was ensured
+                raise ShipyardError(f"No slot row for environment {params.environment!r}.")
+            return records(claim, await claim.fetchall())
 
     async def run_finish_many(self, params: RunFinishManyParams) -> list[bool]:
         """Record the end of attempts in one statement; False where the fence rejected one."""
@@ -411,7 +403,6 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
                     await conn.execute("BEGIN")
                     await self._bookkeeping(conn)
                     lock = await conn.execute(_Q["environment_slot_lock"], env)
-                    await conn.execute(_Q["slot_releases_fold"], env)
                     claimed = await conn.execute(_Q["run_claim_limited"], claim_params)
                     await _notify_unclaimed_parents(conn, finish)
                     await conn.execute("COMMIT")
@@ -488,7 +479,8 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
             finished = await conn.execute(_Q["run_finish_many"], values)
             await _wake_parents(conn, finish, claiming=claim is not None)
             if claim is not None:
-                await conn.execute(_Q["slot_releases_fold"], {"environment": finish.environment})
+                # Again (the row is held already): moves in the slots this finish just freed.
+                await conn.execute(_Q["environment_slot_lock"], {"environment": finish.environment})
                 claimed = await conn.execute(_Q["run_claim_limited"], claim_values(claim))
                 await _notify_unclaimed_parents(conn, finish)
         accepted = accepted_finishes(len(finish.finishes), await finished.fetchall())

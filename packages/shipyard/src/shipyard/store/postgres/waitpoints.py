@@ -222,7 +222,6 @@ class PostgresWaitpoints:
                         suspended = {str(r[0]) for r in await suspend.fetchall()}
                         wanted = replace(claim, limit=claim.limit + len(suspended))
                         if wanted.limit > 0 and wanted.task_ids:
-                            await conn.execute(_Q["slot_releases_fold"], {"environment": env})
                             taken = await conn.execute(
                                 _Q["run_claim_limited"], claim_values(wanted)
                             )

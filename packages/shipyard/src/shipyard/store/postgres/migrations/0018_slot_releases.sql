@@ -6,9 +6,9 @@
 -- two workers ran one after the other: in a 10,000-run, two-process drain a third of the time
 -- went to waiting there while the cores were a quarter idle. A finish now inserts the slots it
 -- frees here, one row per (queue, concurrency key) group it freed slots of, and commits
--- without the slot row; the next claim, holding the slot row, deletes the rows committed so far
--- and moves them into environment_slots and concurrency_slots (slot_releases_fold) before it
--- reads them. A finish that waits for nothing under the slot row cannot be part of a lock
+-- without the slot row; whoever takes the slot row next (environment_slot_lock: a claim, a
+-- cancel, a reap) deletes the rows committed so far and moves them into environment_slots and
+-- concurrency_slots before it reads them. A finish that waits for nothing under the slot row cannot be part of a lock
 -- cycle with a cancel, a reap or a suspend that holds it, and inserting locks no row a claim
 -- holds: a finish waits for no claim. A claim never sees a finish's rows before it commits,
 -- so it never counts a slot free early.
