@@ -65,6 +65,19 @@ def holding(conn: psycopg.Connection[Any]) -> tuple[int, int, int, int]:
     return row[0], row[1], row[2] or 0, row[3] or 0
 
 
+async def store_holding(
+    url: str, *, queued: int, claimed: int, connections: int
+) -> tuple[PostgresStore, list[RunRecord]]:
+    """A migrated store with ``queued`` runs of task t, ``claimed`` of them claimed."""
+    store = PostgresStore(url, max_connections=connections)
+    await store.migrate(MigrateParams(now=0))
+    await register(store)
+    await insert_many(store, [run_params(now=1_000 + n) for n in range(queued)])
+    held = await store.run_claim(claim_env(limit=claimed))
+    assert len(held) == claimed
+    return store, held
+
+
 async def test_concurrent_cycles_of_several_stores_never_exceed_a_limit(url: str) -> None:
     stores = [PostgresStore(url, max_connections=3) for _ in range(4)]
     first = stores[0]
@@ -116,17 +129,12 @@ async def test_concurrent_cycles_of_several_stores_never_exceed_a_limit(url: str
 
 
 async def test_a_finish_commits_while_another_transaction_holds_the_slot_row(url: str) -> None:
-    """A finish never waits for the environment's slot row (0018): it counts the slots it frees
-    in its worker's slot_releases rows, and the next claim, holding the row, moves them into
-    the counters. Before, every finish took the row, so the finish-and-claim transactions of
-    all workers ran one after the other (here: the finishes would wait for the blocker)."""
-    store = PostgresStore(url, max_connections=3)
+    """A finish never waits for the environment's slot row (0018): it inserts the slots it
+    frees into slot_releases, and the next holder of the row moves them into the counters.
+    Before, every finish took the row, so the finish-and-claim transactions of all workers ran
+    one after the other (here: the finishes would wait for the blocker)."""
+    store, held = await store_holding(url, queued=5, claimed=4, connections=3)
     try:
-        await store.migrate(MigrateParams(now=0))
-        await register(store)
-        await insert_many(store, [run_params(now=1_000 + n) for n in range(5)])
-        held = await store.run_claim(claim_env(limit=4))
-        assert len(held) == 4
         with (
             psycopg.connect(url, autocommit=True, options=ENGINE_OPTIONS) as reader,
             psycopg.connect(url, options=ENGINE_OPTIONS) as blocker,
@@ -273,13 +281,9 @@ async def test_a_claim_and_a_finish_and_claim_are_one_round_trip_each(url: str) 
 async def test_an_attempts_finish_rewrites_its_row_in_place(url: str) -> None:
     """A finish that is not a HOT update adds an entry to each of attempts' indexes per run;
     0017 leaves the room in the page that makes it HOT (PostgreSQL's own counters say which)."""
-    store = PostgresStore(url, max_connections=1)  # one backend: its counters are all of them
+    # One backend: its counters are all of them.
+    store, claimed = await store_holding(url, queued=100, claimed=100, connections=1)
     try:
-        await store.migrate(MigrateParams(now=0))
-        await register(store)
-        await insert_many(store, [run_params(now=1_000 + n) for n in range(100)])
-        claimed = await store.run_claim(claim_env(limit=100))
-        assert len(claimed) == 100
         accepted = await store.run_finish_many(
             RunFinishManyParams(ENV, [finish(run.id) for run in claimed])
         )
