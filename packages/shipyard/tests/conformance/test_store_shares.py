@@ -4,10 +4,13 @@ A claim with a :class:`ClaimShare` takes at most ``ceil(limit × fraction)`` run
 (queue, concurrency key) group, minus the runs of that group the worker says it holds; without
 one it takes the whole limit. ``worker_share`` records whether a worker wants more runs (a short
 claim while runs it may start are ready) and counts the other live workers of its version, and
-those of them whose want is recent.
+those of them whose want is recent; a want that starts or ends wakes the workers' listeners
+(``wants``), so they recount at once.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from shipyard.ids import new_id
 from shipyard.records import TaskRecord, WorkerRecord
@@ -15,6 +18,7 @@ from shipyard.statuses import IDEMPOTENCY_RELEASE_STATUSES
 from shipyard.store.claims import ClaimShare
 from shipyard.store.protocol import (
     QueueDefinition,
+    ReadyNotifyParams,
     RunClaimParams,
     RunInsertParams,
     Store,
@@ -83,11 +87,13 @@ async def test_a_share_is_counted_per_concurrency_key(store: Store) -> None:
     assert [r.concurrency_key for r in claimed] == ["k2"] * 5
 
 
-async def register(store: Store, worker: str, version: str | None, beat: int = 1_000) -> None:
+async def register(
+    store: Store, worker: str, version: str | None, beat: int = 1_000, port: int | None = None
+) -> None:
     await store.task_register(
         TaskRegisterParams(
             ENV,
-            WorkerRecord(worker, ENV, "host", 1, None, beat, beat, None, version),
+            WorkerRecord(worker, ENV, "host", 1, port, beat, beat, None, version),
             beat,
             queues=[QueueDefinition(QUEUE, None)],
             tasks=[
@@ -158,3 +164,30 @@ async def test_a_want_ends_when_nothing_is_ready_or_the_worker_stops(store: Stor
     assert await store.worker_share(share("b", short=True)) == (True, 1, 0)
     await store.worker_stop(WorkerStopParams(ENV, "b", 2_000))
     assert await store.worker_share(share("a")) == (False, 0, 0)
+
+
+async def test_a_want_that_starts_or_ends_wakes_the_workers(store: Store) -> None:
+    listener = await store.ready_listen()
+    try:
+        await register(store, "a", "v1", port=listener.port)
+        await register(store, "b", "v1")
+        await queue_runs(store, 1)
+        # Heard once it listens (a LISTEN connection says "anything may have happened" when
+        # it connects: that is consumed here too).
+        await store.ready_notify(ReadyNotifyParams(ENV, 2_000))
+        assert await listener.wait(5.0)
+        listener.wants.clear()
+        assert await store.worker_share(share("b", short=True)) == (True, 1, 0)
+        await asyncio.wait_for(listener.wants.wait(), 5.0)
+        listener.wants.clear()
+        assert await store.worker_share(share("b", wanting=True)) == (False, 1, 0)
+        await asyncio.wait_for(listener.wants.wait(), 5.0)
+        listener.wants.clear()
+        # No change, no wake-up: a "runs are ready" sent after it arrives alone.
+        assert await store.worker_share(share("b")) == (False, 1, 0)
+        assert await store.worker_share(share("a")) == (False, 1, 0)
+        await store.ready_notify(ReadyNotifyParams(ENV, 2_000))
+        assert await listener.wait(5.0)
+        assert not listener.wants.is_set()
+    finally:
+        listener.close()

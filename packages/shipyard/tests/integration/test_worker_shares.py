@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 
 from shipyard import RunStatus, queue, task
+from shipyard.engine.engine import Engine
 from shipyard.worker.share import STEADY
+from shipyard.worker.worker import Worker
 
 RUNS = 200
 LIMIT = 10
@@ -76,3 +78,41 @@ async def test_a_worker_alone_takes_the_whole_limit(engine, start_worker, wait_u
     release.set()
     for handle in handles:
         assert (await engine.wait_for_final(handle.id, timeout=30)).status == RunStatus.COMPLETED
+
+
+async def test_a_worker_joining_a_busy_limit_gets_its_share_at_once(engine, wait_until):
+    """Neither worker checks its share on its own during the test (an hour between checks):
+    only a want that starts (the joining worker's short claims, then the first worker's once
+    the share cut it back) brings the checks forward. Without that the second worker would
+    run nothing for an hour."""
+    shared = queue(name="joining", concurrency_limit=LIMIT)
+
+    @task(id="share-join", queue=shared)
+    async def sleep(payload):
+        await asyncio.sleep(0.02)
+        return payload
+
+    async def start(engine: Engine) -> Worker:
+        worker = Worker(engine, concurrency=LIMIT)
+        worker.share.tick = 3600.0
+        await worker.start()
+        return worker
+
+    handles = [await sleep.trigger(i) for i in range(RUNS)]
+    first = await start(engine)
+    second: Worker | None = None
+    try:
+        await wait_until(lambda: first.active_count == LIMIT, timeout=10)
+        second = await start(engine)
+        joined = second
+        await wait_until(lambda: joined.active_count > 0, timeout=10)
+        for handle in handles:
+            record = await engine.wait_for_final(handle.id, timeout=30)
+            assert record.status == RunStatus.COMPLETED
+        await wait_until(lambda: first.completed + joined.completed == RUNS, timeout=10)
+        assert joined.completed >= RUNS // 4, (first.completed, joined.completed)
+        assert (first.share.others, joined.share.others) != (0, 0)
+    finally:
+        for worker in (first, second):
+            if worker is not None:
+                await worker.stop(grace=0)

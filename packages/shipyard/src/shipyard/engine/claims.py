@@ -96,6 +96,9 @@ class WakeListener(Protocol):
     """A worker's end of the "runs are ready" channel (doorbell or LISTEN)."""
 
     port: int | None
+    wants: asyncio.Event
+    """Set when a worker's want of more runs changed (``worker/share.py``); its reader clears
+    it."""
 
     def poke(self) -> None:
         """Wake the waiter from inside this process."""

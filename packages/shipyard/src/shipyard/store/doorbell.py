@@ -4,6 +4,8 @@ SQLite has no LISTEN/NOTIFY. Each worker binds a UDP socket on 127.0.0.1 and rec
 in ``workers``; a process that makes runs ready sends one empty datagram to each live worker.
 A lost datagram costs at most the worker's backup poll interval, so delivery need not be
 reliable, and a doorbell costs a few microseconds instead of a 1 ms poll loop per worker.
+A datagram says which wake-up it is: :data:`READY` (runs are ready to claim) or :data:`WANTS`
+(a worker's want of more runs changed: its peers recount their share, ``worker/share.py``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,13 @@ import asyncio
 import contextlib
 import socket
 
+__all__ = ["READY", "WANTS", "Doorbell", "DoorbellListener", "FanoutEvent", "WakeSignal"]
+
+READY = b"!"
+"""The datagram that says runs are ready to claim."""
+WANTS = b"w"
+"""The datagram that says a worker's want of more runs changed."""
+
 
 class Doorbell:
     """Sends wake-up datagrams. Never raises: a dead port is simply skipped."""
@@ -19,8 +28,8 @@ class Doorbell:
     def __init__(self) -> None:
         self._sock: socket.socket | None = None
 
-    def ring(self, ports: list[int]) -> None:
-        """Send one datagram to each port on 127.0.0.1."""
+    def ring(self, ports: list[int], message: bytes = READY) -> None:
+        """Send ``message`` (:data:`READY` or :data:`WANTS`) to each port on 127.0.0.1."""
         if not ports:
             return
         if self._sock is None:
@@ -28,7 +37,7 @@ class Doorbell:
             self._sock.setblocking(False)
         for port in ports:
             with contextlib.suppress(OSError):
-                self._sock.sendto(b"!", ("127.0.0.1", port))
+                self._sock.sendto(message, ("127.0.0.1", port))
 
     def close(self) -> None:
         """Close the sending socket."""
@@ -60,11 +69,12 @@ class FanoutEvent(asyncio.Event):
 
 
 class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, event: asyncio.Event) -> None:
+    def __init__(self, event: asyncio.Event, wants: asyncio.Event) -> None:
         self.event = event
+        self.wants = wants
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
-        self.event.set()
+        (self.wants if data == WANTS else self.event).set()
 
 
 class WakeSignal:
@@ -75,6 +85,9 @@ class WakeSignal:
 
     def __init__(self) -> None:
         self._event = FanoutEvent()
+        self.wants = asyncio.Event()
+        """Set when another worker's want of more runs changed (its owner, the worker's share
+        service, clears it): a wake-up of its own, apart from "runs are ready"."""
 
     def follow(self) -> asyncio.Event:
         """A new event set on every wake-up from outside (not by :meth:`poke`); its owner clears
@@ -101,21 +114,25 @@ class WakeSignal:
 class DoorbellListener(WakeSignal):
     """Receives wake-ups; :meth:`wait` returns early when one arrives."""
 
-    def __init__(self, transport: asyncio.DatagramTransport, event: FanoutEvent) -> None:
+    def __init__(
+        self, transport: asyncio.DatagramTransport, event: FanoutEvent, wants: asyncio.Event
+    ) -> None:
         super().__init__()
         self._transport = transport
         self._event = event
+        self.wants = wants
         self.port: int | None = transport.get_extra_info("sockname")[1]
 
     @classmethod
     async def start(cls) -> DoorbellListener:
         """Bind an ephemeral UDP port on 127.0.0.1."""
         event = FanoutEvent()
+        wants = asyncio.Event()
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Protocol(event), local_addr=("127.0.0.1", 0)
+            lambda: _Protocol(event, wants), local_addr=("127.0.0.1", 0)
         )
-        return cls(transport, event)
+        return cls(transport, event, wants)
 
     def close(self) -> None:
         """Stop listening."""

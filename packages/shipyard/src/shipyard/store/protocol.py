@@ -147,6 +147,8 @@ class ReadyListener(Protocol):
     """A worker's end of the wake-up channel."""
 
     port: int | None
+    wants: asyncio.Event
+    """Set when a worker's want of more runs changed (``worker_share``); its reader clears it."""
 
     def poke(self) -> None:
         """Wake the waiter from inside this process."""
@@ -357,7 +359,8 @@ class Store(Protocol):
         ...
 
     async def worker_share(self, params: WorkerShareParams) -> tuple[bool, int, int]:
-        """Record whether the worker wants more runs than its claims give it; return that, how
+        """Record whether the worker wants more runs than its claims give it, waking the
+        environment's workers (their listener's ``wants``) when that changed; return it, how
         many other live workers of its version there are and how many of them want more
         (``store/claims.py``)."""
         ...

@@ -56,6 +56,10 @@ skipping conflicts; result: how many were inserted. No per-run dict or record is
 FEED = 10
 """Wake the change feed's readers once the transaction commits (PostgreSQL: NOTIFY
 shipyard_feed; SQLite: this process's readers, the others poll). Result: None."""
+WANTS = 12
+"""Tell the environment's workers that a worker's want of more runs changed, once the
+transaction commits (PostgreSQL: NOTIFY shipyard_wants; SQLite: a doorbell ring saying so), so
+they recount their share at once (``params``: :class:`ReadyNotifyParams`). Result: None."""
 
 
 def begin() -> Step:
@@ -106,6 +110,11 @@ def insert_bulk(template: dict[str, Any], ids: Sequence[str], payloads: Sequence
 def notify(environment: str, now: int) -> Step:
     """Wake the environment's workers after commit."""
     return (NOTIFY, "ready_notify", ReadyNotifyParams(environment, now))
+
+
+def wants_changed(environment: str, now: int) -> Step:
+    """Tell the environment's workers, after commit, that a worker's want of runs changed."""
+    return (WANTS, "wants_notify", ReadyNotifyParams(environment, now))
 
 
 def snapshot() -> Step:

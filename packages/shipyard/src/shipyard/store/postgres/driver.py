@@ -34,6 +34,7 @@ from shipyard.store.steps import (
     ROWS,
     RUNS,
     SNAPSHOT,
+    WANTS,
     Procedure,
 )
 
@@ -147,9 +148,9 @@ async def drive(conn: psycopg.AsyncConnection[Any], procedure: Procedure[T]) -> 
             elif kind == FEED:
                 await conn.execute(_Q["feed_notify"])  # delivered at commit
                 result = None
-            elif kind == NOTIFY:
+            elif kind in (NOTIFY, WANTS):
                 # Delivered when (and only if) the transaction commits.
-                await conn.execute(_Q["ready_notify"], {"environment": params.environment})
+                await conn.execute(_Q[name], {"environment": params.environment})
                 result = None
             elif kind == MANY:
                 async with conn.cursor() as cursor:

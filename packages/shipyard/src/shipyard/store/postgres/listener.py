@@ -67,9 +67,10 @@ def connect_blocking(url: str, schema: str) -> psycopg.Connection[Any]:
 
 
 class PostgresListener(WakeSignal):
-    """A LISTEN connection (a worker's, on ``shipyard_ready``; a feed reader's). A lost
-    connection is re-established with backoff; the listener's backup poll
-    (``poll_interval``) covers notifications missed meanwhile."""
+    """A LISTEN connection (a worker's, on ``shipyard_ready`` and ``shipyard_wants``; a feed
+    reader's). A lost connection is re-established with backoff; the listener's backup poll
+    (``poll_interval``) covers notifications missed meanwhile. ``shipyard_wants`` sets
+    :attr:`wants`; every other channel wakes the waiter."""
 
     port: int | None = None
 
@@ -79,7 +80,7 @@ class PostgresListener(WakeSignal):
         registry: list[PostgresListener],
         schema: str = DEFAULT_SCHEMA,
         *,
-        channels: Sequence[str] = ("shipyard_ready",),
+        channels: Sequence[str] = ("shipyard_ready", "shipyard_wants"),
         poll_interval: float = FEED_POLL_SECONDS,
     ) -> None:
         super().__init__()
@@ -111,9 +112,14 @@ class PostgresListener(WakeSignal):
                         log.warning("LISTEN connection to PostgreSQL is back")
                         failing = False
                     delay = 0.2
-                    self._event.set()  # anything may have happened while we were away
-                    async for _ in conn.notifies():
-                        self._event.set()
+                    # Anything may have happened while we were away.
+                    self._event.set()
+                    self.wants.set()
+                    async for note in conn.notifies():
+                        if note.channel == "shipyard_wants":
+                            self.wants.set()
+                        else:
+                            self._event.set()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

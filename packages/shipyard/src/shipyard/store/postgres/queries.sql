@@ -639,6 +639,10 @@ LIMIT :limit;
 -- name: ready_notify
 SELECT pg_notify('shipyard_ready', :environment);
 
+-- name: wants_notify
+-- A worker's want of more runs changed: its peers recount their share (worker/share.py).
+SELECT pg_notify('shipyard_wants', :environment);
+
 -- name: migrate_lock
 SELECT pg_advisory_xact_lock(7262026);
 

@@ -38,6 +38,7 @@ from shipyard.store.steps import (
     notify,
     row,
     rows,
+    wants_changed,
 )
 
 # -- queues and rate limits --------------------------------------------------------------------
@@ -213,8 +214,8 @@ def worker_stop(p: WorkerStopParams) -> Procedure[None]:
 
 def worker_share(p: WorkerShareParams) -> Procedure[tuple[bool, int, int]]:
     """Record whether the worker wants more runs (a short claim while runs it may start are
-    ready); return that, how many other live workers of its version there are, and how many
-    of them want more."""
+    ready), telling the environment's workers when that changed; return it, how many other
+    live workers of its version there are, and how many of them want more."""
     key = {"environment": p.environment, "worker_id": p.worker_id}
     wanting = False
     if p.short:
@@ -232,6 +233,11 @@ def worker_share(p: WorkerShareParams) -> Procedure[tuple[bool, int, int]]:
     # Refreshed while it lasts (a want too old no longer counts); cleared once, when it ends.
     if wanting or p.wanting:
         yield count("worker_wanting_set", {**key, "wanting_at": p.now if wanting else None})
+    if wanting != p.wanting:
+        # Its peers recount their share now, not at their next check (up to 0.4 s away): a
+        # worker joining a busy limit runs at once, and a worker the share cut back is not
+        # left short while a peer, not knowing, claims the whole limit.
+        yield wants_changed(p.environment, p.now)
     peers, others = yield row(
         "worker_others",
         {

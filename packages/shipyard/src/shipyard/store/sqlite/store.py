@@ -42,7 +42,8 @@ from shipyard.errors import (
 from shipyard.records import RunRecord
 from shipyard.store import procedures
 from shipyard.store.core import StoreCore
-from shipyard.store.doorbell import Doorbell, DoorbellListener, WakeSignal
+from shipyard.store.doorbell import READY, Doorbell, DoorbellListener, WakeSignal
+from shipyard.store.doorbell import WANTS as WANTS_RING
 from shipyard.store.params import (
     MigrateParams,
     ReadyNotifyParams,
@@ -73,6 +74,7 @@ from shipyard.store.steps import (
     ROWS,
     RUNS,
     SNAPSHOT,
+    WANTS,
     Procedure,
     notify,
 )
@@ -203,6 +205,7 @@ class SqliteStore(StoreCore):
         read_only = False
         fed = False
         wake: ReadyNotifyParams | None = None
+        wants: ReadyNotifyParams | None = None
         result: Any = None
         try:
             while True:
@@ -226,6 +229,9 @@ class SqliteStore(StoreCore):
                     result = None  # BEGIN IMMEDIATE already holds the whole database
                 elif kind == NOTIFY:
                     wake = params
+                    result = None
+                elif kind == WANTS:
+                    wants = params
                     result = None
                 elif kind == FEED:
                     fed = True
@@ -270,6 +276,8 @@ class SqliteStore(StoreCore):
             raise
         if wake is not None:
             self._ring_from_thread(conn, wake)
+        if wants is not None:
+            self._ring_from_thread(conn, wants, WANTS_RING)
         if (fed or (in_tx and not read_only)) and self._feed_signals:
             for signal in list(self._feed_signals):
                 signal.poke_threadsafe()
@@ -459,9 +467,12 @@ class SqliteStore(StoreCore):
             return None
         return ports
 
-    def _ring_from_thread(self, conn: sqlite3.Connection, params: ReadyNotifyParams) -> None:
-        """Ring after a commit, on the store thread. A failure is not the operation's: the
-        workers' backup poll covers a lost ring."""
+    def _ring_from_thread(
+        self, conn: sqlite3.Connection, params: ReadyNotifyParams, message: bytes = READY
+    ) -> None:
+        """Ring (``message``: :data:`~shipyard.store.doorbell.READY` or ``WANTS``) after a
+        commit, on the store thread. A failure is not the operation's: the workers' backup poll
+        covers a lost ring."""
         ports = self._fresh_ports(params.environment)
         if ports is None:
             try:
@@ -473,7 +484,7 @@ class SqliteStore(StoreCore):
                 return
             ports = [r[4] for r in found if r[4]]
             self._live_ports[params.environment] = (time.monotonic(), ports)
-        self._doorbell.ring(ports)
+        self._doorbell.ring(ports, message)
 
 
 class FeedSignal(WakeSignal):
