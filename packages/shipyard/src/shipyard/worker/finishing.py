@@ -159,8 +159,8 @@ async def _write_results(
             worker.outage.failed("claiming runs", exc.__cause__ or exc)
             return exc.accepted, []
         except Exception as exc:
-            # Nothing was written (one transaction), or it committed and the answer was
-            # lost: the attempt-number fence makes the finish safe to repeat, and the
+            # Nothing was written, or the finish committed and its answer was lost: the
+            # attempt-number fence makes the finish safe to repeat, and the
             # claimer adopts the runs the claim may have leased to us.
             worker.claim_unsure = True
             worker.outage.failed(f"writing {len(results)} result(s)", exc)

@@ -13,11 +13,12 @@ the wanting workers claim them. A worker nobody competes with claims the whole l
 before.
 
 A want that starts or ends is announced too (``shipyard_wants``, or SQLite's doorbell), and a
-claim that comes back short while the worker does not want yet checks at once: the workers
-recount within milliseconds instead of at their next check. Without that, a worker joining a
-busy limit waited up to ``STEADY × TICK`` for its first run, and a worker the share had just
-cut back could lose every slot to a peer still claiming the whole limit until that peer's next
-check (in a two-process drain of 20,000 no-op runs the two took turns for the first 250 ms).
+claim that comes back short while the worker does not want yet, and has peers (or has not
+counted them yet), checks at once: the workers recount within milliseconds instead of at
+their next check. Without that, a worker joining a busy limit waited up to ``STEADY × TICK``
+for its first run, and a worker the share had just cut back could lose every slot to a peer
+still claiming the whole limit until that peer's next check (in a two-process drain of 20,000
+no-op runs the two took turns for the first 250 ms).
 """
 
 from __future__ import annotations
