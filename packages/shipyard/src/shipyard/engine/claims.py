@@ -158,6 +158,11 @@ def awaitable(run: RunRecord) -> bool:
 class ClaimOps(QueueOps):
     """What workers call."""
 
+    @property
+    def writers(self) -> int:
+        """How many of a worker's batch writes to have in flight at once (``Store.writers``)."""
+        return self.store.writers
+
     def task_record(self, task: TaskDefinition, worker_id: str, now: int) -> TaskRecord:
         """How a worker registers ``task``: its queue, effective retry options, schema, TTL."""
         options = retry_options(self.settings, task)

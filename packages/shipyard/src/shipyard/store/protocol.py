@@ -189,6 +189,10 @@ class Store(Protocol):
     """What the engine needs from a database. Implemented by SQLite and PostgreSQL."""
 
     url: str
+    writers: int
+    """How many of one worker's batch writes (a finish and its claim) are worth having in
+    flight at once: 2 where each takes its own connection and they overlap (PostgreSQL), 1
+    where every write waits for the one writer (SQLite)."""
 
     async def migrate(self, params: MigrateParams) -> list[str]:
         """Apply pending migrations; return the names applied. Safe to run concurrently."""

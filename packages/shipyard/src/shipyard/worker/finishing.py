@@ -1,6 +1,7 @@
-"""Attempts that ended, written in batches: each batch is one transaction that also claims
-with the slots it frees (``Engine.finish_and_claim``), fenced by attempt number, so a late or
-repeated write of a run taken over elsewhere is rejected, never applied twice.
+"""Attempts that ended, written in batches: each batch's round trip also claims with the
+slots it frees (``Engine.finish_and_claim``), fenced by attempt number, so a late or repeated
+write of a run taken over elsewhere is rejected, never applied twice. Two batches may be in
+flight (``Worker.flush_finished``); each counts its slots with ``Worker.reserve``.
 """
 
 from __future__ import annotations
@@ -58,13 +59,13 @@ async def write_batch(worker: Worker, batch: list[tuple[Active, AttemptOutcome]]
                 metadata=final,
             )
         )
-    # The slots this batch frees are claimed again in the same round trip, under the
-    # claim lock, and the batch leaves `active` before the lock is released: the claimer
-    # never counts a slot twice.
-    async with worker.claim_lock:
+    # The slots this batch frees are claimed again in the same round trip, counted and
+    # promised with worker.reserve, and the batch leaves `active` as the runs claimed join
+    # it, inside the reservation: no other claim counts a slot twice.
+    with worker.reserve(leaving=len(batch)) as free:
         began = time.monotonic()
         share = worker.share.claim_share(leaving=[active for active, _ in batch])
-        accepted, claimed = await _write_results(worker, results, batch, share)
+        accepted, claimed = await _write_results(worker, results, free, share)
         for (active, _), ok, result in zip(batch, accepted, results, strict=True):
             if worker.active.get(active.run.id) is active:
                 del worker.active[active.run.id]
@@ -132,13 +133,12 @@ async def _write_rejected_metadata(worker: Worker, result: AttemptResult) -> Non
 async def _write_results(
     worker: Worker,
     results: list[AttemptResult],
-    batch: list[tuple[Active, AttemptOutcome]],
+    free: int,
     share: ClaimShare | None,
 ) -> tuple[list[bool], list[RunRecord]]:
-    """Write results, claiming with the slots they free (the ``batch``'s, still in
-    ``active``) in the same round trip, within the worker's ``share``; after a failure, write
-    them alone (the claimer claims)."""
-    free = worker.concurrency - (len(worker.active) - len(batch))
+    """Write results, claiming up to ``free`` runs (the slots they free and any others
+    reserved for it) in the same round trip, within the worker's ``share``; after a
+    failure, write them alone (the claimer claims)."""
     if free > 0 and not worker.stopping and worker.task_ids:
         try:
             written = await worker.engine.finish_and_claim(

@@ -56,34 +56,34 @@ class Claimer(Service):
         while not worker.stopping:
             claimed: list[RunRecord] = []
             failed_for: float | None = None
-            # One claim at a time per worker: the finisher claims too (finish_and_claim), and
-            # each counts the free slots under this lock.
+            # The finisher claims too (finish_and_claim), meanwhile: each claim counts and
+            # promises its slots with worker.reserve, and takes its runs inside it.
             async with worker.claim_lock:
                 if worker.claim_unsure:
                     await worker.adopt_leased()
-                free = worker.concurrency - len(worker.active)
-                if free > 0:
-                    began = time.monotonic()
-                    try:
-                        claimed = await worker.engine.claim_runs(
-                            worker.id,
-                            worker.task_ids,
-                            free,
-                            worker.lease_ms,
-                            worker.version,
-                            peek=not woken,
-                            share=worker.share.claim_share(),
-                        )
-                    except Exception as exc:
-                        # The claim may have committed with its answer lost on the way back.
-                        worker.claim_unsure = True
-                        down_for = worker.outage.failed("claiming runs", exc)
-                        failed_for = min(worker.poll_interval * (1 + down_for), 2.0)
-                    else:
-                        worker.outage.ok()
-                        worker.share.claimed(free, len(claimed))
-                        for run in claimed:
-                            worker.take(run)
+                with worker.reserve() as free:
+                    if free > 0:
+                        began = time.monotonic()
+                        try:
+                            claimed = await worker.engine.claim_runs(
+                                worker.id,
+                                worker.task_ids,
+                                free,
+                                worker.lease_ms,
+                                worker.version,
+                                peek=not woken,
+                                share=worker.share.claim_share(),
+                            )
+                        except Exception as exc:
+                            # The claim may have committed with its answer lost on the way.
+                            worker.claim_unsure = True
+                            down_for = worker.outage.failed("claiming runs", exc)
+                            failed_for = min(worker.poll_interval * (1 + down_for), 2.0)
+                        else:
+                            worker.outage.ok()
+                            worker.share.claimed(free, len(claimed))
+                            for run in claimed:
+                                worker.take(run)
             if failed_for is not None:
                 await asyncio.sleep(failed_for)
                 continue

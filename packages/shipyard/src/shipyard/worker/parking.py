@@ -42,15 +42,16 @@ async def suspend_batch(
         began = time.monotonic()
         if not worker.stopping and worker.task_ids:
             try:
-                found, claimed = await worker.engine.suspend_and_claim(
-                    worker.id,
-                    blocks,
-                    worker.task_ids,
-                    max(0, worker.concurrency - len(worker.active)),
-                    worker.lease_ms,
-                    worker.version,
-                    share=worker.share.claim_share(leaving=[active for active, _ in items]),
-                )
+                with worker.reserve() as free:
+                    found, claimed = await worker.engine.suspend_and_claim(
+                        worker.id,
+                        blocks,
+                        worker.task_ids,
+                        free,
+                        worker.lease_ms,
+                        worker.version,
+                        share=worker.share.claim_share(leaving=[active for active, _ in items]),
+                    )
                 results = list(found)
             except Exception:
                 # Nothing was written (one transaction), or it committed and the answer

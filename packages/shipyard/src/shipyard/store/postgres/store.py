@@ -149,6 +149,9 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
         await store.migrate(MigrateParams(now=clock()))
     """
 
+    writers = 2
+    """A worker's two batch writes in flight take two pooled connections and overlap."""
+
     def __init__(
         self,
         url: str,

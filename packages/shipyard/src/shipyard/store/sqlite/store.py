@@ -116,6 +116,10 @@ class SqliteStore(StoreCore):
         await store.migrate(MigrateParams(now=clock()))
     """
 
+    writers = 1
+    """One writer at a time: a second batch write in flight would only wait for the first
+    (a one-process drain measured ~15 % slower with two)."""
+
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
