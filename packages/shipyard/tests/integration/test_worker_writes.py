@@ -35,6 +35,8 @@ async def test_a_stuck_write_does_not_hold_up_the_other_half_of_the_slots(
     worker = await start_worker(concurrency=2)
     first = await first_half.trigger({})
     await asyncio.wait_for(started.wait(), 10)
+    # Two writes overlap only once the worker has counted itself alone (Share.peers).
+    await eventually(lambda: worker.share.peers == 0)
     # The first run's write must wait for its metadata flush (final_metadata): held here,
     # its batch stays in flight once the run ends.
     flush_lock = worker.active[first.id].scope.flush_lock

@@ -7,6 +7,7 @@ flight (``Worker.flush_finished``); each counts its slots with ``Worker.reserve`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -32,8 +33,12 @@ log = logging.getLogger("shipyard.worker")
 __all__ = ["write_batch"]
 
 
-async def write_batch(worker: Worker, batch: list[tuple[Active, AttemptOutcome]]) -> None:
-    """Write a batch of ended attempts in one transaction, claiming with the slots they free."""
+async def write_batch(
+    worker: Worker, batch: list[tuple[Active, AttemptOutcome]], *, exclusive: bool = False
+) -> None:
+    """Write a batch of ended attempts in one transaction, claiming with the slots they free.
+    ``exclusive``: the claim also waits for the claimer's and the suspends' (the claim lock),
+    as every write's did before two could be in flight."""
     # Final metadata: the run's own last operations travel with its finish (no write of
     # their own); those aimed at its parent or root are written first (rarely any).
     finals: list[FinalMetadata | None] = [None] * len(batch)
@@ -61,21 +66,30 @@ async def write_batch(worker: Worker, batch: list[tuple[Active, AttemptOutcome]]
         )
     # The slots this batch frees are claimed again in the same round trip, counted and
     # promised with worker.reserve, and the batch leaves `active` as the runs claimed join
-    # it, inside the reservation: no other claim counts a slot twice.
-    with worker.reserve(leaving=len(batch)) as free:
-        began = time.monotonic()
-        share = worker.share.claim_share(leaving=[active for active, _ in batch])
-        accepted, claimed = await _write_results(worker, results, free, share)
-        for (active, _), ok, result in zip(batch, accepted, results, strict=True):
-            if worker.active.get(active.run.id) is active:
-                del worker.active[active.run.id]
-            if ok and result.parent_run_id and RunStatus(result.status).is_final:
-                # Before the parents this claim took back continue (take, below).
-                worker.engine.note_final(
-                    result.run_id, active.run.task_id, result.status, result.output, result.error
-                )
-        for run in claimed:
-            worker.take(run)
+    # it, inside the reservation: no other claim counts a slot twice. (Exclusive, the
+    # claimer's and the suspends' claims also wait, as all did before.)
+    lock: contextlib.AbstractAsyncContextManager[object] = (
+        worker.claim_lock if exclusive else contextlib.nullcontext()
+    )
+    async with lock:
+        with worker.reserve(leaving=len(batch)) as free:
+            began = time.monotonic()
+            share = worker.share.claim_share(leaving=[active for active, _ in batch])
+            accepted, claimed = await _write_results(worker, results, free, share)
+            for (active, _), ok, result in zip(batch, accepted, results, strict=True):
+                if worker.active.get(active.run.id) is active:
+                    del worker.active[active.run.id]
+                if ok and result.parent_run_id and RunStatus(result.status).is_final:
+                    # Before the parents this claim took back continue (take, below).
+                    worker.engine.note_final(
+                        result.run_id,
+                        active.run.task_id,
+                        result.status,
+                        result.output,
+                        result.error,
+                    )
+            for run in claimed:
+                worker.take(run)
     if claimed:  # outside the lock: a heartbeat may wait for the database
         await worker.renew_if_late(began)
     for (active, outcome), ok, result in zip(batch, accepted, results, strict=True):
