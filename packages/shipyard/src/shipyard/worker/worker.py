@@ -6,8 +6,8 @@ It is a set of services (:mod:`shipyard.worker.services`) around the attempts it
   for a wake-up (doorbell/NOTIFY), a freed slot, or the backup poll;
 * **finisher** — attempts that ended are written in batches, fenced by attempt number, and
   the slots they free are claimed again in the same round trip
-  (:mod:`~shipyard.worker.finishing`); two batches may be in flight, each of at most half
-  the slots, so one half of the slots executes while the other is written;
+  (:mod:`~shipyard.worker.finishing`); a worker alone on PostgreSQL has two batches in
+  flight, each of at most half the slots, so one half executes while the other is written;
 * **promoter** (delayed runs and TTLs, each at its due time: it sleeps until the earliest
   one), **versions** (runs of its tasks still
   waiting for a version: PENDING_VERSION, triggered while it registered), **resolver**
