@@ -124,9 +124,9 @@ class Worker:
         # stop() and the finisher both flush; one at a time, or stop() could return while
         # the finisher's write is in flight and then cancel it (losing a finished attempt).
         self._flush_lock = asyncio.Lock()
-        # One claim pass of the claimer (or a suspend that claims) at a time; stop() waits
-        # for it. The finisher's claims don't take it: every claim counts its slots with
-        # reserve(), whoever makes it.
+        # One claim pass of the claimer (or a suspend that claims, or the finisher's write
+        # when it is the only one in flight) at a time; stop() waits for it. Two writes in
+        # flight don't take it: every claim counts its slots with reserve(), whoever makes it.
         self.claim_lock = asyncio.Lock()
         # Slots promised to claims in flight beyond the runs their own transaction ends
         # (reserve): counted as taken until those claims return.
@@ -442,8 +442,8 @@ class Worker:
         runs it claims waiting, and with them the worker: with one batch of every slot in
         flight the worker and the database took turns, each idle while the other worked.
         With two halves, one executes while the other is written: one-process drains of
-        no-op runs on PostgreSQL went from 5,432 to 7,513 and from 4,922 to 6,126 runs/s
-        (interleaved sets, 2 vCPUs; docs/benchmarks.md)."""
+        no-op runs on PostgreSQL went from 5,189 to 5,936 runs/s (three interleaved rounds
+        on 2 vCPUs; docs/benchmarks.md, session 16)."""
         async with self._flush_lock:
             writes = self._writes
             try:
