@@ -233,6 +233,11 @@ WHERE environment = :environment
         AND w.stopped_at IS NULL AND w.heartbeat_at >= :live_since))
 LIMIT 1;
 
+-- name: bookkeeping_generic_plans
+-- A worker's claim or finish: its statements run their generic plan from the first execution
+-- (PostgresStore._bookkeeping).
+SET LOCAL plan_cache_mode TO force_generic_plan;
+
 -- name: bookkeeping_async_commit
 -- A worker's claim or finish, with SHIPYARD_POSTGRES_ASYNC_COMMIT: this transaction's commit
 -- returns before its WAL is flushed (the WAL writer flushes it within ~3 × wal_writer_delay).

@@ -347,8 +347,8 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
             await self._ensure_slot_row(conn, params.environment)
             async with one_trip(conn):
                 await self._bookkeeping(conn)
-                lock = await conn.execute(_Q["environment_slot_lock"], env)
-                claim = await conn.execute(_Q["run_claim_limited"], values)
+                lock = await conn.execute(_Q["environment_slot_lock"], env, prepare=True)
+                claim = await conn.execute(_Q["run_claim_limited"], values, prepare=True)
             if await lock.fetchone() is None:  # pragma: no cover - the row was ensured
                 raise ShipyardError(f"No slot row for environment {params.environment!r}.")
             return records(claim, await claim.fetchall())
@@ -397,7 +397,9 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
                 async with conn.pipeline():
                     await conn.execute("BEGIN")
                     await self._bookkeeping(conn)
-                    finished = await conn.execute(_Q["run_finish_many"], finish_params)
+                    finished = await conn.execute(
+                        _Q["run_finish_many"], finish_params, prepare=True
+                    )
                     # Parents waiting for these runs are woken without a NOTIFY: the claim
                     # below takes them when they are this worker's (their parked coroutine
                     # continues), and wakes the workers for those it leaves.
@@ -405,8 +407,10 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
                     committed = await conn.execute("COMMIT")
                     await conn.execute("BEGIN")
                     await self._bookkeeping(conn)
-                    lock = await conn.execute(_Q["environment_slot_lock"], env)
-                    claimed = await conn.execute(_Q["run_claim_limited"], claim_params)
+                    lock = await conn.execute(_Q["environment_slot_lock"], env, prepare=True)
+                    claimed = await conn.execute(
+                        _Q["run_claim_limited"], claim_params, prepare=True
+                    )
                     await _notify_unclaimed_parents(conn, finish)
                     await conn.execute("COMMIT")
             except Exception as exc:
@@ -492,9 +496,19 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
         return accepted, records(claimed, await claimed.fetchall())
 
     async def _bookkeeping(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """First statement of a claim or finish transaction: with ``async_commit``, its commit
-        does not wait for the WAL flush (this transaction only). The slot row is locked to
-        the commit, so the flush (~2.5 ms on a stock server) was every worker's wait."""
+        """First statement of a claim or finish transaction: its statements use their generic
+        plan from the first execution, and with ``async_commit`` its commit does not wait for
+        the WAL flush (this transaction only; the slot row is locked to the commit, so the
+        flush, ~2.5 ms on a stock server, was every worker's wait).
+
+        Generic plans: the claim and the finish are also prepared at their first execution
+        (``prepare=True``). Left to the defaults, each pooled connection planned them about
+        eleven times (five unprepared executions, five custom plans, then the generic plan
+        PostgreSQL keeps for them anyway), and again after every ``ANALYZE``: in a 20,000-run
+        two-process drain, 95 plans of the claim at ~2.4 ms each. Now 25, and the drain's
+        planning went from 318 to 114 ms (``pg_stat_statements``).
+        """
+        await conn.execute(_Q["bookkeeping_generic_plans"])
         if self.async_commit:
             await conn.execute(_Q["bookkeeping_async_commit"])
 
