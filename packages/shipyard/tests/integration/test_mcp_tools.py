@@ -23,6 +23,7 @@ from shipyard import AbortTaskRunError, logger, metadata, queue, runs, schema_ta
 from shipyard.config import load_settings
 from shipyard.engine.engine import Engine
 from shipyard.mcp import McpOptions, ToolContext, build_server
+from shipyard.testing.eventually import eventually
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 CHANGING = {
@@ -456,9 +457,13 @@ async def test_dev_server_start_status_and_stop(engine, tmp_path):
             run_id = (await call(client, "trigger_task", {"task_id": "hello", "payload": 1}))["id"]
             done = await call(client, "wait_for_run_to_complete", {"run_id": run_id})
             assert done["output"] == {"hello": 1}
-            status = await call(client, "dev_server_status", {"log_lines": 200})
+            # The worker logs a run's end just after its finish commits: the line may land a
+            # moment after wait_for_run_to_complete saw the run completed.
+            status = await eventually(
+                lambda: call(client, "dev_server_status", {"log_lines": 200}),
+                until=lambda st: any(run_id in line for line in st["log_tail"]),
+            )
             assert status["running"] is True and status["pid"] == started["pid"]
-            assert any(run_id in line for line in status["log_tail"])
         finally:
             stopped = await call(client, "stop_dev_server")
         assert stopped["stopped"] is True
