@@ -9,6 +9,8 @@ One process holds the engine and an in-process worker (so the clocks of "complet
   Once each part's worker has started, the collector is set up as ``shipyard worker`` sets
   up its process (``worker/heap.py``; ``--no-worker-heap``: CPython's defaults, as before:
   there the latencies moved with the size of the heap, e.g. whether PyJWT was imported);
+  then ``complete_token_ms_p50_parked``: 50 of them are completed one by one, each call
+  timed, the rest still parked (a completion's cost must not grow with the runs parked);
 * resume: a run parks at a token; the bench completes the token and the task notes when its
   code continues (sequential, ``--samples`` times), p50/p99;
 * round trip: one parent runs ``trigger_and_wait`` of a no-op child ``--samples`` times in a
@@ -143,7 +145,7 @@ async def _parts(
     # The stop after the latencies sometimes leaves a pooled connection out of step on
     # PostgreSQL (docs/benchmarks.md, "Found and left"): --parts park measures parking alone.
     if "park" in parts:
-        await _parking(args, engine, result)
+        await _parking(args, engine, result, seen[1])
 
 
 async def _latencies(
@@ -212,7 +214,9 @@ async def _latencies(
     await worker.stop(grace=0)
 
 
-async def _parking(args: argparse.Namespace, engine: Any, result: dict[str, Any]) -> None:
+async def _parking(
+    args: argparse.Namespace, engine: Any, result: dict[str, Any], tokens: dict[str, str]
+) -> None:
     from shipyard.worker.heap import freeze_startup_heap
     from shipyard.worker.worker import Worker
 
@@ -256,6 +260,18 @@ async def _parking(args: argparse.Namespace, engine: Any, result: dict[str, Any]
     result["rss_after_kb"] = after
     result["rss_per_parked_kb"] = round((after - before) / max(1, len(worker.parked)), 2)
     result["worker_heap"] = args.worker_heap
+    # -- a token's completion with every other run still parked ----------------------------
+    # It used to re-check every WAITING run of the environment (O(parked) per completion).
+    spent = []
+    for run_id in list(worker.parked)[:50]:
+        token = tokens.get(run_id)
+        if token is None:
+            continue
+        t0 = time.perf_counter()
+        await engine.complete_token(token, {"ok": True})
+        spent.append(time.perf_counter() - t0)
+    if spent:
+        result["complete_token_ms_p50_parked"] = round(pct(spent, 50) * 1000, 2)
     await worker.stop(grace=0)
 
 
@@ -291,7 +307,8 @@ def main() -> None:
         f"p99 {result.get('trigger_and_wait_ms_p99')} ms; "
         f"{result.get('rss_per_parked_kb')} KB RSS per parked run ({result.get('parked')} "
         f"parked, {result.get('parks_per_s')} parks/s, {result.get('park_cpu_us_per_run')} us "
-        "CPU each)",
+        f"CPU each); a token's completion with them parked p50 "
+        f"{result.get('complete_token_ms_p50_parked')} ms",
     )
 
 

@@ -94,6 +94,8 @@ def postgres_statements() -> dict[str, dict[str, Any]]:
         "run_next_due": env,
         "waitpoint_due_exists": {**env, "now": NOW},
         "runs_wake": {**env, "now": NOW},
+        "runs_wake_waitpoint": {**env, "id": "waitpoint_park000001", "now": NOW},
+        "runs_wake_waitpoint_notify": {**env, "id": "waitpoint_park000001", "now": NOW},
         # A finish that ends runs a parent waits for (trigger_and_wait), then claims.
         "waitpoint_settle_finished": {**env, "ids": ids, "now": NOW},
         "runs_wake_parents": {**env, "ids": ids, "now": NOW},
@@ -399,6 +401,45 @@ def test_postgres_plan_check_catches_a_walk(pg: psycopg.Connection[Any]) -> None
     )
 
 
+def runs_read(plan: dict[str, Any]) -> int:
+    """The rows of ``runs`` an executed plan's scans read, over every loop of each (the
+    UPDATE's own node, which writes what they found, left out)."""
+    return sum(
+        int(node["Actual Rows"]) * int(node["Actual Loops"])
+        for node in plan_nodes(plan)
+        if node.get("Relation Name") == "runs" and node["Node Type"] != "ModifyTable"
+    )
+
+
+def wake_after_completion(conn: psycopg.Connection[Any], name: str) -> tuple[Any, list[Any]]:
+    """``name`` executed right after the first parked run's token is completed, both rolled
+    back: its plan (EXPLAIN ANALYZE) and the ids it woke."""
+    queries = load_queries("postgres")
+    values = {"environment": ENV, "id": "waitpoint_park000001", "now": NOW, "output": "1"}
+    with conn.transaction(force_rollback=True):
+        assert conn.execute(queries["waitpoint_complete"], values).rowcount == 1
+        with conn.transaction(force_rollback=True):
+            found = conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {queries[name]}", values)
+            plan = found.fetchone()[0][0]["Plan"]  # type: ignore[index]
+        woken = conn.execute(queries[name], values).fetchall()
+    return plan, [r[0] for r in woken if r[0] is not None]
+
+
+def test_postgres_a_token_completion_reads_only_the_runs_waiting_on_it(
+    pg: psycopg.Connection[Any],
+) -> None:
+    """With 3,000 runs parked at tokens, completing one wakes its run and reads that run alone
+    (by primary key); the environment-wide wake, which the resolver keeps, reads every parked
+    run, and so did a token's completion before it had a statement of its own."""
+    for name in ("runs_wake_waitpoint", "runs_wake_waitpoint_notify"):
+        plan, woken = wake_after_completion(pg, name)
+        assert woken == ["run_park000001"]
+        assert runs_read(plan) == 1, name
+    plan, woken = wake_after_completion(pg, "runs_wake")
+    assert woken == ["run_park000001"]
+    assert runs_read(plan) >= DEEP
+
+
 # --- SQLite -------------------------------------------------------------------------------
 
 
@@ -455,6 +496,7 @@ def sqlite_statements() -> dict[str, dict[str, Any]]:
         "run_promote_due": {**env, "now": NOW},
         "waitpoint_due_exists": {**env, "now": NOW},
         "runs_wake": {**env, "now": NOW},
+        "runs_wake_waitpoint": {**env, "id": "waitpoint_park000001", "now": NOW},
         "run_pending_exists": {**env, "task_ids": json.dumps(TASKS)},
         "run_ownership": {**env, "ids": ids},
         "retention_due": {**env, "before": NOW - 86_400_000},
@@ -501,7 +543,7 @@ def lite(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sqlite3.Con
             conn.execute(sqlite_rows(statement))
         if request.param == "analyzed-before-backlog":
             conn.execute("ANALYZE")
-        for statement in BACKLOG:
+        for statement in BACKLOG + PARKED:
             conn.execute(sqlite_rows(statement))
         conn.commit()
         yield conn
@@ -522,6 +564,48 @@ def test_sqlite_hot_statements_search_indexes(lite: sqlite3.Connection) -> None:
             if "runs_by_environment (environment=?)" in detail:
                 problems.append(f"{name}: {detail}")
     assert problems == [], "\n".join(problems)
+
+
+def sqlite_wake_steps(conn: sqlite3.Connection, name: str) -> tuple[int, list[Any]]:
+    """``name`` run right after the first parked run's token is completed, both rolled back:
+    the virtual machine's steps it took (a progress handler's count, deterministic) and the
+    ids it woke."""
+    queries = load_queries("sqlite")
+    values = {"environment": ENV, "id": "waitpoint_park000001", "now": NOW, "output": "1"}
+    steps = 0
+
+    def step() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    try:
+        assert conn.execute(queries["waitpoint_complete"], values).rowcount == 1
+        conn.set_progress_handler(step, 1)
+        woken = [r[0] for r in conn.execute(queries[name], values).fetchall()]
+    finally:
+        conn.set_progress_handler(None, 1)
+        conn.rollback()
+    return steps, woken
+
+
+def test_sqlite_a_token_completion_reads_only_the_runs_waiting_on_it(
+    lite: sqlite3.Connection,
+) -> None:
+    """As on PostgreSQL: with 3,000 runs parked at tokens, one token's wake searches its run
+    by primary key, and takes a small fraction of the steps of the environment-wide wake
+    (which re-checks every parked run)."""
+    plan = lite.execute(
+        f"EXPLAIN QUERY PLAN {load_queries('sqlite')['runs_wake_waitpoint']}",
+        {"environment": ENV, "id": "waitpoint_park000001", "now": NOW},
+    ).fetchall()
+    reads = [d for _, _, _, d in plan if re.match(r"(SCAN|SEARCH) runs\b", d)]
+    assert reads == ["SEARCH runs USING INDEX sqlite_autoindex_runs_1 (id=?)"]
+    steps, woken = sqlite_wake_steps(lite, "runs_wake_waitpoint")
+    assert woken == ["run_park000001"]
+    everyone, woken = sqlite_wake_steps(lite, "runs_wake")
+    assert woken == ["run_park000001"]
+    assert steps * 100 < everyone
 
 
 # --- PostgreSQL: a batch of runs suspending at durable waits ---------------------------------

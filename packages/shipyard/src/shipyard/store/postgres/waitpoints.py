@@ -21,6 +21,7 @@ from shipyard.store.params import (
     WaitpointBlockManyParams,
     WaitpointBlockParams,
     WaitpointBlockResult,
+    WaitpointCompleteParams,
     WaitpointCreateManyParams,
     WaitpointReads,
     WaitpointReadsParams,
@@ -76,6 +77,27 @@ class PostgresWaitpoints:
                 await conn.execute(_Q["waitpoint_settle_due"], values)
                 woken = await conn.execute(_Q["runs_wake_notify"], values)
             return [str(r[0]) for r in await woken.fetchall() if r[0] is not None]
+
+    async def waitpoint_complete(self, params: WaitpointCompleteParams) -> WaitpointRecord | None:
+        """The shared procedure's statements in one pipeline: one round trip, where its steps
+        took one each (BEGIN, complete, wake, NOTIFY, read, COMMIT), and the whole of a
+        token's resume latency before its run is claimed. The wake runs whether or not this
+        call completed the token: a token completed before woke its runs then, and finds
+        none WAITING on it now."""
+        values = {
+            "environment": params.environment,
+            "id": params.waitpoint_id,
+            "output": params.output,
+            "now": params.now,
+        }
+        await self._ensure_open()
+        async with borrow(self._pool) as conn:
+            async with one_trip(conn):
+                await conn.execute(_Q["waitpoint_complete"], values)
+                await conn.execute(_Q["runs_wake_waitpoint_notify"], values)
+                found = await conn.execute(_Q["waitpoint_get"], values)
+            got = await found.fetchone()
+        return WaitpointRecord(*got) if got else None
 
     async def waitpoint_reads(self, params: WaitpointReadsParams) -> WaitpointReads:
         """Every read in one round trip, two set-based statements (one per kind of read): a

@@ -312,7 +312,7 @@ def input_send(p: InputSendParams) -> Procedure[InputSendResult]:
         done = {"environment": p.environment, "id": waiting[0], "output": p.data, "now": p.now}
         if (yield count("waitpoint_complete", done)) == 1:
             delivered = True
-            if (yield rows("runs_wake", done)):
+            if (yield rows("runs_wake_waitpoint", done)):
                 yield notify(p.environment, p.now)
     if not delivered:
         yield count("input_data_insert", {**key, "data": p.data, "now": p.now, "consumed_at": None})

@@ -239,7 +239,7 @@ def waitpoint_complete(p: WaitpointCompleteParams) -> Procedure[WaitpointRecord 
     }
     yield begin()
     if (yield count("waitpoint_complete", values)) == 1:
-        woken = yield rows("runs_wake", values)
+        woken = yield rows("runs_wake_waitpoint", values)
         if woken:
             yield notify(p.environment, p.now)
     found = yield row("waitpoint_get", values)

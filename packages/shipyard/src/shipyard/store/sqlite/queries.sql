@@ -441,6 +441,23 @@ WHERE environment = :environment AND status = 'WAITING'
       )
 RETURNING id;
 
+-- name: runs_wake_waitpoint
+-- runs_wake for the runs linked to one waitpoint (:id) that its completion just settled: a
+-- token, an input stream's wait. The runs are found through the waitpoint's links and read by
+-- primary key, so a completion costs the same with one run waiting or 10⁵ (runs_wake re-checks
+-- every WAITING run of the environment: ~12 ms per token with 5,000 parked). The unary "+"
+-- keeps SQLite off runs_waiting, which those conditions would otherwise pick.
+UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
+    updated_at = :now
+WHERE id IN (SELECT rw.run_id FROM run_waitpoints rw WHERE rw.waitpoint_id = :id)
+  AND +environment = :environment AND +status = 'WAITING'
+  AND NOT EXISTS (
+    SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
+    WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
+      AND w.status = 'PENDING'
+  )
+RETURNING id;
+
 -- name: runs_wake
 -- WAITING → QUEUED (queue position kept) for runs none of whose current waitpoints is pending.
 -- INDEXED BY: with statistics saying the environment holds few runs, SQLite walks every run
