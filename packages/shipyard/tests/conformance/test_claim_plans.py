@@ -608,6 +608,98 @@ def test_sqlite_a_token_completion_reads_only_the_runs_waiting_on_it(
     assert steps * 100 < everyone
 
 
+# A run that made LOOPED durable calls, each settled (a parent's trigger_and_wait loop), woken
+# once past them all, then parked at its next call, whose token has just been completed.
+LOOPED = 2_000
+LOOP = [
+    rows(1, "run_loop", "WAITING", "drain", attempt="1", started=str(NOW - 1_000)),
+    "INSERT INTO waitpoints (id, environment, kind, status, created_at, completed_at) "
+    f"SELECT 'waitpoint_loop' || lpad(g::text, 6, '0'), 'development', 'MANUAL', 'COMPLETED', "
+    f"{NOW}, {NOW} FROM generate_series(1, {LOOPED}) AS g",
+    "INSERT INTO run_waitpoints (run_id, attempt_number, seq, waitpoint_id, call, created_at) "
+    "SELECT 'run_loop000001', 1, 0 + g, 'waitpoint_loop' || lpad(g::text, 6, '0'), "
+    f"'trigger_and_wait', {NOW} FROM generate_series(1, {LOOPED}) AS g",
+]
+LOOP_WOKEN = "UPDATE runs SET status = 'WAITING' WHERE id = 'run_loop000001'"
+LOOP_NEXT = [
+    "INSERT INTO waitpoints (id, environment, kind, status, created_at) "
+    f"VALUES ('waitpoint_loopnext', 'development', 'MANUAL', 'PENDING', {NOW})",
+    "INSERT INTO run_waitpoints (run_id, attempt_number, seq, waitpoint_id, call, created_at) "
+    f"VALUES ('run_loop000001', 1, {LOOPED + 1}, 'waitpoint_loopnext', 'wait.for_token', {NOW})",
+    "UPDATE waitpoints SET status = 'COMPLETED', completed_at = 1 WHERE id = 'waitpoint_loopnext'",
+]
+
+
+def loop_setup(run: Any, queries: dict[str, str]) -> None:
+    """LOOP, its wake past every call (which records where the next wake starts), then
+    LOOP_NEXT: on ``run`` (one statement at a time)."""
+    for statement in LOOP:
+        run(statement)
+    assert run(queries["runs_wake"], {"environment": ENV, "now": NOW}) is not None
+    run(LOOP_WOKEN)
+    for statement in LOOP_NEXT:
+        run(statement)
+
+
+def test_postgres_a_wake_reads_the_links_since_the_last(pg: psycopg.Connection[Any]) -> None:
+    """A run's wake checks the links its attempt made since its last wake (0019), not every
+    link it ever made: a loop of waits cost O(n²) in all."""
+    queries = load_queries("postgres")
+    values = {"environment": ENV, "id": "waitpoint_loopnext", "now": NOW}
+    with pg.transaction(force_rollback=True):
+        loop_setup(lambda q, p=None: pg.execute(q.encode() if p is None else q, p), queries)
+        with pg.transaction(force_rollback=True):
+            found = pg.execute(
+                f"EXPLAIN (ANALYZE, FORMAT JSON) {queries['runs_wake_waitpoint']}", values
+            )
+            plan = found.fetchone()[0][0]["Plan"]  # type: ignore[index]
+        links = sum(
+            int(n["Actual Rows"]) * int(n["Actual Loops"])
+            for n in plan_nodes(plan)
+            if n.get("Relation Name") == "run_waitpoints"
+        )
+        assert links <= 3  # the completed token's link, the floor's last link, the one checked
+        woken = pg.execute(queries["runs_wake_waitpoint"], values).fetchall()
+        assert woken == [("run_loop000001",)]
+        floor = pg.execute(
+            "SELECT wait_floor_attempt, wait_floor_seq FROM runs WHERE id = 'run_loop000001'"
+        ).fetchone()
+        assert floor == (1, LOOPED + 2)
+
+
+def test_sqlite_a_wake_reads_the_links_since_the_last(lite: sqlite3.Connection) -> None:
+    """As on PostgreSQL, in virtual machine steps: the wake with the floor its last wake left
+    takes a small fraction of the steps of the same wake checking every link."""
+    queries = load_queries("sqlite")
+    values = {"environment": ENV, "id": "waitpoint_loopnext", "now": NOW}
+    try:
+        loop_setup(lambda q, p=None: lite.execute(sqlite_rows(q), p or {}), queries)
+        counted = []
+        for floor in ("kept", "forgotten"):
+            if floor == "forgotten":
+                lite.execute(
+                    "UPDATE runs SET wait_floor_attempt = NULL WHERE id = 'run_loop000001'"
+                )
+            steps = 0
+
+            def step() -> int:
+                nonlocal steps
+                steps += 1
+                return 0
+
+            lite.execute("SAVEPOINT wake")
+            lite.set_progress_handler(step, 1)
+            woken = lite.execute(queries["runs_wake_waitpoint"], values).fetchall()
+            lite.set_progress_handler(None, 1)
+            lite.execute("ROLLBACK TO wake")
+            assert woken == [("run_loop000001",)]
+            counted.append(steps)
+        assert counted[0] * 20 < counted[1]
+    finally:
+        lite.set_progress_handler(None, 1)
+        lite.rollback()
+
+
 # --- PostgreSQL: a batch of runs suspending at durable waits ---------------------------------
 
 # The indexes a suspend may read its tables through, each probed by its key: the primary keys

@@ -274,6 +274,52 @@ async def test_token_completion_wakes_with_one_status_event(store: Store) -> Non
     ]
 
 
+async def status(store: Store, run_id: str) -> str:
+    run = await get(store, run_id)
+    assert run is not None
+    return run.status
+
+
+async def test_waits_after_a_resume_still_hold_the_run(store: Store) -> None:
+    # A wake checks the attempt's links from where its last wake left off (0019): the links
+    # made after it, including one made while the run already waited, still hold it.
+    run_id = await claimed_run(store)
+    first, second, third = [(await store.waitpoint_create(token_params()))[0] for _ in "abc"]
+    assert (await store.waitpoint_block(block(run_id, 1, 0, waitpoint_id=first.id))).suspended
+    await store.waitpoint_complete(WaitpointCompleteParams(ENV, first.id, "1", 3_000))
+    (resumed,) = await store.run_claim(claim(store, now=3_001))
+    assert (resumed.id, resumed.attempt_number) == (run_id, 1)
+    assert (await store.waitpoint_block(block(run_id, 1, 1, waitpoint_id=second.id))).suspended
+    linked = await store.waitpoint_block(block(run_id, 1, 2, waitpoint_id=third.id))
+    assert not linked.suspended  # already WAITING: linked only
+    await store.waitpoint_complete(WaitpointCompleteParams(ENV, third.id, "3", 4_000))
+    assert await status(store, run_id) == "WAITING"  # the call right after the resume holds it
+    await store.waitpoint_complete(WaitpointCompleteParams(ENV, second.id, "2", 4_001))
+    assert await status(store, run_id) == "QUEUED"
+
+
+async def test_a_retry_checks_its_own_waits_from_the_first(store: Store) -> None:
+    # The first attempt was woken past its third call; the retry's first calls count again.
+    run_id = await claimed_run(store)
+    for seq in range(3):
+        made, _ = await store.waitpoint_create(token_params())
+        assert (await store.waitpoint_block(block(run_id, 1, seq, waitpoint_id=made.id))).suspended
+        await store.waitpoint_complete(WaitpointCompleteParams(ENV, made.id, "1", 3_000 + seq))
+        (again,) = await store.run_claim(claim(store, now=3_010 + seq))
+        assert again.attempt_number == 1
+    failed = RunFinishParams(run_id, 1, "w1", "QUEUED", "FAILED", 3_100, error="{}", retry_at=3_200)
+    assert await finish_many(store, failed) == [True]
+    (retry,) = await store.run_claim(claim(store, now=3_300))
+    assert retry.attempt_number == 2
+    held, later = [(await store.waitpoint_create(token_params()))[0] for _ in "ab"]
+    assert (await store.waitpoint_block(block(run_id, 2, 0, waitpoint_id=held.id))).suspended
+    await store.waitpoint_block(block(run_id, 2, 1, waitpoint_id=later.id))
+    await store.waitpoint_complete(WaitpointCompleteParams(ENV, later.id, "2", 3_400))
+    assert await status(store, run_id) == "WAITING"
+    await store.waitpoint_complete(WaitpointCompleteParams(ENV, held.id, "3", 3_401))
+    assert await status(store, run_id) == "QUEUED"
+
+
 def token_params(now: int = 2_000, **kw: object) -> WaitpointCreateParams:
     return WaitpointCreateParams(
         id=new_id("waitpoint"),

@@ -919,10 +919,15 @@ WHERE environment IS NOT DISTINCT FROM :environment
 -- (waitpoint_resolve_due in one round trip). The woken CTE is referenced so it runs.
 WITH woken AS (
     UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
+        wait_floor_attempt = attempt_number, wait_floor_seq = (
+            SELECT COALESCE(MAX(f.seq) + 1, 0) FROM run_waitpoints f
+            WHERE f.run_id = runs.id AND f.attempt_number = runs.attempt_number),
         updated_at = :now
     WHERE environment = :environment AND status = 'WAITING' AND NOT EXISTS (
         SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
         WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
+          AND rw.seq >= CASE WHEN runs.wait_floor_attempt = runs.attempt_number
+                            THEN runs.wait_floor_seq ELSE 0 END
           AND w.status = 'PENDING'
     )
     RETURNING id
@@ -968,6 +973,9 @@ WHERE status IS NOT DISTINCT FROM 'PENDING' AND environment IS NOT DISTINCT FROM
 -- and the pending waitpoints (waitpoints_pending) of runs parked at waits.
 WITH woken AS (
     UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
+        wait_floor_attempt = attempt_number, wait_floor_seq = (
+            SELECT COALESCE(MAX(f.seq) + 1, 0) FROM run_waitpoints f
+            WHERE f.run_id = runs.id AND f.attempt_number = runs.attempt_number),
         updated_at = :now
     WHERE environment IS NOT DISTINCT FROM :environment AND status IS NOT DISTINCT FROM 'WAITING'
       AND id = ANY (ARRAY(
@@ -982,6 +990,8 @@ WITH woken AS (
       AND NOT EXISTS (
         SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
         WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
+          AND rw.seq >= CASE WHEN runs.wait_floor_attempt = runs.attempt_number
+                            THEN runs.wait_floor_seq ELSE 0 END
           AND w.status = 'PENDING'
       )
     RETURNING id
@@ -995,6 +1005,9 @@ UNION ALL SELECT NULL FROM notified;
 -- runs_wake_parents without its NOTIFY: a claim follows in the same transaction, and
 -- parents_queued_notify after it wakes workers only for the parents it left queued.
 UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
+    wait_floor_attempt = attempt_number, wait_floor_seq = (
+        SELECT COALESCE(MAX(f.seq) + 1, 0) FROM run_waitpoints f
+        WHERE f.run_id = runs.id AND f.attempt_number = runs.attempt_number),
     updated_at = :now
 WHERE environment IS NOT DISTINCT FROM :environment AND status IS NOT DISTINCT FROM 'WAITING'
   AND id = ANY (ARRAY(
@@ -1009,6 +1022,8 @@ WHERE environment IS NOT DISTINCT FROM :environment AND status IS NOT DISTINCT F
   AND NOT EXISTS (
     SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
     WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
+      AND rw.seq >= CASE WHEN runs.wait_floor_attempt = runs.attempt_number
+                        THEN runs.wait_floor_seq ELSE 0 END
       AND w.status = 'PENDING'
   );
 
@@ -1049,12 +1064,17 @@ SELECT pg_notify('shipyard_ready', :environment) WHERE EXISTS (
 -- completion costs the same with one run waiting or 10⁵ (runs_wake re-checks every WAITING
 -- run of the environment: ~13 ms per token with 5,000 parked).
 UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
+    wait_floor_attempt = attempt_number, wait_floor_seq = (
+        SELECT COALESCE(MAX(f.seq) + 1, 0) FROM run_waitpoints f
+        WHERE f.run_id = runs.id AND f.attempt_number = runs.attempt_number),
     updated_at = :now
 WHERE id = ANY (ARRAY(SELECT rw.run_id FROM run_waitpoints rw WHERE rw.waitpoint_id = :id))
   AND environment IS NOT DISTINCT FROM :environment AND status IS NOT DISTINCT FROM 'WAITING'
   AND NOT EXISTS (
     SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
     WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
+      AND rw.seq >= CASE WHEN runs.wait_floor_attempt = runs.attempt_number
+                        THEN runs.wait_floor_seq ELSE 0 END
       AND w.status = 'PENDING'
   )
 RETURNING id;
@@ -1064,6 +1084,9 @@ RETURNING id;
 -- was (a token's completion in one round trip). The woken CTE is referenced so it runs.
 WITH woken AS (
     UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
+        wait_floor_attempt = attempt_number, wait_floor_seq = (
+            SELECT COALESCE(MAX(f.seq) + 1, 0) FROM run_waitpoints f
+            WHERE f.run_id = runs.id AND f.attempt_number = runs.attempt_number),
         updated_at = :now
     WHERE id = ANY (ARRAY(SELECT rw.run_id FROM run_waitpoints rw WHERE rw.waitpoint_id = :id))
       AND environment IS NOT DISTINCT FROM :environment
@@ -1071,6 +1094,8 @@ WITH woken AS (
       AND NOT EXISTS (
         SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
         WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
+          AND rw.seq >= CASE WHEN runs.wait_floor_attempt = runs.attempt_number
+                            THEN runs.wait_floor_seq ELSE 0 END
           AND w.status = 'PENDING'
       )
     RETURNING id
@@ -1083,10 +1108,15 @@ UNION ALL SELECT NULL FROM notified;
 -- name: runs_wake
 -- WAITING → QUEUED (queue position kept) for runs none of whose current waitpoints is pending.
 UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
+    wait_floor_attempt = attempt_number, wait_floor_seq = (
+        SELECT COALESCE(MAX(f.seq) + 1, 0) FROM run_waitpoints f
+        WHERE f.run_id = runs.id AND f.attempt_number = runs.attempt_number),
     updated_at = :now
 WHERE environment = :environment AND status = 'WAITING' AND NOT EXISTS (
     SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
     WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
+      AND rw.seq >= CASE WHEN runs.wait_floor_attempt = runs.attempt_number
+                        THEN runs.wait_floor_seq ELSE 0 END
       AND w.status = 'PENDING'
 )
 RETURNING id;

@@ -428,6 +428,9 @@ WHERE status = 'PENDING' AND environment = :environment
 -- name: runs_wake_parents
 -- runs_wake for the runs waiting on the waitpoints of the runs a finish just ended.
 UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
+    wait_floor_attempt = attempt_number, wait_floor_seq = (
+        SELECT COALESCE(MAX(f.seq) + 1, 0) FROM run_waitpoints f
+        WHERE f.run_id = runs.id AND f.attempt_number = runs.attempt_number),
     updated_at = :now
 WHERE environment = :environment AND status = 'WAITING'
   AND id IN (SELECT rw.run_id FROM waitpoints w JOIN run_waitpoints rw ON rw.waitpoint_id = w.id
@@ -437,6 +440,8 @@ WHERE environment = :environment AND status = 'WAITING'
       AND NOT EXISTS (
         SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
         WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
+          AND rw.seq >= CASE WHEN runs.wait_floor_attempt = runs.attempt_number
+                            THEN runs.wait_floor_seq ELSE 0 END
           AND w.status = 'PENDING'
       )
 RETURNING id;
@@ -448,12 +453,17 @@ RETURNING id;
 -- every WAITING run of the environment: ~12 ms per token with 5,000 parked). The unary "+"
 -- keeps SQLite off runs_waiting, which those conditions would otherwise pick.
 UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
+    wait_floor_attempt = attempt_number, wait_floor_seq = (
+        SELECT COALESCE(MAX(f.seq) + 1, 0) FROM run_waitpoints f
+        WHERE f.run_id = runs.id AND f.attempt_number = runs.attempt_number),
     updated_at = :now
 WHERE id IN (SELECT rw.run_id FROM run_waitpoints rw WHERE rw.waitpoint_id = :id)
   AND +environment = :environment AND +status = 'WAITING'
   AND NOT EXISTS (
     SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
     WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
+      AND rw.seq >= CASE WHEN runs.wait_floor_attempt = runs.attempt_number
+                        THEN runs.wait_floor_seq ELSE 0 END
       AND w.status = 'PENDING'
   )
 RETURNING id;
@@ -463,10 +473,16 @@ RETURNING id;
 -- INDEXED BY: with statistics saying the environment holds few runs, SQLite walks every run
 -- of the environment (runs_by_environment) instead of the waiting ones.
 UPDATE runs INDEXED BY runs_waiting
-SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now, updated_at = :now
+SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
+    wait_floor_attempt = attempt_number, wait_floor_seq = (
+        SELECT COALESCE(MAX(f.seq) + 1, 0) FROM run_waitpoints f
+        WHERE f.run_id = runs.id AND f.attempt_number = runs.attempt_number),
+    updated_at = :now
 WHERE environment = :environment AND status = 'WAITING' AND NOT EXISTS (
     SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
     WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
+      AND rw.seq >= CASE WHEN runs.wait_floor_attempt = runs.attempt_number
+                        THEN runs.wait_floor_seq ELSE 0 END
       AND w.status = 'PENDING'
 )
 RETURNING id;
