@@ -95,12 +95,23 @@ async def test_children_start_in_their_parents_suspend_without_the_claimer(
         until=lambda run: run.status == "EXECUTING",
         message="the parent to start",
     )
-    # From here on nothing polls or claims but the suspend (which takes the child) and the
-    # child's finish (which takes the parent back): without them the parent never ends.
+    # From here on nothing polls, claims or resolves but the suspend (which takes the child)
+    # and the child's finish (which settles its waitpoint and takes the parent back): without
+    # them the parent never ends. Nor does anything else ask for a resolver pass.
     await worker.service("claimer").stop()
+    await worker.service("resolver").stop()
+    passes: list[object] = []
+    resolve = engine.store.waitpoint_resolve_due
+
+    async def resolve_spy(params: Any) -> Any:
+        passes.append(params)
+        return await resolve(params)
+
+    engine.store.waitpoint_resolve_due = resolve_spy  # type: ignore[method-assign]
     gate.set()
     run = await engine.wait_for_final(handle.id, timeout=30)
     assert (run.status, json.loads(run.output or "null")) == ("COMPLETED", [0, 2, 4, 10])
+    assert passes == []
     assert len(ran_on) == 4
     # The plain children were inserted with the calls that wait for them (no insert of their
     # own); the tagged one on its own.
