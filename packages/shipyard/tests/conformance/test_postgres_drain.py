@@ -25,11 +25,19 @@ from test_store_flow_control import claim_env, finish, limit_queue
 from test_store_runs import ENV, insert_many, register, run_params
 
 from shipyard.config import Settings
+from shipyard.ids import new_id
 from shipyard.records import RunRecord
 from shipyard.store import open_store
 from shipyard.store.postgres import PostgresStore
 from shipyard.store.postgres.driver import borrow
-from shipyard.store.protocol import MigrateParams, QueueListParams, RunFinishManyParams
+from shipyard.store.protocol import (
+    MigrateParams,
+    QueueListParams,
+    RunFinishManyParams,
+    WaitpointBlockManyParams,
+    WaitpointBlockParams,
+    WaitpointCreateParams,
+)
 from shipyard.testing.eventually import eventually
 from shipyard.testing.postgres import ENGINE_OPTIONS, databases, require_postgres
 
@@ -276,6 +284,47 @@ async def test_a_claim_and_a_finish_and_claim_are_one_round_trip_each(url: str) 
 
     assert syncs("before-claim", "before-finish-and-claim") == 1
     assert syncs("before-finish-and-claim", "after") == 1
+
+
+async def test_a_suspend_and_its_claim_are_one_round_trip(url: str) -> None:
+    """A trigger_and_wait's suspend (the child inserted, the parent suspended) and the claim
+    of the slot it frees go in one round trip: the database adds the freed slot to the
+    claim's limit (run_suspend_pending), so nothing is read back in between."""
+    store = _TracedStore(url, max_connections=1)
+    store.trace = Path(tempfile.mkdtemp()) / "trace.txt"
+    try:
+        await store.migrate(MigrateParams(now=0))
+        await register(store)
+        parent = (await store.run_insert(run_params(now=1_000))).run
+        [claimed] = await store.run_claim(claim_env(limit=1))
+        assert claimed.id == parent.id
+        child = run_params(now=2_000, parent_run_id=parent.id)
+        create = WaitpointCreateParams(
+            new_id("waitpoint"), ENV, "RUN", 2_000, target_id=child.id, run=child
+        )
+        block = WaitpointBlockParams(
+            ENV, parent.id, 1, "w1", 0, "trigger_and_wait", 2_000, create=create
+        )
+        async with borrow(store._pool) as conn:
+            await conn.execute("SELECT 'before-suspend'")
+        # No free slot but the one the parent gives back: the child takes it.
+        [result], taken = await store.waitpoint_block_and_claim(
+            WaitpointBlockManyParams(ENV, [block]), claim_env(limit=0)
+        )
+        async with borrow(store._pool) as conn:
+            await conn.execute("SELECT 'after'")
+            conn.pgconn.untrace()  # libpq buffers its trace; this flushes it
+    finally:
+        await store.close()
+        for file in getattr(store, "_files", []):
+            file.close()
+    assert result.suspended and [r.id for r in taken] == [child.id]
+    sent = [
+        line.split("\t", 3)[3] for line in store.trace.read_text().splitlines() if "\tF\t" in line
+    ]
+    start = next(i for i, line in enumerate(sent) if "before-suspend" in line)
+    end = next(i for i, line in enumerate(sent) if "'after'" in line)
+    assert sum(line.strip() == "Sync" for line in sent[start:end]) == 1
 
 
 async def test_an_attempts_finish_rewrites_its_row_in_place(url: str) -> None:

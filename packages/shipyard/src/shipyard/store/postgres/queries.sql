@@ -316,8 +316,11 @@ WITH RECURSIVE g(queue, ck) AS (
     LEFT JOIN mine m ON m.queue = g.queue AND m.ck = g.ck
     WHERE COALESCE(q.paused, 0) = 0
 ), free AS (
+    -- :limit, plus the slots a suspend earlier in this transaction gave back (the setting
+    -- run_suspend_pending leaves; unset, or '' once a transaction that set it has ended: 0).
     SELECT LEAST(
-        :limit,
+        :limit + CAST(COALESCE(NULLIF(current_setting('shipyard.freed', true), ''), '0')
+                      AS bigint),
         COALESCE(
             (SELECT GREATEST(0, FLOOR(:env_limit * :burst_factor)::bigint - running)
              FROM environment_slots WHERE environment = :env),
@@ -781,7 +784,12 @@ FOR SHARE;
 -- name: run_suspend_pending
 -- run_suspend for every block of a batch whose waitpoint is still pending, in one statement
 -- (waitpoint_block_many: one firing of the slot and status triggers per batch, not one per
--- run). Each row is fenced like a finish; the ids suspended come back.
+-- run). Each row is fenced like a finish; the ids suspended come back, and one NULL row.
+--
+-- How many it suspended is also left in the transaction's setting shipyard.freed, where the
+-- claim that follows in the same transaction (waitpoint_block_and_claim) adds those slots to
+-- its limit: sent in the same round trip, not after reading these rows (a round trip and a
+-- sync fewer per suspend; the setting ends with the transaction).
 --
 -- The batch statements of a suspend find their rows by primary key only: "= ANY (ARRAY(...))",
 -- and "IS NOT DISTINCT FROM" (the same test as "=" on these NOT NULL columns, but one no index
@@ -801,15 +809,20 @@ WITH i AS MATERIALIZED (
       AND w.status IS NOT DISTINCT FROM 'PENDING'
 ), ok AS MATERIALIZED (
     SELECT * FROM i WHERE waitpoint_id IN (SELECT id FROM pending)
+), suspended AS (
+    UPDATE runs r SET status = 'WAITING', lease_expires_at = NULL, updated_at = ok.now
+    FROM ok
+    WHERE r.id = ANY (ARRAY(SELECT run_id FROM ok))
+      AND r.id = ok.run_id
+      AND r.environment IS NOT DISTINCT FROM :environment
+      AND r.status IS NOT DISTINCT FROM 'EXECUTING'
+      AND r.attempt_number = ok.attempt_number AND r.lease_owner = ok.worker_id
+    RETURNING r.id
+), freed AS (
+    SELECT set_config('shipyard.freed', CAST((SELECT count(*) FROM suspended) AS text), true)
 )
-UPDATE runs r SET status = 'WAITING', lease_expires_at = NULL, updated_at = ok.now
-FROM ok
-WHERE r.id = ANY (ARRAY(SELECT run_id FROM ok))
-  AND r.id = ok.run_id
-  AND r.environment IS NOT DISTINCT FROM :environment
-  AND r.status IS NOT DISTINCT FROM 'EXECUTING'
-  AND r.attempt_number = ok.attempt_number AND r.lease_owner = ok.worker_id
-RETURNING r.id;
+SELECT id FROM suspended
+UNION ALL SELECT NULL FROM freed;
 
 -- name: waitpoint_get_many
 -- waitpoint_get for many ids in one statement (waitpoint_reads: a batch of runs reaching their

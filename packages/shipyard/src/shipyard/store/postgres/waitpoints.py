@@ -6,7 +6,6 @@ where the shared procedures take several per run. Mixed into :class:`PostgresSto
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
@@ -176,9 +175,10 @@ class PostgresWaitpoints:
     async def waitpoint_block_and_claim(
         self, block: WaitpointBlockManyParams, claim: RunClaimParams
     ) -> tuple[list[WaitpointBlockResult], list[RunRecord]]:
-        """:meth:`waitpoint_block_many`, then the claim (``run_claim_limited``, unchanged) with
-        the slots the suspended runs gave back, in the same transaction under the same slot-row
-        lock: one commit, two round trips (the claim's limit depends on how many suspended)."""
+        """:meth:`waitpoint_block_many`, then the claim (``run_claim_limited``) with the slots
+        the suspended runs gave back, in the same transaction under the same slot-row lock:
+        one commit, one round trip (the database adds the slots the suspend freed to the
+        claim's limit: ``run_suspend_pending``)."""
         return await self._block_many(block, claim)
 
     async def _block_many(
@@ -206,7 +206,7 @@ class PostgresWaitpoints:
         async with borrow(self._pool) as conn:
             await self._ensure_slot_row(conn, env)
             try:
-                async with one_trip(conn) as pipe:
+                async with one_trip(conn):
                     await conn.execute(_Q["environment_slot_lock"], {"environment": env})
                     born = None
                     if children:
@@ -238,15 +238,10 @@ class PostgresWaitpoints:
                         {"environment": env, "input": json.dumps(values)},
                     )
                     taken = None
-                    if claim is not None:
-                        # The claim's limit counts the slots given back: read them first.
-                        await pipe.sync()
-                        suspended = {str(r[0]) for r in await suspend.fetchall()}
-                        wanted = replace(claim, limit=claim.limit + len(suspended))
-                        if wanted.limit > 0 and wanted.task_ids:
-                            taken = await conn.execute(
-                                _Q["run_claim_limited"], claim_values(wanted)
-                            )
+                    if claim is not None and claim.task_ids:
+                        # Its limit gains the slots the suspend gave back in the database
+                        # (run_suspend_pending's shipyard.freed): no sync to count them here.
+                        taken = await conn.execute(_Q["run_claim_limited"], claim_values(claim))
                     if children:
                         # Children this worker did not take (no claim, no slot, not its task,
                         # a limit) wake the workers at commit; those it took wake nobody.
@@ -267,8 +262,7 @@ class PostgresWaitpoints:
             if inserted is not None and len(await inserted.fetchall()) != len(creates):
                 raise ShipyardError("Could not create a waitpoint of the batch: its id exists.")
             found = {str(r[0]): WaitpointRecord(*r) for r in await got.fetchall()}
-            if claim is None:
-                suspended = {str(r[0]) for r in await suspend.fetchall()}
+            suspended = {str(r[0]) for r in await suspend.fetchall() if r[0] is not None}
         results = []
         for block, v in zip(blocks, values, strict=True):
             waitpoint = found.get(v["id"])
