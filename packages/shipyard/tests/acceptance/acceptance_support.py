@@ -65,6 +65,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds the socket listening on TCP ``port`` (Linux ``/proc``).
+
+    ``free_port`` only says the port was free when asked: a test running beside this one may
+    start its server on the same port first. This one's server then cannot bind it, and until
+    it exits the port answers with the other test's server, healthy but on another database.
+    """
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # LISTEN
+                    inodes.add(f"socket:[{inode}]")
+    with contextlib.suppress(OSError):
+        return any(os.readlink(fd) in inodes for fd in Path(f"/proc/{pid}/fd").iterdir())
+    return False
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without any SHIPYARD_* setting, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}

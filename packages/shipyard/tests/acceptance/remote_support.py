@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from acceptance_support import (
@@ -16,6 +17,7 @@ from acceptance_support import (
     Procs,
     Project,
     free_port,
+    listens,
     make_project,
     wait_until,
 )
@@ -81,21 +83,32 @@ async def start_remote_engine(
     """Start ``shipyard server`` (and a worker) on the project's database; wait until the
     server answers ``/healthz`` and the worker registered its tasks."""
     (project.root / "trigger" / "remote_tasks.py").write_text(tasks, encoding="utf-8")
-    port = free_port()
     env = {"SHIPYARD_SECRET_KEY": SECRET_KEY}
-    server = project.spawn_shipyard("server", "--port", str(port), name="server", **env)
-    url = f"http://127.0.0.1:{port}"
+    for _ in range(3):
+        port = free_port()
+        server = project.spawn_shipyard("server", "--port", str(port), name="server", **env)
+        url = f"http://127.0.0.1:{port}"
 
-    def healthy() -> dict[str, object] | None:
-        if not server.alive():
-            raise AssertionError(f"the server exited:\n{server.output()[-4000:]}")
-        try:
-            response = httpx.get(f"{url}/healthz", timeout=2)
-        except httpx.HTTPError:
-            return None
-        return response.json() if response.status_code == 200 else None
+        def healthy(server: Child = server, port: int = port, url: str = url) -> Any:
+            if not server.alive():
+                if "already in use" in server.output():
+                    return "taken"  # by a test running beside this one: another port
+                raise AssertionError(f"the server exited:\n{server.output()[-4000:]}")
+            if not listens(server.pid, port):
+                return None  # still starting, or another server holds the port
+            try:
+                response = httpx.get(f"{url}/healthz", timeout=2)
+            except httpx.HTTPError:
+                return None
+            return response.json() if response.status_code == 200 else None
 
-    await wait_until(healthy, timeout=60, what="the engine server", context=project.procs.dump)
+        found = await wait_until(
+            healthy, timeout=60, what="the engine server", context=project.procs.dump
+        )
+        if found != "taken":
+            break
+    else:
+        raise AssertionError(f"no free port for the engine server:\n{project.procs.dump()}")
     remote = RemoteEngine(project=project, url=url, server=server)
     if worker:
         remote.worker = project.spawn_shipyard(
