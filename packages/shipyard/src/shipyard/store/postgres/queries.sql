@@ -279,9 +279,9 @@ SELECT running FROM lock;
 -- room = min(override ?? code limit ?? environment limit, environment limit) − running
 -- (none when paused); the environment as a whole gets floor(limit × burst) − running; the
 -- oldest priority-adjusted runs within those rooms are leased. Groups are found with a skip
--- scan: one index probe per group. max_attempts is locked at the first claim. (:env and
--- :env_limit are short names that keep the text under psycopg's 4,096-character cache:
--- store/sql.py _unindent.)
+-- scan: one index probe per group. max_attempts is locked at the first claim. (:env,
+-- :env_limit, :wid, :burst and :lease are short names that keep the text under psycopg's
+-- 4,096-character cache: store/sql.py _unindent.)
 WITH RECURSIVE g(queue, ck) AS (
     (SELECT queue, COALESCE(concurrency_key, '') FROM runs
      WHERE environment = :env AND status = 'QUEUED'
@@ -322,7 +322,7 @@ WITH RECURSIVE g(queue, ck) AS (
         :limit + CAST(COALESCE(NULLIF(current_setting('shipyard.freed', true), ''), '0')
                       AS bigint),
         COALESCE(
-            (SELECT GREATEST(0, FLOOR(:env_limit * :burst_factor)::bigint - running)
+            (SELECT GREATEST(0, FLOOR(:env_limit * :burst)::bigint - running)
              FROM environment_slots WHERE environment = :env),
             0
         )
@@ -360,8 +360,8 @@ WITH RECURSIVE g(queue, ck) AS (
         attempt_number = r.attempt_number
             + CASE WHEN r.resume_state = 'RESUMING' THEN 0 ELSE 1 END,
         resume_state = CASE WHEN r.resume_state = 'RESUMING' THEN 'RESUMED' ELSE NULL END,
-        lease_owner = :worker_id,
-        lease_expires_at = :lease_expires_at,
+        lease_owner = :wid,
+        lease_expires_at = :lease,
         -- Never earlier than the run's last change: a claim's time is taken when it is sent,
         -- and a run triggered after that (ready at once) may commit before the claim runs.
         started_at = COALESCE(r.started_at, GREATEST(:now, r.updated_at)),
@@ -383,10 +383,10 @@ WITH RECURSIVE g(queue, ck) AS (
     RETURNING r.*
 ), started AS (
     INSERT INTO attempts (run_id, number, status, worker_id, started_at)
-    SELECT id, attempt_number, 'EXECUTING', :worker_id, updated_at FROM claimed
+    SELECT id, attempt_number, 'EXECUTING', :wid, updated_at FROM claimed
     WHERE resume_state IS DISTINCT FROM 'RESUMED'
 ), resumed AS (
-    UPDATE attempts a SET worker_id = :worker_id, status = 'EXECUTING'
+    UPDATE attempts a SET worker_id = :wid, status = 'EXECUTING'
     FROM claimed c
     WHERE c.resume_state = 'RESUMED' AND a.run_id = c.id AND a.number = c.attempt_number
 ), events AS (

@@ -40,13 +40,14 @@ def claim_values(params: RunClaimParams) -> dict[str, Any]:
     return {
         "environment": params.environment,
         "env": params.environment,
-        "worker_id": params.worker_id,
+        # Short names (wid, lease, burst): see run_claim_limited's note on psycopg's cache.
+        "wid": params.worker_id,
         "task_ids": list(params.task_ids),
         "limit": params.limit,
         "now": params.now,
-        "lease_expires_at": params.lease_expires_at,
+        "lease": params.lease_expires_at,
         "env_limit": params.environment_limit,
-        "burst_factor": params.burst_factor,
+        "burst": params.burst_factor,
         # The version lock (0006): the run locks to this version; runs locked to another
         # version whose worker heartbeated since live_since are skipped.
         "version": params.version,
