@@ -106,6 +106,20 @@ def test_psycopg_translation_keeps_casts_and_percent_signs() -> None:
     assert placeholders(sql) == {"a", "b"}
 
 
+def test_a_fragment_is_written_once_and_used_by_name() -> None:
+    text = (
+        "-- fragment: live\n-- about it\nstatus = 'LIVE'\n"
+        "-- name: a\nSELECT 1 WHERE {{live}} AND {{shared}};\n"
+    )
+    assert parse_blocks(text, "x.sql", {"shared": "y = 2"}) == {
+        "a": "SELECT 1 WHERE status = 'LIVE' AND y = 2"
+    }
+    with pytest.raises(ValueError, match="unknown fragment 'gone'"):
+        parse_blocks("-- name: a\nSELECT {{gone}};\n", "x.sql")
+    with pytest.raises(ValueError, match="fragment 'f' is defined twice"):
+        parse_blocks("-- fragment: f\n1\n-- fragment: f\n2\n", "x.sql")
+
+
 def test_loading_drops_comments_and_rejects_duplicates() -> None:
     text = "-- name: a\n-- about a\nSELECT 1 -- trailing\n, '--kept' ;\n-- name: b\nSELECT 2;\n"
     assert parse_blocks(text, "x.sql") == {"a": "SELECT 1\n, '--kept'", "b": "SELECT 2"}

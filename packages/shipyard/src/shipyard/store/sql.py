@@ -3,8 +3,10 @@
 Every query is written once with ``:name`` placeholders. ``sql/shared.sql`` holds the queries
 both backends run as they are; ``sqlite/queries.sql`` and ``postgres/queries.sql`` hold only
 the ones that differ (list parameters, row locks, the hot paths). A name lives in exactly one
-file. For PostgreSQL the placeholders become psycopg's ``%(name)s`` at load time (``::type``
-casts and ``%`` are left intact). Comments are dropped at load time.
+file. A condition several queries share is a ``-- fragment:`` block, used as ``{{name}}``
+(shared.sql's fragments serve both dialects). For PostgreSQL the placeholders become
+psycopg's ``%(name)s`` at load time (``::type`` casts and ``%`` are left intact). Comments are
+dropped at load time.
 """
 
 from __future__ import annotations
@@ -16,21 +18,50 @@ from pathlib import Path
 STORE_DIR = Path(__file__).parent
 DIALECTS = ("sqlite", "postgres")
 
-_NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+_BLOCK = re.compile(r"^--\s*(name|fragment):\s*(\w+)\s*$", re.MULTILINE)
+# "{{x}}" in a query: the SQL of the block "-- fragment: x" (its own file's, or shared.sql's).
+_USE = re.compile(r"\{\{(\w+)\}\}")
 # ":name" but not the second colon of a "::type" cast, nor "a:b" inside a word.
 _PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _QUOTED = re.compile(r"('(?:[^']|'')*')")
 
 
-def parse_blocks(text: str, source: str) -> dict[str, str]:
-    """Map each ``-- name:`` block of ``text`` to its SQL (comments and trailing ``;`` dropped)."""
-    parts = _NAME.split(text)
-    queries: dict[str, str] = {}
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        if name in queries:
-            raise ValueError(f"{source}: query {name!r} is defined twice")
-        queries[name] = _strip_comments(body).strip().rstrip(";").strip()
-    return queries
+def parse_blocks(text: str, source: str, fragments: dict[str, str] | None = None) -> dict[str, str]:
+    """Map each ``-- name:`` block of ``text`` to its SQL (comments and trailing ``;`` dropped),
+    each ``{{x}}`` in it replaced by the SQL of ``-- fragment: x``: a condition several
+    statements share, written once (of ``text``, or of ``fragments``)."""
+    known = {**(fragments or {}), **parse_fragments(text, source)}
+    return {
+        name: _expand(sql, known, f"{source}: query {name!r}")
+        for name, sql in _blocks(text, source, "name").items()
+    }
+
+
+def parse_fragments(text: str, source: str) -> dict[str, str]:
+    """The ``-- fragment:`` blocks of ``text`` by name (comments dropped)."""
+    return _blocks(text, source, "fragment")
+
+
+def _blocks(text: str, source: str, kind: str) -> dict[str, str]:
+    parts = _BLOCK.split(text)
+    found: dict[str, str] = {}
+    for each, name, body in zip(parts[1::3], parts[2::3], parts[3::3], strict=True):
+        if each != kind:
+            continue
+        if name in found:
+            noun = "query" if kind == "name" else kind
+            raise ValueError(f"{source}: {noun} {name!r} is defined twice")
+        found[name] = _strip_comments(body).strip().rstrip(";").strip()
+    return found
+
+
+def _expand(sql: str, known: dict[str, str], where: str) -> str:
+    def fragment(use: re.Match[str]) -> str:
+        if use[1] not in known:
+            raise ValueError(f"{where} uses an unknown fragment {use[1]!r}")
+        return known[use[1]]
+
+    return _USE.sub(fragment, sql)
 
 
 def _strip_comments(body: str) -> str:
@@ -68,8 +99,11 @@ def dialect_sources(dialect: str) -> tuple[dict[str, str], dict[str, str]]:
         raise ValueError(f"unknown SQL dialect {dialect!r}")
     shared_path = STORE_DIR / "sql" / "shared.sql"
     own_path = STORE_DIR / dialect / "queries.sql"
-    shared = parse_blocks(shared_path.read_text(), str(shared_path))
-    own = parse_blocks(own_path.read_text(), str(own_path))
+    shared_text = shared_path.read_text()
+    shared = parse_blocks(shared_text, str(shared_path))
+    own = parse_blocks(
+        own_path.read_text(), str(own_path), parse_fragments(shared_text, str(shared_path))
+    )
     both = sorted(shared.keys() & own.keys())
     if both:
         raise ValueError(f"{own_path}: {', '.join(both)} already defined in {shared_path}")

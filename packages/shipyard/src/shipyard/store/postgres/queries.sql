@@ -9,6 +9,16 @@
 -- Claims, finishes, cancels, suspends and the reaper take the same order, so they cannot
 -- deadlock with each other.
 
+-- fragment: woken_notified
+-- The end of a wake that NOTIFYs in the same statement: its CTE "woken" (the ids), then the
+-- environment's workers woken if it woke any. "woken" is referenced so that it runs; the ids
+-- come back, and one NULL row when the NOTIFY went.
+notified AS (
+    SELECT pg_notify('shipyard_ready', :environment) WHERE EXISTS (SELECT 1 FROM woken)
+)
+SELECT id FROM woken
+UNION ALL SELECT NULL FROM notified
+
 -- name: run_insert
 -- Runs in one statement; the rows travel as one JSON array (one C json.dumps instead of 30
 -- Python-dumped parameters each). Conflicts (an id or a key already held) are skipped. Each
@@ -931,24 +941,10 @@ WHERE environment IS NOT DISTINCT FROM :environment
 -- runs_wake, and the environment's workers woken in the same statement if any run was
 -- (waitpoint_resolve_due in one round trip). The woken CTE is referenced so it runs.
 WITH woken AS (
-    UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
-        wait_floor_attempt = attempt_number, wait_floor_seq = (
-            SELECT COALESCE(MAX(f.seq) + 1, 0) FROM run_waitpoints f
-            WHERE f.run_id = runs.id AND f.attempt_number = runs.attempt_number),
-        updated_at = :now
-    WHERE environment = :environment AND status = 'WAITING' AND NOT EXISTS (
-        SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
-        WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
-          AND rw.seq >= CASE WHEN runs.wait_floor_attempt = runs.attempt_number
-                            THEN runs.wait_floor_seq ELSE 0 END
-          AND w.status = 'PENDING'
-    )
+    UPDATE runs SET {{run_wake_set}}
+    WHERE environment = :environment AND status = 'WAITING' AND {{run_unblocked}}
     RETURNING id
-), notified AS (
-    SELECT pg_notify('shipyard_ready', :environment) WHERE EXISTS (SELECT 1 FROM woken)
-)
-SELECT id FROM woken
-UNION ALL SELECT NULL FROM notified;
+), {{woken_notified}};
 
 -- name: waitpoint_settle_finished
 -- The run and batch waitpoints of runs a finish just ended, settled in the finish's own
@@ -985,11 +981,7 @@ WHERE status IS NOT DISTINCT FROM 'PENDING' AND environment IS NOT DISTINCT FROM
 -- drain's cost growing with its backlog; the same held for the WAITING runs (runs_waiting)
 -- and the pending waitpoints (waitpoints_pending) of runs parked at waits.
 WITH woken AS (
-    UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
-        wait_floor_attempt = attempt_number, wait_floor_seq = (
-            SELECT COALESCE(MAX(f.seq) + 1, 0) FROM run_waitpoints f
-            WHERE f.run_id = runs.id AND f.attempt_number = runs.attempt_number),
-        updated_at = :now
+    UPDATE runs SET {{run_wake_set}}
     WHERE environment IS NOT DISTINCT FROM :environment AND status IS NOT DISTINCT FROM 'WAITING'
       AND id = ANY (ARRAY(
       SELECT rw.run_id FROM waitpoints w JOIN run_waitpoints rw ON rw.waitpoint_id = w.id
@@ -1000,28 +992,14 @@ WITH woken AS (
       WHERE r.id = ANY (ARRAY(SELECT value FROM json_array_elements_text(CAST(:ids AS json))))))
         AND w.environment IS NOT DISTINCT FROM :environment
         AND w.status IS NOT DISTINCT FROM 'COMPLETED'))
-      AND NOT EXISTS (
-        SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
-        WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
-          AND rw.seq >= CASE WHEN runs.wait_floor_attempt = runs.attempt_number
-                            THEN runs.wait_floor_seq ELSE 0 END
-          AND w.status = 'PENDING'
-      )
+      AND {{run_unblocked}}
     RETURNING id
-), notified AS (
-    SELECT pg_notify('shipyard_ready', :environment) WHERE EXISTS (SELECT 1 FROM woken)
-)
-SELECT id FROM woken
-UNION ALL SELECT NULL FROM notified;
+), {{woken_notified}};
 
 -- name: runs_wake_parents_quiet
 -- runs_wake_parents without its NOTIFY: a claim follows in the same transaction, and
 -- parents_queued_notify after it wakes workers only for the parents it left queued.
-UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
-    wait_floor_attempt = attempt_number, wait_floor_seq = (
-        SELECT COALESCE(MAX(f.seq) + 1, 0) FROM run_waitpoints f
-        WHERE f.run_id = runs.id AND f.attempt_number = runs.attempt_number),
-    updated_at = :now
+UPDATE runs SET {{run_wake_set}}
 WHERE environment IS NOT DISTINCT FROM :environment AND status IS NOT DISTINCT FROM 'WAITING'
   AND id = ANY (ARRAY(
   SELECT rw.run_id FROM waitpoints w JOIN run_waitpoints rw ON rw.waitpoint_id = w.id
@@ -1032,13 +1010,7 @@ WHERE environment IS NOT DISTINCT FROM :environment AND status IS NOT DISTINCT F
   WHERE r.id = ANY (ARRAY(SELECT value FROM json_array_elements_text(CAST(:ids AS json))))))
     AND w.environment IS NOT DISTINCT FROM :environment
     AND w.status IS NOT DISTINCT FROM 'COMPLETED'))
-  AND NOT EXISTS (
-    SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
-    WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
-      AND rw.seq >= CASE WHEN runs.wait_floor_attempt = runs.attempt_number
-                        THEN runs.wait_floor_seq ELSE 0 END
-      AND w.status = 'PENDING'
-  );
+  AND {{run_unblocked}};
 
 -- name: children_left_notify
 -- After the claim in a suspend's transaction: NOTIFY if a child inserted with the blocks is
@@ -1076,62 +1048,28 @@ SELECT pg_notify('shipyard_ready', :environment) WHERE EXISTS (
 -- primary key ("= ANY (ARRAY(...))", "IS NOT DISTINCT FROM": see runs_wake_parents), so a
 -- completion costs the same with one run waiting or 10⁵ (runs_wake re-checks every WAITING
 -- run of the environment: ~13 ms per token with 5,000 parked).
-UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
-    wait_floor_attempt = attempt_number, wait_floor_seq = (
-        SELECT COALESCE(MAX(f.seq) + 1, 0) FROM run_waitpoints f
-        WHERE f.run_id = runs.id AND f.attempt_number = runs.attempt_number),
-    updated_at = :now
+UPDATE runs SET {{run_wake_set}}
 WHERE id = ANY (ARRAY(SELECT rw.run_id FROM run_waitpoints rw WHERE rw.waitpoint_id = :id))
   AND environment IS NOT DISTINCT FROM :environment AND status IS NOT DISTINCT FROM 'WAITING'
-  AND NOT EXISTS (
-    SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
-    WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
-      AND rw.seq >= CASE WHEN runs.wait_floor_attempt = runs.attempt_number
-                        THEN runs.wait_floor_seq ELSE 0 END
-      AND w.status = 'PENDING'
-  )
+  AND {{run_unblocked}}
 RETURNING id;
 
 -- name: runs_wake_waitpoint_notify
 -- runs_wake_waitpoint, and the environment's workers woken in the same statement if any run
 -- was (a token's completion in one round trip). The woken CTE is referenced so it runs.
 WITH woken AS (
-    UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
-        wait_floor_attempt = attempt_number, wait_floor_seq = (
-            SELECT COALESCE(MAX(f.seq) + 1, 0) FROM run_waitpoints f
-            WHERE f.run_id = runs.id AND f.attempt_number = runs.attempt_number),
-        updated_at = :now
+    UPDATE runs SET {{run_wake_set}}
     WHERE id = ANY (ARRAY(SELECT rw.run_id FROM run_waitpoints rw WHERE rw.waitpoint_id = :id))
       AND environment IS NOT DISTINCT FROM :environment
       AND status IS NOT DISTINCT FROM 'WAITING'
-      AND NOT EXISTS (
-        SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
-        WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
-          AND rw.seq >= CASE WHEN runs.wait_floor_attempt = runs.attempt_number
-                            THEN runs.wait_floor_seq ELSE 0 END
-          AND w.status = 'PENDING'
-      )
+      AND {{run_unblocked}}
     RETURNING id
-), notified AS (
-    SELECT pg_notify('shipyard_ready', :environment) WHERE EXISTS (SELECT 1 FROM woken)
-)
-SELECT id FROM woken
-UNION ALL SELECT NULL FROM notified;
+), {{woken_notified}};
 
 -- name: runs_wake
 -- WAITING → QUEUED (queue position kept) for runs none of whose current waitpoints is pending.
-UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
-    wait_floor_attempt = attempt_number, wait_floor_seq = (
-        SELECT COALESCE(MAX(f.seq) + 1, 0) FROM run_waitpoints f
-        WHERE f.run_id = runs.id AND f.attempt_number = runs.attempt_number),
-    updated_at = :now
-WHERE environment = :environment AND status = 'WAITING' AND NOT EXISTS (
-    SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
-    WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
-      AND rw.seq >= CASE WHEN runs.wait_floor_attempt = runs.attempt_number
-                        THEN runs.wait_floor_seq ELSE 0 END
-      AND w.status = 'PENDING'
-)
+UPDATE runs SET {{run_wake_set}}
+WHERE environment = :environment AND status = 'WAITING' AND {{run_unblocked}}
 RETURNING id;
 
 -- name: tables_outgrown

@@ -5,6 +5,27 @@
 -- List parameters (JSON arrays) and row locks differ: those queries are in the dialect files.
 -- Every operation is scoped by :environment.
 
+-- fragment: run_wake_set
+-- What a wake sets: WAITING → QUEUED to resume (queue position kept), and where the next
+-- wake of the same attempt starts checking its links (0019): past every link it has now, all
+-- settled (run_unblocked held), since its later durable calls link at higher numbers.
+status = 'QUEUED', resume_state = 'RESUMING', available_at = :now, updated_at = :now,
+wait_floor_attempt = attempt_number, wait_floor_seq = (
+    SELECT COALESCE(MAX(f.seq) + 1, 0) FROM run_waitpoints f
+    WHERE f.run_id = runs.id AND f.attempt_number = runs.attempt_number)
+
+-- fragment: run_unblocked
+-- A run none of whose current waitpoint links is pending: the links of its attempt from where
+-- its last wake left off (0019; every link of a new attempt), so a loop of waits does not
+-- check one more link per iteration.
+NOT EXISTS (
+    SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
+    WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
+      AND rw.seq >= CASE WHEN runs.wait_floor_attempt = runs.attempt_number
+                        THEN runs.wait_floor_seq ELSE 0 END
+      AND w.status = 'PENDING'
+)
+
 -- name: run_tag_insert
 INSERT INTO run_tags (run_id, tag) VALUES (:run_id, :tag) ON CONFLICT DO NOTHING;
 

@@ -427,23 +427,13 @@ WHERE status = 'PENDING' AND environment = :environment
 
 -- name: runs_wake_parents
 -- runs_wake for the runs waiting on the waitpoints of the runs a finish just ended.
-UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
-    wait_floor_attempt = attempt_number, wait_floor_seq = (
-        SELECT COALESCE(MAX(f.seq) + 1, 0) FROM run_waitpoints f
-        WHERE f.run_id = runs.id AND f.attempt_number = runs.attempt_number),
-    updated_at = :now
+UPDATE runs SET {{run_wake_set}}
 WHERE environment = :environment AND status = 'WAITING'
   AND id IN (SELECT rw.run_id FROM waitpoints w JOIN run_waitpoints rw ON rw.waitpoint_id = w.id
                  WHERE w.target_id IN (SELECT value FROM json_each(:ids)
       UNION SELECT r.batch_id FROM runs r WHERE r.id IN (SELECT value FROM json_each(:ids)) AND r.batch_id IS NOT NULL)
                    AND w.environment = :environment AND w.status = 'COMPLETED')
-      AND NOT EXISTS (
-        SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
-        WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
-          AND rw.seq >= CASE WHEN runs.wait_floor_attempt = runs.attempt_number
-                            THEN runs.wait_floor_seq ELSE 0 END
-          AND w.status = 'PENDING'
-      )
+      AND {{run_unblocked}}
 RETURNING id;
 
 -- name: runs_wake_waitpoint
@@ -452,20 +442,10 @@ RETURNING id;
 -- primary key, so a completion costs the same with one run waiting or 10⁵ (runs_wake re-checks
 -- every WAITING run of the environment: ~12 ms per token with 5,000 parked). The unary "+"
 -- keeps SQLite off runs_waiting, which those conditions would otherwise pick.
-UPDATE runs SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
-    wait_floor_attempt = attempt_number, wait_floor_seq = (
-        SELECT COALESCE(MAX(f.seq) + 1, 0) FROM run_waitpoints f
-        WHERE f.run_id = runs.id AND f.attempt_number = runs.attempt_number),
-    updated_at = :now
+UPDATE runs SET {{run_wake_set}}
 WHERE id IN (SELECT rw.run_id FROM run_waitpoints rw WHERE rw.waitpoint_id = :id)
   AND +environment = :environment AND +status = 'WAITING'
-  AND NOT EXISTS (
-    SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
-    WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
-      AND rw.seq >= CASE WHEN runs.wait_floor_attempt = runs.attempt_number
-                        THEN runs.wait_floor_seq ELSE 0 END
-      AND w.status = 'PENDING'
-  )
+  AND {{run_unblocked}}
 RETURNING id;
 
 -- name: runs_wake
@@ -473,16 +453,6 @@ RETURNING id;
 -- INDEXED BY: with statistics saying the environment holds few runs, SQLite walks every run
 -- of the environment (runs_by_environment) instead of the waiting ones.
 UPDATE runs INDEXED BY runs_waiting
-SET status = 'QUEUED', resume_state = 'RESUMING', available_at = :now,
-    wait_floor_attempt = attempt_number, wait_floor_seq = (
-        SELECT COALESCE(MAX(f.seq) + 1, 0) FROM run_waitpoints f
-        WHERE f.run_id = runs.id AND f.attempt_number = runs.attempt_number),
-    updated_at = :now
-WHERE environment = :environment AND status = 'WAITING' AND NOT EXISTS (
-    SELECT 1 FROM run_waitpoints rw JOIN waitpoints w ON w.id = rw.waitpoint_id
-    WHERE rw.run_id = runs.id AND rw.attempt_number = runs.attempt_number
-      AND rw.seq >= CASE WHEN runs.wait_floor_attempt = runs.attempt_number
-                        THEN runs.wait_floor_seq ELSE 0 END
-      AND w.status = 'PENDING'
-)
+SET {{run_wake_set}}
+WHERE environment = :environment AND status = 'WAITING' AND {{run_unblocked}}
 RETURNING id;
