@@ -207,6 +207,10 @@ class PostgresWaitpoints:
             await self._ensure_slot_row(conn, env)
             try:
                 async with one_trip(conn):
+                    # The claim's generic plan from its first execution, as in a claim of its
+                    # own (PostgresStore._bookkeeping; never the async commit: this
+                    # transaction may insert children, which are triggers).
+                    await conn.execute(_Q["bookkeeping_generic_plans"])
                     await conn.execute(_Q["environment_slot_lock"], {"environment": env})
                     born = None
                     if children:
@@ -241,7 +245,9 @@ class PostgresWaitpoints:
                     if claim is not None and claim.task_ids:
                         # Its limit gains the slots the suspend gave back in the database
                         # (run_suspend_pending's shipyard.freed): no sync to count them here.
-                        taken = await conn.execute(_Q["run_claim_limited"], claim_values(claim))
+                        taken = await conn.execute(
+                            _Q["run_claim_limited"], claim_values(claim), prepare=True
+                        )
                     if children:
                         # Children this worker did not take (no claim, no slot, not its task,
                         # a limit) wake the workers at commit; those it took wake nobody.
