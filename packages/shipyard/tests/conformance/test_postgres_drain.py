@@ -229,6 +229,36 @@ async def test_async_commit_turns_off_the_flush_wait_of_claims_and_finishes_only
     assert "synchronous_commit" not in await traced_cycle(url, async_commit=False)
 
 
+async def test_a_suspend_that_creates_children_never_commits_asynchronously(url: str) -> None:
+    """A trigger_and_wait's suspend inserts its child, a trigger: with async_commit its
+    transaction still waits for the WAL flush, and runs the claim's generic plan."""
+    store = _TracedStore(url, max_connections=1, async_commit=True)
+    store.trace = Path(tempfile.mkdtemp()) / "trace.txt"
+    try:
+        await store.migrate(MigrateParams(now=0))
+        await register(store)
+        await store.run_insert(run_params(now=1_000))
+        [held] = await store.run_claim(claim_env(limit=1))
+        async with borrow(store._pool) as conn:
+            await conn.execute("SELECT 'before-suspend'")
+        child = run_params(now=2_000, parent_run_id=held.id)
+        create = WaitpointCreateParams(
+            new_id("waitpoint"), ENV, "RUN", 2_000, target_id=child.id, run=child
+        )
+        block = WaitpointBlockParams(ENV, held.id, 1, "w1", 0, "trigger_and_wait", 2_000, create)
+        [result], _ = await store.waitpoint_block_and_claim(
+            WaitpointBlockManyParams(ENV, [block]), claim_env(limit=0)
+        )
+        assert result.suspended
+    finally:
+        await store.close()
+        for file in getattr(store, "_files", []):
+            file.close()
+    suspend = store.trace.read_text(errors="replace").split("before-suspend", 1)[1]
+    assert "plan_cache_mode" in suspend
+    assert "synchronous_commit" not in suspend
+
+
 def test_the_setting_reaches_the_store(url: str) -> None:
     for value in (True, False):
         store = open_store(Settings(database_url=url, postgres_async_commit=value))

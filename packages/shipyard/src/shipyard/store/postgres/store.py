@@ -495,11 +495,14 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
             return accepted, []
         return accepted, records(claimed, await claimed.fetchall())
 
-    async def _bookkeeping(self, conn: psycopg.AsyncConnection[Any]) -> None:
+    async def _bookkeeping(
+        self, conn: psycopg.AsyncConnection[Any], *, triggers: bool = False
+    ) -> None:
         """First statement of a claim or finish transaction: its statements use their generic
         plan from the first execution, and with ``async_commit`` its commit does not wait for
         the WAL flush (this transaction only; the slot row is locked to the commit, so the
-        flush, ~2.5 ms on a stock server, was every worker's wait).
+        flush, ~2.5 ms on a stock server, was every worker's wait). ``triggers``: the
+        transaction also creates runs (a suspend's children), so it always waits for the flush.
 
         Generic plans: the claim and the finish are also prepared at their first execution
         (``prepare=True``). Left to the defaults, each pooled connection planned them about
@@ -509,7 +512,7 @@ class PostgresStore(PostgresWaitpoints, StoreCore):
         planning went from 318 to 114 ms (``pg_stat_statements``).
         """
         await conn.execute(_Q["bookkeeping_generic_plans"])
-        if self.async_commit:
+        if self.async_commit and not triggers:
             await conn.execute(_Q["bookkeeping_async_commit"])
 
     async def _ensure_slot_row(self, conn: psycopg.AsyncConnection[Any], environment: str) -> None:

@@ -52,6 +52,10 @@ class PostgresWaitpoints:
 
         async def run_claim(self, params: RunClaimParams) -> list[RunRecord]: ...
 
+        async def _bookkeeping(
+            self, conn: psycopg.AsyncConnection[Any], *, triggers: bool = False
+        ) -> None: ...
+
         async def _ensure_slot_row(
             self, conn: psycopg.AsyncConnection[Any], environment: str
         ) -> None: ...
@@ -208,9 +212,8 @@ class PostgresWaitpoints:
             try:
                 async with one_trip(conn):
                     # The claim's generic plan from its first execution, as in a claim of its
-                    # own (PostgresStore._bookkeeping; never the async commit: this
-                    # transaction may insert children, which are triggers).
-                    await conn.execute(_Q["bookkeeping_generic_plans"])
+                    # own; never the async commit: children inserted here are triggers.
+                    await self._bookkeeping(conn, triggers=True)
                     await conn.execute(_Q["environment_slot_lock"], {"environment": env})
                     born = None
                     if children:
