@@ -1046,7 +1046,7 @@ SELECT pg_notify('shipyard_ready', :environment) WHERE EXISTS (
 -- runs_wake for the runs linked to one waitpoint (:id) that its completion just settled: a
 -- token, an input stream's wait. The runs are found through the waitpoint's links and read by
 -- primary key ("= ANY (ARRAY(...))", "IS NOT DISTINCT FROM": see runs_wake_parents), so a
--- completion costs the same with one run waiting or 10⁵ (runs_wake re-checks every WAITING
+-- completion's cost does not grow with the runs waiting (runs_wake re-checks every WAITING
 -- run of the environment: ~13 ms per token with 5,000 parked).
 UPDATE runs SET {{run_wake_set}}
 WHERE id = ANY (ARRAY(SELECT rw.run_id FROM run_waitpoints rw WHERE rw.waitpoint_id = :id))

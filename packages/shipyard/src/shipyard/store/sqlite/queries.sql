@@ -439,7 +439,7 @@ RETURNING id;
 -- name: runs_wake_waitpoint
 -- runs_wake for the runs linked to one waitpoint (:id) that its completion just settled: a
 -- token, an input stream's wait. The runs are found through the waitpoint's links and read by
--- primary key, so a completion costs the same with one run waiting or 10⁵ (runs_wake re-checks
+-- primary key, so a completion's cost does not grow with the runs waiting (runs_wake re-checks
 -- every WAITING run of the environment: ~12 ms per token with 5,000 parked). The unary "+"
 -- keeps SQLite off runs_waiting, which those conditions would otherwise pick.
 UPDATE runs SET {{run_wake_set}}
