@@ -77,7 +77,8 @@ async def run(a: argparse.Namespace, env: Env) -> None:
         done += sum(accepted)
     elapsed = time.perf_counter() - t0
     client_cpu = time.process_time() - client_cpu0
-    server_cpu_s = server_cpu(env, reader) - server_cpu0
+    server_cpu1 = server_cpu(env, reader)
+    server_cpu_s = None if server_cpu0 is None or server_cpu1 is None else server_cpu1 - server_cpu0
     await engine.stop_worker(worker_id)
     await engine.close()
 

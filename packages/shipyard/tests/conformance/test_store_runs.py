@@ -22,6 +22,7 @@ from shipyard.store.protocol import (
     IdempotencyKeyResetParams,
     MigrateParams,
     QueueDefinition,
+    QueueListParams,
     RunCancelParams,
     RunClaimParams,
     RunEventsAppendParams,
@@ -315,6 +316,57 @@ async def test_finish_is_fenced_by_attempt_and_owner(store: Store) -> None:
         ("log", "hello"),
         ("status", "COMPLETED"),
     ]
+
+
+async def test_a_batch_of_plain_finishes_fences_each_run_and_writes_each_accepted_one(
+    store: Store,
+) -> None:
+    # Finishes with no logs or metadata, of distinct runs, as a worker's batch sends them
+    # (the SQLite store writes such a batch in two statements): each is fenced on its own,
+    # and each accepted one writes its run, its attempt, its status event and frees its slot.
+    await register(store)
+    await insert_many(store, [run_params() for _ in range(5)])
+    done, retried, stale, stranger, already = await store.run_claim(claim(store))
+    await finish_many(store, RunFinishParams(already.id, 1, "w1", "FAILED", "FAILED", 2_500))
+    accepted = await finish_many(
+        store,
+        RunFinishParams(done.id, 1, "w1", "COMPLETED", "COMPLETED", 3_000, output='"ok"'),
+        RunFinishParams(
+            retried.id, 1, "w1", "QUEUED", "FAILED", 3_000, error='{"m":"x"}', retry_at=9_000
+        ),
+        RunFinishParams(stale.id, 2, "w1", "COMPLETED", "COMPLETED", 3_000, output='"no"'),
+        RunFinishParams(stranger.id, 1, "w9", "COMPLETED", "COMPLETED", 3_000, output='"no"'),
+        RunFinishParams(already.id, 1, "w1", "COMPLETED", "COMPLETED", 3_000, output='"no"'),
+    )
+    assert accepted == [True, True, False, False, False]
+    rows = {r.id: r for r in [await get(store, x.id) for x in (done, retried, stale, already)] if r}
+    assert (rows[done.id].status, rows[done.id].output, rows[done.id].finished_at) == (
+        "COMPLETED",
+        '"ok"',
+        3_000,
+    )
+    again = rows[retried.id]
+    assert (again.status, again.error, again.available_at, again.finished_at) == (
+        "QUEUED",
+        '{"m":"x"}',
+        9_000,
+        None,
+    )
+    assert (again.lease_owner, again.lease_expires_at, again.updated_at) == (None, None, 3_000)
+    assert (rows[stale.id].status, rows[stale.id].output) == ("EXECUTING", None)
+    assert (rows[already.id].status, rows[already.id].finished_at) == ("FAILED", 2_500)
+    [attempt] = await attempts(store, done.id)
+    assert (attempt.status, attempt.finished_at, attempt.error) == ("COMPLETED", 3_000, None)
+    [attempt] = await attempts(store, retried.id)
+    assert (attempt.status, attempt.finished_at, attempt.error) == ("FAILED", 3_000, '{"m":"x"}')
+    [attempt] = await attempts(store, stale.id)
+    assert (attempt.status, attempt.finished_at) == ("EXECUTING", None)
+    assert await events(store, done.id) == [("status", "EXECUTING"), ("status", "COMPLETED")]
+    assert await events(store, retried.id) == [("status", "EXECUTING"), ("status", "QUEUED")]
+    assert await events(store, stale.id) == [("status", "EXECUTING")]
+    # Five claimed, three finished (one before the batch): two still hold their slots.
+    [queue] = [q for q in await store.queue_list(QueueListParams(ENV)) if q.name == "task/t"]
+    assert queue.running == 2
 
 
 async def test_retry_requeues_with_available_at(store: Store) -> None:

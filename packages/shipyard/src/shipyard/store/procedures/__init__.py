@@ -71,6 +71,7 @@ from shipyard.store.procedures.runs import (
     run_schedule_due,
     run_stats,
     run_tags_add,
+    settle_finished,
 )
 from shipyard.store.procedures.waitpoints import (
     children,
@@ -134,6 +135,7 @@ __all__ = [
     "run_schedule_due",
     "run_stats",
     "run_tags_add",
+    "settle_finished",
     "signing_key_get",
     "stream_append",
     "stream_heads",

@@ -293,6 +293,25 @@ def run_finish_many(p: RunFinishManyParams) -> Procedure[list[bool]]:
     (``metadata``) are applied in the same transaction, their event after the others.
     """
     yield begin()
+    accepted = yield from _finish_each(p)
+    yield from settle_finished(p, accepted)
+    return accepted
+
+
+def settle_finished(p: RunFinishManyParams, accepted: list[bool]) -> Procedure[None]:
+    """Settle the waitpoints of the runs the accepted finishes ended and wake their parents:
+    they resume with this commit (no resolver pass)."""
+    ended = [f.run_id for f, ok in zip(p.finishes, accepted, strict=True) if ok and f.settles]
+    if ended:
+        now = max(f.now for f in p.finishes)
+        wake = {"environment": p.environment, "ids": json.dumps(ended), "now": now}
+        yield count("waitpoint_settle_finished", wake)
+        if (yield rows("runs_wake_parents", wake)):
+            yield notify(p.environment, now)
+
+
+def _finish_each(p: RunFinishManyParams) -> Procedure[list[bool]]:
+    """The finishes one by one, each run's events before its status change."""
     accepted: list[bool] = []
     for f in p.finishes:
         values = {
@@ -327,14 +346,6 @@ def run_finish_many(p: RunFinishManyParams) -> Procedure[list[bool]]:
         accepted.append(ok)
         if ok:
             yield count("attempt_finish", values)
-    ended = [f.run_id for f, ok in zip(p.finishes, accepted, strict=True) if ok and f.settles]
-    if ended:
-        # Parents waiting for these runs resume with this commit (no resolver pass).
-        now = max(f.now for f in p.finishes)
-        wake = {"environment": p.environment, "ids": json.dumps(ended), "now": now}
-        yield count("waitpoint_settle_finished", wake)
-        if (yield rows("runs_wake_parents", wake)):
-            yield notify(p.environment, now)
     return accepted
 
 

@@ -235,6 +235,43 @@ SELECT
         AND ttl_expires_at IS NOT NULL AND started_at IS NULL
      ORDER BY ttl_expires_at LIMIT 1) AS ttl_expires_at;
 
+-- name: run_finish_set
+-- A batch of finishes (store/sqlite/finish.py), each fenced by attempt number and
+-- lease owner as run_finish: one JSON array of [run_id, attempt_number, worker_id, status,
+-- output, error, retry_at, now], read by json_each in C. The runs triggers write each
+-- accepted run's status event and give back its slot, as for run_finish. RETURNING names the
+-- accepted runs (SQLite's RETURNING cannot read the FROM clause). The unary + keep the
+-- planner off runs_by_environment and runs_owner: it reads the input, then each run by id
+-- (left to itself, it walked the environment's runs once per input).
+UPDATE runs SET
+    status = json_extract(i.value, '$[3]'),
+    output = json_extract(i.value, '$[4]'),
+    error = json_extract(i.value, '$[5]'),
+    available_at = COALESCE(json_extract(i.value, '$[6]'), available_at),
+    finished_at = CASE WHEN json_extract(i.value, '$[3]') = 'QUEUED' THEN NULL
+                       ELSE json_extract(i.value, '$[7]') END,
+    lease_owner = NULL,
+    lease_expires_at = NULL,
+    updated_at = json_extract(i.value, '$[7]')
+FROM json_each(:input) AS i
+WHERE runs.id = json_extract(i.value, '$[0]')
+  AND +runs.environment = :environment
+  AND +runs.status = 'EXECUTING'
+  AND runs.attempt_number = json_extract(i.value, '$[1]')
+  AND +runs.lease_owner = json_extract(i.value, '$[2]')
+RETURNING id;
+
+-- name: attempt_finish_set
+-- The attempts of the runs run_finish_set accepted: [run_id, number, status, now, error].
+UPDATE attempts SET
+    status = json_extract(i.value, '$[2]'),
+    finished_at = json_extract(i.value, '$[3]'),
+    error = json_extract(i.value, '$[4]')
+FROM json_each(:input) AS i
+WHERE attempts.run_id = json_extract(i.value, '$[0]')
+  AND attempts.number = json_extract(i.value, '$[1]')
+  AND attempts.status = 'EXECUTING';
+
 -- name: run_reap_expired
 -- A lost worker's attempt counts as crashed; the run retries while attempts remain.
 -- INDEXED BY: left to itself the planner walks runs_by_environment, every run the

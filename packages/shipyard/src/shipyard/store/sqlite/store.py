@@ -60,6 +60,7 @@ from shipyard.store.rows import bulk_chunks, run_builder
 from shipyard.store.sql import load_queries, migration_files
 from shipyard.store.sqlite.claim import run_claim
 from shipyard.store.sqlite.errors import _Busy, once, primary_code, retry_busy, store_error
+from shipyard.store.sqlite.finish import run_finish_many
 from shipyard.store.sqlite.thread import StoreThread
 from shipyard.store.steps import (
     BEGIN,
@@ -407,6 +408,12 @@ class SqliteStore(StoreCore):
             return []
         return await self._run(run_claim(params))
 
+    async def run_finish_many(self, params: RunFinishManyParams) -> list[bool]:
+        """Record the end of attempts; False where the fence rejected a stale attempt."""
+        if not params.finishes:
+            return []
+        return await self._run(run_finish_many(params))
+
     async def run_finish_and_claim(
         self, finish: RunFinishManyParams, claim: RunClaimParams
     ) -> tuple[list[bool], list[RunRecord]]:
@@ -566,7 +573,7 @@ def _split_statements(script: str) -> list[str]:
 def _finish_and_claim(
     finish: RunFinishManyParams, claim: RunClaimParams
 ) -> Procedure[tuple[list[bool], list[RunRecord]]]:
-    accepted = yield from procedures.run_finish_many(finish)
+    accepted = yield from run_finish_many(finish)
     claimed = yield from run_claim(claim)
     return accepted, claimed
 
