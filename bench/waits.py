@@ -224,7 +224,9 @@ async def _parking(
     for _ in range(max(1, args.parked // 1000)):
         await enqueue(engine, 1000)
     before = rss_kb()
-    worker = Worker(engine, concurrency=500, poll_interval=0.2)
+    # Every run stays parked in this worker (SHIPYARD_MAX_PARKED's default, 10,000, would let
+    # the oldest go past it, and the count below would never be reached).
+    worker = Worker(engine, concurrency=500, poll_interval=0.2, max_parked=args.parked)
     started = time.perf_counter()
     await worker.start()
     if args.worker_heap:
