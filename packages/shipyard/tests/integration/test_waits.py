@@ -18,6 +18,7 @@ from shipyard.clock import FakeClock
 from shipyard.engine.engine import Engine
 from shipyard.records import RunRecord
 from shipyard.testing.eventually import eventually
+from shipyard.worker import parking
 
 
 async def status_becomes(engine: Engine, run_id: str, status: str, timeout: float = 10) -> None:
@@ -251,6 +252,37 @@ async def test_canceling_a_waiting_run_drops_it_without_on_cancel(
     assert run.status == "CANCELED"
     await eventually(lambda: not worker.parked)
     assert canceled == [] and after == []
+
+
+async def test_the_parked_runs_check_reads_a_slice_a_tick_and_comes_round_to_all(
+    engine: Engine, start_worker: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The check reads a slice of the parked runs each second (it read all of them: 10,000
+    # rows a second with 10,000 parked); round robin, so it still finds every canceled one.
+    monkeypatch.setattr(parking, "PARKED_CHECK_BATCH", 2)
+
+    @task(id="w-parked-slice")
+    async def waiting(payload: int) -> None:
+        await wait.for_(hours=1)
+
+    worker = await start_worker()
+    handles = [await waiting.trigger(n) for n in range(5)]
+    await eventually(lambda: len(worker.parked) == 5)
+    read: list[int] = []
+    ownership = engine.run_ownership
+
+    async def counting(run_ids: list[str]) -> Any:
+        read.append(len(run_ids))
+        return await ownership(run_ids)
+
+    monkeypatch.setattr(engine, "run_ownership", counting)
+    order = list(worker.parked)
+    first, fourth = order[0], order[3]
+    await engine.cancel_run(first)
+    await engine.cancel_run(fourth)
+    await eventually(lambda: set(worker.parked) == set(order) - {first, fourth}, timeout=15)
+    assert read and max(read) == 2
+    assert {h.id for h in handles} == set(order)
 
 
 @pytest.mark.fake_clock

@@ -66,7 +66,7 @@ from shipyard.worker.executor import (
 from shipyard.worker.finishing import write_batch
 from shipyard.worker.heartbeat import Heartbeat
 from shipyard.worker.loops import Claimer, Finisher, Scheduler
-from shipyard.worker.parking import suspend_batch
+from shipyard.worker.parking import check_parked, suspend_batch
 from shipyard.worker.services import Outage, PeriodicService, SchedulerService, Service
 from shipyard.worker.share import Share
 
@@ -119,6 +119,8 @@ class Worker:
         self.active: dict[str, Active] = {}
         # Attempts parked at a durable wait: no slot, the coroutine kept until resumed.
         self.parked: dict[str, Active] = {}
+        # Where the next check of parked runs starts (parking.check_parked: a slice a tick).
+        self.parked_checked = 0
         self.pending: list[tuple[Active, AttemptOutcome]] = []
         self.pending_event = asyncio.Event()
         # stop() and the finisher both flush; one at a time, or stop() could return while
@@ -288,7 +290,7 @@ class Worker:
                 self.active[run.id] = parked
                 future.set_result(run)
                 return
-            self._evict(parked)
+            self.evict(parked)
         elif resuming and self._resume_early(run):
             return
         self._spawn(run, is_replay=resuming)
@@ -372,7 +374,7 @@ class Worker:
         self.parked[run_id] = active
         while len(self.parked) > self.max_parked:
             # Bound memory: the oldest parked runs resume by replay wherever they are claimed.
-            self._evict(next(iter(self.parked.values())))
+            self.evict(next(iter(self.parked.values())))
 
     async def _park(self, active: Active) -> None:
         """Hold the attempt's coroutine until a claim takes its run back (its slot was given
@@ -387,7 +389,7 @@ class Worker:
             active.resume = None
         resume_deadline(active.scope)  # paused since the suspend was sent (Driver.suspend)
 
-    def _evict(self, active: Active) -> None:
+    def evict(self, active: Active) -> None:
         """Drop a parked coroutine; the run resumes by replay wherever it is claimed."""
         if self.parked.get(active.run.id) is active:
             del self.parked[active.run.id]
@@ -495,25 +497,7 @@ class Worker:
             self.poke()
 
     async def _check_parked(self) -> None:
-        """Evict parked coroutines idle too long, or whose run was canceled or is executing
-        elsewhere."""
-        if not self.parked:
-            return
-        idle_before = asyncio.get_running_loop().time() - self.parked_idle
-        for idle in [a for a in self.parked.values() if a.parked_at < idle_before]:
-            self._evict(idle)
-        if not self.parked:
-            return
-        for row in await self.engine.run_ownership(list(self.parked)):
-            active = self.parked.get(row.run_id)
-            if active is None:
-                continue
-            if row.status in (RunStatus.WAITING, RunStatus.QUEUED) and (
-                row.attempt_number == active.run.attempt_number
-            ):
-                continue
-            log.info("%s is %s; dropping its parked attempt", row.run_id, row.status)
-            self._evict(active)
+        await check_parked(self)
 
     async def _check_ownership(self) -> None:
         running = {rid: a for rid, a in self.active.items() if a.control.reason is None}
@@ -595,7 +579,7 @@ class Worker:
         parked = list(self.parked.values())
         for active in parked:
             # The runs stay WAITING; whoever claims them when they resolve replays them.
-            self._evict(active)
+            self.evict(active)
         if parked:
             await asyncio.wait([a.handle for a in parked if a.handle is not None])
         handles = [a.handle for a in self.active.values() if a.handle is not None]
