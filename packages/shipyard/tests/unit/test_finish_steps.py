@@ -16,32 +16,17 @@ from typing import Any
 from shipyard.records import NewEvent
 from shipyard.store.params import RunFinishManyParams, RunFinishParams
 from shipyard.store.sqlite.finish import run_finish_many
-from shipyard.store.steps import COUNT, ROW, ROWS, Procedure
-
-
-def statements(procedure: Procedure[Any], answers: dict[str, Any]) -> list[tuple[str, Any]]:
-    """The (name, parameters) of the statements ``procedure`` runs, each answered from
-    ``answers`` (by name) or with its kind's empty result."""
-    seen = []
-    result: Any = None
-    empty = {COUNT: 1, ROW: None, ROWS: []}
-    try:
-        while True:
-            kind, name, params = procedure.send(result)
-            seen.append((name, params))
-            result = answers.get(name, empty.get(kind))
-    except StopIteration:
-        return seen
+from shipyard.testing.steps import drive
 
 
 def finish(n: int, **kw: Any) -> RunFinishParams:
     return RunFinishParams(f"run_{n}", 1, "w1", "COMPLETED", "COMPLETED", 5, **kw)
 
 
-def test_a_batch_of_plain_finishes_is_two_statements() -> None:
+def test_a_batch_of_plain_finishes_is_two_drive() -> None:
     batch = [finish(n, awaitable=False) for n in range(50)]
     accepted_ids = [(f"run_{n}",) for n in range(50) if n != 7]
-    seen = statements(
+    seen = drive(
         run_finish_many(RunFinishManyParams("development", batch)),
         {"run_finish_set": accepted_ids},
     )
@@ -56,7 +41,7 @@ def test_finishes_with_logs_or_of_one_run_twice_go_one_by_one() -> None:
     for batch in ([finish(0), with_log], [finish(0), finish(0)]):
         names = [
             name
-            for name, _ in statements(
+            for name, _ in drive(
                 run_finish_many(RunFinishManyParams("development", batch)),
                 {"run_finish_fence": ("run_1",)},
             )

@@ -15,22 +15,13 @@ from typing import Any
 from shipyard.store import procedures
 from shipyard.store.feed import InputSendParams
 from shipyard.store.params import WaitpointCompleteParams
-from shipyard.store.steps import COUNT, ROW, ROWS, Procedure
+from shipyard.store.steps import Procedure
+from shipyard.testing.steps import drive
 
 
 def statements(procedure: Procedure[Any], answers: dict[str, Any]) -> list[str]:
-    """The names of the statements ``procedure`` runs, each answered from ``answers`` (by
-    name) or with its kind's empty result."""
-    names = []
-    result: Any = None
-    empty = {COUNT: 0, ROW: None, ROWS: []}
-    try:
-        while True:
-            kind, name, _ = procedure.send(result)
-            names.append(name)
-            result = answers.get(name, empty.get(kind))
-    except StopIteration:
-        return names
+    """The names of the statements ``procedure`` runs, answered from ``answers``."""
+    return [name for name, _ in drive(procedure, answers)]
 
 
 def test_a_token_completion_wakes_through_its_own_links() -> None:
