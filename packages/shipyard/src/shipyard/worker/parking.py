@@ -7,6 +7,9 @@ inserts the child, records the call and suspends the parent; the claim in that t
 takes the child when this worker has its task (``trigger_and_wait``: one commit before the
 child starts, and its finish claims the parent back). Runs parking at tokens claim the next
 runs in the same commit.
+
+The worker's ``parking`` service (:func:`check_parked`, once a second) drops the coroutines of
+runs parked too long, or canceled, finished or taken on elsewhere meanwhile.
 """
 
 from __future__ import annotations
