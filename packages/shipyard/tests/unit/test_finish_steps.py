@@ -3,8 +3,8 @@
 The SQLite store ran the shared procedure ``run_finish_many``: two statements per finish — the
 fenced run update and its attempt's — half of a drain's database time. A batch of finishes
 with no logs and no metadata, of distinct runs, is now ``run_finish_set`` then
-``attempt_finish_set`` (store/sqlite/finish.py; PostgreSQL has one statement of its own)
-(bench/claim_cycle.py: a finish of 100 runs 7.5 → 5.1 ms). What each finish writes is checked
+``attempt_finish_set`` (store/sqlite/finish.py; PostgreSQL has one statement of its own;
+bench/claim_cycle.py: a finish of 100 runs 7.5 → 5.1 ms). What each finish writes is checked
 against both backends in conformance/test_store_runs.py.
 """
 
@@ -23,7 +23,7 @@ def finish(n: int, **kw: Any) -> RunFinishParams:
     return RunFinishParams(f"run_{n}", 1, "w1", "COMPLETED", "COMPLETED", 5, **kw)
 
 
-def test_a_batch_of_plain_finishes_is_two_drive() -> None:
+def test_a_batch_of_plain_finishes_is_two_statements() -> None:
     batch = [finish(n, awaitable=False) for n in range(50)]
     accepted_ids = [(f"run_{n}",) for n in range(50) if n != 7]
     seen = drive(

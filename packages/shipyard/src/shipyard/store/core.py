@@ -179,19 +179,18 @@ class StoreCore(ABC):
         """``(bucket, status, runs)``: runs created since ``created_from`` by window, status."""
         return await self._run(procedures.run_stats(params))
 
+    @abstractmethod
     async def run_finish_many(self, params: RunFinishManyParams) -> list[bool]:
-        """Record the end of attempts; False where the fence rejected a stale attempt."""
-        if not params.finishes:
-            return []
-        return await self._run(procedures.run_finish_many(params))
+        """Record the end of attempts; False where the fence rejected a stale attempt. A
+        worker's hot path: each backend writes a batch its own way (SQLite:
+        ``store/sqlite/finish.py``; PostgreSQL: one statement)."""
 
+    @abstractmethod
     async def run_finish_and_claim(
         self, finish: RunFinishManyParams, claim: RunClaimParams
     ) -> tuple[list[bool], list[RunRecord]]:
-        """Record the end of attempts, then claim with the slots they freed. This default
-        makes two transactions; a backend overrides it to make one."""
-        accepted = await self.run_finish_many(finish)
-        return accepted, await self.run_claim(claim)
+        """Record the end of attempts, then claim with the slots they freed (see
+        :meth:`~shipyard.store.protocol.Store.run_finish_and_claim`)."""
 
     @abstractmethod
     async def run_claim(self, params: RunClaimParams) -> list[RunRecord]:
